@@ -1,0 +1,1 @@
+"""The hub's GraphQL layer (shipped as ``hubql`` so that graphql-core is never shadowed)."""

@@ -1,0 +1,1 @@
+"""The hub: a knowledge-graph digital twin of a whole energy system."""

@@ -1,0 +1,75 @@
+"""One typed settings object for the whole hub, read from ``HUB_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HUB_", env_file=".env", extra="ignore")
+
+    # Where the launcher keeps downloaded distributions, data, logs and pids.
+    state_dir: Path = Field(default=PROJECT_ROOT / ".hub")
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_controller_port: int = 9093
+    kafka_version: str = "3.9.1"
+    kafka_heap: str = "1g"
+    ingest_topic_prefix: str = "cim.ingest."
+    deadletter_topic: str = "cim.deadletter"
+    changes_topic: str = "cim.changes"
+    topic_partitions: int = 4
+
+    # Neo4j
+    neo4j_uri: str = "bolt://127.0.0.1:7687"
+    neo4j_user: str = "neo4j"
+    neo4j_password: str = "hub-dev-password"
+    neo4j_database: str = "neo4j"
+    neo4j_version: str = "5.26.0"
+    neo4j_heap: str = "2g"
+    neo4j_pagecache: str = "1g"
+
+    # Worker
+    worker_id: str = "hub-worker"
+    worker_web_port: int = 6066
+    batch_size: int = 500
+    batch_timeout_s: float = 0.5
+    max_event_bytes: int = 1_000_000
+    metrics_port: int = 9108
+    # JSON object: producer id -> {"org": ..., "default_label": ...}; see hub/producers.py
+    producers: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    dev_mode: bool = True
+    max_page_size: int = 5000
+    max_query_depth: int = 12
+    query_timeout_s: float = 10.0
+
+    # Auth (OIDC bearer tokens)
+    oidc_issuer: str = "http://127.0.0.1:8000/dev-issuer"
+    oidc_audience: str = "energy-hub"
+    jwks_file: Path | None = None
+    jwks_url: str | None = None
+    claim_clearance: str = "clearance"
+    claim_org: str = "org"
+    claim_roles: str = "roles"
+    claim_groups: str = "groups"
+    anonymous_access: bool = True
+
+    # Logging
+    log_level: str = "INFO"
+    log_json: bool = True
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Ingest: Faust workers, converters from producers' formats, and the producer client."""
