@@ -16,6 +16,10 @@ class Settings(BaseSettings):
 
     # Where the launcher keeps downloaded distributions, data, logs and pids.
     state_dir: Path = Field(default=PROJECT_ROOT / ".hub")
+    # Downloaded Kafka/Neo4j jars; shared between state folders so tests and demo download once.
+    cache_dir: Path = Field(default=Path.home() / ".cache" / "energy-hub")
+    # How long `hub services up` waits for a service to answer before giving up.
+    services_start_timeout_s: float = 180.0
 
     # Kafka
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -32,7 +36,7 @@ class Settings(BaseSettings):
     neo4j_user: str = "neo4j"
     neo4j_password: str = "hub-dev-password"
     neo4j_database: str = "neo4j"
-    neo4j_version: str = "5.26.0"
+    neo4j_version: str = "5.26.30"
     neo4j_heap: str = "2g"
     neo4j_pagecache: str = "1g"
 
