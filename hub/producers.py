@@ -1,0 +1,126 @@
+"""Producer registry: each producer's organisation, clearance, default label and owned mRID range.
+
+Configured through ``HUB_PRODUCERS``, a JSON object such as::
+
+    {"ngt-eq": {"org": "ngt", "clearance": "OFFICIAL", "default_label": "org=ngt|org=neso", "owns": "ngt-"}}
+
+A producer that is not configured is still accepted (its topic exists), but default deny applies: its
+organisation is taken to be its id, its default label is ``org=<id>`` and its clearance is ``PUBLIC``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from hub.labels import Authorizations, Label, LabelError, Token, canonical, evaluate, parse
+from hub.settings import Settings, get_settings
+
+_KNOWN_KEYS = frozenset({"org", "clearance", "default_label", "owns"})
+
+
+class ProducerConfigError(ValueError):
+    """A ``producers`` settings entry that cannot be used; the message names the producer and key."""
+
+
+@dataclass(frozen=True)
+class Producer:
+    id: str
+    org: str
+    clearance: str
+    default_label: Label
+    owns: str | None
+    configured: bool
+
+    @property
+    def authorizations(self) -> Authorizations:
+        """What the producer itself holds: its clearance and ``org=<org>``."""
+        return Authorizations(self.clearance, frozenset({f"org={self.org}"}))
+
+    @property
+    def default_label_text(self) -> str:
+        return canonical(self.default_label)
+
+    def may_assign(self, label: Label | str) -> bool:
+        """A producer may not label data so that it could not see the data itself."""
+        tree = parse(label) if isinstance(label, str) else label
+        return evaluate(tree, self.authorizations)
+
+    def may_own(self, mrid: str) -> bool:
+        """Whether the mRID lies in the producer's configured range (any mRID when none is configured)."""
+        return self.owns is None or mrid.startswith(self.owns)
+
+
+class ProducerRegistry:
+    def __init__(self, config: Mapping[str, Mapping[str, object]]) -> None:
+        self._producers = {pid: _build(pid, entry) for pid, entry in config.items()}
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> ProducerRegistry:
+        return cls((settings or get_settings()).producers)
+
+    def get(self, producer_id: str) -> Producer:
+        found = self._producers.get(producer_id)
+        if found is not None:
+            return found
+        if not producer_id:
+            raise ProducerConfigError("producer id must not be empty")
+        return Producer(
+            id=producer_id,
+            org=producer_id,
+            clearance="PUBLIC",
+            default_label=Token(f"org={producer_id}"),
+            owns=None,
+            configured=False,
+        )
+
+    def __contains__(self, producer_id: object) -> bool:
+        return producer_id in self._producers
+
+    def ids(self) -> list[str]:
+        return sorted(self._producers)
+
+    def default_label(self, producer_id: str) -> Label:
+        return self.get(producer_id).default_label
+
+    def authorizations(self, producer_id: str) -> Authorizations:
+        return self.get(producer_id).authorizations
+
+    def may_assign(self, producer_id: str, label: Label | str) -> bool:
+        return self.get(producer_id).may_assign(label)
+
+
+def _build(pid: str, entry: Mapping[str, object]) -> Producer:
+    if not isinstance(entry, Mapping):
+        raise ProducerConfigError(f"producers[{pid!r}] must be an object, got {entry!r}")
+    unknown = set(entry) - _KNOWN_KEYS
+    if unknown:
+        raise ProducerConfigError(
+            f"producers[{pid!r}] has unknown key(s) {sorted(unknown)}; allowed: {sorted(_KNOWN_KEYS)}"
+        )
+    org = entry.get("org", pid)
+    if not isinstance(org, str) or not org:
+        raise ProducerConfigError(f"producers[{pid!r}].org must be a non-empty string, got {org!r}")
+    clearance_raw = entry.get("clearance", "PUBLIC")
+    try:
+        clearance = Authorizations(str(clearance_raw)).classification or "PUBLIC"
+    except ValueError as exc:
+        raise ProducerConfigError(f"producers[{pid!r}].clearance: {exc}") from None
+    raw_label = entry.get("default_label")
+    if raw_label is None:
+        default: Label = Token(f"org={org}")
+    else:
+        try:
+            default = parse(str(raw_label))
+        except LabelError as exc:
+            raise ProducerConfigError(f"producers[{pid!r}].default_label = {raw_label!r}: {exc}") from None
+    owns = entry.get("owns")
+    if owns is not None and (not isinstance(owns, str) or not owns):
+        raise ProducerConfigError(f"producers[{pid!r}].owns must be a non-empty string, got {owns!r}")
+    producer = Producer(pid, org, clearance, default, owns, configured=True)
+    if not producer.may_assign(default):
+        raise ProducerConfigError(
+            f"producers[{pid!r}].default_label = {canonical(default)!r} is not satisfied by the producer "
+            f"itself (org={org}, clearance={clearance})"
+        )
+    return producer
