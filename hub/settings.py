@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     max_page_size: int = 5000
     max_query_depth: int = 12
     query_timeout_s: float = 10.0
+    # GraphQL guard rails: aliases and tokens per document, traversal sizes, and how long the table of
+    # security labels is trusted before it is read again (new labels appear as producers write).
+    max_aliases: int = 30
+    max_tokens: int = 10_000
+    max_neighbourhood_depth: int = 4
+    max_path_length: int = 16
+    max_subgraph_nodes: int = 5000
+    label_cache_ttl_s: float = 2.0
+    ingest_max_batch: int = 1000
 
     # Auth (OIDC bearer tokens)
     oidc_issuer: str = "http://127.0.0.1:8000/dev-issuer"
@@ -68,6 +77,9 @@ class Settings(BaseSettings):
     claim_roles: str = "roles"
     claim_groups: str = "groups"
     anonymous_access: bool = True
+    # Clock skew tolerated on exp/nbf/iat, and how long a fetched JWKS is trusted before refetching.
+    oidc_leeway_s: float = 30.0
+    jwks_cache_s: float = 300.0
 
     # Logging
     log_level: str = "INFO"

@@ -1,0 +1,34 @@
+"""Who is asking: the verified attributes of an API caller and the authorizations they imply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hub.labels import Authorizations
+
+
+@dataclass(frozen=True)
+class Caller:
+    subject: str
+    org: str | None = None
+    clearance: str | None = "PUBLIC"
+    roles: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    anonymous: bool = False
+    # Derived once: the guard keys its per-caller label cache on this value.
+    authorizations: Authorizations = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        auths = Authorizations.from_claims(
+            clearance=self.clearance, org=self.org, roles=self.roles, groups=self.groups
+        )
+        object.__setattr__(self, "clearance", auths.classification)
+        object.__setattr__(self, "authorizations", auths)
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+
+# No token: PUBLIC clearance and no tokens at all, so only classification=PUBLIC data is visible.
+ANONYMOUS = Caller(subject="anonymous", anonymous=True)
