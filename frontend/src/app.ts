@@ -1,0 +1,832 @@
+// The page's controller: signs the caller in, turns clicks into API calls, and keeps the graph,
+// the panels and the live feed in step.
+
+import { ApiError, HubApi, fetchDemoUsers, type DemoUser } from "./api";
+import { ClassStyles, SHAPE_LABEL, type Shape } from "./classStyle";
+import { byTestId, clear, debounce, h } from "./dom";
+import { GraphModel, edgeId } from "./graphModel";
+import { LiveFeed, type LiveState } from "./live";
+import * as Q from "./queries";
+import type { Caller, Change, ClassCount, DependencyReport, GraphNode, ObjectDetail, SearchHit, Subgraph } from "./queries";
+import { clearToken, getToken, setToken, tokenExpiry } from "./session";
+import { renderDetail, type DetailState } from "./ui/detail";
+import { SearchBox, swatch } from "./ui/search";
+import { GraphView, type LayoutMode } from "./view";
+
+const PAGE_SIZE = 500;
+const MAX_ON_SCREEN = 6000;
+const EDGE_BATCH = 25;
+const DISCOVERY_BATCH = 20;
+
+export class App {
+  readonly styles = new ClassStyles();
+  readonly model = new GraphModel(this.styles);
+  readonly api = new HubApi(() => getToken());
+  readonly view: GraphView;
+  readonly live: LiveFeed;
+  private readonly search: SearchBox;
+  caller: Caller | null = null;
+  private detail: DetailState | null = null;
+  private pathStart: string | null = null;
+  private pathEnd: string | null = null;
+  private discoveryQueue = new Set<string>();
+  private retryTimer: number | undefined;
+  private bannerKind: string | null = null;
+  private loadingClass = false;
+  liveLog: Change[] = [];
+
+  constructor() {
+    this.view = new GraphView(byTestId("graph"), this.model, {
+      onClickNode: (mrid, shift) => {
+        if (shift && this.view.selected && this.view.selected !== mrid) {
+          this.pathStart = this.view.selected;
+          void this.findPath(mrid);
+        } else void this.select(mrid);
+      },
+      onDoubleClickNode: (mrid) => void this.toggleExpand(mrid),
+      onClickStage: () => this.deselect(),
+      onLayoutState: () => undefined,
+    });
+    this.live = new LiveFeed(() => getToken(), {
+      onChange: (c, feed) => this.onChange(c, feed),
+      onState: (s, detail) => this.onLiveState(s, detail),
+    });
+    this.search = new SearchBox(
+      byTestId("search"),
+      this.styles,
+      (text) => this.api.query<{ search: SearchHit[] }>("Search", Q.SEARCH, { text, first: 15 }).then((r) => r.search),
+      (hit) => void this.open(hit.mrid),
+    );
+    this.api.setListener({
+      onAuthFailure: (msg) => this.authFailed(msg),
+      onUnreachable: (msg) => this.unreachable(msg),
+      onReachable: () => this.reachable(),
+    });
+    this.api.onBusy((n) => {
+      byTestId("busy").hidden = n === 0;
+    });
+    this.bindControls();
+    this.model.graph.on("nodeAdded", () => this.onGraphChanged());
+    this.model.graph.on("nodeDropped", () => this.onGraphChanged());
+    this.model.graph.on("cleared", () => this.onGraphChanged());
+  }
+
+  // ---------------------------------------------------------------- sign-in
+
+  async start(): Promise<void> {
+    const token = getToken();
+    if (token) {
+      const exp = tokenExpiry(token);
+      if (exp && exp.getTime() < Date.now()) {
+        clearToken();
+        await this.showSignIn("Your token expired at " + exp.toLocaleString("en-GB") + ". Sign in again.");
+        return;
+      }
+      await this.afterSignIn();
+    } else {
+      await this.showSignIn();
+    }
+  }
+
+  async showSignIn(error?: string): Promise<void> {
+    const dialog = byTestId("sign-in-dialog");
+    dialog.hidden = false;
+    const err = byTestId("sign-in-error");
+    err.hidden = !error;
+    err.textContent = error ?? "";
+    const users = await fetchDemoUsers();
+    const box = byTestId("demo-users");
+    const list = byTestId("demo-user-list");
+    clear(list);
+    box.hidden = !users || users.length === 0;
+    for (const u of users ?? []) list.append(this.demoUserItem(u));
+  }
+
+  private demoUserItem(u: DemoUser): HTMLElement {
+    return h(
+      "li",
+      {},
+      h(
+        "button",
+        { type: "button", testid: "demo-user", "data-user": u.name, onclick: () => void this.signIn(u.token) },
+        h("span", { className: "du-name" }, u.name),
+        h("span", { className: "du-desc" }, u.description),
+        u.clearance ? h("span", { className: "badge" }, u.clearance) : null,
+      ),
+    );
+  }
+
+  async signIn(token: string | null): Promise<void> {
+    if (token !== null) {
+      if (!token.trim()) {
+        this.signInError("Paste a token first, or pick a demo user.");
+        return;
+      }
+      setToken(token);
+    } else {
+      clearToken();
+    }
+    await this.afterSignIn();
+  }
+
+  private signInError(msg: string): void {
+    const err = byTestId("sign-in-error");
+    err.hidden = false;
+    err.textContent = msg;
+    byTestId("sign-in-dialog").hidden = false;
+  }
+
+  private async afterSignIn(): Promise<void> {
+    let me: Caller;
+    try {
+      me = (await this.api.query<{ me: Caller }>("Me", Q.ME)).me;
+    } catch (e) {
+      const err = e as ApiError;
+      if (err.kind === "auth") return; // authFailed already reopened the dialog
+      this.signInError(err.kind === "unreachable" ? err.message : `Sign-in failed: ${err.message}`);
+      return;
+    }
+    this.caller = me;
+    byTestId("sign-in-dialog").hidden = true;
+    this.hideBanner();
+    this.renderUser();
+    this.search.enable(true);
+    this.resetGraph();
+    this.live.start();
+    try {
+      const [cls, counts] = await Promise.all([
+        this.api.query<{ ontologyClasses: Q.OntologyClass[] }>("OntologyClasses", Q.ONTOLOGY_CLASSES),
+        this.api.query<{ counts: ClassCount[] }>("Counts", Q.COUNTS, {}),
+      ]);
+      this.styles.setOntology(cls.ontologyClasses);
+      this.renderCatalogue(counts.counts);
+    } catch (e) {
+      this.toast(`Could not load the catalogue: ${(e as Error).message}`, true);
+    }
+  }
+
+  signOut(): void {
+    clearToken();
+    this.caller = null;
+    this.live.stop();
+    this.resetGraph();
+    this.renderUser();
+    this.search.enable(false);
+    clear(byTestId("catalogue"));
+    byTestId("catalogue").append(h("li", { className: "muted" }, "Sign in to see the catalogue."));
+    void this.showSignIn();
+  }
+
+  private renderUser(): void {
+    const name = byTestId("user-name");
+    const clearance = byTestId("user-clearance");
+    const c = this.caller;
+    if (!c) {
+      name.textContent = "not signed in";
+      clearance.textContent = "";
+    } else {
+      name.textContent = c.anonymous ? "anonymous" : c.subject + (c.org ? ` · ${c.org}` : "");
+      name.title = [`roles: ${c.roles.join(", ") || "none"}`, `groups: ${c.groups.join(", ") || "none"}`].join("\n");
+      clearance.textContent = c.clearance ?? "no clearance";
+    }
+    byTestId("sign-out").hidden = !c;
+    byTestId("sign-in-open").hidden = Boolean(c && !c.anonymous);
+  }
+
+  // ---------------------------------------------------------------- errors
+
+  private authFailed(msg: string): void {
+    clearToken();
+    this.live.stop();
+    this.showBanner("auth", `${msg} Your session has ended; sign in again to continue.`, [
+      ["Sign in again", () => void this.showSignIn(msg)],
+    ]);
+    void this.showSignIn(msg);
+  }
+
+  private unreachable(msg: string): void {
+    this.showBanner("unreachable", `${msg} The page keeps what it shows and retries.`, [["Retry now", () => void this.retry()]]);
+    window.clearTimeout(this.retryTimer);
+    this.retryTimer = window.setTimeout(() => void this.retry(), 5000);
+  }
+
+  private reachable(): void {
+    if (this.bannerKind === "unreachable") this.hideBanner();
+  }
+
+  private async retry(): Promise<void> {
+    try {
+      if (this.caller) await this.api.query("Me", Q.ME);
+      else await this.afterSignIn();
+    } catch {
+      /* unreachable() schedules the next attempt */
+    }
+  }
+
+  private showBanner(kind: string, text: string, actions: [string, () => void][]): void {
+    const banner = byTestId("banner");
+    banner.hidden = false;
+    banner.dataset.kind = kind;
+    this.bannerKind = kind;
+    byTestId("banner-text").textContent = text;
+    const box = byTestId("banner-actions");
+    clear(box);
+    for (const [label, fn] of actions) box.append(h("button", { className: "ghost small", testid: `banner-${kind}-action`, onclick: fn }, label));
+  }
+
+  private hideBanner(): void {
+    byTestId("banner").hidden = true;
+    this.bannerKind = null;
+  }
+
+  toast(text: string, error = false): void {
+    const t = h("div", { className: `toast${error ? " error" : ""}`, testid: "toast" }, text);
+    byTestId("toasts").append(t);
+    window.setTimeout(() => t.remove(), error ? 7000 : 3500);
+  }
+
+  private report(e: unknown): void {
+    const err = e as ApiError;
+    if (err instanceof ApiError && err.kind !== "query") return; // banner already shown
+    this.toast(err.message ?? String(e), true);
+  }
+
+  // ---------------------------------------------------------------- graph actions
+
+  private resetGraph(): void {
+    this.view.stopForce();
+    this.model.clear();
+    this.detail = null;
+    this.pathStart = null;
+    this.pathEnd = null;
+    this.view.selected = null;
+    this.view.pathStart = null;
+    this.view.setHighlight(null, null);
+    this.renderDetailPanel();
+    this.renderPath();
+  }
+
+  /** Opens an object: puts it on screen (kept until cleared) and shows its details. */
+  async open(mrid: string): Promise<void> {
+    try {
+      const detail = await this.fetchDetail(mrid);
+      if (!detail) {
+        this.toast(`Object ${mrid} was not found.`, true);
+        return;
+      }
+      const added = this.model.upsertNode(detail);
+      this.model.graph.setNodeAttribute(mrid, "pinned", true);
+      if (added) this.view.placeGeo([mrid]);
+      this.view.selected = mrid;
+      this.view.refresh();
+      this.view.focus(mrid);
+      await this.showDetail(detail);
+    } catch (e) {
+      this.report(e);
+    }
+  }
+
+  private async fetchDetail(mrid: string): Promise<ObjectDetail | null> {
+    return (await this.api.query<{ object: ObjectDetail | null }>("ObjectDetail", Q.OBJECT, { mrid })).object;
+  }
+
+  async select(mrid: string): Promise<void> {
+    this.view.selected = mrid;
+    this.view.refresh();
+    try {
+      const detail = await this.fetchDetail(mrid);
+      if (!detail) {
+        this.model.remove(mrid);
+        this.toast("That object is no longer visible to you.", true);
+        return;
+      }
+      if (this.view.selected !== mrid) return;
+      await this.showDetail(detail);
+    } catch (e) {
+      this.report(e);
+    }
+  }
+
+  private deselect(): void {
+    this.view.selected = null;
+    this.detail = null;
+    this.view.refresh();
+    this.renderDetailPanel();
+  }
+
+  private async showDetail(detail: ObjectDetail): Promise<void> {
+    const keepDeps = this.detail && this.detail.detail.mrid === detail.mrid ? this.detail.deps : null;
+    this.detail = {
+      detail,
+      neighbours: null,
+      expanded: this.isExpanded(detail.mrid),
+      onScreen: this.model.graph.hasNode(detail.mrid),
+      pathStart: this.pathStart,
+      deps: keepDeps,
+      depsLoading: false,
+    };
+    this.renderDetailPanel();
+    try {
+      const sub = await this.neighbourhood(detail.mrid);
+      if (this.detail?.detail.mrid !== detail.mrid) return;
+      this.detail.neighbours = sub;
+      this.renderDetailPanel();
+    } catch (e) {
+      this.report(e);
+    }
+  }
+
+  private neighbourhood(mrid: string, types?: string[]): Promise<Subgraph> {
+    return this.api
+      .query<{ neighbourhood: Subgraph }>("Neighbourhood", Q.NEIGHBOURHOOD, { mrid, depth: 1, types: types ?? null })
+      .then((r) => r.neighbourhood);
+  }
+
+  private isExpanded(mrid: string): boolean {
+    return this.model.graph.hasNode(mrid) && this.model.graph.getNodeAttribute(mrid, "expanded");
+  }
+
+  async expand(mrid: string, types?: string[]): Promise<void> {
+    try {
+      if (!this.model.graph.hasNode(mrid)) await this.open(mrid);
+      const sub = await this.neighbourhood(mrid, types);
+      if (!this.model.graph.hasNode(mrid)) return;
+      if (this.model.graph.order + sub.nodes.length > MAX_ON_SCREEN) {
+        this.toast(`Expanding would put more than ${MAX_ON_SCREEN} objects on screen; collapse something first.`, true);
+        return;
+      }
+      const added = this.model.merge(sub, mrid);
+      if (!types) this.model.graph.setNodeAttribute(mrid, "expanded", true);
+      else this.model.graph.setNodeAttribute(mrid, "expanded", true);
+      this.view.placeGeo(added);
+      this.view.refresh();
+      this.view.runForce();
+      if (added.length === 0) this.toast("No further neighbours you may see.");
+      if (this.detail?.detail.mrid === mrid) {
+        this.detail.expanded = true;
+        this.detail.onScreen = true;
+        if (!types) this.detail.neighbours = sub;
+        this.renderDetailPanel();
+      }
+      this.watchScreen();
+    } catch (e) {
+      this.report(e);
+    }
+  }
+
+  collapse(mrid: string): void {
+    this.model.collapse(mrid);
+    this.view.refresh();
+    if (this.detail?.detail.mrid === mrid) {
+      this.detail.expanded = false;
+      this.renderDetailPanel();
+    }
+    this.watchScreen();
+  }
+
+  async toggleExpand(mrid: string): Promise<void> {
+    if (this.isExpanded(mrid)) this.collapse(mrid);
+    else await this.expand(mrid);
+  }
+
+  async dependencies(mrid: string): Promise<void> {
+    if (!this.detail || this.detail.detail.mrid !== mrid) return;
+    this.detail.depsLoading = true;
+    this.renderDetailPanel();
+    try {
+      const r = (await this.api.query<{ dependencies: DependencyReport }>("Dependencies", Q.DEPENDENCIES, { mrid })).dependencies;
+      if (this.detail?.detail.mrid !== mrid) return;
+      this.detail.deps = r;
+      this.detail.depsLoading = false;
+      const sub: Subgraph = r.subgraph ?? { nodes: [...(r.root ? [r.root] : []), ...r.dependents], edges: [] };
+      if (!this.model.graph.hasNode(mrid) && r.root) this.model.upsertNode(r.root);
+      const added = this.model.merge(sub, mrid);
+      this.view.placeGeo(added);
+      const nodes = new Set(sub.nodes.map((n) => n.mrid));
+      nodes.add(mrid);
+      this.view.setHighlight(nodes, sub.edges.map(edgeId));
+      this.view.runForce();
+      this.renderDetailPanel();
+      this.watchScreen();
+    } catch (e) {
+      if (this.detail?.detail.mrid === mrid) {
+        this.detail.depsLoading = false;
+        this.renderDetailPanel();
+      }
+      this.report(e);
+    }
+  }
+
+  pathFrom(mrid: string): void {
+    this.pathStart = mrid;
+    this.pathEnd = null;
+    this.view.pathStart = mrid;
+    this.view.refresh();
+    if (this.detail) this.detail.pathStart = mrid;
+    this.renderDetailPanel();
+    this.renderPath();
+    this.toast("Now select the other end and choose “Path to here” (or shift-click it).");
+  }
+
+  async findPath(to: string): Promise<void> {
+    const from = this.pathStart;
+    if (!from) return;
+    this.pathEnd = to;
+    this.renderPath();
+    try {
+      const r = await this.api.query<{ shortestPath: Subgraph | null }>("ShortestPath", Q.SHORTEST_PATH, { from, to });
+      const sub = r.shortestPath;
+      if (!sub || sub.nodes.length === 0) {
+        this.view.setHighlight(null, null);
+        byTestId("path-tool").dataset.result = "none";
+        this.toast("No path between these objects that you may see.", true);
+        return;
+      }
+      const added = this.model.merge(sub);
+      for (const m of added) this.model.graph.setNodeAttribute(m, "pinned", true);
+      this.view.placeGeo(added);
+      this.view.setHighlight(
+        sub.nodes.map((n) => n.mrid),
+        sub.edges.map(edgeId),
+      );
+      byTestId("path-tool").dataset.result = String(sub.edges.length);
+      this.view.runForce();
+      this.toast(`Shortest path: ${sub.edges.length} step${sub.edges.length === 1 ? "" : "s"}.`);
+      this.watchScreen();
+    } catch (e) {
+      this.report(e);
+    }
+  }
+
+  clearHighlight(): void {
+    this.pathStart = null;
+    this.pathEnd = null;
+    this.view.pathStart = null;
+    delete byTestId("path-tool").dataset.result;
+    this.view.setHighlight(null, null);
+    if (this.detail) this.detail.pathStart = null;
+    this.renderPath();
+    this.renderDetailPanel();
+  }
+
+  /** Loads every visible object of a class page by page, then the edges among what is on screen. */
+  async loadClass(className: string, total: number): Promise<void> {
+    if (this.loadingClass) {
+      this.toast("Another class is still loading.");
+      return;
+    }
+    this.loadingClass = true;
+    const progress = byTestId("progress");
+    const text = byTestId("progress-text");
+    const fill = byTestId("progress-fill");
+    progress.hidden = false;
+    const loaded: string[] = [];
+    try {
+      let after: string | null = null;
+      let expected = total;
+      for (;;) {
+        const remaining = MAX_ON_SCREEN - this.model.graph.order;
+        if (remaining <= 0) {
+          this.toast(`Stopped at ${MAX_ON_SCREEN} objects on screen.`, true);
+          break;
+        }
+        const page: Q.ObjectsPage = await this.api.query<Q.ObjectsPage>("ObjectsPage", Q.OBJECTS_PAGE, {
+          className,
+          first: Math.min(PAGE_SIZE, remaining),
+          after,
+        });
+        expected = page.objects.totalCount ?? expected;
+        for (const e of page.objects.edges) {
+          this.model.upsertNode(e.node);
+          this.model.graph.setNodeAttribute(e.node.mrid, "pinned", true);
+          loaded.push(e.node.mrid);
+        }
+        this.view.placeGeo(loaded);
+        this.view.refresh();
+        text.textContent = `Loading ${className}: ${loaded.length.toLocaleString("en-GB")} of ${expected.toLocaleString("en-GB")}`;
+        fill.style.width = `${expected ? Math.min(100, (loaded.length / expected) * 70) : 70}%`;
+        if (!page.objects.pageInfo.hasNextPage || !page.objects.pageInfo.endCursor) break;
+        after = page.objects.pageInfo.endCursor;
+      }
+      // Edges among what is now on screen, a batch of neighbourhoods per request.
+      for (let i = 0; i < loaded.length; i += EDGE_BATCH) {
+        const batch = loaded.slice(i, i + EDGE_BATCH);
+        const vars: Record<string, string> = {};
+        batch.forEach((m, j) => (vars[`m${j}`] = m));
+        const r = await this.api.query<Record<string, Subgraph>>("NeighbourhoodBatch", Q.batchNeighbourhoods(batch.length), vars);
+        for (const sub of Object.values(r)) for (const e of sub.edges) this.model.addEdge(e);
+        text.textContent = `Connecting ${className}: ${Math.min(i + EDGE_BATCH, loaded.length).toLocaleString("en-GB")} of ${loaded.length.toLocaleString("en-GB")}`;
+        fill.style.width = `${70 + (Math.min(i + EDGE_BATCH, loaded.length) / loaded.length) * 30}%`;
+        this.view.refresh();
+      }
+      this.view.runForce(4000);
+      this.watchScreen();
+    } catch (e) {
+      this.report(e);
+    } finally {
+      this.loadingClass = false;
+      progress.hidden = true;
+      fill.style.width = "0";
+    }
+  }
+
+  clearGraph(): void {
+    this.resetGraph();
+    this.watchScreen();
+  }
+
+  async setLayout(mode: LayoutMode): Promise<void> {
+    byTestId("layout-force").classList.toggle("active", mode === "force");
+    byTestId("layout-geo").classList.toggle("active", mode === "geo");
+    byTestId("stage").classList.toggle("geo", mode === "geo");
+    byTestId("stage").dataset.layout = mode;
+    try {
+      await this.view.setMode(mode);
+    } catch (e) {
+      this.toast(`The map could not be drawn: ${(e as Error).message}`, true);
+    }
+  }
+
+  // ---------------------------------------------------------------- live
+
+  private watchScreen = debounce(() => {
+    const g = this.model.graph;
+    const anyExpanded = g.someNode((_, a) => a.expanded);
+    this.live.watch(g.nodes(), anyExpanded);
+  }, 300);
+
+  private onLiveState(state: LiveState, detail?: string): void {
+    const el = byTestId("live-status");
+    el.dataset.state = state;
+    (el.querySelector(".live-text") as HTMLElement).textContent = state === "live" ? "live" : state;
+    el.title = detail ? `Live updates: ${state} (${detail})` : `Live updates: ${state}`;
+    if (state === "live") this.watchScreenNow();
+    if (state === "refused") this.authFailed(`Live updates were refused${detail ? `: ${detail}` : ""}.`);
+  }
+
+  private watchScreenNow(): void {
+    const g = this.model.graph;
+    this.live.watch(g.nodes(), g.someNode((_, a) => a.expanded));
+  }
+
+  private onChange(c: Change, feed: "screen" | "discovery"): void {
+    this.liveLog.push(c);
+    if (this.liveLog.length > 200) this.liveLog.shift();
+    const g = this.model.graph;
+    if (g.hasNode(c.mrid)) {
+      if (c.change === "delete") {
+        this.model.remove(c.mrid);
+        if (this.detail?.detail.mrid === c.mrid) {
+          this.detail = null;
+          this.renderDetailPanel();
+          this.toast("The selected object was deleted.");
+        }
+        this.view.refresh();
+        return;
+      }
+      if (c.node) this.model.upsertNode(c.node);
+      this.view.flash([c.mrid]);
+      this.view.refresh();
+      if (this.detail?.detail.mrid === c.mrid) void this.refreshDetail(c.mrid);
+      if (g.getNodeAttribute(c.mrid, "expanded")) this.refreshExpansion(c.mrid);
+      return;
+    }
+    if (feed === "discovery" && c.change !== "delete") {
+      this.discoveryQueue.add(c.mrid);
+      this.drainDiscovery();
+    }
+  }
+
+  private async refreshDetail(mrid: string): Promise<void> {
+    try {
+      const detail = await this.fetchDetail(mrid);
+      if (detail && this.detail?.detail.mrid === mrid) {
+        this.detail.detail = detail;
+        this.renderDetailPanel();
+        const sub = await this.neighbourhood(mrid);
+        if (this.detail?.detail.mrid === mrid) {
+          this.detail.neighbours = sub;
+          this.renderDetailPanel();
+        }
+      }
+    } catch (e) {
+      this.report(e);
+    }
+  }
+
+  // An expanded object that changed may have gained neighbours: show them.
+  private refreshExpansion = debounce((mrid: string) => {
+    void this.neighbourhood(mrid)
+      .then((sub) => {
+        if (!this.isExpanded(mrid)) return;
+        const added = this.model.merge(sub, mrid);
+        if (added.length > 0) {
+          this.view.placeGeo(added);
+          this.view.flash(added);
+          this.view.runForce(1500);
+          this.watchScreen();
+        }
+      })
+      .catch((e) => this.report(e));
+  }, 400);
+
+  // A change to an object not on screen: it is shown if it touches an expanded object.
+  private drainDiscovery = debounce(() => {
+    const batch = [...this.discoveryQueue].slice(0, DISCOVERY_BATCH);
+    this.discoveryQueue.clear();
+    if (batch.length === 0) return;
+    const vars: Record<string, string> = {};
+    batch.forEach((m, j) => (vars[`m${j}`] = m));
+    void this.api
+      .query<Record<string, Subgraph>>("NeighbourhoodBatch", Q.batchNeighbourhoods(batch.length), vars)
+      .then((r) => {
+        const g = this.model.graph;
+        const shown: string[] = [];
+        batch.forEach((m, j) => {
+          const sub = r[`n${j}`];
+          if (!sub) return;
+          const parents = sub.nodes.filter((n) => n.mrid !== m && g.hasNode(n.mrid) && g.getNodeAttribute(n.mrid, "expanded"));
+          const self = sub.nodes.find((n) => n.mrid === m);
+          if (parents.length === 0 || !self) return;
+          this.model.upsertNode(self, parents[0].mrid);
+          g.setNodeAttribute(m, "expandedBy", parents.map((p) => p.mrid));
+          for (const e of sub.edges) this.model.addEdge(e);
+          shown.push(m);
+        });
+        if (shown.length > 0) {
+          this.view.placeGeo(shown);
+          this.view.flash(shown);
+          this.view.runForce(1500);
+          this.watchScreen();
+        }
+      })
+      .catch((e) => this.report(e));
+  }, 300);
+
+  // ---------------------------------------------------------------- panels
+
+  private onGraphChanged = debounce(() => {
+    const g = this.model.graph;
+    byTestId("empty-state").hidden = g.order > 0;
+    byTestId("screen-count").textContent = `${g.order.toLocaleString("en-GB")} object${g.order === 1 ? "" : "s"}`;
+    this.renderLegend();
+    if (this.detail) {
+      const on = g.hasNode(this.detail.detail.mrid);
+      if (on !== this.detail.onScreen) {
+        this.detail.onScreen = on;
+        this.renderDetailPanel();
+      }
+    }
+    this.watchScreen();
+  }, 120);
+
+  private renderLegend(): void {
+    const g = this.model.graph;
+    const counts = new Map<string, { n: number; domain: string }>();
+    g.forEachNode((_, a) => {
+      const c = counts.get(a.className) ?? { n: 0, domain: a.domain };
+      c.n++;
+      counts.set(a.className, c);
+    });
+    const legend = byTestId("legend");
+    clear(legend);
+    if (counts.size === 0) legend.append(h("li", { className: "muted" }, "Open an object to start."));
+    const shapes = new Set<Shape>();
+    for (const [cls, c] of [...counts.entries()].sort((a, b) => b[1].n - a[1].n || a[0].localeCompare(b[0]))) {
+      const shape = this.styles.shape(cls, c.domain);
+      shapes.add(shape);
+      const box = h("input", { type: "checkbox", testid: `filter-class-${cls}` }) as HTMLInputElement;
+      box.checked = !this.view.hiddenClasses.has(cls);
+      box.addEventListener("change", () => {
+        if (box.checked) this.view.hiddenClasses.delete(cls);
+        else this.view.hiddenClasses.add(cls);
+        this.view.refresh();
+      });
+      legend.append(
+        h(
+          "li",
+          { testid: "legend-item", "data-class": cls },
+          h("label", {}, box, swatch(this.styles.color(cls), shape), h("span", { className: "cls" }, cls)),
+          h("span", { className: "n" }, c.n.toLocaleString("en-GB")),
+        ),
+      );
+    }
+    const key = byTestId("shape-key");
+    clear(key);
+    for (const s of ["circle", "ring", "square"] as Shape[]) {
+      if (shapes.has(s)) key.append(h("span", {}, swatch("#8795a8", s), SHAPE_LABEL[s]));
+    }
+  }
+
+  private renderCatalogue(counts: ClassCount[]): void {
+    const ul = byTestId("catalogue");
+    clear(ul);
+    const visible = counts.filter((c) => c.count > 0);
+    if (visible.length === 0) {
+      ul.append(h("li", { className: "muted" }, "Nothing you may see yet."));
+      return;
+    }
+    const byDomain = new Map<string, ClassCount[]>();
+    for (const c of visible) {
+      const d = this.styles.domainOf(c.className) ?? "OTHER";
+      byDomain.set(d, [...(byDomain.get(d) ?? []), c]);
+    }
+    for (const [domain, list] of [...byDomain.entries()].sort()) {
+      ul.append(h("li", { className: "group" }, domain === "GAS" ? "Gas" : domain === "ELECTRICITY" ? "Electricity" : "Other"));
+      for (const c of list.sort((a, b) => b.count - a.count || a.className.localeCompare(b.className))) {
+        const shape = this.styles.shape(c.className, domain);
+        ul.append(
+          h(
+            "li",
+            { testid: "catalogue-item", "data-class": c.className },
+            swatch(this.styles.color(c.className), shape),
+            h("span", { className: "cls", title: c.className }, c.className),
+            h("span", { className: "n" }, c.count.toLocaleString("en-GB")),
+            h(
+              "button",
+              { type: "button", title: `Show all ${c.className} objects`, testid: `load-class-${c.className}`, onclick: () => void this.loadClass(c.className, c.count) },
+              "+",
+            ),
+          ),
+        );
+      }
+    }
+  }
+
+  private renderPath(): void {
+    const name = (m: string | null) => {
+      if (!m) return "—";
+      const g = this.model.graph;
+      return g.hasNode(m) ? String(g.getNodeAttribute(m, "label")) : m;
+    };
+    byTestId("path-from").textContent = name(this.pathStart);
+    byTestId("path-to").textContent = name(this.pathEnd);
+  }
+
+  private renderDetailPanel(): void {
+    const panel = byTestId("detail-panel");
+    if (!this.detail) {
+      clear(panel);
+      panel.append(h("div", { className: "detail-empty muted" }, "Select an object to see its attributes, associations and provenance."));
+      return;
+    }
+    renderDetail(panel, this.detail, this.styles, {
+      open: (m) => void this.open(m),
+      expand: (m, t) => void this.expand(m, t),
+      collapse: (m) => this.collapse(m),
+      dependencies: (m) => void this.dependencies(m),
+      pathFrom: (m) => this.pathFrom(m),
+      pathTo: (m) => void this.findPath(m),
+      focus: (m) => this.view.focus(m),
+    });
+  }
+
+  private bindControls(): void {
+    byTestId("sign-in-submit").addEventListener("click", () => void this.signIn(byTestId<HTMLTextAreaElement>("token-input").value));
+    byTestId("sign-in-anonymous").addEventListener("click", () => void this.signIn(null));
+    byTestId("sign-in-open").addEventListener("click", () => void this.showSignIn());
+    byTestId("sign-out").addEventListener("click", () => this.signOut());
+    byTestId("layout-force").addEventListener("click", () => void this.setLayout("force"));
+    byTestId("layout-geo").addEventListener("click", () => void this.setLayout("geo"));
+    byTestId("zoom-in").addEventListener("click", () => this.view.zoom(1.5));
+    byTestId("zoom-out").addEventListener("click", () => this.view.zoom(1 / 1.5));
+    byTestId("zoom-fit").addEventListener("click", () => this.view.fit());
+    byTestId("relayout").addEventListener("click", () => this.view.runForce(4000));
+    byTestId("clear-graph").addEventListener("click", () => this.clearGraph());
+    byTestId("path-clear").addEventListener("click", () => this.clearHighlight());
+    for (const d of ["ELECTRICITY", "GAS"]) {
+      const box = byTestId<HTMLInputElement>(`filter-domain-${d}`);
+      box.addEventListener("change", () => {
+        if (box.checked) this.view.hiddenDomains.delete(d);
+        else this.view.hiddenDomains.add(d);
+        this.view.refresh();
+      });
+    }
+  }
+
+  /** Screen positions of the objects on the canvas, for tests and tooling. */
+  screenPositions(): Record<string, { x: number; y: number; lon: number | null; lat: number | null; hidden: boolean }> {
+    const out: Record<string, { x: number; y: number; lon: number | null; lat: number | null; hidden: boolean }> = {};
+    this.model.graph.forEachNode((n, a) => {
+      const d = this.view.sigma.getNodeDisplayData(n);
+      if (!d) return;
+      const p = this.view.sigma.framedGraphToViewport(d);
+      out[n] = { x: p.x, y: p.y, lon: a.lon, lat: a.lat, hidden: Boolean(d.hidden) };
+    });
+    return out;
+  }
+
+  nodeOf(mrid: string): GraphNode | null {
+    const g = this.model.graph;
+    if (!g.hasNode(mrid)) return null;
+    const a = g.getNodeAttributes(mrid);
+    return {
+      mrid,
+      className: a.className,
+      domain: a.domain as Q.Domain,
+      name: a.label,
+      label: a.secLabel,
+      point: a.lon !== null && a.lat !== null ? { x: a.lon, y: a.lat } : null,
+    };
+  }
+}

@@ -1,0 +1,177 @@
+// The graph on screen: a graphology graph holding what the caller has opened and expanded,
+// plus the bookkeeping needed to collapse an expansion again.
+
+import Graph from "graphology";
+import type { ClassStyles } from "./classStyle";
+import type { GraphEdge, GraphNode, Subgraph } from "./queries";
+import { lonLatToMap } from "./projection";
+
+export interface NodeAttrs {
+  x: number;
+  y: number;
+  size: number;
+  color: string;
+  type: string;
+  label: string;
+  mrid: string;
+  className: string;
+  domain: string;
+  secLabel: string;
+  // Geographic position (projected), when the object has a point.
+  gx: number | null;
+  gy: number | null;
+  lon: number | null;
+  lat: number | null;
+  // Force-layout position kept while the map is shown.
+  fx: number;
+  fy: number;
+  expanded: boolean;
+  pinned: boolean;
+  expandedBy: string[];
+  flashUntil: number;
+  [key: string]: unknown;
+}
+
+export interface EdgeAttrs {
+  relType: string;
+  key: string;
+  size: number;
+  color: string;
+  [key: string]: unknown;
+}
+
+export type HubGraph = Graph<NodeAttrs, EdgeAttrs>;
+
+export const EDGE_COLOR = "#cbd5e1";
+
+export function edgeId(e: GraphEdge): string {
+  return `${e.source}|${e.type}|${e.target}`;
+}
+
+function nodeSize(shape: string): number {
+  return shape === "ring" ? 5 : 6;
+}
+
+export class GraphModel {
+  readonly graph: HubGraph = new Graph<NodeAttrs, EdgeAttrs>({ multi: false, type: "directed", allowSelfLoops: true });
+  private readonly styles: ClassStyles;
+  geoMode = false;
+
+  constructor(styles: ClassStyles) {
+    this.styles = styles;
+  }
+
+  /** Adds or refreshes a node; new nodes start near `near` (their parent) so the layout settles fast. */
+  upsertNode(n: GraphNode, near?: string): boolean {
+    const shape = this.styles.shape(n.className, n.domain);
+    const geo = n.point ? lonLatToMap(n.point.x, n.point.y) : null;
+    const common = {
+      label: n.name && n.name.trim() ? n.name : n.mrid,
+      mrid: n.mrid,
+      className: n.className,
+      domain: n.domain,
+      secLabel: n.label,
+      color: this.styles.color(n.className),
+      type: shape,
+      size: nodeSize(shape),
+      gx: geo ? geo.x : null,
+      gy: geo ? geo.y : null,
+      lon: n.point ? n.point.x : null,
+      lat: n.point ? n.point.y : null,
+    };
+    if (this.graph.hasNode(n.mrid)) {
+      this.graph.mergeNodeAttributes(n.mrid, common);
+      if (this.geoMode && geo) this.graph.mergeNodeAttributes(n.mrid, { x: geo.x, y: geo.y });
+      return false;
+    }
+    const start = this.startPosition(near, geo);
+    this.graph.addNode(n.mrid, {
+      ...common,
+      x: start.x,
+      y: start.y,
+      fx: start.fx,
+      fy: start.fy,
+      expanded: false,
+      pinned: false,
+      expandedBy: [],
+      flashUntil: 0,
+    });
+    return true;
+  }
+
+  private startPosition(near: string | undefined, geo: { x: number; y: number } | null) {
+    let fx = (Math.random() - 0.5) * 100;
+    let fy = (Math.random() - 0.5) * 100;
+    if (near && this.graph.hasNode(near)) {
+      const p = this.graph.getNodeAttributes(near);
+      const bx = this.geoMode ? p.fx : p.x;
+      const by = this.geoMode ? p.fy : p.y;
+      const a = Math.random() * Math.PI * 2;
+      fx = bx + Math.cos(a) * 8;
+      fy = by + Math.sin(a) * 8;
+    }
+    if (this.geoMode) {
+      const g = geo ?? this.geoFallback(near);
+      return { x: g.x, y: g.y, fx, fy };
+    }
+    return { x: fx, y: fy, fx, fy };
+  }
+
+  /** Where an object without coordinates sits on the map: beside the neighbour it came from. */
+  geoFallback(near?: string): { x: number; y: number } {
+    const jitter = () => (Math.random() - 0.5) * 0.02;
+    if (near && this.graph.hasNode(near)) {
+      const p = this.graph.getNodeAttributes(near);
+      if (p.gx !== null && p.gy !== null) return { x: p.gx + jitter(), y: p.gy + jitter() };
+      return { x: p.x + jitter(), y: p.y + jitter() };
+    }
+    return { x: jitter(), y: jitter() };
+  }
+
+  addEdge(e: GraphEdge): boolean {
+    if (!this.graph.hasNode(e.source) || !this.graph.hasNode(e.target)) return false;
+    const id = edgeId(e);
+    if (this.graph.hasEdge(id)) return false;
+    this.graph.addDirectedEdgeWithKey(id, e.source, e.target, { relType: e.type, key: e.key, size: 1, color: EDGE_COLOR });
+    return true;
+  }
+
+  /** Merges a subgraph fetched around `parent`; returns the objects that were new on screen. */
+  merge(sub: Subgraph, parent?: string): string[] {
+    const added: string[] = [];
+    for (const n of sub.nodes) {
+      if (this.upsertNode(n, parent)) added.push(n.mrid);
+      if (parent && n.mrid !== parent) {
+        const by = this.graph.getNodeAttribute(n.mrid, "expandedBy");
+        if (!by.includes(parent)) by.push(parent);
+      }
+    }
+    for (const e of sub.edges) this.addEdge(e);
+    return added;
+  }
+
+  /** Removes what expanding `mrid` brought in, unless something else keeps it on screen. */
+  collapse(mrid: string): string[] {
+    if (!this.graph.hasNode(mrid)) return [];
+    this.graph.setNodeAttribute(mrid, "expanded", false);
+    const removed: string[] = [];
+    for (const m of this.graph.neighbors(mrid)) {
+      const a = this.graph.getNodeAttributes(m);
+      const by = a.expandedBy.filter((p) => p !== mrid);
+      this.graph.setNodeAttribute(m, "expandedBy", by);
+      if (by.length === 0 && !a.pinned && !a.expanded) {
+        this.graph.dropNode(m);
+        removed.push(m);
+      }
+    }
+    return removed;
+  }
+
+  remove(mrid: string): void {
+    if (this.graph.hasNode(mrid)) this.graph.dropNode(mrid);
+  }
+
+  clear(): void {
+    this.graph.clear();
+  }
+}

@@ -1,0 +1,239 @@
+// The right-hand panel: everything the caller may see about one object.
+
+import { clear, h } from "../dom";
+import { labelBadge, type ClassStyles } from "../classStyle";
+import type { DependencyReport, GraphNode, ObjectDetail, Subgraph } from "../queries";
+import { swatch } from "./search";
+
+export interface DetailActions {
+  open(mrid: string): void;
+  expand(mrid: string, relTypes?: string[]): void;
+  collapse(mrid: string): void;
+  dependencies(mrid: string): void;
+  pathFrom(mrid: string): void;
+  pathTo(mrid: string): void;
+  focus(mrid: string): void;
+}
+
+export interface DetailState {
+  detail: ObjectDetail;
+  neighbours: Subgraph | null;
+  expanded: boolean;
+  onScreen: boolean;
+  pathStart: string | null;
+  deps: DependencyReport | null;
+  depsLoading: boolean;
+}
+
+interface AssocGroup {
+  key: string;
+  relType: string;
+  outgoing: boolean;
+  others: GraphNode[];
+}
+
+const LIST_LIMIT = 12;
+
+export function formatValue(value: unknown): string {
+  if (value === null || value === undefined) return "—";
+  if (typeof value === "number") {
+    if (Number.isInteger(value)) return value.toLocaleString("en-GB");
+    const abs = Math.abs(value);
+    return abs !== 0 && (abs < 0.001 || abs >= 1e7) ? value.toExponential(4) : String(Number(value.toPrecision(8)));
+  }
+  if (typeof value === "boolean") return value ? "true" : "false";
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
+export function formatTime(iso: string): string {
+  const d = new Date(iso);
+  if (isNaN(d.getTime())) return iso;
+  const secs = Math.round((Date.now() - d.getTime()) / 1000);
+  const rel =
+    secs < 60 ? `${Math.max(secs, 0)} s ago` : secs < 3600 ? `${Math.round(secs / 60)} min ago` : secs < 86400 ? `${Math.round(secs / 3600)} h ago` : `${Math.round(secs / 86400)} d ago`;
+  return `${d.toLocaleString("en-GB", { dateStyle: "medium", timeStyle: "medium" })} (${rel})`;
+}
+
+function groupAssociations(mrid: string, sub: Subgraph): AssocGroup[] {
+  const byId = new Map(sub.nodes.map((n) => [n.mrid, n]));
+  const groups = new Map<string, AssocGroup>();
+  for (const e of sub.edges) {
+    const outgoing = e.source === mrid;
+    if (!outgoing && e.target !== mrid) continue;
+    const otherId = outgoing ? e.target : e.source;
+    const other = byId.get(otherId);
+    if (!other) continue;
+    const gk = `${outgoing ? ">" : "<"}${e.key}|${e.type}`;
+    let g = groups.get(gk);
+    if (!g) {
+      g = { key: e.key, relType: e.type, outgoing, others: [] };
+      groups.set(gk, g);
+    }
+    if (!g.others.some((o) => o.mrid === other.mrid)) g.others.push(other);
+  }
+  return [...groups.values()].sort((a, b) => Number(b.outgoing) - Number(a.outgoing) || a.key.localeCompare(b.key));
+}
+
+export function renderDetail(panel: HTMLElement, st: DetailState, styles: ClassStyles, act: DetailActions): void {
+  clear(panel);
+  const d = st.detail;
+  const shape = styles.shape(d.className, d.domain);
+  const badge = labelBadge(d.label);
+  panel.append(
+    h(
+      "div",
+      { className: "detail-head", testid: "detail-head" },
+      h("div", { className: "detail-class" }, swatch(styles.color(d.className), shape), h("span", { testid: "detail-class" }, d.className)),
+      h("div", { className: "detail-name", testid: "detail-name" }, d.name || d.mrid),
+      h("div", { className: "detail-mrid", testid: "detail-mrid" }, d.mrid),
+      h(
+        "div",
+        { className: "badges" },
+        h("span", { className: `badge domain-${d.domain}`, testid: "detail-domain" }, d.domain === "GAS" ? "Gas" : "Electricity"),
+        h("span", { className: `badge label-${badge.level}`, testid: "detail-label", title: `Security label: ${d.label}` }, "🔒 ", badge.text),
+      ),
+    ),
+  );
+
+  const actions = h("div", { className: "actions", testid: "detail-actions" });
+  if (st.expanded) actions.append(h("button", { className: "ghost", testid: "action-collapse", onclick: () => act.collapse(d.mrid) }, "Collapse"));
+  else actions.append(h("button", { className: "ghost", testid: "action-expand", onclick: () => act.expand(d.mrid) }, "Expand all"));
+  actions.append(
+    h("button", { className: "ghost", testid: "action-dependencies", onclick: () => act.dependencies(d.mrid) }, "Dependencies"),
+    h("button", { className: "ghost", testid: "action-path-from", onclick: () => act.pathFrom(d.mrid) }, "Path from here"),
+  );
+  if (st.pathStart && st.pathStart !== d.mrid) {
+    actions.append(h("button", { className: "ghost", testid: "action-path-to", onclick: () => act.pathTo(d.mrid) }, "Path to here"));
+  }
+  if (st.onScreen) actions.append(h("button", { className: "ghost", testid: "action-focus", onclick: () => act.focus(d.mrid) }, "Focus"));
+  panel.append(actions);
+
+  if (st.deps || st.depsLoading) panel.append(renderDeps(st, styles, act));
+
+  // Attributes
+  const attrs = d.attributes.slice().sort((a, b) => a.key.localeCompare(b.key));
+  const table = h("table", { className: "attrs", testid: "detail-attributes" });
+  for (const a of attrs) {
+    table.append(
+      h(
+        "tr",
+        { testid: `attr-${a.key}`, "data-key": a.key, "data-qname": a.qname },
+        h("td", { className: "k", title: a.qname }, a.key),
+        h("td", { className: "v" }, h("span", { className: "value", testid: "attr-value" }, formatValue(a.value)), a.unit ? h("span", { className: "unit", testid: "attr-unit" }, a.unit) : null),
+      ),
+    );
+  }
+  panel.append(
+    h(
+      "div",
+      { className: "detail-section" },
+      h("h4", {}, "Attributes", h("span", { className: "muted" }, String(attrs.length))),
+      attrs.length > 0 ? table : h("div", { className: "muted" }, "No attributes you may see."),
+    ),
+  );
+
+  // Associations
+  const assocSection = h("div", { className: "detail-section", testid: "detail-associations" });
+  if (!st.neighbours) {
+    assocSection.append(h("h4", {}, "Associations"), h("div", { className: "muted" }, "Loading…"));
+  } else {
+    const groups = groupAssociations(d.mrid, st.neighbours);
+    assocSection.append(h("h4", {}, "Associations", h("span", { className: "muted" }, String(groups.reduce((s, g) => s + g.others.length, 0)))));
+    if (groups.length === 0) assocSection.append(h("div", { className: "muted" }, "No associations you may see."));
+    for (const g of groups) {
+      const ul = h("ul");
+      for (const o of g.others.slice(0, LIST_LIMIT)) {
+        ul.append(
+          h(
+            "li",
+            {},
+            swatch(styles.color(o.className), styles.shape(o.className, o.domain)),
+            h("a", { testid: "assoc-link", "data-mrid": o.mrid, title: o.mrid, onclick: () => act.open(o.mrid) }, o.name || o.mrid),
+            h("span", { className: "cls-small" }, o.className),
+          ),
+        );
+      }
+      if (g.others.length > LIST_LIMIT) ul.append(h("li", { className: "more" }, `and ${g.others.length - LIST_LIMIT} more`));
+      assocSection.append(
+        h(
+          "div",
+          { className: "assoc", testid: "assoc-group", "data-key": g.key, "data-rel": g.relType },
+          h(
+            "div",
+            { className: "assoc-head" },
+            h("span", { className: "assoc-key" }, g.key),
+            h("span", { className: "assoc-dir", title: g.outgoing ? "this object refers to them" : "they refer to this object" }, g.outgoing ? "→" : "←", ` ${g.others.length}`),
+            h("button", { className: "link small", testid: "assoc-expand", title: `Show ${g.relType} neighbours on the canvas`, onclick: () => act.expand(d.mrid, [g.relType]) }, "expand"),
+          ),
+          ul,
+        ),
+      );
+    }
+  }
+  panel.append(assocSection);
+
+  panel.append(
+    h(
+      "div",
+      { className: "detail-section", testid: "detail-provenance" },
+      h("h4", {}, "Provenance"),
+      h(
+        "div",
+        { className: "kv" },
+        h("span", { className: "k" }, "Producer"),
+        h("span", { testid: "detail-producer" }, d.producer),
+        h("span", { className: "k" }, "Version"),
+        h("span", { testid: "detail-version" }, String(d.version)),
+        h("span", { className: "k" }, "Updated"),
+        h("span", { testid: "detail-updated", "data-iso": d.updated }, formatTime(d.updated)),
+        h("span", { className: "k" }, "Location"),
+        h("span", { testid: "detail-point" }, d.point ? `${d.point.y.toFixed(4)}° N, ${d.point.x.toFixed(4)}° E` : "—"),
+      ),
+    ),
+  );
+}
+
+function renderDeps(st: DetailState, styles: ClassStyles, act: DetailActions): HTMLElement {
+  const box = h("div", { className: "detail-section deps", testid: "detail-dependencies" });
+  box.append(h("h4", {}, "Dependencies"));
+  if (st.depsLoading || !st.deps) {
+    box.append(h("div", { className: "muted" }, "Following the couplings…"));
+    return box;
+  }
+  const r = st.deps;
+  const gas = st.detail.domain === "GAS";
+  box.append(
+    h(
+      "div",
+      { className: "capacity", testid: "deps-capacity" },
+      r.capacityMW === null || r.capacityMW === undefined ? "—" : `${formatValue(Math.round(r.capacityMW * 10) / 10)} MW`,
+      h("small", {}, gas ? " of electricity capacity at stake" : " of capacity depending on the same supply"),
+    ),
+  );
+  box.append(
+    h(
+      "div",
+      { className: "muted" },
+      r.dependents.length === 0
+        ? gas
+          ? "No electricity asset you may see depends on this."
+          : "No coupled asset you may see."
+        : `${r.dependents.length} ${gas ? "electricity asset(s) depend on this" : "coupled asset(s)"}:`,
+    ),
+  );
+  const ul = h("ul", { testid: "deps-list" });
+  for (const n of r.dependents) {
+    ul.append(
+      h(
+        "li",
+        {},
+        swatch(styles.color(n.className), styles.shape(n.className, n.domain)),
+        h("a", { testid: "deps-link", "data-mrid": n.mrid, onclick: () => act.open(n.mrid) }, n.name || n.mrid),
+        h("span", { className: "cls-small" }, n.className),
+      ),
+    );
+  }
+  box.append(ul);
+  return box;
+}

@@ -1,0 +1,293 @@
+// The canvas: sigma renders the graph model, reducers apply filters and highlights without
+// touching the model, and the two layouts (force and geographic) move the same nodes.
+
+import Sigma from "sigma";
+import { EdgeArrowProgram, NodeCircleProgram } from "sigma/rendering";
+import { animateNodes } from "sigma/utils";
+import { NodeSquareProgram } from "@sigma/node-square";
+import { createNodeBorderProgram } from "@sigma/node-border";
+import FA2Layout from "graphology-layout-forceatlas2/worker";
+import forceAtlas2 from "graphology-layout-forceatlas2";
+import type { EdgeAttrs, GraphModel, NodeAttrs } from "./graphModel";
+import { Basemap } from "./basemap";
+
+export type LayoutMode = "force" | "geo";
+
+const DIM_NODE = "#e2e8f0";
+const DIM_EDGE = "#f1f5f9";
+const HIGHLIGHT_EDGE = "#f97316";
+const FLASH = "#facc15";
+const FLASH_MS = 3000;
+
+export interface ViewListener {
+  onClickNode(mrid: string, shift: boolean): void;
+  onDoubleClickNode(mrid: string): void;
+  onClickStage(): void;
+  onLayoutState(running: boolean): void;
+}
+
+export class GraphView {
+  readonly sigma: Sigma<NodeAttrs, EdgeAttrs>;
+  readonly basemap: Basemap;
+  private readonly model: GraphModel;
+  private readonly listener: ViewListener;
+  private fa2: FA2Layout | null = null;
+  private fa2Timer: number | undefined;
+  private flashTimer: number | undefined;
+  mode: LayoutMode = "force";
+
+  hiddenDomains = new Set<string>();
+  hiddenClasses = new Set<string>();
+  selected: string | null = null;
+  hovered: string | null = null;
+  pathStart: string | null = null;
+  highlightNodes: Set<string> | null = null;
+  highlightEdges: Set<string> | null = null;
+
+  constructor(container: HTMLElement, model: GraphModel, listener: ViewListener) {
+    this.model = model;
+    this.listener = listener;
+    const RingProgram = createNodeBorderProgram({
+      borders: [
+        { size: { value: 0.3 }, color: { attribute: "color" } },
+        { size: { fill: true }, color: { value: "#ffffff" } },
+      ],
+    });
+    this.sigma = new Sigma<NodeAttrs, EdgeAttrs>(model.graph, container, {
+      nodeProgramClasses: { circle: NodeCircleProgram, square: NodeSquareProgram, ring: RingProgram },
+      edgeProgramClasses: { arrow: EdgeArrowProgram },
+      defaultNodeType: "circle",
+      defaultEdgeType: "arrow",
+      labelRenderedSizeThreshold: 7,
+      labelFont: "Inter, system-ui, sans-serif",
+      labelSize: 12,
+      labelColor: { color: "#1f2933" },
+      zIndex: true,
+      minCameraRatio: 0.002,
+      maxCameraRatio: 20,
+      stagePadding: 40,
+      nodeReducer: (node, data) => this.reduceNode(node, data),
+      edgeReducer: (edge, data) => this.reduceEdge(edge, data),
+    });
+    this.basemap = new Basemap(this.sigma as unknown as Sigma);
+    this.basemap.hide();
+    this.sigma.on("clickNode", ({ node, event }) => {
+      const original = event.original as MouseEvent;
+      this.listener.onClickNode(node, Boolean(original.shiftKey));
+    });
+    this.sigma.on("doubleClickNode", ({ node, preventSigmaDefault }) => {
+      preventSigmaDefault();
+      this.listener.onDoubleClickNode(node);
+    });
+    this.sigma.on("clickStage", () => this.listener.onClickStage());
+    this.sigma.on("enterNode", ({ node }) => {
+      this.hovered = node;
+      container.style.cursor = "pointer";
+      this.sigma.refresh({ skipIndexation: true });
+    });
+    this.sigma.on("leaveNode", () => {
+      this.hovered = null;
+      container.style.cursor = "";
+      this.sigma.refresh({ skipIndexation: true });
+    });
+  }
+
+  private reduceNode(node: string, data: NodeAttrs): Partial<NodeAttrs> & Record<string, unknown> {
+    const res: Record<string, unknown> = { ...data };
+    if (this.hiddenDomains.has(data.domain) || this.hiddenClasses.has(data.className)) {
+      res.hidden = true;
+      return res;
+    }
+    if (this.highlightNodes && !this.highlightNodes.has(node)) {
+      res.color = DIM_NODE;
+      res.label = "";
+      res.zIndex = 0;
+    } else if (this.highlightNodes) {
+      res.forceLabel = true;
+      res.zIndex = 2;
+      res.size = data.size * 1.3;
+    }
+    if (node === this.pathStart) {
+      res.forceLabel = true;
+      res.highlighted = true;
+    }
+    if (node === this.selected) {
+      res.highlighted = true;
+      res.forceLabel = true;
+      res.size = data.size * 1.6;
+      res.zIndex = 3;
+    }
+    if (data.flashUntil > Date.now()) {
+      res.color = FLASH;
+      res.size = data.size * 1.9;
+      res.forceLabel = true;
+      res.zIndex = 4;
+    }
+    return res as Partial<NodeAttrs>;
+  }
+
+  private reduceEdge(edge: string, data: EdgeAttrs): Partial<EdgeAttrs> & Record<string, unknown> {
+    const res: Record<string, unknown> = { ...data };
+    if (this.highlightEdges) {
+      if (this.highlightEdges.has(edge)) {
+        res.color = HIGHLIGHT_EDGE;
+        res.size = 3;
+        res.zIndex = 2;
+      } else {
+        res.color = DIM_EDGE;
+      }
+    } else if (this.selected || this.hovered) {
+      const g = this.model.graph;
+      const focus = this.hovered ?? this.selected;
+      if (focus && g.hasNode(focus) && (g.source(edge) === focus || g.target(edge) === focus)) {
+        res.color = "#64748b";
+        res.size = 1.6;
+      }
+    }
+    return res as Partial<EdgeAttrs>;
+  }
+
+  refresh(): void {
+    this.sigma.refresh();
+  }
+
+  flash(mrids: string[]): void {
+    const until = Date.now() + FLASH_MS;
+    for (const m of mrids) if (this.model.graph.hasNode(m)) this.model.graph.setNodeAttribute(m, "flashUntil", until);
+    window.clearTimeout(this.flashTimer);
+    this.flashTimer = window.setTimeout(() => this.sigma.refresh({ skipIndexation: true }), FLASH_MS + 50);
+  }
+
+  setHighlight(nodes: Iterable<string> | null, edges: Iterable<string> | null): void {
+    this.highlightNodes = nodes ? new Set(nodes) : null;
+    this.highlightEdges = edges ? new Set(edges) : null;
+    this.sigma.refresh({ skipIndexation: true });
+  }
+
+  focus(mrid: string, ratio = 0.35): void {
+    const d = this.sigma.getNodeDisplayData(mrid);
+    if (!d) return;
+    void this.sigma.getCamera().animate({ x: d.x, y: d.y, ratio: Math.min(this.sigma.getCamera().ratio, ratio) }, { duration: 500 });
+  }
+
+  fit(): void {
+    void this.sigma.getCamera().animate({ x: 0.5, y: 0.5, ratio: 1, angle: 0 }, { duration: 400 });
+  }
+
+  zoom(factor: number): void {
+    const cam = this.sigma.getCamera();
+    void cam.animate({ ratio: cam.ratio / factor }, { duration: 250 });
+  }
+
+  /** Runs ForceAtlas2 in a web worker for a while after the graph changed. */
+  runForce(ms = 2500): void {
+    if (this.mode !== "force") return;
+    const g = this.model.graph;
+    if (g.order < 2) {
+      this.sigma.refresh();
+      return;
+    }
+    if (!this.fa2) {
+      const settings = forceAtlas2.inferSettings(g);
+      this.fa2 = new FA2Layout(g, {
+        settings: { ...settings, barnesHutOptimize: g.order > 300, slowDown: 5, gravity: 1, scalingRatio: 8, adjustSizes: false },
+      });
+    }
+    if (!this.fa2.isRunning()) this.fa2.start();
+    this.listener.onLayoutState(true);
+    window.clearTimeout(this.fa2Timer);
+    const budget = Math.min(8000, ms + g.order * 2);
+    this.fa2Timer = window.setTimeout(() => this.stopForce(), budget);
+  }
+
+  stopForce(): void {
+    window.clearTimeout(this.fa2Timer);
+    if (this.fa2) {
+      this.fa2.kill();
+      this.fa2 = null;
+    }
+    this.listener.onLayoutState(false);
+  }
+
+  get forceRunning(): boolean {
+    return this.fa2?.isRunning() ?? false;
+  }
+
+  /** Switches layouts, animating nodes from one set of positions to the other. */
+  async setMode(mode: LayoutMode): Promise<void> {
+    if (mode === this.mode) return;
+    const g = this.model.graph;
+    this.stopForce();
+    if (mode === "geo") {
+      const targets: Record<string, { x: number; y: number }> = {};
+      g.forEachNode((n, a) => {
+        g.mergeNodeAttributes(n, { fx: a.x, fy: a.y });
+      });
+      g.forEachNode((n, a) => {
+        targets[n] = a.gx !== null && a.gy !== null ? { x: a.gx, y: a.gy } : this.geoWithoutPoint(n);
+      });
+      this.mode = "geo";
+      this.model.geoMode = true;
+      await this.basemap.show();
+      animateNodes(g, targets, { duration: 600 }, () => this.fitToNodes());
+    } else {
+      const targets: Record<string, { x: number; y: number }> = {};
+      g.forEachNode((n, a) => {
+        targets[n] = { x: a.fx, y: a.fy };
+      });
+      this.mode = "force";
+      this.model.geoMode = false;
+      this.basemap.hide();
+      animateNodes(g, targets, { duration: 600 }, () => {
+        this.fit();
+        this.runForce(1500);
+      });
+    }
+  }
+
+  /** Objects without coordinates sit at the centre of their located neighbours, else stay unplaced near the rest. */
+  geoWithoutPoint(n: string): { x: number; y: number } {
+    const g = this.model.graph;
+    let sx = 0;
+    let sy = 0;
+    let k = 0;
+    const visit = (m: string) => {
+      const a = g.getNodeAttributes(m);
+      if (a.gx !== null && a.gy !== null) {
+        sx += a.gx;
+        sy += a.gy;
+        k++;
+      }
+    };
+    g.forEachNeighbor(n, visit);
+    if (k === 0) {
+      // Two hops: a Terminal is usually one step from located equipment.
+      g.forEachNeighbor(n, (m) => g.forEachNeighbor(m, visit));
+    }
+    const jitter = () => (Math.random() - 0.5) * 0.01;
+    if (k > 0) return { x: sx / k + jitter(), y: sy / k + jitter() };
+    return this.model.geoFallback();
+  }
+
+  /** Places nodes that arrived while the map is shown. */
+  placeGeo(mrids: string[]): void {
+    if (this.mode !== "geo") return;
+    const g = this.model.graph;
+    for (const m of mrids) {
+      if (!g.hasNode(m)) continue;
+      const a = g.getNodeAttributes(m);
+      const p = a.gx !== null && a.gy !== null ? { x: a.gx, y: a.gy } : this.geoWithoutPoint(m);
+      g.mergeNodeAttributes(m, p);
+    }
+  }
+
+  fitToNodes(): void {
+    this.sigma.refresh();
+    this.fit();
+  }
+
+  kill(): void {
+    this.stopForce();
+    this.sigma.kill();
+  }
+}
