@@ -1,0 +1,16 @@
+"""The ``hub`` command: a thin root that registers each area's sub-app or command."""
+
+from __future__ import annotations
+
+import typer
+
+from hub.services.cli import app as services_app
+from hub.token_cli import token as token_command
+
+app = typer.Typer(help="The energy knowledge-graph hub.", no_args_is_help=True)
+app.add_typer(services_app, name="services")
+app.command("token")(token_command)
+
+
+if __name__ == "__main__":
+    app()

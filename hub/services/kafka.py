@@ -1,0 +1,179 @@
+"""Apache Kafka as one KRaft node (broker and controller in one JVM) on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import subprocess
+import uuid
+from pathlib import Path
+
+from hub.services.async_run import run_coroutine
+from hub.services.distribution import Distribution
+from hub.services.endpoint import Endpoint, kafka_endpoint
+from hub.services.errors import ServiceError
+from hub.services.layout import StateLayout
+from hub.settings import Settings
+
+MAIN_CLASS = "kafka.Kafka"
+STORAGE_TOOL = "kafka.tools.StorageTool"
+NODE_ID = 1
+
+
+def endpoint(settings: Settings) -> Endpoint:
+    return kafka_endpoint(settings.kafka_bootstrap)
+
+
+def controller_endpoint(settings: Settings) -> Endpoint:
+    return Endpoint("127.0.0.1", settings.kafka_controller_port)
+
+
+def server_properties(settings: Settings, layout: StateLayout) -> str:
+    broker = endpoint(settings)
+    controller = controller_endpoint(settings)
+    if controller.port == broker.port:
+        raise ServiceError(
+            f"HUB_KAFKA_CONTROLLER_PORT={settings.kafka_controller_port} is the broker's port too "
+            f"(HUB_KAFKA_BOOTSTRAP={settings.kafka_bootstrap!r}); pick another"
+        )
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": str(NODE_ID),
+        "controller.quorum.voters": f"{NODE_ID}@{controller}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{broker.port},CONTROLLER://{controller}",
+        # Clients are sent back the address they were configured with (127.0.0.1 or localhost).
+        "advertised.listeners": f"PLAINTEXT://{broker}",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(layout.data_dir("kafka")),
+        "num.partitions": str(settings.topic_partitions),
+        "auto.create.topics.enable": "true",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        # A single node cannot hold three replicas of the internal topics.
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        # Fewer offset partitions than the default 50 make the first consumer group start quicker.
+        "offsets.topic.num.partitions": "8",
+        # Consumer groups start at once instead of waiting for more members that never come.
+        "group.initial.rebalance.delay.ms": "0",
+        "log.retention.hours": "168",
+        "log.segment.bytes": str(256 * 1024 * 1024),
+    }
+    return "".join(f"{key}={value}\n" for key, value in props.items())
+
+
+LOG4J_PROPERTIES = """\
+# Everything to stdout, which the launcher appends to the service's log file.
+log4j.rootLogger=INFO, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka=INFO
+log4j.logger.org.apache.kafka=INFO
+log4j.logger.state.change.logger=WARN
+log4j.logger.kafka.request.logger=WARN
+log4j.logger.kafka.controller=WARN
+log4j.logger.kafka.log.LogCleaner=WARN
+"""
+
+
+def write_config(settings: Settings, layout: StateLayout) -> Path:
+    config_dir = layout.config_dir("kafka")
+    config_dir.mkdir(parents=True, exist_ok=True)
+    layout.data_dir("kafka").mkdir(parents=True, exist_ok=True)
+    (config_dir / "log4j.properties").write_text(LOG4J_PROPERTIES)
+    server = config_dir / "server.properties"
+    server.write_text(server_properties(settings, layout))
+    return server
+
+
+def _jvm_flags(layout: StateLayout, heap: str) -> list[str]:
+    return [
+        f"-Xmx{heap}",
+        f"-Xms{heap}",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-Djava.awt.headless=true",
+        f"-Dkafka.logs.dir={layout.logs_dir()}",
+        f"-Dlog4j.configuration=file:{layout.config_dir('kafka') / 'log4j.properties'}",
+    ]
+
+
+def _cluster_id(layout: StateLayout) -> str:
+    """The cluster id the storage was formatted with (made once per state folder)."""
+    path = layout.service_dir("kafka") / "cluster.id"
+    if path.is_file():
+        return path.read_text().strip()
+    while True:
+        # Kafka's own id format: 16 random bytes, URL-safe base64 without padding, not starting with '-'.
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            break
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(cluster_id + "\n")
+    return cluster_id
+
+
+def format_storage(java: str, dist: Distribution, settings: Settings, layout: StateLayout) -> None:
+    """Format the KRaft log folder on first start; a formatted folder is left alone."""
+    server = write_config(settings, layout)
+    if (layout.data_dir("kafka") / "meta.properties").is_file():
+        return
+    argv = [
+        java,
+        *_jvm_flags(layout, "256m"),
+        "-cp",
+        dist.classpath,
+        STORAGE_TOOL,
+        "format",
+        "--cluster-id",
+        _cluster_id(layout),
+        "--config",
+        str(server),
+        "--ignore-formatted",
+    ]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    with layout.log_file("kafka").open("a") as log:
+        log.write(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise ServiceError(
+            f"formatting Kafka storage in {layout.data_dir('kafka')} failed (exit {proc.returncode}):\n"
+            + (proc.stderr or proc.stdout)[-3000:]
+        )
+
+
+def command(java: str, dist: Distribution, settings: Settings, layout: StateLayout) -> list[str]:
+    return [
+        java,
+        *_jvm_flags(layout, settings.kafka_heap),
+        "-cp",
+        dist.classpath,
+        MAIN_CLASS,
+        str(layout.config_dir("kafka") / "server.properties"),
+    ]
+
+
+def probe(bootstrap: str, timeout_s: float = 5.0) -> None:
+    """Raise unless a broker answers a metadata request listing itself."""
+    run_coroutine(_probe(bootstrap, timeout_s))
+
+
+async def _probe(bootstrap: str, timeout_s: float) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    # aiokafka logs every refused connection at ERROR while we poll a starting broker.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout_s)
+        cluster = await asyncio.wait_for(admin.describe_cluster(), timeout_s)
+    except Exception as exc:
+        raise ServiceError(f"Kafka at {bootstrap} did not answer a metadata request: {exc!r}") from exc
+    finally:
+        await admin.close()
+    if not cluster.get("brokers"):
+        raise ServiceError(f"Kafka at {bootstrap} answered but lists no broker yet")
