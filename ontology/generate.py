@@ -84,8 +84,19 @@ PRIMITIVES = {
     "Duration": "string",
 }
 
-MULTIPLIER_PREFIX = {"none": "", "micro": "µ", "p": "p", "n": "n", "m": "m", "c": "c", "d": "d",
-                     "k": "k", "M": "M", "G": "G", "T": "T"}  # fmt: skip
+MULTIPLIER_PREFIX = {
+    "none": "",
+    "micro": "µ",
+    "p": "p",
+    "n": "n",
+    "m": "m",
+    "c": "c",
+    "d": "d",
+    "k": "k",
+    "M": "M",
+    "G": "G",
+    "T": "T",
+}
 
 
 @dataclass
@@ -172,8 +183,17 @@ def _merge(target: _Desc, extra: _Desc) -> None:
     # The ENTSO-E extension namespace wins: that is how the files write these names.
     if extra.ns == ENTSOE16_NS:
         target.ns = ENTSOE16_NS
-    for attr in ("label", "comment", "domain", "range", "data_type", "multiplicity", "inverse", "fixed",
-                 "category"):  # fmt: skip
+    for attr in (
+        "label",
+        "comment",
+        "domain",
+        "range",
+        "data_type",
+        "multiplicity",
+        "inverse",
+        "fixed",
+        "category",
+    ):
         if not getattr(target, attr) and getattr(extra, attr):
             setattr(target, attr, getattr(extra, attr))
     if extra.used == "Yes":
@@ -201,6 +221,11 @@ def load_sources(sources: Path = SOURCES) -> dict[str, _Desc]:
                 _merge(merged[name], desc)
             else:
                 merged[name] = desc
+    for desc in merged.values():
+        # Some profiles declare ENTSO-E extensions in the CIM namespace with an "Entsoe" stereotype;
+        # instance files write them in the extension namespace, so the ontology does too.
+        if "Entsoe" in desc.stereotypes:
+            desc.ns = ENTSOE16_NS
     return merged
 
 
@@ -320,7 +345,7 @@ def build_model(descs: dict[str, _Desc]) -> CimModel:
         for t in desc.types:
             enum_name = _local(t)[1]
             if enum_name in enums and desc.name.startswith(enum_name + "."):
-                enums[enum_name].literals[desc.name.split(".", 1)[1]] = (desc.ns, desc.comment)
+                enums[enum_name].literals[desc.name.split(".", 1)[1]] = (enums[enum_name].ns, desc.comment)
     for cls in classes.values():
         for parent in cls.parents:
             if parent not in classes:
@@ -347,9 +372,17 @@ def build_model(descs: dict[str, _Desc]) -> CimModel:
             else:
                 raise SystemExit(f"attribute {desc.name!r} has neither a datatype nor an enumeration range")
             attributes[desc.name] = GenAttribute(
-                qname=desc.name, owner=owner, ns=desc.ns, key=member, datatype=datatype, enum=enum,
-                unit=unit, cim_datatype=cim_datatype, description=desc.comment, profiles=desc.profiles,
-            )  # fmt: skip
+                qname=desc.name,
+                owner=owner,
+                ns=desc.ns,
+                key=member,
+                datatype=datatype,
+                enum=enum,
+                unit=unit,
+                cim_datatype=cim_datatype,
+                description=desc.comment,
+                profiles=desc.profiles,
+            )
         elif desc.used is not None:
             if desc.used != "Yes":
                 continue
@@ -361,12 +394,21 @@ def build_model(descs: dict[str, _Desc]) -> CimModel:
             mult = desc.multiplicity or "M:0..1"
             inverse_role = inverse.name.split(".", 1)[1] if inverse is not None else owner + "s"
             associations[desc.name] = GenAssociation(
-                qname=desc.name, owner=owner, ns=desc.ns, key=lower_first(member), rel_type=upper_snake(member),
-                target=desc.range, many=mult.endswith("n") or mult.endswith("2"),
+                qname=desc.name,
+                owner=owner,
+                ns=desc.ns,
+                key=lower_first(member),
+                rel_type=upper_snake(member),
+                target=desc.range,
+                many=mult.endswith("n") or mult.endswith("2"),
                 inverse_qname=inverse.name if inverse is not None else None,
-                inverse_key=lower_first(inverse_role), description=desc.comment, profiles=desc.profiles,
-            )  # fmt: skip
-    model = CimModel(classes=classes, attributes=attributes, associations=associations, enums=enums, notes=notes)
+                inverse_key=lower_first(inverse_role),
+                description=desc.comment,
+                profiles=desc.profiles,
+            )
+    model = CimModel(
+        classes=classes, attributes=attributes, associations=associations, enums=enums, notes=notes
+    )
     resolve_collisions(model)
     return model
 
@@ -410,7 +452,7 @@ def resolve_collisions(model: CimModel) -> None:
                     continue
                 items.sort(key=lambda it: (-depth[it[2]], order[it[0]], it[1]))
                 losers = items if key in RESERVED_FIELDS else items[1:]
-                for kind, qname, declared in losers:
+                for kind, qname, _declared in losers:
                     changed = True
                     if kind == "attr":
                         attr = model.attributes[qname]
@@ -462,8 +504,13 @@ PREFIXES = {
     "entsoe": ENTSOE16_NS + "#",
 }
 _PREFIX_OF = {CIM16_NS: "cim", ENTSOE16_NS: "entsoe"}
-XSD_OF = {"float": "xsd:double", "int": "xsd:integer", "bool": "xsd:boolean", "string": "xsd:string",
-          "datetime": "xsd:dateTime"}  # fmt: skip
+XSD_OF = {
+    "float": "xsd:double",
+    "int": "xsd:integer",
+    "bool": "xsd:boolean",
+    "string": "xsd:string",
+    "datetime": "xsd:dateTime",
+}
 _SAFE_LOCAL = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*[A-Za-z0-9_\-]$|^[A-Za-z_]$")
 
 
@@ -475,8 +522,13 @@ def term(ns: str, name: str) -> str:
 
 
 def literal(text: str) -> str:
-    escaped = (text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
-               .replace("\t", "\\t"))  # fmt: skip
+    escaped = (
+        text.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+    )
     return f'"{escaped}"'
 
 
@@ -501,7 +553,9 @@ def render(model: CimModel) -> str:
     out.extend(f"@prefix {p}: <{iri}> .\n" for p, iri in PREFIXES.items())
     out.append("\n<https://w3id.org/energy-hub/cim> a owl:Ontology ;\n")
     out.append('    rdfs:label "CIM classes of CGMES 2.4.15 (EQ, EQ_BD, TP, TP_BD, SSH, SV, GL, DL, DY)" ;\n')
-    out.append('    rdfs:comment "Generated from the ENTSO-E CGMES 2.4.15 RDFS profiles. Credit: ENTSO-E." .\n')
+    out.append(
+        '    rdfs:comment "Generated from the ENTSO-E CGMES 2.4.15 RDFS profiles. Credit: ENTSO-E." .\n'
+    )
     out.append("\n# --- classes ---\n\n")
     for cls in sorted(model.classes.values(), key=lambda c: c.name):
         pairs = [("a", "owl:Class"), ("rdfs:label", literal(cls.name))]
@@ -527,9 +581,15 @@ def render(model: CimModel) -> str:
         owner = model.classes[attr.owner]
         if attr.enum is not None:
             enum = model.enums[attr.enum]
-            pairs = [("a", "owl:ObjectProperty, owl:FunctionalProperty"), ("rdfs:range", term(enum.ns, enum.name))]
+            pairs = [
+                ("a", "owl:ObjectProperty, owl:FunctionalProperty"),
+                ("rdfs:range", term(enum.ns, enum.name)),
+            ]
         else:
-            pairs = [("a", "owl:DatatypeProperty, owl:FunctionalProperty"), ("rdfs:range", XSD_OF[attr.datatype])]
+            pairs = [
+                ("a", "owl:DatatypeProperty, owl:FunctionalProperty"),
+                ("rdfs:range", XSD_OF[attr.datatype]),
+            ]
         pairs += [("rdfs:label", literal(attr.qname)), ("rdfs:domain", term(owner.ns, owner.name))]
         if attr.description:
             pairs.append(("rdfs:comment", literal(attr.description)))
@@ -544,14 +604,22 @@ def render(model: CimModel) -> str:
     for assoc in sorted(model.associations.values(), key=lambda a: a.qname):
         owner, target = model.classes[assoc.owner], model.classes[assoc.target]
         kinds = "owl:ObjectProperty" if assoc.many else "owl:ObjectProperty, owl:FunctionalProperty"
-        pairs = [("a", kinds), ("rdfs:label", literal(assoc.qname)), ("rdfs:domain", term(owner.ns, owner.name)),
-                 ("rdfs:range", term(target.ns, target.name))]  # fmt: skip
+        pairs = [
+            ("a", kinds),
+            ("rdfs:label", literal(assoc.qname)),
+            ("rdfs:domain", term(owner.ns, owner.name)),
+            ("rdfs:range", term(target.ns, target.name)),
+        ]
         if assoc.inverse_qname:
             pairs.append(("owl:inverseOf", term(target.ns, assoc.inverse_qname)))
         if assoc.description:
             pairs.append(("rdfs:comment", literal(assoc.description)))
-        pairs += [("hub:" + P_KEY, literal(assoc.key)), ("hub:" + P_REL_TYPE, literal(assoc.rel_type)),
-                  ("hub:" + P_INVERSE_KEY, literal(assoc.inverse_key)), ("hub:" + P_MANY, _bool(assoc.many))]
+        pairs += [
+            ("hub:" + P_KEY, literal(assoc.key)),
+            ("hub:" + P_REL_TYPE, literal(assoc.rel_type)),
+            ("hub:" + P_INVERSE_KEY, literal(assoc.inverse_key)),
+            ("hub:" + P_MANY, _bool(assoc.many)),
+        ]
         pairs += _profiles(assoc.profiles)
         out.append(_block(term(assoc.ns, assoc.qname), pairs))
     return "".join(out)
@@ -578,8 +646,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     OUTPUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUTPUT}: {len(model.classes)} classes, {len(model.attributes)} attributes, "
-          f"{len(model.associations)} associations, {len(model.enums)} enumerations")  # fmt: skip
+    print(
+        f"wrote {OUTPUT}: {len(model.classes)} classes, {len(model.attributes)} attributes, "
+        f"{len(model.associations)} associations, {len(model.enums)} enumerations"
+    )
     return 0
 
 

@@ -173,12 +173,12 @@ def build_ontology(owl_dir: Path = OWL_DIR, digest: str | None = None) -> Ontolo
         names[node] = name
 
     literals: dict[str, tuple[str, ...]] = {}
-    for enum in enum_nodes:
+    for enum_node in enum_nodes:
         found = []
-        for individual in graph.subjects(RDF.type, enum):
+        for individual in graph.subjects(RDF.type, enum_node):
             label = one(individual, RDFS.label)
             found.append(label if label is not None else _local(individual).rpartition(".")[2])
-        literals[_local(enum)] = tuple(sorted(found))
+        literals[_local(enum_node)] = tuple(sorted(found))
 
     attributes: dict[str, dict[str, Attribute]] = {name: {} for name in names.values()}
     associations: dict[str, dict[str, Association]] = {name: {} for name in names.values()}
@@ -202,18 +202,28 @@ def build_ontology(owl_dir: Path = OWL_DIR, digest: str | None = None) -> Ontolo
             if enum is not None and enum not in literals:
                 raise OntologyError(f"enum attribute {qname!r} ranges over {enum!r}, which is no enumeration")
             attributes[owner][qname] = Attribute(
-                qname=qname, owner=owner, key=key, datatype=_as_datatype(datatype), enum=enum,
-                literals=literals[enum] if enum else (), unit=one(node, hub[P_UNIT]),
+                qname=qname,
+                owner=owner,
+                key=key,
+                datatype=_as_datatype(datatype),
+                enum=enum,
+                literals=literals[enum] if enum else (),
+                unit=one(node, hub[P_UNIT]),
                 description=comment(node),
-            )  # fmt: skip
+            )
         elif rel_type is not None:
             target_node = one(node, RDFS.range)
             target = _local(target_node) if target_node else ""
             associations[owner][qname] = Association(
-                qname=qname, owner=owner, key=key, rel_type=rel_type, target=target,
-                many=boolean(node, hub[P_MANY], False), inverse_key=one(node, hub[P_INVERSE_KEY]) or "",
+                qname=qname,
+                owner=owner,
+                key=key,
+                rel_type=rel_type,
+                target=target,
+                many=boolean(node, hub[P_MANY], False),
+                inverse_key=one(node, hub[P_INVERSE_KEY]) or "",
                 description=comment(node),
-            )  # fmt: skip
+            )
         else:
             raise OntologyError(f"{qname!r} has a key but neither a datatype nor a relationship type")
         for alias in graph.objects(node, hub[P_CIM100_NAME]):
@@ -228,9 +238,14 @@ def build_ontology(owl_dir: Path = OWL_DIR, digest: str | None = None) -> Ontolo
             raise OntologyError(f"class {name!r} has domain {domain!r}; expected Electricity or Gas")
         parents = tuple(sorted(_local(p) for p in graph.objects(node, RDFS.subClassOf) if p in names))
         classes[name] = OntClass(
-            name=name, parents=parents, domain=_as_domain(domain), abstract=boolean(node, hub[P_ABSTRACT], False),
-            description=comment(node), attributes=attributes[name], associations=associations[name],
-        )  # fmt: skip
+            name=name,
+            parents=parents,
+            domain=_as_domain(domain),
+            abstract=boolean(node, hub[P_ABSTRACT], False),
+            description=comment(node),
+            attributes=attributes[name],
+            associations=associations[name],
+        )
         for alias in graph.objects(node, hub[P_CIM100_NAME]):
             aliases[("cim100", str(alias))] = name
         for alias in graph.objects(node, hub[P_GASLIB_NAME]):

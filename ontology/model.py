@@ -150,7 +150,8 @@ class Ontology:
                 assocs.update(self.classes[anc].associations)
                 incoming.extend(incoming_by_target.get(anc, ()))
             members: dict[str, Attribute | Association] = {}
-            for member in (*attrs.values(), *assocs.values()):
+            everything: list[Attribute | Association] = [*attrs.values(), *assocs.values()]
+            for member in everything:
                 members.setdefault(member.qname.split(".", 1)[1], member)
             self._tables[name] = _ClassTables(
                 ancestors=ancs,
