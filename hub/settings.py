@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     batch_timeout_s: float = 0.5
     max_event_bytes: int = 1_000_000
     metrics_port: int = 9108
+    # How often the worker looks for new ingest topics (a new producer needs no restart).
+    topic_discovery_interval_s: float = 2.0
+    # How often acknowledged offsets are committed to Kafka (only ever after the graph commit).
+    worker_commit_interval_s: float = 1.0
+    # Upper bound of the back-off between retries of a batch while Neo4j is unavailable.
+    worker_retry_max_backoff_s: float = 5.0
     # JSON object: producer id -> {"org": ..., "default_label": ...}; see hub/producers.py
     producers: dict[str, dict[str, str]] = Field(default_factory=dict)
 
