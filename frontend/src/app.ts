@@ -520,6 +520,7 @@ export class App {
         this.view.refresh();
       }
       this.view.runForce(4000);
+      this.view.fit();
       this.watchScreen();
     } catch (e) {
       this.report(e);

@@ -29,6 +29,7 @@ export interface NodeAttrs {
   pinned: boolean;
   expandedBy: string[];
   flashUntil: number;
+  unplaced?: boolean;
   [key: string]: unknown;
 }
 

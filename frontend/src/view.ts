@@ -10,6 +10,7 @@ import FA2Layout from "graphology-layout-forceatlas2/worker";
 import forceAtlas2 from "graphology-layout-forceatlas2";
 import type { EdgeAttrs, GraphModel, NodeAttrs } from "./graphModel";
 import { Basemap } from "./basemap";
+import { lonLatToMap } from "./projection";
 
 export type LayoutMode = "force" | "geo";
 
@@ -18,6 +19,13 @@ const DIM_EDGE = "#f1f5f9";
 const HIGHLIGHT_EDGE = "#f97316";
 const FLASH = "#facc15";
 const FLASH_MS = 3000;
+// Belgium, the Netherlands and western Germany, in map coordinates (projection.ts).
+const DEFAULT_REGION = {
+  minX: 2.5,
+  maxX: 15,
+  minY: lonLatToMap(0, 49.5).y,
+  maxY: lonLatToMap(0, 55).y,
+};
 
 export interface ViewListener {
   onClickNode(mrid: string, shift: boolean): void;
@@ -94,7 +102,11 @@ export class GraphView {
 
   private reduceNode(node: string, data: NodeAttrs): Partial<NodeAttrs> & Record<string, unknown> {
     const res: Record<string, unknown> = { ...data };
-    if (this.hiddenDomains.has(data.domain) || this.hiddenClasses.has(data.className)) {
+    if (
+      this.hiddenDomains.has(data.domain) ||
+      this.hiddenClasses.has(data.className) ||
+      (this.mode === "geo" && data.unplaced === true)
+    ) {
       res.hidden = true;
       return res;
     }
@@ -190,7 +202,8 @@ export class GraphView {
     if (!this.fa2) {
       const settings = forceAtlas2.inferSettings(g);
       this.fa2 = new FA2Layout(g, {
-        settings: { ...settings, barnesHutOptimize: g.order > 300, slowDown: 5, gravity: 1, scalingRatio: 8, adjustSizes: false },
+        // Strong gravity keeps separate components (say, a gas and an electricity island) in view.
+        settings: { ...settings, barnesHutOptimize: g.order > 300, slowDown: 4, strongGravityMode: true, gravity: 0.2, scalingRatio: 10 },
       });
     }
     if (!this.fa2.isRunning()) this.fa2.start();
@@ -223,11 +236,12 @@ export class GraphView {
       g.forEachNode((n, a) => {
         g.mergeNodeAttributes(n, { fx: a.x, fy: a.y });
       });
-      g.forEachNode((n, a) => {
-        targets[n] = a.gx !== null && a.gy !== null ? { x: a.gx, y: a.gy } : this.geoWithoutPoint(n);
-      });
       this.mode = "geo";
       this.model.geoMode = true;
+      g.forEachNode((n) => {
+        targets[n] = this.geoTarget(n);
+      });
+      this.updateGeoBBox();
       await this.basemap.show();
       animateNodes(g, targets, { duration: 600 }, () => this.fitToNodes());
     } else {
@@ -237,6 +251,7 @@ export class GraphView {
       });
       this.mode = "force";
       this.model.geoMode = false;
+      this.sigma.setCustomBBox(null);
       this.basemap.hide();
       animateNodes(g, targets, { duration: 600 }, () => {
         this.fit();
@@ -245,40 +260,73 @@ export class GraphView {
     }
   }
 
-  /** Objects without coordinates sit at the centre of their located neighbours, else stay unplaced near the rest. */
-  geoWithoutPoint(n: string): { x: number; y: number } {
+  /**
+   * Where an object goes on the map: its own point, else the centre of its located neighbours
+   * (one or two hops: a Terminal is usually one step from located equipment). Objects with no
+   * located neighbour are not drawn on the map; they sit at the centre so they do not stretch it.
+   */
+  geoTarget(n: string): { x: number; y: number } {
     const g = this.model.graph;
+    const a = g.getNodeAttributes(n);
+    if (a.gx !== null && a.gy !== null) {
+      g.setNodeAttribute(n, "unplaced", false);
+      return { x: a.gx, y: a.gy };
+    }
     let sx = 0;
     let sy = 0;
     let k = 0;
     const visit = (m: string) => {
-      const a = g.getNodeAttributes(m);
-      if (a.gx !== null && a.gy !== null) {
-        sx += a.gx;
-        sy += a.gy;
+      const b = g.getNodeAttributes(m);
+      if (b.gx !== null && b.gy !== null) {
+        sx += b.gx;
+        sy += b.gy;
         k++;
       }
     };
     g.forEachNeighbor(n, visit);
-    if (k === 0) {
-      // Two hops: a Terminal is usually one step from located equipment.
-      g.forEachNeighbor(n, (m) => g.forEachNeighbor(m, visit));
-    }
+    if (k === 0) g.forEachNeighbor(n, (m) => g.forEachNeighbor(m, visit));
     const jitter = () => (Math.random() - 0.5) * 0.01;
+    g.setNodeAttribute(n, "unplaced", k === 0);
     if (k > 0) return { x: sx / k + jitter(), y: sy / k + jitter() };
-    return this.model.geoFallback();
+    const c = this.locatedCentre();
+    return { x: c.x + jitter(), y: c.y + jitter() };
+  }
+
+  private locatedExtent(): { minX: number; maxX: number; minY: number; maxY: number } | null {
+    let minX = Infinity;
+    let maxX = -Infinity;
+    let minY = Infinity;
+    let maxY = -Infinity;
+    this.model.graph.forEachNode((_, a) => {
+      if (a.gx === null || a.gy === null) return;
+      minX = Math.min(minX, a.gx);
+      maxX = Math.max(maxX, a.gx);
+      minY = Math.min(minY, a.gy);
+      maxY = Math.max(maxY, a.gy);
+    });
+    return isFinite(minX) ? { minX, maxX, minY, maxY } : null;
+  }
+
+  private locatedCentre(): { x: number; y: number } {
+    const e = this.locatedExtent() ?? DEFAULT_REGION;
+    return { x: (e.minX + e.maxX) / 2, y: (e.minY + e.maxY) / 2 };
+  }
+
+  /** Frames the map on the located objects, never tighter than a couple of degrees. */
+  updateGeoBBox(): void {
+    const e = this.locatedExtent() ?? DEFAULT_REGION;
+    const cx = (e.minX + e.maxX) / 2;
+    const cy = (e.minY + e.maxY) / 2;
+    const half = Math.max(1.5, (e.maxX - e.minX) / 2 * 1.1, (e.maxY - e.minY) / 2 * 1.1);
+    this.sigma.setCustomBBox({ x: [cx - half, cx + half], y: [cy - half, cy + half] });
   }
 
   /** Places nodes that arrived while the map is shown. */
   placeGeo(mrids: string[]): void {
     if (this.mode !== "geo") return;
     const g = this.model.graph;
-    for (const m of mrids) {
-      if (!g.hasNode(m)) continue;
-      const a = g.getNodeAttributes(m);
-      const p = a.gx !== null && a.gy !== null ? { x: a.gx, y: a.gy } : this.geoWithoutPoint(m);
-      g.mergeNodeAttributes(m, p);
-    }
+    for (const m of mrids) if (g.hasNode(m)) g.mergeNodeAttributes(m, this.geoTarget(m));
+    this.updateGeoBBox();
   }
 
   fitToNodes(): void {

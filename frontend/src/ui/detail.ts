@@ -91,7 +91,7 @@ export function renderDetail(panel: HTMLElement, st: DetailState, styles: ClassS
         "div",
         { className: "badges" },
         h("span", { className: `badge domain-${d.domain}`, testid: "detail-domain" }, d.domain === "GAS" ? "Gas" : "Electricity"),
-        h("span", { className: `badge label-${badge.level}`, testid: "detail-label", title: `Security label: ${d.label}` }, "🔒 ", badge.text),
+        h("span", { className: `badge label-${badge.level}`, testid: "detail-label", title: `Security label: ${d.label}` }, lockIcon(), badge.text),
       ),
     ),
   );
@@ -236,4 +236,19 @@ function renderDeps(st: DetailState, styles: ClassStyles, act: DetailActions): H
   }
   box.append(ul);
   return box;
+}
+
+function lockIcon(): SVGElement {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 16 16");
+  svg.setAttribute("width", "10");
+  svg.setAttribute("height", "10");
+  svg.setAttribute("aria-label", "security label");
+  const body = document.createElementNS(ns, "rect");
+  for (const [k, v] of Object.entries({ x: "3", y: "7", width: "10", height: "8", rx: "1.5", fill: "currentColor" })) body.setAttribute(k, v);
+  const shackle = document.createElementNS(ns, "path");
+  for (const [k, v] of Object.entries({ d: "M5 7V5a3 3 0 0 1 6 0v2", fill: "none", stroke: "currentColor", "stroke-width": "1.8" })) shackle.setAttribute(k, v);
+  svg.append(body, shackle);
+  return svg;
 }
