@@ -7,7 +7,7 @@ path only does dictionary look-ups.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 Datatype = Literal["float", "int", "bool", "string", "datetime", "enum"]
@@ -79,9 +79,6 @@ class _ClassTables:
     associations: dict[str, Association]
     incoming: list[Association]
     labels: tuple[str, ...]
-    # Attribute or association by its bare member name ("r", "BaseVoltage"), for qnames that name the
-    # member through a subclass or superclass ("ACLineSegment.BaseVoltage").
-    member_by_name: dict[str, Attribute | Association] = field(default_factory=dict)
 
 
 class Ontology:
@@ -149,10 +146,6 @@ class Ontology:
                 attrs.update(self.classes[anc].attributes)
                 assocs.update(self.classes[anc].associations)
                 incoming.extend(incoming_by_target.get(anc, ()))
-            members: dict[str, Attribute | Association] = {}
-            everything: list[Attribute | Association] = [*attrs.values(), *assocs.values()]
-            for member in everything:
-                members.setdefault(member.qname.split(".", 1)[1], member)
             self._tables[name] = _ClassTables(
                 ancestors=ancs,
                 descendants=descendants(name),
@@ -160,7 +153,6 @@ class Ontology:
                 associations=assocs,
                 incoming=sorted(incoming, key=lambda a: a.qname),
                 labels=(*ancs, cls.domain),
-                member_by_name=members,
             )
 
     # --- class questions ----------------------------------------------------------------------------
@@ -200,23 +192,6 @@ class Ontology:
 
     def association(self, name: str, qname: str) -> Association | None:
         return self._t(name).associations.get(qname)
-
-    def member(self, name: str, qname: str) -> Attribute | Association | None:
-        """The attribute or association a qname names on ``name``'s objects.
-
-        Accepts the declaring qname ("ConductingEquipment.BaseVoltage") and also the member named
-        through any class on the object's ancestry ("ACLineSegment.BaseVoltage"), which some tools write.
-        """
-        tables = self._t(name)
-        found = tables.attributes.get(qname) or tables.associations.get(qname)
-        if found is not None:
-            return found
-        owner, _, member = qname.partition(".")
-        if owner in tables.ancestors or (owner in self.classes and name in self._t(owner).ancestors):
-            candidate = tables.member_by_name.get(member)
-            if candidate is not None:
-                return candidate
-        return None
 
     def incoming_of(self, name: str) -> list[Association]:
         return self._t(name).incoming
