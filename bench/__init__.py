@@ -1,0 +1,1 @@
+"""Benchmarks of the hub; each module writes its results under bench/results/."""
