@@ -1,0 +1,79 @@
+"""Neo4j connection and the schema every writer and reader relies on.
+
+The unique constraint on ``Entity.mrid`` is both the identity rule and the index every ``MERGE`` of the
+writer looks up, so it must exist before the first batch; :func:`ensure_schema` is idempotent and every
+worker runs it at start.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+import neo4j
+
+from hub.settings import Settings, get_settings
+
+ENTITY: Final = "Entity"
+STUB: Final = "Stub"
+TOMBSTONE: Final = "Tombstone"
+SECURITY_LABEL: Final = "SecurityLabel"
+STUB_LABEL_TEXT: Final = "role=admin"
+
+SCHEMA_STATEMENTS: Final[tuple[str, ...]] = (
+    "CREATE CONSTRAINT entity_mrid IF NOT EXISTS FOR (n:Entity) REQUIRE n.mrid IS UNIQUE",
+    "CREATE CONSTRAINT security_label_id IF NOT EXISTS FOR (s:SecurityLabel) REQUIRE s.id IS UNIQUE",
+    # The access guard filters every read by label id; the API lists objects by class.
+    "CREATE INDEX entity_label IF NOT EXISTS FOR (n:Entity) ON (n._label)",
+    "CREATE INDEX entity_class IF NOT EXISTS FOR (n:Entity) ON (n._class)",
+)
+
+_IDENTIFIER: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def cypher_name(name: str) -> str:
+    """Backticked label or relationship type; only ontology identifiers get here, this is the last check."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"{name!r} is not a valid Neo4j label or relationship type")
+    return f"`{name}`"
+
+
+def label_clause(variable: str, labels: tuple[str, ...] | list[str] | frozenset[str]) -> str:
+    """``n:`A`:`B``` for SET/REMOVE; empty string when there is nothing to name."""
+    if not labels:
+        return ""
+    return variable + "".join(":" + cypher_name(label) for label in sorted(labels))
+
+
+def _auth(settings: Settings) -> tuple[str, str]:
+    return (settings.neo4j_user, settings.neo4j_password)
+
+
+def make_driver(settings: Settings | None = None) -> neo4j.Driver:
+    settings = settings or get_settings()
+    return neo4j.GraphDatabase.driver(settings.neo4j_uri, auth=_auth(settings))
+
+
+def make_async_driver(settings: Settings | None = None) -> neo4j.AsyncDriver:
+    settings = settings or get_settings()
+    return neo4j.AsyncGraphDatabase.driver(
+        settings.neo4j_uri,
+        auth=_auth(settings),
+        # A worker waiting out a Neo4j restart retries on its own schedule; fail fast instead of
+        # hanging inside the driver so the retry loop stays in control.
+        connection_acquisition_timeout=10.0,
+        connection_timeout=5.0,
+        notifications_min_severity="OFF",
+    )
+
+
+def ensure_schema(driver: neo4j.Driver, database: str | None = None) -> None:
+    database = database or get_settings().neo4j_database
+    for statement in SCHEMA_STATEMENTS:
+        driver.execute_query(statement, database_=database)
+
+
+async def ensure_schema_async(driver: neo4j.AsyncDriver, database: str | None = None) -> None:
+    database = database or get_settings().neo4j_database
+    for statement in SCHEMA_STATEMENTS:
+        await driver.execute_query(statement, database_=database)

@@ -1,0 +1,266 @@
+"""The ingest agent: batches from every producer topic into the graph, effect-once, in order.
+
+Per batch: check every record (:mod:`ingest.records`); send the invalid ones to the dead-letter topic;
+write the valid ones in one Neo4j transaction (:mod:`hub.writer`); publish a change record per affected
+object; then, and only then, acknowledge the batch's events so Faust may commit their offsets.
+
+Events are taken with ``noack_take``: Faust's ``take()`` acknowledges a batch in a ``finally`` block even
+when handling it raised, which would commit offsets of events never written. The write is retried with
+back-off until Neo4j accepts it, so a database outage delays events but never drops or dead-letters them.
+A worker killed at any point leaves its unacknowledged events to be redelivered, and every write is
+idempotent and versioned, so redelivery changes nothing that was already applied.
+
+Checking the next batch overlaps with the previous batch's transaction: the agent starts the write as a
+task and goes on taking and checking; transactions themselves stay strictly one after another, which
+keeps each object's events in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import neo4j
+from faust.types import EventT, StreamT
+
+from hub.changes import ChangeRecord
+from hub.graph import ensure_schema_async, make_async_driver
+from hub.logging import get_logger
+from hub.metrics import (
+    BATCH_DURATION,
+    BATCH_SIZE,
+    CHANGES_PUBLISHED,
+    EVENTS_APPLIED,
+    EVENTS_DEADLETTERED,
+    EVENTS_IGNORED,
+    EVENTS_STALE,
+    FRESHNESS,
+    LAG,
+    SUBSCRIBED_TOPICS,
+    WRITE_RETRIES,
+)
+from hub.writer import Accepted, GraphWriter, Plan
+from ingest.app import app, discover_topics, ingest_topic, settings, subscribe
+from ingest.records import RecordChecker, Rejection
+
+log = get_logger("ingest.agents")
+
+# Neo4j errors that a given event causes whatever the database's health (a value it cannot store); the
+# batch is split to find the event, which goes to the dead letters. Everything else is retried.
+POISON_CODES = frozenset({"Neo.ClientError.Statement.TypeError", "Neo.ClientError.Statement.ArgumentError"})
+
+
+class BatchWriter:
+    """State shared by the agent's batches: ontology, driver, checker, the write in flight."""
+
+    def __init__(self) -> None:
+        from ontology.loader import load_ontology
+
+        self.ontology = load_ontology()
+        self.checker = RecordChecker(self.ontology, settings)
+        self.writer = GraphWriter(self.ontology, database=settings.neo4j_database)
+        self.driver: neo4j.AsyncDriver | None = None
+        self.inflight: asyncio.Task[None] | None = None
+        self.schema_ready = False
+
+    async def _driver(self) -> neo4j.AsyncDriver:
+        if self.driver is None:
+            self.driver = make_async_driver(settings)
+        if not self.schema_ready:
+            await ensure_schema_async(self.driver, settings.neo4j_database)
+            self.schema_ready = True
+        return self.driver
+
+    async def submit(self, stream: StreamT, events: Sequence[EventT]) -> None:
+        """Check ``events`` now; write them once the previous batch is done."""
+        started = time.perf_counter()
+        accepted: list[Accepted] = []
+        pending: list[Awaitable[Any]] = []
+        check = self.checker.check
+        for event in events:
+            msg = event.message
+            result = check(msg.topic, msg.key, msg.value, msg.headers, event)
+            if isinstance(result, Rejection):
+                pending.append(await self._dead_letter(event, result))
+            else:
+                accepted.append(result)
+        if self.inflight is not None:
+            await self.inflight
+        self.inflight = asyncio.create_task(self._commit(stream, events, accepted, pending, started))
+
+    async def drain(self) -> None:
+        if self.inflight is not None:
+            await self.inflight
+            self.inflight = None
+
+    async def _commit(
+        self,
+        stream: StreamT,
+        events: Sequence[EventT],
+        accepted: list[Accepted],
+        pending: list[Awaitable[Any]],
+        started: float,
+    ) -> None:
+        plans, poisoned = await self._write(accepted) if accepted else ([], [])
+        committed = datetime.now(UTC)
+        for ev, rejection in poisoned:
+            pending.append(await self._dead_letter(ev.ref, rejection))
+        send = app.producer.send
+        changes_topic = settings.changes_topic
+        n_changes = 0
+        for plan in plans:
+            for ev, reason in plan.rejected:
+                pending.append(await self._dead_letter(ev.ref, Rejection(reason, "ownership")))
+            for c in plan.changes:
+                record = ChangeRecord(
+                    c.mrid,
+                    c.cls,
+                    c.change,
+                    c.version,
+                    c.label_id,
+                    committed,
+                    c.event_time,
+                    c.event_id,
+                    c.producer,
+                )
+                pending.append(await send(changes_topic, c.mrid.encode(), record.to_json(), None, None, None))
+                if c.event_time is not None:
+                    FRESHNESS.observe((committed - c.event_time).total_seconds())
+            n_changes += len(plan.changes)
+            for kind, n in plan.applied.items():
+                EVENTS_APPLIED.labels(kind).inc(n)
+            for kind, n in plan.stale.items():
+                EVENTS_STALE.labels(kind).inc(n)
+            if plan.ignored:
+                EVENTS_IGNORED.labels("no-live-node").inc(plan.ignored)
+        # The dead letters and change records must be on the broker before the offsets may move on.
+        for fut in pending:
+            await fut
+        CHANGES_PUBLISHED.inc(n_changes)
+        last: dict[Any, int] = {}
+        for event in events:
+            await stream.ack(event)
+            tp = event.message.tp
+            last[tp] = max(last.get(tp, -1), event.message.offset)
+        for tp, offset in last.items():
+            highwater = app.consumer.highwater(tp)
+            if highwater is not None:
+                LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - offset - 1))
+        BATCH_SIZE.observe(len(events))
+        BATCH_DURATION.observe(time.perf_counter() - started)
+        log.debug(
+            "batch committed",
+            events=len(events),
+            accepted=len(accepted),
+            changes=n_changes,
+            dead_letters=len(events) - len(accepted) + sum(len(p.rejected) for p in plans),
+        )
+
+    async def _write(self, accepted: list[Accepted]) -> tuple[list[Plan], list[tuple[Accepted, Rejection]]]:
+        """Apply ``accepted`` in one transaction, retrying until Neo4j takes it."""
+        attempt = 0
+        while True:
+            try:
+                driver = await self._driver()
+                async with driver.session(database=settings.neo4j_database) as session:
+                    plan = await session.execute_write(self.writer.apply, accepted)
+                if attempt:
+                    log.info("neo4j write succeeded after retries", attempts=attempt + 1)
+                return [plan], []
+            except neo4j.exceptions.ClientError as exc:
+                if exc.code not in POISON_CODES:
+                    attempt = await self._backoff(attempt, exc)
+                    continue
+                if len(accepted) == 1:
+                    return [], [
+                        (
+                            accepted[0],
+                            Rejection(f"store: Neo4j rejected the event: {exc.code}: {exc.message}", "store"),
+                        )
+                    ]
+                # Halves in order keep each object's events in order.
+                mid = len(accepted) // 2
+                left_plans, left_bad = await self._write(accepted[:mid])
+                right_plans, right_bad = await self._write(accepted[mid:])
+                return left_plans + right_plans, left_bad + right_bad
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                attempt = await self._backoff(attempt, exc)
+
+    async def _backoff(self, attempt: int, exc: BaseException) -> int:
+        WRITE_RETRIES.inc()
+        delay = min(settings.worker_retry_max_backoff_s, 0.2 * 2**attempt)
+        log.warning(
+            "neo4j write failed; retrying",
+            attempt=attempt + 1,
+            delay_s=delay,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        if isinstance(exc, neo4j.exceptions.ServiceUnavailable | OSError) and self.driver is not None:
+            # A restarted database: start over with fresh connections (and check the schema again).
+            driver, self.driver, self.schema_ready = self.driver, None, False
+            try:
+                await driver.close()
+            except Exception as close_exc:
+                log.debug("closing the old driver failed", error=str(close_exc))
+        await asyncio.sleep(delay)
+        return attempt + 1
+
+    async def _dead_letter(self, event: EventT, rejection: Rejection) -> Awaitable[Any]:
+        msg = event.message
+        EVENTS_DEADLETTERED.labels(rejection.reason_class).inc()
+        headers = [
+            ("reason", rejection.reason.encode()),
+            ("reason-class", rejection.reason_class.encode()),
+            ("source-topic", msg.topic.encode()),
+            ("source-partition", str(msg.partition).encode()),
+            ("source-offset", str(msg.offset).encode()),
+        ]
+        fut: Awaitable[Any] = await app.producer.send(
+            settings.deadletter_topic, msg.key, msg.value, None, None, headers
+        )
+        return fut
+
+
+_batches: BatchWriter | None = None
+
+
+def batches() -> BatchWriter:
+    global _batches
+    if _batches is None:
+        _batches = BatchWriter()
+    return _batches
+
+
+@app.agent(ingest_topic)
+async def ingest(stream: StreamT) -> None:
+    writer = batches()
+    try:
+        # noack_take exists on faust's Stream but not on its StreamT protocol.
+        taken = stream.noack_take(settings.batch_size, within=settings.batch_timeout_s)  # type: ignore[attr-defined]
+        async for events in taken:
+            await writer.submit(stream, events)
+    finally:
+        # On shutdown, let the write in flight finish so its offsets can be committed on the way out.
+        if writer.inflight is not None and not writer.inflight.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(writer.inflight), timeout=10.0)
+            except (TimeoutError, asyncio.CancelledError):
+                log.warning("shutdown left a batch unacknowledged; it will be redelivered")
+
+
+@app.timer(interval=settings.topic_discovery_interval_s)
+async def discover() -> None:
+    """Subscribe to producer topics created since start."""
+    try:
+        topics = await discover_topics(settings.kafka_bootstrap, settings.ingest_topic_prefix)
+    except Exception as exc:
+        log.warning("topic discovery failed", error=f"{type(exc).__name__}: {exc}")
+        return
+    if topics and subscribe(topics):
+        SUBSCRIBED_TOPICS.set(len(topics))
+        log.info("ingest topics changed", topics=topics)

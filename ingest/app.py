@@ -1,0 +1,100 @@
+"""The Faust application of the ingest worker: one consumer group reading every producer's topic.
+
+Every worker process with the same ``settings.worker_id`` joins one consumer group, so partitions are
+shared between them. Values and keys stay raw bytes: the worker decodes and validates them itself so that
+an undecodable record becomes a dead letter with its original bytes instead of a crashed stream.
+
+Faust's own ``pattern=`` subscription is not wired through to the Kafka consumer (the consumer subscribes
+to the named topics only), so the worker finds producer topics itself: :func:`discover_topics` lists the
+cluster's topics, and :func:`subscribe` points the ingest channel at every topic under the prefix and
+asks Faust to resubscribe. The discovery timer in :mod:`ingest.agents` runs it every few seconds, so a
+new producer's topic is picked up without code or restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import faust
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from hub.settings import Settings, get_settings
+
+
+def create_app(settings: Settings) -> faust.App:
+    web_port = settings.worker_web_port
+    return faust.App(
+        settings.worker_id,
+        broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",") if host.strip()],
+        store="memory://",
+        autodiscover=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        # Offsets of acknowledged events only; the agent acknowledges after the graph transaction commits.
+        broker_commit_interval=settings.worker_commit_interval_s,
+        # Room for a couple of batches in flight per partition buffer.
+        stream_buffer_maxsize=max(4096, 4 * settings.batch_size),
+        producer_acks=-1,
+        topic_partitions=settings.topic_partitions,
+        # No leader-election topic: the worker has no tables and no leader-only work.
+        topic_disable_leader=True,
+        web_enabled=web_port > 0,
+        web_port=web_port if web_port > 0 else 6066,
+        web_bind="127.0.0.1",
+        # Picks up new partitions of subscribed topics within seconds.
+        consumer_metadata_max_age_ms=int(settings.topic_discovery_interval_s * 1000),
+    )
+
+
+settings = get_settings()
+app = create_app(settings)
+# Filled with the producer topics present at start and extended by discovery (see module docstring).
+ingest_topic = app.topic(key_serializer="raw", value_serializer="raw")
+# A new topic list is applied after this pause (Faust's default of 45 s coalesces agent restarts; here the
+# only source of changes is discovery, which already runs at a slow pace).
+app.topics._resubscribe_sleep_lock_seconds = settings.topic_discovery_interval_s  # type: ignore[attr-defined]
+
+
+def ingest_topics_in(names: Iterable[str], prefix: str) -> list[str]:
+    return sorted(n for n in names if n.startswith(prefix) and len(n) > len(prefix))
+
+
+async def discover_topics(bootstrap: str, prefix: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        return ingest_topics_in(await admin.list_topics(), prefix)
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:
+    """Create the worker's output topics if they are missing (a cluster may forbid auto-creation)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names if n not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except Exception as exc:  # another worker created it first
+                if "TopicAlreadyExists" not in type(exc).__name__ + str(exc):
+                    raise
+    finally:
+        await admin.close()
+
+
+def subscribe(topics: Iterable[str]) -> bool:
+    """Point the ingest channel at ``topics``; True if that changed the subscription."""
+    wanted = sorted(set(topics))
+    if wanted == sorted(ingest_topic.topics):
+        return False
+    ingest_topic.topics = wanted
+    # Removing and re-adding the channel is the conductor's public way to flag a subscription change.
+    app.topics.discard(ingest_topic)
+    app.topics.add(ingest_topic)
+    return True

@@ -1,0 +1,221 @@
+"""From a Kafka record to an event the writer can apply, or to the reason it goes to the dead-letter topic.
+
+Checks, in order: size, envelope and ontology (``hub.validation``), the topic's producer against the
+event's ``source``, the message key against the subject (ordering relies on the key), the producer's mRID
+range, and the security label: the event's ``label``, else the ``Security-Label`` header, else the
+producer's default; a producer may not assign a label it does not itself satisfy. Label parsing and the
+may-assign verdict are cached per (producer, text): distinct labels are few, events are many.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from hub.events import normalise_mrid
+from hub.labels import LabelError, canonical, label_id, parse
+from hub.producers import ProducerConfigError, ProducerRegistry
+from hub.settings import Settings
+from hub.validation import EventRejected, validate_event
+from hub.writer import Accepted
+
+LABEL_HEADER: Final = "Security-Label"
+_LABEL_HEADER_LOWER: Final = LABEL_HEADER.lower()
+
+# Property keys that give an object's position, most specific first: (x key, y key).
+POINT_KEYS: Final[tuple[tuple[str, str], ...]] = (
+    ("longitude", "latitude"),
+    ("xPosition", "yPosition"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a record goes to the dead-letter topic: ``reason`` names the field and value;
+    ``reason_class`` is a short word from a closed set, for metrics and for consumers that triage."""
+
+    reason: str
+    reason_class: str
+
+
+def producer_of(topic: str, prefix: str) -> str | None:
+    """The producer id a topic belongs to (``cim.ingest.<producer>``), None for a foreign topic."""
+    if not topic.startswith(prefix) or len(topic) == len(prefix):
+        return None
+    return topic[len(prefix) :]
+
+
+def header_value(headers: Any, name_lower: str) -> bytes | None:
+    """A header's value from faust/aiokafka headers (a mapping or a list of pairs), case-insensitively."""
+    if not headers:
+        return None
+    items: Iterable[tuple[str, Any]] = headers.items() if hasattr(headers, "items") else headers
+    for key, value in items:
+        if key.lower() == name_lower:
+            return value if isinstance(value, bytes) or value is None else str(value).encode()
+    return None
+
+
+class RecordChecker:
+    """Turns records into :class:`Accepted` events or :class:`Rejection` s; never raises for bad input."""
+
+    def __init__(self, ontology: Any, settings: Settings, registry: ProducerRegistry | None = None) -> None:
+        self.ontology = ontology
+        self.prefix = settings.ingest_topic_prefix
+        self.max_bytes = settings.max_event_bytes
+        self.registry = registry or ProducerRegistry.from_settings(settings)
+        # (producer, label text or None for the default) -> (id, canonical) or the rejection.
+        self._labels: dict[tuple[str, str | None], tuple[int, str] | Rejection] = {}
+
+    def check(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Any, ref: Any = None
+    ) -> Accepted | Rejection:
+        try:
+            return self._check(topic, key, value, headers, ref)
+        except Exception as exc:  # a bug here must not stop ingest; the record is kept in the dead letters
+            return Rejection(
+                f"internal error while checking the event: {type(exc).__name__}: {exc}", "internal"
+            )
+
+    def _check(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Any, ref: Any
+    ) -> Accepted | Rejection:
+        producer = producer_of(topic, self.prefix)
+        if producer is None:
+            return Rejection(f"topic {topic!r} is not an ingest topic (prefix {self.prefix!r})", "source")
+        if value is None:
+            return Rejection("value: the message has no value (tombstone records are not events)", "json")
+        if len(value) > self.max_bytes:
+            return Rejection(
+                f"size: event of {len(value)} bytes exceeds max_event_bytes={self.max_bytes}", "size"
+            )
+        try:
+            valid = validate_event(value, self.ontology, max_bytes=self.max_bytes)
+        except EventRejected as exc:
+            return Rejection(str(exc), _reason_class(exc))
+        event = valid.event
+        if event.source != producer:
+            return Rejection(
+                f"source: event source {event.source!r} does not match the topic's producer {producer!r} "
+                f"(topic {topic!r})",
+                "source",
+            )
+        mrid = valid.mrid
+        if key is not None:
+            try:
+                key_text = key.decode()
+            except UnicodeDecodeError:
+                return Rejection(f"key: message key {key!r} is not UTF-8", "key")
+            if normalise_mrid(key_text) != mrid:
+                return Rejection(
+                    f"key: message key {key_text!r} is not the event's subject {event.subject!r}", "key"
+                )
+        try:
+            prod = self.registry.get(producer)
+        except ProducerConfigError as exc:
+            return Rejection(f"source: {exc}", "source")
+        if not prod.may_own(mrid):
+            return Rejection(
+                f"ownership: producer {producer!r} may only write mRIDs starting {prod.owns!r}, "
+                f"got subject {mrid!r}",
+                "ownership",
+            )
+        kind = event.type.value
+        lid: int | None = None
+        ltext: str | None = None
+        if kind == "upsert":
+            text = event.label
+            if text is None:
+                raw = header_value(
+                    getattr(ref, "headers", None) if headers is None else headers, _LABEL_HEADER_LOWER
+                )
+                if raw is not None:
+                    try:
+                        text = raw.decode()
+                    except UnicodeDecodeError:
+                        return Rejection(f"label: header {LABEL_HEADER} value {raw!r} is not UTF-8", "label")
+            verdict = self._label(prod.id, text)
+            if isinstance(verdict, Rejection):
+                return verdict
+            lid, ltext = verdict
+        props = valid.properties
+        for xk, yk in POINT_KEYS:
+            if xk in props or yk in props:
+                x, y = _number(props.get(xk)), _number(props.get(yk))
+                if x is not None and y is not None:
+                    props = {**props, "_x": x, "_y": y}
+                break
+        return Accepted(
+            mrid=mrid,
+            kind=kind,
+            version=event.version,
+            cls=valid.class_name,
+            props=props,
+            rels={rt: (valid.associations[rt].target, ts) for rt, ts in valid.relationships.items()},
+            label_id=lid,
+            label_text=ltext,
+            producer=producer,
+            event_id=event.id,
+            event_time=event.time,
+            ref=ref,
+        )
+
+    def _label(self, producer: str, text: str | None) -> tuple[int, str] | Rejection:
+        cache_key = (producer, text)
+        found = self._labels.get(cache_key)
+        if found is not None:
+            return found
+        prod = self.registry.get(producer)
+        verdict: tuple[int, str] | Rejection
+        if text is None:
+            canon = prod.default_label_text
+            verdict = (label_id(canon), canon)
+        else:
+            try:
+                tree = parse(text)
+            except LabelError as exc:
+                verdict = Rejection(f"label: {text!r} is not a valid label: {exc}", "label")
+            else:
+                canon = canonical(tree)
+                if prod.may_assign(tree):
+                    verdict = (label_id(canon), canon)
+                else:
+                    verdict = Rejection(
+                        f"label: producer {producer!r} (org={prod.org}, clearance={prod.clearance}) may not "
+                        f"assign label {canon!r}, which it does not itself satisfy",
+                        "label",
+                    )
+        if len(self._labels) < 100_000:
+            self._labels[cache_key] = verdict
+        return verdict
+
+
+def _number(value: object) -> float | None:
+    """A coordinate as float; CGMES writes positions as strings, which may hold anything."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        result = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return result if result == result and abs(result) != float("inf") else None
+
+
+def _reason_class(exc: EventRejected) -> str:
+    """A closed set of words for metrics, from where the validator found the problem."""
+    field = exc.field or ""
+    reason = exc.reason
+    if field.startswith("attributes."):
+        return "attribute"
+    if field.startswith("references."):
+        return "reference"
+    if field == "class":
+        return "class"
+    if field:
+        return "envelope"
+    if "larger than" in reason:
+        return "size"
+    if "JSON" in reason or "UTF-8" in reason:
+        return "json"
+    return "envelope" if "envelope" in reason else "invalid"

@@ -1,0 +1,94 @@
+"""Start an ingest worker process: ``hub worker`` or ``python -m ingest.worker``.
+
+Before Faust starts, the worker waits for Kafka, creates the dead-letter and change topics if missing,
+and subscribes to the producer topics that exist (it waits for the first one: an empty subscription is
+not allowed by Kafka). Settings come from ``HUB_*`` variables like everywhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from hub.logging import configure_logging, get_logger, json_handler
+from hub.metrics import SUBSCRIBED_TOPICS, start_metrics_server
+from hub.settings import Settings, get_settings
+
+log = get_logger("ingest.worker")
+
+
+def _prepare(settings: Settings) -> list[str]:
+    from ingest.app import discover_topics, ensure_topics
+
+    waited_since = time.monotonic()
+    announced = False
+    while True:
+        try:
+            asyncio.run(
+                ensure_topics(
+                    settings.kafka_bootstrap,
+                    [settings.deadletter_topic, settings.changes_topic],
+                    settings.topic_partitions,
+                )
+            )
+            topics = asyncio.run(discover_topics(settings.kafka_bootstrap, settings.ingest_topic_prefix))
+        except Exception as exc:
+            log.warning(
+                "kafka not reachable yet",
+                bootstrap=settings.kafka_bootstrap,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            topics = []
+        if topics:
+            return topics
+        if not announced:
+            log.info("waiting for the first ingest topic", prefix=settings.ingest_topic_prefix)
+            announced = True
+        time.sleep(
+            min(settings.topic_discovery_interval_s, 5.0) if time.monotonic() - waited_since < 600 else 10.0
+        )
+
+
+def run(settings: Settings | None = None) -> None:
+    """Run one worker until SIGINT/SIGTERM."""
+    settings = settings or get_settings()
+    configure_logging(settings)
+    if settings.metrics_port >= 0:
+        port = start_metrics_server(settings.metrics_port)
+        log.info("metrics served", port=port)
+    topics = _prepare(settings)
+
+    from faust import Worker
+
+    from ingest import agents  # registers the agent and the discovery timer on the app
+    from ingest.app import app, subscribe
+
+    subscribe(topics)
+    SUBSCRIBED_TOPICS.set(len(topics))
+    log.info("worker starting", group=settings.worker_id, topics=topics, batch_size=settings.batch_size)
+    level = settings.log_level.upper()
+    app.conf.loghandlers = [json_handler()]
+    worker = Worker(
+        app,
+        loglevel=level,
+        # Faust installs its own colour handler unless told otherwise; keep our JSON lines.
+        logging_config={
+            "version": 1,
+            "disable_existing_loggers": False,
+            "root": {"level": level, "handlers": []},
+        },
+        redirect_stdouts=False,
+        quiet=True,
+    )
+    assert agents.ingest is not None
+    worker.execute_from_commandline()
+
+
+def main() -> None:
+    logging.captureWarnings(True)
+    run()
+
+
+if __name__ == "__main__":
+    main()
