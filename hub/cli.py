@@ -6,10 +6,14 @@ import typer
 
 from hub.services.cli import app as services_app
 from hub.token_cli import token as token_command
+from ingest.produce_cli import produce as produce_command
+from ingest.worker import worker_command
 
 app = typer.Typer(help="The energy knowledge-graph hub.", no_args_is_help=True)
 app.add_typer(services_app, name="services")
 app.command("token")(token_command)
+app.command("produce")(produce_command)
+app.command("worker")(worker_command)
 
 
 if __name__ == "__main__":

@@ -85,6 +85,11 @@ def run(settings: Settings | None = None) -> None:
     worker.execute_from_commandline()
 
 
+def worker_command() -> None:
+    """Run an ingest worker: producer topics into the graph (settings from HUB_* variables)."""
+    main()
+
+
 def main() -> None:
     logging.captureWarnings(True)
     run()
