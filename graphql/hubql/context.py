@@ -1,0 +1,114 @@
+"""Per-request context of the GraphQL API, built by a FastAPI dependency.
+
+``ApiServices`` holds what lives as long as the app (Neo4j driver, label directory, generated types);
+``HubContext`` is one caller's request: their guard, a reader over it, and the batch loaders for
+association fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from neo4j import AsyncDriver
+from starlette.requests import HTTPConnection
+from strawberry.dataloader import DataLoader
+from strawberry.fastapi import BaseContext
+
+from hub.auth import Authenticator, AuthError, unauthorized
+from hub.caller import Caller
+from hub.guard import Guard, LabelDirectory
+from hub.labels import LabelCache
+from hub.reader import Reader
+from hub.settings import Settings
+from ontology.model import Ontology
+
+if TYPE_CHECKING:
+    from hubql.types import TypeRegistry
+
+
+@dataclass
+class ApiServices:
+    """Process-wide parts of the API."""
+
+    settings: Settings
+    ontology: Ontology
+    driver: AsyncDriver
+    registry: TypeRegistry
+    directory: LabelDirectory
+    authenticator: Authenticator
+    label_cache: LabelCache = field(default_factory=LabelCache)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def guard(self, caller: Caller, *, follow_labels: bool = False) -> Guard:
+        s = self.settings
+        return Guard(driver=self.driver, database=s.neo4j_database, directory=self.directory,
+                     auths=caller.authorizations, timeout_s=s.query_timeout_s, cache=self.label_cache,
+                     follow_labels=follow_labels)
+
+    def reader(self, guard: Guard) -> Reader:
+        s = self.settings
+        return Reader(guard, self.ontology, max_page_size=s.max_page_size, max_depth=s.max_neighbourhood_depth,
+                      max_path_length=s.max_path_length, max_subgraph_nodes=s.max_subgraph_nodes)
+
+
+class HubContext(BaseContext):
+    """One caller's request (or websocket connection, once ``connection_init`` authenticated it)."""
+
+    def __init__(self, services: ApiServices, caller: Caller | None) -> None:
+        super().__init__()
+        self.services = services
+        self.registry = services.registry
+        self.operation_name: str | None = None
+        self._loaders: dict[tuple[str, str, str], DataLoader[str, list[dict[str, Any]]]] = {}
+        self.caller: Caller | None = None
+        if caller is not None:
+            self.set_caller(caller)
+
+    def set_caller(self, caller: Caller) -> None:
+        self.caller = caller
+        self.guard = self.services.guard(caller)
+        self.reader = self.services.reader(self.guard)
+        self._loaders.clear()
+
+    def require_caller(self) -> Caller:
+        if self.caller is None:  # a websocket operation before connection_init: the handler prevents it
+            raise AuthError("authentication required")
+        return self.caller
+
+    def row(self, props: dict[str, Any]) -> dict[str, Any]:
+        return self.registry.row(props, self.guard.label_text)
+
+    def rows(self, props: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        make, label_text = self.registry.row, self.guard.label_text
+        return [make(p, label_text) for p in props]
+
+    def related(self, rel_type: str, direction: str, other: str) -> DataLoader[str, list[dict[str, Any]]]:
+        """Batch loader of the objects on the other end of one association, by source mRID."""
+        key = (rel_type, direction, other)
+        loader = self._loaders.get(key)
+        if loader is None:
+            reader = self.reader
+
+            async def load(mrids: list[str]) -> list[list[dict[str, Any]]]:
+                found = await reader.related(mrids, rel_type, direction, other)
+                return [self.rows(found.get(m, [])) for m in mrids]
+
+            loader = self._loaders[key] = DataLoader(load_fn=load)
+        return loader
+
+
+async def get_context(connection: HTTPConnection) -> HubContext:
+    """FastAPI dependency: the GraphQL context of this request; 401 with the reason for a bad token.
+
+    Over a websocket the token arrives in ``connection_init``; the handler authenticates it there.
+    """
+    services: ApiServices = connection.app.state.hub
+    if connection.scope["type"] == "websocket":
+        return HubContext(services, None)
+    try:
+        caller = services.authenticator.authenticate(connection.headers.get("authorization"))
+    except AuthError as exc:
+        raise unauthorized(exc) from None
+    return HubContext(services, caller)

@@ -1,0 +1,276 @@
+"""The schema: generated object types, the generic queries, the ``changes`` subscription, and guard rails.
+
+Resolvers only translate arguments and shape rows; every read is a :class:`hub.reader.Reader` method
+running through the caller's :class:`hub.guard.Guard`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Annotated, Any
+
+import strawberry
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types.info import Info
+
+from graphql import GraphQLError
+from hub import reader as rd
+from hub.auth import AuthError
+from hub.settings import Settings, get_settings
+from hubql.extensions import AuditExtension
+from hubql.generic import (
+    Caller,
+    Change,
+    ClassCount,
+    DependencyReport,
+    Domain,
+    OntologyClass,
+    PageInfo,
+    SearchHit,
+    Subgraph,
+    graph_node,
+    resolve_from_source,
+)
+from hubql.subscriptions import change_stream
+from hubql.types import TypeRegistry, build_types
+from ontology.loader import load_ontology
+from ontology.model import Ontology
+
+SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema.graphql"
+
+# Errors whose message is meant for the client (bad arguments, authentication); all others are masked
+# outside dev mode, since a driver or engine message could describe data.
+CLIENT_ERRORS: tuple[type[Exception], ...] = (rd.ReadError, AuthError)
+
+
+def _domain_name(domain: Domain | None) -> str | None:
+    return None if domain is None else domain.value
+
+
+def subgraph_row(info: Info, graph: rd.Subgraph) -> dict[str, Any]:
+    ctx = info.context
+    label_text = ctx.guard.label_text
+    registry: TypeRegistry = ctx.registry
+    nodes = graph.nodes
+    edges = []
+    for e in graph.edges:
+        source_class = nodes[e.source]["_class"] if e.source in nodes else None
+        edges.append({"source": e.source, "target": e.target, "type": e.type,
+                      "key": registry.edge_key(source_class, e.type)})
+    return {"nodes": [graph_node(n, label_text) for n in nodes.values()], "edges": edges}
+
+
+# --------------------------------------------------------------------------------------- resolvers
+
+
+def _me(info: Info) -> Caller:
+    c = info.context.require_caller()
+    return Caller(subject=c.subject, org=c.org, clearance=c.clearance, roles=list(c.roles),
+                  groups=list(c.groups), anonymous=c.anonymous)
+
+
+async def _object(info: Info, mrid: strawberry.ID) -> Any:
+    props = await info.context.reader.object(str(mrid))
+    return info.context.row(props) if props is not None else None
+
+
+async def _objects(
+    info: Info,
+    class_name: str | None = None,
+    domain: Domain | None = None,
+    name: str | None = None,
+    bbox: list[float] | None = None,
+    first: int | None = None,
+    after: str | None = None,
+) -> Any:
+    ctx = info.context
+    args = {"class_name": class_name, "domain": _domain_name(domain), "name": name, "bbox": bbox}
+    page = await ctx.reader.objects(first=first, after=after, **args)
+    rows = ctx.rows(page.rows)
+    encode = rd.encode_page_cursor
+    edges = [{"cursor": encode(r["mrid"]), "node": r} for r in rows]
+    return {
+        "edges": edges,
+        "nodes": rows,
+        "page_info": PageInfo(has_next_page=page.has_next, end_cursor=edges[-1]["cursor"] if edges else None),
+        "_args": args,
+    }
+
+
+async def _total_count(root: Any, info: Info) -> int:
+    return await info.context.reader.count_objects(**root["_args"])  # type: ignore[no-any-return]
+
+
+async def _search(info: Info, text: str, first: int = 20) -> list[SearchHit]:
+    found = await info.context.reader.search(text, first)
+    return [graph_node(n, info.context.guard.label_text) for n in found]  # type: ignore[misc]
+
+
+async def _neighbourhood(info: Info, mrid: strawberry.ID, depth: int = 1,
+                         types: list[str] | None = None) -> Subgraph:
+    graph = await info.context.reader.neighbourhood(str(mrid), depth, types)
+    return subgraph_row(info, graph)  # type: ignore[return-value]
+
+
+async def _shortest_path(
+    info: Info,
+    from_: Annotated[strawberry.ID, strawberry.argument(name="from")],
+    to: strawberry.ID,
+) -> Subgraph | None:
+    graph = await info.context.reader.shortest_path(str(from_), str(to))
+    return None if graph is None else subgraph_row(info, graph)  # type: ignore[return-value]
+
+
+async def _containment(info: Info, mrid: strawberry.ID, depth: int = 3) -> Subgraph:
+    graph = await info.context.reader.containment(str(mrid), depth)
+    return subgraph_row(info, graph)  # type: ignore[return-value]
+
+
+async def _dependencies(info: Info, mrid: strawberry.ID) -> DependencyReport:
+    root, dependents, capacity, graph = await info.context.reader.dependencies(str(mrid))
+    label_text = info.context.guard.label_text
+    return {  # type: ignore[return-value]
+        "root": graph_node(root, label_text) if root is not None else None,
+        "dependents": [graph_node(n, label_text) for n in dependents],
+        "capacity_mw": capacity,
+        "subgraph": subgraph_row(info, graph),
+    }
+
+
+async def _counts(info: Info, domain: Domain | None = None) -> list[ClassCount]:
+    found = await info.context.reader.counts(_domain_name(domain))
+    return [ClassCount(class_name=c, count=n) for c, n in found]
+
+
+def _ontology_classes(info: Info) -> list[OntologyClass]:
+    ontology: Ontology = info.context.services.ontology
+    return [
+        OntologyClass(name=c.name, domain=Domain(c.domain), parents=list(c.parents), abstract=c.abstract,
+                      description=c.description)
+        for c in sorted(ontology.classes.values(), key=lambda c: c.name)
+    ]
+
+
+async def _changes(
+    info: Info,
+    class_names: list[str] | None = None,
+    domain: Domain | None = None,
+    mrids: list[strawberry.ID] | None = None,
+    after: str | None = None,
+) -> AsyncGenerator[Change, None]:
+    stream = change_stream(info.context, class_names, _domain_name(domain),
+                           [str(m) for m in mrids] if mrids is not None else None, after)
+    async for row in stream:
+        yield row  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------------------------------ schema
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    original = error.original_error
+    return original is not None and not isinstance(original, CLIENT_ERRORS)
+
+
+def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Schema, TypeRegistry]:
+    registry = build_types(ontology)
+    identified = registry.root
+
+    object_edge = strawberry.type(
+        type("ObjectEdge", (), {"__annotations__": {"cursor": str, "node": identified}}),
+        name="ObjectEdge",
+    )
+    connection = strawberry.type(
+        type("ObjectConnection", (), {
+            "__annotations__": {"edges": list[object_edge], "nodes": list[identified],  # type: ignore[valid-type]
+                                "page_info": PageInfo},
+            "total_count": strawberry.field(resolver=_total_count,
+                                            description="Visible objects matching the filters (all pages)."),
+        }),
+        name="ObjectConnection",
+        description="A page of objects, ordered by mRID.",
+    )
+
+    query_ns: dict[str, Any] = {
+        "me": strawberry.field(resolver=_me, description="The caller as the access guard sees them."),
+        "object": strawberry.field(
+            resolver=_object, graphql_type=identified | None,  # type: ignore[operator]
+            description="One object by mRID; null when not found (the same answer for objects you may not see).",
+        ),
+        "objects": strawberry.field(
+            resolver=_objects, graphql_type=connection,
+            description="Objects by class (subclasses included), domain, name text and bounding box "
+                        "[minX, minY, maxX, maxY]; cursor pagination, page size capped by the server.",
+        ),
+        "search": strawberry.field(resolver=_search, description="Objects whose name contains the text, or "
+                                   "whose mRID is the text."),
+        "neighbourhood": strawberry.field(
+            resolver=_neighbourhood,
+            description="Objects within depth hops through visible objects, and the relationships among them.",
+        ),
+        "shortest_path": strawberry.field(
+            resolver=_shortest_path, description="A shortest path through visible objects only; null if none.",
+        ),
+        "containment": strawberry.field(
+            resolver=_containment,
+            description="What an object contains (substation -> voltage levels -> bays -> equipment).",
+        ),
+        "dependencies": strawberry.field(
+            resolver=_dependencies,
+            description="Cross-domain dependents: from a gas asset the generating units it supplies through "
+                        "the gas network (and the capacity at stake); from an electricity asset the gas "
+                        "assets it feeds.",
+        ),
+        "counts": strawberry.field(resolver=_counts, description="Visible objects per class."),
+        "ontology_classes": strawberry.field(resolver=_ontology_classes, description="The ontology's classes."),
+    }
+    query = strawberry.type(type("Query", (), query_ns), name="Query")
+    subscription = strawberry.type(
+        type("Subscription", (), {
+            "changes": strawberry.subscription(
+                resolver=_changes,
+                description="Live changes to objects you may see now; filters by class (subclasses included), "
+                            "domain, mRIDs; resume after a cursor of an earlier change.",
+            )
+        }),
+        name="Subscription",
+    )
+    extensions: list[Any] = [
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        AuditExtension,
+    ]
+    if not settings.dev_mode:
+        extensions.append(lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal error."))
+    schema = strawberry.Schema(
+        query=query,
+        subscription=subscription,
+        types=registry.all_types(),
+        config=StrawberryConfig(default_resolver=resolve_from_source),
+        extensions=extensions,
+    )
+    _drop_inherited_descriptions(schema)
+    return schema, registry
+
+
+def _drop_inherited_descriptions(schema: strawberry.Schema) -> None:
+    """Describe each field once, where it is declared: the SDL and introspection stay a sensible size
+    (hundreds of CIM classes inherit dozens of documented fields each)."""
+    from graphql import GraphQLInterfaceType, GraphQLObjectType
+
+    for gtype in schema._schema.type_map.values():
+        if not isinstance(gtype, GraphQLObjectType | GraphQLInterfaceType) or not gtype.interfaces:
+            continue
+        inherited = {name for iface in gtype.interfaces for name in iface.fields}
+        for name, fld in gtype.fields.items():
+            if name in inherited:
+                fld.description = None
+
+
+def export_sdl(settings: Settings | None = None) -> str:
+    """The schema in SDL, as checked in at ``graphql/schema.graphql``."""
+    schema, _ = build_schema(load_ontology(), settings or get_settings())
+    return schema.as_str() + "\n"

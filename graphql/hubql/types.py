@@ -1,0 +1,327 @@
+"""GraphQL object types generated from the ontology, so a class added there is queryable with no code change.
+
+Design:
+
+- Every ontology class with subclasses becomes a GraphQL *interface* of its name, implementing the interfaces
+  of all its ancestors; a query on ``ConductingEquipment`` therefore returns lines, transformers, switches.
+- Every class also gets a *concrete* object type: a leaf class under its own name; a class with subclasses
+  under ``<Name>Instance`` (objects of non-leaf classes exist: ``Switch``, ``GeneratingUnit``, stubs whose
+  class is only known as the target of an association).
+- ``IdentifiedObject`` is the root interface. It carries the generic fields (mrid, className, domain, name,
+  label, producer, version, updated, point, attributes); a class whose ancestry does not reach the
+  ontology's ``IdentifiedObject`` (if there is one) implements it directly.
+- Fields: one per attribute (scalar by datatype; enumerations as String, the literals in the description)
+  and per association: forward under ``key`` (a list when ``many``), reverse under ``inverse_key`` on the
+  target class (always a list). Associations resolve through per-request batch loaders: one Cypher query
+  per association and nesting level, never one per object.
+
+Rows are dicts (the Cypher property map plus the generic values), read by the schema's default resolver.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import strawberry
+import structlog
+from strawberry.types.info import Info
+
+from hubql.generic import (
+    DOMAIN_BY_NAME,
+    GENERIC_FIELD_NAMES,
+    GENERIC_TYPE_NAMES,
+    AttributeValue,
+    Domain,
+    Point,
+)
+from ontology.model import Association, Attribute, Ontology
+
+log = structlog.get_logger(__name__)
+
+ROOT: Final = "IdentifiedObject"
+INSTANCE_SUFFIX: Final = "Instance"
+TYPENAME_KEY: Final = "__hub_type"
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_NAME_RE: Final = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
+# Attributes the generic fields already show (IdentifiedObject.name) or that restate the id.
+_SKIPPED_KEYS: Final = frozenset({"name", "mRID", "mrid"})
+
+_SCALARS: Final[dict[str, Any]] = {
+    "float": float | None,
+    "int": int | None,
+    "bool": bool | None,
+    "string": str | None,
+    "enum": str | None,
+    "datetime": datetime | None,
+}
+
+
+def _native(value: Any) -> Any:
+    """Neo4j temporal values as Python ones (what the DateTime scalar and JSON expect)."""
+    to_native = getattr(value, "to_native", None)
+    return to_native() if to_native is not None else value
+
+
+def _json_value(value: Any) -> Any:
+    value = _native(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    return value
+
+
+@dataclass
+class TypeRegistry:
+    """The generated types and the facts needed to turn Cypher maps into rows."""
+
+    ontology: Ontology
+    interfaces: dict[str, type] = field(default_factory=dict)  # class -> interface (non-leaf classes)
+    objects: dict[str, type] = field(default_factory=dict)  # class -> concrete object type
+    typenames: dict[str, str] = field(default_factory=dict)  # class -> concrete GraphQL type name
+    root: type | None = None
+    fallback_typename: str = ""
+    datetime_keys: frozenset[str] = frozenset()
+    # property key -> python field name, only where they differ (key clashes with a generic field)
+    renamed: dict[str, str] = field(default_factory=dict)
+    attribute_index: dict[str, list[Attribute]] = field(default_factory=dict)
+
+    def edge_key(self, source_class: str | None, rel_type: str) -> str:
+        """The field name of a relationship on its source object's type."""
+        if source_class in self.ontology.classes:
+            for assoc in self.ontology.associations_of(source_class).values():  # type: ignore[arg-type]
+                if assoc.rel_type == rel_type:
+                    return assoc.key
+        return rel_type.lower()
+
+    def output_type(self, class_name: str) -> type:
+        """The type a field returning objects of ``class_name`` (or its subclasses) has."""
+        return self.interfaces.get(class_name) or self.objects[class_name]
+
+    def all_types(self) -> list[type]:
+        return [*self.interfaces.values(), *self.objects.values()]
+
+    def row(self, props: dict[str, Any], label_text: Callable[[int | None], str]) -> dict[str, Any]:
+        """Turn a Cypher property map of a visible node into a row the generated types read."""
+        cls = props.get("_class")
+        props[TYPENAME_KEY] = self.typenames.get(cls, self.fallback_typename)  # type: ignore[arg-type]
+        props["class_name"] = cls or ""
+        props["domain"] = DOMAIN_BY_NAME.get(props.get("_domain"), Domain.ELECTRICITY)
+        props["label"] = label_text(props.get("_label"))
+        props["producer"] = props.get("_producer") or props.get("_owner") or ""
+        props["version"] = props.get("_version") or 0
+        updated = props.get("_updated")
+        props["updated"] = _native(updated) if updated is not None else EPOCH
+        x, y = props.get("_x"), props.get("_y")
+        props["point"] = Point(x=x, y=y) if x is not None and y is not None else None
+        for key in self.datetime_keys.intersection(props):
+            props[key] = _native(props[key])
+        for key, python_name in self.renamed.items():
+            if key in props:
+                props[python_name] = props[key]
+        return props
+
+    def attributes(self, row: Mapping[str, Any]) -> list[AttributeValue]:
+        cls = row.get("_class")
+        if not isinstance(cls, str) or cls not in self.ontology.classes:
+            return []
+        out = []
+        for attr in self.ontology.attributes_of(cls).values():
+            value = row.get(attr.key)
+            if value is None or attr.key in ("mrid",):
+                continue
+            out.append(AttributeValue(key=attr.key, qname=attr.qname, value=_json_value(value), unit=attr.unit))
+        return out
+
+
+def _python_name(key: str, taken: set[str]) -> str:
+    name = key
+    if keyword.iskeyword(name) or name in taken or name.startswith("_"):
+        name = f"f_{key}"
+    return name
+
+
+def _attribute_description(attr: Attribute) -> str:
+    parts = [attr.description.strip()] if attr.description.strip() else []
+    if attr.unit:
+        parts.append(f"Unit: {attr.unit}.")
+    if attr.datatype == "enum" and attr.literals:
+        parts.append(f"One of: {', '.join(attr.literals)}.")
+    parts.append(f"({attr.qname})")
+    return " ".join(parts)
+
+
+def _loader_resolver(rel_type: str, direction: str, other: str, many: bool) -> Callable[..., Any]:
+    """Resolver of an association field: batched through the request's loader for (type, direction, class)."""
+
+    async def resolve(root: Any, info: Info) -> Any:
+        rows = await info.context.related(rel_type, direction, other).load(root["mrid"])
+        if many:
+            return rows
+        return rows[0] if rows else None
+
+    return resolve
+
+
+def _attributes_resolver(root: Any, info: Info) -> list[AttributeValue]:
+    return info.context.registry.attributes(root)  # type: ignore[no-any-return]
+
+
+def _generic_namespace() -> dict[str, Any]:
+    annotations: dict[str, Any] = {
+        "mrid": strawberry.ID,
+        "class_name": str,
+        "domain": Domain,
+        "name": str | None,
+        "label": str,
+        "producer": str,
+        "version": int,
+        "updated": datetime,
+        "point": Point | None,
+    }
+    ns: dict[str, Any] = {
+        "__annotations__": annotations,
+        "mrid": strawberry.field(description="Master resource identifier (the object's id)."),
+        "class_name": strawberry.field(description="Ontology class of the object."),
+        "domain": strawberry.field(description="Energy domain of the object's class."),
+        "name": strawberry.field(default=None, description="Human-readable name (IdentifiedObject.name)."),
+        "label": strawberry.field(description="Canonical security label the object carries."),
+        "producer": strawberry.field(description="Producer that last wrote the object."),
+        "version": strawberry.field(description="Version of the last applied event."),
+        "updated": strawberry.field(description="Commit time of the last change."),
+        "point": strawberry.field(default=None, description="Geographic position, when known."),
+        "attributes": strawberry.field(
+            resolver=_attributes_resolver, graphql_type=list[AttributeValue],
+            description="Every attribute with a value, by ontology key and qualified name.",
+        ),
+    }
+    return ns
+
+
+def build_types(ontology: Ontology) -> TypeRegistry:
+    """Generate interfaces and object types for every class of the ontology."""
+    reg = TypeRegistry(ontology=ontology)
+    classes = ontology.classes
+    for name in classes:
+        if not _NAME_RE.match(name):
+            raise ValueError(f"ontology class {name!r} is not a valid GraphQL type name")
+        if name in GENERIC_TYPE_NAMES:
+            raise ValueError(f"ontology class {name!r} clashes with a generic type of the schema")
+    has_children = {n for n in classes if len(ontology.descendants(n)) > 1}
+    root_in_ontology = ROOT in classes
+    if root_in_ontology and ROOT not in has_children:
+        has_children.add(ROOT)  # the root is always an interface
+    for name in has_children:
+        if f"{name}{INSTANCE_SUFFIX}" in classes:
+            raise ValueError(f"ontology classes {name!r} and {name}{INSTANCE_SUFFIX!r} clash in GraphQL")
+
+    generic_python = {"mrid", "class_name", "domain", "name", "label", "producer", "version", "updated",
+                      "point", "attributes", "resolve_type", "is_type_of"}
+    dt_keys: set[str] = set()
+
+    # 1. raw (undecorated) classes in ancestry order, so that bases exist before subclasses
+    order = sorted(classes, key=lambda n: (n != ROOT, len(ontology.ancestors(n)), n))
+    raw: dict[str, type] = {}
+
+    def resolve_type(obj: Any, info: Any, abstract_type: Any) -> str:
+        return obj[TYPENAME_KEY]  # type: ignore[no-any-return]
+
+    root_ns = _generic_namespace()
+    root_ns["resolve_type"] = staticmethod(resolve_type)
+    root_ns["__doc__"] = "Any object of the hub's graph."
+    if not root_in_ontology:
+        raw[ROOT] = type(ROOT, (), root_ns)
+
+    taken_python: set[str] = set(generic_python)
+
+    def fields_for(name: str) -> dict[str, Any]:
+        cls = classes[name]
+        annotations: dict[str, Any] = {}
+        ns: dict[str, Any] = {"__annotations__": annotations}
+        for attr in sorted(cls.attributes.values(), key=lambda a: a.key):
+            if attr.key in _SKIPPED_KEYS or attr.key in GENERIC_FIELD_NAMES:
+                continue
+            py = _python_name(attr.key, taken_python)
+            if py != attr.key:
+                reg.renamed[attr.key] = py
+            if attr.datatype == "datetime":
+                dt_keys.add(attr.key)
+            annotations[py] = _SCALARS[attr.datatype]
+            ns[py] = strawberry.field(name=attr.key, default=None, description=_attribute_description(attr))
+        links: list[tuple[str, Association, str]] = [(a.key, a, "out") for a in cls.associations.values()]
+        links += [(a.inverse_key, a, "in") for a in ontology.incoming_of(name) if a.target == name]
+        seen_keys: set[str] = set()
+        for key, assoc, direction in sorted(links, key=lambda t: t[0]):
+            if key in GENERIC_FIELD_NAMES or key in seen_keys or not _NAME_RE.match(key):
+                log.warning("association field skipped (name clash)", cls=name, key=key, qname=assoc.qname)
+                continue
+            seen_keys.add(key)
+            other = assoc.target if direction == "out" else assoc.owner
+            many = assoc.many if direction == "out" else True
+            py = f"a_{key}"
+            ns[py] = strawberry.field(
+                name=key,
+                resolver=_loader_resolver(assoc.rel_type, direction, other, many),
+                description=(assoc.description.strip() + " " if assoc.description.strip() else "")
+                + (f"({assoc.qname})" if direction == "out" else f"(inverse of {assoc.qname})"),
+            )
+            ns[f"__hub_link_{py}"] = (other, many)
+        return ns
+
+    link_types: dict[tuple[str, str], tuple[str, bool]] = {}
+    for name in order:
+        cls = classes[name]
+        bases: tuple[type, ...] = tuple(raw[p] for p in cls.parents if p in raw)
+        if not bases and name != ROOT:
+            bases = (raw[ROOT],)
+        ns = fields_for(name)
+        for key in list(ns):
+            if key.startswith("__hub_link_"):
+                link_types[(name, key[len("__hub_link_"):])] = ns.pop(key)
+        if name == ROOT:
+            merged = dict(root_ns)
+            merged["__annotations__"] = {**root_ns["__annotations__"], **ns.pop("__annotations__")}
+            merged.update(ns)
+            ns = merged
+        ns["__doc__"] = cls.description.strip() or f"Ontology class {name}."
+        raw[name] = type(name, bases, ns)
+
+    # 2. association field types, now that every class exists (forward references and cycles)
+    def target_type(other: str) -> type:
+        return raw[other]
+
+    for (name, py), (other, many) in link_types.items():
+        t = target_type(other)
+        raw[name].__dict__[py].type = list[t] if many else t | None  # type: ignore[valid-type]
+
+    # 3. decorate, bases first: interfaces for classes with subclasses, object types for the rest
+    def is_type_of(obj: Any, info: Any) -> bool:
+        return True  # rows are routed by resolve_type; every row reaching a type belongs to it
+
+    for name in ([ROOT] if not root_in_ontology else []) + order:
+        cls_raw = raw[name]
+        description = (cls_raw.__doc__ or "").strip()
+        if name in has_children or (name == ROOT):
+            reg.interfaces[name] = strawberry.interface(cls_raw, name=name, description=description)
+            concrete_name = f"{name}{INSTANCE_SUFFIX}"
+            concrete = type(concrete_name, (cls_raw,), {
+                "__doc__": f"An object whose class is {name} itself (not a subclass).",
+                "is_type_of": staticmethod(is_type_of),
+            })
+            reg.objects[name] = strawberry.type(concrete, name=concrete_name,
+                                                description=f"An object of class {name} itself.")
+            reg.typenames[name] = concrete_name
+        else:
+            cls_raw.is_type_of = staticmethod(is_type_of)  # type: ignore[attr-defined]
+            reg.objects[name] = strawberry.type(cls_raw, name=name, description=description)
+            reg.typenames[name] = name
+
+    reg.root = reg.interfaces[ROOT]
+    reg.fallback_typename = reg.typenames[ROOT]
+    reg.datetime_keys = frozenset(dt_keys)
+    return reg

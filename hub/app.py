@@ -1,0 +1,134 @@
+"""The API process: GraphQL (queries over HTTP, subscriptions over websocket), HTTP ingest, health, metrics,
+development tokens, and the planners' page when it has been built.
+
+Run with ``hub api`` (uvicorn). One app instance per process; replicas are stateless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from hubql.context import ApiServices, HubContext, get_context
+from hubql.schema import build_schema
+from neo4j import AsyncGraphDatabase
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from strawberry.fastapi import GraphQLRouter
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
+
+from hub.auth import Authenticator, AuthError, dev_tokens
+from hub.guard import LabelDirectory
+from hub.http_ingest import IngestService
+from hub.http_ingest import router as ingest_router
+from hub.settings import PROJECT_ROOT, Settings, get_settings
+from ontology.loader import load_ontology
+
+log = structlog.get_logger(__name__)
+
+FRONTEND_DIST = PROJECT_ROOT / "frontend" / "dist"
+
+
+class AuthenticatingWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
+    """graphql-transport-ws with the bearer token of ``connection_init`` verified before the ack.
+
+    A bad token closes the socket with 4401 and the reason, the websocket counterpart of HTTP 401.
+    """
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        payload = message.get("payload") or {}
+        context: HubContext = self.context
+        try:
+            if not isinstance(payload, dict):
+                raise AuthError("connection_init payload must be an object")
+            caller = context.services.authenticator.authenticate_params(payload)
+        except AuthError as exc:
+            await self.websocket.close(code=4401, reason=exc.reason[:120])
+            return
+        context.set_caller(caller)
+        await super().handle_connection_init(message)
+
+
+class HubGraphQLRouter(GraphQLRouter[Any, Any]):
+    graphql_transport_ws_handler_class = AuthenticatingWSHandler
+
+
+def create_app(settings: Settings | None = None, *, frontend_dist: Path | None = FRONTEND_DIST) -> FastAPI:
+    settings = settings or get_settings()
+    ontology = load_ontology()
+    schema, registry = build_schema(ontology, settings)
+    authenticator = Authenticator(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        driver = AsyncGraphDatabase.driver(settings.neo4j_uri, auth=(settings.neo4j_user, settings.neo4j_password))
+        app.state.hub = ApiServices(
+            settings=settings, ontology=ontology, driver=driver, registry=registry,
+            directory=LabelDirectory(driver, settings.neo4j_database, settings.label_cache_ttl_s),
+            authenticator=authenticator,
+        )
+        app.state.ingest = IngestService(settings, ontology, authenticator)
+        log.info("api started", neo4j=settings.neo4j_uri, kafka=settings.kafka_bootstrap, dev_mode=settings.dev_mode)
+        try:
+            yield
+        finally:
+            await app.state.ingest.close()
+            await driver.close()
+
+    app = FastAPI(title="Energy hub", lifespan=lifespan, docs_url="/docs" if settings.dev_mode else None,
+                  redoc_url=None, openapi_url="/openapi.json" if settings.dev_mode else None)
+    graphql_router = HubGraphQLRouter(
+        schema,
+        context_getter=get_context,
+        graphql_ide="graphiql" if settings.dev_mode else None,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        allow_queries_via_get=False,
+    )
+    app.include_router(graphql_router, prefix="/graphql")
+    app.include_router(ingest_router)
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> JSONResponse:
+        services: ApiServices = request.app.state.hub
+        try:
+            await services.driver.verify_connectivity()
+        except Exception as exc:
+            return JSONResponse({"status": "unavailable", "neo4j": type(exc).__name__}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    if settings.dev_mode:
+        @app.get("/dev/tokens")
+        async def tokens() -> JSONResponse:
+            return JSONResponse({"issuer": settings.oidc_issuer, "audience": settings.oidc_audience,
+                                 "users": dev_tokens(settings)})
+    else:
+        @app.get("/dev/tokens")
+        async def no_tokens() -> None:
+            raise HTTPException(404, detail="Not Found")
+
+    if frontend_dist is not None and (frontend_dist / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=frontend_dist, html=True), name="frontend")
+    return app
+
+
+def run(settings: Settings | None = None) -> None:
+    """Serve the API with uvicorn (``hub api``)."""
+    import uvicorn
+
+    from hub.logging import configure_logging
+
+    settings = settings or get_settings()
+    configure_logging(settings)
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None,
+                ws="websockets")

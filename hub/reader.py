@@ -1,0 +1,484 @@
+"""Read-side queries over the labelled graph, each filtered through the access guard.
+
+Every query here is built from the guard's fragments and run by :meth:`hub.guard.Guard.read`; labels and
+relationship types come only from the ontology (validated before they reach Cypher). Results are plain
+dicts: full property maps for objects (``n {.*}``) and a light projection for graph views.
+
+Traversals (neighbourhood, containment, dependency regions) expand level by level and never step onto a
+hidden node, so what lies behind a hidden node is unreachable as well as unseen.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from hub.guard import Guard, visible
+from ontology.model import Association, Ontology
+
+DOMAINS: Final = ("Electricity", "Gas")
+# Ontology names the dependency analysis follows: gas flows along connections from their from-node to
+# their to-node; the generating capacity at stake is the sum of the dependents' maximum operating power.
+FLOW_FROM: Final = "GasConnection.FromNode"
+FLOW_TO: Final = "GasConnection.ToNode"
+CAPACITY: Final = "GeneratingUnit.maxOperatingP"
+
+# One expansion step: relationship types (None = any) and direction ("out", "in", "both").
+Step = tuple[Sequence[str] | None, str]
+
+# The light projection of a node used by graph views (neighbourhood, paths, search, subscriptions).
+LITE: Final = "{{mrid: {v}.mrid, name: {v}.name, _class: {v}._class, _domain: {v}._domain, " \
+              "_label: {v}._label, _x: {v}._x, _y: {v}._y}}"
+
+
+def lite(var: str) -> str:
+    return LITE.format(v=var)
+
+
+class ReadError(ValueError):
+    """Bad query input; the message names the argument and the value and never mentions data."""
+
+
+@dataclass
+class Edge:
+    source: str
+    target: str
+    type: str
+
+
+@dataclass
+class Subgraph:
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    edges: list[Edge] = field(default_factory=list)
+
+    def add_edges(self, rows: Iterable[dict[str, Any]]) -> None:
+        seen = {(e.source, e.target, e.type) for e in self.edges}
+        for row in rows:
+            key = (row["source"], row["target"], row["type"])
+            if key not in seen:
+                seen.add(key)
+                self.edges.append(Edge(*key))
+
+
+@dataclass
+class Page:
+    rows: list[dict[str, Any]]
+    has_next: bool
+
+
+# ------------------------------------------------------------------------------------------- cursors
+
+
+def encode_page_cursor(mrid: str) -> str:
+    return base64.urlsafe_b64encode(f"mrid:{mrid}".encode()).decode()
+
+
+def decode_page_cursor(cursor: str) -> str:
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ReadError(f"after {cursor!r} is not a cursor returned by this API") from None
+    if not text.startswith("mrid:"):
+        raise ReadError(f"after {cursor!r} is not a cursor returned by this API")
+    return text[5:]
+
+
+# ------------------------------------------------------------------------------------------- reader
+
+
+class Reader:
+    """Query methods for one caller; the ontology decides which labels and types may appear in Cypher."""
+
+    def __init__(self, guard: Guard, ontology: Ontology, *, max_page_size: int, max_depth: int,
+                 max_path_length: int, max_subgraph_nodes: int) -> None:
+        self.guard = guard
+        self.ontology = ontology
+        self.max_page_size = max_page_size
+        self.max_depth = max_depth
+        self.max_path_length = max_path_length
+        self.max_subgraph_nodes = max_subgraph_nodes
+
+    # --- argument checks ----------------------------------------------------------------------------
+
+    def class_label(self, class_name: str) -> str:
+        if class_name not in self.ontology.classes:
+            raise ReadError(f"className {class_name!r} is not a class of the ontology")
+        return class_name
+
+    def rel_types(self, types: Sequence[str] | None) -> list[str] | None:
+        if types is None:
+            return None
+        known = self.ontology.rel_types()
+        for t in types:
+            if t not in known:
+                raise ReadError(f"types contains {t!r}, which is not a relationship type of the ontology")
+        return list(types)
+
+    def page_size(self, first: int | None, default: int = 100) -> int:
+        size = default if first is None else first
+        if size < 0:
+            raise ReadError(f"first must not be negative, got {size}")
+        if size > self.max_page_size:
+            raise ReadError(f"first={size} exceeds the maximum page size {self.max_page_size}")
+        return size
+
+    # --- single objects -----------------------------------------------------------------------------
+
+    async def object(self, mrid: str) -> dict[str, Any] | None:
+        rows = await self.guard.read(
+            "OPTIONAL MATCH (n:Entity {mrid: $mrid}) "
+            f"RETURN CASE WHEN {visible('n')} THEN n {{.*}} END AS n, "
+            f"n IS NOT NULL AND NOT coalesce({visible('n')}, false) AS withheld",
+            {"mrid": mrid},
+        )
+        row = rows[0] if rows else {"n": None, "withheld": False}
+        if row["withheld"]:
+            self.guard.stats.withheld += 1
+        if row["n"] is not None:
+            self.guard.stats.rows += 1
+        return row["n"]
+
+    async def objects_by_mrid(self, mrids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        rows = await self.guard.read(
+            f"UNWIND $mrids AS id MATCH (n:Entity {{mrid: id}}) WHERE {visible('n')} RETURN n {{.*}} AS n",
+            {"mrids": list(mrids)},
+        )
+        self.guard.stats.rows += len(rows)
+        return {r["n"]["mrid"]: r["n"] for r in rows}
+
+    async def related(self, mrids: Sequence[str], rel_type: str, direction: str,
+                      other_class: str) -> dict[str, list[dict[str, Any]]]:
+        """Visible objects at the other end of one association for many source objects (one query)."""
+        if rel_type not in self.ontology.rel_types():
+            raise ReadError(f"relationship type {rel_type!r} is not in the ontology")
+        label = self.class_label(other_class)
+        pattern = f"-[:`{rel_type}`]->" if direction == "out" else f"<-[:`{rel_type}`]-"
+        rows = await self.guard.read(
+            f"UNWIND $mrids AS id MATCH (a:Entity {{mrid: id}}){pattern}(b:`{label}`) WHERE {visible('b')} "
+            "WITH id, b ORDER BY b.mrid RETURN id, collect(b {.*}) AS items",
+            {"mrids": list(mrids)},
+        )
+        out = {r["id"]: r["items"] for r in rows}
+        self.guard.stats.rows += sum(len(v) for v in out.values())
+        return out
+
+    async def nodes_lite(self, mrids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        rows = await self.guard.read(
+            f"UNWIND $mrids AS id MATCH (n:Entity {{mrid: id}}) WHERE {visible('n')} RETURN {lite('n')} AS n",
+            {"mrids": list(mrids)},
+        )
+        return {r["n"]["mrid"]: r["n"] for r in rows}
+
+    # --- lists --------------------------------------------------------------------------------------
+
+    def _list_filter(self, class_name: str | None, domain: str | None, name: str | None,
+                     bbox: Sequence[float] | None) -> tuple[str, list[str], dict[str, Any]]:
+        label = self.class_label(class_name) if class_name else "Entity"
+        where: list[str] = []
+        params: dict[str, Any] = {}
+        if domain is not None:
+            if domain not in DOMAINS:
+                raise ReadError(f"domain {domain!r} is not one of {', '.join(DOMAINS)}")
+            where.append(f"n:`{domain}`")
+        if name:
+            where.append("toLower(n.name) CONTAINS $name")
+            params["name"] = name.lower()
+        if bbox is not None:
+            if len(bbox) != 4:
+                raise ReadError(f"bbox must be [minX, minY, maxX, maxY], got {list(bbox)!r}")
+            x0, y0, x1, y1 = (float(v) for v in bbox)
+            if x0 > x1 or y0 > y1:
+                raise ReadError(f"bbox {list(bbox)!r} has min greater than max")
+            where.append("n._x >= $x0 AND n._x <= $x1 AND n._y >= $y0 AND n._y <= $y1")
+            params.update(x0=x0, y0=y0, x1=x1, y1=y1)
+        return label, where, params
+
+    async def objects(self, *, class_name: str | None = None, domain: str | None = None,
+                      name: str | None = None, bbox: Sequence[float] | None = None,
+                      first: int | None = None, after: str | None = None) -> Page:
+        size = self.page_size(first)
+        label, where, params = self._list_filter(class_name, domain, name, bbox)
+        if after:
+            where.append("n.mrid > $after")
+            params["after"] = decode_page_cursor(after)
+        where.append(visible("n"))
+        params["limit"] = size + 1
+        rows = await self.guard.read(
+            f"MATCH (n:`{label}`) WHERE {' AND '.join(where)} RETURN n {{.*}} AS n ORDER BY n.mrid LIMIT $limit",
+            params,
+        )
+        has_next = len(rows) > size
+        out = [r["n"] for r in rows[:size]]
+        self.guard.stats.rows += len(out)
+        return Page(out, has_next)
+
+    async def count_objects(self, *, class_name: str | None = None, domain: str | None = None,
+                            name: str | None = None, bbox: Sequence[float] | None = None) -> int:
+        label, where, params = self._list_filter(class_name, domain, name, bbox)
+        cond = f"WHERE {' AND '.join(where)} " if where else ""
+        rows = await self.guard.read(
+            f"MATCH (n:`{label}`) {cond}"
+            f"RETURN count(CASE WHEN {visible('n')} THEN 1 END) AS visible, count(n) AS all",
+            params,
+        )
+        self.guard.stats.withheld += rows[0]["all"] - rows[0]["visible"]
+        return int(rows[0]["visible"])
+
+    async def search(self, text: str, first: int) -> list[dict[str, Any]]:
+        size = self.page_size(first, default=20)
+        needle = text.strip().lower()
+        if not needle:
+            return []
+        rows = await self.guard.read(
+            "MATCH (n:Entity) WHERE (n.mrid = $exact OR toLower(n.name) CONTAINS $text) "
+            f"AND {visible('n')} "
+            f"RETURN {lite('n')} AS n ORDER BY n.mrid <> $exact, size(coalesce(n.name, '')), n.mrid "
+            "LIMIT $limit",
+            {"exact": text.strip(), "text": needle, "limit": size},
+        )
+        self.guard.stats.rows += len(rows)
+        return [r["n"] for r in rows]
+
+    async def counts(self, domain: str | None) -> list[tuple[str, int]]:
+        params: dict[str, Any] = {}
+        cond = ""
+        if domain is not None:
+            if domain not in DOMAINS:
+                raise ReadError(f"domain {domain!r} is not one of {', '.join(DOMAINS)}")
+            cond = f"n:`{domain}` AND "
+        rows = await self.guard.read(
+            f"MATCH (n:Entity) WHERE {cond}n._class IS NOT NULL "
+            f"WITH n._class AS cls, count(CASE WHEN {visible('n')} THEN 1 END) AS visible, count(n) AS all "
+            "RETURN cls, visible, all ORDER BY cls",
+            params,
+        )
+        self.guard.stats.withheld += sum(r["all"] - r["visible"] for r in rows)
+        return [(r["cls"], int(r["visible"])) for r in rows if r["visible"] > 0]
+
+    # --- traversals ---------------------------------------------------------------------------------
+
+    async def _expand(self, frontier: Sequence[str], steps: Sequence[Step],
+                      node_label: str | None = None) -> list[dict[str, Any]]:
+        """Visible and hidden neighbours of ``frontier`` along ``steps`` (one query per level).
+
+        A hidden neighbour comes back as a null row (counted as withheld, never expanded or shown).
+        """
+        target = f"b:`{node_label}`" if node_label else "b"
+        branches = []
+        for rel_types, direction in steps:
+            left, right = {"both": ("-", "-"), "out": ("-", "->"), "in": ("<-", "-")}[direction]
+            rel = "[r]" if rel_types is None else "[r:" + "|".join(f"`{t}`" for t in rel_types) + "]"
+            branches.append(f"WITH a MATCH (a){left}{rel}{right}({target}) RETURN r, b")
+        return await self.guard.read(
+            "UNWIND $frontier AS id MATCH (a:Entity {mrid: id}) "
+            f"CALL {{ {' UNION '.join(branches)} }} "
+            f"WITH r, b, {visible('b')} AS ok "
+            "RETURN CASE WHEN ok THEN {source: startNode(r).mrid, target: endNode(r).mrid, type: type(r)} END "
+            f"AS edge, CASE WHEN ok THEN {lite('b')} END AS node",
+            {"frontier": list(frontier)},
+        )
+
+    async def _bfs(self, root: dict[str, Any], depth: int, steps: Sequence[Step],
+                   node_label: str | None = None, graph: Subgraph | None = None) -> Subgraph:
+        """Breadth-first from ``root`` through visible nodes only: a hidden node is never expanded."""
+        graph = graph or Subgraph()
+        graph.nodes.setdefault(root["mrid"], root)
+        frontier = [root["mrid"]]
+        for _ in range(depth):
+            if not frontier or len(graph.nodes) >= self.max_subgraph_nodes:
+                break
+            rows = await self._expand(frontier, steps, node_label)
+            next_frontier: list[str] = []
+            edges = []
+            for row in rows:
+                node = row["node"]
+                if node is None:
+                    self.guard.stats.withheld += 1
+                    continue
+                edges.append(row["edge"])
+                if node["mrid"] not in graph.nodes and len(graph.nodes) < self.max_subgraph_nodes:
+                    graph.nodes[node["mrid"]] = node
+                    next_frontier.append(node["mrid"])
+            graph.add_edges(e for e in edges if e["source"] in graph.nodes and e["target"] in graph.nodes)
+            frontier = next_frontier
+        return graph
+
+    async def _induced_edges(self, graph: Subgraph, rel_types: Sequence[str] | None) -> None:
+        """Add every relationship between nodes already in the subgraph (all of them visible)."""
+        if len(graph.nodes) < 2:
+            return
+        rel = "[r]" if rel_types is None else "[r:" + "|".join(f"`{t}`" for t in rel_types) + "]"
+        rows = await self.guard.read(
+            f"UNWIND $ids AS id MATCH (a:Entity {{mrid: id}})-{rel}->(b:Entity) "
+            f"WHERE b.mrid IN $ids AND {visible('a')} AND {visible('b')} "
+            "RETURN a.mrid AS source, b.mrid AS target, type(r) AS type",
+            {"ids": list(graph.nodes)},
+        )
+        graph.add_edges(rows)
+
+    async def root(self, mrid: str) -> dict[str, Any] | None:
+        found = await self.nodes_lite([mrid])
+        return found.get(mrid)
+
+    async def neighbourhood(self, mrid: str, depth: int, types: Sequence[str] | None) -> Subgraph:
+        if depth < 0 or depth > self.max_depth:
+            raise ReadError(f"depth must be between 0 and {self.max_depth}, got {depth}")
+        rel_types = self.rel_types(types)
+        root = await self.root(mrid)
+        if root is None:
+            return Subgraph()
+        graph = await self._bfs(root, depth, [(rel_types, "both")])
+        await self._induced_edges(graph, rel_types)
+        self.guard.stats.rows += len(graph.nodes)
+        return graph
+
+    async def shortest_path(self, source: str, target: str) -> Subgraph | None:
+        ends = await self.nodes_lite([source, target])
+        if source not in ends or target not in ends:
+            return None
+        if source == target:
+            return Subgraph(nodes={source: ends[source]})
+        # The quantified pattern checks every node as it is reached, so the search never expands a hidden
+        # node and the shortest visible path is found (not the shortest path, then filtered).
+        rows = await self.guard.read(
+            "MATCH (a:Entity {mrid: $source}), (b:Entity {mrid: $target}) "
+            f"WHERE {visible('a')} AND {visible('b')} "
+            f"MATCH p = ANY SHORTEST (a)((u)-[]-(v) WHERE {visible('v')}){{1,{int(self.max_path_length)}}}(b) "
+            f"RETURN [x IN nodes(p) | {lite('x')}] AS nodes, "
+            "[r IN relationships(p) | {source: startNode(r).mrid, target: endNode(r).mrid, type: type(r)}] AS edges",
+            {"source": source, "target": target},
+        )
+        if not rows:
+            return None
+        visible_ids = await self.guard.visible_ids()
+        nodes = rows[0]["nodes"]
+        if not all(n["_label"] in visible_ids for n in nodes):  # defence in depth: never return such a path
+            raise RuntimeError("shortest path crossed a node outside the caller's visible labels")
+        graph = Subgraph(nodes={n["mrid"]: n for n in nodes})
+        graph.add_edges(rows[0]["edges"])
+        self.guard.stats.rows += len(graph.nodes)
+        return graph
+
+    # --- containment --------------------------------------------------------------------------------
+
+    def containment_associations(self) -> list[Association]:
+        """To-one associations from a member to the container holding it (Equipment.EquipmentContainer,
+        VoltageLevel.Substation, Bay.VoltageLevel, ...): the target is some kind of *Container."""
+        out = []
+        for cls in self.ontology.classes.values():
+            for assoc in cls.associations.values():
+                if assoc.many:
+                    continue
+                if any(a.endswith("Container") for a in self.ontology.ancestors(assoc.target)):
+                    out.append(assoc)
+        return sorted(out, key=lambda a: a.qname)
+
+    async def containment(self, mrid: str, depth: int) -> Subgraph:
+        if depth < 0 or depth > self.max_depth:
+            raise ReadError(f"depth must be between 0 and {self.max_depth}, got {depth}")
+        root = await self.root(mrid)
+        if root is None:
+            return Subgraph()
+        types = sorted({a.rel_type for a in self.containment_associations()})
+        if not types:
+            return Subgraph(nodes={root["mrid"]: root})
+        graph = await self._bfs(root, depth, [(types, "in")])
+        self.guard.stats.rows += len(graph.nodes)
+        return graph
+
+    # --- cross-domain dependencies ------------------------------------------------------------------
+
+    def couplings(self) -> list[Association]:
+        """Associations joining the two domains; the owner supplies the target (offtake -> generating unit,
+        electricity supply -> compressor station)."""
+        out = []
+        for cls in self.ontology.classes.values():
+            for assoc in cls.associations.values():
+                if self.ontology.domain(assoc.owner) != self.ontology.domain(assoc.target):
+                    out.append(assoc)
+        return sorted(out, key=lambda a: a.qname)
+
+    def gas_flow(self) -> tuple[list[Step], list[Step]] | None:
+        """Steps that follow gas downstream, from the ontology: a node feeds the connections leaving it
+        (``GasConnection.FromNode``) and the objects attached at it; a connection feeds its to-node
+        (``GasConnection.ToNode``). The second list climbs from an attached supplier (storage, terminal)
+        to its node, used from the start object only."""
+        frm = self.ontology.association_by_qname(FLOW_FROM)
+        to = self.ontology.association_by_qname(FLOW_TO)
+        if frm is None or to is None:
+            return None
+        attach = sorted({
+            a.rel_type
+            for c in self.ontology.classes.values() for a in c.associations.values()
+            if self.ontology.domain(a.owner) == "Gas" and self.ontology.is_a(a.target, frm.target)
+            and not self.ontology.is_a(a.owner, frm.owner)
+        })
+        steps: list[Step] = [([frm.rel_type], "in"), ([to.rel_type], "out")]
+        if attach:
+            steps.append((attach, "in"))
+        return steps, ([(attach, "out")] if attach else [])
+
+    async def dependencies(self, mrid: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]],
+                                                     float | None, Subgraph]:
+        root = await self.root(mrid)
+        if root is None:
+            return None, [], None, Subgraph()
+        domain = root["_domain"]
+        couplings = [c for c in self.couplings() if self.ontology.domain(c.owner) == domain]
+        coupling_types = sorted({c.rel_type for c in couplings})
+        flow = self.gas_flow() if domain == "Gas" else None
+        if flow is not None:
+            steps, climb = flow
+            region = Subgraph(nodes={root["mrid"]: root})
+            is_coupling_owner = any(self.ontology.is_a(root["_class"], c.owner) for c in couplings
+                                    if root["_class"] in self.ontology.classes)
+            starts = [root]
+            if climb and not is_coupling_owner:
+                # A storage or terminal supplies the node it is attached to, and so everything downstream.
+                up = await self._bfs(root, 1, climb, node_label="Gas", graph=region)
+                starts = list(up.nodes.values())
+            for start in starts:
+                await self._bfs(start, self.max_subgraph_nodes, steps, node_label="Gas", graph=region)
+        elif domain == "Gas":
+            region = await self._bfs(root, self.max_subgraph_nodes, [(self.network_rel_types("Gas"), "both")],
+                                     node_label="Gas")
+        else:
+            region = await self.containment(mrid, self.max_depth)
+        graph = region
+        dependents: dict[str, dict[str, Any]] = {}
+        if coupling_types:
+            other = "Electricity" if domain == "Gas" else "Gas"
+            rows = await self._expand(list(region.nodes), [(coupling_types, "out")], other)
+            for row in rows:
+                if row["node"] is None:
+                    self.guard.stats.withheld += 1
+                    continue
+                node = row["node"]
+                dependents.setdefault(node["mrid"], node)
+                graph.nodes.setdefault(node["mrid"], node)
+            graph.add_edges(r["edge"] for r in rows if r["edge"] is not None)
+        capacity: float | None = None
+        capacity_attr = self.ontology.attribute_by_qname(CAPACITY)
+        if dependents and capacity_attr is not None:
+            rows = await self.guard.read(
+                f"UNWIND $ids AS id MATCH (n:Entity {{mrid: id}}) WHERE {visible('n')} "
+                f"RETURN sum(coalesce(toFloat(n.`{capacity_attr.key}`), 0.0)) AS mw, "
+                f"count(n.`{capacity_attr.key}`) AS known",
+                {"ids": list(dependents)},
+            )
+            if rows and rows[0]["known"]:
+                capacity = float(rows[0]["mw"])
+        self.guard.stats.rows += len(graph.nodes)
+        return root, sorted(dependents.values(), key=lambda n: n["mrid"]), capacity, graph
+
+    def network_rel_types(self, domain: str) -> list[str]:
+        """Relationship types inside one domain that carry the network (not couplings)."""
+        types = set()
+        for cls in self.ontology.classes.values():
+            for assoc in cls.associations.values():
+                if self.ontology.domain(assoc.owner) == domain == self.ontology.domain(assoc.target):
+                    types.add(assoc.rel_type)
+        return sorted(types)

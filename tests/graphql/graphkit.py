@@ -1,0 +1,99 @@
+"""Helpers for the GraphQL tests: a client for the live API and a writer of test graphs that follows
+the contract's graph model (the labels, bookkeeping properties and security-label nodes the worker writes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from hub.auth import mint_token
+from hub.labels import intern
+
+
+@dataclass
+class Api:
+    base: str
+    settings: Any
+
+    @property
+    def ws_url(self) -> str:
+        return self.base.replace("http://", "ws://") + "/graphql"
+
+    def token(self, user: str = "tester", org: str | None = None, clearance: str = "PUBLIC",
+              roles: tuple[str, ...] = (), groups: tuple[str, ...] = (), ttl: float = 3600) -> str:
+        return mint_token(user, org, clearance, roles, groups, ttl, settings=self.settings)
+
+    def query(self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None,
+              operation_name: str | None = None, raw: bool = False) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        body: dict[str, Any] = {"query": query, "variables": variables or {}}
+        if operation_name:
+            body["operationName"] = operation_name
+        response = httpx.post(f"{self.base}/graphql", json=body, headers=headers, timeout=60)
+        if raw:
+            return response
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@dataclass
+class Obj:
+    mrid: str
+    cls: str
+    label: str
+    name: str | None = None
+    props: dict[str, Any] | None = None
+    x: float | None = None
+    y: float | None = None
+
+
+@dataclass
+class Rel:
+    source: str
+    rel_type: str
+    target: str
+
+
+def write_graph(driver: Any, ontology: Any, objects: list[Obj], rels: list[Rel], *, producer: str = "test") -> None:
+    """Write objects and relationships following the contract's graph model (as the worker does)."""
+    labels: dict[int, str] = {}
+    by_class: dict[str, list[dict[str, Any]]] = {}
+    for o in objects:
+        lid, text = intern(o.label)
+        labels[lid] = text
+        props = dict(o.props or {})
+        if o.name is not None:
+            props["name"] = o.name
+        by_class.setdefault(o.cls, []).append(
+            {"mrid": o.mrid, "props": props, "label": lid, "x": o.x, "y": o.y}
+        )
+    with driver.session() as session:
+        session.run("UNWIND $labels AS l MERGE (s:SecurityLabel {id: l.id}) SET s.expr = l.expr",
+                    labels=[{"id": k, "expr": v} for k, v in labels.items()]).consume()
+        for cls, rows in by_class.items():
+            neo_labels = ":".join(f"`{n}`" for n in ontology.neo4j_labels(cls))
+            session.run(
+                f"UNWIND $rows AS row MERGE (n:Entity {{mrid: row.mrid}}) SET n:{neo_labels} "
+                "SET n += row.props, n._class = $cls, n._domain = $domain, n._version = 1, "
+                "n._owner = $producer, n._producer = $producer, n._event_id = row.mrid, "
+                "n._updated = datetime(), n._event_time = datetime(), n._label = row.label, "
+                "n._x = row.x, n._y = row.y",
+                rows=rows, cls=cls, domain=ontology.domain(cls), producer=producer,
+            ).consume()
+        by_type: dict[str, list[dict[str, str]]] = {}
+        for r in rels:
+            by_type.setdefault(r.rel_type, []).append({"s": r.source, "t": r.target})
+        for rel_type, pairs in by_type.items():
+            session.run(
+                f"UNWIND $pairs AS p MATCH (a:Entity {{mrid: p.s}}), (b:Entity {{mrid: p.t}}) "
+                f"MERGE (a)-[:`{rel_type}`]->(b)",
+                pairs=pairs,
+            ).consume()
+
+
+def delete_prefix(driver: Any, prefix: str) -> None:
+    driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
+
+
