@@ -26,6 +26,7 @@ from ontology.model import Association, Attribute, Ontology
 
 _MAX_SHOWN = 120
 _INT_TEXT = re.compile(r"^[+-]?\d+$")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _NUMBER_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -95,14 +96,18 @@ def _to_int(value: object) -> int:
     if isinstance(value, bool):
         raise _BadValue("expected an integer, got a boolean")
     if isinstance(value, int):
-        return value
-    if isinstance(value, str) and _INT_TEXT.match(value.strip()):
-        return int(value.strip())
-    # Files write integers as "3" but also as "3.0"; a whole float is the same integer.
-    number = _to_float(value)
-    if not number.is_integer():
-        raise _BadValue("expected an integer")
-    return int(number)
+        number = value
+    elif isinstance(value, str) and _INT_TEXT.match(value.strip()):
+        number = int(value.strip())
+    else:
+        # Files write integers as "3" but also as "3.0"; a whole float is the same integer.
+        real = _to_float(value)
+        if not real.is_integer():
+            raise _BadValue("expected an integer")
+        number = int(real)
+    if not _INT64_MIN <= number <= _INT64_MAX:
+        raise _BadValue("integer out of the 64-bit range the graph stores")
+    return number
 
 
 def _to_bool(value: object) -> bool:
@@ -204,9 +209,7 @@ def validate_event(
     class_name = event.class_
     if class_name not in ontology.classes:
         raise EventRejected("class is not in the ontology", "class", class_name)
-    mrid = normalise_mrid(event.subject)
-    if not MRID_PATTERN.match(mrid):
-        raise EventRejected("subject is not a well-formed mRID", "subject", event.subject)
+    mrid = event.subject
     if event.type is EventType.DELETE:
         # A delete removes the object whole; whatever else it carries is not stored.
         return ValidEvent(event, class_name, mrid, {}, {}, {}, {})
@@ -248,6 +251,10 @@ def _decode(raw: bytes | str | Mapping[str, Any], max_bytes: int | None) -> Mapp
 
 
 def _envelope(data: Mapping[str, Any]) -> Event:
+    subject = data.get("subject")
+    if isinstance(subject, str) and normalise_mrid(subject) != subject:
+        # CIM writes one object as "_abc", "#_abc" or "urn:uuid:abc"; the envelope keeps the plain form.
+        data = {**data, "subject": normalise_mrid(subject)}
     try:
         return Event.model_validate(data)
     except ValidationError as exc:
