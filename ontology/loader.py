@@ -106,7 +106,8 @@ def _read_cache(path: Path, digest: str) -> Ontology | None:
     try:
         with path.open("rb") as fh:
             ontology = pickle.load(fh)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+    except Exception:
+        # Whatever is wrong with a cache file (truncated, written by other code), rebuilding fixes it.
         return None
     if not isinstance(ontology, Ontology) or ontology.source_hash != digest:
         return None
