@@ -137,8 +137,18 @@ class _Track:
     """One object's evolution through the batch."""
 
     __slots__ = (
-        "cls", "delete", "has_upsert", "label", "last", "owner", "props", "refs", "rels", "status",
-        "transitions", "version",
+        "cls",
+        "delete",
+        "has_upsert",
+        "label",
+        "last",
+        "owner",
+        "props",
+        "refs",
+        "rels",
+        "status",
+        "transitions",
+        "version",
     )
 
     def __init__(self, stored: Stored | None) -> None:
@@ -249,8 +259,14 @@ def fold(
         if tr.delete is not None:
             d = tr.delete
             plan.deletes.setdefault(old_labels, []).append(
-                {"mrid": mrid, "v": d.version, "c": d.cls, "pr": d.producer, "e": d.event_id,
-                 "t": d.event_time}
+                {
+                    "mrid": mrid,
+                    "v": d.version,
+                    "c": d.cls,
+                    "pr": d.producer,
+                    "e": d.event_id,
+                    "t": d.event_time,
+                }
             )
         if tr.status == LIVE:
             props = tr.props or {}
@@ -260,27 +276,49 @@ def fold(
                 kept = old_labels if tr.delete is None else frozenset()
                 drop = kept.difference(ontology.neo4j_labels(cls))
                 plan.upserts.setdefault((cls, drop), []).append(
-                    {"mrid": mrid, "v": tr.version, "p": props, "pr": last.producer, "e": last.event_id,
-                     "t": last.event_time, "l": tr.label}
+                    {
+                        "mrid": mrid,
+                        "v": tr.version,
+                        "p": props,
+                        "pr": last.producer,
+                        "e": last.event_id,
+                        "t": last.event_time,
+                        "l": tr.label,
+                    }
                 )
                 change = UPSERT
             else:
                 plan.measurements.append(
-                    {"mrid": mrid, "v": tr.version, "p": props, "pr": last.producer, "e": last.event_id,
-                     "t": last.event_time}
+                    {
+                        "mrid": mrid,
+                        "v": tr.version,
+                        "p": props,
+                        "pr": last.producer,
+                        "e": last.event_id,
+                        "t": last.event_time,
+                    }
                 )
                 change = MEASUREMENT
             for rel_type, (index, mrids) in tr.rels.items():
                 alive = [t for t in dict.fromkeys(mrids) if survives(t, index)]
                 plan.rels.setdefault(rel_type, []).append({"s": mrid, "t": alive})
             plan.changes.append(
-                PendingChange(mrid, tr.cls or last.cls, change, tr.version, tr.label, last.event_time,
-                              last.event_id, last.producer)
+                PendingChange(
+                    mrid,
+                    tr.cls or last.cls,
+                    change,
+                    tr.version,
+                    tr.label,
+                    last.event_time,
+                    last.event_id,
+                    last.producer,
+                )
             )
         elif tr.status == DEAD:
             plan.changes.append(
-                PendingChange(mrid, last.cls, DELETE, tr.version, None, last.event_time, last.event_id,
-                              last.producer)
+                PendingChange(
+                    mrid, last.cls, DELETE, tr.version, None, last.event_time, last.event_id, last.producer
+                )
             )
 
     for target, target_cls in targets.items():
@@ -432,7 +470,12 @@ class GraphWriter:
             if query is None:
                 query = self._stub[cls] = _stub_cypher(ont.neo4j_labels(cls))
             await _run(
-                tx, query, mrids=mrids, cls=cls, domain=ont.domain(cls), stub_label=STUB_LABEL_ID,
+                tx,
+                query,
+                mrids=mrids,
+                cls=cls,
+                domain=ont.domain(cls),
+                stub_label=STUB_LABEL_ID,
                 ancestors=list(ont.ancestors(cls)[1:]),
             )
         for rel_type, rows in plan.rels.items():

@@ -1,0 +1,498 @@
+"""The batch writer: the fold's decisions, and the graph it leaves in the real Neo4j.
+
+The property test applies random event sequences to Neo4j in random batch splits and compares the graph
+with a sequential model written here from the rules in DESIGN.md / the contracts, one event at a time,
+without the writer's batch folding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import neo4j
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from hub.graph import ensure_schema, make_async_driver
+from hub.labels import label_id
+from hub.writer import (
+    DEAD,
+    LIVE,
+    STUB_LABEL_ID,
+    STUBBED,
+    Accepted,
+    GraphWriter,
+    Stored,
+    fold,
+)
+from ontology.loader import load_ontology
+
+ONT = load_ontology()
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+LINE_LABELS = set(ONT.neo4j_labels("ACLineSegment"))
+WRITER = GraphWriter(ONT)
+DROPPABLE = WRITER.droppable
+
+
+def ev(
+    mrid: str,
+    kind: str,
+    version: int,
+    cls: str = "ACLineSegment",
+    props: dict[str, Any] | None = None,
+    rels: dict[str, tuple[str, list[str]]] | None = None,
+    producer: str = "p1",
+    label: str = "org=a",
+) -> Accepted:
+    return Accepted(
+        mrid,
+        kind,
+        version,
+        cls,
+        props or {},
+        rels or {},
+        label_id(label),
+        label,
+        producer,
+        f"{mrid}-{kind}-{version}",
+        T0,
+    )
+
+
+def live(version: int, owner: str = "p1", cls: str = "ACLineSegment") -> Stored:
+    return Stored(LIVE, version, owner, cls, ("Entity", *ONT.neo4j_labels(cls)), label_id("org=a"))
+
+
+# ------------------------------------------------------------------------------------------ fold
+
+
+def test_duplicates_and_out_of_order_versions_are_stale_and_last_version_wins() -> None:
+    plan = fold(
+        [
+            ev("a", "upsert", 1, props={"r": 1.0}),
+            ev("a", "upsert", 3, props={"r": 3.0}),
+            ev("a", "upsert", 2, props={"r": 2.0}),
+            ev("a", "upsert", 3, props={"r": 9.0}),
+        ],
+        {},
+        ONT,
+        DROPPABLE,
+    )
+    assert plan.applied["upsert"] == 2 and plan.stale["upsert"] == 2
+    [(key, rows)] = plan.upserts.items()
+    assert key == ("ACLineSegment", frozenset())
+    assert rows[0]["v"] == 3 and rows[0]["p"] == {"r": 3.0}
+    assert [c.change for c in plan.changes] == ["upsert"]
+
+
+def test_stored_version_makes_older_events_stale() -> None:
+    plan = fold(
+        [ev("a", "upsert", 4), ev("a", "delete", 5), ev("a", "measurement", 5)],
+        {"a": live(5)},
+        ONT,
+        DROPPABLE,
+    )
+    assert plan.stale == {"upsert": 1, "delete": 1, "measurement": 1}
+    assert not plan.upserts and not plan.deletes and not plan.changes
+
+
+def test_delete_then_stale_upsert_leaves_a_tombstone() -> None:
+    plan = fold([ev("a", "upsert", 1), ev("a", "delete", 3), ev("a", "upsert", 2)], {}, ONT, DROPPABLE)
+    assert plan.stale["upsert"] == 1
+    assert not plan.upserts
+    [(drop, rows)] = plan.deletes.items()
+    assert drop == frozenset() and rows[0]["v"] == 3
+    assert [(c.change, c.version) for c in plan.changes] == [("delete", 3)]
+
+
+def test_newer_upsert_after_delete_recreates_from_empty() -> None:
+    plan = fold(
+        [
+            ev("a", "upsert", 2, props={"r": 1.0, "x": 2.0}),
+            ev("a", "delete", 3),
+            ev("a", "upsert", 4, props={"x": 5.0}),
+        ],
+        {"a": live(1)},
+        ONT,
+        DROPPABLE,
+    )
+    [(drop, deletes)] = plan.deletes.items()
+    assert drop == frozenset(LINE_LABELS) and deletes[0]["v"] == 3
+    [((cls, up_drop), rows)] = plan.upserts.items()
+    assert cls == "ACLineSegment" and up_drop == frozenset()
+    assert rows[0]["p"] == {"x": 5.0} and rows[0]["v"] == 4
+
+
+def test_first_producer_owns_and_others_are_rejected() -> None:
+    plan = fold(
+        [
+            ev("a", "upsert", 1, producer="p1"),
+            ev("a", "upsert", 2, producer="p2"),
+            ev("b", "delete", 9, producer="p3"),
+        ],
+        {"b": live(1, owner="p1")},
+        ONT,
+        DROPPABLE,
+    )
+    assert [(r[0].mrid, r[0].producer) for r in plan.rejected] == [("a", "p2"), ("b", "p3")]
+    assert "owned by producer 'p1'" in plan.rejected[0][1]
+    assert plan.applied["upsert"] == 1 and not plan.deletes
+
+
+def test_measurement_needs_a_live_node() -> None:
+    plan = fold(
+        [
+            ev("a", "measurement", 1, props={"r": 1.0}),
+            ev("s", "measurement", 1),
+            ev("b", "measurement", 2, props={"r": 2.0}),
+        ],
+        {
+            "s": Stored(STUBBED, 0, None, "ConductingEquipment", ("Entity", "Stub"), STUB_LABEL_ID),
+            "b": live(1),
+        },
+        ONT,
+        DROPPABLE,
+    )
+    assert plan.ignored == 2
+    assert [r["mrid"] for r in plan.measurements] == ["b"]
+    assert [c.change for c in plan.changes] == ["measurement"]
+
+
+def test_reference_before_target_makes_a_stub_and_target_later_in_batch_does_not() -> None:
+    ref = {"BASE_VOLTAGE": ("BaseVoltage", ["bv1"])}
+    plan = fold([ev("a", "upsert", 1, rels=ref)], {}, ONT, DROPPABLE)
+    assert plan.stubs == {"BaseVoltage": ["bv1"]}
+    assert [(c.mrid, c.change) for c in plan.changes] == [("a", "upsert"), ("bv1", "stub")]
+    assert plan.rels == {"BASE_VOLTAGE": [{"s": "a", "t": ["bv1"]}]}
+
+    plan = fold(
+        [ev("a", "upsert", 1, rels=ref), ev("bv1", "upsert", 1, cls="BaseVoltage")], {}, ONT, DROPPABLE
+    )
+    assert plan.stubs == {}
+
+
+def test_edges_to_objects_deleted_in_the_batch() -> None:
+    ref = {"BASE_VOLTAGE": ("BaseVoltage", ["bv1"])}
+    bv = live(1, cls="BaseVoltage")
+    # Referenced, then deleted: the edge goes with the target.
+    plan = fold(
+        [ev("a", "upsert", 1, rels=ref), ev("bv1", "delete", 2, cls="BaseVoltage")],
+        {"bv1": bv},
+        ONT,
+        DROPPABLE,
+    )
+    assert plan.rels == {"BASE_VOLTAGE": [{"s": "a", "t": []}]}
+    # Deleted, then referenced: no edge to a tombstone.
+    plan = fold(
+        [ev("bv1", "delete", 2, cls="BaseVoltage"), ev("a", "upsert", 1, rels=ref)],
+        {"bv1": bv},
+        ONT,
+        DROPPABLE,
+    )
+    assert plan.rels == {"BASE_VOLTAGE": [{"s": "a", "t": []}]}
+    # Deleted, recreated, then referenced: the edge stands.
+    plan = fold(
+        [
+            ev("bv1", "delete", 2, cls="BaseVoltage"),
+            ev("bv1", "upsert", 3, cls="BaseVoltage"),
+            ev("a", "upsert", 1, rels=ref),
+        ],
+        {"bv1": bv},
+        ONT,
+        DROPPABLE,
+    )
+    assert plan.rels == {"BASE_VOLTAGE": [{"s": "a", "t": ["bv1"]}]}
+    # A stored tombstone is never a target.
+    plan = fold(
+        [ev("a", "upsert", 1, rels=ref)],
+        {"bv1": Stored(DEAD, 2, "p1", "BaseVoltage", ("Entity", "Tombstone"), None)},
+        ONT,
+        DROPPABLE,
+    )
+    assert plan.rels == {"BASE_VOLTAGE": [{"s": "a", "t": []}]} and not plan.stubs
+
+
+def test_stub_upgraded_by_its_owner_drops_stub_only_labels() -> None:
+    stub = Stored(
+        STUBBED,
+        0,
+        None,
+        "ConductingEquipment",
+        ("Entity", "Stub", *ONT.neo4j_labels("ConductingEquipment"), "NotOurs"),
+        STUB_LABEL_ID,
+    )
+    plan = fold([ev("s", "upsert", 1, cls="BaseVoltage")], {"s": stub}, ONT, DROPPABLE)
+    [((cls, drop), _rows)] = plan.upserts.items()
+    # Labels the class does not carry go, the foreign label is left alone (never echoed into Cypher).
+    assert cls == "BaseVoltage"
+    assert drop == (frozenset(ONT.neo4j_labels("ConductingEquipment")) | {"Stub"}) - set(
+        ONT.neo4j_labels("BaseVoltage")
+    )
+    assert "NotOurs" not in drop
+
+
+# ------------------------------------------------------------------------------- sequential model
+
+
+@dataclass
+class Node:
+    status: str  # live | stub | dead
+    version: int
+    labels: set[str]
+    props: dict[str, Any] = field(default_factory=dict)
+    owner: str | None = None
+    label: int | None = None
+    cls: str | None = None
+    producer: str | None = None
+    event_id: str | None = None
+
+
+class Model:
+    """Each event applied on its own, in order, straight from the rules."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, Node] = {}
+        self.edges: set[tuple[str, str, str]] = set()
+
+    def apply(self, e: Accepted) -> None:
+        node = self.nodes.get(e.mrid)
+        if node is not None and node.owner is not None and node.owner != e.producer:
+            return
+        if e.version <= (node.version if node else 0):
+            return
+        if e.kind == "measurement":
+            if node is None or node.status != "live":
+                return
+            self._patch(node, e.props)
+        elif e.kind == "delete":
+            self.edges = {x for x in self.edges if e.mrid not in (x[0], x[2])}
+            self.nodes[e.mrid] = Node(
+                "dead",
+                e.version,
+                {"Entity", "Tombstone"},
+                owner=(node.owner if node else None) or e.producer,
+                cls=e.cls,
+            )
+            node = self.nodes[e.mrid]
+        else:
+            if node is None or node.status != "live":
+                node = self.nodes[e.mrid] = Node("live", e.version, set(), owner=node.owner if node else None)
+            node.labels = {"Entity", *ONT.neo4j_labels(e.cls)}
+            node.owner = node.owner or e.producer
+            node.cls = e.cls
+            node.label = e.label_id
+            self._patch(node, e.props)
+            for rel_type, (target_cls, targets) in e.rels.items():
+                self.edges = {x for x in self.edges if not (x[0] == e.mrid and x[1] == rel_type)}
+                for t in targets:
+                    tn = self.nodes.get(t)
+                    if tn is None:
+                        tn = self.nodes[t] = Node(
+                            "stub", 0, {"Entity", "Stub"}, label=STUB_LABEL_ID, cls=target_cls
+                        )
+                    if tn.status == "dead":
+                        continue
+                    if tn.status == "stub":
+                        tn.labels |= set(ONT.neo4j_labels(target_cls))
+                        if tn.cls in ONT.ancestors(target_cls)[1:]:
+                            tn.cls = target_cls
+                    self.edges.add((e.mrid, rel_type, t))
+        node.version = e.version
+        node.producer = e.producer
+        node.event_id = e.event_id
+
+    @staticmethod
+    def _patch(node: Node, props: dict[str, Any]) -> None:
+        for k, v in props.items():
+            if v is None:
+                node.props.pop(k, None)
+            else:
+                node.props[k] = v
+
+
+def read_graph(driver: neo4j.Driver, prefix: str) -> tuple[dict[str, Any], set[tuple[str, str, str]]]:
+    records, _, _ = driver.execute_query(
+        "MATCH (n:Entity) WHERE n.mrid STARTS WITH $p "
+        "RETURN n.mrid AS m, labels(n) AS ls, properties(n) AS ps",
+        p=prefix,
+    )
+    nodes = {r["m"]: (set(r["ls"]), r["ps"]) for r in records}
+    records, _, _ = driver.execute_query(
+        "MATCH (a:Entity)-[x]->(b:Entity) WHERE a.mrid STARTS WITH $p "
+        "RETURN a.mrid AS a, type(x) AS t, b.mrid AS b",
+        p=prefix,
+    )
+    return nodes, {(r["a"], r["t"], r["b"]) for r in records}
+
+
+def expected_graph(model: Model, prefix: str) -> dict[str, Any]:
+    out = {}
+    for mrid, n in model.nodes.items():
+        props: dict[str, Any] = {"mrid": prefix + mrid, "_version": n.version}
+        if n.status == "live":
+            props.update(n.props)
+            props.update(
+                _label=n.label, _owner=n.owner, _class=n.cls, _producer=n.producer, _event_id=n.event_id
+            )
+        elif n.status == "stub":
+            props.update(_label=n.label, _class=n.cls)
+        else:
+            props.update(_owner=n.owner, _class=n.cls, _producer=n.producer, _event_id=n.event_id)
+        out[prefix + mrid] = (n.labels, props)
+    return out
+
+
+COMPARED = ("mrid", "_version", "_label", "_owner", "_class", "_producer", "_event_id")
+
+
+def comparable(nodes: dict[str, Any], model_props: dict[str, Any]) -> dict[str, Any]:
+    """Stored properties limited to ontology keys and the compared bookkeeping."""
+    result = {}
+    for mrid, (labels, props) in nodes.items():
+        kept = {k: v for k, v in props.items() if not k.startswith("_") or k in COMPARED}
+        result[mrid] = (labels, {k: v for k, v in kept.items() if v is not None})
+    return result
+
+
+# ------------------------------------------------------------------------------ against Neo4j
+
+MRIDS = ["a", "b", "c", "bv", "t"]
+CLASS_OF = {
+    "a": "ACLineSegment",
+    "b": "ACLineSegment",
+    "c": "BaseVoltage",
+    "bv": "BaseVoltage",
+    "t": "Terminal",
+}
+
+
+@st.composite
+def events(draw: Any) -> list[Accepted]:
+    out = []
+    for i in range(draw(st.integers(1, 25))):
+        mrid = draw(st.sampled_from(MRIDS))
+        kind = draw(st.sampled_from(["upsert", "upsert", "upsert", "delete", "measurement"]))
+        version = draw(st.integers(1, 8))
+        cls = CLASS_OF[mrid]
+        props: dict[str, Any] = {}
+        rels: dict[str, tuple[str, list[str]]] = {}
+        if kind != "delete":
+            if draw(st.booleans()):
+                props["name"] = draw(st.sampled_from([None, "x", "y"]))
+            if cls == "ACLineSegment" and draw(st.booleans()):
+                props["r"] = draw(st.sampled_from([None, 0.5, 1.5]))
+        if kind == "upsert" and cls == "ACLineSegment" and draw(st.booleans()):
+            rels["BASE_VOLTAGE"] = ("BaseVoltage", draw(st.sampled_from([[], ["bv"], ["c"], ["zz"]])))
+        if kind == "upsert" and cls == "Terminal" and draw(st.booleans()):
+            rels["CONDUCTING_EQUIPMENT"] = (
+                "ConductingEquipment",
+                draw(st.sampled_from([["a"], ["b"], ["yy"]])),
+            )
+        producer = draw(st.sampled_from(["p1", "p1", "p1", "p2"]))
+        label = draw(st.sampled_from(["org=a", "org=b|org=a"]))
+        e = ev(mrid, kind, version, cls, props, rels, producer, label)
+        e.event_id = f"{i}"
+        out.append(e)
+    return out
+
+
+@pytest.fixture(scope="module")
+def loop() -> Any:
+    new = asyncio.new_event_loop()
+    yield new
+    new.close()
+
+
+@pytest.fixture(scope="module")
+def async_driver(settings: Any, neo4j_driver: neo4j.Driver, loop: asyncio.AbstractEventLoop) -> Any:
+    ensure_schema(neo4j_driver, settings.neo4j_database)
+    driver = make_async_driver(settings)
+    yield driver
+    loop.run_until_complete(driver.close())
+
+
+def prefixed(events_: list[Accepted], prefix: str) -> list[Accepted]:
+    out = []
+    for e in events_:
+        rels = {rt: (c, [prefix + t for t in ts]) for rt, (c, ts) in e.rels.items()}
+        out.append(
+            Accepted(
+                prefix + e.mrid,
+                e.kind,
+                e.version,
+                e.cls,
+                dict(e.props),
+                rels,
+                e.label_id,
+                e.label_text,
+                e.producer,
+                e.event_id,
+                e.event_time,
+            )
+        )
+    return out
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(evs=events(), cuts=st.lists(st.integers(0, 25), max_size=4))
+def test_batches_in_neo4j_equal_events_applied_one_by_one(
+    evs: list[Accepted],
+    cuts: list[int],
+    async_driver: Any,
+    neo4j_driver: neo4j.Driver,
+    loop: asyncio.AbstractEventLoop,
+    settings: Any,
+) -> None:
+    prefix = f"tw{uuid.uuid4().hex[:10]}-"
+    model = Model()
+    for e in evs:
+        model.apply(e)
+    real = prefixed(evs, prefix)
+    bounds = sorted({0, len(real), *[min(c, len(real)) for c in cuts]})
+
+    async def run() -> None:
+        for lo, hi in itertools.pairwise(bounds):
+            async with async_driver.session(database=settings.neo4j_database) as session:
+                await session.execute_write(WRITER.apply, real[lo:hi])
+
+    loop.run_until_complete(run())
+    try:
+        nodes, edges = read_graph(neo4j_driver, prefix)
+        assert comparable(nodes, {}) == expected_graph(model, prefix)
+        assert edges == {(prefix + a, t, prefix + b) for a, t, b in model.edges}
+        labels, _, _ = neo4j_driver.execute_query(
+            "MATCH (s:SecurityLabel) WHERE s.id IN $ids RETURN s.id AS id, s.expr AS e",
+            ids=[n.label for n in model.nodes.values() if n.label is not None],
+        )
+        assert {r["id"] for r in labels} == {n.label for n in model.nodes.values() if n.label is not None}
+    finally:
+        neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
+
+
+def test_security_labels_are_interned_once(
+    async_driver: Any, neo4j_driver: neo4j.Driver, loop: asyncio.AbstractEventLoop, settings: Any
+) -> None:
+    prefix = f"tw{uuid.uuid4().hex[:10]}-"
+    text = f"org=t{uuid.uuid4().hex[:6]}"
+    batch = [ev(prefix + str(i), "upsert", 1, label=text) for i in range(5)]
+
+    async def run() -> None:
+        for _ in range(2):
+            async with async_driver.session(database=settings.neo4j_database) as session:
+                await session.execute_write(WRITER.apply, batch)
+
+    loop.run_until_complete(run())
+    try:
+        records, _, _ = neo4j_driver.execute_query(
+            "MATCH (s:SecurityLabel {id: $id}) RETURN s.expr AS e", id=label_id(text)
+        )
+        assert [r["e"] for r in records] == [text]
+    finally:
+        neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
