@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     worker_commit_interval_s: float = 1.0
     # Upper bound of the back-off between retries of a batch while Neo4j is unavailable.
     worker_retry_max_backoff_s: float = 5.0
+    # A worker that died without leaving the group is replaced after this long.
+    worker_session_timeout_s: float = 10.0
     # JSON object: producer id -> {"org": ..., "default_label": ...}; see hub/producers.py
     producers: dict[str, dict[str, str]] = Field(default_factory=dict)
 
