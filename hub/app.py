@@ -68,7 +68,11 @@ def create_app(settings: Settings | None = None, *, frontend_dist: Path | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        driver = AsyncGraphDatabase.driver(settings.neo4j_uri, auth=(settings.neo4j_user, settings.neo4j_password))
+        driver = AsyncGraphDatabase.driver(
+            settings.neo4j_uri, auth=(settings.neo4j_user, settings.neo4j_password),
+            # Unknown relationship types (ontology types with no data yet) are normal here, not warnings.
+            notifications_min_severity="OFF",
+        )
         app.state.hub = ApiServices(
             settings=settings, ontology=ontology, driver=driver, registry=registry,
             directory=LabelDirectory(driver, settings.neo4j_database, settings.label_cache_ttl_s),

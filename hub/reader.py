@@ -271,10 +271,10 @@ class Reader:
         for rel_types, direction in steps:
             left, right = {"both": ("-", "-"), "out": ("-", "->"), "in": ("<-", "-")}[direction]
             rel = "[r]" if rel_types is None else "[r:" + "|".join(f"`{t}`" for t in rel_types) + "]"
-            branches.append(f"WITH a MATCH (a){left}{rel}{right}({target}) RETURN r, b")
+            branches.append(f"MATCH (a){left}{rel}{right}({target}) RETURN r, b")
         return await self.guard.read(
             "UNWIND $frontier AS id MATCH (a:Entity {mrid: id}) "
-            f"CALL {{ {' UNION '.join(branches)} }} "
+            f"CALL (a) {{ {' UNION '.join(branches)} }} "
             f"WITH r, b, {visible('b')} AS ok "
             "RETURN CASE WHEN ok THEN {source: startNode(r).mrid, target: endNode(r).mrid, type: type(r)} END "
             f"AS edge, CASE WHEN ok THEN {lite('b')} END AS node",
