@@ -20,7 +20,7 @@ from hub.services import distribution, kafka, neo4j
 from hub.services.endpoint import Endpoint
 from hub.services.errors import ServiceError
 from hub.services.layout import SERVICE_NAMES, ServiceName, StateLayout
-from hub.services.process import log_tail, port_open, recorded_pid, spawn, terminate
+from hub.services.process import alive, exit_code, log_tail, port_open, recorded_pid, spawn, terminate
 from hub.services.tools import java_executable
 from hub.settings import Settings, get_settings
 
@@ -193,9 +193,11 @@ def _wait_ready(
     began = time.monotonic()
     last_error = "no answer yet"
     while True:
-        if recorded_pid(layout.pid_file(name), str(layout.root)) != pid:
+        if not alive(pid):
+            code = exit_code(pid)
+            how = "" if code is None else (f" with code {code}" if code >= 0 else f" by signal {-code}")
             raise ServiceError(
-                f"{title} (pid {pid}) exited while starting. "
+                f"{title} (pid {pid}) exited{how} while starting. "
                 f"Last lines of {log}:\n{log_tail(log, _LOG_LINES)}"
             )
         try:

@@ -46,24 +46,32 @@ def spawn(argv: list[str], *, log_file: Path, pid_file: Path, env: Mapping[str, 
 
 
 def command_line(pid: int) -> str | None:
-    """The process's command line, or None when it is gone (or a zombie, which has none)."""
-    proc_file = Path(f"/proc/{pid}/cmdline")
-    if proc_file.parent.parent.is_dir() and Path("/proc/self").exists():
+    """The process's command line, or None when it is gone or a zombie."""
+    if not Path("/proc/self").exists():
         try:
-            raw = proc_file.read_bytes()
+            out = subprocess.run(
+                ["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False
+            )
         except OSError:
             return None
-        return raw.replace(b"\0", b" ").decode(errors="replace").strip() or None
-    try:
-        out = subprocess.run(
-            ["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False
-        )
-    except OSError:
-        return None
-    return out.stdout.strip() or None
+        return out.stdout.strip() or None
+    # Reading /proc/<pid>/cmdline needs the process's memory map: a JVM that is busy mapping its heap
+    # right after exec reads back as empty for a moment, so an empty answer from a live process is retried.
+    for _ in range(100):
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        if raw:
+            return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+        if not alive(pid):
+            return None
+        time.sleep(0.05)
+    return None
 
 
 def alive(pid: int) -> bool:
+    """Whether the process exists and is not a zombie."""
     _reap(pid)
     try:
         os.kill(pid, 0)
@@ -71,7 +79,14 @@ def alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return command_line(pid) is not None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except OSError:
+        return True
+    # The state letter follows the command name in parentheses (which may itself contain spaces).
+    return stat.rpartition(")")[2].split()[0] not in {"Z", "X"}
 
 
 def recorded_pid(pid_file: Path, owner_mark: str) -> int | None:
@@ -112,10 +127,22 @@ def terminate(pids: list[int], timeout_s: float) -> None:
         raise ServiceError(f"processes {remaining} did not exit even after SIGKILL")
 
 
+# Exit codes of children reaped here, for error messages ("exited with code 1" vs "killed by signal 9").
+_exit_codes: dict[int, int] = {}
+
+
+def exit_code(pid: int) -> int | None:
+    """How a child of this process ended (negative: killed by that signal), if it was ours and has ended."""
+    _reap(pid)
+    return _exit_codes.get(pid)
+
+
 def _reap(pid: int) -> None:
     proc = _children.get(pid)
     if proc is not None:
-        if proc.poll() is not None:
+        code = proc.poll()
+        if code is not None:
+            _exit_codes[pid] = code
             del _children[pid]
         return
     # A child of ours started by an earlier launcher object in this process: collect its exit status.
