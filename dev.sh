@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Developer entry points of the hub.
+#   ./dev.sh demo         install, start Kafka and Neo4j, run the demo until Ctrl-C, then stop them
+#   ./dev.sh test [ARGS]  install, check the tools, run the whole test suite (ARGS go to pytest)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+ROOT=$PWD
+VENV=$ROOT/.venv
+PY=$VENV/bin/python
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+is_root() { [[ $(id -u) -eq 0 ]]; }
+
+apt_install() {
+  # Only as root on Debian-like systems; otherwise the caller says what is missing.
+  is_root && command -v apt-get >/dev/null 2>&1 || return 1
+  if [[ -z ${_APT_UPDATED:-} ]]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || return 1
+    _APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+find_python() {
+  local candidate
+  for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 \
+      && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+ensure_venv() {
+  if [[ ! -x $PY ]]; then
+    local python
+    python=$(find_python) || die "Python 3.11 or newer is needed (Debian: apt-get install python3 python3-venv)"
+    log "Creating .venv with $python"
+    "$python" -m venv "$VENV"
+  fi
+  "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die ".venv has Python older than 3.11; remove .venv and run again"
+  # Reinstall only when pyproject.toml changed since the last install into this venv.
+  local stamp=$VENV/.hub-installed want
+  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+    log "Installing the hub with its dev dependencies into .venv"
+    "$PY" -m pip install -q -e '.[dev]'
+    echo "$want" >"$stamp"
+  fi
+}
+
+docker_answers() {
+  command -v docker >/dev/null 2>&1 && timeout 10 docker info >/dev/null 2>&1
+}
+
+java_major() {
+  java -version 2>&1 | sed -nE 's/.*version "(1\.)?([0-9]+).*/\2/p' | head -n1
+}
+
+ensure_java_maven() {
+  # Addresses given in the environment, or a Docker engine, make the local JVM services unnecessary.
+  if [[ -n ${HUB_KAFKA_BOOTSTRAP:-} && -n ${HUB_NEO4J_URI:-} ]] || docker_answers; then
+    return 0
+  fi
+  if ! command -v java >/dev/null 2>&1 || [[ $(java_major) -lt 17 ]]; then
+    log "Installing Java 17 (Debian openjdk-17-jre-headless)"
+    apt_install openjdk-17-jre-headless || true
+  fi
+  if ! command -v mvn >/dev/null 2>&1; then
+    log "Installing Maven (Debian maven)"
+    apt_install maven || true
+  fi
+  command -v java >/dev/null 2>&1 \
+    || die "java not found: the local Kafka and Neo4j need Java 17+ and Maven (or Docker, or HUB_KAFKA_BOOTSTRAP/HUB_NEO4J_URI)"
+  [[ $(java_major) -ge 17 ]] || die "java is version $(java_major); Kafka and Neo4j need Java 17 or newer"
+  command -v mvn >/dev/null 2>&1 \
+    || die "mvn not found: Maven fetches Kafka and Neo4j from Maven Central on first use (Debian: apt-get install maven)"
+}
+
+ensure_chromium() {
+  # The browser tests drive Debian's chromium (no browser download at run time).
+  if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+    return 0
+  fi
+  log "Installing Debian chromium for the browser tests"
+  apt_install chromium || warn "chromium is not installed and could not be installed here; browser tests will fail"
+}
+
+cmd_test() {
+  ensure_venv
+  ensure_java_maven
+  ensure_chromium
+  # The test services are ours: stop them when the run ends (unless another test run still uses them).
+  export HUB_TEST_STOP_SERVICES=${HUB_TEST_STOP_SERVICES:-1}
+  log "Running the tests"
+  local rc=0
+  "$PY" -m pytest tests "$@" || rc=$?
+  if [[ $rc -eq 5 ]]; then
+    printf 'error: pytest ran no tests\n' >&2
+    rc=1
+  fi
+  return "$rc"
+}
+
+cmd_demo() {
+  ensure_venv
+  ensure_java_maven
+  local hub=$VENV/bin/hub stopped=""
+  stop_services() {
+    [[ -n $stopped ]] && return
+    stopped=1
+    echo
+    log "Stopping the services"
+    "$hub" services down || true
+  }
+  trap stop_services EXIT
+  trap 'exit 130' INT TERM
+  "$hub" services up
+  if "$hub" demo --help >/dev/null 2>&1; then
+    "$hub" demo
+  else
+    log "Kafka and Neo4j are ready (see above). Press Ctrl-C to stop them."
+    while true; do
+      sleep 3600 &
+      wait $!
+    done
+  fi
+}
+
+usage() {
+  sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+case ${1:-} in
+  demo) shift; cmd_demo "$@" ;;
+  test) shift; cmd_test "$@" ;;
+  -h | --help | help | "") usage ;;
+  *) usage >&2; die "unknown command: $1" ;;
+esac
