@@ -18,19 +18,28 @@ from hub.services.errors import ServiceError
 from hub.services.tools import java_executable, maven_executable
 from hub.settings import Settings
 
-CYCLE_KAFKA_PORT = 29092
-CYCLE_CONTROLLER_PORT = 29093
-CYCLE_BOLT_PORT = 27687
+
+def _free_ports(count: int) -> list[int]:
+    """Ports nobody listens on right now (other test runs and demos share this machine)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _cycle_settings(state_dir: Path, shared: Any) -> Settings:
+    kafka_port, controller_port, bolt_port = _free_ports(3)
     return Settings(
         state_dir=state_dir,
         # Reuse the jars the test services were started from: nothing is downloaded twice.
         cache_dir=shared.cache_dir,
-        kafka_bootstrap=f"127.0.0.1:{CYCLE_KAFKA_PORT}",
-        kafka_controller_port=CYCLE_CONTROLLER_PORT,
-        neo4j_uri=f"bolt://127.0.0.1:{CYCLE_BOLT_PORT}",
+        kafka_bootstrap=f"127.0.0.1:{kafka_port}",
+        kafka_controller_port=controller_port,
+        neo4j_uri=f"bolt://127.0.0.1:{bolt_port}",
         neo4j_password="cycle-test-password",
         kafka_heap="512m",
         neo4j_heap="512m",
@@ -84,8 +93,8 @@ def test_up_status_down_cycle(settings: Any) -> None:
         shown = _cli(cycle, "status")
         assert shown.returncode == 0, shown.stderr
         assert shown.stdout.count("ready") == 2
-        assert f"127.0.0.1:{CYCLE_KAFKA_PORT}" in shown.stdout
-        assert f"bolt://127.0.0.1:{CYCLE_BOLT_PORT}" in shown.stdout
+        assert cycle.kafka_bootstrap in shown.stdout
+        assert cycle.neo4j_uri in shown.stdout
 
         # Neo4j alone can be stopped and started again (the worker tests do this mid-stream).
         assert launcher.stop_service(cycle, "neo4j") is True
@@ -126,7 +135,7 @@ def test_port_taken_by_another_process_is_reported(tmp_path: Path, settings: Any
             state_dir=tmp_path / "state",
             cache_dir=settings.cache_dir,
             kafka_bootstrap=f"127.0.0.1:{port}",
-            kafka_controller_port=CYCLE_CONTROLLER_PORT,
+            kafka_controller_port=_free_ports(1)[0],
         )
         with pytest.raises(ServiceError, match=rf"port {port} \(HUB_KAFKA_BOOTSTRAP\) is already in use"):
             launcher.ensure_up(cycle, ["kafka"])
