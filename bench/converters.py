@@ -227,6 +227,8 @@ def machine() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "lxml": lxml.__version__,
         "platform": platform.platform(),
+        # Other work on a shared machine slows every row alike; the load says how busy it was.
+        "load_average_1_5_15": list(os.getloadavg()),
     }
 
 
@@ -248,7 +250,9 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {_mib(m['memory_bytes'] or 0)} memory, "
         f"{m['implementation']} {m['python']}, lxml {m['lxml']}, {m['platform']}. "
-        "The machine is shared; numbers are medians of repeated runs.",
+        "The machine is shared (load average "
+        f"{', '.join(f'{x:.2f}' for x in m['load_average_1_5_15'])} at the start); numbers are medians "
+        "of repeated runs, and the floor is measured in the same run so the ratio is what to compare.",
         "",
         f"## CGMES SmallGrid node-breaker ({report['input']['files']} files, "
         f"{_mib(report['input']['bytes'])}, {report['input']['elements']} XML elements)",
