@@ -1,0 +1,277 @@
+"""End-to-end tests of the planners' graph explorer in headless Chromium against the real API, worker,
+Kafka and Neo4j (fixtures in conftest.py)."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+
+def _suggestions(page: Any, text: str) -> set[str]:
+    page.fill('[data-testid="search-input"]', text)
+    page.wait_for_selector(
+        '[data-testid="search-suggestion"], [data-testid="search-no-results"]', timeout=20_000
+    )
+    # The list is replaced when the answer for the full text arrives; wait until it settles.
+    time.sleep(0.6)
+    return set(
+        page.eval_on_selector_all('[data-testid="search-suggestion"]', "els => els.map(e => e.dataset.mrid)")
+    )
+
+
+def test_clearances_see_different_graphs(browser_page: Any, hub_stack: Any, network: Any, ui: Any) -> None:
+    page = browser_page
+    m = network.mrids
+
+    ui.sign_in(page, hub_stack.base_url, "public.analyst")
+    assert page.text_content('[data-testid="user-clearance"]') == "PUBLIC"
+    public_hits = _suggestions(page, network.tag)
+    ui.search_and_open(page, network.names["emden"], m["emden"])
+    page.click('[data-testid="action-expand"]')
+    ui.wait_for_nodes(page, {m["emden"], m["pipe1"]})
+    time.sleep(1)
+    public_graph = ui.graph_nodes(page)
+    page.screenshot(path=str(hub_stack.logs["api"].parent / "clearance-public.png"))
+
+    page.click('[data-testid="sign-out"]')
+    page.wait_for_selector('[data-testid="demo-user"][data-user="hub.admin"]')
+    page.click('[data-testid="demo-user"][data-user="hub.admin"]')
+    page.wait_for_selector('[data-testid="sign-in-dialog"]', state="hidden")
+    assert page.text_content('[data-testid="user-clearance"]') == "SECRET"
+    admin_hits = _suggestions(page, network.tag)
+    ui.search_and_open(page, network.names["emden"], m["emden"])
+    page.click('[data-testid="action-expand"]')
+    ui.wait_for_nodes(page, {m["emden"], m["pipe1"], m["pipe2"]})
+    time.sleep(1)
+    admin_graph = ui.graph_nodes(page)
+
+    # Same search, different answers: the SECRET objects exist only for the cleared caller.
+    assert m["werne"] not in public_hits and m["pipe2"] not in public_hits
+    assert {m["emden"], m["aachen"], m["pipe1"]} <= public_hits
+    assert {m["emden"], m["aachen"], m["werne"], m["pipe1"], m["pipe2"]} <= admin_hits
+    # Same expansion, different graphs.
+    assert public_graph == {m["emden"], m["pipe1"]}
+    assert admin_graph == {m["emden"], m["pipe1"], m["pipe2"]}
+    assert not page.errors
+
+
+def test_search_open_expand_shows_attributes(
+    browser_page: Any, hub_stack: Any, network: Any, ui: Any
+) -> None:
+    page = browser_page
+    m = network.mrids
+    ui.sign_in(page, hub_stack.base_url, "grid.planner")
+    ui.search_and_open(page, network.names["pipe1"], m["pipe1"])
+    assert page.text_content('[data-testid="detail-class"]') == "GasPipe"
+    assert page.text_content('[data-testid="detail-name"]') == network.names["pipe1"]
+    assert page.text_content('[data-testid="detail-label"]').strip() == "classification=PUBLIC"
+    assert page.text_content('[data-testid="detail-producer"]') == "fe-test"
+    assert page.text_content('[data-testid="detail-version"]') == "1"
+
+    page.click('[data-testid="action-expand"]')
+    ui.wait_for_nodes(page, {m["pipe1"], m["emden"], m["aachen"]})
+
+    length = page.locator('[data-testid="attr-length"]')
+    assert length.locator('[data-testid="attr-value"]').text_content() == "52.3"
+    assert length.locator('[data-testid="attr-unit"]').text_content() == "km"
+    diameter = page.locator('[data-testid="attr-diameter"]')
+    assert diameter.locator('[data-testid="attr-value"]').text_content() == "900"
+    assert diameter.locator('[data-testid="attr-unit"]').text_content() == "mm"
+
+    # The associations are links; following one opens the node at the other end.
+    page.wait_for_selector(f'[data-testid="assoc-link"][data-mrid="{m["aachen"]}"]')
+    page.click(f'[data-testid="assoc-link"][data-mrid="{m["aachen"]}"]')
+    page.wait_for_function(
+        "m => document.querySelector('[data-testid=detail-mrid]')?.textContent === m", arg=m["aachen"]
+    )
+    assert page.locator('[data-testid="attr-pressureMax"] [data-testid="attr-unit"]').text_content() == "bar"
+    assert page.locator('[data-testid="attr-pressureMax"] [data-testid="attr-value"]').text_content() == "70"
+    # The legend lists what is on screen, by class.
+    legend = set(
+        page.eval_on_selector_all('[data-testid="legend-item"]', "els => els.map(e => e.dataset.class)")
+    )
+    assert {"GasPipe", "GasNode"} <= legend
+    assert not page.errors
+
+
+def test_kafka_event_appears_live(browser_page: Any, hub_stack: Any, network: Any, ui: Any) -> None:
+    page = browser_page
+    m = network.mrids
+    tag = network.tag
+    # Objects of this test only, so the shared network stays as the other tests expect it.
+    live_node, old_pipe, new_pipe = f"fe{tag}-live-node", f"fe{tag}-live-pipe1", f"fe{tag}-live-pipe2"
+    public = "classification=PUBLIC"
+    hub_stack.publish(
+        [
+            network.event(
+                live_node,
+                "GasNode",
+                1,
+                {"IdentifiedObject.name": f"Live node {tag}", "GasNode.pressureMax": 60.0},
+                label=public,
+            ),
+            network.event(
+                old_pipe,
+                "GasPipe",
+                1,
+                {"IdentifiedObject.name": f"Live pipe one {tag}"},
+                {"GasConnection.FromNode": live_node, "GasConnection.ToNode": m["emden"]},
+                label=public,
+            ),
+        ]
+    )
+    deadline = time.monotonic() + 60
+    query = "query($m: ID!) { object(mrid: $m) { version } }"
+    while hub_stack.gql(query, {"m": old_pipe})["object"] is None:
+        assert time.monotonic() < deadline, "the worker did not write the live test objects"
+        time.sleep(0.5)
+
+    ui.sign_in(page, hub_stack.base_url, "grid.planner")
+    ui.search_and_open(page, f"Live node {tag}", live_node)
+    page.click('[data-testid="action-expand"]')
+    ui.wait_for_nodes(page, {live_node, old_pipe})
+    page.wait_for_selector('[data-testid="live-status"][data-state="live"]', timeout=20_000)
+    time.sleep(1.5)  # let the page subscribe to what it now shows
+
+    new_name = f"Live node renamed {tag}"
+    published = time.monotonic()
+    hub_stack.publish(
+        [
+            network.event(
+                live_node,
+                "GasNode",
+                2,
+                {"IdentifiedObject.name": new_name, "GasNode.pressureMax": 61.5},
+                label=public,
+            ),
+            network.event(
+                new_pipe,
+                "GasPipe",
+                1,
+                {"IdentifiedObject.name": f"Live pipe two {tag}", "GasPipe.length": 9.5},
+                {"GasConnection.FromNode": live_node, "GasConnection.ToNode": m["aachen"]},
+                label=public,
+            ),
+        ]
+    )
+    # The changed object updates in place, in the detail panel and on the canvas.
+    page.wait_for_function(
+        "n => document.querySelector('[data-testid=detail-name]')?.textContent === n",
+        arg=new_name,
+        timeout=15_000,
+    )
+    seen_after = time.monotonic() - published
+    assert page.evaluate("m => window.__hub.graph.getNodeAttribute(m, 'label')", live_node) == new_name
+    assert (
+        page.locator('[data-testid="attr-pressureMax"] [data-testid="attr-value"]').text_content() == "61.5"
+    )
+    assert page.text_content('[data-testid="detail-version"]') == "2"
+    # The new neighbour of the expanded object appears.
+    ui.wait_for_nodes(page, {new_pipe}, timeout_s=15)
+    assert seen_after < 15
+    assert page.evaluate("() => window.__hub.app.live.received") >= 1
+    assert not page.errors
+
+
+def test_geographic_layout_places_objects_by_coordinates(
+    browser_page: Any, hub_stack: Any, network: Any, ui: Any
+) -> None:
+    page = browser_page
+    m = network.mrids
+    ui.sign_in(page, hub_stack.base_url, "hub.admin")
+    ui.search_and_open(page, network.names["emden"], m["emden"])
+    page.click('[data-testid="action-expand"]')
+    ui.wait_for_nodes(page, {m["pipe1"], m["pipe2"]})
+    ui.search_and_open(page, network.names["aachen"], m["aachen"])
+    ui.search_and_open(page, network.names["werne"], m["werne"])
+    ui.wait_for_nodes(page, {m["emden"], m["aachen"], m["werne"]})
+
+    page.click('[data-testid="layout-geo"]')
+    page.wait_for_selector('[data-testid="stage"][data-layout="geo"]')
+    time.sleep(1.5)  # the nodes animate to their places
+    page.wait_for_function("() => window.__hub.app.view.basemap.loaded > 0", timeout=20_000)
+
+    pos = page.evaluate(
+        """ms => Object.fromEntries(ms.map(m => {
+             const s = window.__hub.sigma;
+             const d = s.getNodeDisplayData(m);
+             return [m, s.framedGraphToViewport(d)];
+           }))""",
+        [m["emden"], m["aachen"], m["werne"]],
+    )
+    e, a, w = pos[m["emden"]], pos[m["aachen"]], pos[m["werne"]]
+    # North is up: Emden (53.4 N) above Werne (51.7 N) above Aachen (50.8 N).
+    assert e["y"] < w["y"] < a["y"]
+    # East is right: Aachen (6.1 E) left of Emden (7.2 E) left of Werne (7.6 E).
+    assert a["x"] < e["x"] < w["x"]
+    # Distances keep their proportions (same scale on both axes, Mercator stretch within a few %).
+    dx_px = w["x"] - a["x"]
+    dy_px = a["y"] - e["y"]
+    lon_span = network.points["werne"][0] - network.points["aachen"][0]
+    lat_span = network.points["emden"][1] - network.points["aachen"][1]
+    merc = math.log(math.tan(math.pi / 4 + math.radians(network.points["emden"][1]) / 2)) - math.log(
+        math.tan(math.pi / 4 + math.radians(network.points["aachen"][1]) / 2)
+    )
+    expected_ratio = math.radians(lon_span) / merc
+    assert abs((dx_px / dy_px) / expected_ratio - 1) < 0.05, (dx_px, dy_px, lat_span)
+    # Every placed node is inside the canvas.
+    width, height = page.evaluate(
+        "() => [window.__hub.sigma.getDimensions().width, window.__hub.sigma.getDimensions().height]"
+    )
+    for p in (e, a, w):
+        assert 0 <= p["x"] <= width and 0 <= p["y"] <= height
+    # The outline map is drawn under the graph.
+    painted = page.evaluate(
+        """() => {
+             const c = document.querySelector('[data-testid="basemap"]');
+             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+             let n = 0; for (let i = 3; i < d.length; i += 4 * 7) if (d[i] > 0) n++;
+             return n;
+           }"""
+    )
+    assert painted > 1000
+    assert not page.errors
+
+
+def test_dependency_and_shortest_path(browser_page: Any, hub_stack: Any, network: Any, ui: Any) -> None:
+    page = browser_page
+    m = network.mrids
+    ui.sign_in(page, hub_stack.base_url, "hub.admin")
+    ui.search_and_open(page, network.names["offtake"], m["offtake"])
+    page.click('[data-testid="action-dependencies"]')
+    page.wait_for_selector('[data-testid="deps-list"]', timeout=20_000)
+    deps = set(page.eval_on_selector_all('[data-testid="deps-link"]', "els => els.map(e => e.dataset.mrid)"))
+    assert m["unit"] in deps
+    assert "451" in page.text_content('[data-testid="deps-capacity"]')
+
+    ui.search_and_open(page, network.names["werne"], m["werne"])
+    page.click('[data-testid="action-path-from"]')
+    ui.search_and_open(page, network.names["aachen"], m["aachen"])
+    page.click('[data-testid="action-path-to"]')
+    page.wait_for_selector('[data-testid="path-tool"][data-result]', timeout=20_000)
+    steps = int(page.get_attribute('[data-testid="path-tool"]', "data-result") or "-1")
+    # Werne -pipe2- Emden -pipe1- Aachen: four relationships.
+    assert steps == 4
+    highlighted = set(page.evaluate("() => [...window.__hub.app.view.highlightNodes]"))
+    assert {m["werne"], m["pipe2"], m["emden"], m["pipe1"], m["aachen"]} == highlighted
+    assert not page.errors
+
+
+def test_expired_token_and_unreachable_api_are_explained(browser_page: Any, hub_stack: Any) -> None:
+    page = browser_page
+    page.goto(hub_stack.base_url)
+    page.wait_for_selector('[data-testid="sign-in-dialog"]')
+    page.fill('[data-testid="token-input"]', "not-a-valid-token")
+    page.click('[data-testid="sign-in-submit"]')
+    page.wait_for_selector('[data-testid="sign-in-error"]:not([hidden])', timeout=20_000)
+    assert "token" in (page.text_content('[data-testid="sign-in-error"]') or "").lower()
+    assert page.is_visible('[data-testid="sign-in-dialog"]')
+
+    # With the API gone the page says so instead of going blank.
+    page.route("**/graphql", lambda route: route.abort("connectionrefused"))
+    page.click('[data-testid="demo-user"][data-user="grid.planner"]')
+    page.wait_for_selector('[data-testid="sign-in-error"]:not([hidden])')
+    text = (page.text_content('[data-testid="sign-in-error"]') or "").lower()
+    assert "cannot be reached" in text
+    assert page.is_visible('[data-testid="topbar"]')
