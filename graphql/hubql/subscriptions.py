@@ -80,8 +80,10 @@ def make_filter(ctx: HubContext, class_names: Sequence[str] | None, domain: str 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     while True:
-        await consumer.topics()  # refreshes metadata
-        parts = consumer.partitions_for_topic(topic)
+        # consumer.topics() fetches fresh metadata but does not store it in the client, so
+        # partitions_for_topic() would keep answering None for a topic the consumer has not used yet.
+        cluster = await consumer._client.fetch_all_metadata()
+        parts = cluster.partitions_for_topic(topic)
         if parts:
             return [TopicPartition(topic, p) for p in sorted(parts)]
         await asyncio.sleep(1.0)  # the topic appears when the first worker publishes
