@@ -55,7 +55,8 @@ def ensure_up(
     report = progress or (lambda _msg: None)
     layout = StateLayout.of(settings.state_dir)
     layout.create()
-    deadline = time.monotonic() + (timeout_s if timeout_s is not None else settings.services_start_timeout_s)
+    limit_s = timeout_s if timeout_s is not None else settings.services_start_timeout_s
+    deadline = time.monotonic() + limit_s
     with _locked(layout.lock_file()):
         started: dict[ServiceName, int] = {}
         for name in names:
@@ -64,7 +65,7 @@ def ensure_up(
                 pid = _start(settings, layout, name, report)
             started[name] = pid
         for name, pid in started.items():
-            _wait_ready(settings, layout, name, pid, deadline, report)
+            _wait_ready(settings, layout, name, pid, deadline, limit_s, report)
     return status(settings, names)
 
 
@@ -186,6 +187,7 @@ def _wait_ready(
     name: ServiceName,
     pid: int,
     deadline: float,
+    limit_s: float,
     report: Progress,
 ) -> None:
     title = TITLES[name]
@@ -208,7 +210,7 @@ def _wait_ready(
         if time.monotonic() >= deadline:
             raise ServiceError(
                 f"{title} (pid {pid}) did not become ready at {_address(settings, name)} within "
-                f"{settings.services_start_timeout_s:.0f}s (HUB_SERVICES_START_TIMEOUT_S); "
+                f"{limit_s:.0f}s (HUB_SERVICES_START_TIMEOUT_S); "
                 f"last check: {last_error}\n"
                 f"It is left running; `hub services logs {name}` or `hub services down`. "
                 f"Last lines of {log}:\n{log_tail(log, _LOG_LINES)}"

@@ -158,3 +158,40 @@ def test_missing_java_and_maven_are_named(monkeypatch: pytest.MonkeyPatch, tmp_p
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
     with pytest.raises(ServiceError, match=r"JAVA_HOME=.*no-jdk.* has no bin/java"):
         java_executable()
+
+
+def test_cached_jars_are_reused_without_maven(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from hub.services import distribution
+
+    first = {name: distribution.ensure(settings, name) for name in ("kafka", "neo4j")}
+    # With Maven gone from PATH any attempt to fetch would fail: the cache alone must serve.
+    only_java = tmp_path / "bin"
+    only_java.mkdir()
+    (only_java / "java").symlink_to(java_executable())
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(only_java))
+    with pytest.raises(ServiceError):
+        maven_executable()
+    again = {name: distribution.ensure(settings, name) for name in ("kafka", "neo4j")}
+    assert again == first
+    assert (first["kafka"].lib_dir / f"kafka_2.13-{settings.kafka_version}.jar").is_file()
+    assert (first["neo4j"].lib_dir / f"neo4j-{settings.neo4j_version}.jar").is_file()
+    assert (first["neo4j"].lib_dir / "hub-neo4j.jar").is_file()
+
+
+def test_a_service_that_dies_on_start_is_reported_with_its_log(settings: Any) -> None:
+    state = Path(tempfile.mkdtemp(prefix="hub-broken-"))
+    broken = _cycle_settings(state, settings).model_copy(update={"neo4j_heap": "lots"})
+    try:
+        with pytest.raises(ServiceError) as caught:
+            launcher.ensure_up(broken, ["neo4j"], timeout_s=120)
+        message = str(caught.value)
+        assert "Neo4j" in message and "exited with code 1 while starting" in message
+        # The tail of the service's own log says why.
+        assert "Invalid maximum heap size: -Xmxlots" in message
+    finally:
+        launcher.stop(broken)
+        assert _pgrep(str(state)) == []
+        shutil.rmtree(state, ignore_errors=True)
