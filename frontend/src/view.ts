@@ -173,13 +173,22 @@ export class GraphView {
   setHighlight(nodes: Iterable<string> | null, edges: Iterable<string> | null): void {
     this.highlightNodes = nodes ? new Set(nodes) : null;
     this.highlightEdges = edges ? new Set(edges) : null;
-    this.sigma.refresh({ skipIndexation: true });
+    this.sigma.refresh();
+    if (this.highlightNodes) this.keepInView();
   }
 
-  focus(mrid: string, ratio = 0.35): void {
+  /** Centres the camera on an object, zooming in only when the canvas holds many objects. */
+  focus(mrid: string): void {
     const d = this.sigma.getNodeDisplayData(mrid);
     if (!d) return;
-    void this.sigma.getCamera().animate({ x: d.x, y: d.y, ratio: Math.min(this.sigma.getCamera().ratio, ratio) }, { duration: 500 });
+    const cam = this.sigma.getCamera();
+    const p = this.sigma.framedGraphToViewport(d);
+    const { width, height } = this.sigma.getDimensions();
+    const margin = 40;
+    const inView = p.x > margin && p.y > margin && p.x < width - margin && p.y < height - margin;
+    if (inView && this.model.graph.order <= 60) return;
+    const ratio = this.model.graph.order > 60 ? Math.min(cam.ratio, 0.35) : cam.ratio;
+    void cam.animate({ x: d.x, y: d.y, ratio }, { duration: 500 });
   }
 
   fit(): void {
@@ -215,11 +224,27 @@ export class GraphView {
 
   stopForce(): void {
     window.clearTimeout(this.fa2Timer);
+    const wasRunning = this.fa2 !== null;
     if (this.fa2) {
       this.fa2.kill();
       this.fa2 = null;
     }
     this.listener.onLayoutState(false);
+    if (wasRunning) this.keepInView();
+  }
+
+  /** After a layout moved things, brings the camera back if shown objects ended up off screen. */
+  keepInView(): void {
+    const { width, height } = this.sigma.getDimensions();
+    let outside = false;
+    this.model.graph.forEachNode((n) => {
+      if (outside) return;
+      const d = this.sigma.getNodeDisplayData(n);
+      if (!d || d.hidden) return;
+      const p = this.sigma.framedGraphToViewport(d);
+      outside = p.x < 0 || p.y < 0 || p.x > width || p.y > height;
+    });
+    if (outside) this.fit();
   }
 
   get forceRunning(): boolean {
