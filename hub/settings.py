@@ -19,7 +19,7 @@ class Settings(BaseSettings):
     # Downloaded Kafka/Neo4j jars; shared between state folders so tests and demo download once.
     cache_dir: Path = Field(default=Path.home() / ".cache" / "energy-hub")
     # How long `hub services up` waits for a service to answer before giving up.
-    services_start_timeout_s: float = 180.0
+    services_start_timeout_s: float = 300.0
 
     # Kafka
     kafka_bootstrap: str = "127.0.0.1:9092"

@@ -46,8 +46,9 @@ def _fail(exc: ServiceError) -> typer.Exit:
 
 def _table(statuses: list[launcher.ServiceStatus]) -> Table:
     table = Table(show_header=True, header_style="bold")
-    for column in ("service", "state", "address", "pid", "log"):
+    for column in ("service", "state", "address", "pid"):
         table.add_column(column)
+    table.add_column("log", overflow="fold")
     for st in statuses:
         state = (
             "[green]ready[/]"
