@@ -126,7 +126,8 @@ class Guard:
 
     async def refresh(self) -> frozenset[int]:
         """Re-read the label table (new labels may have been written) and re-evaluate."""
-        await self.directory.reload(min_age_s=0.2)
+        # Always read: the label may have been committed after another task's most recent reload.
+        await self.directory.reload()
         self._set_visible(self.cache.visible(self.directory.labels, self.auths))
         return self._visible or frozenset()
 

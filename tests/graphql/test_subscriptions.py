@@ -1,0 +1,257 @@
+"""The ``changes`` subscription end to end: events through real Kafka and the real ingest worker into Neo4j,
+change records on the change topic, and two subscribers with different clearances over websockets.
+
+Each subscriber must receive exactly the changes to objects it may see, each object's changes in order,
+and a subscriber that reconnects with the cursor of a change it received must get exactly the rest.
+The test has its own topic prefix, so other tests on the shared services neither see nor disturb it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+import websockets
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from graphkit import Api
+
+from hub.app import create_app
+from hubql.subscriptions import encode_cursor
+
+pytestmark = pytest.mark.services
+
+REPO = Path(__file__).resolve().parents[2]
+PARTITIONS = 3
+LABELS = ["classification=PUBLIC", "classification=OFFICIAL", "classification=SECRET", "org=sub-producer"]
+SUBSCRIPTION = """subscription($after: String, $domain: Domain) {
+  changes(after: $after, domain: $domain) { cursor mrid className change version node { mrid label } } }"""
+
+
+async def _create_topics(bootstrap: str, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, num_partitions=PARTITIONS, replication_factor=1) for n in names])
+        for _ in range(100):
+            described = await admin.describe_topics(names)
+            if all(t["error_code"] == 0 and len(t["partitions"]) == PARTITIONS for t in described):
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+
+
+@contextlib.contextmanager
+def serve(settings: Any) -> Iterator[Api]:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, frontend_dist=None), host="127.0.0.1",
+                                           port=port, log_level="warning", ws="websockets"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "API did not start"
+        time.sleep(0.05)
+    try:
+        yield Api(base=f"http://127.0.0.1:{port}", settings=settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def worker(settings: Any, prefix: str, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "HUB_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "HUB_NEO4J_URI": settings.neo4j_uri,
+        "HUB_NEO4J_USER": settings.neo4j_user,
+        "HUB_NEO4J_PASSWORD": settings.neo4j_password,
+        "HUB_INGEST_TOPIC_PREFIX": f"{prefix}.cim.ingest.",
+        "HUB_DEADLETTER_TOPIC": f"{prefix}.cim.deadletter",
+        "HUB_CHANGES_TOPIC": f"{prefix}.cim.changes",
+        "HUB_WORKER_ID": f"{prefix}-worker",
+        "HUB_WORKER_WEB_PORT": "0",
+        "HUB_METRICS_PORT": "0",
+        "HUB_PRODUCERS": json.dumps({"p1": {"org": "sub-producer", "clearance": "SECRET"}}),
+        "HUB_BATCH_TIMEOUT_S": "0.2",
+        "HUB_TOPIC_PARTITIONS": str(PARTITIONS),
+    }
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "ingest.worker"], cwd=REPO, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)
+
+
+class Subscriber:
+    """A graphql-transport-ws client collecting ``changes`` payloads in a background task."""
+
+    def __init__(self, url: str, token: str, variables: dict[str, Any]) -> None:
+        self.url, self.token, self.variables = url, token, variables
+        self.received: list[dict[str, Any]] = []
+        self.errors: list[Any] = []
+        self.ready = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        async with websockets.connect(self.url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")]) as ws:
+            await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {self.token}"}}))
+            ack = json.loads(await ws.recv())
+            assert ack["type"] == "connection_ack", ack
+            await ws.send(json.dumps({"id": "1", "type": "subscribe",
+                                      "payload": {"query": SUBSCRIPTION, "variables": self.variables}}))
+            self.ready.set()
+            async for raw in ws:
+                msg = json.loads(raw)
+                if msg["type"] == "next":
+                    if msg["payload"].get("errors"):
+                        self.errors.append(msg["payload"]["errors"])
+                    else:
+                        self.received.append(msg["payload"]["data"]["changes"])
+                elif msg["type"] == "error":
+                    self.errors.append(msg["payload"])
+                elif msg["type"] == "ping":
+                    await ws.send(json.dumps({"type": "pong"}))
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self.run())
+
+    async def stop(self) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.task
+
+
+async def wait_for(subs: list[tuple[Subscriber, int]], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for sub, _ in subs:
+            assert not sub.errors, sub.errors
+            if sub.task is not None and sub.task.done() and sub.task.exception():
+                raise sub.task.exception()  # type: ignore[misc]
+        if all(len(sub.received) >= n for sub, n in subs):
+            await asyncio.sleep(2.0)  # anything beyond the expected would arrive now
+            return
+        await asyncio.sleep(0.2)
+
+
+def by_object(changes: list[dict[str, Any]]) -> dict[str, list[tuple[str, int]]]:
+    out: dict[str, list[tuple[str, int]]] = {}
+    for c in changes:
+        out.setdefault(c["mrid"], []).append((c["change"], c["version"]))
+    return out
+
+
+async def test_subscribers_get_exactly_what_they_may_see(settings: Any, run_id: str, tmp_path: Path) -> None:
+    prefix = f"sub-{run_id}"
+    changes_topic = f"{prefix}.cim.changes"
+    await _create_topics(settings.kafka_bootstrap, [changes_topic, f"{prefix}.cim.ingest.p1"])
+    api_settings = settings.model_copy(update={"changes_topic": changes_topic})
+    start_cursor = encode_cursor(changes_topic, dict.fromkeys(range(PARTITIONS), 0))
+
+    # 16 objects, two versions each, labels cycling through four visibilities, both domains
+    events = []
+    expected: dict[str, dict[str, list[tuple[str, int]]]] = {"public": {}, "official": {}, "gas": {}}
+    now = datetime.now(UTC).isoformat()
+    for i in range(16):
+        mrid = f"{prefix}-o{i:02d}"
+        cls = "GasPipe" if i % 2 else "ACLineSegment"
+        label = LABELS[(i // 2) % len(LABELS)]
+        for version in (1, 2):
+            events.append({"id": f"{mrid}-v{version}", "source": "p1", "type": "upsert", "subject": mrid,
+                           "time": now, "version": version, "class": cls, "label": label,
+                           "attributes": {"IdentifiedObject.name": f"{mrid} v{version}"}})
+        seq = [("upsert", 1), ("upsert", 2)]
+        if label == "classification=PUBLIC":
+            expected["public"][mrid] = seq
+        if label in ("classification=PUBLIC", "classification=OFFICIAL"):
+            expected["official"][mrid] = seq
+            if cls == "GasPipe":
+                expected["gas"][mrid] = seq
+
+    with serve(api_settings) as api, worker(settings, prefix, tmp_path / "worker.log") as proc:
+        public = Subscriber(api.ws_url, api.token("pub", None, "PUBLIC"), {"after": start_cursor})
+        official = Subscriber(api.ws_url, api.token("off", "elsewhere", "OFFICIAL"), {"after": start_cursor})
+        gas = Subscriber(api.ws_url, api.token("gas", "elsewhere", "OFFICIAL"),
+                         {"after": start_cursor, "domain": "GAS"})
+        subs = [public, official, gas]
+        for s in subs:
+            s.start()
+        await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in subs)), 30)
+
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+        await producer.start()
+        try:
+            # Version 1 of everything, then (once the subscribers saw it) version 2: the worker folds a
+            # batch into one change per object, so the phases keep both versions observable.
+            for version in (1, 2):
+                for ev in events:
+                    if ev["version"] == version:
+                        await producer.send_and_wait(f"{prefix}.cim.ingest.p1", json.dumps(ev).encode(),
+                                                     key=ev["subject"].encode())
+                want = {k: version * len(expected[k]) for k in expected}
+                await wait_for([(public, want["public"]), (official, want["official"]), (gas, want["gas"])], 180)
+        finally:
+            await producer.stop()
+            for s in subs:
+                await s.stop()
+        assert proc.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+
+        assert by_object(public.received) == expected["public"]
+        assert by_object(official.received) == expected["official"]
+        assert by_object(gas.received) == expected["gas"]
+        for c in official.received:
+            assert c["node"] is None or c["node"]["mrid"] == c["mrid"]
+            assert c["node"] is None or c["node"]["label"] in LABELS[:2]
+
+        # reconnect with the cursor of the 5th change: exactly the rest, nothing missed, nothing repeated
+        k = 4
+        resumed = Subscriber(api.ws_url, api.token("off", "elsewhere", "OFFICIAL"),
+                             {"after": official.received[k]["cursor"]})
+        resumed.start()
+        try:
+            await wait_for([(resumed, len(official.received) - k - 1)], 120)
+        finally:
+            await resumed.stop()
+        rest = official.received[k + 1:]
+        key = [(c["mrid"], c["version"]) for c in rest]
+        assert sorted((c["mrid"], c["version"]) for c in resumed.received) == sorted(key)
+        assert len(resumed.received) == len(rest)
+        for mrid, seq in by_object(resumed.received).items():
+            assert seq == sorted(seq, key=lambda x: x[1]), mrid
+
+
+async def test_websocket_rejects_bad_token(api: Api) -> None:
+    async with websockets.connect(api.ws_url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer not-a-token"}}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4401
+    assert closed.value.rcvd.reason == "token is malformed"
