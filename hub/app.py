@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
+import typer
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -136,3 +137,13 @@ def run(settings: Settings | None = None) -> None:
     configure_logging(settings)
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None,
                 ws="websockets")
+
+
+def api_command(
+    host: Annotated[str | None, typer.Option(help="Bind address (default: settings.api_host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: settings.api_port).")] = None,
+) -> None:
+    """Serve the GraphQL API, HTTP ingest and the planners' page."""
+    settings = get_settings()
+    update = {k: v for k, v in {"api_host": host, "api_port": port}.items() if v is not None}
+    run(settings.model_copy(update=update) if update else settings)

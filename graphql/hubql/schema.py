@@ -103,14 +103,14 @@ async def _total_count(root: Any, info: Info) -> int:
     return await info.context.reader.count_objects(**root["_args"])  # type: ignore[no-any-return]
 
 
-async def _search(info: Info, text: str, first: int = 20) -> list[SearchHit]:
-    found = await info.context.reader.search(text, first)
+async def _search(info: Info, text: str, first: int | None = 20) -> list[SearchHit]:
+    found = await info.context.reader.search(text, 20 if first is None else first)
     return [graph_node(n, info.context.guard.label_text) for n in found]  # type: ignore[misc]
 
 
-async def _neighbourhood(info: Info, mrid: strawberry.ID, depth: int = 1,
+async def _neighbourhood(info: Info, mrid: strawberry.ID, depth: int | None = 1,
                          types: list[str] | None = None) -> Subgraph:
-    graph = await info.context.reader.neighbourhood(str(mrid), depth, types)
+    graph = await info.context.reader.neighbourhood(str(mrid), 1 if depth is None else depth, types)
     return subgraph_row(info, graph)  # type: ignore[return-value]
 
 
@@ -123,8 +123,8 @@ async def _shortest_path(
     return None if graph is None else subgraph_row(info, graph)  # type: ignore[return-value]
 
 
-async def _containment(info: Info, mrid: strawberry.ID, depth: int = 3) -> Subgraph:
-    graph = await info.context.reader.containment(str(mrid), depth)
+async def _containment(info: Info, mrid: strawberry.ID, depth: int | None = 3) -> Subgraph:
+    graph = await info.context.reader.containment(str(mrid), 3 if depth is None else depth)
     return subgraph_row(info, graph)  # type: ignore[return-value]
 
 
