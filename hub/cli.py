@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import typer
+from hubql.cli import schema_app
 
+from hub.app import api_command
 from hub.services.cli import app as services_app
 from hub.token_cli import token as token_command
 from ingest.produce_cli import produce as produce_command
@@ -11,6 +13,8 @@ from ingest.worker import worker_command
 
 app = typer.Typer(help="The energy knowledge-graph hub.", no_args_is_help=True)
 app.add_typer(services_app, name="services")
+app.add_typer(schema_app, name="schema")
+app.command("api")(api_command)
 app.command("token")(token_command)
 app.command("produce")(produce_command)
 app.command("worker")(worker_command)
