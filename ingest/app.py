@@ -36,6 +36,8 @@ def create_app(settings: Settings) -> faust.App:
         # Room for a couple of batches in flight per partition buffer.
         stream_buffer_maxsize=max(4096, 4 * settings.batch_size),
         producer_acks=-1,
+        broker_session_timeout=settings.worker_session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.worker_session_timeout_s / 4),
         topic_partitions=settings.topic_partitions,
         # No leader-election topic: the worker has no tables and no leader-only work.
         topic_disable_leader=True,
@@ -89,12 +91,23 @@ async def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -
 
 
 def subscribe(topics: Iterable[str]) -> bool:
-    """Point the ingest channel at ``topics``; True if that changed the subscription."""
+    """Point the ingest channel at ``topics``; True if that changed the subscription.
+
+    Iterating a topic makes Faust register an iterator clone of it with the conductor, and the clone is
+    what the consumer's subscription is computed from. Before start only the template needs the names
+    (the agent clones it); afterwards each registered ingest clone is updated, then removed and re-added,
+    which is the conductor's public way to flag a subscription change. The template itself must never be
+    registered: every message would be counted against a channel nobody reads, and never acknowledged.
+    """
     wanted = sorted(set(topics))
     if wanted == sorted(ingest_topic.topics):
         return False
-    ingest_topic.topics = wanted
-    # Removing and re-adding the channel is the conductor's public way to flag a subscription change.
-    app.topics.discard(ingest_topic)
-    app.topics.add(ingest_topic)
+    ingest_topic.topics = list(wanted)
+    prefix = settings.ingest_topic_prefix
+    for channel in list(app.topics):
+        names = list(getattr(channel, "topics", None) or ())
+        if channel is not ingest_topic and names and all(n.startswith(prefix) for n in names):
+            channel.topics = list(wanted)
+            app.topics.discard(channel)
+            app.topics.add(channel)
     return True
