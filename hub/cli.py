@@ -6,6 +6,7 @@ import typer
 from hubql.cli import schema_app
 
 from hub.app import api_command
+from hub.demo.orchestrator import demo as demo_command
 from hub.services.cli import app as services_app
 from hub.token_cli import token as token_command
 from ingest.produce_cli import produce as produce_command
@@ -17,6 +18,7 @@ app.add_typer(schema_app, name="schema")
 app.command("api")(api_command)
 app.command("token")(token_command)
 app.command("produce")(produce_command)
+app.command("demo")(demo_command)
 app.command("worker")(worker_command)
 
 
