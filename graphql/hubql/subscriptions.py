@@ -80,8 +80,8 @@ def make_filter(ctx: HubContext, class_names: Sequence[str] | None, domain: str 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     while True:
-        # consumer.topics() fetches fresh metadata but does not store it in the client, so
-        # partitions_for_topic() would keep answering None for a topic the consumer has not used yet.
+        # ``consumer.topics()`` does not refresh the consumer's own metadata, so ask the client for a
+        # fresh snapshot: a topic created after the consumer started must be found too.
         cluster = await consumer._client.fetch_all_metadata()
         parts = cluster.partitions_for_topic(topic)
         if parts:

@@ -3,10 +3,16 @@ the contract's graph model (the labels, bookkeeping properties and security-labe
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import uvicorn
 
 from hub.auth import mint_token
 from hub.labels import intern
@@ -97,3 +103,29 @@ def delete_prefix(driver: Any, prefix: str) -> None:
     driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
 
 
+
+
+def _create_app(settings: Any) -> Any:
+    from hub.app import create_app
+
+    return create_app(settings, frontend_dist=None)
+
+
+@contextlib.contextmanager
+def serve(settings: Any) -> Iterator[Api]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(_create_app(settings), host="127.0.0.1",
+                                           port=port, log_level="warning", ws="websockets"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "API did not start"
+        time.sleep(0.05)
+    try:
+        yield Api(base=f"http://127.0.0.1:{port}", settings=settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

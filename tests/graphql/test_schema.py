@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import websockets
 from graphkit import Api, Obj, Rel
-from graphql import GraphQLSchema, OperationDefinitionNode, build_schema, parse, validate
-
 from hubql.schema import SCHEMA_FILE, export_sdl
+
+from graphql import GraphQLSchema, OperationDefinitionNode, build_schema, parse, validate
 from ontology.loader import load_ontology
 
 OPERATIONS = sorted((Path(SCHEMA_FILE).parent / "operations").glob("*.graphql"))

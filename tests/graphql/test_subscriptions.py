@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,13 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 import websockets
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from graphkit import Api
-
-from hub.app import create_app
+from graphkit import Api, serve
 from hubql.subscriptions import encode_cursor
 
 pytestmark = pytest.mark.services
@@ -52,28 +48,6 @@ async def _create_topics(bootstrap: str, names: list[str]) -> None:
             await asyncio.sleep(0.1)
     finally:
         await admin.close()
-
-
-@contextlib.contextmanager
-def serve(settings: Any) -> Iterator[Api]:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, frontend_dist=None), host="127.0.0.1",
-                                           port=port, log_level="warning", ws="websockets"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "API did not start"
-        time.sleep(0.05)
-    try:
-        yield Api(base=f"http://127.0.0.1:{port}", settings=settings)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @contextlib.contextmanager
