@@ -425,7 +425,9 @@ def network(hub_stack: HubStack) -> Network:
 # ------------------------------------------------------------------------------------------ browser
 
 
-@pytest.fixture(scope="session")
+# Module scope: the sync API keeps an event loop marked as running in this thread while it is open,
+# which breaks every later asyncio test of the session.
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
