@@ -47,6 +47,9 @@ LIVE: Final = 2
 DEAD: Final = 3
 
 STUB_LABEL_ID: Final = label_id(STUB_LABEL_TEXT)
+
+# A managed (``execute_write``) or explicit transaction: the writer only runs statements in it.
+AsyncTx = neo4j.AsyncManagedTransaction | neo4j.AsyncTransaction
 _NEVER_DROPPED: Final = frozenset({ENTITY, TOMBSTONE})
 
 
@@ -438,18 +441,18 @@ class GraphWriter:
                     seen[t] = None
         return list(seen)
 
-    async def read_state(self, tx: neo4j.AsyncManagedTransaction, mrids: list[str]) -> dict[str, Stored]:
+    async def read_state(self, tx: AsyncTx, mrids: list[str]) -> dict[str, Stored]:
         result = await tx.run(READ_STATE, mrids=mrids)
         return {rec["mrid"]: _stored_from_record(rec) async for rec in result}
 
-    async def apply(self, tx: neo4j.AsyncManagedTransaction, events: Sequence[Accepted]) -> Plan:
+    async def apply(self, tx: AsyncTx, events: Sequence[Accepted]) -> Plan:
         """Read, fold and write ``events`` inside ``tx`` (the caller commits)."""
         stored = await self.read_state(tx, self.mrids_of(events))
         plan = fold(events, stored, self.ontology, self.droppable)
         await self.write(tx, plan)
         return plan
 
-    async def write(self, tx: neo4j.AsyncManagedTransaction, plan: Plan) -> None:
+    async def write(self, tx: AsyncTx, plan: Plan) -> None:
         ont = self.ontology
         if plan.labels:
             await _run(tx, MERGE_LABELS, labels=[{"id": k, "expr": v} for k, v in plan.labels.items()])
@@ -485,6 +488,6 @@ class GraphWriter:
             await _run(tx, query, rows=rows)
 
 
-async def _run(tx: neo4j.AsyncManagedTransaction, query: str, **params: Any) -> None:
+async def _run(tx: AsyncTx, query: str, **params: Any) -> None:
     result = await tx.run(query, params)
     await result.consume()

@@ -165,8 +165,16 @@ class BatchWriter:
         while True:
             try:
                 driver = await self._driver()
+                # An explicit transaction, not execute_write: this loop owns the retrying, so every
+                # failure is logged and counted, whatever the outage's length.
                 async with driver.session(database=settings.neo4j_database) as session:
-                    plan = await session.execute_write(self.writer.apply, accepted)
+                    tx = await session.begin_transaction()
+                    try:
+                        plan = await self.writer.apply(tx, accepted)
+                        await tx.commit()
+                    finally:
+                        if not tx.closed():
+                            await tx.close()
                 if attempt:
                     log.info("neo4j write succeeded after retries", attempts=attempt + 1)
                 return [plan], []
