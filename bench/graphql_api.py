@@ -72,14 +72,23 @@ def cn(i: int, j: int) -> str:
 
 def write_grid(settings: Settings, side: int) -> dict[str, int]:
     ont = load_ontology()
-    rel = {q: ont.association_by_qname(q).rel_type  # type: ignore[union-attr]
-           for q in ("Terminal.ConnectivityNode", "Terminal.ConductingEquipment")}
+    rel = {
+        q: ont.association_by_qname(q).rel_type  # type: ignore[union-attr]
+        for q in ("Terminal.ConnectivityNode", "Terminal.ConductingEquipment")
+    }
     label_ids = {k: intern(v) for k, v in LABELS.items()}
     cns, lines, terminals, edges_cn, edges_ce = [], [], [], [], []
     for i in range(side):
         for j in range(side):
-            cns.append({"mrid": cn(i, j), "name": f"{PREFIX}node {i},{j}", "x": float(i), "y": float(j),
-                        "label": label_ids["public"][0]})
+            cns.append(
+                {
+                    "mrid": cn(i, j),
+                    "name": f"{PREFIX}node {i},{j}",
+                    "x": float(i),
+                    "y": float(j),
+                    "label": label_ids["public"][0],
+                }
+            )
     n = 0
     for i in range(side):
         for j in range(side):
@@ -89,12 +98,22 @@ def write_grid(settings: Settings, side: int) -> dict[str, int]:
                 n += 1
                 kind = "secret" if n % 20 == 0 else "own" if n % 20 == 1 else "public"
                 line = f"{PREFIX}line-{n:06d}"
-                lines.append({"mrid": line, "name": f"{PREFIX}line {n}", "label": label_ids[kind][0],
-                              "r": 0.01 * (n % 50), "x": 0.1, "bch": 1e-6, "length": 1.0 + n % 7})
+                lines.append(
+                    {
+                        "mrid": line,
+                        "name": f"{PREFIX}line {n}",
+                        "label": label_ids[kind][0],
+                        "r": 0.01 * (n % 50),
+                        "x": 0.1,
+                        "bch": 1e-6,
+                        "length": 1.0 + n % 7,
+                    }
+                )
                 for end, (a, b) in enumerate(((i, j), (i + di, j + dj))):
                     t = f"{line}-t{end + 1}"
-                    terminals.append({"mrid": t, "name": f"{PREFIX}terminal {n}.{end + 1}",
-                                      "label": label_ids[kind][0]})
+                    terminals.append(
+                        {"mrid": t, "name": f"{PREFIX}terminal {n}.{end + 1}", "label": label_ids[kind][0]}
+                    )
                     edges_cn.append({"s": t, "t": cn(a, b)})
                     edges_ce.append({"s": t, "t": line})
     driver = GraphDatabase.driver(settings.neo4j_uri, auth=(settings.neo4j_user, settings.neo4j_password))
@@ -102,13 +121,18 @@ def write_grid(settings: Settings, side: int) -> dict[str, int]:
         ensure_schema(driver, settings.neo4j_database)  # the constraint and indexes every worker creates
         while True:
             records, _, _ = driver.execute_query(
-                "MATCH (n:Entity) WHERE n.mrid STARTS WITH $p WITH n LIMIT 20000 DETACH DELETE n RETURN count(*) AS c",
-                p=PREFIX, database_=settings.neo4j_database)
+                "MATCH (n:Entity) WHERE n.mrid STARTS WITH $p WITH n LIMIT 20000 DETACH DELETE n "
+                "RETURN count(*) AS c",
+                p=PREFIX,
+                database_=settings.neo4j_database,
+            )
             if records[0]["c"] == 0:
                 break
         driver.execute_query(
             "UNWIND $rows AS r MERGE (l:SecurityLabel {id: r.id}) SET l.expr = r.expr",
-            rows=[{"id": i, "expr": e} for i, e in label_ids.values()], database_=settings.neo4j_database)
+            rows=[{"id": i, "expr": e} for i, e in label_ids.values()],
+            database_=settings.neo4j_database,
+        )
 
         def write(cls: str, rows: list[dict[str, Any]], extra: str) -> None:
             labels = ":".join(f"`{x}`" for x in ont.neo4j_labels(cls))
@@ -117,21 +141,34 @@ def write_grid(settings: Settings, side: int) -> dict[str, int]:
                     f"UNWIND $rows AS r CREATE (n:Entity:{labels} {{mrid: r.mrid}}) SET n.name = r.name, "
                     f"n._class = $cls, n._domain = $domain, n._version = 1, n._owner = 'bench', "
                     f"n._producer = 'bench', n._updated = datetime(), n._label = r.label{extra}",
-                    rows=rows[k:k + 5000], cls=cls, domain=ont.domain(cls), database_=settings.neo4j_database)
+                    rows=rows[k : k + 5000],
+                    cls=cls,
+                    domain=ont.domain(cls),
+                    database_=settings.neo4j_database,
+                )
 
         write("ConnectivityNode", cns, ", n._x = r.x, n._y = r.y")
         write("ACLineSegment", lines, ", n.r = r.r, n.x = r.x, n.bch = r.bch, n.length = r.length")
         write("Terminal", terminals, "")
-        for rel_type, rows in ((rel["Terminal.ConnectivityNode"], edges_cn), (rel["Terminal.ConductingEquipment"],
-                                                                              edges_ce)):
+        for rel_type, rows in (
+            (rel["Terminal.ConnectivityNode"], edges_cn),
+            (rel["Terminal.ConductingEquipment"], edges_ce),
+        ):
             for k in range(0, len(rows), 5000):
                 driver.execute_query(
-                    f"UNWIND $rows AS r MATCH (a:Entity {{mrid: r.s}}), (b:Entity {{mrid: r.t}}) CREATE (a)-[:`{rel_type}`]->(b)",
-                    rows=rows[k:k + 5000], database_=settings.neo4j_database)
+                    "UNWIND $rows AS r MATCH (a:Entity {mrid: r.s}), (b:Entity {mrid: r.t}) "
+                    f"CREATE (a)-[:`{rel_type}`]->(b)",
+                    rows=rows[k : k + 5000],
+                    database_=settings.neo4j_database,
+                )
     finally:
         driver.close()
-    return {"connectivity_nodes": len(cns), "lines": len(lines), "terminals": len(terminals),
-            "relationships": len(edges_cn) + len(edges_ce)}
+    return {
+        "connectivity_nodes": len(cns),
+        "lines": len(lines),
+        "terminals": len(terminals),
+        "relationships": len(edges_cn) + len(edges_ce),
+    }
 
 
 # --- measuring --------------------------------------------------------------------------------------
@@ -176,8 +213,9 @@ def unfiltered(cypher: str) -> str:
 
 
 async def run(settings: Settings, repeat: int, side: int) -> dict[str, Any]:
-    from hub.app import create_app
     from hubql.context import HubContext
+
+    from hub.app import create_app
 
     sizes = write_grid(settings, side)
     recorder = Recorder()
@@ -199,16 +237,21 @@ async def run(settings: Settings, repeat: int, side: int) -> dict[str, Any]:
         "page_5000": (PAGE, {"n": PREFIX}),
         "shortest_path_12_hops": (PATH, {"a": cn(mid, mid), "b": cn(mid + 3, mid)}),
     }
-    driver = AsyncGraphDatabase.driver(settings.neo4j_uri, auth=(settings.neo4j_user, settings.neo4j_password),
-                                       notifications_min_severity="OFF")
+    driver = AsyncGraphDatabase.driver(
+        settings.neo4j_uri,
+        auth=(settings.neo4j_user, settings.neo4j_password),
+        notifications_min_severity="OFF",
+    )
     # The server thread has its own loop and driver; in-process runs use this loop's driver, like the floor.
     services = dataclasses.replace(
-        services, driver=driver,
+        services,
+        driver=driver,
         directory=LabelDirectory(driver, settings.neo4j_database, settings.label_cache_ttl_s),
     )
     results: dict[str, Any] = {}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
         for name, (query, variables) in workloads.items():
+
             async def graphql(q: str = query, v: dict[str, Any] = variables) -> Any:
                 ctx = HubContext(services, CALLER)
                 result = await gql_schema.execute(q, variable_values=v, context_value=ctx)
@@ -216,8 +259,11 @@ async def run(settings: Settings, repeat: int, side: int) -> dict[str, Any]:
                 return json.dumps({"data": result.data})
 
             async def http(q: str = query, v: dict[str, Any] = variables) -> Any:
-                r = await client.post("/graphql", json={"query": q, "variables": v},
-                                      headers={"Authorization": f"Bearer {token}"})
+                r = await client.post(
+                    "/graphql",
+                    json={"query": q, "variables": v},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
                 r.raise_for_status()
                 assert b'"errors"' not in r.content[:200], r.content[:500]
                 return r.content
@@ -233,26 +279,48 @@ async def run(settings: Settings, repeat: int, side: int) -> dict[str, Any]:
                 for cypher, params in calls:
                     text = cypher if filtered else unfiltered(cypher)
                     records, _, _ = await driver.execute_query(
-                        Query(text, timeout=settings.query_timeout_s), params,  # type: ignore[arg-type]
-                        database_=settings.neo4j_database, routing_=RoutingControl.READ)
+                        Query(text, timeout=settings.query_timeout_s),
+                        params,
+                        database_=settings.neo4j_database,
+                        routing_=RoutingControl.READ,
+                    )
                     out.append([dict(r.items()) for r in records])
                 return out
 
             async def replay_unfiltered() -> Any:
                 return await replay(False)
 
-            t_gql, t_http, t_raw, t_unf = await interleaved([graphql, http, replay, replay_unfiltered], repeat)
+            t_gql, t_http, t_raw, t_unf = await interleaved(
+                [graphql, http, replay, replay_unfiltered], repeat
+            )
             data = sample["data"]
-            size = (len(data["objects"]["nodes"]) if "objects" in data else
-                    len((data.get("neighbourhood") or data.get("shortestPath") or {}).get("nodes", [])))
-            med = {k: statistics.median(v) for k, v in
-                   {"graphql": t_gql, "http": t_http, "cypher": t_raw, "cypher_unfiltered": t_unf}.items()}
+            size = (
+                len(data["objects"]["nodes"])
+                if "objects" in data
+                else len((data.get("neighbourhood") or data.get("shortestPath") or {}).get("nodes", []))
+            )
+            med = {
+                k: statistics.median(v)
+                for k, v in {
+                    "graphql": t_gql,
+                    "http": t_http,
+                    "cypher": t_raw,
+                    "cypher_unfiltered": t_unf,
+                }.items()
+            }
             results[name] = {
                 "objects_returned": size,
                 "cypher_queries": len(calls),
                 "median_s": med,
-                "best_s": {k: min(v) for k, v in
-                           {"graphql": t_gql, "http": t_http, "cypher": t_raw, "cypher_unfiltered": t_unf}.items()},
+                "best_s": {
+                    k: min(v)
+                    for k, v in {
+                        "graphql": t_gql,
+                        "http": t_http,
+                        "cypher": t_raw,
+                        "cypher_unfiltered": t_unf,
+                    }.items()
+                },
                 "graphql_over_cypher": med["graphql"] / med["cypher"],
                 "http_over_cypher": med["http"] / med["cypher"],
                 "filter_over_unfiltered": med["cypher"] / med["cypher_unfiltered"],
@@ -266,7 +334,9 @@ async def run(settings: Settings, repeat: int, side: int) -> dict[str, Any]:
 
 def machine() -> dict[str, Any]:
     return {
-        "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
@@ -283,20 +353,23 @@ def write_results(result: dict[str, Any]) -> None:
         "",
         f"Machine: {result['machine']['cpus']} cores, CPython {result['machine']['python']}, "
         f"{result['machine']['platform']}; shared and noisy (load average "
-        f"{', '.join(map(str, result['machine']['load_average']))} at the end). Medians of {result['repeat']} runs.",
+        f"{', '.join(map(str, result['machine']['load_average']))} at the end). "
+        f"Medians of {result['repeat']} runs.",
         "",
         f"Graph: a grid of {d['connectivity_nodes']:,} connectivity nodes, {d['lines']:,} lines and "
-        f"{d['terminals']:,} terminals ({d['relationships']:,} relationships); 5% of lines and their terminals "
-        "carry a label the caller does not satisfy, 5% one it satisfies through its organisation.",
+        f"{d['terminals']:,} terminals ({d['relationships']:,} relationships); 5% of lines and their "
+        "terminals carry a label the caller does not satisfy, 5% one it satisfies through its organisation.",
         "",
-        "| workload | objects | Cypher queries | GraphQL in process s | HTTP end to end s | same Cypher via driver s "
-        "| GraphQL / Cypher (goal <= 1.5) | HTTP / Cypher | unfiltered Cypher s | filter cost (goal <= 1.2) |",
+        "| workload | objects | Cypher queries | GraphQL in process s | HTTP end to end s "
+        "| same Cypher via driver s | GraphQL / Cypher (goal <= 1.5) | HTTP / Cypher | unfiltered Cypher s "
+        "| filter cost (goal <= 1.2) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, w in result["workloads"].items():
         m = w["median_s"]
         lines.append(
-            f"| {name} | {w['objects_returned']:,} | {w['cypher_queries']} | {m['graphql']:.4f} | {m['http']:.4f} | "
+            f"| {name} | {w['objects_returned']:,} | {w['cypher_queries']} | {m['graphql']:.4f} | "
+            f"{m['http']:.4f} | "
             f"{m['cypher']:.4f} | {w['graphql_over_cypher']:.2f}x | {w['http_over_cypher']:.2f}x | "
             f"{m['cypher_unfiltered']:.4f} | {w['filter_over_unfiltered']:.2f}x |"
         )

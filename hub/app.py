@@ -70,25 +70,39 @@ def create_app(settings: Settings | None = None, *, frontend_dist: Path | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         driver = AsyncGraphDatabase.driver(
-            settings.neo4j_uri, auth=(settings.neo4j_user, settings.neo4j_password),
+            settings.neo4j_uri,
+            auth=(settings.neo4j_user, settings.neo4j_password),
             # Unknown relationship types (ontology types with no data yet) are normal here, not warnings.
             notifications_min_severity="OFF",
         )
         app.state.hub = ApiServices(
-            settings=settings, ontology=ontology, driver=driver, registry=registry,
+            settings=settings,
+            ontology=ontology,
+            driver=driver,
+            registry=registry,
             directory=LabelDirectory(driver, settings.neo4j_database, settings.label_cache_ttl_s),
             authenticator=authenticator,
         )
         app.state.ingest = IngestService(settings, ontology, authenticator)
-        log.info("api started", neo4j=settings.neo4j_uri, kafka=settings.kafka_bootstrap, dev_mode=settings.dev_mode)
+        log.info(
+            "api started",
+            neo4j=settings.neo4j_uri,
+            kafka=settings.kafka_bootstrap,
+            dev_mode=settings.dev_mode,
+        )
         try:
             yield
         finally:
             await app.state.ingest.close()
             await driver.close()
 
-    app = FastAPI(title="Energy hub", lifespan=lifespan, docs_url="/docs" if settings.dev_mode else None,
-                  redoc_url=None, openapi_url="/openapi.json" if settings.dev_mode else None)
+    app = FastAPI(
+        title="Energy hub",
+        lifespan=lifespan,
+        docs_url="/docs" if settings.dev_mode else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.dev_mode else None,
+    )
     graphql_router = HubGraphQLRouter(
         schema,
         context_getter=get_context,
@@ -113,11 +127,18 @@ def create_app(settings: Settings | None = None, *, frontend_dist: Path | None =
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     if settings.dev_mode:
+
         @app.get("/dev/tokens")
         async def tokens() -> JSONResponse:
-            return JSONResponse({"issuer": settings.oidc_issuer, "audience": settings.oidc_audience,
-                                 "users": dev_tokens(settings)})
+            return JSONResponse(
+                {
+                    "issuer": settings.oidc_issuer,
+                    "audience": settings.oidc_audience,
+                    "users": dev_tokens(settings),
+                }
+            )
     else:
+
         @app.get("/dev/tokens")
         async def no_tokens() -> None:
             raise HTTPException(404, detail="Not Found")
@@ -135,8 +156,9 @@ def run(settings: Settings | None = None) -> None:
 
     settings = settings or get_settings()
     configure_logging(settings)
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None,
-                ws="websockets")
+    uvicorn.run(
+        create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None, ws="websockets"
+    )
 
 
 def api_command(

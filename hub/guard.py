@@ -33,7 +33,7 @@ def visible(var: str) -> str:
 
 
 def all_visible(path_var: str) -> str:
-    """Cypher predicate: every node on path ``path_var`` is visible (nothing is reached through a hidden node)."""
+    """Cypher predicate: every node on path ``path_var`` is visible (none reached through a hidden one)."""
     return f"all(x IN nodes({path_var}) WHERE x._label IN ${VISIBLE_PARAM})"
 
 
@@ -149,7 +149,7 @@ class Guard:
         return text if text is not None else ""
 
     async def read(self, cypher: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Run a read-only query with ``$visible`` bound to this caller's label ids, under the query timeout."""
+        """Run a read-only query, ``$visible`` bound to the caller's label ids, under the query timeout."""
         if f"${VISIBLE_PARAM}" not in cypher:
             raise GuardViolation(f"query does not filter by ${VISIBLE_PARAM}: {cypher[:200]!r}")
         await self.visible_ids()

@@ -52,7 +52,9 @@ class IngestService:
         async with self._lock:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self.settings.kafka_bootstrap, acks="all", enable_idempotence=True,
+                    bootstrap_servers=self.settings.kafka_bootstrap,
+                    acks="all",
+                    enable_idempotence=True,
                     client_id="hub-api-ingest",
                 )
                 await producer.start()
@@ -74,7 +76,8 @@ class IngestService:
 
 
 def _service(request: Request) -> IngestService:
-    return request.app.state.ingest  # type: ignore[no-any-return]
+    service: IngestService = request.app.state.ingest
+    return service
 
 
 def _caller(request: Request, service: Annotated[IngestService, Depends(_service)]) -> Caller:
@@ -94,7 +97,7 @@ def _events_of(body: Any) -> list[Any]:
         return list(body["events"])
     if isinstance(body, dict):
         return [body]
-    raise HTTPException(422, detail="body must be an event object, a list of events or {\"events\": [...]}")
+    raise HTTPException(422, detail='body must be an event object, a list of events or {"events": [...]}')
 
 
 @router.post("/ingest", status_code=202)
@@ -115,7 +118,9 @@ async def ingest(
         raise HTTPException(422, detail="no events in the request")
     if len(events) > service.settings.ingest_max_batch:
         raise HTTPException(
-            413, detail=f"{len(events)} events exceed the batch limit ingest_max_batch={service.settings.ingest_max_batch}"
+            413,
+            detail=f"{len(events)} events exceed the batch limit "
+            f"ingest_max_batch={service.settings.ingest_max_batch}",
         )
     accepted: list[tuple[str, bytes, bytes]] = []
     rejected: list[dict[str, Any]] = []
@@ -124,24 +129,41 @@ async def ingest(
             valid = validate_event(event, service.ontology, max_bytes=service.settings.max_event_bytes)
             source = valid.event.source
             if not service.may_publish_as(caller, source):
-                raise EventRejected(f"caller of organisation {caller.org!r} may not publish as this producer",
-                                    "source", source)
+                raise EventRejected(
+                    f"caller of organisation {caller.org!r} may not publish as this producer",
+                    "source",
+                    source,
+                )
             if valid.event.label is not None:
                 producer = service.registry.get(source)
                 try:
                     label = parse(valid.event.label)
                 except LabelError as exc:
-                    raise EventRejected(f"label does not parse: {exc.message}", "label", valid.event.label) from None
+                    raise EventRejected(
+                        f"label does not parse: {exc.message}", "label", valid.event.label
+                    ) from None
                 if not producer.may_assign(label):
-                    raise EventRejected("producer may not assign a label it does not satisfy itself", "label",
-                                        valid.event.label)
+                    raise EventRejected(
+                        "producer may not assign a label it does not satisfy itself",
+                        "label",
+                        valid.event.label,
+                    )
         except EventRejected as exc:
-            rejected.append({"index": index, "reason": exc.reason, "field": exc.field,
-                             "value": exc.value if isinstance(exc.value, str | int | float | bool) else repr(exc.value),
-                             "message": str(exc)})
+            rejected.append(
+                {
+                    "index": index,
+                    "reason": exc.reason,
+                    "field": exc.field,
+                    "value": exc.value
+                    if isinstance(exc.value, str | int | float | bool)
+                    else repr(exc.value),
+                    "message": str(exc),
+                }
+            )
             continue
-        value = json.dumps(event if isinstance(event, dict) else valid.event.to_json_dict(),
-                           separators=(",", ":")).encode()
+        value = json.dumps(
+            event if isinstance(event, dict) else valid.event.to_json_dict(), separators=(",", ":")
+        ).encode()
         accepted.append((service.settings.ingest_topic_prefix + source, valid.mrid.encode(), value))
     if rejected:
         INGESTED.labels("rejected").inc(len(rejected))

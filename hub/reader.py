@@ -30,8 +30,14 @@ CAPACITY: Final = "GeneratingUnit.maxOperatingP"
 Step = tuple[Sequence[str] | None, str]
 
 # The light projection of a node used by graph views (neighbourhood, paths, search, subscriptions).
-LITE: Final = "{{mrid: {v}.mrid, name: {v}.name, _class: {v}._class, _domain: {v}._domain, " \
-              "_label: {v}._label, _x: {v}._x, _y: {v}._y}}"
+LITE: Final = (
+    "{{mrid: {v}.mrid, name: {v}.name, _class: {v}._class, _domain: {v}._domain, "
+    "_label: {v}._label, _x: {v}._x, _y: {v}._y}}"
+)
+
+
+# An edge as a map (the relationship variable is ``r``).
+EDGE: Final = "{source: startNode(r).mrid, target: endNode(r).mrid, type: type(r)}"
 
 
 def lite(var: str) -> str:
@@ -92,8 +98,16 @@ def decode_page_cursor(cursor: str) -> str:
 class Reader:
     """Query methods for one caller; the ontology decides which labels and types may appear in Cypher."""
 
-    def __init__(self, guard: Guard, ontology: Ontology, *, max_page_size: int, max_depth: int,
-                 max_path_length: int, max_subgraph_nodes: int) -> None:
+    def __init__(
+        self,
+        guard: Guard,
+        ontology: Ontology,
+        *,
+        max_page_size: int,
+        max_depth: int,
+        max_path_length: int,
+        max_subgraph_nodes: int,
+    ) -> None:
         self.guard = guard
         self.ontology = ontology
         self.max_page_size = max_page_size
@@ -134,12 +148,13 @@ class Reader:
             f"n IS NOT NULL AND NOT coalesce({visible('n')}, false) AS withheld",
             {"mrid": mrid},
         )
-        row = rows[0] if rows else {"n": None, "withheld": False}
+        row: dict[str, Any] = rows[0] if rows else {"n": None, "withheld": False}
         if row["withheld"]:
             self.guard.stats.withheld += 1
-        if row["n"] is not None:
+        found: dict[str, Any] | None = row["n"]
+        if found is not None:
             self.guard.stats.rows += 1
-        return row["n"]
+        return found
 
     async def objects_by_mrid(self, mrids: Sequence[str]) -> dict[str, dict[str, Any]]:
         rows = await self.guard.read(
@@ -149,8 +164,9 @@ class Reader:
         self.guard.stats.rows += len(rows)
         return {r["n"]["mrid"]: r["n"] for r in rows}
 
-    async def related(self, mrids: Sequence[str], rel_type: str, direction: str,
-                      other_class: str) -> dict[str, list[dict[str, Any]]]:
+    async def related(
+        self, mrids: Sequence[str], rel_type: str, direction: str, other_class: str
+    ) -> dict[str, list[dict[str, Any]]]:
         """Visible objects at the other end of one association for many source objects (one query)."""
         if rel_type not in self.ontology.rel_types():
             raise ReadError(f"relationship type {rel_type!r} is not in the ontology")
@@ -174,8 +190,9 @@ class Reader:
 
     # --- lists --------------------------------------------------------------------------------------
 
-    def _list_filter(self, class_name: str | None, domain: str | None, name: str | None,
-                     bbox: Sequence[float] | None) -> tuple[str, list[str], dict[str, Any]]:
+    def _list_filter(
+        self, class_name: str | None, domain: str | None, name: str | None, bbox: Sequence[float] | None
+    ) -> tuple[str, list[str], dict[str, Any]]:
         label = self.class_label(class_name) if class_name else "Entity"
         where: list[str] = []
         params: dict[str, Any] = {}
@@ -196,9 +213,16 @@ class Reader:
             params.update(x0=x0, y0=y0, x1=x1, y1=y1)
         return label, where, params
 
-    async def objects(self, *, class_name: str | None = None, domain: str | None = None,
-                      name: str | None = None, bbox: Sequence[float] | None = None,
-                      first: int | None = None, after: str | None = None) -> Page:
+    async def objects(
+        self,
+        *,
+        class_name: str | None = None,
+        domain: str | None = None,
+        name: str | None = None,
+        bbox: Sequence[float] | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Page:
         size = self.page_size(first)
         label, where, params = self._list_filter(class_name, domain, name, bbox)
         if after:
@@ -207,7 +231,8 @@ class Reader:
         where.append(visible("n"))
         params["limit"] = size + 1
         rows = await self.guard.read(
-            f"MATCH (n:`{label}`) WHERE {' AND '.join(where)} RETURN n {{.*}} AS n ORDER BY n.mrid LIMIT $limit",
+            f"MATCH (n:`{label}`) WHERE {' AND '.join(where)} "
+            "RETURN n {.*} AS n ORDER BY n.mrid LIMIT $limit",
             params,
         )
         has_next = len(rows) > size
@@ -215,8 +240,14 @@ class Reader:
         self.guard.stats.rows += len(out)
         return Page(out, has_next)
 
-    async def count_objects(self, *, class_name: str | None = None, domain: str | None = None,
-                            name: str | None = None, bbox: Sequence[float] | None = None) -> int:
+    async def count_objects(
+        self,
+        *,
+        class_name: str | None = None,
+        domain: str | None = None,
+        name: str | None = None,
+        bbox: Sequence[float] | None = None,
+    ) -> int:
         label, where, params = self._list_filter(class_name, domain, name, bbox)
         cond = f"WHERE {' AND '.join(where)} " if where else ""
         rows = await self.guard.read(
@@ -260,8 +291,9 @@ class Reader:
 
     # --- traversals ---------------------------------------------------------------------------------
 
-    async def _expand(self, frontier: Sequence[str], steps: Sequence[Step],
-                      node_label: str | None = None) -> list[dict[str, Any]]:
+    async def _expand(
+        self, frontier: Sequence[str], steps: Sequence[Step], node_label: str | None = None
+    ) -> list[dict[str, Any]]:
         """Visible and hidden neighbours of ``frontier`` along ``steps`` (one query per level).
 
         A hidden neighbour comes back as a null row (counted as withheld, never expanded or shown).
@@ -276,13 +308,18 @@ class Reader:
             "UNWIND $frontier AS id MATCH (a:Entity {mrid: id}) "
             f"CALL (a) {{ {' UNION '.join(branches)} }} "
             f"WITH r, b, {visible('b')} AS ok "
-            "RETURN CASE WHEN ok THEN {source: startNode(r).mrid, target: endNode(r).mrid, type: type(r)} END "
-            f"AS edge, CASE WHEN ok THEN {lite('b')} END AS node",
+            f"RETURN CASE WHEN ok THEN {EDGE} END AS edge, CASE WHEN ok THEN {lite('b')} END AS node",
             {"frontier": list(frontier)},
         )
 
-    async def _bfs(self, root: dict[str, Any], depth: int, steps: Sequence[Step],
-                   node_label: str | None = None, graph: Subgraph | None = None) -> Subgraph:
+    async def _bfs(
+        self,
+        root: dict[str, Any],
+        depth: int,
+        steps: Sequence[Step],
+        node_label: str | None = None,
+        graph: Subgraph | None = None,
+    ) -> Subgraph:
         """Breadth-first from ``root`` through visible nodes only: a hidden node is never expanded."""
         graph = graph or Subgraph()
         graph.nodes.setdefault(root["mrid"], root)
@@ -346,9 +383,9 @@ class Reader:
         rows = await self.guard.read(
             "MATCH (a:Entity {mrid: $source}), (b:Entity {mrid: $target}) "
             f"WHERE {visible('a')} AND {visible('b')} "
-            f"MATCH p = ANY SHORTEST (a)((u)-[]-(v) WHERE {visible('v')}){{1,{int(self.max_path_length)}}}(b) "
+            f"MATCH p = ANY SHORTEST (a)((u)-[]-(v) WHERE {visible('v')}){{1,{self.max_path_length:d}}}(b) "
             f"RETURN [x IN nodes(p) | {lite('x')}] AS nodes, "
-            "[r IN relationships(p) | {source: startNode(r).mrid, target: endNode(r).mrid, type: type(r)}] AS edges",
+            f"[r IN relationships(p) | {EDGE}] AS edges",
             {"source": source, "target": target},
         )
         if not rows:
@@ -410,19 +447,24 @@ class Reader:
         to = self.ontology.association_by_qname(FLOW_TO)
         if frm is None or to is None:
             return None
-        attach = sorted({
-            a.rel_type
-            for c in self.ontology.classes.values() for a in c.associations.values()
-            if self.ontology.domain(a.owner) == "Gas" and self.ontology.is_a(a.target, frm.target)
-            and not self.ontology.is_a(a.owner, frm.owner)
-        })
+        attach = sorted(
+            {
+                a.rel_type
+                for c in self.ontology.classes.values()
+                for a in c.associations.values()
+                if self.ontology.domain(a.owner) == "Gas"
+                and self.ontology.is_a(a.target, frm.target)
+                and not self.ontology.is_a(a.owner, frm.owner)
+            }
+        )
         steps: list[Step] = [([frm.rel_type], "in"), ([to.rel_type], "out")]
         if attach:
             steps.append((attach, "in"))
         return steps, ([(attach, "out")] if attach else [])
 
-    async def dependencies(self, mrid: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]],
-                                                     float | None, Subgraph]:
+    async def dependencies(
+        self, mrid: str
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], float | None, Subgraph]:
         root = await self.root(mrid)
         if root is None:
             return None, [], None, Subgraph()
@@ -433,8 +475,11 @@ class Reader:
         if flow is not None:
             steps, climb = flow
             region = Subgraph(nodes={root["mrid"]: root})
-            is_coupling_owner = any(self.ontology.is_a(root["_class"], c.owner) for c in couplings
-                                    if root["_class"] in self.ontology.classes)
+            is_coupling_owner = any(
+                self.ontology.is_a(root["_class"], c.owner)
+                for c in couplings
+                if root["_class"] in self.ontology.classes
+            )
             starts = [root]
             if climb and not is_coupling_owner:
                 # A storage or terminal supplies the node it is attached to, and so everything downstream.
@@ -443,8 +488,9 @@ class Reader:
             for start in starts:
                 await self._bfs(start, self.max_subgraph_nodes, steps, node_label="Gas", graph=region)
         elif domain == "Gas":
-            region = await self._bfs(root, self.max_subgraph_nodes, [(self.network_rel_types("Gas"), "both")],
-                                     node_label="Gas")
+            region = await self._bfs(
+                root, self.max_subgraph_nodes, [(self.network_rel_types("Gas"), "both")], node_label="Gas"
+            )
         else:
             region = await self.containment(mrid, self.max_depth)
         graph = region

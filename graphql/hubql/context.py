@@ -43,14 +43,26 @@ class ApiServices:
 
     def guard(self, caller: Caller, *, follow_labels: bool = False) -> Guard:
         s = self.settings
-        return Guard(driver=self.driver, database=s.neo4j_database, directory=self.directory,
-                     auths=caller.authorizations, timeout_s=s.query_timeout_s, cache=self.label_cache,
-                     follow_labels=follow_labels)
+        return Guard(
+            driver=self.driver,
+            database=s.neo4j_database,
+            directory=self.directory,
+            auths=caller.authorizations,
+            timeout_s=s.query_timeout_s,
+            cache=self.label_cache,
+            follow_labels=follow_labels,
+        )
 
     def reader(self, guard: Guard) -> Reader:
         s = self.settings
-        return Reader(guard, self.ontology, max_page_size=s.max_page_size, max_depth=s.max_neighbourhood_depth,
-                      max_path_length=s.max_path_length, max_subgraph_nodes=s.max_subgraph_nodes)
+        return Reader(
+            guard,
+            self.ontology,
+            max_page_size=s.max_page_size,
+            max_depth=s.max_neighbourhood_depth,
+            max_path_length=s.max_path_length,
+            max_subgraph_nodes=s.max_subgraph_nodes,
+        )
 
 
 class HubContext(BaseContext):

@@ -21,7 +21,9 @@ log = structlog.get_logger("hub.audit")
 
 OPERATIONS = Counter("hub_api_operations_total", "GraphQL operations", ["type", "outcome"])
 DURATION = Histogram(
-    "hub_api_operation_seconds", "GraphQL operation duration", ["type"],
+    "hub_api_operation_seconds",
+    "GraphQL operation duration",
+    ["type"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 ROWS = Counter("hub_api_rows_returned_total", "Objects returned by GraphQL operations")

@@ -66,7 +66,9 @@ class GraphNode:
     point: Point | None
 
 
-@strawberry.type(description="A relationship between two visible objects; key is its field on the source type.")
+@strawberry.type(
+    description="A relationship between two visible objects; key is its field on the source type."
+)
 class GraphEdge:
     source: strawberry.ID
     target: strawberry.ID
@@ -109,7 +111,9 @@ class OntologyClass:
     description: str
 
 
-@strawberry.type(description="What depends on an object across the domains, and the generating capacity at stake.")
+@strawberry.type(
+    description="What depends on an object across the domains, and the generating capacity at stake."
+)
 class DependencyReport:
     root: GraphNode | None
     dependents: list[GraphNode]
@@ -133,9 +137,30 @@ GENERIC_FIELD_NAMES = frozenset(
 )
 GENERIC_TYPE_NAMES = frozenset(
     {
-        "Domain", "Caller", "AttributeValue", "Point", "GraphNode", "GraphEdge", "Subgraph", "SearchHit",
-        "PageInfo", "ClassCount", "OntologyClass", "DependencyReport", "Change", "ObjectConnection",
-        "ObjectEdge", "Query", "Subscription", "JSON", "DateTime", "ID", "String", "Int", "Float", "Boolean",
+        "Domain",
+        "Caller",
+        "AttributeValue",
+        "Point",
+        "GraphNode",
+        "GraphEdge",
+        "Subgraph",
+        "SearchHit",
+        "PageInfo",
+        "ClassCount",
+        "OntologyClass",
+        "DependencyReport",
+        "Change",
+        "ObjectConnection",
+        "ObjectEdge",
+        "Query",
+        "Subscription",
+        "JSON",
+        "DateTime",
+        "ID",
+        "String",
+        "Int",
+        "Float",
+        "Boolean",
     }
 )
 

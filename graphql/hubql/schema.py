@@ -57,8 +57,14 @@ def subgraph_row(info: Info, graph: rd.Subgraph) -> dict[str, Any]:
     edges = []
     for e in graph.edges:
         source_class = nodes[e.source]["_class"] if e.source in nodes else None
-        edges.append({"source": e.source, "target": e.target, "type": e.type,
-                      "key": registry.edge_key(source_class, e.type)})
+        edges.append(
+            {
+                "source": e.source,
+                "target": e.target,
+                "type": e.type,
+                "key": registry.edge_key(source_class, e.type),
+            }
+        )
     return {"nodes": [graph_node(n, label_text) for n in nodes.values()], "edges": edges}
 
 
@@ -67,8 +73,14 @@ def subgraph_row(info: Info, graph: rd.Subgraph) -> dict[str, Any]:
 
 def _me(info: Info) -> Caller:
     c = info.context.require_caller()
-    return Caller(subject=c.subject, org=c.org, clearance=c.clearance, roles=list(c.roles),
-                  groups=list(c.groups), anonymous=c.anonymous)
+    return Caller(
+        subject=c.subject,
+        org=c.org,
+        clearance=c.clearance,
+        roles=list(c.roles),
+        groups=list(c.groups),
+        anonymous=c.anonymous,
+    )
 
 
 async def _object(info: Info, mrid: strawberry.ID) -> Any:
@@ -100,7 +112,7 @@ async def _objects(
 
 
 async def _total_count(root: Any, info: Info) -> int:
-    return await info.context.reader.count_objects(**root["_args"])  # type: ignore[no-any-return]
+    return await info.context.reader.count_objects(**root["_args"])
 
 
 async def _search(info: Info, text: str, first: int | None = 20) -> list[SearchHit]:
@@ -108,8 +120,9 @@ async def _search(info: Info, text: str, first: int | None = 20) -> list[SearchH
     return [graph_node(n, info.context.guard.label_text) for n in found]  # type: ignore[misc]
 
 
-async def _neighbourhood(info: Info, mrid: strawberry.ID, depth: int | None = 1,
-                         types: list[str] | None = None) -> Subgraph:
+async def _neighbourhood(
+    info: Info, mrid: strawberry.ID, depth: int | None = 1, types: list[str] | None = None
+) -> Subgraph:
     graph = await info.context.reader.neighbourhood(str(mrid), 1 if depth is None else depth, types)
     return subgraph_row(info, graph)  # type: ignore[return-value]
 
@@ -147,8 +160,13 @@ async def _counts(info: Info, domain: Domain | None = None) -> list[ClassCount]:
 def _ontology_classes(info: Info) -> list[OntologyClass]:
     ontology: Ontology = info.context.services.ontology
     return [
-        OntologyClass(name=c.name, domain=Domain(c.domain), parents=list(c.parents), abstract=c.abstract,
-                      description=c.description)
+        OntologyClass(
+            name=c.name,
+            domain=Domain(c.domain),
+            parents=list(c.parents),
+            abstract=c.abstract,
+            description=c.description,
+        )
         for c in sorted(ontology.classes.values(), key=lambda c: c.name)
     ]
 
@@ -160,8 +178,13 @@ async def _changes(
     mrids: list[strawberry.ID] | None = None,
     after: str | None = None,
 ) -> AsyncGenerator[Change, None]:
-    stream = change_stream(info.context, class_names, _domain_name(domain),
-                           [str(m) for m in mrids] if mrids is not None else None, after)
+    stream = change_stream(
+        info.context,
+        class_names,
+        _domain_name(domain),
+        [str(m) for m in mrids] if mrids is not None else None,
+        after,
+    )
     async for row in stream:
         yield row  # type: ignore[misc]
 
@@ -183,12 +206,20 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
         name="ObjectEdge",
     )
     connection = strawberry.type(
-        type("ObjectConnection", (), {
-            "__annotations__": {"edges": list[object_edge], "nodes": list[identified],  # type: ignore[valid-type]
-                                "page_info": PageInfo},
-            "total_count": strawberry.field(resolver=_total_count,
-                                            description="Visible objects matching the filters (all pages)."),
-        }),
+        type(
+            "ObjectConnection",
+            (),
+            {
+                "__annotations__": {
+                    "edges": list[object_edge],  # type: ignore[valid-type]
+                    "nodes": list[identified],  # type: ignore[valid-type]
+                    "page_info": PageInfo,
+                },
+                "total_count": strawberry.field(
+                    resolver=_total_count, description="Visible objects matching the filters (all pages)."
+                ),
+            },
+        ),
         name="ObjectConnection",
         description="A page of objects, ordered by mRID.",
     )
@@ -196,22 +227,28 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
     query_ns: dict[str, Any] = {
         "me": strawberry.field(resolver=_me, description="The caller as the access guard sees them."),
         "object": strawberry.field(
-            resolver=_object, graphql_type=identified | None,  # type: ignore[operator]
-            description="One object by mRID; null when not found (the same answer for objects you may not see).",
+            resolver=_object,
+            graphql_type=identified | None,  # type: ignore[operator]
+            description="One object by mRID; null when not found (the same answer for objects you may "
+            "not see).",
         ),
         "objects": strawberry.field(
-            resolver=_objects, graphql_type=connection,
+            resolver=_objects,
+            graphql_type=connection,
             description="Objects by class (subclasses included), domain, name text and bounding box "
-                        "[minX, minY, maxX, maxY]; cursor pagination, page size capped by the server.",
+            "[minX, minY, maxX, maxY]; cursor pagination, page size capped by the server.",
         ),
-        "search": strawberry.field(resolver=_search, description="Objects whose name contains the text, or "
-                                   "whose mRID is the text."),
+        "search": strawberry.field(
+            resolver=_search, description="Objects whose name contains the text, or whose mRID is the text."
+        ),
         "neighbourhood": strawberry.field(
             resolver=_neighbourhood,
-            description="Objects within depth hops through visible objects, and the relationships among them.",
+            description="Objects within depth hops through visible objects, and the relationships "
+            "among them.",
         ),
         "shortest_path": strawberry.field(
-            resolver=_shortest_path, description="A shortest path through visible objects only; null if none.",
+            resolver=_shortest_path,
+            description="A shortest path through visible objects only; null if none.",
         ),
         "containment": strawberry.field(
             resolver=_containment,
@@ -220,21 +257,27 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
         "dependencies": strawberry.field(
             resolver=_dependencies,
             description="Cross-domain dependents: from a gas asset the generating units it supplies through "
-                        "the gas network (and the capacity at stake); from an electricity asset the gas "
-                        "assets it feeds.",
+            "the gas network (and the capacity at stake); from an electricity asset the gas "
+            "assets it feeds.",
         ),
         "counts": strawberry.field(resolver=_counts, description="Visible objects per class."),
-        "ontology_classes": strawberry.field(resolver=_ontology_classes, description="The ontology's classes."),
+        "ontology_classes": strawberry.field(
+            resolver=_ontology_classes, description="The ontology's classes."
+        ),
     }
     query = strawberry.type(type("Query", (), query_ns), name="Query")
     subscription = strawberry.type(
-        type("Subscription", (), {
-            "changes": strawberry.subscription(
-                resolver=_changes,
-                description="Live changes to objects you may see now; filters by class (subclasses included), "
-                            "domain, mRIDs; resume after a cursor of an earlier change.",
-            )
-        }),
+        type(
+            "Subscription",
+            (),
+            {
+                "changes": strawberry.subscription(
+                    resolver=_changes,
+                    description="Live changes to objects you may see now; filters by class (subclasses "
+                    "included), domain, mRIDs; resume after a cursor of an earlier change.",
+                )
+            },
+        ),
         name="Subscription",
     )
     extensions: list[Any] = [

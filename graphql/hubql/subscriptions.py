@@ -16,7 +16,7 @@ import asyncio
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,9 @@ log = structlog.get_logger(__name__)
 
 
 def encode_cursor(topic: str, positions: dict[int, int]) -> str:
-    body = json.dumps({"t": topic, "o": {str(p): o for p, o in sorted(positions.items())}}, separators=(",", ":"))
+    body = json.dumps(
+        {"t": topic, "o": {str(p): o for p, o in sorted(positions.items())}}, separators=(",", ":")
+    )
     return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
 
 
@@ -53,7 +55,7 @@ class ChangeFilter:
     domain: str | None
     mrids: frozenset[str] | None
 
-    def matches(self, record: ChangeRecord, domain_of: dict[str, str]) -> bool:
+    def matches(self, record: ChangeRecord, domain_of: Mapping[str, str]) -> bool:
         if self.mrids is not None and record.mrid not in self.mrids:
             return False
         if self.classes is not None and record.class_ not in self.classes:
@@ -61,8 +63,9 @@ class ChangeFilter:
         return self.domain is None or domain_of.get(record.class_) == self.domain
 
 
-def make_filter(ctx: HubContext, class_names: Sequence[str] | None, domain: str | None,
-                mrids: Sequence[str] | None) -> ChangeFilter:
+def make_filter(
+    ctx: HubContext, class_names: Sequence[str] | None, domain: str | None, mrids: Sequence[str] | None
+) -> ChangeFilter:
     ontology = ctx.services.ontology
     classes: set[str] | None = None
     if class_names is not None:
@@ -89,8 +92,13 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
         await asyncio.sleep(1.0)  # the topic appears when the first worker publishes
 
 
-async def change_stream(ctx: HubContext, class_names: Sequence[str] | None, domain: str | None,
-                        mrids: Sequence[str] | None, after: str | None) -> AsyncIterator[dict[str, Any]]:
+async def change_stream(
+    ctx: HubContext,
+    class_names: Sequence[str] | None,
+    domain: str | None,
+    mrids: Sequence[str] | None,
+    after: str | None,
+) -> AsyncIterator[dict[str, Any]]:
     """Change rows (dicts for the ``Change`` type) this subscriber may see, forever."""
     services = ctx.services
     settings = services.settings
@@ -102,8 +110,11 @@ async def change_stream(ctx: HubContext, class_names: Sequence[str] | None, doma
     reader = services.reader(guard)
     domain_of = {name: c.domain for name, c in services.ontology.classes.items()}
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None,
-        auto_offset_reset="earliest", client_id=f"hub-api-changes-{caller.subject}"[:100],
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
+        client_id=f"hub-api-changes-{caller.subject}"[:100],
     )
     await consumer.start()
     try:
@@ -125,8 +136,12 @@ async def change_stream(ctx: HubContext, class_names: Sequence[str] | None, doma
                     try:
                         record = ChangeRecord.from_json(msg.value)
                     except (ValueError, KeyError, TypeError) as exc:
-                        log.warning("unreadable change record skipped", partition=tp.partition,
-                                    offset=msg.offset, error=str(exc))
+                        log.warning(
+                            "unreadable change record skipped",
+                            partition=tp.partition,
+                            offset=msg.offset,
+                            error=str(exc),
+                        )
                         continue
                     if not flt.matches(record, domain_of):
                         continue
@@ -149,4 +164,3 @@ async def change_stream(ctx: HubContext, class_names: Sequence[str] | None, doma
                     }
     finally:
         await consumer.stop()
-

@@ -94,7 +94,7 @@ class TypeRegistry:
     def edge_key(self, source_class: str | None, rel_type: str) -> str:
         """The field name of a relationship on its source object's type."""
         if source_class in self.ontology.classes:
-            for assoc in self.ontology.associations_of(source_class).values():  # type: ignore[arg-type]
+            for assoc in self.ontology.associations_of(source_class).values():
                 if assoc.rel_type == rel_type:
                     return assoc.key
         return rel_type.lower()
@@ -135,7 +135,9 @@ class TypeRegistry:
             value = row.get(attr.key)
             if value is None or attr.key in ("mrid",):
                 continue
-            out.append(AttributeValue(key=attr.key, qname=attr.qname, value=_json_value(value), unit=attr.unit))
+            out.append(
+                AttributeValue(key=attr.key, qname=attr.qname, value=_json_value(value), unit=attr.unit)
+            )
         return out
 
 
@@ -169,7 +171,7 @@ def _loader_resolver(rel_type: str, direction: str, other: str, many: bool) -> C
 
 
 def _attributes_resolver(root: Any, info: Info) -> list[AttributeValue]:
-    return info.context.registry.attributes(root)  # type: ignore[no-any-return]
+    return info.context.registry.attributes(root)
 
 
 def _generic_namespace() -> dict[str, Any]:
@@ -196,7 +198,8 @@ def _generic_namespace() -> dict[str, Any]:
         "updated": strawberry.field(description="Commit time of the last change."),
         "point": strawberry.field(default=None, description="Geographic position, when known."),
         "attributes": strawberry.field(
-            resolver=_attributes_resolver, graphql_type=list[AttributeValue],
+            resolver=_attributes_resolver,
+            graphql_type=list[AttributeValue],
             description="Every attribute with a value, by ontology key and qualified name.",
         ),
     }
@@ -220,8 +223,20 @@ def build_types(ontology: Ontology) -> TypeRegistry:
         if f"{name}{INSTANCE_SUFFIX}" in classes:
             raise ValueError(f"ontology classes {name!r} and {name}{INSTANCE_SUFFIX!r} clash in GraphQL")
 
-    generic_python = {"mrid", "class_name", "domain", "name", "label", "producer", "version", "updated",
-                      "point", "attributes", "resolve_type", "is_type_of"}
+    generic_python = {
+        "mrid",
+        "class_name",
+        "domain",
+        "name",
+        "label",
+        "producer",
+        "version",
+        "updated",
+        "point",
+        "attributes",
+        "resolve_type",
+        "is_type_of",
+    }
     dt_keys: set[str] = set()
 
     # 1. raw (undecorated) classes in ancestry order, so that bases exist before subclasses
@@ -229,7 +244,7 @@ def build_types(ontology: Ontology) -> TypeRegistry:
     raw: dict[str, type] = {}
 
     def resolve_type(obj: Any, info: Any, abstract_type: Any) -> str:
-        return obj[TYPENAME_KEY]  # type: ignore[no-any-return]
+        return obj[TYPENAME_KEY]
 
     root_ns = _generic_namespace()
     root_ns["resolve_type"] = staticmethod(resolve_type)
@@ -282,7 +297,7 @@ def build_types(ontology: Ontology) -> TypeRegistry:
         ns = fields_for(name)
         for key in list(ns):
             if key.startswith("__hub_link_"):
-                link_types[(name, key[len("__hub_link_"):])] = ns.pop(key)
+                link_types[(name, key[len("__hub_link_") :])] = ns.pop(key)
         if name == ROOT:
             merged = dict(root_ns)
             merged["__annotations__"] = {**root_ns["__annotations__"], **ns.pop("__annotations__")}
@@ -309,12 +324,17 @@ def build_types(ontology: Ontology) -> TypeRegistry:
         if name in has_children or (name == ROOT):
             reg.interfaces[name] = strawberry.interface(cls_raw, name=name, description=description)
             concrete_name = f"{name}{INSTANCE_SUFFIX}"
-            concrete = type(concrete_name, (cls_raw,), {
-                "__doc__": f"An object whose class is {name} itself (not a subclass).",
-                "is_type_of": staticmethod(is_type_of),
-            })
-            reg.objects[name] = strawberry.type(concrete, name=concrete_name,
-                                                description=f"An object of class {name} itself.")
+            concrete = type(
+                concrete_name,
+                (cls_raw,),
+                {
+                    "__doc__": f"An object whose class is {name} itself (not a subclass).",
+                    "is_type_of": staticmethod(is_type_of),
+                },
+            )
+            reg.objects[name] = strawberry.type(
+                concrete, name=concrete_name, description=f"An object of class {name} itself."
+            )
             reg.typenames[name] = concrete_name
         else:
             cls_raw.is_type_of = staticmethod(is_type_of)  # type: ignore[attr-defined]

@@ -32,8 +32,9 @@ def api(settings: Any) -> Iterator[Api]:
 
     port = _free_port()
     app = create_app(settings, frontend_dist=None)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets",
-                            lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", ws="websockets", lifespan="on"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -66,4 +67,6 @@ def graph_writer(neo4j_driver: Any) -> Iterator[Callable[[list[Obj], list[Rel]],
 
     yield write
     if written:
-        neo4j_driver.execute_query("UNWIND $ids AS id MATCH (n:Entity {mrid: id}) DETACH DELETE n", ids=written)
+        neo4j_driver.execute_query(
+            "UNWIND $ids AS id MATCH (n:Entity {mrid: id}) DETACH DELETE n", ids=written
+        )

@@ -27,12 +27,26 @@ class Api:
     def ws_url(self) -> str:
         return self.base.replace("http://", "ws://") + "/graphql"
 
-    def token(self, user: str = "tester", org: str | None = None, clearance: str = "PUBLIC",
-              roles: tuple[str, ...] = (), groups: tuple[str, ...] = (), ttl: float = 3600) -> str:
+    def token(
+        self,
+        user: str = "tester",
+        org: str | None = None,
+        clearance: str = "PUBLIC",
+        roles: tuple[str, ...] = (),
+        groups: tuple[str, ...] = (),
+        ttl: float = 3600,
+    ) -> str:
         return mint_token(user, org, clearance, roles, groups, ttl, settings=self.settings)
 
-    def query(self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None,
-              operation_name: str | None = None, raw: bool = False) -> Any:
+    def query(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        operation_name: str | None = None,
+        raw: bool = False,
+    ) -> Any:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         body: dict[str, Any] = {"query": query, "variables": variables or {}}
         if operation_name:
@@ -62,7 +76,9 @@ class Rel:
     target: str
 
 
-def write_graph(driver: Any, ontology: Any, objects: list[Obj], rels: list[Rel], *, producer: str = "test") -> None:
+def write_graph(
+    driver: Any, ontology: Any, objects: list[Obj], rels: list[Rel], *, producer: str = "test"
+) -> None:
     """Write objects and relationships following the contract's graph model (as the worker does)."""
     labels: dict[int, str] = {}
     by_class: dict[str, list[dict[str, Any]]] = {}
@@ -76,8 +92,10 @@ def write_graph(driver: Any, ontology: Any, objects: list[Obj], rels: list[Rel],
             {"mrid": o.mrid, "props": props, "label": lid, "x": o.x, "y": o.y}
         )
     with driver.session() as session:
-        session.run("UNWIND $labels AS l MERGE (s:SecurityLabel {id: l.id}) SET s.expr = l.expr",
-                    labels=[{"id": k, "expr": v} for k, v in labels.items()]).consume()
+        session.run(
+            "UNWIND $labels AS l MERGE (s:SecurityLabel {id: l.id}) SET s.expr = l.expr",
+            labels=[{"id": k, "expr": v} for k, v in labels.items()],
+        ).consume()
         for cls, rows in by_class.items():
             neo_labels = ":".join(f"`{n}`" for n in ontology.neo4j_labels(cls))
             session.run(
@@ -86,7 +104,10 @@ def write_graph(driver: Any, ontology: Any, objects: list[Obj], rels: list[Rel],
                 "n._owner = $producer, n._producer = $producer, n._event_id = row.mrid, "
                 "n._updated = datetime(), n._event_time = datetime(), n._label = row.label, "
                 "n._x = row.x, n._y = row.y",
-                rows=rows, cls=cls, domain=ontology.domain(cls), producer=producer,
+                rows=rows,
+                cls=cls,
+                domain=ontology.domain(cls),
+                producer=producer,
             ).consume()
         by_type: dict[str, list[dict[str, str]]] = {}
         for r in rels:
@@ -103,8 +124,6 @@ def delete_prefix(driver: Any, prefix: str) -> None:
     driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
 
 
-
-
 def _create_app(settings: Any) -> Any:
     from hub.app import create_app
 
@@ -116,8 +135,11 @@ def serve(settings: Any) -> Iterator[Api]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(_create_app(settings), host="127.0.0.1",
-                                           port=port, log_level="warning", ws="websockets"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            _create_app(settings), host="127.0.0.1", port=port, log_level="warning", ws="websockets"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

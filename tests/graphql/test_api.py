@@ -26,8 +26,15 @@ ME = "{ me { subject anonymous } }"
 
 def _claims(api: Api, **over: Any) -> dict[str, Any]:
     now = int(time.time())
-    claims = {"iss": api.settings.oidc_issuer, "aud": api.settings.oidc_audience, "sub": "someone",
-              "iat": now, "nbf": now, "exp": now + 600, "clearance": "SECRET"}
+    claims = {
+        "iss": api.settings.oidc_issuer,
+        "aud": api.settings.oidc_audience,
+        "sub": "someone",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "clearance": "SECRET",
+    }
     claims.update(over)
     return claims
 
@@ -69,7 +76,7 @@ def test_bad_tokens_get_401_with_reason_and_no_data(api: Api, case: str, reason:
     body = response.json()
     assert set(body) == {"detail"} and body["detail"].startswith(reason)
     assert "data" not in response.text
-    assert response.headers["www-authenticate"].startswith("Bearer error=\"invalid_token\"")
+    assert response.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
 
 
 def test_no_token_is_anonymous_or_401(api: Api, settings: Any) -> None:
@@ -85,8 +92,13 @@ def test_no_token_is_anonymous_or_401(api: Api, settings: Any) -> None:
 
 def test_guard_rails(api: Api) -> None:
     token = api.token("rails", None, "PUBLIC")
-    deep = "{ object(mrid: \"x\") { " + "... on Terminal { conductingEquipment { terminals { " * 7 + "mrid" + \
-        " } } }" * 7 + " } }"
+    deep = (
+        '{ object(mrid: "x") { '
+        + "... on Terminal { conductingEquipment { terminals { " * 7
+        + "mrid"
+        + " } } }" * 7
+        + " } }"
+    )
     body = _post(api, token, deep).json()
     assert "exceeds maximum operation depth" in body["errors"][0]["message"]
     aliases = "{ " + " ".join(f"a{i}: me {{ subject }}" for i in range(api.settings.max_aliases + 1)) + " }"
@@ -99,10 +111,12 @@ def test_guard_rails(api: Api) -> None:
 
 
 def test_errors_masked_outside_dev_mode(settings: Any) -> None:
-    with serve(settings.model_copy(update={"dev_mode": False, "jwks_file": DevIssuer(settings).jwks_path})) as prod:
+    with serve(
+        settings.model_copy(update={"dev_mode": False, "jwks_file": DevIssuer(settings).jwks_path})
+    ) as prod:
         token = prod.token("m", None, "PUBLIC")
         # a client error keeps its message; GraphiQL and dev tokens are gone
-        body = _post(prod, token, '{ objects(first: -1) { totalCount } }').json()
+        body = _post(prod, token, "{ objects(first: -1) { totalCount } }").json()
         assert body["errors"][0]["message"] == "first must not be negative, got -1"
         assert httpx.get(f"{prod.base}/graphql", headers={"Accept": "text/html"}).status_code != 200
         assert httpx.get(f"{prod.base}/dev/tokens").status_code == 404
@@ -122,9 +136,16 @@ def test_health_metrics_and_dev_tokens(api: Api) -> None:
 
 
 def _event(source: str, mrid: str, **over: Any) -> dict[str, Any]:
-    event = {"id": uuid.uuid4().hex, "source": source, "type": "upsert", "subject": mrid,
-             "time": datetime.now(UTC).isoformat(), "version": 1, "class": "ACLineSegment",
-             "attributes": {"IdentifiedObject.name": "line", "ACLineSegment.r": "0.25"}}
+    event = {
+        "id": uuid.uuid4().hex,
+        "source": source,
+        "type": "upsert",
+        "subject": mrid,
+        "time": datetime.now(UTC).isoformat(),
+        "version": 1,
+        "class": "ACLineSegment",
+        "attributes": {"IdentifiedObject.name": "line", "ACLineSegment.r": "0.25"},
+    }
     event.update(over)
     return event
 
@@ -157,17 +178,23 @@ async def _read(bootstrap: str, topic: str, expect: int) -> list[Any]:
 def test_http_ingest(api: Api, settings: Any, run_id: str) -> None:
     producer = f"{run_id}-prod"
     prefix = f"{run_id}.cim.ingest."
-    ingest_settings = settings.model_copy(update={
-        "ingest_topic_prefix": prefix,
-        "producers": {producer: {"org": f"{run_id}-org", "clearance": "OFFICIAL"}},
-    })
+    ingest_settings = settings.model_copy(
+        update={
+            "ingest_topic_prefix": prefix,
+            "producers": {producer: {"org": f"{run_id}-org", "clearance": "OFFICIAL"}},
+        }
+    )
     with serve(ingest_settings) as srv:
         url = f"{srv.base}/ingest"
         token = srv.token("feeder", f"{run_id}-org", "OFFICIAL")
         assert httpx.post(url, json=_event(producer, "x1")).status_code == 401
         # one bad event rejects the batch, with reasons, and writes nothing
-        bad = [_event(producer, f"{run_id}-a"), _event(producer, f"{run_id}-b", **{"class": "NoSuchClass"}),
-               _event("someone-else", f"{run_id}-c"), _event(producer, f"{run_id}-d", label="classification=SECRET")]
+        bad = [
+            _event(producer, f"{run_id}-a"),
+            _event(producer, f"{run_id}-b", **{"class": "NoSuchClass"}),
+            _event("someone-else", f"{run_id}-c"),
+            _event(producer, f"{run_id}-d", label="classification=SECRET"),
+        ]
         response = httpx.post(url, json=bad, headers={"Authorization": f"Bearer {token}"}, timeout=30)
         assert response.status_code == 422
         rejected = response.json()["rejected"]
@@ -177,8 +204,28 @@ def test_http_ingest(api: Api, settings: Any, run_id: str) -> None:
         response = httpx.post(url, json=good, headers={"Authorization": f"Bearer {token}"}, timeout=30)
         assert response.status_code == 202, response.text
         assert response.json() == {"accepted": 2, "rejected": [], "topics": [prefix + producer]}
-        single = httpx.post(url, json=_event(producer, f"{run_id}-c"), headers={"Authorization": f"Bearer {token}"})
+        single = httpx.post(
+            url, json=_event(producer, f"{run_id}-c"), headers={"Authorization": f"Bearer {token}"}
+        )
         assert single.status_code == 202
     records = asyncio.run(_read(settings.kafka_bootstrap, prefix + producer, 3))
     assert sorted(r.key.decode() for r in records) == [f"{run_id}-a", f"{run_id}-b", f"{run_id}-c"]
     assert {json.loads(r.value)["subject"] for r in records} == {f"{run_id}-a", f"{run_id}-b", f"{run_id}-c"}
+
+
+def test_audit_line_for_every_operation(api: Api) -> None:
+    from structlog.testing import capture_logs
+
+    token = api.token("auditor", "ngt", "OFFICIAL")
+    with capture_logs() as logs:
+        body = api.query("query Probe($m: ID!) { object(mrid: $m) { mrid } }", {"m": "no-such"}, token=token,
+                         operation_name="Probe")
+        _post(api, token, "{ broken")
+    assert body == {"data": {"object": None}}
+    lines = [e for e in logs if e["event"] == "graphql operation"]
+    probe = next(e for e in lines if e["operation"] == "Probe")
+    assert probe["subject"] == "auditor" and probe["org"] == "ngt"
+    assert probe["variables_hash"] and "no-such" not in json.dumps(probe)
+    assert probe["rows"] == 0 and probe["withheld"] == 0 and probe["duration_ms"] >= 0
+    assert probe["outcome"] == "ok"
+    assert any(e["outcome"] == "error" and e["subject"] == "auditor" for e in lines)

@@ -36,17 +36,40 @@ def _rel(qname: str) -> str:
 
 
 CLASSES = [
-    "Substation", "VoltageLevel", "Bay", "Breaker", "ACLineSegment", "ThermalGeneratingUnit", "BaseVoltage",
-    "ElectricitySupplyPoint", "GasInnerNode", "GasSource", "GasPipe", "GasCompressorStation", "GasOfftake",
+    "Substation",
+    "VoltageLevel",
+    "Bay",
+    "Breaker",
+    "ACLineSegment",
+    "ThermalGeneratingUnit",
+    "BaseVoltage",
+    "ElectricitySupplyPoint",
+    "GasInnerNode",
+    "GasSource",
+    "GasPipe",
+    "GasCompressorStation",
+    "GasOfftake",
 ]
 # Associations the generator may draw, by qname: (owner class, target class) must fit the ontology.
 ASSOCIATIONS = [
-    "VoltageLevel.Substation", "Bay.VoltageLevel", "Equipment.EquipmentContainer",
-    "ConductingEquipment.BaseVoltage", "GasConnection.FromNode", "GasConnection.ToNode", "GasOfftake.Node",
-    "GasOfftake.GeneratingUnits", "ElectricitySupplyPoint.GasCompressorStation",
+    "VoltageLevel.Substation",
+    "Bay.VoltageLevel",
+    "Equipment.EquipmentContainer",
+    "ConductingEquipment.BaseVoltage",
+    "GasConnection.FromNode",
+    "GasConnection.ToNode",
+    "GasOfftake.Node",
+    "GasOfftake.GeneratingUnits",
+    "ElectricitySupplyPoint.GasCompressorStation",
 ]
-CONTAINMENT = {_rel(q) for q in ("VoltageLevel.Substation", "Bay.VoltageLevel", "Equipment.EquipmentContainer")}
-FROM_NODE, TO_NODE, AT_NODE = _rel("GasConnection.FromNode"), _rel("GasConnection.ToNode"), _rel("GasOfftake.Node")
+CONTAINMENT = {
+    _rel(q) for q in ("VoltageLevel.Substation", "Bay.VoltageLevel", "Equipment.EquipmentContainer")
+}
+FROM_NODE, TO_NODE, AT_NODE = (
+    _rel("GasConnection.FromNode"),
+    _rel("GasConnection.ToNode"),
+    _rel("GasOfftake.Node"),
+)
 COUPLING = {_rel("GasOfftake.GeneratingUnits"), _rel("ElectricitySupplyPoint.GasCompressorStation")}
 
 
@@ -69,8 +92,7 @@ def label_pool(t: str) -> list[tuple[str, Callable[[Who], bool]]]:
         (f"group={t}g", lambda w: f"{t}g" in w.groups),
         (f"org={t}a|classification=SECRET", lambda w: w.org == f"{t}a" or RANK[w.clearance] >= 3),
         (f"org={t}b&classification=OFFICIAL", lambda w: w.org == f"{t}b" and RANK[w.clearance] >= 1),
-        (f"(org={t}a|org={t}b)&group={t}g",
-         lambda w: w.org in (f"{t}a", f"{t}b") and f"{t}g" in w.groups),
+        (f"(org={t}a|org={t}b)&group={t}g", lambda w: w.org in (f"{t}a", f"{t}b") and f"{t}g" in w.groups),
         ("role=admin", lambda w: "admin" in w.roles),
     ]
 
@@ -168,16 +190,23 @@ class Oracle:
             return set()
         cls = self.g.nodes[root][0]
         if ONT.domain(cls) == "Gas":
+
             def down(m: str) -> set[str]:
                 gas = {s for t, s in self.inc[m] if t in (FROM_NODE, AT_NODE)} | {
-                    d for t, d in self.out[m] if t == TO_NODE}
+                    d for t, d in self.out[m] if t == TO_NODE
+                }
                 return {x for x in gas if ONT.domain(self.g.nodes[x][0]) == "Gas"}
+
             region = self.bfs(root, 10_000, down)
         else:
             region = self.contained(root, 4)
         other = "Electricity" if ONT.domain(cls) == "Gas" else "Gas"
-        return {d for m in region for t, d in self.out[m]
-                if t in COUPLING and d in self.visible and ONT.domain(self.g.nodes[d][0]) == other}
+        return {
+            d
+            for m in region
+            for t, d in self.out[m]
+            if t in COUPLING and d in self.visible and ONT.domain(self.g.nodes[d][0]) == other
+        }
 
 
 # --------------------------------------------------------------------------------------------- test
@@ -193,7 +222,9 @@ def _prime_labels(driver: Any, api: Api, t: str, pool: list[tuple[str, Callable[
     from hub.labels import intern
 
     rows = [dict(zip(("id", "expr"), intern(text), strict=True)) for text, _ in pool]
-    driver.execute_query("UNWIND $rows AS r MERGE (l:SecurityLabel {id: r.id}) SET l.expr = r.expr", rows=rows)
+    driver.execute_query(
+        "UNWIND $rows AS r MERGE (l:SecurityLabel {id: r.id}) SET l.expr = r.expr", rows=rows
+    )
     time.sleep(api.settings.label_cache_ttl_s + 0.3)
     _primed.add(t)
 
@@ -201,7 +232,7 @@ def _prime_labels(driver: Any, api: Api, t: str, pool: list[tuple[str, Callable[
 def _ok(api: Api, query: str, variables: dict[str, Any], token: str) -> dict[str, Any]:
     body = api.query(query, variables, token=token)
     assert "errors" not in body, body
-    return body["data"]  # type: ignore[no-any-return]
+    return body["data"]
 
 
 def _global_counts(driver: Any, who: Who) -> tuple[dict[str, int], frozenset[tuple[Any, ...]]]:
@@ -212,7 +243,9 @@ def _global_counts(driver: Any, who: Who) -> tuple[dict[str, int], frozenset[tup
     )
     from hub.labels import Authorizations
 
-    auths = Authorizations.from_claims(clearance=who.clearance, org=who.org, roles=who.roles, groups=who.groups)
+    auths = Authorizations.from_claims(
+        clearance=who.clearance, org=who.org, roles=who.roles, groups=who.groups
+    )
     counts: dict[str, int] = {}
     for r in records:
         if r["expr"] is not None and evaluate(parse(r["expr"]), auths):
@@ -220,18 +253,25 @@ def _global_counts(driver: Any, who: Who) -> tuple[dict[str, int], frozenset[tup
     return counts, frozenset((r["cls"], r["lid"], r["c"], r["top"]) for r in records)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
-def test_every_query_shape_matches_the_oracle(api: Api, neo4j_driver: Any, run_id: str, data: st.DataObject) -> None:
+def test_every_query_shape_matches_the_oracle(
+    api: Api, neo4j_driver: Any, run_id: str, data: st.DataObject
+) -> None:
     t = run_id
     pool = label_pool(t)
     _prime_labels(neo4j_driver, api, t, pool)
     prefix = f"{t}x{next(counter)}-"
     g = data.draw(graphs(prefix), label="graph")
     who = data.draw(callers(t), label="caller")
-    objects = [Obj(m, cls, pool[li][0], f"{prefix} n{m[-2:]}", {"maxOperatingP": p} if p is not None else None)
-               for m, (cls, li, p) in g.nodes.items()]
+    objects = [
+        Obj(m, cls, pool[li][0], f"{prefix} n{m[-2:]}", {"maxOperatingP": p} if p is not None else None)
+        for m, (cls, li, p) in g.nodes.items()
+    ]
     write_graph(neo4j_driver, ONT, objects, [Rel(s, ty, d) for s, ty, d in g.edges])
     try:
         _check(api, neo4j_driver, g, who, Oracle(g, who, pool), prefix, data)
@@ -255,10 +295,22 @@ def _check(api: Api, driver: Any, g: Graph, who: Who, o: Oracle, prefix: str, da
             assert resp.content == missing
 
     # lists by (super)class, paged, with totals; plus association fields through the batch loaders
-    cls = data.draw(st.sampled_from(["IdentifiedObject", "ConductingEquipment", "EquipmentContainer", "GasObject",
-                                     "GasNode", "GeneratingUnit"]), label="className")
+    cls = data.draw(
+        st.sampled_from(
+            [
+                "IdentifiedObject",
+                "ConductingEquipment",
+                "EquipmentContainer",
+                "GasObject",
+                "GasNode",
+                "GeneratingUnit",
+            ]
+        ),
+        label="className",
+    )
     want = sorted(m for m in o.visible if ONT.is_a(g.nodes[m][0], cls))
-    q_list = """query($c: String, $n: String, $a: String) { objects(className: $c, name: $n, first: 3, after: $a) {
+    q_list = """query($c: String, $n: String, $a: String) {
+      objects(className: $c, name: $n, first: 3, after: $a) {
       totalCount pageInfo { hasNextPage endCursor } nodes { mrid
         ... on ConductingEquipment { baseVoltage { mrid } }
         ... on EquipmentContainer { equipments { mrid } }
@@ -282,11 +334,18 @@ def _check(api: Api, driver: Any, g: Graph, who: Who, o: Oracle, prefix: str, da
                     continue
                 rt = _rel(rel_qname)
                 m = node["mrid"]
-                linked = ({d for ty, d in o.out[m] if ty == rt} if forward else {s for ty, s in o.inc[m] if ty == rt})
+                linked = (
+                    {d for ty, d in o.out[m] if ty == rt}
+                    if forward
+                    else {s for ty, s in o.inc[m] if ty == rt}
+                )
                 expect = sorted(linked & o.visible)
                 value = node[key]
-                got = sorted(x["mrid"] for x in value) if isinstance(value, list) else (
-                    [value["mrid"]] if value else [])
+                got = (
+                    sorted(x["mrid"] for x in value)
+                    if isinstance(value, list)
+                    else ([value["mrid"]] if value else [])
+                )
                 assert got == expect, (key, m)
         if not page["pageInfo"]["hasNextPage"]:
             break
@@ -294,13 +353,16 @@ def _check(api: Api, driver: Any, g: Graph, who: Who, o: Oracle, prefix: str, da
     assert seen == want
 
     # search by the example's own name token
-    hits = _ok(api, "query($t: String!) { search(text: $t, first: 50) { mrid } }", {"t": prefix}, token)["search"]
+    hits = _ok(api, "query($t: String!) { search(text: $t, first: 50) { mrid } }", {"t": prefix}, token)[
+        "search"
+    ]
     assert sorted(h["mrid"] for h in hits) == sorted(o.visible)
 
     # neighbourhood to a random depth
     root = data.draw(st.sampled_from(mrids), label="root")
     depth = data.draw(st.integers(0, 3), label="depth")
-    q_nb = """query($m: ID!, $d: Int!) { neighbourhood(mrid: $m, depth: $d) { nodes { mrid } edges { source target type } } }"""
+    q_nb = """query($m: ID!, $d: Int!) {
+      neighbourhood(mrid: $m, depth: $d) { nodes { mrid } edges { source target type } } }"""
     nb = _ok(api, q_nb, {"m": root, "d": depth}, token)["neighbourhood"]
     reach = o.bfs(root, depth, o.undirected)
     assert {n["mrid"] for n in nb["nodes"]} == reach
@@ -308,7 +370,8 @@ def _check(api: Api, driver: Any, g: Graph, who: Who, o: Oracle, prefix: str, da
 
     # shortest path through visible objects only
     a, b = data.draw(st.sampled_from(mrids), label="from"), data.draw(st.sampled_from(mrids), label="to")
-    q_path = "query($a: ID!, $b: ID!) { shortestPath(from: $a, to: $b) { nodes { mrid } edges { source target } } }"
+    q_path = """query($a: ID!, $b: ID!) {
+      shortestPath(from: $a, to: $b) { nodes { mrid } edges { source target } } }"""
     path = _ok(api, q_path, {"a": a, "b": b}, token)["shortestPath"]
     dist = o.distance(a, b)
     if dist is None:
@@ -324,22 +387,28 @@ def _check(api: Api, driver: Any, g: Graph, who: Who, o: Oracle, prefix: str, da
     q_ct = "query($m: ID!) { containment(mrid: $m, depth: 3) { nodes { mrid } } }"
     ct = _ok(api, q_ct, {"m": root}, token)["containment"]
     assert {n["mrid"] for n in ct["nodes"]} == o.contained(root, 3)
-    q_dep = "query($m: ID!) { dependencies(mrid: $m) { root { mrid } dependents { mrid } capacityMW subgraph { nodes { mrid } } } }"
+    q_dep = """query($m: ID!) {
+      dependencies(mrid: $m) { root { mrid } dependents { mrid } capacityMW subgraph { nodes { mrid } } } }"""
     dep = _ok(api, q_dep, {"m": root}, token)["dependencies"]
     expect_dep = o.dependents(root)
     assert {d["mrid"] for d in dep["dependents"]} == expect_dep
     assert {n["mrid"] for n in dep["subgraph"]["nodes"]} <= o.visible
-    powers = [g.nodes[d][2] for d in expect_dep if g.nodes[d][2] is not None]
+    powers = [p for d in expect_dep if (p := g.nodes[d][2]) is not None]
     assert dep["capacityMW"] == (pytest.approx(sum(powers)) if powers else None)
     if root not in o.visible:
         assert dep["root"] is None
-        assert api.query(q_dep, {"m": root}, token=token, raw=True).content == api.query(
-            q_dep, {"m": prefix + "zz"}, token=token, raw=True).content
+        assert (
+            api.query(q_dep, {"m": root}, token=token, raw=True).content
+            == api.query(q_dep, {"m": prefix + "zz"}, token=token, raw=True).content
+        )
 
     # counts over the whole graph (other tests may write meanwhile: retry until a stable snapshot)
     for _attempt in range(5):
         before, snap1 = _global_counts(driver, who)
-        got_counts = {c["className"]: c["count"] for c in _ok(api, "{ counts { className count } }", {}, token)["counts"]}
+        got_counts = {
+            c["className"]: c["count"]
+            for c in _ok(api, "{ counts { className count } }", {}, token)["counts"]
+        }
         _, snap2 = _global_counts(driver, who)
         if snap1 == snap2:
             assert got_counts == before

@@ -28,8 +28,27 @@ def rel(qname: str) -> str:
 @pytest.fixture
 def scenario(run_id: str, graph_writer: Callable[[list[Obj], list[Rel]], None]) -> dict[str, str]:
     p = f"{run_id}-"
-    ids = {k: p + k for k in ("sub", "vl", "bay", "brk", "line", "gu", "gu2", "esp", "n1", "n2", "n3", "pipe",
-                               "cs", "off1", "off2", "hub")}
+    ids = {
+        k: p + k
+        for k in (
+            "sub",
+            "vl",
+            "bay",
+            "brk",
+            "line",
+            "gu",
+            "gu2",
+            "esp",
+            "n1",
+            "n2",
+            "n3",
+            "pipe",
+            "cs",
+            "off1",
+            "off2",
+            "hub",
+        )
+    }
     objects = [
         Obj(ids["sub"], "Substation", PUBLIC, f"North {run_id}", x=1.0, y=50.0),
         Obj(ids["vl"], "VoltageLevel", PUBLIC, f"North 400 {run_id}", x=1.0, y=50.0),
@@ -84,7 +103,7 @@ def tokens(api: Api) -> dict[str, str]:
 def data(api: Api, query: str, variables: dict[str, Any], token: str) -> dict[str, Any]:
     body = api.query(query, variables, token=token)
     assert "errors" not in body, body
-    return body["data"]  # type: ignore[no-any-return]
+    return body["data"]
 
 
 OBJECT = "query($m: ID!) { object(mrid: $m) { mrid className label ... on Breaker { open ratedCurrent } } }"
@@ -92,36 +111,46 @@ OBJECT = "query($m: ID!) { object(mrid: $m) { mrid className label ... on Breake
 
 def test_object_visible_hidden_missing(api: Api, scenario: dict[str, str], tokens: dict[str, str]) -> None:
     got = data(api, OBJECT, {"m": scenario["brk"]}, tokens["ngt"])["object"]
-    assert got == {"mrid": scenario["brk"], "className": "Breaker", "label": NGT, "open": False,
-                   "ratedCurrent": 2000.0}
+    assert got == {
+        "mrid": scenario["brk"],
+        "className": "Breaker",
+        "label": NGT,
+        "open": False,
+        "ratedCurrent": 2000.0,
+    }
     hidden = api.query(OBJECT, {"m": scenario["brk"]}, token=tokens["public"], raw=True)
     missing = api.query(OBJECT, {"m": scenario["brk"] + "-nope"}, token=tokens["public"], raw=True)
     assert hidden.status_code == missing.status_code == 200
     assert hidden.content == missing.content == b'{"data":{"object":null}}'
 
 
-def test_objects_by_superclass_with_totals(api: Api, scenario: dict[str, str], tokens: dict[str, str],
-                                           run_id: str) -> None:
+def test_objects_by_superclass_with_totals(
+    api: Api, scenario: dict[str, str], tokens: dict[str, str], run_id: str
+) -> None:
     q = """query($n: String) { objects(className: "ConductingEquipment", name: $n, first: 2) {
              totalCount pageInfo { hasNextPage endCursor } edges { node { mrid __typename } } } }"""
     admin = data(api, q, {"n": run_id}, tokens["admin"])["objects"]
     assert admin["totalCount"] == 3  # breaker, line, supply point
     assert admin["pageInfo"]["hasNextPage"] is True
     first_page = [e["node"]["mrid"] for e in admin["edges"]]
-    q2 = """query($n: String, $a: String) { objects(className: "ConductingEquipment", name: $n, first: 2, after: $a)
-             { totalCount pageInfo { hasNextPage } nodes { mrid } } }"""
+    q2 = """query($n: String, $a: String) {
+             objects(className: "ConductingEquipment", name: $n, first: 2, after: $a) {
+               totalCount pageInfo { hasNextPage } nodes { mrid } } }"""
     rest = data(api, q2, {"n": run_id, "a": admin["pageInfo"]["endCursor"]}, tokens["admin"])["objects"]
     assert rest["pageInfo"]["hasNextPage"] is False
     assert sorted(first_page + [n["mrid"] for n in rest["nodes"]]) == sorted(
-        [scenario["brk"], scenario["line"], scenario["esp"]])
+        [scenario["brk"], scenario["line"], scenario["esp"]]
+    )
     public = data(api, q, {"n": run_id}, tokens["public"])["objects"]
     assert public["totalCount"] == 1
     assert [e["node"]["mrid"] for e in public["edges"]] == [scenario["esp"]]
 
 
-def test_objects_bbox_domain_and_page_cap(api: Api, scenario: dict[str, str], tokens: dict[str, str],
-                                          run_id: str) -> None:
-    q = """query($n: String, $b: [Float!]) { objects(domain: GAS, name: $n, bbox: $b) { totalCount nodes { mrid } } }"""
+def test_objects_bbox_domain_and_page_cap(
+    api: Api, scenario: dict[str, str], tokens: dict[str, str], run_id: str
+) -> None:
+    q = """query($n: String, $b: [Float!]) {
+      objects(domain: GAS, name: $n, bbox: $b) { totalCount nodes { mrid } } }"""
     got = data(api, q, {"n": run_id, "b": [1.5, 50.5, 3.5, 52.5]}, tokens["nggt"])["objects"]
     assert sorted(n["mrid"] for n in got["nodes"]) == sorted([scenario["n1"], scenario["n2"]])
     assert got["totalCount"] == 2
@@ -130,7 +159,9 @@ def test_objects_bbox_domain_and_page_cap(api: Api, scenario: dict[str, str], to
     assert "first=100000 exceeds the maximum page size" in too_many["errors"][0]["message"]
 
 
-def test_association_fields_respect_labels(api: Api, scenario: dict[str, str], tokens: dict[str, str]) -> None:
+def test_association_fields_respect_labels(
+    api: Api, scenario: dict[str, str], tokens: dict[str, str]
+) -> None:
     q = """query($m: ID!) { object(mrid: $m) { ... on EquipmentContainer { equipments { mrid } } } }"""
     admin = data(api, q, {"m": scenario["bay"]}, tokens["admin"])["object"]
     assert [e["mrid"] for e in admin["equipments"]] == [scenario["brk"]]
@@ -148,8 +179,11 @@ def test_counts_only_visible(api: Api, scenario: dict[str, str], tokens: dict[st
     assert gas.get("GasOfftake", 0) - public.get("GasOfftake", 0) >= 2
 
 
-def test_neighbourhood_never_through_hidden(api: Api, scenario: dict[str, str], tokens: dict[str, str]) -> None:
-    q = """query($m: ID!, $d: Int!) { neighbourhood(mrid: $m, depth: $d) { nodes { mrid } edges { source target type key } } }"""
+def test_neighbourhood_never_through_hidden(
+    api: Api, scenario: dict[str, str], tokens: dict[str, str]
+) -> None:
+    q = """query($m: ID!, $d: Int!) {
+      neighbourhood(mrid: $m, depth: $d) { nodes { mrid } edges { source target type key } } }"""
     ngt = data(api, q, {"m": scenario["brk"], "d": 2}, tokens["ngt"])["neighbourhood"]
     mrids = {n["mrid"] for n in ngt["nodes"]}
     assert mrids == {scenario["brk"], scenario["bay"], scenario["vl"]}
@@ -161,22 +195,33 @@ def test_neighbourhood_never_through_hidden(api: Api, scenario: dict[str, str], 
     assert {scenario["hub"], scenario["line"]} <= {n["mrid"] for n in admin["nodes"]}
 
 
-def test_shortest_path_only_through_visible(api: Api, scenario: dict[str, str], tokens: dict[str, str]) -> None:
-    q = """query($a: ID!, $b: ID!) { shortestPath(from: $a, to: $b) { nodes { mrid } edges { source target } } }"""
+def test_shortest_path_only_through_visible(
+    api: Api, scenario: dict[str, str], tokens: dict[str, str]
+) -> None:
+    q = """query($a: ID!, $b: ID!) {
+      shortestPath(from: $a, to: $b) { nodes { mrid } edges { source target } } }"""
     admin = data(api, q, {"a": scenario["brk"], "b": scenario["line"]}, tokens["admin"])["shortestPath"]
     assert [n["mrid"] for n in admin["nodes"]] == [scenario["brk"], scenario["hub"], scenario["line"]]
     official = api.token("o", "ngt", "OFFICIAL")
     around = data(api, q, {"a": scenario["brk"], "b": scenario["line"]}, official)["shortestPath"]
-    assert [n["mrid"] for n in around["nodes"]] == [scenario["brk"], scenario["bay"], scenario["vl"],
-                                                    scenario["line"]]
-    assert data(api, q, {"a": scenario["brk"], "b": scenario["line"]}, tokens["public"])["shortestPath"] is None
+    assert [n["mrid"] for n in around["nodes"]] == [
+        scenario["brk"],
+        scenario["bay"],
+        scenario["vl"],
+        scenario["line"],
+    ]
+    assert (
+        data(api, q, {"a": scenario["brk"], "b": scenario["line"]}, tokens["public"])["shortestPath"] is None
+    )
 
 
 def test_containment(api: Api, scenario: dict[str, str], tokens: dict[str, str]) -> None:
     q = """query($m: ID!) { containment(mrid: $m, depth: 3) { nodes { mrid } } }"""
     admin = {n["mrid"] for n in data(api, q, {"m": scenario["sub"]}, tokens["admin"])["containment"]["nodes"]}
     assert admin == {scenario[k] for k in ("sub", "vl", "bay", "brk", "line", "esp")}
-    public = {n["mrid"] for n in data(api, q, {"m": scenario["sub"]}, tokens["public"])["containment"]["nodes"]}
+    public = {
+        n["mrid"] for n in data(api, q, {"m": scenario["sub"]}, tokens["public"])["containment"]["nodes"]
+    }
     assert public == {scenario[k] for k in ("sub", "vl", "bay", "esp")}
 
 
@@ -201,8 +246,18 @@ def test_dependencies_both_ways(api: Api, scenario: dict[str, str], tokens: dict
 
 
 def test_me_and_ontology(api: Api, tokens: dict[str, str]) -> None:
-    body = data(api, "{ me { subject org clearance roles anonymous } ontologyClasses { name domain } }", {},
-                tokens["ngt"])
-    assert body["me"] == {"subject": "ngt", "org": "ngt", "clearance": "OFFICIAL", "roles": [], "anonymous": False}
+    body = data(
+        api,
+        "{ me { subject org clearance roles anonymous } ontologyClasses { name domain } }",
+        {},
+        tokens["ngt"],
+    )
+    assert body["me"] == {
+        "subject": "ngt",
+        "org": "ngt",
+        "clearance": "OFFICIAL",
+        "roles": [],
+        "anonymous": False,
+    }
     names = {c["name"]: c["domain"] for c in body["ontologyClasses"]}
     assert names["GasPipe"] == "GAS" and names["ACLineSegment"] == "ELECTRICITY"

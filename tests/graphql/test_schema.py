@@ -53,8 +53,9 @@ def test_operation_is_valid(path: Path) -> None:
 
 
 @pytest.mark.services
-def test_operations_run_against_the_api(api: Api, run_id: str,
-                                        graph_writer: Callable[[list[Obj], list[Rel]], None]) -> None:
+def test_operations_run_against_the_api(
+    api: Api, run_id: str, graph_writer: Callable[[list[Obj], list[Rel]], None]
+) -> None:
     ont = load_ontology()
 
     def rel(qname: str) -> str:
@@ -64,20 +65,30 @@ def test_operations_run_against_the_api(api: Api, run_id: str,
 
     p = f"{run_id}-"
     graph_writer(
-        [Obj(p + "sub", "Substation", "classification=PUBLIC", f"Sub {run_id}", x=0.5, y=51.0),
-         Obj(p + "vl", "VoltageLevel", "classification=PUBLIC", f"VL {run_id}"),
-         Obj(p + "bv", "BaseVoltage", "classification=PUBLIC", "400 kV", {"nominalVoltage": 400.0}),
-         Obj(p + "bay", "Bay", "classification=PUBLIC", f"Bay {run_id}"),
-         Obj(p + "brk", "Breaker", "classification=PUBLIC", f"Breaker {run_id}", {"open": False}),
-         Obj(p + "gu", "ThermalGeneratingUnit", "classification=PUBLIC", f"CCGT {run_id}", {"maxOperatingP": 300.0}),
-         Obj(p + "off", "GasOfftake", "classification=PUBLIC", f"Offtake {run_id}"),
-         Obj(p + "node", "GasInnerNode", "classification=PUBLIC", f"Node {run_id}", x=1.0, y=52.0)],
-        [Rel(p + "vl", rel("VoltageLevel.Substation"), p + "sub"),
-         Rel(p + "vl", rel("VoltageLevel.BaseVoltage"), p + "bv"),
-         Rel(p + "bay", rel("Bay.VoltageLevel"), p + "vl"),
-         Rel(p + "brk", rel("Equipment.EquipmentContainer"), p + "bay"),
-         Rel(p + "off", rel("GasOfftake.Node"), p + "node"),
-         Rel(p + "off", rel("GasOfftake.GeneratingUnits"), p + "gu")],
+        [
+            Obj(p + "sub", "Substation", "classification=PUBLIC", f"Sub {run_id}", x=0.5, y=51.0),
+            Obj(p + "vl", "VoltageLevel", "classification=PUBLIC", f"VL {run_id}"),
+            Obj(p + "bv", "BaseVoltage", "classification=PUBLIC", "400 kV", {"nominalVoltage": 400.0}),
+            Obj(p + "bay", "Bay", "classification=PUBLIC", f"Bay {run_id}"),
+            Obj(p + "brk", "Breaker", "classification=PUBLIC", f"Breaker {run_id}", {"open": False}),
+            Obj(
+                p + "gu",
+                "ThermalGeneratingUnit",
+                "classification=PUBLIC",
+                f"CCGT {run_id}",
+                {"maxOperatingP": 300.0},
+            ),
+            Obj(p + "off", "GasOfftake", "classification=PUBLIC", f"Offtake {run_id}"),
+            Obj(p + "node", "GasInnerNode", "classification=PUBLIC", f"Node {run_id}", x=1.0, y=52.0),
+        ],
+        [
+            Rel(p + "vl", rel("VoltageLevel.Substation"), p + "sub"),
+            Rel(p + "vl", rel("VoltageLevel.BaseVoltage"), p + "bv"),
+            Rel(p + "bay", rel("Bay.VoltageLevel"), p + "vl"),
+            Rel(p + "brk", rel("Equipment.EquipmentContainer"), p + "bay"),
+            Rel(p + "off", rel("GasOfftake.Node"), p + "node"),
+            Rel(p + "off", rel("GasOfftake.GeneratingUnits"), p + "gu"),
+        ],
     )
     token = api.token("ops", "ngt", "OFFICIAL")
     variables: dict[str, dict[str, Any]] = {
@@ -100,21 +111,38 @@ def test_operations_run_against_the_api(api: Api, run_id: str,
         body = api.query(text, variables.get(path.stem, {}), token=token, operation_name=path.stem)
         assert "errors" not in body, (path.stem, body)
         assert body["data"], path.stem
-    tree = api.query((Path(SCHEMA_FILE).parent / "operations" / "SubstationTree.graphql").read_text(),
-                     variables["SubstationTree"], token=token)["data"]["object"]
+    tree = api.query(
+        (Path(SCHEMA_FILE).parent / "operations" / "SubstationTree.graphql").read_text(),
+        variables["SubstationTree"],
+        token=token,
+    )["data"]["object"]
     vl = tree["voltageLevels"][0]
     assert vl["baseVoltage"] == {"nominalVoltage": 400.0}
-    assert vl["bays"][0]["equipments"] == [{"mrid": p + "brk", "className": "Breaker", "name": f"Breaker {run_id}",
-                                            "open": False, "normalOpen": None}]
+    assert vl["bays"][0]["equipments"] == [
+        {
+            "mrid": p + "brk",
+            "className": "Breaker",
+            "name": f"Breaker {run_id}",
+            "open": False,
+            "normalOpen": None,
+        }
+    ]
 
 
 async def _subscribe_briefly(api: Api, token: str, text: str) -> None:
-    async with websockets.connect(api.ws_url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")]) as ws:
-        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
+    async with websockets.connect(
+        api.ws_url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")]
+    ) as ws:
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+        )
         assert json.loads(await ws.recv())["type"] == "connection_ack"
-        await ws.send(json.dumps({"id": "1", "type": "subscribe",
-                                  "payload": {"query": text, "variables": {"domain": "GAS"}}}))
+        await ws.send(
+            json.dumps(
+                {"id": "1", "type": "subscribe", "payload": {"query": text, "variables": {"domain": "GAS"}}}
+            )
+        )
         # A valid subscription stays open and silent until a change arrives; an invalid one errors at once.
         with pytest.raises(TimeoutError):
             msg = await asyncio.wait_for(ws.recv(), 2.0)
-            raise AssertionError(f"unexpected message {msg}")
+            raise AssertionError(f"unexpected message {msg!r}")

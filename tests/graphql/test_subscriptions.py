@@ -40,7 +40,9 @@ async def _create_topics(bootstrap: str, names: list[str]) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(n, num_partitions=PARTITIONS, replication_factor=1) for n in names])
+        await admin.create_topics(
+            [NewTopic(n, num_partitions=PARTITIONS, replication_factor=1) for n in names]
+        )
         for _ in range(100):
             described = await admin.describe_topics(names)
             if all(t["error_code"] == 0 and len(t["partitions"]) == PARTITIONS for t in described):
@@ -69,8 +71,9 @@ def worker(settings: Any, prefix: str, log_path: Path) -> Iterator[subprocess.Po
         "HUB_TOPIC_PARTITIONS": str(PARTITIONS),
     }
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "ingest.worker"], cwd=REPO, env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ingest.worker"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         try:
             yield proc
         finally:
@@ -93,12 +96,23 @@ class Subscriber:
         self.task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
-        async with websockets.connect(self.url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")]) as ws:
-            await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {self.token}"}}))
+        async with websockets.connect(
+            self.url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")]
+        ) as ws:
+            await ws.send(
+                json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {self.token}"}})
+            )
             ack = json.loads(await ws.recv())
             assert ack["type"] == "connection_ack", ack
-            await ws.send(json.dumps({"id": "1", "type": "subscribe",
-                                      "payload": {"query": SUBSCRIPTION, "variables": self.variables}}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "id": "1",
+                        "type": "subscribe",
+                        "payload": {"query": SUBSCRIPTION, "variables": self.variables},
+                    }
+                )
+            )
             self.ready.set()
             async for raw in ws:
                 msg = json.loads(raw)
@@ -158,9 +172,19 @@ async def test_subscribers_get_exactly_what_they_may_see(settings: Any, run_id: 
         cls = "GasPipe" if i % 2 else "ACLineSegment"
         label = LABELS[(i // 2) % len(LABELS)]
         for version in (1, 2):
-            events.append({"id": f"{mrid}-v{version}", "source": "p1", "type": "upsert", "subject": mrid,
-                           "time": now, "version": version, "class": cls, "label": label,
-                           "attributes": {"IdentifiedObject.name": f"{mrid} v{version}"}})
+            events.append(
+                {
+                    "id": f"{mrid}-v{version}",
+                    "source": "p1",
+                    "type": "upsert",
+                    "subject": mrid,
+                    "time": now,
+                    "version": version,
+                    "class": cls,
+                    "label": label,
+                    "attributes": {"IdentifiedObject.name": f"{mrid} v{version}"},
+                }
+            )
         seq = [("upsert", 1), ("upsert", 2)]
         if label == "classification=PUBLIC":
             expected["public"][mrid] = seq
@@ -172,8 +196,9 @@ async def test_subscribers_get_exactly_what_they_may_see(settings: Any, run_id: 
     with serve(api_settings) as api, worker(settings, prefix, tmp_path / "worker.log") as proc:
         public = Subscriber(api.ws_url, api.token("pub", None, "PUBLIC"), {"after": start_cursor})
         official = Subscriber(api.ws_url, api.token("off", "elsewhere", "OFFICIAL"), {"after": start_cursor})
-        gas = Subscriber(api.ws_url, api.token("gas", "elsewhere", "OFFICIAL"),
-                         {"after": start_cursor, "domain": "GAS"})
+        gas = Subscriber(
+            api.ws_url, api.token("gas", "elsewhere", "OFFICIAL"), {"after": start_cursor, "domain": "GAS"}
+        )
         subs = [public, official, gas]
         for s in subs:
             s.start()
@@ -187,10 +212,15 @@ async def test_subscribers_get_exactly_what_they_may_see(settings: Any, run_id: 
             for version in (1, 2):
                 for ev in events:
                     if ev["version"] == version:
-                        await producer.send_and_wait(f"{prefix}.cim.ingest.p1", json.dumps(ev).encode(),
-                                                     key=ev["subject"].encode())
+                        await producer.send_and_wait(
+                            f"{prefix}.cim.ingest.p1",
+                            json.dumps(ev).encode(),
+                            key=str(ev["subject"]).encode(),
+                        )
                 want = {k: version * len(expected[k]) for k in expected}
-                await wait_for([(public, want["public"]), (official, want["official"]), (gas, want["gas"])], 180)
+                await wait_for(
+                    [(public, want["public"]), (official, want["official"]), (gas, want["gas"])], 180
+                )
         finally:
             await producer.stop()
             for s in subs:
@@ -206,14 +236,15 @@ async def test_subscribers_get_exactly_what_they_may_see(settings: Any, run_id: 
 
         # reconnect with the cursor of the 5th change: exactly the rest, nothing missed, nothing repeated
         k = 4
-        resumed = Subscriber(api.ws_url, api.token("off", "elsewhere", "OFFICIAL"),
-                             {"after": official.received[k]["cursor"]})
+        resumed = Subscriber(
+            api.ws_url, api.token("off", "elsewhere", "OFFICIAL"), {"after": official.received[k]["cursor"]}
+        )
         resumed.start()
         try:
             await wait_for([(resumed, len(official.received) - k - 1)], 120)
         finally:
             await resumed.stop()
-        rest = official.received[k + 1:]
+        rest = official.received[k + 1 :]
         key = [(c["mrid"], c["version"]) for c in rest]
         assert sorted((c["mrid"], c["version"]) for c in resumed.received) == sorted(key)
         assert len(resumed.received) == len(rest)
@@ -222,8 +253,12 @@ async def test_subscribers_get_exactly_what_they_may_see(settings: Any, run_id: 
 
 
 async def test_websocket_rejects_bad_token(api: Api) -> None:
-    async with websockets.connect(api.ws_url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")]) as ws:
-        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer not-a-token"}}))
+    async with websockets.connect(
+        api.ws_url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")]
+    ) as ws:
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer not-a-token"}})
+        )
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await ws.recv()
     assert closed.value.rcvd is not None
