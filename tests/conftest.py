@@ -135,17 +135,19 @@ def _lease_dir(settings: Any) -> Path:
 
 
 def _other_live_leases(lease_dir: Path) -> list[int]:
+    """Pids of other test sessions still using the launcher's services; stale leases are removed."""
+    from hub.services.process import command_line
+
     live: list[int] = []
     for lease in lease_dir.glob("*"):
         with contextlib.suppress(ValueError):
             pid = int(lease.name)
-            try:
-                os.kill(pid, 0)
+            cmdline = command_line(pid)
+            # A pid reused by an unrelated process does not keep the services alive.
+            if cmdline is not None and "python" in cmdline:
                 live.append(pid)
-            except ProcessLookupError:
+            else:
                 lease.unlink(missing_ok=True)
-            except PermissionError:
-                live.append(pid)
     return live
 
 
