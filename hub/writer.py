@@ -51,6 +51,7 @@ STUB_LABEL_ID: Final = label_id(STUB_LABEL_TEXT)
 # A managed (``execute_write``) or explicit transaction: the writer only runs statements in it.
 AsyncTx = neo4j.AsyncManagedTransaction | neo4j.AsyncTransaction
 _NEVER_DROPPED: Final = frozenset({ENTITY, TOMBSTONE})
+_STATIC: Final = frozenset({STUB, TOMBSTONE})
 
 
 class OntologyView(Protocol):
@@ -258,7 +259,8 @@ def fold(
         if last is None:
             continue
         before = stored.get(mrid)
-        old_labels = frozenset(before.labels).intersection(droppable) if before else frozenset()
+        # Stub and Tombstone are removed by name in every statement, so they never split a group.
+        old_labels = frozenset(before.labels).intersection(droppable) - _STATIC if before else frozenset()
         if tr.delete is not None:
             d = tr.delete
             plan.deletes.setdefault(old_labels, []).append(
@@ -268,7 +270,7 @@ def fold(
                     "c": d.cls,
                     "pr": d.producer,
                     "e": d.event_id,
-                    "t": d.event_time,
+                    "t": _millis(d.event_time),
                 }
             )
         if tr.status == LIVE:
@@ -285,7 +287,7 @@ def fold(
                         "p": props,
                         "pr": last.producer,
                         "e": last.event_id,
-                        "t": last.event_time,
+                        "t": _millis(last.event_time),
                         "l": tr.label,
                     }
                 )
@@ -298,7 +300,7 @@ def fold(
                         "p": props,
                         "pr": last.producer,
                         "e": last.event_id,
-                        "t": last.event_time,
+                        "t": _millis(last.event_time),
                     }
                 )
                 change = MEASUREMENT
@@ -338,6 +340,12 @@ def fold(
     return plan
 
 
+def _millis(moment: datetime) -> int:
+    # Rows carry epoch milliseconds, turned into a datetime by Cypher: the driver packs an int far faster
+    # than a datetime, and this is on the per-event path.
+    return int(moment.timestamp() * 1000)
+
+
 # ------------------------------------------------------------------------------------------ Cypher
 
 READ_STATE: Final = """
@@ -356,8 +364,8 @@ MEASURE: Final = """
 UNWIND $rows AS r
 MATCH (n:Entity {mrid: r.mrid})
 WHERE n._version < r.v AND NOT n:Stub AND NOT n:Tombstone
-SET n += r.p, n._version = r.v, n._producer = r.pr, n._event_id = r.e, n._event_time = r.t,
-    n._updated = datetime()
+SET n += r.p, n._version = r.v, n._producer = r.pr, n._event_id = r.e,
+    n._event_time = datetime({epochMillis: r.t}), n._updated = datetime()
 """
 
 
@@ -368,22 +376,23 @@ UNWIND $rows AS r
 MERGE (n:Entity {{mrid: r.mrid}})
 WITH n, r WHERE coalesce(n._version, -1) < r.v
 SET n += r.p, {label_clause("n", labels)}, n._class = $cls, n._domain = $domain, n._version = r.v,
-    n._owner = coalesce(n._owner, r.pr), n._producer = r.pr, n._event_id = r.e, n._event_time = r.t,
-    n._updated = datetime(), n._label = r.l
+    n._owner = coalesce(n._owner, r.pr), n._producer = r.pr, n._event_id = r.e,
+    n._event_time = datetime({{epochMillis: r.t}}), n._updated = datetime(), n._label = r.l
 REMOVE {removed}
 """
 
 
 def _delete_cypher(drop: frozenset[str]) -> str:
-    remove = f"\nREMOVE {label_clause('n', drop)}" if drop else ""
+    remove = label_clause("n", drop | {STUB})
     return f"""
 UNWIND $rows AS r
 MERGE (n:Entity {{mrid: r.mrid}})
 WITH n, r WHERE coalesce(n._version, -1) < r.v
 CALL (n) {{ MATCH (n)-[x]-() DELETE x }}
 SET n = {{mrid: r.mrid, _version: r.v, _class: r.c, _owner: coalesce(n._owner, r.pr), _producer: r.pr,
-          _event_id: r.e, _event_time: r.t, _updated: datetime()}}
-SET n:Tombstone{remove}
+          _event_id: r.e, _event_time: datetime({{epochMillis: r.t}}), _updated: datetime()}}
+SET n:Tombstone
+REMOVE {remove}
 """
 
 

@@ -1,0 +1,512 @@
+"""Ingest pipeline benchmark: topic -> worker -> committed graph, beside a plain batched UNWIND loader.
+
+``python -m bench.pipeline [--events N] [--rate R] [--stream-seconds S]``
+
+Two measurements, each taken for the pipeline and for the raw baseline in the same run, on the same
+kind of events (upserts of electricity and gas objects with their attributes and references, new mRIDs
+per phase so both sides do the same create work):
+
+* sustained throughput: N events already in Kafka, one worker process started; events per second
+  between the first and the last offset commit of the worker's consumer group. The baseline gets the
+  same N events (as JSON bytes) and writes them with one parameterised ``UNWIND`` per class and per
+  relationship type per batch, no Kafka, no validation, no version rule, no labels;
+* freshness: events arrive at a fixed rate (below both throughputs), stamped with their send time;
+  freshness is commit time minus that time. The pipeline's commit times come from the change feed
+  (each change record carries commit time and event time); the baseline takes the same rate from an
+  in-process queue and batches with the worker's size and time bound.
+
+Results go to ``bench/results/pipeline.json`` and ``.md``. Settings (Kafka, Neo4j, batch size) come from
+``HUB_*`` variables as everywhere; the services must be running (``hub services up``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import queue
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import neo4j
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from hub.graph import cypher_name, ensure_schema, label_clause, make_driver
+from hub.settings import Settings, get_settings
+from ontology.loader import load_ontology
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+CLASSES = (
+    "BaseVoltage",
+    "Substation",
+    "VoltageLevel",
+    "ACLineSegment",
+    "Terminal",
+    "ConnectivityNode",
+    "ThermalGeneratingUnit",
+    "SynchronousMachine",
+    "GasInnerNode",
+    "GasSource",
+    "GasSink",
+    "GasPipe",
+    "GasCompressorStation",
+    "GasOfftake",
+    "GasMeasurement",
+)
+SIMPLE = {"float", "int", "bool", "string"}
+
+
+def log(message: str) -> None:
+    print(f"[bench.pipeline {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------ events
+
+
+def generate(n: int, prefix: str, producer: str, seed: int = 7) -> Iterator[dict[str, Any]]:
+    """``n`` upserts over the benchmark classes; references point at objects of the same run."""
+    ont = load_ontology()
+    rng = random.Random(seed)
+    classes = [c for c in CLASSES if c in ont.classes]
+    per_class = max(1, n // len(classes))
+    attrs = {
+        c: [
+            (q, a.datatype)
+            for q, a in ont.attributes_of(c).items()
+            if a.datatype in SIMPLE and q != "IdentifiedObject.mRID"
+        ][:8]
+        for c in classes
+    }
+    targets: dict[str, list[str]] = {}
+    for c in classes:
+        for assoc in ont.associations_of(c).values():
+            targets[assoc.qname] = [t for t in classes if ont.is_a(t, assoc.target)]
+    for i in range(n):
+        cls = classes[i % len(classes)]
+        body: dict[str, Any] = {}
+        for q, dt in attrs[cls]:
+            body[q] = (
+                round(rng.uniform(0, 400), 3)
+                if dt == "float"
+                else rng.randint(0, 99)
+                if dt == "int"
+                else rng.random() < 0.5
+                if dt == "bool"
+                else f"{cls}-{i}"
+            )
+        refs: dict[str, Any] = {}
+        for assoc in ont.associations_of(cls).values():
+            options = targets.get(assoc.qname) or []
+            if options and rng.random() < 0.7:
+                t = rng.choice(options)
+                ref = f"{prefix}-{t}-{rng.randrange(per_class)}"
+                refs[assoc.qname] = [ref] if assoc.many else ref
+        yield {
+            "id": uuid.uuid4().hex,
+            "source": producer,
+            "type": "upsert",
+            "subject": f"{prefix}-{cls}-{i // len(classes)}",
+            "time": datetime.now(UTC).isoformat(),
+            "version": 1,
+            "class": cls,
+            "attributes": body,
+            "references": refs,
+        }
+
+
+# -------------------------------------------------------------------------------------- baseline
+
+
+class PlainLoader:
+    """What a simple script would do: decode, group by class, one UNWIND per class and per relationship."""
+
+    def __init__(self, driver: neo4j.Driver, database: str) -> None:
+        self.driver = driver
+        self.database = database
+        self.ont = load_ontology()
+        self._node_cypher: dict[str, str] = {}
+        self._rel_cypher: dict[str, str] = {}
+
+    def node_cypher(self, cls: str) -> str:
+        if cls not in self._node_cypher:
+            self._node_cypher[cls] = (
+                "UNWIND $rows AS r MERGE (n:Entity {mrid: r.mrid}) "
+                f"SET {label_clause('n', self.ont.neo4j_labels(cls))}, n += r.p, n._version = r.v"
+            )
+        return self._node_cypher[cls]
+
+    def rel_cypher(self, rel_type: str) -> str:
+        if rel_type not in self._rel_cypher:
+            self._rel_cypher[rel_type] = (
+                "UNWIND $rows AS r MATCH (s:Entity {mrid: r.s}) MERGE (t:Entity {mrid: r.t}) "
+                f"MERGE (s)-[:{cypher_name(rel_type)}]->(t)"
+            )
+        return self._rel_cypher[rel_type]
+
+    def load(self, raw: list[bytes]) -> None:
+        nodes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        rels: dict[str, list[dict[str, str]]] = defaultdict(list)
+        ont = self.ont
+        for value in raw:
+            ev = json.loads(value)
+            cls = ev["class"]
+            attrs = ont.attributes_of(cls)
+            props = {attrs[q].key: v for q, v in ev["attributes"].items()}
+            nodes[cls].append({"mrid": ev["subject"], "p": props, "v": ev["version"]})
+            assocs = ont.associations_of(cls)
+            for q, target in ev["references"].items():
+                for t in [target] if isinstance(target, str) else target:
+                    rels[assocs[q].rel_type].append({"s": ev["subject"], "t": t})
+
+        def work(tx: neo4j.ManagedTransaction) -> None:
+            for cls, rows in nodes.items():
+                tx.run(self.node_cypher(cls), rows=rows).consume()
+            for rel_type, rows in rels.items():
+                tx.run(self.rel_cypher(rel_type), rows=rows).consume()
+
+        with self.driver.session(database=self.database) as session:
+            session.execute_write(work)
+
+
+def baseline_throughput(loader: PlainLoader, events: list[bytes], batch: int) -> float:
+    started = time.perf_counter()
+    for i in range(0, len(events), batch):
+        loader.load(events[i : i + batch])
+    return len(events) / (time.perf_counter() - started)
+
+
+def baseline_freshness(
+    loader: PlainLoader, events: list[dict[str, Any]], rate: float, batch: int, timeout_s: float
+) -> list[float]:
+    """Events arrive at ``rate`` per second; batches close at ``batch`` events or ``timeout_s``."""
+    inbox: queue.Queue[tuple[float, bytes] | None] = queue.Queue()
+
+    def feed() -> None:
+        start = time.perf_counter()
+        for i, ev in enumerate(events):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            sent = time.time()
+            ev = {**ev, "time": datetime.fromtimestamp(sent, UTC).isoformat()}
+            inbox.put((sent, json.dumps(ev).encode()))
+        inbox.put(None)
+
+    threading.Thread(target=feed, daemon=True).start()
+    fresh: list[float] = []
+    done = False
+    while not done:
+        pending: list[tuple[float, bytes]] = []
+        deadline = None
+        while len(pending) < batch:
+            wait: float | None = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            try:
+                item = inbox.get(timeout=wait)
+            except queue.Empty:
+                break
+            if item is None:
+                done = True
+                break
+            pending.append(item)
+            if deadline is None:
+                deadline = time.perf_counter() + timeout_s
+        if pending:
+            loader.load([raw for _, raw in pending])
+            committed = time.time()
+            fresh.extend(committed - sent for sent, _ in pending)
+    return fresh
+
+
+# -------------------------------------------------------------------------------------- pipeline
+
+
+async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        for _ in range(100):
+            described = await admin.describe_topics([name])
+            if all(
+                t["error_code"] == 0 and all(p["leader"] >= 0 for p in t["partitions"]) for t in described
+            ):
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+
+
+async def produce(bootstrap: str, topic: str, events: list[dict[str, Any]], rate: float | None) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        start = time.perf_counter()
+        futures = []
+        for i, ev in enumerate(events):
+            if rate is not None:
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                ev = {**ev, "time": datetime.now(UTC).isoformat()}
+            futures.append(await producer.send(topic, json.dumps(ev).encode(), key=ev["subject"].encode()))
+        await producer.flush()
+        for fut in futures:
+            await fut
+    finally:
+        await producer.stop()
+
+
+async def committed_and_end(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        described = await admin.describe_topics([topic])
+        parts = [TopicPartition(topic, p["partition"]) for t in described for p in t["partitions"]]
+        end = await consumer.end_offsets(parts)
+        committed = await admin.list_consumer_group_offsets(group, partitions=parts)
+        return sum(max(0, committed[tp].offset) for tp in parts if tp in committed), sum(end.values())
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def change_freshness(bootstrap: str, topic: str, since: float) -> list[float]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    out: list[float] = []
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=2000, max_records=10_000)
+            if not batch:
+                return out
+            for msgs in batch.values():
+                for msg in msgs:
+                    rec = json.loads(msg.value)
+                    if rec["change"] == "stub" or not rec.get("event_time"):
+                        continue
+                    event_time = datetime.fromisoformat(rec["event_time"]).timestamp()
+                    if event_time >= since:
+                        out.append(datetime.fromisoformat(rec["time"]).timestamp() - event_time)
+    finally:
+        await consumer.stop()
+
+
+class Worker:
+    def __init__(self, settings: Settings, prefix: str, producer: str, log_path: Path) -> None:
+        self.group = f"{prefix}-worker"
+        self.env = {
+            **os.environ,
+            "HUB_INGEST_TOPIC_PREFIX": f"{prefix}.cim.ingest.",
+            "HUB_DEADLETTER_TOPIC": f"{prefix}.cim.deadletter",
+            "HUB_CHANGES_TOPIC": f"{prefix}.cim.changes",
+            "HUB_WORKER_ID": self.group,
+            "HUB_WORKER_WEB_PORT": "0",
+            "HUB_METRICS_PORT": "0",
+            "HUB_LOG_LEVEL": "WARNING",
+            "HUB_PRODUCERS": json.dumps({producer: {"org": "bench", "clearance": "OFFICIAL"}}),
+        }
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log_file = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ingest.worker"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def pipeline_throughput(settings: Settings, worker: Worker, topic: str, timeout_s: float) -> float:
+    bootstrap = settings.kafka_bootstrap
+    worker.start()
+    first: tuple[float, int] | None = None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert worker.proc is not None and worker.proc.poll() is None, "the worker exited; see its log"
+        done, end = asyncio.run(committed_and_end(bootstrap, worker.group, topic))
+        now = time.perf_counter()
+        if first is None and done > 0:
+            first = (now, done)
+        if first is not None and done >= end:
+            return (done - first[1]) / max(1e-6, now - first[0])
+        time.sleep(0.25)
+    raise TimeoutError(f"the worker did not finish in {timeout_s}s")
+
+
+def wait_committed(settings: Settings, worker: Worker, topic: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        done, end = asyncio.run(committed_and_end(settings.kafka_bootstrap, worker.group, topic))
+        if done >= end:
+            return
+        time.sleep(0.25)
+    raise TimeoutError(f"the worker did not finish in {timeout_s}s")
+
+
+# ------------------------------------------------------------------------------------------- main
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def write_results(result: dict[str, Any]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "pipeline.json").write_text(json.dumps(result, indent=2) + "\n")
+    t, f = result["throughput"], result["freshness"]
+    lines = [
+        "# Ingest pipeline benchmark",
+        "",
+        f"Run {result['when']} on {result['machine']['cpus']} CPUs ({result['machine']['platform']}); "
+        f"batch size {result['batch_size']}, {t['events']} events for throughput, "
+        f"{f['events']} at {f['rate']:.0f} events/s for freshness.",
+        "",
+        "| measure | pipeline (Kafka -> worker -> Neo4j) | raw (batched UNWIND, no Kafka) | pipeline / raw |",
+        "| --- | ---: | ---: | ---: |",
+        f"| sustained events/s | {t['pipeline_eps']:.0f} | {t['raw_eps']:.0f} | {t['ratio']:.0%} |",
+        f"| freshness p50 (s) | {f['pipeline_p50_s']:.3f} | {f['raw_p50_s']:.3f} | |",
+        f"| freshness p99 (s) | {f['pipeline_p99_s']:.3f} | {f['raw_p99_s']:.3f} | |",
+        "",
+        "The pipeline validates every event against the ontology, applies the version rule, labels and "
+        "ownership, writes stubs for references, publishes a change record per object and commits Kafka "
+        "offsets after the graph commit; the raw loader does none of that. Goal: pipeline >= 80% of raw.",
+        "",
+    ]
+    (RESULTS / "pipeline.md").write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--rate", type=float, default=0.0, help="freshness rate (default: half of raw)")
+    parser.add_argument("--stream-seconds", type=float, default=20.0)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--timeout", type=float, default=1800.0)
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    run_id = f"bp{uuid.uuid4().hex[:8]}"
+    producer = f"{run_id}-bench"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    worker_log = RESULTS / "pipeline-worker.log.tmp"
+    worker_log.unlink(missing_ok=True)
+    driver = make_driver(settings)
+    ensure_schema(driver, settings.neo4j_database)
+    loader = PlainLoader(driver, settings.neo4j_database)
+    batch = settings.batch_size
+    try:
+        log(f"throughput: {args.events} events, batch {batch}")
+        raw_events = [json.dumps(e).encode() for e in generate(args.events, f"{run_id}r", producer)]
+        raw_eps = baseline_throughput(loader, raw_events, batch)
+        log(f"raw: {raw_eps:.0f} events/s")
+
+        topic = f"{run_id}.cim.ingest.{producer}"
+        asyncio.run(create_topic(settings.kafka_bootstrap, topic, args.partitions))
+        asyncio.run(
+            produce(
+                settings.kafka_bootstrap, topic, list(generate(args.events, f"{run_id}p", producer)), None
+            )
+        )
+        worker = Worker(settings, run_id, producer, worker_log)
+        try:
+            pipe_eps = pipeline_throughput(settings, worker, topic, args.timeout)
+            log(f"pipeline: {pipe_eps:.0f} events/s")
+
+            rate = args.rate or max(50.0, 0.5 * min(raw_eps, pipe_eps))
+            n_stream = int(rate * args.stream_seconds)
+            log(f"freshness: {n_stream} events at {rate:.0f}/s")
+            stream = list(generate(n_stream, f"{run_id}f", producer, seed=11))
+            raw_fresh = baseline_freshness(
+                loader,
+                list(generate(n_stream, f"{run_id}g", producer, seed=11)),
+                rate,
+                batch,
+                settings.batch_timeout_s,
+            )
+            since = time.time()
+            asyncio.run(produce(settings.kafka_bootstrap, topic, stream, rate))
+            wait_committed(settings, worker, topic, args.timeout)
+            pipe_fresh = asyncio.run(
+                change_freshness(settings.kafka_bootstrap, f"{run_id}.cim.changes", since)
+            )
+        finally:
+            worker.stop()
+    finally:
+        log("removing the benchmark's nodes")
+        for side in ("r", "p", "f", "g"):
+            while True:
+                records, _, _ = driver.execute_query(
+                    "MATCH (n:Entity) WHERE n.mrid STARTS WITH $p WITH n LIMIT 20000 DETACH DELETE n "
+                    "RETURN count(*) AS c",
+                    p=f"{run_id}{side}-",
+                    database_=settings.neo4j_database,
+                )
+                if records[0]["c"] == 0:
+                    break
+        driver.close()
+
+    result = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "batch_size": batch,
+        "throughput": {
+            "events": args.events,
+            "pipeline_eps": pipe_eps,
+            "raw_eps": raw_eps,
+            "ratio": pipe_eps / raw_eps,
+        },
+        "freshness": {
+            "events": n_stream,
+            "rate": rate,
+            "pipeline_p50_s": pct(pipe_fresh, 0.5),
+            "pipeline_p99_s": pct(pipe_fresh, 0.99),
+            "raw_p50_s": pct(raw_fresh, 0.5),
+            "raw_p99_s": pct(raw_fresh, 0.99),
+            "pipeline_samples": len(pipe_fresh),
+            "raw_samples": len(raw_fresh),
+            "pipeline_mean_s": statistics.fmean(pipe_fresh) if pipe_fresh else None,
+        },
+    }
+    write_results(result)
+    log(json.dumps(result["throughput"]) + " " + json.dumps(result["freshness"]))
+    return result
+
+
+if __name__ == "__main__":
+    main()
