@@ -48,6 +48,29 @@ class ReadError(ValueError):
     """Bad query input; the message names the argument and the value and never mentions data."""
 
 
+@dataclass(frozen=True)
+class Prefetch:
+    """An association a GraphQL selection asks for, fetched in the same query as its source objects.
+
+    ``owner`` is the class whose objects have the field (others get an empty list); ``children`` are the
+    associations selected on the objects at the other end.
+    """
+
+    rel_type: str
+    direction: str  # "out": source -> other; "in": other -> source
+    other: str
+    owner: str
+    children: tuple[Prefetch, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{PREFETCH_PREFIX}{self.direction}_{self.rel_type}_{self.other}_{self.owner}"
+
+
+PREFETCH_PREFIX: Final = "__pf_"
+MAX_PREFETCH_DEPTH: Final = 4
+
+
 @dataclass
 class Edge:
     source: str
@@ -73,6 +96,15 @@ class Subgraph:
 class Page:
     rows: list[dict[str, Any]]
     has_next: bool
+
+
+def _prefetched_count(row: dict[str, Any]) -> int:
+    """Objects returned inside a row by prefetched associations (for the audit's row count)."""
+    total = 0
+    for key, value in row.items():
+        if key.startswith(PREFETCH_PREFIX) and isinstance(value, list):
+            total += len(value) + sum(_prefetched_count(v) for v in value)
+    return total
 
 
 # ------------------------------------------------------------------------------------------- cursors
@@ -141,10 +173,10 @@ class Reader:
 
     # --- single objects -----------------------------------------------------------------------------
 
-    async def object(self, mrid: str) -> dict[str, Any] | None:
+    async def object(self, mrid: str, prefetch: Sequence[Prefetch] = ()) -> dict[str, Any] | None:
         rows = await self.guard.read(
             "OPTIONAL MATCH (n:Entity {mrid: $mrid}) "
-            f"RETURN CASE WHEN {visible('n')} THEN n {{.*}} END AS n, "
+            f"RETURN CASE WHEN {visible('n')} THEN n {{{self._projection('n', prefetch)}}} END AS n, "
             f"n IS NOT NULL AND NOT coalesce({visible('n')}, false) AS withheld",
             {"mrid": mrid},
         )
@@ -153,8 +185,28 @@ class Reader:
             self.guard.stats.withheld += 1
         found: dict[str, Any] | None = row["n"]
         if found is not None:
-            self.guard.stats.rows += 1
+            self.guard.stats.rows += 1 + _prefetched_count(found)
         return found
+
+    def _projection(self, var: str, prefetch: Sequence[Prefetch], depth: int = 0) -> str:
+        """``.*`` plus one pattern comprehension per prefetched association, nested for its children;
+        every object reached is filtered by the guard like any other read."""
+        parts = [".*"]
+        if depth >= MAX_PREFETCH_DEPTH:
+            return parts[0]
+        known = self.ontology.rel_types()
+        for i, p in enumerate(prefetch):
+            if p.rel_type not in known:
+                raise ReadError(f"relationship type {p.rel_type!r} is not in the ontology")
+            other, owner = self.class_label(p.other), self.class_label(p.owner)
+            m = f"{var}_{i}"
+            arrow = f"-[:`{p.rel_type}`]->" if p.direction == "out" else f"<-[:`{p.rel_type}`]-"
+            inner = self._projection(m, p.children, depth + 1)
+            parts.append(
+                f"`{p.key}`: [({var}){arrow}({m}:`{other}`) WHERE {var}:`{owner}` AND {visible(m)} "
+                f"| {m} {{{inner}}}]"
+            )
+        return ", ".join(parts)
 
     async def objects_by_mrid(self, mrids: Sequence[str]) -> dict[str, dict[str, Any]]:
         rows = await self.guard.read(
@@ -222,6 +274,7 @@ class Reader:
         bbox: Sequence[float] | None = None,
         first: int | None = None,
         after: str | None = None,
+        prefetch: Sequence[Prefetch] = (),
     ) -> Page:
         size = self.page_size(first)
         label, where, params = self._list_filter(class_name, domain, name, bbox)
@@ -232,12 +285,12 @@ class Reader:
         params["limit"] = size + 1
         rows = await self.guard.read(
             f"MATCH (n:`{label}`) WHERE {' AND '.join(where)} "
-            "RETURN n {.*} AS n ORDER BY n.mrid LIMIT $limit",
+            f"WITH n ORDER BY n.mrid LIMIT $limit RETURN n {{{self._projection('n', prefetch)}}} AS n",
             params,
         )
         has_next = len(rows) > size
         out = [r["n"] for r in rows[:size]]
-        self.guard.stats.rows += len(out)
+        self.guard.stats.rows += len(out) + sum(_prefetched_count(r) for r in out)
         return Page(out, has_next)
 
     async def count_objects(

@@ -19,6 +19,7 @@ from graphql import GraphQLError
 from hub import reader as rd
 from hub.auth import AuthError
 from hub.settings import Settings, get_settings
+from hubql import prefetch
 from hubql.extensions import AuditExtension
 from hubql.generic import (
     Caller,
@@ -34,7 +35,7 @@ from hubql.generic import (
     resolve_from_source,
 )
 from hubql.subscriptions import change_stream
-from hubql.types import TypeRegistry, build_types
+from hubql.types import ROOT, TypeRegistry, build_types
 from ontology.loader import load_ontology
 from ontology.model import Ontology
 
@@ -83,8 +84,18 @@ def _me(info: Info) -> Caller:
     )
 
 
+def _prefetch(info: Info, *path: str) -> tuple[rd.Prefetch, ...]:
+    """Associations the selection asks for on the objects at ``path`` below this field."""
+    selections = (
+        prefetch.child(info.selected_fields[0].selections, *path)
+        if path
+        else (info.selected_fields[0].selections)
+    )
+    return prefetch.plan(info.context.registry, ROOT, selections)
+
+
 async def _object(info: Info, mrid: strawberry.ID) -> Any:
-    props = await info.context.reader.object(str(mrid))
+    props = await info.context.reader.object(str(mrid), _prefetch(info))
     return info.context.row(props) if props is not None else None
 
 
@@ -99,7 +110,8 @@ async def _objects(
 ) -> Any:
     ctx = info.context
     args = {"class_name": class_name, "domain": _domain_name(domain), "name": name, "bbox": bbox}
-    page = await ctx.reader.objects(first=first, after=after, **args)
+    wanted = prefetch.merge(_prefetch(info, "nodes"), _prefetch(info, "edges", "node"))
+    page = await ctx.reader.objects(first=first, after=after, prefetch=wanted, **args)
     rows = ctx.rows(page.rows)
     encode = rd.encode_page_cursor
     edges = [{"cursor": encode(r["mrid"]), "node": r} for r in rows]

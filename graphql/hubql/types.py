@@ -31,6 +31,7 @@ import strawberry
 import structlog
 from strawberry.types.info import Info
 
+from hub.reader import PREFETCH_PREFIX, Prefetch
 from hubql.generic import (
     DOMAIN_BY_NAME,
     GENERIC_FIELD_NAMES,
@@ -46,6 +47,7 @@ log = structlog.get_logger(__name__)
 ROOT: Final = "IdentifiedObject"
 INSTANCE_SUFFIX: Final = "Instance"
 TYPENAME_KEY: Final = "__hub_type"
+PREFETCHED_KEY: Final = "__hub_prefetched"
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NAME_RE: Final = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 # Attributes the generic fields already show (IdentifiedObject.name) or that restate the id.
@@ -90,6 +92,14 @@ class TypeRegistry:
     # property key -> python field name, only where they differ (key clashes with a generic field)
     renamed: dict[str, str] = field(default_factory=dict)
     attribute_index: dict[str, list[Attribute]] = field(default_factory=dict)
+    # class -> association field key -> how to fetch it (inherited fields included)
+    links: dict[str, dict[str, Prefetch]] = field(default_factory=dict)
+    # GraphQL type name (interface or object) -> ontology class
+    class_of_type: dict[str, str] = field(default_factory=dict)
+
+    def link(self, type_name: str, key: str) -> Prefetch | None:
+        cls = self.class_of_type.get(type_name)
+        return None if cls is None else self.links.get(cls, {}).get(key)
 
     def edge_key(self, source_class: str | None, rel_type: str) -> str:
         """The field name of a relationship on its source object's type."""
@@ -124,6 +134,12 @@ class TypeRegistry:
         for key, python_name in self.renamed.items():
             if key in props:
                 props[python_name] = props[key]
+        prefetched = [k for k in props if k.startswith(PREFETCH_PREFIX)]
+        if prefetched:
+            props[PREFETCHED_KEY] = {
+                k: sorted((self.row(p, label_text) for p in props.pop(k)), key=lambda r: r["mrid"])
+                for k in prefetched
+            }
         return props
 
     def attributes(self, row: Mapping[str, Any]) -> list[AttributeValue]:
@@ -158,11 +174,16 @@ def _attribute_description(attr: Attribute) -> str:
     return " ".join(parts)
 
 
-def _loader_resolver(rel_type: str, direction: str, other: str, many: bool) -> Callable[..., Any]:
-    """Resolver of an association field: batched through the request's loader for (type, direction, class)."""
+def _loader_resolver(link: Prefetch, many: bool) -> Callable[..., Any]:
+    """Resolver of an association field: what the source's query prefetched for this selection, else
+    batched through the request's loader for (type, direction, class)."""
+    rel_type, direction, other, key = link.rel_type, link.direction, link.other, link.key
 
     async def resolve(root: Any, info: Info) -> Any:
-        rows = await info.context.related(rel_type, direction, other).load(root["mrid"])
+        prefetched = root.get(PREFETCHED_KEY)
+        rows = prefetched.get(key) if prefetched is not None else None
+        if rows is None:
+            rows = await info.context.related(rel_type, direction, other).load(root["mrid"])
         if many:
             return rows
         return rows[0] if rows else None
@@ -254,6 +275,8 @@ def build_types(ontology: Ontology) -> TypeRegistry:
 
     taken_python: set[str] = set(generic_python)
 
+    own_links: dict[str, dict[str, Prefetch]] = {}
+
     def fields_for(name: str) -> dict[str, Any]:
         cls = classes[name]
         annotations: dict[str, Any] = {}
@@ -278,10 +301,12 @@ def build_types(ontology: Ontology) -> TypeRegistry:
             seen_keys.add(key)
             other = assoc.target if direction == "out" else assoc.owner
             many = assoc.many if direction == "out" else True
+            link = Prefetch(assoc.rel_type, direction, other, name)
+            own_links.setdefault(name, {})[key] = link
             py = f"a_{key}"
             ns[py] = strawberry.field(
                 name=key,
-                resolver=_loader_resolver(assoc.rel_type, direction, other, many),
+                resolver=_loader_resolver(link, many),
                 description=(assoc.description.strip() + " " if assoc.description.strip() else "")
                 + (f"({assoc.qname})" if direction == "out" else f"(inverse of {assoc.qname})"),
             )
@@ -341,6 +366,12 @@ def build_types(ontology: Ontology) -> TypeRegistry:
             reg.objects[name] = strawberry.type(cls_raw, name=name, description=description)
             reg.typenames[name] = name
 
+    for name in classes:
+        inherited: dict[str, Prefetch] = {}
+        for anc in reversed(ontology.ancestors(name)):
+            inherited.update(own_links.get(anc, {}))
+        reg.links[name] = inherited
+    reg.class_of_type = {**{n: n for n in reg.interfaces}, **{t: n for n, t in reg.typenames.items()}}
     reg.root = reg.interfaces[ROOT]
     reg.fallback_typename = reg.typenames[ROOT]
     reg.datetime_keys = frozenset(dt_keys)

@@ -54,7 +54,7 @@ def run_id() -> str:
 
 
 @pytest.fixture
-def graph_writer(neo4j_driver: Any) -> Iterator[Callable[[list[Obj], list[Rel]], None]]:
+def graph_writer(neo4j_driver: Any, settings: Any) -> Iterator[Callable[[list[Obj], list[Rel]], None]]:
     """Writes test graphs and deletes what it wrote afterwards."""
     from ontology.loader import load_ontology
 
@@ -62,7 +62,7 @@ def graph_writer(neo4j_driver: Any) -> Iterator[Callable[[list[Obj], list[Rel]],
     written: list[str] = []
 
     def write(objects: list[Obj], rels: list[Rel]) -> None:
-        write_graph(neo4j_driver, ontology, objects, rels)
+        write_graph(neo4j_driver, ontology, objects, rels, label_ttl_s=settings.label_cache_ttl_s)
         written.extend(o.mrid for o in objects)
 
     yield write

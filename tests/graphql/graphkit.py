@@ -77,7 +77,13 @@ class Rel:
 
 
 def write_graph(
-    driver: Any, ontology: Any, objects: list[Obj], rels: list[Rel], *, producer: str = "test"
+    driver: Any,
+    ontology: Any,
+    objects: list[Obj],
+    rels: list[Rel],
+    *,
+    producer: str = "test",
+    label_ttl_s: float = 0.0,
 ) -> None:
     """Write objects and relationships following the contract's graph model (as the worker does)."""
     labels: dict[int, str] = {}
@@ -92,10 +98,11 @@ def write_graph(
             {"mrid": o.mrid, "props": props, "label": lid, "x": o.x, "y": o.y}
         )
     with driver.session() as session:
-        session.run(
-            "UNWIND $labels AS l MERGE (s:SecurityLabel {id: l.id}) SET s.expr = l.expr",
+        created = session.run(
+            "UNWIND $labels AS l OPTIONAL MATCH (old:SecurityLabel {id: l.id}) "
+            "MERGE (s:SecurityLabel {id: l.id}) SET s.expr = l.expr RETURN count(old) < count(l) AS new",
             labels=[{"id": k, "expr": v} for k, v in labels.items()],
-        ).consume()
+        ).single()
         for cls, rows in by_class.items():
             neo_labels = ":".join(f"`{n}`" for n in ontology.neo4j_labels(cls))
             session.run(
@@ -118,6 +125,10 @@ def write_graph(
                 f"MERGE (a)-[:`{rel_type}`]->(b)",
                 pairs=pairs,
             ).consume()
+    if created is not None and created["new"] and label_ttl_s:
+        # The API reads the label table at most every label_cache_ttl_s: a label it has never seen is
+        # hidden until then (fail closed), as it would be for a producer's first object with a new label.
+        time.sleep(label_ttl_s + 0.2)
 
 
 def delete_prefix(driver: Any, prefix: str) -> None:

@@ -218,8 +218,12 @@ def test_audit_line_for_every_operation(api: Api) -> None:
 
     token = api.token("auditor", "ngt", "OFFICIAL")
     with capture_logs() as logs:
-        body = api.query("query Probe($m: ID!) { object(mrid: $m) { mrid } }", {"m": "no-such"}, token=token,
-                         operation_name="Probe")
+        body = api.query(
+            "query Probe($m: ID!) { object(mrid: $m) { mrid } }",
+            {"m": "no-such"},
+            token=token,
+            operation_name="Probe",
+        )
         _post(api, token, "{ broken")
     assert body == {"data": {"object": None}}
     lines = [e for e in logs if e["event"] == "graphql operation"]

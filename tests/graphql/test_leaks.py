@@ -272,7 +272,13 @@ def test_every_query_shape_matches_the_oracle(
         Obj(m, cls, pool[li][0], f"{prefix} n{m[-2:]}", {"maxOperatingP": p} if p is not None else None)
         for m, (cls, li, p) in g.nodes.items()
     ]
-    write_graph(neo4j_driver, ONT, objects, [Rel(s, ty, d) for s, ty, d in g.edges])
+    write_graph(
+        neo4j_driver,
+        ONT,
+        objects,
+        [Rel(s, ty, d) for s, ty, d in g.edges],
+        label_ttl_s=api.settings.label_cache_ttl_s,
+    )
     try:
         _check(api, neo4j_driver, g, who, Oracle(g, who, pool), prefix, data)
     finally:

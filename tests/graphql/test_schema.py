@@ -111,11 +111,17 @@ def test_operations_run_against_the_api(
         body = api.query(text, variables.get(path.stem, {}), token=token, operation_name=path.stem)
         assert "errors" not in body, (path.stem, body)
         assert body["data"], path.stem
-    tree = api.query(
-        (Path(SCHEMA_FILE).parent / "operations" / "SubstationTree.graphql").read_text(),
-        variables["SubstationTree"],
-        token=token,
-    )["data"]["object"]
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        tree = api.query(
+            (Path(SCHEMA_FILE).parent / "operations" / "SubstationTree.graphql").read_text(),
+            variables["SubstationTree"],
+            token=token,
+        )["data"]["object"]
+    # Three levels of associations under the substation, fetched with the substation in one query.
+    audit = [e for e in logs if e["event"] == "graphql operation"]
+    assert audit[-1]["queries"] == 1 and audit[-1]["rows"] >= 4
     vl = tree["voltageLevels"][0]
     assert vl["baseVoltage"] == {"nominalVoltage": 400.0}
     assert vl["bays"][0]["equipments"] == [
