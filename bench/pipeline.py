@@ -9,7 +9,8 @@ per phase so both sides do the same create work):
 * sustained throughput: N events already in Kafka, one worker process started; events per second
   between the first and the last offset commit of the worker's consumer group. The baseline gets the
   same N events (as JSON bytes) and writes them with one parameterised ``UNWIND`` per class and per
-  relationship type per batch, no Kafka, no validation, no version rule, no labels;
+  relationship type per batch, writing the same labels and properties, with no Kafka, no validation,
+  no version rule, no ownership or label checks, no change feed;
 * freshness: events arrive at a fixed rate (below both throughputs), stamped with their send time;
   freshness is commit time minus that time. The pipeline's commit times come from the change feed
   (each change record carries commit time and event time); the baseline takes the same rate from an
@@ -45,6 +46,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from hub.graph import cypher_name, ensure_schema, label_clause, make_driver
+from hub.labels import label_id
 from hub.settings import Settings, get_settings
 from ontology.loader import load_ontology
 
@@ -68,6 +70,7 @@ CLASSES = (
     "GasMeasurement",
 )
 SIMPLE = {"float", "int", "bool", "string"}
+RAW_LABEL = label_id("org=bench")
 
 
 def log(message: str) -> None:
@@ -132,7 +135,11 @@ def generate(n: int, prefix: str, producer: str, seed: int = 7) -> Iterator[dict
 
 
 class PlainLoader:
-    """What a simple script would do: decode, group by class, one UNWIND per class and per relationship."""
+    """What a simple script would do: decode, group by class, one UNWIND per class and per relationship.
+
+    It writes the same graph as the worker (labels, attributes, the bookkeeping properties, edges, bare
+    nodes for references) so that the comparison measures what Kafka and the worker add, not a thinner
+    graph; it skips what the worker checks (validation, versions, ownership, labels, change feed)."""
 
     def __init__(self, driver: neo4j.Driver, database: str) -> None:
         self.driver = driver
@@ -145,7 +152,9 @@ class PlainLoader:
         if cls not in self._node_cypher:
             self._node_cypher[cls] = (
                 "UNWIND $rows AS r MERGE (n:Entity {mrid: r.mrid}) "
-                f"SET {label_clause('n', self.ont.neo4j_labels(cls))}, n += r.p, n._version = r.v"
+                f"SET {label_clause('n', self.ont.neo4j_labels(cls))}, n += r.p, n._version = r.v, "
+                "n._class = $cls, n._domain = $domain, n._owner = r.pr, n._producer = r.pr, "
+                "n._event_id = r.e, n._event_time = datetime(r.t), n._updated = datetime(), n._label = $label"
             )
         return self._node_cypher[cls]
 
@@ -166,7 +175,8 @@ class PlainLoader:
             cls = ev["class"]
             attrs = ont.attributes_of(cls)
             props = {attrs[q].key: v for q, v in ev["attributes"].items()}
-            nodes[cls].append({"mrid": ev["subject"], "p": props, "v": ev["version"]})
+            nodes[cls].append({"mrid": ev["subject"], "p": props, "v": ev["version"], "pr": ev["source"],
+                               "e": ev["id"], "t": ev["time"]})
             assocs = ont.associations_of(cls)
             for q, target in ev["references"].items():
                 for t in [target] if isinstance(target, str) else target:
@@ -174,7 +184,8 @@ class PlainLoader:
 
         def work(tx: neo4j.ManagedTransaction) -> None:
             for cls, rows in nodes.items():
-                tx.run(self.node_cypher(cls), rows=rows).consume()
+                tx.run(self.node_cypher(cls), rows=rows, cls=cls, domain=self.ont.domain(cls),
+                       label=RAW_LABEL).consume()
             for rel_type, rows in rels.items():
                 tx.run(self.rel_cypher(rel_type), rows=rows).consume()
 
