@@ -175,8 +175,16 @@ class PlainLoader:
             cls = ev["class"]
             attrs = ont.attributes_of(cls)
             props = {attrs[q].key: v for q, v in ev["attributes"].items()}
-            nodes[cls].append({"mrid": ev["subject"], "p": props, "v": ev["version"], "pr": ev["source"],
-                               "e": ev["id"], "t": ev["time"]})
+            nodes[cls].append(
+                {
+                    "mrid": ev["subject"],
+                    "p": props,
+                    "v": ev["version"],
+                    "pr": ev["source"],
+                    "e": ev["id"],
+                    "t": ev["time"],
+                }
+            )
             assocs = ont.associations_of(cls)
             for q, target in ev["references"].items():
                 for t in [target] if isinstance(target, str) else target:
@@ -184,8 +192,9 @@ class PlainLoader:
 
         def work(tx: neo4j.ManagedTransaction) -> None:
             for cls, rows in nodes.items():
-                tx.run(self.node_cypher(cls), rows=rows, cls=cls, domain=self.ont.domain(cls),
-                       label=RAW_LABEL).consume()
+                tx.run(
+                    self.node_cypher(cls), rows=rows, cls=cls, domain=self.ont.domain(cls), label=RAW_LABEL
+                ).consume()
             for rel_type, rows in rels.items():
                 tx.run(self.rel_cypher(rel_type), rows=rows).consume()
 

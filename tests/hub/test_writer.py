@@ -232,9 +232,7 @@ def test_stub_upgraded_by_its_owner_drops_stub_only_labels() -> None:
     [((cls, drop), _rows)] = plan.upserts.items()
     # Labels the class does not carry go, the foreign label is left alone (never echoed into Cypher).
     assert cls == "BaseVoltage"
-    assert drop == frozenset(ONT.neo4j_labels("ConductingEquipment")) - set(
-        ONT.neo4j_labels("BaseVoltage")
-    )
+    assert drop == frozenset(ONT.neo4j_labels("ConductingEquipment")) - set(ONT.neo4j_labels("BaseVoltage"))
     assert "NotOurs" not in drop
 
 
