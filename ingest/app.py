@@ -36,6 +36,9 @@ def create_app(settings: Settings) -> faust.App:
         # Room for a couple of batches in flight per partition buffer.
         stream_buffer_maxsize=max(4096, 4 * settings.batch_size),
         producer_acks=-1,
+        # Never block a rebalance or shutdown on events not yet written: they are not acknowledged, so
+        # their offsets are not committed and they come again (the writes are idempotent).
+        stream_wait_empty=False,
         broker_session_timeout=settings.worker_session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.worker_session_timeout_s / 4),
         topic_partitions=settings.topic_partitions,

@@ -650,6 +650,16 @@ class WorkerProcess:
                 self.proc.kill()
                 self.proc.wait(timeout=30)
 
+    def terminate(self, timeout_s: float) -> bool:
+        """SIGTERM; True if the worker exited by itself within ``timeout_s``."""
+        assert self.proc is not None
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -744,6 +754,7 @@ def test_stream_ends_as_the_oracle_graph(
         assert_graph_matches(neo4j_driver, sc)
         assert_dead_letters(kafka_bootstrap, sc)
         assert_change_feed(kafka_bootstrap, sc)
+        assert worker.terminate(20.0), "the worker did not stop on SIGTERM"
     finally:
         worker.stop()
 
