@@ -22,9 +22,10 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_STATE_DIR = REPO_ROOT / ".hub-test"
-TEST_KAFKA_PORT = 19092
-TEST_CONTROLLER_PORT = 19093
-TEST_BOLT_PORT = 17687
+# Overridable so that two checkouts can run their suites side by side on one machine.
+TEST_KAFKA_PORT = int(os.environ.get("HUB_TEST_KAFKA_PORT", "19092"))
+TEST_CONTROLLER_PORT = int(os.environ.get("HUB_TEST_CONTROLLER_PORT", "19093"))
+TEST_BOLT_PORT = int(os.environ.get("HUB_TEST_BOLT_PORT", "17687"))
 KAFKA_IMAGE = "apache/kafka:3.9.1"
 NEO4J_IMAGE = "neo4j:5.26-community"
 
