@@ -18,7 +18,12 @@ from ontology.loader import load_ontology
 from ontology.model import Ontology
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "gas"
-NETWORKS = sorted(DATA.glob("*/*.net"))
+# Named, not globbed: a missing network must fail its tests, not leave them with nothing to run.
+NETWORKS = [
+    DATA / "GasLib-11" / "GasLib-11.net",
+    DATA / "GasLib-134" / "GasLib-134-v2.net",
+    DATA / "GasLib-40" / "GasLib-40.net",
+]
 GAS = "{http://gaslib.zib.de/Gas}"
 FRAMEWORK = "{http://gaslib.zib.de/Framework}"
 TIME = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
@@ -54,7 +59,7 @@ def ontology() -> Ontology:
 
 
 def test_the_three_networks_are_there() -> None:
-    assert [p.parent.name for p in NETWORKS] == ["GasLib-11", "GasLib-134", "GasLib-40"]
+    assert sorted(p.parent.name for p in DATA.glob("*/*.net")) == ["GasLib-11", "GasLib-134", "GasLib-40"]
 
 
 @pytest.mark.parametrize("path", NETWORKS, ids=lambda p: p.stem)
