@@ -216,9 +216,10 @@ def coupling_events(
     for compressor in sorted((e for e in gas if e.class_ == "GasCompressorStation"), key=lambda e: e.subject):
         inlet = gas_by_mrid.get(_ref(compressor, "GasConnection.FromNode") or "")
         point = node_point(inlet) if inlet is not None else None
-        if point is None or not index.substations:
+        if not index.substations:
             continue
-        substation = index.nearest_substation(point)
+        # A station without coordinates still needs power: the first substation stands in.
+        substation = index.nearest_substation(point) if point is not None else index.substations[0]
         level = index.supply_level(substation)
         if level is None:
             continue
@@ -263,6 +264,8 @@ def coupling_events(
             },
             terminal_refs,
         )
+        if point is None:
+            continue  # nowhere to place it
         location_refs: dict[str, str | list[str]] = {"Location.PowerSystemResources": [esp]}
         if index.coordinate_system:
             location_refs["Location.CoordinateSystem"] = index.coordinate_system
