@@ -23,6 +23,8 @@ STUB_LABEL_TEXT: Final = "role=admin"
 SCHEMA_STATEMENTS: Final[tuple[str, ...]] = (
     "CREATE CONSTRAINT entity_mrid IF NOT EXISTS FOR (n:Entity) REQUIRE n.mrid IS UNIQUE",
     "CREATE CONSTRAINT security_label_id IF NOT EXISTS FOR (s:SecurityLabel) REQUIRE s.id IS UNIQUE",
+    # The writer's record of how far each ingest partition is in the graph (replays are skipped).
+    "CREATE CONSTRAINT ingest_offset_source IF NOT EXISTS FOR (o:IngestOffset) REQUIRE o.source IS UNIQUE",
     # The access guard filters every read by label id; the API lists objects by class.
     "CREATE INDEX entity_label IF NOT EXISTS FOR (n:Entity) ON (n._label)",
     "CREATE INDEX entity_class IF NOT EXISTS FOR (n:Entity) ON (n._class)",

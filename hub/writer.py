@@ -2,9 +2,12 @@
 
 The batch is first folded in Python into its net effect per object (:func:`fold`), starting from the
 stored state of every object the batch names (one read at the start of the transaction). The net effect
-is then written with a handful of parameterised ``UNWIND`` statements grouped by class (labels cannot be
-parameters) and by relationship type, never one statement per event. The folding reproduces, exactly,
-what applying the events one after another would leave behind:
+is then written with at most six parameterised ``UNWIND`` statements, whatever the mix of classes and
+relationship types: security labels, deletes, upserts, measurements, stubs, relationships. Neo4j labels
+and relationship types are dynamic (``SET n:$(...)``, ``CREATE ()-[:$(...)]->()``) and their values come
+only from the ontology (class labels, association types) or from stored labels filtered through the
+ontology's, never from event text. Every lookup goes through the ``Entity.mrid`` uniqueness constraint.
+The folding reproduces, exactly, what applying the events one after another would leave behind:
 
 * upsert (PATCH): applies only when its version is newer than the stored ``_version``. Given attributes are
   set (``None`` removes), given references replace that association's edges, the rest is kept. The node's
@@ -21,6 +24,14 @@ what applying the events one after another would leave behind:
 
 Stale events (version not newer) are ignored and counted. Events of a producer that does not own the
 object are returned as rejected so the caller can dead-letter them.
+
+Replays change nothing: events that name their Kafka position (``source`` = topic and partition,
+``offset``) are skipped when the graph already holds that partition at or past their offset. The position
+is an ``(:IngestOffset {source, offset})`` node written in the batch's own transaction, so it moves exactly
+when the batch commits. Versions alone cannot make every replay harmless: a measurement ignored because
+its object did not exist yet would be applied when replayed after an older-versioned upsert created the
+object. (A topic deleted and created again under the same name restarts its offsets: remove its
+``IngestOffset`` nodes then.)
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ from typing import Any, Final, Protocol
 import neo4j
 
 from hub.changes import ChangeKind
-from hub.graph import ENTITY, STUB, STUB_LABEL_TEXT, TOMBSTONE, cypher_name, label_clause
+from hub.graph import ENTITY, STUB, STUB_LABEL_TEXT, TOMBSTONE, cypher_name
 from hub.labels import label_id
 
 UPSERT: Final[ChangeKind] = "upsert"
@@ -85,6 +96,9 @@ class Accepted:
     event_id: str
     event_time: datetime
     ref: Any = None
+    # Where the event was read: "<topic>#<partition>" and its offset there (None: no replay check).
+    source: str | None = None
+    offset: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,28 +127,32 @@ class PendingChange:
 
 @dataclass
 class Plan:
-    """The net effect of a batch, ready to be written."""
+    """The net effect of a batch, ready to be written: one row per object and statement.
 
-    deletes: dict[frozenset[str], list[dict[str, Any]]] = field(default_factory=dict)
-    upserts: dict[tuple[str, frozenset[str]], list[dict[str, Any]]] = field(default_factory=dict)
+    ``deletes`` and ``upserts`` rows name the labels to drop (``drop``: stored labels the new state does
+    not carry, always ontology labels); ``stubs`` maps a stub's mRID to the class its referrer expects;
+    ``rels`` rows replace a source's edges per relationship type (``{"s": mrid, "r": {type: [mrid]}}``).
+    """
+
+    deletes: list[dict[str, Any]] = field(default_factory=list)
+    upserts: list[dict[str, Any]] = field(default_factory=list)
     measurements: list[dict[str, Any]] = field(default_factory=list)
-    stubs: dict[str, list[str]] = field(default_factory=dict)
-    rels: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    stubs: dict[str, str] = field(default_factory=dict)
+    rels: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[int, str] = field(default_factory=dict)
     changes: list[PendingChange] = field(default_factory=list)
     applied: Counter[str] = field(default_factory=Counter)
     stale: Counter[str] = field(default_factory=Counter)
     ignored: int = 0
     rejected: list[tuple[Accepted, str]] = field(default_factory=list)
+    # Events skipped because the graph already holds their partition past their offset.
+    replayed: int = 0
+    # Source partition -> highest offset the batch covers, stored with the batch.
+    positions: dict[str, int] = field(default_factory=dict)
 
     @property
     def writes(self) -> int:
-        return (
-            sum(map(len, self.deletes.values()))
-            + sum(map(len, self.upserts.values()))
-            + len(self.measurements)
-            + sum(map(len, self.stubs.values()))
-        )
+        return len(self.deletes) + len(self.upserts) + len(self.measurements) + len(self.stubs)
 
 
 class _Track:
@@ -143,6 +161,7 @@ class _Track:
     __slots__ = (
         "cls",
         "delete",
+        "gone_label",
         "has_upsert",
         "label",
         "last",
@@ -161,6 +180,8 @@ class _Track:
         self.owner = stored.owner if stored else None
         self.cls = stored.cls if stored else None
         self.label: int | None = stored.label_id if stored else None
+        # The label the object had just before its last delete: who could see it learns it is gone.
+        self.gone_label: int | None = None
         self.delete: Accepted | None = None
         self.has_upsert = False
         self.props: dict[str, Any] | None = None
@@ -225,11 +246,21 @@ def fold(
                 tr.rels[rel_type] = (index, mrids)
                 for target in mrids:
                     targets.setdefault(target, target_cls)
+                    # From here on a missing target is a stub (admin-only), should it be deleted later on.
+                    target_tr = tracks.get(target)
+                    if target_tr is None:
+                        if target in stored:
+                            continue
+                        target_tr = tracks[target] = _Track(None)
+                    if target_tr.status == ABSENT:
+                        target_tr.status = STUBBED
+                        target_tr.label = STUB_LABEL_ID
         else:
             if tr.status != DEAD:
                 tr.transitions.append((index, True))
             if tr.owner is None:
                 tr.owner = ev.producer
+            tr.gone_label = tr.label
             tr.status = DEAD
             tr.delete = ev
             tr.has_upsert = False
@@ -259,11 +290,11 @@ def fold(
         if last is None:
             continue
         before = stored.get(mrid)
-        # Stub and Tombstone are removed by name in every statement, so they never split a group.
+        # Stub and Tombstone are removed by name in every statement.
         old_labels = frozenset(before.labels).intersection(droppable) - _STATIC if before else frozenset()
         if tr.delete is not None:
             d = tr.delete
-            plan.deletes.setdefault(old_labels, []).append(
+            plan.deletes.append(
                 {
                     "mrid": mrid,
                     "v": d.version,
@@ -271,6 +302,7 @@ def fold(
                     "pr": d.producer,
                     "e": d.event_id,
                     "t": _millis(d.event_time),
+                    "drop": sorted(old_labels),
                 }
             )
         if tr.status == LIVE:
@@ -279,16 +311,18 @@ def fold(
             if tr.has_upsert:
                 cls = tr.cls or last.cls
                 kept = old_labels if tr.delete is None else frozenset()
-                drop = kept.difference(ontology.neo4j_labels(cls))
-                plan.upserts.setdefault((cls, drop), []).append(
+                drop = kept.difference(ontology.neo4j_labels(cls)) if kept else kept
+                plan.upserts.append(
                     {
                         "mrid": mrid,
                         "v": tr.version,
+                        "c": cls,
                         "p": props,
                         "pr": last.producer,
                         "e": last.event_id,
                         "t": _millis(last.event_time),
                         "l": tr.label,
+                        "drop": sorted(drop),
                     }
                 )
                 change = UPSERT
@@ -304,9 +338,16 @@ def fold(
                     }
                 )
                 change = MEASUREMENT
-            for rel_type, (index, mrids) in tr.rels.items():
-                alive = [t for t in dict.fromkeys(mrids) if survives(t, index)]
-                plan.rels.setdefault(rel_type, []).append({"s": mrid, "t": alive})
+            if tr.rels:
+                plan.rels.append(
+                    {
+                        "s": mrid,
+                        "r": {
+                            rel_type: [t for t in dict.fromkeys(mrids) if survives(t, index)]
+                            for rel_type, (index, mrids) in tr.rels.items()
+                        },
+                    }
+                )
             plan.changes.append(
                 PendingChange(
                     mrid,
@@ -322,7 +363,14 @@ def fold(
         elif tr.status == DEAD:
             plan.changes.append(
                 PendingChange(
-                    mrid, last.cls, DELETE, tr.version, None, last.event_time, last.event_id, last.producer
+                    mrid,
+                    last.cls,
+                    DELETE,
+                    tr.version,
+                    tr.gone_label,
+                    last.event_time,
+                    last.event_id,
+                    last.producer,
                 )
             )
 
@@ -331,7 +379,7 @@ def fold(
         before = stored.get(target)
         status = tr.status if tr is not None else (before.status if before else ABSENT)
         if status in (ABSENT, STUBBED):
-            plan.stubs.setdefault(target_cls, []).append(target)
+            plan.stubs[target] = target_cls
             if before is None:
                 plan.labels[STUB_LABEL_ID] = STUB_LABEL_TEXT
                 plan.changes.append(
@@ -347,17 +395,59 @@ def _millis(moment: datetime) -> int:
 
 
 # ------------------------------------------------------------------------------------------ Cypher
+# Class labels, domains and ancestors travel as maps keyed by class name ($labels, $domains, $ancestors),
+# holding only the batch's classes; rows name their class. Dynamic labels and types are parameters, so
+# the statements' text never changes and each is planned once.
 
+# One row holding every state: the driver streams a record far slower than it unpacks a list entry.
 READ_STATE: Final = """
-UNWIND $mrids AS m
-MATCH (n:Entity {mrid: m})
-RETURN n.mrid AS mrid, n._version AS v, n._owner AS o, n._class AS c, labels(n) AS ls, n._label AS l
+CALL () {
+  UNWIND $mrids AS m
+  MATCH (n:Entity {mrid: m})
+  RETURN collect([n.mrid, n._version, n._owner, n._class, labels(n), n._label]) AS states
+}
+CALL () {
+  UNWIND $sources AS k
+  MATCH (o:IngestOffset {source: k})
+  RETURN collect([o.source, o.offset]) AS positions
+}
+RETURN states, positions
+"""
+
+SAVE_POSITIONS: Final = """
+UNWIND $positions AS x
+MERGE (o:IngestOffset {source: x.s})
+SET o.offset = CASE WHEN o.offset IS NULL OR o.offset < x.o THEN x.o ELSE o.offset END
 """
 
 MERGE_LABELS: Final = """
 UNWIND $labels AS x
 MERGE (s:SecurityLabel {id: x.id})
 ON CREATE SET s.expr = x.expr
+"""
+
+DELETE_NODES: Final = """
+UNWIND $rows AS r
+MERGE (n:Entity {mrid: r.mrid})
+WITH n, r WHERE coalesce(n._version, -1) < r.v
+CALL (n) { MATCH (n)-[x]-() DELETE x }
+SET n = {mrid: r.mrid, _version: r.v, _class: r.c, _owner: coalesce(n._owner, r.pr), _producer: r.pr,
+         _event_id: r.e, _event_time: datetime({epochMillis: r.t}), _updated: datetime()}
+SET n:Tombstone
+REMOVE n:Stub
+REMOVE n:$(r.drop)
+"""
+
+UPSERT_NODES: Final = """
+UNWIND $rows AS r
+MERGE (n:Entity {mrid: r.mrid})
+WITH n, r WHERE coalesce(n._version, -1) < r.v
+SET n += r.p, n._class = r.c, n._domain = $domains[r.c], n._version = r.v,
+    n._owner = coalesce(n._owner, r.pr), n._producer = r.pr, n._event_id = r.e,
+    n._event_time = datetime({epochMillis: r.t}), n._updated = datetime(), n._label = r.l
+SET n:$($labels[r.c])
+REMOVE n:Stub:Tombstone
+REMOVE n:$(r.drop)
 """
 
 MEASURE: Final = """
@@ -368,66 +458,39 @@ SET n += r.p, n._version = r.v, n._producer = r.pr, n._event_id = r.e,
     n._event_time = datetime({epochMillis: r.t}), n._updated = datetime()
 """
 
-
-def _upsert_cypher(labels: tuple[str, ...], drop: frozenset[str]) -> str:
-    removed = label_clause("n", drop | {STUB, TOMBSTONE})
-    return f"""
+# A stub gains the labels of every class it is referenced as; its class is narrowed when a referrer
+# expects a subclass of what it was created as.
+STUB_NODES: Final = """
 UNWIND $rows AS r
-MERGE (n:Entity {{mrid: r.mrid}})
-WITH n, r WHERE coalesce(n._version, -1) < r.v
-SET n += r.p, {label_clause("n", labels)}, n._class = $cls, n._domain = $domain, n._version = r.v,
-    n._owner = coalesce(n._owner, r.pr), n._producer = r.pr, n._event_id = r.e,
-    n._event_time = datetime({{epochMillis: r.t}}), n._updated = datetime(), n._label = r.l
-REMOVE {removed}
-"""
-
-
-def _delete_cypher(drop: frozenset[str]) -> str:
-    remove = label_clause("n", drop | {STUB})
-    return f"""
-UNWIND $rows AS r
-MERGE (n:Entity {{mrid: r.mrid}})
-WITH n, r WHERE coalesce(n._version, -1) < r.v
-CALL (n) {{ MATCH (n)-[x]-() DELETE x }}
-SET n = {{mrid: r.mrid, _version: r.v, _class: r.c, _owner: coalesce(n._owner, r.pr), _producer: r.pr,
-          _event_id: r.e, _event_time: datetime({{epochMillis: r.t}}), _updated: datetime()}}
-SET n:Tombstone
-REMOVE {remove}
-"""
-
-
-def _stub_cypher(labels: tuple[str, ...]) -> str:
-    return f"""
-UNWIND $mrids AS m
-MERGE (n:Entity {{mrid: m}})
-ON CREATE SET n:Stub, n._version = 0, n._label = $stub_label, n._class = $cls, n._domain = $domain,
+MERGE (n:Entity {mrid: r.m})
+ON CREATE SET n:Stub, n._version = 0, n._label = $stub_label, n._class = r.c, n._domain = $domains[r.c],
     n._updated = datetime()
-WITH n WHERE n:Stub
-SET {label_clause("n", labels)}, n._class = CASE WHEN n._class IN $ancestors THEN $cls ELSE n._class END
+WITH n, r WHERE n:Stub
+SET n:$($labels[r.c]), n._class = CASE WHEN n._class IN $ancestors[r.c] THEN r.c ELSE n._class END
 """
 
-
-def _rel_cypher(rel_type: str) -> str:
-    name = cypher_name(rel_type)
-    return f"""
+# Replaces, per source, the edges of every relationship type its events named.
+REPLACE_RELS: Final = """
 UNWIND $rows AS r
-MATCH (s:Entity {{mrid: r.s}})
-CALL (s) {{ MATCH (s)-[x:{name}]->() DELETE x }}
+MATCH (s:Entity {mrid: r.s})
+CALL (s, r) { MATCH (s)-[x]->() WHERE type(x) IN keys(r.r) DELETE x }
 WITH s, r
-UNWIND r.t AS t
-MATCH (d:Entity {{mrid: t}})
-CREATE (s)-[:{name}]->(d)
+UNWIND keys(r.r) AS ty
+UNWIND r.r[ty] AS t
+MATCH (d:Entity {mrid: t})
+CREATE (s)-[:$(ty)]->(d)
 """
 
 
-def _stored_from_record(record: Mapping[str, Any]) -> Stored:
-    labels = tuple(record["ls"])
+def _stored(state: Sequence[Any]) -> Stored:
+    _mrid, version, owner, cls, labels, label = state
+    labels = tuple(labels)
     status = DEAD if TOMBSTONE in labels else STUBBED if STUB in labels else LIVE
-    return Stored(status, int(record["v"] or 0), record["o"], record["c"], labels, record["l"])
+    return Stored(status, int(version or 0), owner, cls, labels, label)
 
 
 class GraphWriter:
-    """Writes batches; statements are built once per class / relationship type and cached."""
+    """Writes batches with a fixed set of statements; per-class label lists are computed once."""
 
     def __init__(self, ontology: Any, *, database: str | None = None) -> None:
         self.ontology = ontology
@@ -435,11 +498,15 @@ class GraphWriter:
         labels: set[str] = {STUB}
         for name in ontology.classes:
             labels.update(ontology.neo4j_labels(name))
+        # Labels and relationship types reach Cypher as parameter values; still, only identifiers.
+        for name in labels:
+            cypher_name(name)
+        for assoc_type in ontology.rel_types() if hasattr(ontology, "rel_types") else ():
+            cypher_name(assoc_type)
         self.droppable = frozenset(labels - _NEVER_DROPPED)
-        self._upsert: dict[tuple[str, frozenset[str]], str] = {}
-        self._delete: dict[frozenset[str], str] = {}
-        self._stub: dict[str, str] = {}
-        self._rel: dict[str, str] = {}
+        self._labels: dict[str, list[str]] = {}
+        self._domains: dict[str, str] = {}
+        self._ancestors: dict[str, list[str]] = {}
 
     def mrids_of(self, events: Iterable[Accepted]) -> list[str]:
         seen: dict[str, None] = {}
@@ -450,51 +517,71 @@ class GraphWriter:
                     seen[t] = None
         return list(seen)
 
-    async def read_state(self, tx: AsyncTx, mrids: list[str]) -> dict[str, Stored]:
-        result = await tx.run(READ_STATE, mrids=mrids)
-        return {rec["mrid"]: _stored_from_record(rec) async for rec in result}
+    async def read_state(
+        self, tx: AsyncTx, mrids: list[str], sources: Iterable[str] = ()
+    ) -> tuple[dict[str, Stored], dict[str, int]]:
+        """Stored state of ``mrids`` and the stored offsets of ``sources``."""
+        result = await tx.run(READ_STATE, mrids=mrids, sources=list(sources))
+        record = await result.single(strict=True)
+        states = {state[0]: _stored(state) for state in record["states"]}
+        return states, {source: int(offset) for source, offset in record["positions"]}
 
     async def apply(self, tx: AsyncTx, events: Sequence[Accepted]) -> Plan:
         """Read, fold and write ``events`` inside ``tx`` (the caller commits)."""
-        stored = await self.read_state(tx, self.mrids_of(events))
-        plan = fold(events, stored, self.ontology, self.droppable)
+        positions: dict[str, int] = {}
+        for ev in events:
+            if ev.source is not None and ev.offset > positions.get(ev.source, -1):
+                positions[ev.source] = ev.offset
+        stored, done = await self.read_state(tx, self.mrids_of(events), positions)
+        fresh = events
+        if done:
+            fresh = [ev for ev in events if ev.source is None or ev.offset > done.get(ev.source, -1)]
+        plan = fold(fresh, stored, self.ontology, self.droppable)
+        plan.replayed = len(events) - len(fresh)
+        plan.positions = positions
         await self.write(tx, plan)
         return plan
 
+    def _class_maps(self, classes: Iterable[str]) -> tuple[dict[str, list[str]], dict[str, str]]:
+        labels: dict[str, list[str]] = {}
+        domains: dict[str, str] = {}
+        for cls in classes:
+            if cls in labels:
+                continue
+            found = self._labels.get(cls)
+            if found is None:
+                found = self._labels[cls] = list(self.ontology.neo4j_labels(cls))
+                self._domains[cls] = self.ontology.domain(cls)
+                self._ancestors[cls] = list(self.ontology.ancestors(cls)[1:])
+            labels[cls] = found
+            domains[cls] = self._domains[cls]
+        return labels, domains
+
     async def write(self, tx: AsyncTx, plan: Plan) -> None:
-        ont = self.ontology
         if plan.labels:
             await _run(tx, MERGE_LABELS, labels=[{"id": k, "expr": v} for k, v in plan.labels.items()])
-        for drop, rows in plan.deletes.items():
-            query = self._delete.get(drop)
-            if query is None:
-                query = self._delete[drop] = _delete_cypher(drop)
-            await _run(tx, query, rows=rows)
-        for (cls, drop), rows in plan.upserts.items():
-            query = self._upsert.get((cls, drop))
-            if query is None:
-                query = self._upsert[(cls, drop)] = _upsert_cypher(ont.neo4j_labels(cls), drop)
-            await _run(tx, query, rows=rows, cls=cls, domain=ont.domain(cls))
+        if plan.deletes:
+            await _run(tx, DELETE_NODES, rows=plan.deletes)
+        if plan.upserts:
+            labels, domains = self._class_maps(r["c"] for r in plan.upserts)
+            await _run(tx, UPSERT_NODES, rows=plan.upserts, labels=labels, domains=domains)
         if plan.measurements:
             await _run(tx, MEASURE, rows=plan.measurements)
-        for cls, mrids in plan.stubs.items():
-            query = self._stub.get(cls)
-            if query is None:
-                query = self._stub[cls] = _stub_cypher(ont.neo4j_labels(cls))
+        if plan.stubs:
+            labels, domains = self._class_maps(plan.stubs.values())
             await _run(
                 tx,
-                query,
-                mrids=mrids,
-                cls=cls,
-                domain=ont.domain(cls),
+                STUB_NODES,
+                rows=[{"m": m, "c": c} for m, c in plan.stubs.items()],
+                labels=labels,
+                domains=domains,
+                ancestors={c: self._ancestors[c] for c in labels},
                 stub_label=STUB_LABEL_ID,
-                ancestors=list(ont.ancestors(cls)[1:]),
             )
-        for rel_type, rows in plan.rels.items():
-            query = self._rel.get(rel_type)
-            if query is None:
-                query = self._rel[rel_type] = _rel_cypher(rel_type)
-            await _run(tx, query, rows=rows)
+        if plan.rels:
+            await _run(tx, REPLACE_RELS, rows=plan.rels)
+        if plan.positions:
+            await _run(tx, SAVE_POSITIONS, positions=[{"s": k, "o": v} for k, v in plan.positions.items()])
 
 
 async def _run(tx: AsyncTx, query: str, **params: Any) -> None:

@@ -86,6 +86,9 @@ class BatchWriter:
             if isinstance(result, Rejection):
                 pending.append(await self._dead_letter(event, result))
             else:
+                # The writer stores each partition's offset with the batch and skips what it already holds.
+                result.source = f"{msg.topic}#{msg.partition}"
+                result.offset = msg.offset
                 accepted.append(result)
         if self.inflight is not None:
             await self.inflight
@@ -136,6 +139,8 @@ class BatchWriter:
                 EVENTS_STALE.labels(kind).inc(n)
             if plan.ignored:
                 EVENTS_IGNORED.labels("no-live-node").inc(plan.ignored)
+            if plan.replayed:
+                EVENTS_IGNORED.labels("replayed").inc(plan.replayed)
         # The dead letters and change records must be on the broker before the offsets may move on.
         for fut in pending:
             await fut

@@ -361,6 +361,8 @@ class ONode:
     cls: str | None = None
     producer: str | None = None
     event_id: str | None = None
+    # For a tombstone: the label the object had just before it was deleted (its delete record's label).
+    gone_label: int | None = None
 
 
 def _convert(datatype: str, value: Any) -> Any:
@@ -394,6 +396,7 @@ def oracle(sc: Scenario) -> tuple[dict[str, ONode], set[tuple[str, str, str]]]:
                 {"Entity", "Tombstone"},
                 owner=(node.owner if node else None) or rec.producer,
                 cls=cls,
+                gone_label=node.label if node is not None and node.status != "dead" else None,
             )
         else:
             assert node is not None or kind == "upsert"
@@ -719,7 +722,9 @@ def assert_change_feed(bootstrap: str, sc: Scenario) -> None:
         change = last[mrid]
         assert change["version"] == node.version, (mrid, change)
         assert change["change"] == {"dead": "delete", "stub": "stub"}.get(node.status, change["change"])
-        assert change["label_id"] == node.label
+        # A delete reaches those who could see the object before it: it carries that label.
+        expected = node.gone_label if node.status == "dead" else node.label
+        assert change["label_id"] == expected, (mrid, change)
 
 
 # ------------------------------------------------------------------------------------------- tests
