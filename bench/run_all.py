@@ -1,7 +1,9 @@
 """Every benchmark of the hub in one command: ``python -m bench`` (or ``python -m bench.run_all``).
 
-Runs the converter benchmark (:mod:`bench.converters`) and the scale benchmark (:mod:`bench.scale`:
-bulk load, freshness and queries on a synthetic whole-system network), then writes
+Runs, in order: the converter benchmark (:mod:`bench.converters`), the scale benchmark
+(:mod:`bench.scale`: bulk load, freshness and queries on a synthetic whole-system network), the ingest
+pipeline benchmark (:mod:`bench.pipeline`) and the GraphQL API benchmark (:mod:`bench.graphql_api`), the
+last three on the benchmark's own Kafka and Neo4j (``.hub-bench/``), then writes
 ``bench/results/summary.md`` with the machine's description and links to each result. ``--scale``
 (default 1,000,000 objects) sizes the scale benchmark; ``--quick`` runs everything small and short.
 The full run is sized to finish within 30 minutes on a 2-core machine.
@@ -13,12 +15,23 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import converters, scale
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _with_argv(entry: Callable[[], object], argv: list[str]) -> None:
+    """Call a benchmark whose ``main()`` reads ``sys.argv`` itself."""
+    saved = sys.argv
+    sys.argv = [saved[0], *argv]
+    try:
+        entry()
+    finally:
+        sys.argv = saved
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,14 +48,27 @@ def main(argv: list[str] | None = None) -> None:
 
     scale.log("converter benchmark")
     converters.main(["--out", str(args.out), *(["--repeats", "1"] if args.quick else [])])
-    scale.log("scale benchmark")
-    scale_args = ["--scale", str(args.scale), "--out", str(args.out)]
-    if args.quick:
-        scale_args.append("--quick")
-    if args.keep_services:
-        scale_args.append("--keep-services")
-    result = scale.main(scale_args)
+    scale.configure_environment()
+    started_services = scale.services_up()
+    try:
+        scale.log("scale benchmark")
+        scale_args = ["--scale", str(args.scale), "--out", str(args.out), "--keep-services"]
+        if args.quick:
+            scale_args.append("--quick")
+        result = scale.main(scale_args)
+        scale.log("ingest pipeline benchmark")
+        from bench import pipeline
 
+        pipeline.main(["--events", "3000", "--stream-seconds", "5"] if args.quick else [])
+        scale.log("GraphQL API benchmark")
+        from bench import graphql_api
+
+        _with_argv(graphql_api.main, ["--repeat", "2", "--side", "15"] if args.quick else [])
+    finally:
+        if started_services and not args.keep_services:
+            from hub.services import launcher
+
+            launcher.stop(None, started_services)
     m = result["machine"]
     total = time.monotonic() - began
     lines = [
