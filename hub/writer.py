@@ -2,12 +2,12 @@
 
 The batch is first folded in Python into its net effect per object (:func:`fold`), starting from the
 stored state of every object the batch names (one read at the start of the transaction). The net effect
-is then written with at most six parameterised ``UNWIND`` statements, whatever the mix of classes and
-relationship types: security labels, deletes, upserts, measurements, stubs, relationships. Neo4j labels
-and relationship types are dynamic (``SET n:$(...)``, ``CREATE ()-[:$(...)]->()``) and their values come
-only from the ontology (class labels, association types) or from stored labels filtered through the
-ontology's, never from event text. Every lookup goes through the ``Entity.mrid`` uniqueness constraint.
-The folding reproduces, exactly, what applying the events one after another would leave behind:
+is then written with one parameterised statement, whatever the mix of classes and relationship types:
+an ``UNWIND`` each for security labels, deletes, upserts, measurements, stubs, relationships and the
+source offsets, as unit subqueries run in that order. Neo4j labels and relationship types are dynamic
+(``SET n:$(...)``, ``CREATE ()-[:$(...)]->()``) and their values come only from the ontology (class
+labels, association types) or from stored labels filtered through the ontology's, never from event
+text. Every lookup goes through the ``Entity.mrid`` uniqueness constraint. The folding reproduces, exactly, what applying the events one after another would leave behind:
 
 * upsert (PATCH): applies only when its version is newer than the stored ``_version``. Given attributes are
   set (``None`` removes), given references replace that association's edges, the rest is kept. The node's
@@ -414,72 +414,78 @@ CALL () {
 RETURN states, positions
 """
 
-SAVE_POSITIONS: Final = """
-UNWIND $positions AS x
-MERGE (o:IngestOffset {source: x.s})
-SET o.offset = CASE WHEN o.offset IS NULL OR o.offset < x.o THEN x.o ELSE o.offset END
-"""
-
-MERGE_LABELS: Final = """
-UNWIND $labels AS x
-MERGE (s:SecurityLabel {id: x.id})
-ON CREATE SET s.expr = x.expr
-"""
-
-DELETE_NODES: Final = """
-UNWIND $rows AS r
-MERGE (n:Entity {mrid: r.mrid})
-WITH n, r WHERE coalesce(n._version, -1) < r.v
-CALL (n) { MATCH (n)-[x]-() DELETE x }
-SET n = {mrid: r.mrid, _version: r.v, _class: r.c, _owner: coalesce(n._owner, r.pr), _producer: r.pr,
-         _event_id: r.e, _event_time: datetime({epochMillis: r.t}), _updated: datetime()}
-SET n:Tombstone
-REMOVE n:Stub
-REMOVE n:$(r.drop)
-"""
-
-UPSERT_NODES: Final = """
-UNWIND $rows AS r
-MERGE (n:Entity {mrid: r.mrid})
-WITH n, r WHERE coalesce(n._version, -1) < r.v
-SET n += r.p, n._class = r.c, n._domain = $domains[r.c], n._version = r.v,
-    n._owner = coalesce(n._owner, r.pr), n._producer = r.pr, n._event_id = r.e,
-    n._event_time = datetime({epochMillis: r.t}), n._updated = datetime(), n._label = r.l
-SET n:$($labels[r.c])
-REMOVE n:Stub:Tombstone
-REMOVE n:$(r.drop)
-"""
-
-MEASURE: Final = """
-UNWIND $rows AS r
-MATCH (n:Entity {mrid: r.mrid})
-WHERE n._version < r.v AND NOT n:Stub AND NOT n:Tombstone
-SET n += r.p, n._version = r.v, n._producer = r.pr, n._event_id = r.e,
-    n._event_time = datetime({epochMillis: r.t}), n._updated = datetime()
-"""
-
-# A stub gains the labels of every class it is referenced as; its class is narrowed when a referrer
-# expects a subclass of what it was created as.
-STUB_NODES: Final = """
-UNWIND $rows AS r
-MERGE (n:Entity {mrid: r.m})
-ON CREATE SET n:Stub, n._version = 0, n._label = $stub_label, n._class = r.c, n._domain = $domains[r.c],
-    n._updated = datetime()
-WITH n, r WHERE n:Stub
-SET n:$($labels[r.c]), n._class = CASE WHEN n._class IN $ancestors[r.c] THEN r.c ELSE n._class END
-"""
-
-# Replaces, per source, the edges of every relationship type its events named.
-REPLACE_RELS: Final = """
-UNWIND $rows AS r
-MATCH (s:Entity {mrid: r.s})
-CALL (s, r) { MATCH (s)-[x]->() WHERE type(x) IN keys(r.r) DELETE x }
-WITH s, r
-UNWIND keys(r.r) AS ty
-UNWIND r.r[ty] AS t
-MATCH (d:Entity {mrid: t})
-CREATE (s)-[:$(ty)]->(d)
-"""
+# The writing statement: one part per kind of row, each a unit subquery over its own parameter, run in
+# this order (an object is deleted before it is recreated; stubs and edges come after the nodes they
+# name). One statement, not one per part: every statement costs a round trip to the database.
+_WRITE_PARTS: Final = (
+    # Security labels, interned.
+    """
+    UNWIND $security AS x
+    MERGE (s:SecurityLabel {id: x.id})
+    ON CREATE SET s.expr = x.expr
+    """,
+    # Deletes: a tombstone keeps mrid, version and bookkeeping; edges and class labels go.
+    """
+    UNWIND $deletes AS r
+    MERGE (n:Entity {mrid: r.mrid})
+    WITH n, r WHERE coalesce(n._version, -1) < r.v
+    CALL (n) { MATCH (n)-[x]-() DELETE x }
+    SET n = {mrid: r.mrid, _version: r.v, _class: r.c, _owner: coalesce(n._owner, r.pr), _producer: r.pr,
+             _event_id: r.e, _event_time: datetime({epochMillis: r.t}), _updated: datetime()}
+    SET n:Tombstone
+    REMOVE n:Stub
+    REMOVE n:$(r.drop)
+    """,
+    # Upserts of every class at once: the class's labels come from $class_labels by class name.
+    """
+    UNWIND $upserts AS r
+    MERGE (n:Entity {mrid: r.mrid})
+    WITH n, r WHERE coalesce(n._version, -1) < r.v
+    SET n += r.p, n._class = r.c, n._domain = $domains[r.c], n._version = r.v,
+        n._owner = coalesce(n._owner, r.pr), n._producer = r.pr, n._event_id = r.e,
+        n._event_time = datetime({epochMillis: r.t}), n._updated = datetime(), n._label = r.l
+    SET n:$($class_labels[r.c])
+    REMOVE n:Stub:Tombstone
+    REMOVE n:$(r.drop)
+    """,
+    # Measurements: attributes of live nodes only.
+    """
+    UNWIND $measurements AS r
+    MATCH (n:Entity {mrid: r.mrid})
+    WHERE n._version < r.v AND NOT n:Stub AND NOT n:Tombstone
+    SET n += r.p, n._version = r.v, n._producer = r.pr, n._event_id = r.e,
+        n._event_time = datetime({epochMillis: r.t}), n._updated = datetime()
+    """,
+    # Stubs: a stub gains the labels of every class it is referenced as; its class is narrowed when a
+    # referrer expects a subclass of what it was created as.
+    """
+    UNWIND $stubs AS r
+    MERGE (n:Entity {mrid: r.m})
+    ON CREATE SET n:Stub, n._version = 0, n._label = $stub_label, n._class = r.c,
+        n._domain = $domains[r.c], n._updated = datetime()
+    WITH n, r WHERE n:Stub
+    SET n:$($class_labels[r.c]),
+        n._class = CASE WHEN n._class IN $ancestors[r.c] THEN r.c ELSE n._class END
+    """,
+    # Edges: per source, those of every relationship type its events named are replaced.
+    """
+    UNWIND $rels AS r
+    MATCH (s:Entity {mrid: r.s})
+    CALL (s, r) { MATCH (s)-[x]->() WHERE type(x) IN keys(r.r) DELETE x }
+    WITH s, r
+    UNWIND keys(r.r) AS ty
+    UNWIND r.r[ty] AS t
+    MATCH (d:Entity {mrid: t})
+    CREATE (s)-[:$(ty)]->(d)
+    """,
+    # How far each source partition is, for the replay check; never moved back.
+    """
+    UNWIND $positions AS x
+    MERGE (o:IngestOffset {source: x.s})
+    SET o.offset = CASE WHEN o.offset IS NULL OR o.offset < x.o THEN x.o ELSE o.offset END
+    """,
+)
+WRITE_BATCH: Final = "\n".join(f"CALL () {{{part}}}" for part in _WRITE_PARTS)
 
 
 def _stored(state: Sequence[Any]) -> Stored:
@@ -558,30 +564,25 @@ class GraphWriter:
         return labels, domains
 
     async def write(self, tx: AsyncTx, plan: Plan) -> None:
-        if plan.labels:
-            await _run(tx, MERGE_LABELS, labels=[{"id": k, "expr": v} for k, v in plan.labels.items()])
-        if plan.deletes:
-            await _run(tx, DELETE_NODES, rows=plan.deletes)
-        if plan.upserts:
-            labels, domains = self._class_maps(r["c"] for r in plan.upserts)
-            await _run(tx, UPSERT_NODES, rows=plan.upserts, labels=labels, domains=domains)
-        if plan.measurements:
-            await _run(tx, MEASURE, rows=plan.measurements)
-        if plan.stubs:
-            labels, domains = self._class_maps(plan.stubs.values())
-            await _run(
-                tx,
-                STUB_NODES,
-                rows=[{"m": m, "c": c} for m, c in plan.stubs.items()],
-                labels=labels,
-                domains=domains,
-                ancestors={c: self._ancestors[c] for c in labels},
-                stub_label=STUB_LABEL_ID,
-            )
-        if plan.rels:
-            await _run(tx, REPLACE_RELS, rows=plan.rels)
-        if plan.positions:
-            await _run(tx, SAVE_POSITIONS, positions=[{"s": k, "o": v} for k, v in plan.positions.items()])
+        stubs = [{"m": m, "c": c} for m, c in plan.stubs.items()]
+        classes = {r["c"] for r in plan.upserts}
+        classes.update(plan.stubs.values())
+        class_labels, domains = self._class_maps(classes)
+        await _run(
+            tx,
+            WRITE_BATCH,
+            security=[{"id": k, "expr": v} for k, v in plan.labels.items()],
+            deletes=plan.deletes,
+            upserts=plan.upserts,
+            measurements=plan.measurements,
+            stubs=stubs,
+            rels=plan.rels,
+            positions=[{"s": k, "o": v} for k, v in plan.positions.items()],
+            class_labels=class_labels,
+            domains=domains,
+            ancestors={c: self._ancestors[c] for c in plan.stubs.values()},
+            stub_label=STUB_LABEL_ID,
+        )
 
 
 async def _run(tx: AsyncTx, query: str, **params: Any) -> None:

@@ -12,7 +12,9 @@ idempotent and versioned, so redelivery changes nothing that was already applied
 
 Checking the next batch overlaps with the previous batch's transaction: the agent starts the write as a
 task and goes on taking and checking; transactions themselves stay strictly one after another, which
-keeps each object's events in order.
+keeps each object's events in order. Likewise the next transaction does not wait for the broker to
+confirm the previous batch's change records: acknowledging waits for them, batch after batch in order.
+Change records go out as one record batch per partition (:class:`hub.changes.ChangePublisher`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 import neo4j
 from faust.types import EventT, StreamT
 
-from hub.changes import ChangeRecord
+from hub.changes import ChangePublisher, ChangeRecord
 from hub.graph import ensure_schema_async, make_async_driver
 from hub.logging import get_logger
 from hub.metrics import (
@@ -63,7 +65,10 @@ class BatchWriter:
         self.checker = RecordChecker(self.ontology, settings)
         self.writer = GraphWriter(self.ontology, database=settings.neo4j_database)
         self.driver: neo4j.AsyncDriver | None = None
+        self.publisher = ChangePublisher(settings.kafka_bootstrap)
+        # The batch being written, and the last batch waiting for its records to reach the broker.
         self.inflight: asyncio.Task[None] | None = None
+        self.acking: asyncio.Task[None] | None = None
         self.schema_ready = False
 
     async def _driver(self) -> neo4j.AsyncDriver:
@@ -80,7 +85,10 @@ class BatchWriter:
         accepted: list[Accepted] = []
         pending: list[Awaitable[Any]] = []
         check = self.checker.check
-        for event in events:
+        for i, event in enumerate(events):
+            if i % 64 == 63:
+                # Checking is CPU work; let the write in flight read its responses meanwhile.
+                await asyncio.sleep(0)
             msg = event.message
             result = check(msg.topic, msg.key, msg.value, msg.headers, event)
             if isinstance(result, Rejection):
@@ -98,6 +106,9 @@ class BatchWriter:
         if self.inflight is not None:
             await self.inflight
             self.inflight = None
+        if self.acking is not None:
+            await self.acking
+            self.acking = None
 
     async def _commit(
         self,
@@ -111,28 +122,26 @@ class BatchWriter:
         committed = datetime.now(UTC)
         for ev, rejection in poisoned:
             pending.append(await self._dead_letter(ev.ref, rejection))
-        send = app.producer.send
-        changes_topic = settings.changes_topic
-        n_changes = 0
+        records: list[ChangeRecord] = []
         for plan in plans:
             for ev, reason in plan.rejected:
                 pending.append(await self._dead_letter(ev.ref, Rejection(reason, "ownership")))
             for c in plan.changes:
-                record = ChangeRecord(
-                    c.mrid,
-                    c.cls,
-                    c.change,
-                    c.version,
-                    c.label_id,
-                    committed,
-                    c.event_time,
-                    c.event_id,
-                    c.producer,
+                records.append(
+                    ChangeRecord(
+                        c.mrid,
+                        c.cls,
+                        c.change,
+                        c.version,
+                        c.label_id,
+                        committed,
+                        c.event_time,
+                        c.event_id,
+                        c.producer,
+                    )
                 )
-                pending.append(await send(changes_topic, c.mrid.encode(), record.to_json(), None, None, None))
                 if c.event_time is not None:
                     FRESHNESS.observe((committed - c.event_time).total_seconds())
-            n_changes += len(plan.changes)
             for kind, n in plan.applied.items():
                 EVENTS_APPLIED.labels(kind).inc(n)
             for kind, n in plan.stale.items():
@@ -141,9 +150,31 @@ class BatchWriter:
                 EVENTS_IGNORED.labels("no-live-node").inc(plan.ignored)
             if plan.replayed:
                 EVENTS_IGNORED.labels("replayed").inc(plan.replayed)
-        # The dead letters and change records must be on the broker before the offsets may move on.
+        pending.extend(await self.publisher.publish(settings.changes_topic, records))
+        previous = self.acking
+        if previous is not None and previous.done():
+            previous.result()  # a batch whose records the broker refused stops the agent here
+        self.acking = asyncio.create_task(
+            self._acknowledge(previous, stream, events, pending, started, len(accepted), len(records), plans)
+        )
+
+    async def _acknowledge(
+        self,
+        previous: asyncio.Task[None] | None,
+        stream: StreamT,
+        events: Sequence[EventT],
+        pending: list[Awaitable[Any]],
+        started: float,
+        n_accepted: int,
+        n_changes: int,
+        plans: list[Plan],
+    ) -> None:
+        """Acknowledge ``events`` once their dead letters and change records are on the broker, and
+        after the previous batch's acknowledgement (offsets move on in order)."""
         for fut in pending:
             await fut
+        if previous is not None:
+            await previous
         CHANGES_PUBLISHED.inc(n_changes)
         last: dict[Any, int] = {}
         for event in events:
@@ -159,9 +190,9 @@ class BatchWriter:
         log.debug(
             "batch committed",
             events=len(events),
-            accepted=len(accepted),
+            accepted=n_accepted,
             changes=n_changes,
-            dead_letters=len(events) - len(accepted) + sum(len(p.rejected) for p in plans),
+            dead_letters=len(events) - n_accepted + sum(len(p.rejected) for p in plans),
         )
 
     async def _write(self, accepted: list[Accepted]) -> tuple[list[Plan], list[tuple[Accepted, Rejection]]]:
@@ -259,11 +290,19 @@ async def ingest(stream: StreamT) -> None:
             await writer.submit(stream, events)
     finally:
         # On shutdown, let the write in flight finish so its offsets can be committed on the way out.
-        if writer.inflight is not None and not writer.inflight.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(writer.inflight), timeout=10.0)
-            except (TimeoutError, asyncio.CancelledError):
-                log.warning("shutdown left a batch unacknowledged; it will be redelivered")
+        for task in (writer.inflight, writer.acking):
+            if task is not None and not task.done():
+                try:
+                    await asyncio.wait_for(asyncio.shield(task), timeout=10.0)
+                except (TimeoutError, asyncio.CancelledError):
+                    log.warning("shutdown left a batch unacknowledged; it will be redelivered")
+                    break
+        # A later batch, if the agent is started again, acknowledges without this chain.
+        writer.acking = None
+        try:
+            await writer.publisher.stop()
+        except Exception as exc:
+            log.warning("stopping the change producer failed", error=f"{type(exc).__name__}: {exc}")
 
 
 @app.timer(interval=settings.topic_discovery_interval_s)

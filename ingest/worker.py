@@ -8,6 +8,7 @@ not allowed by Kafka). Settings come from ``HUB_*`` variables like everywhere el
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 
@@ -16,6 +17,11 @@ from hub.metrics import SUBSCRIBED_TOPICS, start_metrics_server
 from hub.settings import Settings, get_settings
 
 log = get_logger("ingest.worker")
+
+# Every event allocates a few dozen short-lived objects (decoded JSON, rows, records); with the default
+# threshold of 700 the collector runs several times per event and each older-generation pass walks the
+# whole heap of the Kafka, Neo4j and Faust clients. Objects alive after start-up are frozen out of it.
+GC_YOUNG_THRESHOLD = 50_000
 
 
 def _prepare(settings: Settings) -> list[str]:
@@ -81,6 +87,13 @@ def run(settings: Settings | None = None) -> None:
         redirect_stdouts=False,
         quiet=True,
     )
+    # Faust's terminal spinner, kept at levels of WARNING and above, sets the root logger to DEBUG and
+    # spins on every record: each debug line of the Kafka and Neo4j clients would be built and handled.
+    # The worker logs JSON lines, never to a terminal.
+    worker.spinner = None
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
     assert agents.ingest is not None
     worker.execute_from_commandline()
 
