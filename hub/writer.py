@@ -7,7 +7,9 @@ an ``UNWIND`` each for security labels, deletes, upserts, measurements, stubs, r
 source offsets, as unit subqueries run in that order. Neo4j labels and relationship types are dynamic
 (``SET n:$(...)``, ``CREATE ()-[:$(...)]->()``) and their values come only from the ontology (class
 labels, association types) or from stored labels filtered through the ontology's, never from event
-text. Every lookup goes through the ``Entity.mrid`` uniqueness constraint. The folding reproduces, exactly, what applying the events one after another would leave behind:
+text. Every lookup goes through the ``Entity.mrid`` uniqueness constraint.
+
+The folding reproduces, exactly, what applying the events one after another would leave behind:
 
 * upsert (PATCH): applies only when its version is newer than the stored ``_version``. Given attributes are
   set (``None`` removes), given references replace that association's edges, the rest is kept. The node's
