@@ -18,9 +18,9 @@ from hub.settings import Settings, get_settings
 
 log = get_logger("ingest.worker")
 
-# Every event allocates a few dozen short-lived objects (decoded JSON, rows, records); with the default
-# threshold of 700 the collector runs several times per event and each older-generation pass walks the
-# whole heap of the Kafka, Neo4j and Faust clients. Objects alive after start-up are frozen out of it.
+# Every event allocates dozens of short-lived objects (decoded JSON, rows, records); with the default
+# threshold of 700 the collector runs every few events, and its older-generation passes walk the whole
+# heap of the Kafka, Neo4j and Faust clients. Objects alive after start-up are frozen out of it.
 GC_YOUNG_THRESHOLD = 50_000
 
 
