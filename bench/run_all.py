@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench import converters, scale
 
@@ -32,6 +33,62 @@ def _with_argv(entry: Callable[[], object], argv: list[str]) -> None:
         entry()
     finally:
         sys.argv = saved
+
+
+def write_summary(
+    out: Path, started: str, total: float, result: dict[str, Any], shown: list[str], quick: bool
+) -> None:
+    """``summary.md``: the machine, links to every benchmark's results and the scale run's headlines."""
+    m = result["machine"]
+    lines = [
+        "# Benchmarks of the hub",
+        "",
+        f"Run {started} with `{' '.join(['python -m bench', *shown])}`, {total / 60:.1f} minutes.",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB memory, Python {m['python']}, "
+        f"{m['platform']}. The machine is shared with other work, so figures vary between runs.",
+        "",
+        "| benchmark | results |",
+        "| --- | --- |",
+        "| converters: CGMES and GasLib files to events, speed and memory | [converters.md](converters.md), "
+        "[converters.json](converters.json) |",
+        f"| scale: bulk load, freshness, queries on {result['scale']:,} objects | [scale.md](scale.md), "
+        "[scale.json](scale.json) |",
+        "| ingest pipeline: worker beside a plain loader, throughput and freshness | "
+        "[pipeline.md](pipeline.md), [pipeline.json](pipeline.json) |",
+        "| GraphQL API beside the Cypher it sends | [graphql_api.md](graphql_api.md), "
+        "[graphql_api.json](graphql_api.json) |",
+        "",
+    ]
+    load = result.get("load") or {}
+    if load.get("baseline") and load.get("hub"):
+        lines.append(
+            f"- Bulk load: worker {load['hub']['events_per_s']:,.0f} events/s, plain Cypher "
+            f"{load['baseline']['objects_per_s']:,.0f} objects/s."
+        )
+    for step in result.get("freshness") or []:
+        lines.append(
+            f"- Freshness at {step['offered_rate']:,.0f}/s offered: p50 {step['freshness_ms']['p50']} ms, "
+            f"p99 {step['freshness_ms']['p99']} ms (Kafka transport p50 "
+            f"{step['baseline_transport_ms']['p50']} ms); applied {step['applied_rate']:,.0f}/s."
+        )
+    for name, q in (result.get("queries") or {}).items():
+        lines.append(
+            f"- {name}: GraphQL p50 {q['graphql_ms']['p50']} ms, raw Cypher p50 {q['cypher_ms']['p50']} ms."
+        )
+    (out / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / "summary.json").write_text(
+        json.dumps(
+            {
+                "started": started,
+                "minutes": round(total / 60, 1),
+                "scale": result["scale"],
+                "quick": quick,
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,53 +126,8 @@ def main(argv: list[str] | None = None) -> None:
             from hub.services import launcher
 
             launcher.stop(None, started_services)
-    m = result["machine"]
     total = time.monotonic() - began
-    lines = [
-        "# Benchmarks of the hub",
-        "",
-        f"Run {started} with `{' '.join(['python -m bench', *shown])}`, {total / 60:.1f} minutes.",
-        "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB memory, Python {m['python']}, "
-        f"{m['platform']}. The machine is shared with other work, so figures vary between runs.",
-        "",
-        "| benchmark | results |",
-        "| --- | --- |",
-        "| converters: CGMES and GasLib files to events, speed and memory | [converters.md](converters.md), "
-        "[converters.json](converters.json) |",
-        f"| scale: bulk load, freshness, queries on {result['scale']:,} objects | [scale.md](scale.md), "
-        "[scale.json](scale.json) |",
-        "",
-    ]
-    load = result.get("load") or {}
-    if load.get("baseline") and load.get("hub"):
-        lines.append(
-            f"- Bulk load: worker {load['hub']['events_per_s']:,.0f} events/s, plain Cypher "
-            f"{load['baseline']['objects_per_s']:,.0f} objects/s."
-        )
-    for step in result.get("freshness") or []:
-        lines.append(
-            f"- Freshness at {step['offered_rate']:,.0f}/s offered: p50 {step['freshness_ms']['p50']} ms, "
-            f"p99 {step['freshness_ms']['p99']} ms (Kafka transport p50 "
-            f"{step['baseline_transport_ms']['p50']} ms); applied {step['applied_rate']:,.0f}/s."
-        )
-    for name, q in (result.get("queries") or {}).items():
-        lines.append(
-            f"- {name}: GraphQL p50 {q['graphql_ms']['p50']} ms, raw Cypher p50 {q['cypher_ms']['p50']} ms."
-        )
-    (args.out / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (args.out / "summary.json").write_text(
-        json.dumps(
-            {
-                "started": started,
-                "minutes": round(total / 60, 1),
-                "scale": result["scale"],
-                "quick": args.quick,
-            },
-            indent=2,
-        ),
-        encoding="utf-8",
-    )
+    write_summary(args.out, started, total, result, shown, args.quick)
     scale.log(f"all benchmarks done in {total / 60:.1f} minutes; see {args.out / 'summary.md'}")
 
 
