@@ -2,6 +2,7 @@
 # Developer entry points of the hub.
 #   ./dev.sh demo         install, start Kafka and Neo4j, run the demo until Ctrl-C, then stop them
 #   ./dev.sh test [ARGS]  install, check the tools, run the whole test suite (ARGS go to pytest)
+#   ./dev.sh bench [ARGS] install, run every benchmark on its own services; results in bench/results/
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ROOT=$PWD
@@ -123,7 +124,7 @@ cmd_demo() {
   trap 'exit 130' INT TERM
   "$hub" services up
   if "$hub" demo --help >/dev/null 2>&1; then
-    "$hub" demo
+    "$hub" demo "$@"
   else
     log "Kafka and Neo4j are ready (see above). Press Ctrl-C to stop them."
     while true; do
@@ -133,13 +134,21 @@ cmd_demo() {
   fi
 }
 
+cmd_bench() {
+  ensure_venv
+  ensure_java_maven
+  log "Running the benchmarks (results in bench/results/)"
+  "$PY" -m bench "$@"
+}
+
 usage() {
-  sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 case ${1:-} in
   demo) shift; cmd_demo "$@" ;;
   test) shift; cmd_test "$@" ;;
+  bench) shift; cmd_bench "$@" ;;
   -h | --help | help | "") usage ;;
   *) usage >&2; die "unknown command: $1" ;;
 esac
