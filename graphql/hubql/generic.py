@@ -15,6 +15,8 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
+from hubql.scalars import Long
+
 
 def resolve_from_source(source: Any, name: str) -> Any:
     """Default field resolver: dict rows by key, anything else by attribute."""
@@ -127,7 +129,7 @@ class Change:
     mrid: strawberry.ID
     class_name: str
     change: str
-    version: int
+    version: Long
     time: datetime
     node: GraphNode | None
 
@@ -156,6 +158,7 @@ GENERIC_TYPE_NAMES = frozenset(
         "Subscription",
         "JSON",
         "DateTime",
+        "Long",
         "ID",
         "String",
         "Int",

@@ -34,6 +34,7 @@ from hubql.generic import (
     graph_node,
     resolve_from_source,
 )
+from hubql.scalars import SCALAR_MAP
 from hubql.subscriptions import change_stream
 from hubql.types import ROOT, TypeRegistry, build_types
 from ontology.loader import load_ontology
@@ -304,7 +305,7 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
         query=query,
         subscription=subscription,
         types=registry.all_types(),
-        config=StrawberryConfig(default_resolver=resolve_from_source),
+        config=StrawberryConfig(default_resolver=resolve_from_source, scalar_map=SCALAR_MAP),
         extensions=extensions,
     )
     _drop_inherited_descriptions(schema)

@@ -40,6 +40,7 @@ from hubql.generic import (
     Domain,
     Point,
 )
+from hubql.scalars import Long
 from ontology.model import Association, Attribute, Ontology
 
 log = structlog.get_logger(__name__)
@@ -203,7 +204,7 @@ def _generic_namespace() -> dict[str, Any]:
         "name": str | None,
         "label": str,
         "producer": str,
-        "version": int,
+        "version": Long,
         "updated": datetime,
         "point": Point | None,
     }

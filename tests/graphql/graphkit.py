@@ -67,6 +67,7 @@ class Obj:
     props: dict[str, Any] | None = None
     x: float | None = None
     y: float | None = None
+    version: int = 1
 
 
 @dataclass
@@ -95,7 +96,7 @@ def write_graph(
         if o.name is not None:
             props["name"] = o.name
         by_class.setdefault(o.cls, []).append(
-            {"mrid": o.mrid, "props": props, "label": lid, "x": o.x, "y": o.y}
+            {"mrid": o.mrid, "props": props, "label": lid, "x": o.x, "y": o.y, "version": o.version}
         )
     with driver.session() as session:
         created = session.run(
@@ -107,7 +108,7 @@ def write_graph(
             neo_labels = ":".join(f"`{n}`" for n in ontology.neo4j_labels(cls))
             session.run(
                 f"UNWIND $rows AS row MERGE (n:Entity {{mrid: row.mrid}}) SET n:{neo_labels} "
-                "SET n += row.props, n._class = $cls, n._domain = $domain, n._version = 1, "
+                "SET n += row.props, n._class = $cls, n._domain = $domain, n._version = row.version, "
                 "n._owner = $producer, n._producer = $producer, n._event_id = row.mrid, "
                 "n._updated = datetime(), n._event_time = datetime(), n._label = row.label, "
                 "n._x = row.x, n._y = row.y",
