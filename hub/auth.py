@@ -258,7 +258,8 @@ DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("public.analyst", "public", "PUBLIC", ("analyst",), (),
              "analyst with access to public data only"),
     DemoUser("hub.admin", "hub", "SECRET", ("admin",), ("hub-admins",),
-             "hub administrator (sees stubs and every label)"),
+             "hub administrator: sees only what its clearance, org, role and group satisfy, "
+             "e.g. stubs (role=admin); no superuser"),
 )
 
 
