@@ -11,7 +11,6 @@ that reason and no data.
 from __future__ import annotations
 
 import base64
-import fcntl
 import hashlib
 import json
 import os
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import Depends, HTTPException, Request
 
 from hub.caller import ANONYMOUS, Caller
+from hub.filelock import locked
 from hub.labels import canonical_level
 from hub.settings import Settings, get_settings
 
@@ -167,8 +167,7 @@ class DevIssuer:
         if self.private_path.exists() and self.jwks_path.exists():
             return
         self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with locked(self.dir / ".lock"):
             if self.private_path.exists() and self.jwks_path.exists():
                 return
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -7,15 +7,14 @@ stale one. A ``.complete`` marker is written last: when it exists nothing is run
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.filelock import locked
 from hub.services.errors import ServiceError
 from hub.services.layout import ServiceName
 from hub.services.tools import maven_executable
@@ -103,22 +102,13 @@ def ensure(settings: Settings, name: ServiceName, progress: Progress | None = No
     folder = _folder(settings, rec)
     folder.parent.mkdir(parents=True, exist_ok=True)
     # Two launchers (demo and tests, or two test runs) may fetch at once; the second waits and reuses.
-    with _locked(folder.parent / ".fetch.lock"):
+    with locked(folder.parent / ".fetch.lock"):
         found = cached(settings, name)
         if found is not None:
             return found
         _fetch(rec, folder, progress or (lambda _msg: None))
     return Distribution(name=name, title=rec.title, lib_dir=folder / "lib")
 
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _fetch(rec: Recipe, folder: Path, progress: Progress) -> None:

@@ -8,14 +8,13 @@ whose command line names our state folder.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.filelock import locked
 from hub.services import distribution, kafka, neo4j
 from hub.services.endpoint import Endpoint
 from hub.services.errors import ServiceError
@@ -57,7 +56,7 @@ def ensure_up(
     layout.create()
     limit_s = timeout_s if timeout_s is not None else settings.services_start_timeout_s
     deadline = time.monotonic() + limit_s
-    with _locked(layout.lock_file()):
+    with locked(layout.lock_file()):
         started: dict[ServiceName, int] = {}
         for name in names:
             pid = recorded_pid(layout.pid_file(name), str(layout.root))
@@ -81,7 +80,7 @@ def stop(
     layout = StateLayout.of(settings.state_dir)
     if not layout.run_dir().is_dir():
         return []
-    with _locked(layout.lock_file()):
+    with locked(layout.lock_file()):
         pids = {name: recorded_pid(layout.pid_file(name), str(layout.root)) for name in names}
         running = {name: pid for name, pid in pids.items() if pid is not None}
         terminate(list(running.values()), timeout_s)
@@ -132,17 +131,6 @@ def _endpoints(settings: Settings, name: ServiceName) -> list[tuple[str, Endpoin
 def _address(settings: Settings, name: ServiceName) -> str:
     return settings.kafka_bootstrap if name == "kafka" else settings.neo4j_uri
 
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    # Serialises launchers sharing a state folder (two test runs at once); the lock dies with the process.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _start(settings: Settings, layout: StateLayout, name: ServiceName, report: Progress) -> int:
