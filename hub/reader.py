@@ -98,12 +98,14 @@ class Page:
     has_next: bool
 
 
-def _prefetched_count(row: dict[str, Any]) -> int:
-    """Objects returned inside a row by prefetched associations (for the audit's row count)."""
+def _prefetched_count(row: dict[str, Any], prefetch: Sequence[Prefetch]) -> int:
+    """Objects returned inside a row by prefetched associations (for the audit's row count); the plan
+    names the keys, so rows of a plain selection are not scanned."""
     total = 0
-    for key, value in row.items():
-        if key.startswith(PREFETCH_PREFIX) and isinstance(value, list):
-            total += len(value) + sum(_prefetched_count(v) for v in value)
+    for p in prefetch:
+        value = row.get(p.key)
+        if isinstance(value, list):
+            total += len(value) + sum(_prefetched_count(v, p.children) for v in value)
     return total
 
 
@@ -185,7 +187,7 @@ class Reader:
             self.guard.stats.withheld += 1
         found: dict[str, Any] | None = row["n"]
         if found is not None:
-            self.guard.stats.rows += 1 + _prefetched_count(found)
+            self.guard.stats.rows += 1 + _prefetched_count(found, prefetch)
         return found
 
     def _projection(self, var: str, prefetch: Sequence[Prefetch], depth: int = 0) -> str:
@@ -290,7 +292,8 @@ class Reader:
         )
         has_next = len(rows) > size
         out = [r["n"] for r in rows[:size]]
-        self.guard.stats.rows += len(out) + sum(_prefetched_count(r) for r in out)
+        nested = sum(_prefetched_count(r, prefetch) for r in out) if prefetch else 0
+        self.guard.stats.rows += len(out) + nested
         return Page(out, has_next)
 
     async def count_objects(

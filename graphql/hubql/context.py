@@ -20,7 +20,7 @@ from hub.auth import Authenticator, AuthError, unauthorized
 from hub.caller import Caller
 from hub.guard import Guard, LabelDirectory
 from hub.labels import LabelCache
-from hub.reader import Reader
+from hub.reader import Prefetch, Reader
 from hub.settings import Settings
 from ontology.model import Ontology
 
@@ -89,12 +89,14 @@ class HubContext(BaseContext):
             raise AuthError("authentication required")
         return self.caller
 
-    def row(self, props: dict[str, Any]) -> dict[str, Any]:
-        return self.registry.row(props, self.guard.label_text)
+    def row(self, props: dict[str, Any], prefetch: Sequence[Prefetch] = ()) -> dict[str, Any]:
+        return self.registry.row(props, self.guard.label_text, prefetch)
 
-    def rows(self, props: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    def rows(
+        self, props: Sequence[dict[str, Any]], prefetch: Sequence[Prefetch] = ()
+    ) -> list[dict[str, Any]]:
         make, label_text = self.registry.row, self.guard.label_text
-        return [make(p, label_text) for p in props]
+        return [make(p, label_text, prefetch) for p in props]
 
     def related(self, rel_type: str, direction: str, other: str) -> DataLoader[str, list[dict[str, Any]]]:
         """Batch loader of the objects on the other end of one association, by source mRID."""

@@ -59,3 +59,9 @@ def child(selections: Sequence[Selection], *path: str) -> list[Selection]:
     for name in path:
         current = [s for _, f in _fields(ROOT, current) if f.name == name for s in f.selections]
     return current
+
+
+def selects(selections: Sequence[Selection], name: str) -> bool:
+    """Whether a field called ``name`` is among ``selections`` (fragments included, directives ignored:
+    a field skipped by ``@skip``/``@include`` still counts, which only costs the work of filling it)."""
+    return any(f.name == name for _, f in _fields(ROOT, selections))

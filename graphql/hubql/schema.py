@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import strawberry
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types.info import Info
 
@@ -20,6 +28,7 @@ from hub import reader as rd
 from hub.auth import AuthError
 from hub.settings import Settings, get_settings
 from hubql import prefetch
+from hubql.execution import HubExecutionContext
 from hubql.extensions import AuditExtension
 from hubql.generic import (
     Caller,
@@ -96,8 +105,9 @@ def _prefetch(info: Info, *path: str) -> tuple[rd.Prefetch, ...]:
 
 
 async def _object(info: Info, mrid: strawberry.ID) -> Any:
-    props = await info.context.reader.object(str(mrid), _prefetch(info))
-    return info.context.row(props) if props is not None else None
+    wanted = _prefetch(info)
+    props = await info.context.reader.object(str(mrid), wanted)
+    return info.context.row(props, wanted) if props is not None else None
 
 
 async def _objects(
@@ -113,13 +123,20 @@ async def _objects(
     args = {"class_name": class_name, "domain": _domain_name(domain), "name": name, "bbox": bbox}
     wanted = prefetch.merge(_prefetch(info, "nodes"), _prefetch(info, "edges", "node"))
     page = await ctx.reader.objects(first=first, after=after, prefetch=wanted, **args)
-    rows = ctx.rows(page.rows)
+    rows = ctx.rows(page.rows, wanted)
     encode = rd.encode_page_cursor
-    edges = [{"cursor": encode(r["mrid"]), "node": r} for r in rows]
+    # A cursor per object only when the selection has edges (most clients page with nodes and endCursor).
+    selected = info.selected_fields[0].selections
+    edges = (
+        [{"cursor": encode(r["mrid"]), "node": r} for r in rows]
+        if prefetch.selects(selected, "edges")
+        else []
+    )
+    end_cursor = encode(rows[-1]["mrid"]) if rows else None
     return {
         "edges": edges,
         "nodes": rows,
-        "page_info": PageInfo(has_next_page=page.has_next, end_cursor=edges[-1]["cursor"] if edges else None),
+        "page_info": PageInfo(has_next_page=page.has_next, end_cursor=end_cursor),
         "_args": args,
     }
 
@@ -293,10 +310,18 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
         ),
         name="Subscription",
     )
+    # The depth and alias rules are built once: every request then checks against the same rule classes,
+    # so the validation cache can recognise a document it has already checked (clients send the same few
+    # documents over and over). Parsing is cached the same way, under the token limit.
+    limit_rules = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
     extensions: list[Any] = [
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: AddValidationRules(limit_rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        ParserCache,
+        ValidationCache,
         AuditExtension,
     ]
     if not settings.dev_mode:
@@ -307,6 +332,7 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
         types=registry.all_types(),
         config=StrawberryConfig(default_resolver=resolve_from_source, scalar_map=SCALAR_MAP),
         extensions=extensions,
+        execution_context_class=HubExecutionContext,
     )
     _drop_inherited_descriptions(schema)
     return schema, registry

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import keyword
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -31,7 +31,7 @@ import strawberry
 import structlog
 from strawberry.types.info import Info
 
-from hub.reader import PREFETCH_PREFIX, Prefetch
+from hub.reader import Prefetch
 from hubql.generic import (
     DOMAIN_BY_NAME,
     GENERIC_FIELD_NAMES,
@@ -117,8 +117,14 @@ class TypeRegistry:
     def all_types(self) -> list[type]:
         return [*self.interfaces.values(), *self.objects.values()]
 
-    def row(self, props: dict[str, Any], label_text: Callable[[int | None], str]) -> dict[str, Any]:
-        """Turn a Cypher property map of a visible node into a row the generated types read."""
+    def row(
+        self,
+        props: dict[str, Any],
+        label_text: Callable[[int | None], str],
+        prefetch: Sequence[Prefetch] = (),
+    ) -> dict[str, Any]:
+        """Turn a Cypher property map of a visible node into a row the generated types read;
+        ``prefetch`` is the plan the map was fetched with (its associations become nested rows)."""
         cls = props.get("_class")
         props[TYPENAME_KEY] = self.typenames.get(cls, self.fallback_typename)  # type: ignore[arg-type]
         props["class_name"] = cls or ""
@@ -135,12 +141,15 @@ class TypeRegistry:
         for key, python_name in self.renamed.items():
             if key in props:
                 props[python_name] = props[key]
-        prefetched = [k for k in props if k.startswith(PREFETCH_PREFIX)]
-        if prefetched:
-            props[PREFETCHED_KEY] = {
-                k: sorted((self.row(p, label_text) for p in props.pop(k)), key=lambda r: r["mrid"])
-                for k in prefetched
-            }
+        if prefetch:
+            nested = {}
+            for p in prefetch:
+                found = props.pop(p.key, None)
+                if found is not None:
+                    nested[p.key] = sorted(
+                        (self.row(x, label_text, p.children) for x in found), key=lambda r: r["mrid"]
+                    )
+            props[PREFETCHED_KEY] = nested
         return props
 
     def attributes(self, row: Mapping[str, Any]) -> list[AttributeValue]:

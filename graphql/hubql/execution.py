@@ -1,0 +1,164 @@
+"""Operation execution with a short path for the plain scalar fields of row objects.
+
+graphql-core completes every field the same general way: a path entry, the resolve info, the resolver, then
+value completion through the type's wrappers. For most of a large result (the scalar fields of thousands of
+objects, which the schema's default resolver reads from row dicts) that machinery costs several times the
+value itself. :class:`HubExecutionContext` reads such a field straight from the row and coerces it with its
+scalar. Anything else goes to graphql-core unchanged: fields with resolvers or arguments, non-dict sources,
+and every value that does not coerce cleanly (null in a non-null field, a value the scalar rejects), which
+graphql-core then resolves again and reports exactly as it would have. Results and errors are therefore
+the ones graphql-core produces, in the same order; only the work differs.
+
+The short path is off when any extension resolves fields (a middleware must see every field).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple, cast
+
+from graphql.execution.collect_fields import GroupedFieldSet
+from graphql.pyutils import Path
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.field import StrawberryField
+
+from graphql import (
+    GraphQLField,
+    GraphQLObjectType,
+    Undefined,
+    is_leaf_type,
+    is_non_null_type,
+)
+from hubql.generic import resolve_from_source
+
+
+class _Leaf(NamedTuple):
+    """A scalar or enum field whose value is the row's entry under ``key``."""
+
+    key: str
+    coerce: Callable[[Any], Any]
+    non_null: bool
+
+
+class _Plan(NamedTuple):
+    # every response name in selection order, with its leaf reader (None: graphql-core executes it)
+    fields: tuple[tuple[str, _Leaf | None], ...]
+    rest: GroupedFieldSet  # the fields graphql-core executes
+    keep: GroupedFieldSet  # the planned field set, kept alive so its id is not reused meanwhile
+
+
+def leaf_of(field_def: GraphQLField) -> _Leaf | None:
+    """How to read ``field_def`` from a row dict, or None when it needs graphql-core's full path."""
+    definition = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    if (
+        not isinstance(definition, StrawberryField)
+        or not definition.is_basic_field  # a resolver of its own
+        or definition.extensions  # field extensions (permissions and the like) wrap the resolver
+        or definition.default_resolver is not resolve_from_source
+        or field_def.args
+    ):
+        return None
+    gql_type: Any = field_def.type
+    non_null = is_non_null_type(gql_type)
+    if non_null:
+        gql_type = gql_type.of_type
+    if not is_leaf_type(gql_type):
+        return None
+    return _Leaf(definition.python_name, gql_type.coerce_output_value, non_null)
+
+
+class HubExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core's executor (as Strawberry configures it) with the short path for leaf fields."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        manager = self.middleware_manager
+        self._short = not (manager is not None and getattr(manager, "middlewares", None))
+        self._plans: dict[tuple[str, int], _Plan | None] = {}
+
+    def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> _Plan | None:
+        # Sub-selections are collected once per operation and reused for every object of a list, so the
+        # plan is made once per field set too.
+        key = (parent_type.name, id(grouped_field_set))
+        try:
+            return self._plans[key]
+        except KeyError:
+            pass
+        fields: list[tuple[str, _Leaf | None]] = []
+        rest: GroupedFieldSet = {}
+        for name, details in grouped_field_set.items():
+            field_def = self.schema.get_field(parent_type, details[0].node.name.value)
+            leaf = leaf_of(field_def) if field_def is not None else None
+            fields.append((name, leaf))
+            if leaf is None:
+                rest[name] = details
+        plan = _Plan(tuple(fields), rest, grouped_field_set) if len(rest) < len(grouped_field_set) else None
+        self._plans[key] = plan
+        return plan
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
+        position_context: Any,
+    ) -> Any:
+        if not self._short or source_value.__class__ is not dict:
+            return super().execute_fields(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+        plan = self._plan(parent_type, grouped_field_set)
+        if plan is None:
+            return super().execute_fields(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+        results: dict[str, Any] = {}
+        rest = plan.rest
+        redo: GroupedFieldSet | None = None
+        get = source_value.get
+        for name, leaf in plan.fields:
+            if leaf is not None:
+                value = get(leaf.key)
+                if value is None:
+                    if not leaf.non_null:
+                        results[name] = None
+                        continue
+                elif not isinstance(value, Exception):
+                    try:
+                        coerced = leaf.coerce(value)
+                    except Exception:  # graphql-core resolves it again and reports the error
+                        coerced = None
+                    if coerced is not None and coerced is not Undefined:
+                        results[name] = coerced
+                        continue
+                # graphql-core's path decides (and reports) this value
+                if redo is None:
+                    redo = dict(rest)
+                redo[name] = grouped_field_set[name]
+            results[name] = None  # a place in selection order; filled below
+        slow = redo if redo is not None else rest
+        if not slow:
+            return results
+        # Built from the planned set so the field order graphql-core sees is the selection order.
+        slow = {k: v for k, v in grouped_field_set.items() if k in slow} if redo is not None else slow
+        done = super().execute_fields(parent_type, source_value, path, slow, position_context)
+        if self.is_awaitable(done):
+            return self._merge_later(results, slow, cast("Awaitable[dict[str, Any]]", done))
+        return _merge(results, slow, cast("dict[str, Any]", done))
+
+    @staticmethod
+    async def _merge_later(
+        results: dict[str, Any], slow: GroupedFieldSet, done: Awaitable[dict[str, Any]]
+    ) -> dict[str, Any]:
+        return _merge(results, slow, await done)
+
+
+def _merge(results: dict[str, Any], slow: GroupedFieldSet, done: dict[str, Any]) -> dict[str, Any]:
+    results.update(done)
+    if len(done) < len(slow):  # graphql-core leaves out fields it does not know; so do we
+        for name in slow:
+            if name not in done:
+                del results[name]
+    return results
