@@ -151,6 +151,9 @@ class Plan:
     replayed: int = 0
     # Source partition -> highest offset the batch covers, stored with the batch.
     positions: dict[str, int] = field(default_factory=dict)
+    # The state of every object the plan writes, as it will be read once the plan has committed: what
+    # the next batch may be folded against before this one is confirmed (see :meth:`GraphWriter.prepare`).
+    after: dict[str, Stored] = field(default_factory=dict)
 
     @property
     def writes(self) -> int:
@@ -362,7 +365,16 @@ def fold(
                     last.producer,
                 )
             )
+            if tr.has_upsert:
+                live_cls = tr.cls or last.cls
+                labels = (ENTITY, *ontology.neo4j_labels(live_cls))
+            else:
+                # A measurement: class and labels stay as they were.
+                live_cls = before.cls if before is not None and before.cls else last.cls
+                labels = before.labels if before is not None else (ENTITY,)
+            plan.after[mrid] = Stored(LIVE, tr.version, tr.owner, live_cls, labels, tr.label)
         elif tr.status == DEAD:
+            plan.after[mrid] = Stored(DEAD, tr.version, tr.owner, last.cls, (ENTITY, TOMBSTONE), None)
             plan.changes.append(
                 PendingChange(
                     mrid,
@@ -382,6 +394,24 @@ def fold(
         status = tr.status if tr is not None else (before.status if before else ABSENT)
         if status in (ABSENT, STUBBED):
             plan.stubs[target] = target_cls
+            # As the stub statement leaves it: the referrer's class labels added, the class narrowed
+            # when the referrer expects a subclass of the stub's.
+            if before is not None and before.status == STUBBED:
+                narrowed = before.cls in ontology.ancestors(target_cls)[1:]
+                stub_cls = target_cls if narrowed or before.cls is None else before.cls
+                stub_labels = tuple(dict.fromkeys((*before.labels, *ontology.neo4j_labels(target_cls))))
+                plan.after[target] = Stored(
+                    STUBBED, before.version, before.owner, stub_cls, stub_labels, before.label_id
+                )
+            else:
+                plan.after[target] = Stored(
+                    STUBBED,
+                    0,
+                    None,
+                    target_cls,
+                    (ENTITY, STUB, *ontology.neo4j_labels(target_cls)),
+                    STUB_LABEL_ID,
+                )
             if before is None:
                 plan.labels[STUB_LABEL_ID] = STUB_LABEL_TEXT
                 plan.changes.append(
@@ -490,6 +520,15 @@ _WRITE_PARTS: Final = (
 WRITE_BATCH: Final = "\n".join(f"CALL () {{{part}}}" for part in _WRITE_PARTS)
 
 
+def positions_of(events: Iterable[Accepted]) -> dict[str, int]:
+    """Source partition -> the highest offset among ``events`` read there."""
+    positions: dict[str, int] = {}
+    for ev in events:
+        if ev.source is not None and ev.offset > positions.get(ev.source, -1):
+            positions[ev.source] = ev.offset
+    return positions
+
+
 def _stored(state: Sequence[Any]) -> Stored:
     _mrid, version, owner, cls, labels, label = state
     labels = tuple(labels)
@@ -526,29 +565,52 @@ class GraphWriter:
         return list(seen)
 
     async def read_state(
-        self, tx: AsyncTx, mrids: list[str], sources: Iterable[str] = ()
+        self, tx: AsyncTx | neo4j.AsyncSession, mrids: list[str], sources: Iterable[str] = ()
     ) -> tuple[dict[str, Stored], dict[str, int]]:
-        """Stored state of ``mrids`` and the stored offsets of ``sources``."""
+        """Stored state of ``mrids`` and the stored offsets of ``sources`` (in ``tx``, or in an
+        auto-commit transaction of a session)."""
         result = await tx.run(READ_STATE, mrids=mrids, sources=list(sources))
         record = await result.single(strict=True)
         states = {state[0]: _stored(state) for state in record["states"]}
         return states, {source: int(offset) for source, offset in record["positions"]}
 
-    async def apply(self, tx: AsyncTx, events: Sequence[Accepted]) -> Plan:
-        """Read, fold and write ``events`` inside ``tx`` (the caller commits)."""
-        positions: dict[str, int] = {}
-        for ev in events:
-            if ev.source is not None and ev.offset > positions.get(ev.source, -1):
-                positions[ev.source] = ev.offset
-        stored, done = await self.read_state(tx, self.mrids_of(events), positions)
+    def plan(self, events: Sequence[Accepted], stored: Mapping[str, Stored], done: Mapping[str, int]) -> Plan:
+        """The batch's net effect on ``stored``, skipping events at or below the offsets in ``done``."""
+        positions = positions_of(events)
         fresh = events
         if done:
             fresh = [ev for ev in events if ev.source is None or ev.offset > done.get(ev.source, -1)]
         plan = fold(fresh, stored, self.ontology, self.droppable)
         plan.replayed = len(events) - len(fresh)
         plan.positions = positions
+        return plan
+
+    async def apply(self, tx: AsyncTx, events: Sequence[Accepted]) -> Plan:
+        """Read, fold and write ``events`` inside ``tx`` (the caller commits)."""
+        stored, done = await self.read_state(tx, self.mrids_of(events), positions_of(events))
+        plan = self.plan(events, stored, done)
         await self.write(tx, plan)
         return plan
+
+    async def prepare(
+        self, session: neo4j.AsyncSession, events: Sequence[Accepted], pending: Plan | None
+    ) -> Plan:
+        """Fold ``events`` ahead of their transaction, while ``pending`` (the batch before, not yet
+        committed) is still being written.
+
+        The state is read outside any transaction and overlaid with what ``pending`` will leave
+        behind, so the result holds only if ``pending`` commits exactly as planned; the caller writes
+        this plan only then, and otherwise applies the events afresh (:meth:`apply`). Objects of one
+        partition have one writer, which is what makes the read-ahead sound; the statements themselves
+        still check versions, so a write that raced with another writer cannot go backwards.
+        """
+        stored, done = await self.read_state(session, self.mrids_of(events), positions_of(events))
+        if pending is not None:
+            stored.update(pending.after)
+            for source, offset in pending.positions.items():
+                if offset > done.get(source, -1):
+                    done[source] = offset
+        return self.plan(events, stored, done)
 
     def _class_maps(self, classes: Iterable[str]) -> tuple[dict[str, list[str]], dict[str, str]]:
         labels: dict[str, list[str]] = {}

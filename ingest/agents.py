@@ -10,10 +10,14 @@ back-off until Neo4j accepts it, so a database outage delays events but never dr
 A worker killed at any point leaves its unacknowledged events to be redelivered, and every write is
 idempotent and versioned, so redelivery changes nothing that was already applied.
 
-Checking the next batch overlaps with the previous batch's transaction: the agent starts the write as a
-task and goes on taking and checking; transactions themselves stay strictly one after another, which
-keeps each object's events in order. Likewise the next transaction does not wait for the broker to
-confirm the previous batch's change records: acknowledging waits for them, batch after batch in order.
+Everything but the transaction itself overlaps with the previous batch's transaction: the agent starts
+the write as a task and goes on taking and checking the next batch, reads the state its objects have and
+folds it (:meth:`hub.writer.GraphWriter.prepare`, overlaid with what the batch being written will leave),
+so that its transaction holds only the write and the commit. A read-ahead holds only if the batch before
+committed exactly as planned; otherwise, and on every retry, the batch is read and folded again inside
+its own transaction. Transactions stay strictly one after another, which keeps each object's events in
+order. Neither does the next transaction wait for the change records of the previous batch: those are
+published in batch order, and acknowledging waits for the broker to confirm them, batch after batch.
 Change records go out as one record batch per partition (:class:`hub.changes.ChangePublisher`).
 """
 
@@ -55,6 +59,32 @@ log = get_logger("ingest.agents")
 POISON_CODES = frozenset({"Neo.ClientError.Statement.TypeError", "Neo.ClientError.Statement.ArgumentError"})
 
 
+class Batch:
+    """One batch on its way through the agent."""
+
+    __slots__ = ("accepted", "basis", "events", "exact", "pending", "plan", "started", "task", "written")
+
+    def __init__(
+        self,
+        events: Sequence[EventT],
+        accepted: list[Accepted],
+        pending: list[Awaitable[Any]],
+        started: float,
+    ) -> None:
+        self.events = events
+        self.accepted = accepted
+        self.pending = pending
+        self.started = started
+        # Folded ahead of the transaction, on the assumption that ``basis`` commits as planned.
+        self.plan: Plan | None = None
+        self.basis: Batch | None = None
+        # Whether the transaction wrote ``plan`` as it was folded ahead (what a read-ahead relies on).
+        self.exact = False
+        # Set once the batch's transaction has committed; the next one starts then.
+        self.written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.task: asyncio.Task[None] | None = None
+
+
 class BatchWriter:
     """State shared by the agent's batches: ontology, driver, checker, the write in flight."""
 
@@ -66,10 +96,15 @@ class BatchWriter:
         self.writer = GraphWriter(self.ontology, database=settings.neo4j_database)
         self.driver: neo4j.AsyncDriver | None = None
         self.publisher = ChangePublisher(settings.kafka_bootstrap)
-        # The batch being written, and the last batch waiting for its records to reach the broker.
-        self.inflight: asyncio.Task[None] | None = None
+        # The last batch handed to a writing task, and the last batch waiting for its records to reach
+        # the broker.
+        self.last: Batch | None = None
         self.acking: asyncio.Task[None] | None = None
         self.schema_ready = False
+
+    @property
+    def inflight(self) -> asyncio.Task[None] | None:
+        return self.last.task if self.last is not None else None
 
     async def _driver(self) -> neo4j.AsyncDriver:
         if self.driver is None:
@@ -80,7 +115,7 @@ class BatchWriter:
         return self.driver
 
     async def submit(self, stream: StreamT, events: Sequence[EventT]) -> None:
-        """Check ``events`` now; write them once the previous batch is done."""
+        """Check ``events`` and fold them now; write them once the previous batch is written."""
         started = time.perf_counter()
         accepted: list[Accepted] = []
         pending: list[Awaitable[Any]] = []
@@ -98,28 +133,56 @@ class BatchWriter:
                 result.source = f"{msg.topic}#{msg.partition}"
                 result.offset = msg.offset
                 accepted.append(result)
-        if self.inflight is not None:
-            await self.inflight
-        self.inflight = asyncio.create_task(self._commit(stream, events, accepted, pending, started))
+        batch = Batch(events, accepted, pending, started)
+        previous = self.last
+        if accepted:
+            await self._read_ahead(batch, previous)
+        if previous is not None:
+            waits: list[asyncio.Future[None]] = [previous.written]
+            if previous.task is not None:
+                waits.append(previous.task)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if previous.task is not None and previous.task.done() and previous.task.exception():
+                previous.task.result()  # a failed batch stops the agent; its events come again
+        batch.task = asyncio.create_task(self._commit(stream, batch, previous))
+        self.last = batch
+
+    async def _read_ahead(self, batch: Batch, previous: Batch | None) -> None:
+        """Fold ``batch`` against the state its transaction will find (see :meth:`GraphWriter.prepare`)."""
+        basis = previous if previous is not None and not previous.written.done() else None
+        if basis is not None and not basis.accepted:
+            basis = None  # it writes nothing
+        if basis is not None and basis.plan is None and basis.accepted:
+            return  # the batch being written was not folded ahead: nothing to overlay yet
+        try:
+            driver = await self._driver()
+            async with driver.session(database=settings.neo4j_database) as session:
+                batch.plan = await self.writer.prepare(
+                    session, batch.accepted, basis.plan if basis is not None else None
+                )
+            batch.basis = basis
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the transaction reads for itself, with retries
+            log.debug("read-ahead failed", error=f"{type(exc).__name__}: {exc}")
+            batch.plan = None
 
     async def drain(self) -> None:
-        if self.inflight is not None:
-            await self.inflight
-            self.inflight = None
+        if self.last is not None and self.last.task is not None:
+            await self.last.task
+            self.last = None
         if self.acking is not None:
             await self.acking
             self.acking = None
 
-    async def _commit(
-        self,
-        stream: StreamT,
-        events: Sequence[EventT],
-        accepted: list[Accepted],
-        pending: list[Awaitable[Any]],
-        started: float,
-    ) -> None:
-        plans, poisoned = await self._write(accepted) if accepted else ([], [])
+    async def _commit(self, stream: StreamT, batch: Batch, previous: Batch | None) -> None:
+        try:
+            plans, poisoned = await self._write(batch) if batch.accepted else ([], [])
+        finally:
+            if not batch.written.done():
+                batch.written.set_result(None)
         committed = datetime.now(UTC)
+        pending = batch.pending
         for ev, rejection in poisoned:
             pending.append(await self._dead_letter(ev.ref, rejection))
         records: list[ChangeRecord] = []
@@ -150,12 +213,24 @@ class BatchWriter:
                 EVENTS_IGNORED.labels("no-live-node").inc(plan.ignored)
             if plan.replayed:
                 EVENTS_IGNORED.labels("replayed").inc(plan.replayed)
+        # The change feed keeps batch order: the previous batch's records go out first.
+        if previous is not None and previous.task is not None:
+            await previous.task
         pending.extend(await self.publisher.publish(settings.changes_topic, records))
-        previous = self.acking
-        if previous is not None and previous.done():
-            previous.result()  # a batch whose records the broker refused stops the agent here
+        acking = self.acking
+        if acking is not None and acking.done():
+            acking.result()  # a batch whose records the broker refused stops the agent here
         self.acking = asyncio.create_task(
-            self._acknowledge(previous, stream, events, pending, started, len(accepted), len(records), plans)
+            self._acknowledge(
+                acking,
+                stream,
+                batch.events,
+                pending,
+                batch.started,
+                len(batch.accepted),
+                len(records),
+                plans,
+            )
         )
 
     async def _acknowledge(
@@ -195,8 +270,13 @@ class BatchWriter:
             dead_letters=len(events) - n_accepted + sum(len(p.rejected) for p in plans),
         )
 
-    async def _write(self, accepted: list[Accepted]) -> tuple[list[Plan], list[tuple[Accepted, Rejection]]]:
-        """Apply ``accepted`` in one transaction, retrying until Neo4j takes it."""
+    async def _write(self, batch: Batch) -> tuple[list[Plan], list[tuple[Accepted, Rejection]]]:
+        """Write ``batch`` in one transaction, retrying until Neo4j takes it: its read-ahead plan if
+        that still holds, else read and fold afresh inside the transaction."""
+        accepted = batch.accepted
+        ahead = batch.plan
+        if ahead is not None and batch.basis is not None and not batch.basis.exact:
+            ahead = None
         attempt = 0
         while True:
             try:
@@ -206,11 +286,16 @@ class BatchWriter:
                 async with driver.session(database=settings.neo4j_database) as session:
                     tx = await session.begin_transaction()
                     try:
-                        plan = await self.writer.apply(tx, accepted)
+                        if ahead is not None and attempt == 0:
+                            plan = ahead
+                            await self.writer.write(tx, plan)
+                        else:
+                            plan = await self.writer.apply(tx, accepted)
                         await tx.commit()
                     finally:
                         if not tx.closed():
                             await tx.close()
+                batch.exact = plan is ahead
                 if attempt:
                     log.info("neo4j write succeeded after retries", attempts=attempt + 1)
                 return [plan], []
@@ -227,8 +312,8 @@ class BatchWriter:
                     ]
                 # Halves in order keep each object's events in order.
                 mid = len(accepted) // 2
-                left_plans, left_bad = await self._write(accepted[:mid])
-                right_plans, right_bad = await self._write(accepted[mid:])
+                left_plans, left_bad = await self._write(Batch((), accepted[:mid], [], 0.0))
+                right_plans, right_bad = await self._write(Batch((), accepted[mid:], [], 0.0))
                 return left_plans + right_plans, left_bad + right_bad
             except asyncio.CancelledError:
                 raise
@@ -297,8 +382,9 @@ async def ingest(stream: StreamT) -> None:
                 except (TimeoutError, asyncio.CancelledError):
                     log.warning("shutdown left a batch unacknowledged; it will be redelivered")
                     break
-        # A later batch, if the agent is started again, acknowledges without this chain.
+        # A later batch, if the agent is started again, starts a chain of its own.
         writer.acking = None
+        writer.last = None
         try:
             await writer.publisher.stop()
         except Exception as exc:

@@ -599,3 +599,68 @@ def test_replayed_events_change_nothing(
     finally:
         neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
         neo4j_driver.execute_query("MATCH (o:IngestOffset {source: $s}) DELETE o", s=source)
+
+
+def same_state(a: Stored, b: Stored) -> bool:
+    return (a.status, a.version, a.owner, a.cls, frozenset(a.labels), a.label_id) == (
+        b.status,
+        b.version,
+        b.owner,
+        b.cls,
+        frozenset(b.labels),
+        b.label_id,
+    )
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(evs=events(), cuts=st.lists(st.integers(0, 25), max_size=4))
+def test_batches_folded_ahead_equal_events_applied_one_by_one(
+    evs: list[Accepted],
+    cuts: list[int],
+    async_driver: Any,
+    neo4j_driver: neo4j.Driver,
+    loop: asyncio.AbstractEventLoop,
+    settings: Any,
+) -> None:
+    # The worker folds each batch while the one before is still uncommitted (GraphWriter.prepare): the
+    # state it reads misses that batch, and the plan's predicted outcome has to fill the gap exactly.
+    prefix = f"tw{uuid.uuid4().hex[:10]}-"
+    model = Model()
+    for e in evs:
+        model.apply(e)
+    real = prefixed(evs, prefix)
+    bounds = sorted({0, len(real), *[min(c, len(real)) for c in cuts]})
+    batches = [real[lo:hi] for lo, hi in itertools.pairwise(bounds)]
+    predicted_wrong: list[tuple[str, Stored, Stored | None]] = []
+
+    async def run() -> None:
+        db = settings.neo4j_database
+        async with async_driver.session(database=db) as reader:
+            plan = await WRITER.prepare(reader, batches[0], None)
+        for k in range(len(batches)):
+            async with async_driver.session(database=db) as session:
+                tx = await session.begin_transaction()
+                await WRITER.write(tx, plan)
+                following = None
+                if k + 1 < len(batches):
+                    # Read while this batch's transaction is open and uncommitted.
+                    async with async_driver.session(database=db) as reader:
+                        following = await WRITER.prepare(reader, batches[k + 1], plan)
+                await tx.commit()
+            async with async_driver.session(database=db) as reader:
+                stored, _ = await WRITER.read_state(reader, list(plan.after))
+            for mrid, predicted in plan.after.items():
+                found = stored.get(mrid)
+                if found is None or not same_state(predicted, found):
+                    predicted_wrong.append((mrid, predicted, found))
+            if following is not None:
+                plan = following
+
+    loop.run_until_complete(run())
+    try:
+        assert predicted_wrong == []
+        nodes, edges = read_graph(neo4j_driver, prefix)
+        assert comparable(nodes, {}) == expected_graph(model, prefix)
+        assert edges == {(prefix + a, t, prefix + b) for a, t, b in model.edges}
+    finally:
+        neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
