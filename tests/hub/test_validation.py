@@ -374,3 +374,51 @@ def test_plausible_events_are_accepted_or_rejected_never_crash(event: dict[str, 
         return
     assert set(valid.properties) <= ONTO.property_keys()
     assert set(valid.relationships) <= ONTO.rel_types()
+
+
+JSON_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    subject=st.sampled_from(
+        ["7f43f508-2496-4b64-9146-0a40406cbe49", "_abc", "#_abc", "urn:uuid:abc", "", " x"]
+    ),
+    version=st.one_of(st.integers(-3, 2**64), st.text(max_size=4), st.floats(allow_nan=False)),
+    when=st.sampled_from(["2024-05-01T12:00:00Z", "2024-05-01", "yesterday", "2024-05-01T12:00:00+01:00"]),
+    kind=st.sampled_from(["upsert", "delete", "measurement", "UPSERT", "merge"]),
+    attributes=st.dictionaries(
+        st.sampled_from(["ACLineSegment.r", "IdentifiedObject.name", "x"]), JSON_SCALARS
+    ),
+    extra=st.dictionaries(st.sampled_from(["label", "id", "source", "unknown"]), JSON_SCALARS, max_size=2),
+    text_form=st.booleans(),
+)
+def test_bytes_take_the_same_path_to_the_same_outcome(
+    subject: str,
+    version: object,
+    when: str,
+    kind: str,
+    attributes: dict[str, Any],
+    extra: dict[str, Any],
+    text_form: bool,
+) -> None:
+    # Well-formed bytes are parsed by pydantic straight from the JSON; anything else goes through the
+    # general path. Whichever path an event takes, bytes and the decoded object must give one outcome.
+    event = envelope(subject=subject, version=version, time=when, type=kind, attributes=attributes, **extra)
+    raw = json.dumps(event).encode()
+    as_object = json.loads(raw)
+
+    def outcome(value: object) -> object:
+        try:
+            valid = validate_event(value, ONTO)  # type: ignore[arg-type]
+        except EventRejected as exc:
+            return ("rejected", str(exc))
+        return (valid.event.model_dump(), valid.mrid, valid.properties, valid.relationships)
+
+    assert outcome(raw.decode() if text_form else raw) == outcome(as_object)
