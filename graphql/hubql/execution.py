@@ -48,8 +48,21 @@ class _Plan(NamedTuple):
     keep: GroupedFieldSet  # the planned field set, kept alive so its id is not reused meanwhile
 
 
+# field id -> (field, how to read it); the field is held so that its id stays its own
+_LEAVES: dict[int, tuple[GraphQLField, _Leaf | None]] = {}
+
+
 def leaf_of(field_def: GraphQLField) -> _Leaf | None:
     """How to read ``field_def`` from a row dict, or None when it needs graphql-core's full path."""
+    known = _LEAVES.get(id(field_def))
+    if known is not None:
+        return known[1]
+    leaf = _leaf_of(field_def)
+    _LEAVES[id(field_def)] = (field_def, leaf)
+    return leaf
+
+
+def _leaf_of(field_def: GraphQLField) -> _Leaf | None:
     definition = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
     if (
         not isinstance(definition, StrawberryField)

@@ -1,4 +1,4 @@
-"""Audit log and metrics for every GraphQL operation.
+"""Audit log and metrics for every GraphQL operation, and the parse cache.
 
 One structured log line per operation: caller, operation name, a hash of the variables (never the values,
 which may name objects), rows returned, objects the guard withheld, duration and outcome. The counts of
@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter, Histogram
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import ParserCache, SchemaExtension
 
 log = structlog.get_logger("hub.audit")
 
@@ -37,17 +37,42 @@ def variables_hash(variables: dict[str, Any] | None) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+class CachedParsing(ParserCache):
+    """Strawberry's parse cache (documents shared by every request, keyed by text and token limit), except
+    that a document that does not parse is left to Strawberry's own parsing, which reports the error
+    inside the operation like any other (the cache would raise it past the other extensions)."""
+
+    def on_parse(self) -> Iterator[None]:
+        ec = self.execution_context
+        try:
+            ec.graphql_document = self.cached_parse_document(ec.query, **ec.parse_options)
+        except Exception:
+            ec.graphql_document = None
+        yield
+
+
 class AuditExtension(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
-        yield
+        failure: BaseException | None = None
+        try:
+            yield
+        except BaseException as exc:  # cancellation (a client gone) included
+            failure = exc
+            raise
+        finally:
+            # Even an operation that raised through the extensions leaves its line.
+            self._audit(time.perf_counter() - started, failure)
+
+    def _audit(self, elapsed: float, failure: BaseException | None) -> None:
         ec = self.execution_context
-        elapsed = time.perf_counter() - started
         ctx = ec.context
         guard = getattr(ctx, "guard", None)
         caller = getattr(ctx, "caller", None)
         result = ec.result
-        errors = list(getattr(result, "errors", None) or []) if result is not None else []
+        errors: list[Any] = list(getattr(result, "errors", None) or []) if result is not None else []
+        if failure is not None:
+            errors.append(failure)
         try:
             op_type = ec.operation_type.value
         except Exception:  # the document did not parse: there is no operation type
@@ -71,5 +96,5 @@ class AuditExtension(SchemaExtension):
             queries=guard.stats.queries if guard is not None else 0,
             duration_ms=round(elapsed * 1000, 2),
             outcome=outcome,
-            errors=[e.message for e in errors][:5],
+            errors=[getattr(e, "message", None) or str(e) or type(e).__name__ for e in errors][:5],
         )

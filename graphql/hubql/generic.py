@@ -177,5 +177,5 @@ def graph_node(props: dict[str, Any], label_text: Callable[[int | None], str]) -
         "domain": DOMAIN_BY_NAME.get(props.get("_domain"), Domain.ELECTRICITY),
         "name": props.get("name"),
         "label": label_text(props.get("_label")),
-        "point": Point(x=x, y=y) if x is not None and y is not None else None,
+        "point": {"x": x, "y": y} if x is not None and y is not None else None,
     }

@@ -1,16 +1,23 @@
-"""Custom scalars of the schema.
+"""Custom scalars of the schema, and how ``DateTime`` serialises.
 
 ``Long``: object versions are 64-bit in Neo4j and in events (producers may use epoch milliseconds), but
 GraphQL's ``Int`` is 32-bit, so a version above 2**31-1 would fail to serialise. ``Long`` is a signed 64-bit
 integer sent as a JSON number; inputs are accepted as an integer or a string of digits (clients whose JSON
 numbers are doubles can send large values losslessly as strings).
+
+``DateTime`` is Strawberry's scalar (same name, description and input parsing) whose output also accepts
+the driver's temporal values, converted to Python's first: rows keep the values Neo4j returned and only
+the ones a selection asks for are converted. The text is what Python's ``isoformat`` gives (microseconds).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import datetime
 from typing import Any, Final, NewType
 
 import strawberry
+from strawberry.schema.types.base_scalars import DateTimeDefinition
 from strawberry.types.scalar import ScalarDefinition
 
 LONG_MIN: Final = -(2**63)
@@ -49,6 +56,16 @@ def parse_long(value: Any) -> int:
     return _to_long(value, "input")
 
 
+def native(value: Any) -> Any:
+    """Neo4j temporal values as Python ones; anything else unchanged."""
+    to_native = getattr(value, "to_native", None)
+    return to_native() if to_native is not None else value
+
+
+def serialize_datetime(value: Any) -> str:
+    return str(native(value).isoformat())
+
+
 Long = NewType("Long", int)
 
 # Strawberry maps ``Long`` annotations to this definition through StrawberryConfig.scalar_map.
@@ -60,5 +77,6 @@ SCALAR_MAP: Final[dict[object, ScalarDefinition]] = {
         ),
         serialize=serialize_long,
         parse_value=parse_long,
-    )
+    ),
+    datetime: dataclasses.replace(DateTimeDefinition, serialize=serialize_datetime),
 }

@@ -16,7 +16,6 @@ from strawberry.extensions import (
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     ValidationCache,
 )
@@ -29,7 +28,7 @@ from hub.auth import AuthError
 from hub.settings import Settings, get_settings
 from hubql import prefetch
 from hubql.execution import HubExecutionContext
-from hubql.extensions import AuditExtension
+from hubql.extensions import AuditExtension, CachedParsing
 from hubql.generic import (
     Caller,
     Change,
@@ -320,7 +319,7 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
     extensions: list[Any] = [
         lambda: AddValidationRules(limit_rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        ParserCache,
+        CachedParsing,
         ValidationCache,
         AuditExtension,
     ]

@@ -40,7 +40,7 @@ from hubql.generic import (
     Domain,
     Point,
 )
-from hubql.scalars import Long
+from hubql.scalars import Long, native
 from ontology.model import Association, Attribute, Ontology
 
 log = structlog.get_logger(__name__)
@@ -64,14 +64,8 @@ _SCALARS: Final[dict[str, Any]] = {
 }
 
 
-def _native(value: Any) -> Any:
-    """Neo4j temporal values as Python ones (what the DateTime scalar and JSON expect)."""
-    to_native = getattr(value, "to_native", None)
-    return to_native() if to_native is not None else value
-
-
 def _json_value(value: Any) -> Any:
-    value = _native(value)
+    value = native(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, list):
@@ -89,7 +83,6 @@ class TypeRegistry:
     typenames: dict[str, str] = field(default_factory=dict)  # class -> concrete GraphQL type name
     root: type | None = None
     fallback_typename: str = ""
-    datetime_keys: frozenset[str] = frozenset()
     # property key -> python field name, only where they differ (key clashes with a generic field)
     renamed: dict[str, str] = field(default_factory=dict)
     attribute_index: dict[str, list[Attribute]] = field(default_factory=dict)
@@ -132,12 +125,11 @@ class TypeRegistry:
         props["label"] = label_text(props.get("_label"))
         props["producer"] = props.get("_producer") or props.get("_owner") or ""
         props["version"] = props.get("_version") or 0
+        # Temporal values stay as the driver returned them: the DateTime scalar converts the selected ones.
         updated = props.get("_updated")
-        props["updated"] = _native(updated) if updated is not None else EPOCH
+        props["updated"] = updated if updated is not None else EPOCH
         x, y = props.get("_x"), props.get("_y")
-        props["point"] = Point(x=x, y=y) if x is not None and y is not None else None
-        for key in self.datetime_keys.intersection(props):
-            props[key] = _native(props[key])
+        props["point"] = {"x": x, "y": y} if x is not None and y is not None else None
         for key, python_name in self.renamed.items():
             if key in props:
                 props[python_name] = props[key]
@@ -268,7 +260,6 @@ def build_types(ontology: Ontology) -> TypeRegistry:
         "resolve_type",
         "is_type_of",
     }
-    dt_keys: set[str] = set()
 
     # 1. raw (undecorated) classes in ancestry order, so that bases exist before subclasses
     order = sorted(classes, key=lambda n: (n != ROOT, len(ontology.ancestors(n)), n))
@@ -297,8 +288,6 @@ def build_types(ontology: Ontology) -> TypeRegistry:
             py = _python_name(attr.key, taken_python)
             if py != attr.key:
                 reg.renamed[attr.key] = py
-            if attr.datatype == "datetime":
-                dt_keys.add(attr.key)
             annotations[py] = _SCALARS[attr.datatype]
             ns[py] = strawberry.field(name=attr.key, default=None, description=_attribute_description(attr))
         links: list[tuple[str, Association, str]] = [(a.key, a, "out") for a in cls.associations.values()]
@@ -384,5 +373,4 @@ def build_types(ontology: Ontology) -> TypeRegistry:
     reg.class_of_type = {**{n: n for n in reg.interfaces}, **{t: n for n, t in reg.typenames.items()}}
     reg.root = reg.interfaces[ROOT]
     reg.fallback_typename = reg.typenames[ROOT]
-    reg.datetime_keys = frozenset(dt_keys)
     return reg

@@ -110,6 +110,26 @@ def test_guard_rails(api: Api) -> None:
     assert body["errors"][0]["message"] == "className 'NoSuchClass' is not a class of the ontology"
 
 
+def test_guard_rails_hold_for_documents_seen_before(api: Api) -> None:
+    """Parsing and validation are cached per document text: a document refused once is refused again,
+    and an accepted one stays accepted with other variables."""
+    token = api.token("rails-again", None, "PUBLIC")
+    deep = '{ object(mrid: "x") { ' + "... on Terminal { conductingEquipment { terminals { " * 7
+    deep += "mrid" + " } } }" * 7 + " } }"
+    aliases = "{ " + " ".join(f"a{i}: me {{ subject }}" for i in range(api.settings.max_aliases + 1)) + " }"
+    tokens = "{ " + "me { subject } " * (api.settings.max_tokens // 4 + 1) + "}"
+    for _ in range(3):
+        assert "exceeds maximum operation depth" in _post(api, token, deep).json()["errors"][0]["message"]
+        assert "aliases found" in _post(api, token, aliases).json()["errors"][0]["message"]
+        response = _post(api, token, tokens)
+        assert response.status_code == 200 and response.json()["data"] is None
+        assert "more than" in response.json()["errors"][0]["message"]
+        assert "tokens" in response.json()["errors"][0]["message"]
+    query = "query($m: ID!) { object(mrid: $m) { mrid } }"
+    for mrid in ("a", "b"):
+        assert api.query(query, {"m": mrid}, token=token) == {"data": {"object": None}}
+
+
 def test_errors_masked_outside_dev_mode(settings: Any) -> None:
     with serve(
         settings.model_copy(update={"dev_mode": False, "jwks_file": DevIssuer(settings).jwks_path})
