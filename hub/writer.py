@@ -42,7 +42,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 import neo4j
 
@@ -103,9 +103,8 @@ class Accepted:
     offset: int = -1
 
 
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """An object's state in the graph before the batch."""
+class Stored(NamedTuple):
+    """An object's state in the graph (a tuple: one is made for every object a batch names)."""
 
     status: int
     version: int
@@ -115,8 +114,7 @@ class Stored:
     label_id: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class PendingChange:
+class PendingChange(NamedTuple):
     mrid: str
     cls: str
     change: ChangeKind
@@ -172,7 +170,6 @@ class _Track:
         "last",
         "owner",
         "props",
-        "refs",
         "rels",
         "status",
         "transitions",
@@ -180,11 +177,14 @@ class _Track:
     )
 
     def __init__(self, stored: Stored | None) -> None:
-        self.status = stored.status if stored else ABSENT
-        self.version = stored.version if stored else 0
-        self.owner = stored.owner if stored else None
-        self.cls = stored.cls if stored else None
-        self.label: int | None = stored.label_id if stored else None
+        if stored is None:
+            self.status = ABSENT
+            self.version = 0
+            self.owner: str | None = None
+            self.cls: str | None = None
+            self.label: int | None = None
+        else:
+            self.status, self.version, self.owner, self.cls, _, self.label = stored
         # The label the object had just before its last delete: who could see it learns it is gone.
         self.gone_label: int | None = None
         self.delete: Accepted | None = None
@@ -195,7 +195,6 @@ class _Track:
         # (batch index, became a tombstone?) whenever the object enters or leaves the tombstone state;
         # decides whether an edge set at some index to this object survives the batch.
         self.transitions: list[tuple[int, bool]] = []
-        self.refs = 0
 
 
 def fold(
@@ -212,6 +211,9 @@ def fold(
     plan = Plan()
     tracks: dict[str, _Track] = {}
     targets: dict[str, str] = {}
+    # Labels a live object or a new stub of a class ends with, for Plan.after (per class, not per object).
+    live_labels: dict[str, tuple[str, ...]] = {}
+    stub_labels: dict[str, tuple[str, ...]] = {}
     for index, ev in enumerate(events):
         mrid = ev.mrid
         tr = tracks.get(mrid)
@@ -367,7 +369,9 @@ def fold(
             )
             if tr.has_upsert:
                 live_cls = tr.cls or last.cls
-                labels = (ENTITY, *ontology.neo4j_labels(live_cls))
+                labels = live_labels.get(live_cls) or live_labels.setdefault(
+                    live_cls, (ENTITY, *ontology.neo4j_labels(live_cls))
+                )
             else:
                 # A measurement: class and labels stay as they were.
                 live_cls = before.cls if before is not None and before.cls else last.cls
@@ -399,9 +403,9 @@ def fold(
             if before is not None and before.status == STUBBED:
                 narrowed = before.cls in ontology.ancestors(target_cls)[1:]
                 stub_cls = target_cls if narrowed or before.cls is None else before.cls
-                stub_labels = tuple(dict.fromkeys((*before.labels, *ontology.neo4j_labels(target_cls))))
+                grown = tuple(dict.fromkeys((*before.labels, *ontology.neo4j_labels(target_cls))))
                 plan.after[target] = Stored(
-                    STUBBED, before.version, before.owner, stub_cls, stub_labels, before.label_id
+                    STUBBED, before.version, before.owner, stub_cls, grown, before.label_id
                 )
             else:
                 plan.after[target] = Stored(
@@ -409,7 +413,8 @@ def fold(
                     0,
                     None,
                     target_cls,
-                    (ENTITY, STUB, *ontology.neo4j_labels(target_cls)),
+                    stub_labels.get(target_cls)
+                    or stub_labels.setdefault(target_cls, (ENTITY, STUB, *ontology.neo4j_labels(target_cls))),
                     STUB_LABEL_ID,
                 )
             if before is None:
