@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import neo4j
+from aiokafka.admin import AIOKafkaAdminClient
 from faust.types import EventT, StreamT
 
 from hub.changes import ChangePublisher, ChangeRecord
@@ -49,7 +50,7 @@ from hub.metrics import (
     WRITE_RETRIES,
 )
 from hub.writer import Accepted, GraphWriter, Plan
-from ingest.app import app, discover_topics, ingest_topic, settings, subscribe
+from ingest.app import app, ingest_topic, ingest_topics_in, settings, subscribe
 from ingest.records import RecordChecker, Rejection
 
 log = get_logger("ingest.agents")
@@ -62,7 +63,18 @@ POISON_CODES = frozenset({"Neo.ClientError.Statement.TypeError", "Neo.ClientErro
 class Batch:
     """One batch on its way through the agent."""
 
-    __slots__ = ("accepted", "basis", "events", "exact", "pending", "plan", "started", "task", "written")
+    __slots__ = (
+        "accepted",
+        "basis",
+        "events",
+        "exact",
+        "pending",
+        "plan",
+        "sending",
+        "started",
+        "task",
+        "written",
+    )
 
     def __init__(
         self,
@@ -82,6 +94,8 @@ class Batch:
         self.exact = False
         # Set once the batch's transaction has committed; the next one starts then.
         self.written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Set as the batch's write statement goes out.
+        self.sending: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.task: asyncio.Task[None] | None = None
 
 
@@ -99,6 +113,8 @@ class BatchWriter:
         # The last batch handed to a writing task, and the last batch waiting for its records to reach
         # the broker.
         self.last: Batch | None = None
+        # A batch checked and folded, waiting for the one before it to commit.
+        self.waiting: Batch | None = None
         self.acking: asyncio.Task[None] | None = None
         self.schema_ready = False
 
@@ -137,6 +153,7 @@ class BatchWriter:
         previous = self.last
         if accepted:
             await self._read_ahead(batch, previous)
+        self.waiting = batch
         if previous is not None:
             waits: list[asyncio.Future[None]] = [previous.written]
             if previous.task is not None:
@@ -146,6 +163,7 @@ class BatchWriter:
                 previous.task.result()  # a failed batch stops the agent; its events come again
         batch.task = asyncio.create_task(self._commit(stream, batch, previous))
         self.last = batch
+        self.waiting = None
 
     async def _read_ahead(self, batch: Batch, previous: Batch | None) -> None:
         """Fold ``batch`` against the state its transaction will find (see :meth:`GraphWriter.prepare`)."""
@@ -176,11 +194,18 @@ class BatchWriter:
             self.acking = None
 
     async def _commit(self, stream: StreamT, batch: Batch, previous: Batch | None) -> None:
+        if not batch.accepted:
+            batch.sending.set_result(None)  # nothing to write
         try:
             plans, poisoned = await self._write(batch) if batch.accepted else ([], [])
         finally:
             if not batch.written.done():
                 batch.written.set_result(None)
+        # The next batch's statement goes to Neo4j before this one's change records are made: with one
+        # event loop, whatever runs first delays the other, and the database waits for the statement.
+        successor = self.waiting
+        if successor is not None and not successor.sending.done():
+            await asyncio.wait([successor.sending], timeout=0.05)
         committed = datetime.now(UTC)
         pending = batch.pending
         for ev, rejection in poisoned:
@@ -286,6 +311,8 @@ class BatchWriter:
                 async with driver.session(database=settings.neo4j_database) as session:
                     tx = await session.begin_transaction()
                     try:
+                        if not batch.sending.done():
+                            batch.sending.set_result(None)
                         if ahead is not None and attempt == 0:
                             plan = ahead
                             await self.writer.write(tx, plan)
@@ -387,15 +414,48 @@ async def ingest(stream: StreamT) -> None:
         writer.last = None
         try:
             await writer.publisher.stop()
+            await _watch.close()
         except Exception as exc:
-            log.warning("stopping the change producer failed", error=f"{type(exc).__name__}: {exc}")
+            log.warning("stopping the worker's Kafka clients failed", error=f"{type(exc).__name__}: {exc}")
+
+
+class TopicWatch:
+    """Lists the cluster's ingest topics with one admin client kept open between looks: a client made
+    afresh each time costs a connection and a metadata exchange, every few seconds, on the loop that
+    also feeds the agent."""
+
+    def __init__(self) -> None:
+        self.admin: AIOKafkaAdminClient | None = None
+
+    async def topics(self) -> list[str]:
+        if self.admin is None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
+            await admin.start()
+            self.admin = admin
+        try:
+            return ingest_topics_in(await self.admin.list_topics(), settings.ingest_topic_prefix)
+        except Exception:
+            admin, self.admin = self.admin, None
+            try:
+                await admin.close()
+            except Exception as exc:
+                log.debug("closing the admin client failed", error=str(exc))
+            raise
+
+    async def close(self) -> None:
+        admin, self.admin = self.admin, None
+        if admin is not None:
+            await admin.close()
+
+
+_watch = TopicWatch()
 
 
 @app.timer(interval=settings.topic_discovery_interval_s)
 async def discover() -> None:
     """Subscribe to producer topics created since start."""
     try:
-        topics = await discover_topics(settings.kafka_bootstrap, settings.ingest_topic_prefix)
+        topics = await _watch.topics()
     except Exception as exc:
         log.warning("topic discovery failed", error=f"{type(exc).__name__}: {exc}")
         return
