@@ -408,7 +408,9 @@ def write_results(result: dict[str, Any]) -> None:
         "generation collected every 50,000 allocations), which the floor's runs enjoy as much as GraphQL's.",
         "After each timed run an untimed pause (as long as the run, at most 0.2 s) lets the server",
         "thread finish an HTTP request (freeing the result, writing the audit line) outside the next",
-        "variant's time.",
+        "variant's time. Run-to-run noise on this machine is large next to GraphQL's own cost (the page's",
+        "medians move by 10-20% between runs, and a ratio below 1.0x is that noise); compare ratios within",
+        "a run, and the best times in graphql_api.json for a view with less load in it.",
         "",
     ]
     (RESULTS / "graphql_api.md").write_text("\n".join(lines), encoding="utf-8")
