@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,6 +56,12 @@ class Settings(BaseSettings):
     worker_retry_max_backoff_s: float = 5.0
     # A worker that died without leaving the group is replaced after this long.
     worker_session_timeout_s: float = 10.0
+    # Events the worker buffers ahead of its batches. Faust stops fetching a partition when the buffer is
+    # nearly full and fetches again only once it is well below that, which takes a while: the buffer
+    # must hold enough batches to cover the pause, or the worker runs dry behind a backlog.
+    worker_buffer_events: int = 16_384
+    # The worker's asyncio event loop: "uvloop" (libuv; less CPU per event) or "asyncio" (the standard one).
+    worker_event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # JSON object: producer id -> {"org": ..., "default_label": ...}; see hub/producers.py
     producers: dict[str, dict[str, str]] = Field(default_factory=dict)
 

@@ -33,8 +33,8 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         # Offsets of acknowledged events only; the agent acknowledges after the graph transaction commits.
         broker_commit_interval=settings.worker_commit_interval_s,
-        # Room for a couple of batches in flight per partition buffer.
-        stream_buffer_maxsize=max(4096, 4 * settings.batch_size),
+        # Many batches ahead: see settings.worker_buffer_events.
+        stream_buffer_maxsize=max(settings.worker_buffer_events, 4 * settings.batch_size),
         producer_acks=-1,
         # Never block a rebalance or shutdown on events not yet written: they are not acknowledged, so
         # their offsets are not committed and they come again (the writes are idempotent).

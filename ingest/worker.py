@@ -64,6 +64,12 @@ def run(settings: Settings | None = None) -> None:
         port = start_metrics_server(settings.metrics_port)
         log.info("metrics served", port=port)
     topics = _prepare(settings)
+    if settings.worker_event_loop == "uvloop":
+        # Before Faust creates its loop. Faust's wake-ups, timers and socket reads cost less CPU per
+        # event on libuv; the worker's CPU is what limits it beside Neo4j on a small machine.
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
     from faust import Worker
 
