@@ -67,9 +67,12 @@ def run(settings: Settings | None = None) -> None:
     if settings.worker_event_loop == "uvloop":
         # Before Faust creates its loop. Faust's wake-ups, timers and socket reads cost less CPU per
         # event on libuv; the worker's CPU is what limits it beside Neo4j on a small machine.
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        try:
+            import uvloop
+        except ImportError:  # not built for this platform (Windows)
+            log.warning("uvloop is not installed; using the standard event loop")
+        else:
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
     from faust import Worker
 
