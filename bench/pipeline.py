@@ -635,7 +635,7 @@ def write_results(result: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=40_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--rate", type=float, default=0.0, help="freshness rate (default: half of raw)")
     parser.add_argument("--stream-seconds", type=float, default=20.0)
     parser.add_argument("--partitions", type=int, default=4)
