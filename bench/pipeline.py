@@ -6,9 +6,10 @@ Two measurements, each taken for the pipeline and for the raw baseline in the sa
 kind of events (upserts of electricity and gas objects with their attributes and references, new mRIDs
 per phase so both sides do the same create work):
 
-* sustained throughput, in ``R`` rounds, each a raw load followed at once by a pipeline run, so that the
-  load of a shared machine, which drifts over minutes, weighs on both sides of a round alike; the
-  headline ratio is the median of the rounds' ratios.
+* sustained throughput, in ``R`` rounds, each a raw load and a pipeline run back to back (which goes
+  first alternates), so that the load of a shared machine, which drifts over minutes, weighs on both
+  sides of a round alike; every round starts from the same database (the previous round's objects are
+  removed, untimed). The headline ratio is the median of the rounds' ratios.
   - raw: N events (JSON bytes, fresh mRIDs) written with plain batched ``UNWIND`` statements, writing
     the same labels, properties, bookkeeping and edges, with no Kafka, no validation, no version rule,
     no ownership or label checks, no change feed. Two plain loaders run in the first round (one
@@ -483,6 +484,7 @@ async def change_freshness(bootstrap: str, topic: str, since: float) -> list[flo
 class Worker:
     def __init__(self, settings: Settings, prefix: str, producer: str, log_path: Path) -> None:
         self.group = f"{prefix}-worker"
+        self.topic = f"{prefix}.cim.ingest.{producer}"
         self.changes_topic = f"{prefix}.cim.changes"
         self.env = {
             **os.environ,
@@ -562,6 +564,19 @@ def wait_committed(settings: Settings, worker: Worker, topic: str, timeout_s: fl
     asyncio.run(watch())
 
 
+def remove_nodes(driver: neo4j.Driver, settings: Settings, prefix: str) -> None:
+    """Delete the objects (and stored offsets) of mRIDs and topics starting with ``prefix``."""
+    while True:
+        records, _, _ = driver.execute_query(
+            "MATCH (n) WHERE (n:Entity AND n.mrid STARTS WITH $p) OR (n:IngestOffset AND n.source "
+            "STARTS WITH $p) WITH n LIMIT 20000 DETACH DELETE n RETURN count(*) AS c",
+            p=prefix,
+            database_=settings.neo4j_database,
+        )
+        if records[0]["c"] == 0:
+            return
+
+
 async def delete_topics(bootstrap: str, prefix: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -574,6 +589,60 @@ async def delete_topics(bootstrap: str, prefix: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------- main
+
+
+def raw_round(
+    loader: PlainLoader | None,
+    driver: neo4j.Driver,
+    settings: Settings,
+    prefix: str,
+    producer: str,
+    n: int,
+    meter: CpuMeter,
+    variants: dict[str, float],
+) -> tuple[PlainLoader, float, dict[str, float]]:
+    """The raw side of a round; without a ``loader`` yet, both plain loaders run and the faster one is
+    returned as the baseline of every round."""
+    batch = settings.batch_size
+    if loader is None:
+        candidates: list[tuple[PlainLoader, float, dict[str, float]]] = []
+        for side, variant in (("r", PlainLoader), ("s", DynamicLoader)):
+            candidate = variant(driver, settings.neo4j_database)
+            events = [json.dumps(e).encode() for e in generate(n, f"{prefix}{side}", producer)]
+            eps, cpu = baseline_throughput(candidate, events, batch, meter)
+            variants[candidate.name] = eps
+            candidates.append((candidate, eps, cpu))
+            log(f"raw ({candidate.name}): {eps:.0f} events/s; CPU us/event {fmt_cpu(cpu)}")
+        return max(candidates, key=lambda c: c[1])
+    events = [json.dumps(e).encode() for e in generate(n, f"{prefix}s", producer)]
+    eps, cpu = baseline_throughput(loader, events, batch, meter)
+    log(f"raw ({loader.name}): {eps:.0f} events/s; CPU us/event {fmt_cpu(cpu)}")
+    return loader, eps, cpu
+
+
+def pipeline_round(
+    settings: Settings,
+    prefix: str,
+    producer: str,
+    args: argparse.Namespace,
+    meter: CpuMeter,
+    worker_log: Path,
+    previous: Worker | None,
+) -> tuple[Worker, float, dict[str, float]]:
+    """The pipeline side of a round: events into a fresh topic, then a fresh worker on it (the previous
+    round's worker is stopped first)."""
+    worker = Worker(settings, prefix, producer, worker_log)
+    asyncio.run(create_topic(settings.kafka_bootstrap, worker.topic, args.partitions))
+    asyncio.run(
+        produce(
+            settings.kafka_bootstrap, worker.topic, list(generate(args.events, f"{prefix}p", producer)), None
+        )
+    )
+    if previous is not None:
+        previous.stop()
+    eps, cpu = pipeline_throughput(settings, worker, worker.topic, meter, args.timeout)
+    log(f"pipeline: {eps:.0f} events/s; CPU us/event {fmt_cpu(cpu)}")
+    return worker, eps, cpu
 
 
 def pct(values: list[float], q: float) -> float:
@@ -596,7 +665,8 @@ def write_results(result: dict[str, Any]) -> None:
         "",
         f"Run {result['when']} on {result['machine']['cpus']} CPUs ({result['machine']['platform']}); "
         f"batch size {result['batch_size']}; {t['rounds']} rounds of {t['events']} events for throughput, "
-        f"each a raw load followed at once by a pipeline run; {f['events']} events at {f['rate']:.0f} "
+        f"each a raw load and a pipeline run back to back, alternating which goes first, from the same "
+        f"database; {f['events']} events at {f['rate']:.0f} "
         "events/s for freshness.",
         "",
         "| measure | pipeline (Kafka -> worker -> Neo4j) | raw (batched UNWIND, no Kafka) | pipeline / raw |",
@@ -660,36 +730,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for k in range(args.rounds):
             prefix = f"{run_id}k{k}"
             log(f"round {k + 1}/{args.rounds}: {args.events} events, batch {batch}")
-            if loader is None:
-                # The baseline is the better of two plain scripts, each on its own fresh mRIDs.
-                candidates: dict[str, tuple[PlainLoader, float, dict[str, float]]] = {}
-                for side, variant in (("r", PlainLoader), ("s", DynamicLoader)):
-                    candidate = variant(driver, settings.neo4j_database)
-                    raw_events = [
-                        json.dumps(e).encode() for e in generate(args.events, f"{prefix}{side}", producer)
-                    ]
-                    eps, cpu = baseline_throughput(candidate, raw_events, batch, meter)
-                    raw_variants[candidate.name] = eps
-                    candidates[candidate.name] = (candidate, eps, cpu)
-                    log(f"raw ({candidate.name}): {eps:.0f} events/s; CPU us/event {fmt_cpu(cpu)}")
-                loader, raw_eps, raw_cpu = max(candidates.values(), key=lambda c: c[1])
-            else:
-                raw_events = [json.dumps(e).encode() for e in generate(args.events, f"{prefix}s", producer)]
-                raw_eps, raw_cpu = baseline_throughput(loader, raw_events, batch, meter)
-                log(f"raw ({loader.name}): {raw_eps:.0f} events/s; CPU us/event {fmt_cpu(raw_cpu)}")
 
-            topic = f"{prefix}.cim.ingest.{producer}"
-            asyncio.run(create_topic(settings.kafka_bootstrap, topic, args.partitions))
-            asyncio.run(
-                produce(
-                    settings.kafka_bootstrap, topic, list(generate(args.events, f"{prefix}p", producer)), None
+            # Each side goes first in every other round, so neither always meets the fuller database.
+            raw_first = k % 2 == 0 or loader is None
+            if raw_first:
+                loader, raw_eps, raw_cpu = raw_round(
+                    loader, driver, settings, prefix, producer, args.events, meter, raw_variants
                 )
+            worker, pipe_eps, pipe_cpu = pipeline_round(
+                settings, prefix, producer, args, meter, worker_log, worker
             )
-            if worker is not None:
-                worker.stop()
-            worker = Worker(settings, prefix, producer, worker_log)
-            pipe_eps, pipe_cpu = pipeline_throughput(settings, worker, topic, meter, args.timeout)
-            log(f"pipeline: {pipe_eps:.0f} events/s; CPU us/event {fmt_cpu(pipe_cpu)}")
+            if not raw_first:
+                loader, raw_eps, raw_cpu = raw_round(
+                    loader, driver, settings, prefix, producer, args.events, meter, raw_variants
+                )
             rounds.append(
                 {
                     "raw_eps": raw_eps,
@@ -699,6 +753,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "pipeline_cpu_us": pipe_cpu,
                 }
             )
+            # Every round starts from the same database (untimed).
+            remove_nodes(driver, settings, prefix)
         assert loader is not None and worker is not None
         raw_eps = statistics.median(r["raw_eps"] for r in rounds)
         pipe_eps = statistics.median(r["pipeline_eps"] for r in rounds)
@@ -714,22 +770,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         since = time.time()
         stream = list(generate(n_stream, f"{run_id}f", producer, seed=11))
-        asyncio.run(produce(settings.kafka_bootstrap, topic, stream, rate))
-        wait_committed(settings, worker, topic, args.timeout)
+        asyncio.run(produce(settings.kafka_bootstrap, worker.topic, stream, rate))
+        wait_committed(settings, worker, worker.topic, args.timeout)
         pipe_fresh = asyncio.run(change_freshness(settings.kafka_bootstrap, worker.changes_topic, since))
     finally:
         if worker is not None:
             worker.stop()
         log("removing the benchmark's nodes and topics")
-        while True:
-            records, _, _ = driver.execute_query(
-                "MATCH (n) WHERE (n:Entity AND n.mrid STARTS WITH $p) OR (n:IngestOffset AND n.source "
-                "STARTS WITH $p) WITH n LIMIT 20000 DETACH DELETE n RETURN count(*) AS c",
-                p=run_id,
-                database_=settings.neo4j_database,
-            )
-            if records[0]["c"] == 0:
-                break
+        remove_nodes(driver, settings, run_id)
         driver.close()
         try:
             asyncio.run(delete_topics(settings.kafka_bootstrap, run_id))
