@@ -23,10 +23,15 @@ from hub.settings import Settings, get_settings
 
 def create_app(settings: Settings) -> faust.App:
     web_port = settings.worker_web_port
+    faust_dir = settings.state_dir / "faust"
+    faust_dir.mkdir(parents=True, exist_ok=True)  # Faust makes its own folder, not the parents
     return faust.App(
         settings.worker_id,
         broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",") if host.strip()],
         store="memory://",
+        # Faust keeps a data folder even with in-memory tables; in the state folder, not wherever the
+        # worker was started.
+        datadir=str(faust_dir / "{conf.name}-data"),
         autodiscover=False,
         key_serializer="raw",
         value_serializer="raw",
