@@ -75,8 +75,10 @@ class AuthenticatingWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
 class HubGraphQLRouter(GraphQLRouter[Any, Any]):
     graphql_transport_ws_handler_class = AuthenticatingWSHandler
 
-    def encode_json(self, data: object) -> bytes:
-        return encode_json(data)
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: Strawberry sends bytes over the websocket as binary frames, which browsers'
+        # graphql-ws clients cannot read.
+        return encode_json(data).decode()
 
 
 def create_app(settings: Settings | None = None, *, frontend_dist: Path | None = FRONTEND_DIST) -> FastAPI:

@@ -102,7 +102,10 @@ class Subscriber:
             await ws.send(
                 json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {self.token}"}})
             )
-            ack = json.loads(await ws.recv())
+            frame = await ws.recv()
+            # Browsers' graphql-ws clients read text frames only.
+            assert isinstance(frame, str), f"binary websocket frame: {frame!r}"
+            ack = json.loads(frame)
             assert ack["type"] == "connection_ack", ack
             await ws.send(
                 json.dumps(
