@@ -489,6 +489,24 @@ def prefixed(events_: list[Accepted], prefix: str) -> list[Accepted]:
     return out
 
 
+def scenario(evs: list[Accepted], cuts: list[int]) -> tuple[str, Model, list[list[Accepted]]]:
+    """A fresh mRID prefix, the one-event-at-a-time model of ``evs``, and ``evs`` (prefixed) cut into
+    batches at ``cuts``."""
+    prefix = f"tw{uuid.uuid4().hex[:10]}-"
+    model = Model()
+    for e in evs:
+        model.apply(e)
+    real = prefixed(evs, prefix)
+    bounds = sorted({0, len(real), *[min(c, len(real)) for c in cuts]})
+    return prefix, model, [real[lo:hi] for lo, hi in itertools.pairwise(bounds)]
+
+
+def assert_graph_is_model(neo4j_driver: neo4j.Driver, model: Model, prefix: str) -> None:
+    nodes, edges = read_graph(neo4j_driver, prefix)
+    assert comparable(nodes, {}) == expected_graph(model, prefix)
+    assert edges == {(prefix + a, t, prefix + b) for a, t, b in model.edges}
+
+
 @hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(evs=events(), cuts=st.lists(st.integers(0, 25), max_size=4))
 def test_batches_in_neo4j_equal_events_applied_one_by_one(
@@ -499,18 +517,13 @@ def test_batches_in_neo4j_equal_events_applied_one_by_one(
     loop: asyncio.AbstractEventLoop,
     settings: Any,
 ) -> None:
-    prefix = f"tw{uuid.uuid4().hex[:10]}-"
-    model = Model()
-    for e in evs:
-        model.apply(e)
-    real = prefixed(evs, prefix)
-    bounds = sorted({0, len(real), *[min(c, len(real)) for c in cuts]})
+    prefix, model, batches = scenario(evs, cuts)
     last: dict[str, tuple[str | None, int, int | None]] = {}
 
     async def run() -> None:
-        for lo, hi in itertools.pairwise(bounds):
+        for batch in batches:
             async with async_driver.session(database=settings.neo4j_database) as session:
-                plan = await session.execute_write(WRITER.apply, real[lo:hi])
+                plan = await session.execute_write(WRITER.apply, batch)
             for c in plan.changes:
                 kind = c.change if c.change in ("delete", "stub") else None
                 last[c.mrid] = (kind, c.version, c.label_id)
@@ -518,9 +531,7 @@ def test_batches_in_neo4j_equal_events_applied_one_by_one(
     loop.run_until_complete(run())
     try:
         assert last == expected_last_changes(model, prefix)
-        nodes, edges = read_graph(neo4j_driver, prefix)
-        assert comparable(nodes, {}) == expected_graph(model, prefix)
-        assert edges == {(prefix + a, t, prefix + b) for a, t, b in model.edges}
+        assert_graph_is_model(neo4j_driver, model, prefix)
         labels, _, _ = neo4j_driver.execute_query(
             "MATCH (s:SecurityLabel) WHERE s.id IN $ids RETURN s.id AS id, s.expr AS e",
             ids=[n.label for n in model.nodes.values() if n.label is not None],
@@ -624,13 +635,7 @@ def test_batches_folded_ahead_equal_events_applied_one_by_one(
 ) -> None:
     # The worker folds each batch while the one before is still uncommitted (GraphWriter.prepare): the
     # state it reads misses that batch, and the plan's predicted outcome has to fill the gap exactly.
-    prefix = f"tw{uuid.uuid4().hex[:10]}-"
-    model = Model()
-    for e in evs:
-        model.apply(e)
-    real = prefixed(evs, prefix)
-    bounds = sorted({0, len(real), *[min(c, len(real)) for c in cuts]})
-    batches = [real[lo:hi] for lo, hi in itertools.pairwise(bounds)]
+    prefix, model, batches = scenario(evs, cuts)
     predicted_wrong: list[tuple[str, Stored, Stored | None]] = []
 
     async def run() -> None:
@@ -659,8 +664,6 @@ def test_batches_folded_ahead_equal_events_applied_one_by_one(
     loop.run_until_complete(run())
     try:
         assert predicted_wrong == []
-        nodes, edges = read_graph(neo4j_driver, prefix)
-        assert comparable(nodes, {}) == expected_graph(model, prefix)
-        assert edges == {(prefix + a, t, prefix + b) for a, t, b in model.edges}
+        assert_graph_is_model(neo4j_driver, model, prefix)
     finally:
         neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
