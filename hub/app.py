@@ -76,9 +76,7 @@ class HubGraphQLRouter(GraphQLRouter[Any, Any]):
     graphql_transport_ws_handler_class = AuthenticatingWSHandler
 
     def encode_json(self, data: object) -> str:
-        # Text, not bytes: Strawberry sends bytes over the websocket as binary frames, which browsers'
-        # graphql-ws clients cannot read.
-        return encode_json(data).decode()
+        return encode_json(data)
 
 
 def create_app(settings: Settings | None = None, *, frontend_dist: Path | None = FRONTEND_DIST) -> FastAPI:
