@@ -459,26 +459,15 @@ def commit_span_rate(records: list[dict[str, Any]]) -> tuple[float, int]:
 
 
 async def change_freshness(bootstrap: str, topic: str, since: float) -> list[float]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
+    """Commit time minus event time of every change record of an event sent at or after ``since``."""
     out: list[float] = []
-    try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=2000, max_records=10_000)
-            if not batch:
-                return out
-            for msgs in batch.values():
-                for msg in msgs:
-                    rec = json.loads(msg.value)
-                    if rec["change"] == "stub" or not rec.get("event_time"):
-                        continue
-                    event_time = datetime.fromisoformat(rec["event_time"]).timestamp()
-                    if event_time >= since:
-                        out.append(datetime.fromisoformat(rec["time"]).timestamp() - event_time)
-    finally:
-        await consumer.stop()
+    for rec in await read_changes(bootstrap, topic):
+        if rec["change"] == "stub" or not rec.get("event_time"):
+            continue
+        event_time = datetime.fromisoformat(rec["event_time"]).timestamp()
+        if event_time >= since:
+            out.append(datetime.fromisoformat(rec["time"]).timestamp() - event_time)
+    return out
 
 
 class Worker:

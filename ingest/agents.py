@@ -170,7 +170,7 @@ class BatchWriter:
         basis = previous if previous is not None and not previous.written.done() else None
         if basis is not None and not basis.accepted:
             basis = None  # it writes nothing
-        if basis is not None and basis.plan is None and basis.accepted:
+        if basis is not None and basis.plan is None:
             return  # the batch being written was not folded ahead: nothing to overlay yet
         try:
             driver = await self._driver()
