@@ -13,12 +13,13 @@ idempotent and versioned, so redelivery changes nothing that was already applied
 Everything but the transaction itself overlaps with the previous batch's transaction: the agent starts
 the write as a task and goes on taking and checking the next batch, reads the state its objects have and
 folds it (:meth:`hub.writer.GraphWriter.prepare`, overlaid with what the batch being written will leave),
-so that its transaction holds only the write and the commit. A read-ahead holds only if the batch before
-committed exactly as planned; otherwise, and on every retry, the batch is read and folded again inside
-its own transaction. Transactions stay strictly one after another, which keeps each object's events in
-order. Neither does the next transaction wait for the change records of the previous batch: those are
-published in batch order, and acknowledging waits for the broker to confirm them, batch after batch.
-Change records go out as one record batch per partition (:class:`hub.changes.ChangePublisher`).
+so that its transaction is a single statement, sent as an auto-commit transaction: one round trip to the
+database per batch. A read-ahead holds only if the batch before committed exactly as planned; otherwise,
+and on every retry, the batch is read and folded again inside an explicit transaction of its own.
+Transactions stay strictly one after another, which keeps each object's events in order. Neither does
+the next transaction wait for the change records of the previous batch: those are published in batch
+order, and acknowledging waits for the broker to confirm them, batch after batch. Change records go out
+as one record batch per partition (:class:`hub.changes.ChangePublisher`).
 """
 
 from __future__ import annotations
@@ -306,22 +307,26 @@ class BatchWriter:
         while True:
             try:
                 driver = await self._driver()
-                # An explicit transaction, not execute_write: this loop owns the retrying, so every
-                # failure is logged and counted, whatever the outage's length.
+                # No execute_write: this loop owns the retrying, so every failure is logged and counted,
+                # whatever the outage's length.
                 async with driver.session(database=settings.neo4j_database) as session:
-                    tx = await session.begin_transaction()
-                    try:
-                        if not batch.sending.done():
-                            batch.sending.set_result(None)
-                        if ahead is not None and attempt == 0:
-                            plan = ahead
-                            await self.writer.write(tx, plan)
-                        else:
+                    if not batch.sending.done():
+                        batch.sending.set_result(None)
+                    if ahead is not None and attempt == 0:
+                        # A plan folded ahead is one statement: written as an auto-commit transaction,
+                        # whose reply comes once it has committed, the batch costs the database one
+                        # round trip instead of three (begin, run, commit), and the agent's loop one
+                        # wake-up instead of three while the next batch is being checked.
+                        plan = ahead
+                        await self.writer.write(session, plan)
+                    else:
+                        tx = await session.begin_transaction()
+                        try:
                             plan = await self.writer.apply(tx, accepted)
-                        await tx.commit()
-                    finally:
-                        if not tx.closed():
-                            await tx.close()
+                            await tx.commit()
+                        finally:
+                            if not tx.closed():
+                                await tx.close()
                 batch.exact = plan is ahead
                 if attempt:
                     log.info("neo4j write succeeded after retries", attempts=attempt + 1)
