@@ -19,13 +19,14 @@ import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from hub.settings import Settings, get_settings
+from ingest.consumer import IngestTransport
 
 
 def create_app(settings: Settings) -> faust.App:
     web_port = settings.worker_web_port
     faust_dir = settings.state_dir / "faust"
     faust_dir.mkdir(parents=True, exist_ok=True)  # Faust makes its own folder, not the parents
-    return faust.App(
+    app = faust.App(
         settings.worker_id,
         broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",") if host.strip()],
         store="memory://",
@@ -58,6 +59,9 @@ def create_app(settings: Settings) -> faust.App:
         # Picks up new partitions of subscribed topics within seconds.
         consumer_metadata_max_age_ms=int(settings.topic_discovery_interval_s * 1000),
     )
+    # Before anything asks for the transport (creating a topic does): see ingest.consumer.
+    app.transport = IngestTransport(app.conf.broker_consumer, app)
+    return app
 
 
 settings = get_settings()
