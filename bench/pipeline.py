@@ -1,15 +1,17 @@
 """Ingest pipeline benchmark: topic -> worker -> committed graph, beside a plain batched UNWIND loader.
 
-``python -m bench.pipeline [--events N] [--rounds R] [--rate R] [--stream-seconds S]``
+``python -m bench.pipeline [--events N] [--rounds R] [--warmup-events W] [--rate R] [--stream-seconds S]``
 
 Two measurements, each taken for the pipeline and for the raw baseline in the same run, on the same
 kind of events (upserts of electricity and gas objects with their attributes and references, new mRIDs
 per phase so both sides do the same create work):
 
-* sustained throughput, in ``R`` rounds, each a raw load and a pipeline run back to back (which goes
-  first alternates), so that the load of a shared machine, which drifts over minutes, weighs on both
-  sides of a round alike; every round starts from the same database (the previous round's objects are
-  removed, untimed). The headline ratio is the median of the rounds' ratios.
+* sustained throughput, in ``R`` rounds after an untimed warm-up of ``W`` events a side (so that round 1
+  does not pay for planning and compiling one side's statements while the other's are warm). A round is
+  a raw load and a pipeline run back to back (which goes first alternates), so that the load of a shared
+  machine, which drifts over minutes, weighs on both sides of a round alike; every round starts from the
+  same database (the previous round's objects are removed, untimed). The headline ratio is the median
+  of the rounds' ratios.
   - raw: N events (JSON bytes, fresh mRIDs) written with plain batched ``UNWIND`` statements, writing
     the same labels, properties, bookkeeping and edges, with no Kafka, no validation, no version rule,
     no ownership or label checks, no change feed. Two plain loaders run in the first round (one
@@ -617,6 +619,7 @@ def pipeline_round(
     meter: CpuMeter,
     worker_log: Path,
     previous: Worker | None,
+    events: int | None = None,
 ) -> tuple[Worker, float, dict[str, float]]:
     """The pipeline side of a round: events into a fresh topic, then a fresh worker on it (the previous
     round's worker is stopped first)."""
@@ -624,7 +627,10 @@ def pipeline_round(
     asyncio.run(create_topic(settings.kafka_bootstrap, worker.topic, args.partitions))
     asyncio.run(
         produce(
-            settings.kafka_bootstrap, worker.topic, list(generate(args.events, f"{prefix}p", producer)), None
+            settings.kafka_bootstrap,
+            worker.topic,
+            list(generate(events or args.events, f"{prefix}p", producer)),
+            None,
         )
     )
     if previous is not None:
@@ -695,6 +701,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=40_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--warmup-events", type=int, default=10_000, help="per side, untimed; 0 for none")
     parser.add_argument("--rate", type=float, default=0.0, help="freshness rate (default: half of raw)")
     parser.add_argument("--stream-seconds", type=float, default=20.0)
     parser.add_argument("--partitions", type=int, default=4)
@@ -715,6 +722,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rounds: list[dict[str, Any]] = []
     worker: Worker | None = None
     try:
+        if args.warmup_events:
+            # Untimed: both sides' statements planned and compiled, the caches filled, before round 1.
+            log(f"warm-up: {args.warmup_events} events each side")
+            for side, variant in (("r", PlainLoader), ("s", DynamicLoader)):
+                events = [
+                    json.dumps(e).encode()
+                    for e in generate(args.warmup_events, f"{run_id}w{side}", producer)
+                ]
+                baseline_throughput(variant(driver, settings.neo4j_database), events, batch, meter)
+            worker, _, _ = pipeline_round(
+                settings, f"{run_id}w", producer, args, meter, worker_log, worker, args.warmup_events
+            )
+            remove_nodes(driver, settings, f"{run_id}w")
         loader: PlainLoader | None = None
         for k in range(args.rounds):
             prefix = f"{run_id}k{k}"

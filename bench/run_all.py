@@ -116,7 +116,9 @@ def main(argv: list[str] | None = None) -> None:
         scale.log("ingest pipeline benchmark")
         from bench import pipeline
 
-        pipeline.main(["--events", "3000", "--stream-seconds", "5"] if args.quick else [])
+        pipeline.main(
+            ["--events", "3000", "--warmup-events", "1000", "--stream-seconds", "5"] if args.quick else []
+        )
         scale.log("GraphQL API benchmark")
         from bench import graphql_api
 
