@@ -609,7 +609,11 @@ class GraphWriter:
         partition have one writer, which is what makes the read-ahead sound; the statements themselves
         still check versions, so a write that raced with another writer cannot go backwards.
         """
-        stored, done = await self.read_state(session, self.mrids_of(events), positions_of(events))
+        mrids = self.mrids_of(events)
+        if pending is not None:
+            # What ``pending`` writes is known already, and would be overlaid on what is read anyway.
+            mrids = [m for m in mrids if m not in pending.after]
+        stored, done = await self.read_state(session, mrids, positions_of(events))
         if pending is not None:
             stored.update(pending.after)
             for source, offset in pending.positions.items():
