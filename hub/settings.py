@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # again only a second later. The 40% must outlast that second at full speed, or the worker runs dry
     # behind a backlog (at 16,384 it did, for up to 0.3 s every few seconds).
     worker_buffer_events: int = 32_768
+    # Objects whose stored state the worker keeps between batches while it is the graph's only writer
+    # (it holds every partition), sparing their look-ups; 0 turns the cache off. See hub/state_cache.py.
+    worker_state_cache: int = 200_000
     # The worker's asyncio event loop: "uvloop" (libuv; less CPU per event) or "asyncio" (the standard one).
     worker_event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # JSON object: producer id -> {"org": ..., "default_label": ...}; see hub/producers.py

@@ -42,13 +42,16 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 import neo4j
 
 from hub.changes import ChangeKind
 from hub.graph import ENTITY, STUB, STUB_LABEL_TEXT, TOMBSTONE, cypher_name
 from hub.labels import label_id
+
+if TYPE_CHECKING:
+    from hub.state_cache import StateCache
 
 UPSERT: Final[ChangeKind] = "upsert"
 DELETE: Final[ChangeKind] = "delete"
@@ -598,7 +601,11 @@ class GraphWriter:
         return plan
 
     async def prepare(
-        self, session: neo4j.AsyncSession, events: Sequence[Accepted], pending: Plan | None
+        self,
+        session: neo4j.AsyncSession,
+        events: Sequence[Accepted],
+        pending: Plan | None,
+        cache: StateCache | None = None,
     ) -> Plan:
         """Fold ``events`` ahead of their transaction, while ``pending`` (the batch before, not yet
         committed) is still being written.
@@ -608,12 +615,24 @@ class GraphWriter:
         this plan only then, and otherwise applies the events afresh (:meth:`apply`). Objects of one
         partition have one writer, which is what makes the read-ahead sound; the statements themselves
         still check versions, so a write that raced with another writer cannot go backwards.
+
+        With a ``cache`` (only while this is the graph's only writer: :mod:`hub.state_cache`), objects
+        it knows are not read, and what is read goes into it.
         """
         mrids = self.mrids_of(events)
         if pending is not None:
             # What ``pending`` writes is known already, and would be overlaid on what is read anyway.
             mrids = [m for m in mrids if m not in pending.after]
+        known: dict[str, Stored] = {}
+        epoch = 0
+        if cache is not None:
+            epoch = cache.epoch
+            known, mrids = cache.split(mrids)
         stored, done = await self.read_state(session, mrids, positions_of(events))
+        if cache is not None:
+            # Objects ``pending`` writes were not read, so what was read is what the graph holds.
+            cache.remember({m: stored.get(m) for m in mrids}, epoch)
+            stored.update(known)
         if pending is not None:
             stored.update(pending.after)
             for source, offset in pending.positions.items():

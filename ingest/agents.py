@@ -32,7 +32,8 @@ from typing import Any
 
 import neo4j
 from aiokafka.admin import AIOKafkaAdminClient
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
+from mode.types.signals import BaseSignalT
 
 from hub.changes import ChangePublisher, ChangeRecord
 from hub.graph import ensure_schema_async, make_async_driver
@@ -50,6 +51,7 @@ from hub.metrics import (
     SUBSCRIBED_TOPICS,
     WRITE_RETRIES,
 )
+from hub.state_cache import StateCache
 from hub.writer import Accepted, GraphWriter, Plan
 from ingest.app import app, ingest_topic, ingest_topics_in, settings, subscribe
 from ingest.records import RecordChecker, Rejection
@@ -67,6 +69,7 @@ class Batch:
     __slots__ = (
         "accepted",
         "basis",
+        "epoch",
         "events",
         "exact",
         "pending",
@@ -91,6 +94,8 @@ class Batch:
         # Folded ahead of the transaction, on the assumption that ``basis`` commits as planned.
         self.plan: Plan | None = None
         self.basis: Batch | None = None
+        # The state cache's epoch when the batch was folded ahead (see hub.state_cache).
+        self.epoch = -1
         # Whether the transaction wrote ``plan`` as it was folded ahead (what a read-ahead relies on).
         self.exact = False
         # Set once the batch's transaction has committed; the next one starts then.
@@ -111,6 +116,9 @@ class BatchWriter:
         self.writer = GraphWriter(self.ontology, database=settings.neo4j_database)
         self.driver: neo4j.AsyncDriver | None = None
         self.publisher = ChangePublisher(settings.kafka_bootstrap)
+        self.cache = StateCache(settings.worker_state_cache)
+        # Whether this worker holds every partition of every ingest topic: the graph's only writer.
+        self.sole_writer = False
         # The last batch handed to a writing task, and the last batch waiting for its records to reach
         # the broker.
         self.last: Batch | None = None
@@ -175,9 +183,11 @@ class BatchWriter:
             return  # the batch being written was not folded ahead: nothing to overlay yet
         try:
             driver = await self._driver()
+            cache = self.cache if self.sole_writer and self.cache.capacity else None
+            batch.epoch = self.cache.epoch
             async with driver.session(database=settings.neo4j_database) as session:
                 batch.plan = await self.writer.prepare(
-                    session, batch.accepted, basis.plan if basis is not None else None
+                    session, batch.accepted, basis.plan if basis is not None else None, cache
                 )
             batch.basis = basis
         except asyncio.CancelledError:
@@ -185,6 +195,20 @@ class BatchWriter:
         except Exception as exc:  # the transaction reads for itself, with retries
             log.debug("read-ahead failed", error=f"{type(exc).__name__}: {exc}")
             batch.plan = None
+
+    def reassigned(self, held: set[TP] | None) -> None:
+        """After a rebalance: whether the worker, holding ``held`` (None: revoked), is the only writer.
+        The cache starts afresh either way (another worker may have written meanwhile)."""
+        self.cache.clear()
+        sole = held is not None and bool(ingest_topic.topics)
+        for topic in ingest_topic.topics if held is not None else ():
+            count = app.consumer.topic_partitions(topic)
+            if count is None or not held or any(TP(topic, p) not in held for p in range(count)):
+                sole = False
+                break
+        if sole != self.sole_writer:
+            log.info("state cache " + ("on: this worker holds every partition" if sole else "off"))
+        self.sole_writer = sole
 
     async def drain(self) -> None:
         if self.last is not None and self.last.task is not None:
@@ -202,6 +226,13 @@ class BatchWriter:
         finally:
             if not batch.written.done():
                 batch.written.set_result(None)
+        if batch.accepted:
+            if batch.exact and len(plans) == 1:
+                if self.sole_writer:
+                    self.cache.remember(plans[0].after, batch.epoch)
+            else:
+                # Written otherwise than folded ahead: what later batches read meanwhile may be stale.
+                self.cache.clear()
         # The next batch's statement goes to Neo4j before this one's change records are made: with one
         # event loop, whatever runs first delays the other, and the database waits for the statement.
         successor = self.waiting
@@ -454,6 +485,16 @@ class TopicWatch:
 
 
 _watch = TopicWatch()
+
+
+@app.on_partitions_revoked.connect
+def on_revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
+    batches().reassigned(None)
+
+
+@app.on_partitions_assigned.connect
+def on_assigned(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
+    batches().reassigned(set(app.consumer.assignment()))
 
 
 @app.timer(interval=settings.topic_discovery_interval_s)

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from hub.graph import ensure_schema, make_async_driver
 from hub.labels import label_id
+from hub.state_cache import StateCache
 from hub.writer import (
     DEAD,
     LIVE,
@@ -623,9 +624,12 @@ def same_state(a: Stored, b: Stored) -> bool:
     )
 
 
+# With a state cache as the only writer keeps one (hub.state_cache): small, so that objects also drop out.
+@pytest.mark.parametrize("cache_size", [None, 6], ids=["read", "cached"])
 @hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(evs=events(), cuts=st.lists(st.integers(0, 25), max_size=4))
 def test_batches_folded_ahead_equal_events_applied_one_by_one(
+    cache_size: int | None,
     evs: list[Accepted],
     cuts: list[int],
     async_driver: Any,
@@ -637,11 +641,12 @@ def test_batches_folded_ahead_equal_events_applied_one_by_one(
     # state it reads misses that batch, and the plan's predicted outcome has to fill the gap exactly.
     prefix, model, batches = scenario(evs, cuts)
     predicted_wrong: list[tuple[str, Stored, Stored | None]] = []
+    cache = StateCache(cache_size) if cache_size is not None else None
 
     async def run() -> None:
         db = settings.neo4j_database
         async with async_driver.session(database=db) as reader:
-            plan = await WRITER.prepare(reader, batches[0], None)
+            plan = await WRITER.prepare(reader, batches[0], None, cache)
         for k in range(len(batches)):
             async with async_driver.session(database=db) as session:
                 tx = await session.begin_transaction()
@@ -650,8 +655,10 @@ def test_batches_folded_ahead_equal_events_applied_one_by_one(
                 if k + 1 < len(batches):
                     # Read while this batch's transaction is open and uncommitted.
                     async with async_driver.session(database=db) as reader:
-                        following = await WRITER.prepare(reader, batches[k + 1], plan)
+                        following = await WRITER.prepare(reader, batches[k + 1], plan, cache)
                 await tx.commit()
+            if cache is not None:
+                cache.remember(plan.after, cache.epoch)
             async with async_driver.session(database=db) as reader:
                 stored, _ = await WRITER.read_state(reader, list(plan.after))
             for mrid, predicted in plan.after.items():
