@@ -759,9 +759,57 @@ def test_stream_ends_as_the_oracle_graph(
         assert_graph_matches(neo4j_driver, sc)
         assert_dead_letters(kafka_bootstrap, sc)
         assert_change_feed(kafka_bootstrap, sc)
+        # Alone in its group, the worker held every partition and kept objects' states between batches.
+        assert cache_states(worker) == ["on"]
         assert worker.terminate(20.0), "the worker did not stop on SIGTERM"
     finally:
         worker.stop()
+
+
+def cache_states(worker: WorkerProcess) -> list[str]:
+    """The worker's state-cache switches, in order, from its log lines."""
+    found: list[str] = []
+    for line in worker.logs().splitlines():
+        if '"state cache ' in line:
+            found.append("on" if '"state cache on' in line else "off")
+    return found
+
+
+def test_two_workers_share_the_stream_and_end_as_the_oracle_graph(
+    scenario: Scenario, settings: Any, kafka_bootstrap: str, neo4j_driver: neo4j.Driver, log_dir: Path
+) -> None:
+    sc = scenario
+    (log_dir / "a").mkdir()
+    (log_dir / "b").mkdir()
+    first = WorkerProcess(settings, sc, log_dir / "a")
+    second = WorkerProcess(settings, sc, log_dir / "b")
+    topics = [sc.topic(p) for p in sc.producers]
+    first.start()
+    try:
+        half = len(sc.records) // 2
+        run(produce(kafka_bootstrap, sc, sc.records[:half]))
+        # The second joins while the first is writing: partitions move between them mid-stream.
+        deadline = time.monotonic() + 120
+        while run(group_done(kafka_bootstrap, f"{sc.prefix}-worker", topics))[0] == 0:
+            assert time.monotonic() < deadline, f"nothing committed: {first.logs()[-3000:]}"
+            time.sleep(0.2)
+        second.start()
+        # Once the group has rebalanced, the first no longer holds every partition.
+        while cache_states(first)[-1:] != ["off"]:
+            assert time.monotonic() < deadline + 120, f"no rebalance: {first.logs()[-3000:]}"
+            time.sleep(0.2)
+        run(produce(kafka_bootstrap, sc, sc.records[half:]))
+        wait_until_done(kafka_bootstrap, sc, first)
+        assert second.alive(), second.logs()[-3000:]
+        assert_graph_matches(neo4j_driver, sc)
+        assert_dead_letters(kafka_bootstrap, sc)
+        # Neither keeps objects' states while the other may write them: the cache ends off in both.
+        for worker in (first, second):
+            states = cache_states(worker)
+            assert not states or states[-1] == "off", (states, worker.logs()[-3000:])
+    finally:
+        first.stop()
+        second.stop()
 
 
 def test_sigkilled_worker_restarts_to_the_same_graph(
