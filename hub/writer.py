@@ -134,7 +134,8 @@ class Plan:
 
     ``deletes`` and ``upserts`` rows name the labels to drop (``drop``: stored labels the new state does
     not carry, always ontology labels); ``stubs`` maps a stub's mRID to the class its referrer expects;
-    ``rels`` rows replace a source's edges per relationship type (``{"s": mrid, "r": {type: [mrid]}}``).
+    ``rels`` rows replace a source's edges per relationship type (``{"s": mrid, "v": version,
+    "r": {type: [mrid]}}``), only on a source at the version the plan leaves it at.
     """
 
     deletes: list[dict[str, Any]] = field(default_factory=list)
@@ -352,6 +353,7 @@ def fold(
                 plan.rels.append(
                     {
                         "s": mrid,
+                        "v": tr.version,
                         "r": {
                             rel_type: [t for t in dict.fromkeys(mrids) if survives(t, index)]
                             for rel_type, (index, mrids) in tr.rels.items()
@@ -507,15 +509,19 @@ _WRITE_PARTS: Final = (
     SET n:$($class_labels[r.c]),
         n._class = CASE WHEN n._class IN $ancestors[r.c] THEN r.c ELSE n._class END
     """,
-    # Edges: per source, those of every relationship type its events named are replaced.
+    # Edges: per source, those of every relationship type its events named are replaced. Like the node
+    # statements, only where the source is at the version this plan writes, and never to a tombstone: a
+    # worker that lost its partitions in a rebalance may finish a batch the new owner has already passed.
     """
     UNWIND $rels AS r
     MATCH (s:Entity {mrid: r.s})
+    WHERE s._version = r.v
     CALL (s, r) { MATCH (s)-[x]->() WHERE type(x) IN keys(r.r) DELETE x }
     WITH s, r
     UNWIND keys(r.r) AS ty
     UNWIND r.r[ty] AS t
     MATCH (d:Entity {mrid: t})
+    WHERE NOT d:Tombstone
     CREATE (s)-[:$(ty)]->(d)
     """,
     # How far each source partition is, for the replay check; never moved back.

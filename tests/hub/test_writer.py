@@ -204,7 +204,7 @@ def test_reference_before_target_makes_a_stub_and_target_later_in_batch_does_not
     plan = fold([ev("a", "upsert", 1, rels=ref)], {}, ONT, DROPPABLE)
     assert plan.stubs == {"bv1": "BaseVoltage"}
     assert [(c.mrid, c.change) for c in plan.changes] == [("a", "upsert"), ("bv1", "stub")]
-    assert plan.rels == [{"s": "a", "r": {"BASE_VOLTAGE": ["bv1"]}}]
+    assert plan.rels == [{"s": "a", "v": 1, "r": {"BASE_VOLTAGE": ["bv1"]}}]
 
     plan = fold(
         [ev("a", "upsert", 1, rels=ref), ev("bv1", "upsert", 1, cls="BaseVoltage")], {}, ONT, DROPPABLE
@@ -222,7 +222,7 @@ def test_edges_to_objects_deleted_in_the_batch() -> None:
         ONT,
         DROPPABLE,
     )
-    assert plan.rels == [{"s": "a", "r": {"BASE_VOLTAGE": []}}]
+    assert plan.rels == [{"s": "a", "v": 1, "r": {"BASE_VOLTAGE": []}}]
     # Deleted, then referenced: no edge to a tombstone.
     plan = fold(
         [ev("bv1", "delete", 2, cls="BaseVoltage"), ev("a", "upsert", 1, rels=ref)],
@@ -230,7 +230,7 @@ def test_edges_to_objects_deleted_in_the_batch() -> None:
         ONT,
         DROPPABLE,
     )
-    assert plan.rels == [{"s": "a", "r": {"BASE_VOLTAGE": []}}]
+    assert plan.rels == [{"s": "a", "v": 1, "r": {"BASE_VOLTAGE": []}}]
     # Deleted, recreated, then referenced: the edge stands.
     plan = fold(
         [
@@ -242,7 +242,7 @@ def test_edges_to_objects_deleted_in_the_batch() -> None:
         ONT,
         DROPPABLE,
     )
-    assert plan.rels == [{"s": "a", "r": {"BASE_VOLTAGE": ["bv1"]}}]
+    assert plan.rels == [{"s": "a", "v": 1, "r": {"BASE_VOLTAGE": ["bv1"]}}]
     # A stored tombstone is never a target.
     plan = fold(
         [ev("a", "upsert", 1, rels=ref)],
@@ -250,7 +250,7 @@ def test_edges_to_objects_deleted_in_the_batch() -> None:
         ONT,
         DROPPABLE,
     )
-    assert plan.rels == [{"s": "a", "r": {"BASE_VOLTAGE": []}}] and not plan.stubs
+    assert plan.rels == [{"s": "a", "v": 1, "r": {"BASE_VOLTAGE": []}}] and not plan.stubs
 
 
 def test_stub_upgraded_by_its_owner_drops_stub_only_labels() -> None:
@@ -611,6 +611,47 @@ def test_replayed_events_change_nothing(
     finally:
         neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
         neo4j_driver.execute_query("MATCH (o:IngestOffset {source: $s}) DELETE o", s=source)
+
+
+def test_a_plan_overtaken_by_another_writer_leaves_the_newer_edges_alone(
+    async_driver: Any, neo4j_driver: neo4j.Driver, loop: asyncio.AbstractEventLoop, settings: Any
+) -> None:
+    # A worker that lost its partitions in a rebalance may write a batch folded before the new owner
+    # moved the same objects on: its node rows fail the version rule, and its edge rows must too.
+    prefix = f"tw{uuid.uuid4().hex[:10]}-"
+    a, bv1, bv2, bv3 = (prefix + n for n in ("a", "bv1", "bv2", "bv3"))
+
+    def to(target: str) -> dict[str, tuple[str, list[str]]]:
+        return {"BASE_VOLTAGE": ("BaseVoltage", [target])}
+
+    async def apply(events_: list[Accepted]) -> Any:
+        async with async_driver.session(database=settings.neo4j_database) as session:
+            return await session.execute_write(WRITER.apply, events_)
+
+    async def write(plan: Any) -> None:
+        async with async_driver.session(database=settings.neo4j_database) as session:
+            await WRITER.write(session, plan)
+
+    def edges() -> list[str]:
+        records, _, _ = neo4j_driver.execute_query(
+            "MATCH (:Entity {mrid: $m})-[:BASE_VOLTAGE]->(t) RETURN t.mrid AS t", m=a
+        )
+        return sorted(r["t"] for r in records)
+
+    try:
+        stale = WRITER.plan([ev(a, "upsert", 1, rels=to(bv1))], {}, {})
+        loop.run_until_complete(apply([ev(a, "upsert", 2, rels=to(bv2))]))
+        loop.run_until_complete(write(stale))
+        assert edges() == [bv2]
+        # Folded while the target was live, written after it was deleted: no edge to the tombstone.
+        loop.run_until_complete(apply([ev(bv3, "upsert", 1, cls="BaseVoltage")]))
+        stored = {bv3: live(1, cls="BaseVoltage"), a: live(2)}
+        late = WRITER.plan([ev(a, "upsert", 3, rels=to(bv3))], stored, {})
+        loop.run_until_complete(apply([ev(bv3, "delete", 2, cls="BaseVoltage")]))
+        loop.run_until_complete(write(late))
+        assert edges() == []
+    finally:
+        neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
 
 
 def same_state(a: Stored, b: Stored) -> bool:
