@@ -441,8 +441,14 @@ def _millis(moment: datetime) -> int:
 # holding only the batch's classes; rows name their class. Dynamic labels and types are parameters, so
 # the statements' text never changes and each is planned once.
 
+# The writer's statements find every node through the Entity.mrid uniqueness constraint, whatever the
+# graph's size, so a plan made once is as good as any: REPLAN_SKIP keeps Neo4j from planning and
+# compiling them again each time the label counts move (after a new plan, the write statement cost the
+# database about twice its usual CPU for the next forty batches).
+REPLAN_SKIP: Final = "CYPHER replan=skip\n"
+
 # One row holding every state: the driver streams a record far slower than it unpacks a list entry.
-READ_STATE: Final = """
+READ_STATE: Final = REPLAN_SKIP + """
 CALL () {
   UNWIND $mrids AS m
   MATCH (n:Entity {mrid: m})
@@ -531,7 +537,7 @@ _WRITE_PARTS: Final = (
     SET o.offset = CASE WHEN o.offset IS NULL OR o.offset < x.o THEN x.o ELSE o.offset END
     """,
 )
-WRITE_BATCH: Final = "\n".join(f"CALL () {{{part}}}" for part in _WRITE_PARTS)
+WRITE_BATCH: Final = REPLAN_SKIP + "\n".join(f"CALL () {{{part}}}" for part in _WRITE_PARTS)
 
 
 def positions_of(events: Iterable[Accepted]) -> dict[str, int]:
