@@ -695,7 +695,7 @@ class Rows(list[Any]):
     """A statement's parameter list that prints as its length.
 
     The driver formats every statement's parameters for a debug log line before it looks at the log
-    level, so each batch's rows would be turned into text (several milliseconds of the worker's CPU per
+    level, so each batch's rows would be turned into text (about 2 ms of the worker's CPU per 500-event
     batch) and thrown away. The rows themselves go to the database unchanged: the driver packs a list
     subclass as a list."""
 
