@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     ingest_topic_prefix: str = "cim.ingest."
     deadletter_topic: str = "cim.deadletter"
     changes_topic: str = "cim.changes"
+    # Every security decision (refusals, label changes, ownership) as JSON records; see hub/audit.py.
+    audit_topic: str = "hub.audit"
     topic_partitions: int = 4
 
     # Neo4j
