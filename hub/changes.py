@@ -17,6 +17,9 @@ from typing import Any, Final, Literal
 
 from aiokafka import AIOKafkaProducer
 
+from hub.kafka_clients import WORKER, aiokafka_options
+from hub.settings import Settings, get_settings
+
 ChangeKind = Literal["upsert", "delete", "measurement", "stub"]
 CHANGE_KINDS: frozenset[str] = frozenset({"upsert", "delete", "measurement", "stub"})
 
@@ -144,15 +147,24 @@ class ChangePublisher:
     one partition, whoever produced them. The producer starts on first use.
     """
 
-    def __init__(self, bootstrap: str, *, max_batch_bytes: int = 512 * 1024) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        max_batch_bytes: int = 512 * 1024,
+        settings: Settings | None = None,
+        principal: str = WORKER,
+    ) -> None:
         self.bootstrap = bootstrap
         self.max_batch_bytes = max_batch_bytes
+        self.settings = settings or get_settings()
+        self.principal = principal
         self._producer: AIOKafkaProducer | None = None
 
     async def _started(self) -> AIOKafkaProducer:
         if self._producer is None:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap,
+                **aiokafka_options(self.settings, self.principal, bootstrap=self.bootstrap),
                 acks="all",
                 linger_ms=0,
                 max_batch_size=self.max_batch_bytes,

@@ -24,6 +24,7 @@ from prometheus_client import Counter
 
 from hub.auth import Authenticator, AuthError, unauthorized
 from hub.caller import Caller
+from hub.kafka_clients import API, aiokafka_options
 from hub.labels import LabelError, parse
 from hub.producers import ProducerConfigError, ProducerRegistry
 from hub.settings import Settings
@@ -52,7 +53,7 @@ class IngestService:
         async with self._lock:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self.settings.kafka_bootstrap,
+                    **aiokafka_options(self.settings, API),
                     acks="all",
                     enable_idempotence=True,
                     client_id="hub-api-ingest",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +34,15 @@ class Settings(BaseSettings):
     # Every security decision (refusals, label changes, ownership) as JSON records; see hub/audit.py.
     audit_topic: str = "hub.audit"
     topic_partitions: int = 4
+    # How clients reach Kafka: "sasl_ssl" (TLS, SCRAM-SHA-512 principals, ACLs; what the launcher runs) or
+    # "plaintext" (no encryption, no authentication: only for comparison runs). See hub/kafka_clients.py.
+    kafka_security: Literal["sasl_ssl", "plaintext"] = "sasl_ssl"
+    # CA certificate clients trust for the broker; default: the launcher's, <state_dir>/kafka/tls/ca.pem.
+    kafka_ca_file: Path | None = None
+    # A deployment's process runs as one principal: these override the credentials the launcher keeps in
+    # the state folder for every client of the process.
+    kafka_username: str | None = None
+    kafka_password: str | None = None
 
     # Neo4j
     neo4j_uri: str = "bolt://127.0.0.1:7687"
@@ -70,6 +80,9 @@ class Settings(BaseSettings):
     worker_event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # JSON object: producer id -> {"org": ..., "default_label": ...}; see hub/producers.py
     producers: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # Producers added with `hub producers add` (JSON, same shape as HUB_PRODUCERS, which wins on a clash);
+    # default: <state_dir>/producers.json.
+    producers_file: Path | None = None
 
     # API
     api_host: str = "127.0.0.1"
@@ -105,6 +118,24 @@ class Settings(BaseSettings):
     # Logging
     log_level: str = "INFO"
     log_json: bool = True
+
+    @model_validator(mode="after")
+    def _merge_producers_file(self) -> Settings:
+        # Producers added at run time (`hub producers add`) are kept in a file so that every process
+        # started afterwards knows them; an entry given in HUB_PRODUCERS wins.
+        path = self.producers_file or self.state_dir / "producers.json"
+        if not path.is_file():
+            return self
+        try:
+            added = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"producers_file={str(path)!r} cannot be read as JSON: {exc}") from None
+        if not isinstance(added, dict):
+            raise ValueError(
+                f"producers_file={str(path)!r} must hold a JSON object, got {type(added).__name__}"
+            )
+        self.producers = {**added, **self.producers}
+        return self
 
 
 @lru_cache(maxsize=1)

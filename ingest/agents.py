@@ -37,6 +37,7 @@ from mode.types.signals import BaseSignalT
 
 from hub.changes import ChangePublisher, ChangeRecord
 from hub.graph import ensure_schema_async, make_async_driver
+from hub.kafka_clients import WORKER, aiokafka_options
 from hub.logging import get_logger
 from hub.metrics import (
     BATCH_DURATION,
@@ -115,7 +116,7 @@ class BatchWriter:
         self.checker = RecordChecker(self.ontology, settings)
         self.writer = GraphWriter(self.ontology, database=settings.neo4j_database)
         self.driver: neo4j.AsyncDriver | None = None
-        self.publisher = ChangePublisher(settings.kafka_bootstrap)
+        self.publisher = ChangePublisher(settings.kafka_bootstrap, settings=settings, principal=WORKER)
         self.cache = StateCache(settings.worker_state_cache)
         # Whether this worker holds every partition of every ingest topic: the graph's only writer.
         self.sole_writer = False
@@ -465,7 +466,7 @@ class TopicWatch:
 
     async def topics(self) -> list[str]:
         if self.admin is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
+            admin = AIOKafkaAdminClient(**aiokafka_options(settings, WORKER), request_timeout_ms=10_000)
             await admin.start()
             self.admin = admin
         try:

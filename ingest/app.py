@@ -18,6 +18,7 @@ from collections.abc import Iterable
 import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from hub.kafka_clients import WORKER, aiokafka_options, faust_credentials
 from hub.settings import Settings, get_settings
 from ingest.consumer import IngestTransport
 
@@ -29,6 +30,7 @@ def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.worker_id,
         broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",") if host.strip()],
+        broker_credentials=faust_credentials(settings, WORKER),
         store="memory://",
         # Faust keeps a data folder even with in-memory tables; in the state folder, not wherever the
         # worker was started.
@@ -77,8 +79,8 @@ def ingest_topics_in(names: Iterable[str], prefix: str) -> list[str]:
     return sorted(n for n in names if n.startswith(prefix) and len(n) > len(prefix))
 
 
-async def discover_topics(bootstrap: str, prefix: str) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+async def discover_topics(settings: Settings, prefix: str) -> list[str]:
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings, WORKER), request_timeout_ms=10_000)
     await admin.start()
     try:
         return ingest_topics_in(await admin.list_topics(), prefix)
@@ -86,9 +88,9 @@ async def discover_topics(bootstrap: str, prefix: str) -> list[str]:
         await admin.close()
 
 
-async def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:
+async def ensure_topics(settings: Settings, names: Iterable[str], partitions: int) -> None:
     """Create the worker's output topics if they are missing (a cluster may forbid auto-creation)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings, WORKER), request_timeout_ms=10_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

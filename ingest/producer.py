@@ -32,6 +32,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from hub.events import Event, normalise_mrid
+from hub.kafka_clients import ADMIN, aiokafka_options, producer_principal
 from hub.labels import LabelError, parse
 from hub.settings import Settings, get_settings
 from hub.validation import EventRejected, validate_event
@@ -136,6 +137,7 @@ class HubProducer:
         create_topic: bool = True,
         linger_ms: int = 5,
         compression: str | None = None,
+        principal: str | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         if not PRODUCER_ID.match(producer_id or ""):
@@ -159,8 +161,10 @@ class HubProducer:
         self.pacer = Pacer(rate)
         self.create_topic = create_topic
         self.stats = ProduceStats(topic=self.topic)
+        # A producer signs in as itself (producer-<id>), which may write its own topic only.
+        self.principal = principal or producer_principal(producer_id)
         self._kafka_options: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap,
+            **aiokafka_options(self.settings, self.principal, bootstrap=self.bootstrap),
             "acks": "all",
             "enable_idempotence": True,
             "linger_ms": linger_ms,
@@ -179,7 +183,13 @@ class HubProducer:
         if self._started:
             return
         if self.create_topic:
-            await ensure_topic(self.bootstrap, self.topic, self.settings.topic_partitions)
+            await ensure_topic(
+                self.bootstrap,
+                self.topic,
+                self.settings.topic_partitions,
+                settings=self.settings,
+                principal=self.principal,
+            )
         self._producer = AIOKafkaProducer(**self._kafka_options)
         try:
             await self._producer.start()
@@ -313,9 +323,14 @@ class HubProducer:
         return self.stats
 
 
-async def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    """Create ``topic`` when missing; a cluster that forbids auto-creation still gets the right partitions."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+async def ensure_topic(
+    bootstrap: str, topic: str, partitions: int, *, settings: Settings | None = None, principal: str = ADMIN
+) -> None:
+    """Create ``topic`` when missing; a cluster that forbids auto-creation still gets the right partitions.
+
+    A producer's own principal may not create topics (``hub producers add`` did); for it this only checks."""
+    options = aiokafka_options(settings or get_settings(), principal, bootstrap=bootstrap)
+    admin = AIOKafkaAdminClient(**options, request_timeout_ms=15_000)
     await admin.start()
     try:
         if topic in set(await admin.list_topics()):

@@ -33,12 +33,12 @@ def _prepare(settings: Settings) -> list[str]:
         try:
             asyncio.run(
                 ensure_topics(
-                    settings.kafka_bootstrap,
+                    settings,
                     [settings.deadletter_topic, settings.changes_topic],
                     settings.topic_partitions,
                 )
             )
-            topics = asyncio.run(discover_topics(settings.kafka_bootstrap, settings.ingest_topic_prefix))
+            topics = asyncio.run(discover_topics(settings, settings.ingest_topic_prefix))
         except Exception as exc:
             log.warning(
                 "kafka not reachable yet",

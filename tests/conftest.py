@@ -121,7 +121,7 @@ def _wait_until_answering(settings: Any, names: list[str], timeout_s: float) -> 
         while True:
             try:
                 if name == "kafka":
-                    kafka.probe(settings.kafka_bootstrap)
+                    kafka.probe(settings)
                 else:
                     neo4j.probe(settings)
                 break

@@ -24,6 +24,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from hub.changes import ChangeRecord
+from hub.kafka_clients import API, aiokafka_options
 from hub.reader import ReadError
 from hubql.context import HubContext
 from hubql.generic import graph_node
@@ -110,7 +111,7 @@ async def change_stream(
     reader = services.reader(guard)
     domain_of = {name: c.domain for name, c in services.ontology.classes.items()}
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **aiokafka_options(settings, API),
         enable_auto_commit=False,
         group_id=None,
         auto_offset_reset="earliest",

@@ -5,10 +5,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import subprocess
 import uuid
 from pathlib import Path
 
+from hub.kafka_access import admin_client, grant, service_grants
+from hub.kafka_clients import (
+    ADMIN,
+    API,
+    SASL_MECHANISM,
+    WORKER,
+    Credentials,
+    KafkaCredentialsError,
+    aiokafka_options,
+    ensure_credentials,
+    secured,
+)
+from hub.services import kafka_tls
 from hub.services.async_run import run_coroutine
 from hub.services.distribution import Distribution
 from hub.services.endpoint import Endpoint, kafka_endpoint
@@ -19,6 +33,8 @@ from hub.settings import Settings
 MAIN_CLASS = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
 NODE_ID = 1
+# Written next to the storage once it was formatted with the SCRAM users of admin, worker and api.
+SCRAM_MARKER = "scram-users"
 
 
 def endpoint(settings: Settings) -> Endpoint:
@@ -27,6 +43,44 @@ def endpoint(settings: Settings) -> Endpoint:
 
 def controller_endpoint(settings: Settings) -> Endpoint:
     return Endpoint("127.0.0.1", settings.kafka_controller_port)
+
+
+def _listener_properties(settings: Settings, layout: StateLayout) -> dict[str, str]:
+    broker = endpoint(settings)
+    controller = controller_endpoint(settings)
+    if not secured(settings):
+        return {
+            "listeners": f"PLAINTEXT://127.0.0.1:{broker.port},CONTROLLER://{controller}",
+            # Clients are sent back the address they were configured with (127.0.0.1 or localhost).
+            "advertised.listeners": f"PLAINTEXT://{broker}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        }
+    tls = kafka_tls.ensure_tls(settings, [broker.host])
+    admin = ensure_credentials(settings, ADMIN)
+    jaas = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{admin.username}" password="{admin.password}";'
+    )
+    return {
+        # Clients: TLS and SCRAM. Controller: mutual TLS, where only the broker's own certificate is accepted.
+        "listeners": f"CLIENT://127.0.0.1:{broker.port},CONTROLLER://{controller}",
+        "advertised.listeners": f"CLIENT://{broker}",
+        "listener.security.protocol.map": "CONTROLLER:SSL,CLIENT:SASL_SSL",
+        # On one node the broker's only peer is itself; it authenticates as the admin super user.
+        "inter.broker.listener.name": "CLIENT",
+        "sasl.enabled.mechanisms": SASL_MECHANISM,
+        "sasl.mechanism.inter.broker.protocol": SASL_MECHANISM,
+        f"listener.name.client.{SASL_MECHANISM.lower()}.sasl.jaas.config": jaas,
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(tls.broker_keystore),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(tls.ca_cert),
+        "listener.name.controller.ssl.client.auth": "required",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": f"User:{admin.username};{tls.broker_principal}",
+    }
 
 
 def server_properties(settings: Settings, layout: StateLayout) -> str:
@@ -41,12 +95,8 @@ def server_properties(settings: Settings, layout: StateLayout) -> str:
         "process.roles": "broker,controller",
         "node.id": str(NODE_ID),
         "controller.quorum.voters": f"{NODE_ID}@{controller}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{broker.port},CONTROLLER://{controller}",
-        # Clients are sent back the address they were configured with (127.0.0.1 or localhost).
-        "advertised.listeners": f"PLAINTEXT://{broker}",
-        "inter.broker.listener.name": "PLAINTEXT",
+        **_listener_properties(settings, layout),
         "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
         "log.dirs": str(layout.data_dir("kafka")),
         "num.partitions": str(settings.topic_partitions),
         "auto.create.topics.enable": "true",
@@ -87,7 +137,11 @@ def write_config(settings: Settings, layout: StateLayout) -> Path:
     layout.data_dir("kafka").mkdir(parents=True, exist_ok=True)
     (config_dir / "log4j.properties").write_text(LOG4J_PROPERTIES)
     server = config_dir / "server.properties"
-    server.write_text(server_properties(settings, layout))
+    # Holds the admin's password (the broker's own login): readable by the owner only.
+    fd = os.open(server, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(server_properties(settings, layout))
+    os.chmod(server, 0o600)
     return server
 
 
@@ -121,8 +175,21 @@ def _cluster_id(layout: StateLayout) -> str:
 def format_storage(java: str, dist: Distribution, settings: Settings, layout: StateLayout) -> None:
     """Format the KRaft log folder on first start; a formatted folder is left alone."""
     server = write_config(settings, layout)
+    marker = layout.service_dir("kafka") / SCRAM_MARKER
     if (layout.data_dir("kafka") / "meta.properties").is_file():
+        if secured(settings) and not marker.is_file():
+            raise ServiceError(
+                f"the Kafka storage in {layout.data_dir('kafka')} was formatted without the hub's SCRAM "
+                f"users, so no client could sign in (HUB_KAFKA_SECURITY={settings.kafka_security!r}). Stop "
+                f"Kafka and delete {layout.service_dir('kafka')} (its topics are lost) to format it again"
+            )
         return
+    # The SCRAM users are written into the storage, so every later start (secured or not) knows them.
+    scram = [
+        arg
+        for principal in (ADMIN, WORKER, API)
+        for arg in ("--add-scram", _scram_arg(ensure_credentials(settings, principal)))
+    ]
     argv = [
         java,
         *_jvm_flags(layout, "256m"),
@@ -135,6 +202,7 @@ def format_storage(java: str, dist: Distribution, settings: Settings, layout: St
         "--config",
         str(server),
         "--ignore-formatted",
+        *scram,
     ]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
     with layout.log_file("kafka").open("a") as log:
@@ -144,6 +212,12 @@ def format_storage(java: str, dist: Distribution, settings: Settings, layout: St
             f"formatting Kafka storage in {layout.data_dir('kafka')} failed (exit {proc.returncode}):\n"
             + (proc.stderr or proc.stdout)[-3000:]
         )
+    marker.write_text(",".join((ADMIN, WORKER, API)) + "\n")
+
+
+def _scram_arg(creds: Credentials) -> str:
+    # Passwords are URL-safe base64, so nothing in them can break the tool's [name=..,password=..] syntax.
+    return f"{SASL_MECHANISM}=[name={creds.username},password={creds.password}]"
 
 
 def command(java: str, dist: Distribution, settings: Settings, layout: StateLayout) -> list[str]:
@@ -157,17 +231,22 @@ def command(java: str, dist: Distribution, settings: Settings, layout: StateLayo
     ]
 
 
-def probe(bootstrap: str, timeout_s: float = 5.0) -> None:
-    """Raise unless a broker answers a metadata request listing itself."""
-    run_coroutine(_probe(bootstrap, timeout_s))
+def probe(settings: Settings, timeout_s: float = 5.0) -> None:
+    """Raise unless a broker answers a metadata request listing itself (asked as the admin principal)."""
+    run_coroutine(_probe(settings, timeout_s))
 
 
-async def _probe(bootstrap: str, timeout_s: float) -> None:
+async def _probe(settings: Settings, timeout_s: float) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
+    bootstrap = settings.kafka_bootstrap
     # aiokafka logs every refused connection at ERROR while we poll a starting broker.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    try:
+        options = aiokafka_options(settings, ADMIN)
+    except KafkaCredentialsError as exc:
+        raise ServiceError(str(exc)) from None
+    admin = AIOKafkaAdminClient(**options, request_timeout_ms=int(timeout_s * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
         cluster = await asyncio.wait_for(admin.describe_cluster(), timeout_s)
@@ -177,3 +256,17 @@ async def _probe(bootstrap: str, timeout_s: float) -> None:
         await admin.close()
     if not cluster.get("brokers"):
         raise ServiceError(f"Kafka at {bootstrap} answered but lists no broker yet")
+
+
+def apply_service_acls(settings: Settings) -> None:
+    """Give the worker and the API their ACLs (see hub.kafka_access); idempotent."""
+    if secured(settings):
+        run_coroutine(_apply_service_acls(settings))
+
+
+async def _apply_service_acls(settings: Settings) -> None:
+    admin = await admin_client(settings)
+    try:
+        await grant(admin, service_grants(settings))
+    finally:
+        await admin.close()

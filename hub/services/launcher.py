@@ -65,6 +65,9 @@ def ensure_up(
             started[name] = pid
         for name, pid in started.items():
             _wait_ready(settings, layout, name, pid, deadline, limit_s, report)
+            if name == "kafka":
+                # Every start, so that a state folder made before a policy change gets the current ACLs.
+                kafka.apply_service_acls(settings)
     return status(settings, names)
 
 
@@ -132,7 +135,6 @@ def _address(settings: Settings, name: ServiceName) -> str:
     return settings.kafka_bootstrap if name == "kafka" else settings.neo4j_uri
 
 
-
 def _start(settings: Settings, layout: StateLayout, name: ServiceName, report: Progress) -> int:
     title = TITLES[name]
     for key, ep in _endpoints(settings, name):
@@ -162,7 +164,7 @@ def _start(settings: Settings, layout: StateLayout, name: ServiceName, report: P
 
 def _probe(settings: Settings, layout: StateLayout, name: ServiceName, timeout_s: float) -> None:
     if name == "kafka":
-        kafka.probe(settings.kafka_bootstrap, timeout_s)
+        kafka.probe(settings, timeout_s)
         return
     if not neo4j.ready_file(layout).is_file():
         raise ServiceError("Neo4j is still starting (password not yet set)")
