@@ -120,3 +120,22 @@ def logs(
                     time.sleep(0.5)
         except KeyboardInterrupt:
             return
+
+
+@app.command("kafka-compose")
+def kafka_compose(
+    host: Annotated[str, typer.Option(help="Kafka's name on the compose network.")] = "kafka",
+) -> None:
+    """Write docker-compose.yml's Kafka configuration (TLS, SCRAM users, ACL settings) to the state folder."""
+    from hub.services.kafka_compose import write_compose_config
+
+    console.print(f"Kafka start script: {write_compose_config(get_settings(), host)}")
+
+
+@app.command("kafka-acls")
+def kafka_acls() -> None:
+    """Grant the worker and the API their Kafka ACLs (as the admin principal)."""
+    from hub.services import kafka
+
+    kafka.apply_service_acls(get_settings())
+    console.print("ACLs of the worker and the API are in place.")

@@ -57,21 +57,34 @@ def _listener_properties(settings: Settings, layout: StateLayout) -> dict[str, s
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
         }
     tls = kafka_tls.ensure_tls(settings, [broker.host])
+    return {
+        # Clients: TLS and SCRAM. Controller: mutual TLS, where only the broker's own certificate is accepted.
+        "listeners": f"CLIENT://127.0.0.1:{broker.port},CONTROLLER://{controller}",
+        "advertised.listeners": f"CLIENT://{broker}",
+        "listener.security.protocol.map": "CONTROLLER:SSL,CLIENT:SASL_SSL",
+        # On one node the broker's only peer is itself.
+        "inter.broker.listener.name": "CLIENT",
+        **security_properties(settings, tls, ["client"]),
+    }
+
+
+def security_properties(
+    settings: Settings, tls: kafka_tls.TlsFiles, sasl_listeners: list[str]
+) -> dict[str, str]:
+    """SCRAM on ``sasl_listeners`` (the broker signs in to itself there as the admin), the broker's
+    certificate, mutual TLS on the controller listener, and ACLs with the admin as the only super user
+    (besides the broker's own certificate). Shared by the launcher and docker-compose.yml's Kafka."""
     admin = ensure_credentials(settings, ADMIN)
     jaas = (
         "org.apache.kafka.common.security.scram.ScramLoginModule required "
         f'username="{admin.username}" password="{admin.password}";'
     )
     return {
-        # Clients: TLS and SCRAM. Controller: mutual TLS, where only the broker's own certificate is accepted.
-        "listeners": f"CLIENT://127.0.0.1:{broker.port},CONTROLLER://{controller}",
-        "advertised.listeners": f"CLIENT://{broker}",
-        "listener.security.protocol.map": "CONTROLLER:SSL,CLIENT:SASL_SSL",
-        # On one node the broker's only peer is itself; it authenticates as the admin super user.
-        "inter.broker.listener.name": "CLIENT",
         "sasl.enabled.mechanisms": SASL_MECHANISM,
         "sasl.mechanism.inter.broker.protocol": SASL_MECHANISM,
-        f"listener.name.client.{SASL_MECHANISM.lower()}.sasl.jaas.config": jaas,
+        **{
+            f"listener.name.{name}.{SASL_MECHANISM.lower()}.sasl.jaas.config": jaas for name in sasl_listeners
+        },
         "ssl.keystore.type": "PEM",
         "ssl.keystore.location": str(tls.broker_keystore),
         "ssl.truststore.type": "PEM",
