@@ -61,7 +61,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from hub.graph import cypher_name, ensure_schema, label_clause, make_driver
+from hub.kafka_clients import admin_options
 from hub.labels import label_id
+from hub.services import kafka
 from hub.services.layout import StateLayout
 from hub.services.process import recorded_pid
 from hub.settings import Settings, get_settings
@@ -386,7 +388,7 @@ def baseline_freshness(
 
 
 async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
@@ -402,7 +404,7 @@ async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
 
 
 async def produce(bootstrap: str, topic: str, events: list[dict[str, Any]], rate: float | None) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(**admin_options(bootstrap), acks="all", linger_ms=5)
     await producer.start()
     try:
         start = time.perf_counter()
@@ -428,8 +430,8 @@ class OffsetWatch:
     def __init__(self, bootstrap: str, group: str, topic: str) -> None:
         self.group = group
         self.topic = topic
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        self.admin = AIOKafkaAdminClient(**admin_options(bootstrap))
+        self.consumer = AIOKafkaConsumer(**admin_options(bootstrap))
         self.parts: list[TopicPartition] = []
 
     async def __aenter__(self) -> OffsetWatch:
@@ -453,7 +455,7 @@ class OffsetWatch:
 async def read_changes(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     """Every record on a change topic (until it has been quiet for two seconds)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic, **admin_options(bootstrap), auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
     out: list[dict[str, Any]] = []
@@ -514,6 +516,17 @@ class Worker:
         }
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        # The worker signs in as its principal, whose ACLs follow these topic names.
+        kafka.apply_service_acls(
+            settings.model_copy(
+                update={
+                    "ingest_topic_prefix": f"{prefix}.cim.ingest.",
+                    "deadletter_topic": f"{prefix}.cim.deadletter",
+                    "changes_topic": self.changes_topic,
+                    "worker_id": self.group,
+                }
+            )
+        )
         # The worker's peak resident memory once it has written a round's events (its buffer full).
         self.peak_rss_mb = float("nan")
 
@@ -596,7 +609,7 @@ def remove_nodes(driver: neo4j.Driver, settings: Settings, prefix: str) -> None:
 
 
 async def delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
     await admin.start()
     try:
         names = [t for t in await admin.list_topics() if t.startswith(prefix)]

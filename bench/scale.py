@@ -286,6 +286,7 @@ class Run:
                 "ingest_topic_prefix": self.prefix,
                 "changes_topic": self.changes,
                 "deadletter_topic": self.deadletter,
+                "worker_id": self.group,
             }
         )
 
@@ -301,11 +302,13 @@ class Run:
 async def produce_all(
     run: Run, events: Iterable[dict[str, Any]], rate: float | None = None, batch_size: int = 2000
 ) -> dict[str, Any]:
+    from hub.kafka_clients import ADMIN
     from ingest.producer import HubProducer
 
     async with HubProducer(
         BENCH_PRODUCER,
         settings=run.settings(),
+        principal=ADMIN,
         validate=False,
         rate=rate,
         batch_size=batch_size,
@@ -325,7 +328,9 @@ async def committed(bootstrap: str, group: str, topic: str) -> int:
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import GroupCoordinatorNotAvailableError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    from hub.kafka_clients import admin_options
+
+    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
     await admin.start()
     try:
         try:
@@ -340,7 +345,9 @@ async def committed(bootstrap: str, group: str, topic: str) -> int:
 async def partitions_of(bootstrap: str, topic: str) -> list[int]:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    from hub.kafka_clients import admin_options
+
+    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
@@ -358,7 +365,9 @@ def topic_end(bootstrap: str, topic: str) -> int:
         parts = await partitions_of(bootstrap, topic)
         if not parts:
             return 0
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        from hub.kafka_clients import admin_options
+
+        consumer = AIOKafkaConsumer(**admin_options(bootstrap), enable_auto_commit=False)
         await consumer.start()
         try:
             ends = await consumer.end_offsets([TopicPartition(topic, p) for p in parts])
@@ -370,6 +379,10 @@ def topic_end(bootstrap: str, topic: str) -> int:
 
 
 def start_worker(run: Run) -> Child:
+    from hub.services import kafka
+
+    # The worker signs in as its principal, whose ACLs follow the run's topic names.
+    kafka.apply_service_acls(run.settings())
     child = spawn("worker", [sys.executable, "-m", "ingest.worker"], run.worker_env())
     return child
 
@@ -463,6 +476,7 @@ async def freshness_step(
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
+    from hub.kafka_clients import ADMIN
     from ingest.producer import HubProducer
 
     settings = run.settings()
@@ -474,8 +488,10 @@ async def freshness_step(
     transport: list[float] = []
 
     async def tail(topic: str, on_record: Callable[[Any, float], None], stop: asyncio.Event) -> None:
+        from hub.kafka_clients import admin_options
+
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50
+            **admin_options(bootstrap), enable_auto_commit=False, fetch_max_wait_ms=50
         )
         await consumer.start()
         try:
@@ -528,6 +544,7 @@ async def freshness_step(
     async with HubProducer(
         BENCH_PRODUCER,
         settings=settings,
+        principal=ADMIN,
         validate=False,
         rate=rate,
         batch_size=max(100, int(rate // 10)),

@@ -153,3 +153,11 @@ def faust_credentials(settings: Settings, principal: str) -> Any:
         ssl_context=ssl_context(settings),
         mechanism=SASL_MECHANISM,
     )
+
+
+def admin_options(bootstrap: str | None = None) -> dict[str, Any]:
+    """Options of a client acting as the admin principal under this process's settings: operator tools,
+    benchmarks and tests, which set up and inspect topics rather than take part in the data flow."""
+    from hub.settings import get_settings
+
+    return aiokafka_options(get_settings(), ADMIN, bootstrap=bootstrap)

@@ -223,7 +223,9 @@ async def _create_topics(bootstrap: str, names: list[str], partitions: int) -> N
 
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    from hub.kafka_clients import admin_options
+
+    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(n, partitions, replication_factor=1) for n in names])
@@ -246,7 +248,9 @@ async def _create_topics(bootstrap: str, names: list[str], partitions: int) -> N
 async def _delete_topics(bootstrap: str, names: list[str]) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    from hub.kafka_clients import admin_options
+
+    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
     await admin.start()
     try:
         await admin.delete_topics(names)

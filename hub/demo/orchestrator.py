@@ -30,6 +30,7 @@ from hub.demo.network import DemoNetwork, build_network
 from hub.demo.producers import NESO, PRODUCER_CONFIG, PRODUCER_IDS, producers_json
 from hub.demo.simulator import Simulator
 from hub.demo.stack import DemoError, DemoStack, child_env, ensure_services, visible_count
+from hub.producer_onboarding import add_producer
 from hub.services import launcher
 from hub.services.errors import ServiceError
 from hub.services.layout import StateLayout
@@ -40,6 +41,13 @@ console = Console()
 err_console = Console(stderr=True)
 Report = Callable[[str], None]
 SYSTEM_OPERATOR_ORG = PRODUCER_CONFIG[NESO]["org"]
+
+
+async def add_demo_producers(settings: Settings) -> None:
+    """Give each demo producer its Kafka principal, topic and ACL (idempotent), as an operator would with
+    `hub producers add`: the demo publishes as the producers themselves, not as an administrator."""
+    for pid, config in PRODUCER_CONFIG.items():
+        await add_producer(settings, pid, **config)
 
 
 def producer_clients(
@@ -133,6 +141,7 @@ async def _run(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    await add_demo_producers(settings)
     producers = producer_clients(network, settings, ontology)
     for producer in producers.values():
         await producer.start()

@@ -14,11 +14,12 @@ import pytest
 
 from hub.auth import DEMO_USERS, mint_token
 from hub.demo.network import DemoNetwork, build_network
-from hub.demo.orchestrator import producer_clients, publish_network, wait_applied
+from hub.demo.orchestrator import add_demo_producers, producer_clients, publish_network, wait_applied
 from hub.demo.producers import PRODUCER_CONFIG, PRODUCER_IDS, producers_json
 from hub.demo.simulator import Simulator
 from hub.demo.stack import DemoStack, child_env, graphql
 from hub.labels import Authorizations, evaluate, parse
+from hub.services import kafka
 from ontology.loader import load_ontology
 
 pytestmark = pytest.mark.services
@@ -45,8 +46,12 @@ def demo_stack(settings: Any, clean_graph: Any, tmp_path: Any) -> Iterator[DemoS
             "changes_topic": f"demo{run}.changes",
             "deadletter_topic": f"demo{run}.deadletter",
             "api_port": _free_port(),
+            "worker_id": f"demo-test-{run}",
+            # The demo's producers are added here, not to the producers file every test process reads.
+            "producers_file": tmp_path / "producers.json",
         }
     )
+    kafka.apply_service_acls(isolated)
     env = child_env(
         isolated,
         {
@@ -96,6 +101,7 @@ def visible_mrids(base: str, token: str) -> set[str]:
 
 def _publish(network: DemoNetwork, settings: Any, ontology: Any) -> None:
     async def run() -> None:
+        await add_demo_producers(settings)
         producers = producer_clients(network, settings, ontology)
         for producer in producers.values():
             await producer.start()

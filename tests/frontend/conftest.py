@@ -153,11 +153,13 @@ class HubStack:
 
     def publish(self, events: list[dict[str, Any]]) -> None:
         """Publish events to this session's producer topic through the hub's Kafka producer client."""
+        from hub.kafka_clients import ADMIN
         from hub.services.async_run import run_coroutine
         from ingest.producer import HubProducer
 
         async def send() -> Any:
-            async with HubProducer(PRODUCER_ID, settings=self.settings) as producer:
+            # As the admin: these tests are about the page, not about who may write which topic.
+            async with HubProducer(PRODUCER_ID, settings=self.settings, principal=ADMIN) as producer:
                 return await producer.send_all(events)
 
         # The browser driver keeps an event loop running in this thread: publish from a private one.
@@ -230,8 +232,11 @@ def hub_stack(settings: Any, frontend_dist: Path) -> Iterator[HubStack]:
         **{k.removeprefix("HUB_").lower(): v for k, v in overrides.items() if k != "HUB_PRODUCERS"},
         producers=json.loads(overrides["HUB_PRODUCERS"]),
     )
+    from hub.services import kafka
     from hub.services.async_run import run_coroutine
 
+    # The worker and the API sign in as their principals, whose ACLs follow these topic names.
+    kafka.apply_service_acls(stack_settings)
     # The worker waits for a first ingest topic; creating it now lets it subscribe at once.
     run_coroutine(
         ensure_topic(settings.kafka_bootstrap, f"{stack_settings.ingest_topic_prefix}{PRODUCER_ID}", 1)

@@ -144,6 +144,10 @@ def _create_app(settings: Any) -> Any:
 
 @contextlib.contextmanager
 def serve(settings: Any) -> Iterator[Api]:
+    from hub.services import kafka
+
+    # The API signs in as its principal, whose ACLs follow the settings' topic names.
+    kafka.apply_service_acls(settings)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])

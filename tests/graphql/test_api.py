@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from graphkit import Api, serve
 
 from hub.auth import DevIssuer
+from hub.kafka_clients import admin_options
 
 pytestmark = pytest.mark.services
 
@@ -171,7 +172,7 @@ def _event(source: str, mrid: str, **over: Any) -> dict[str, Any]:
 
 
 async def _read(bootstrap: str, topic: str, expect: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(**admin_options(bootstrap), group_id=None, auto_offset_reset="earliest")
     await consumer.start()
     try:
         for _ in range(50):

@@ -27,6 +27,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from graphkit import Api, serve
 from hubql.subscriptions import encode_cursor
 
+from hub.kafka_clients import admin_options
+
 pytestmark = pytest.mark.services
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +39,7 @@ SUBSCRIPTION = """subscription($after: String, $domain: Domain) {
 
 
 async def _create_topics(bootstrap: str, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
     await admin.start()
     try:
         await admin.create_topics(
@@ -54,6 +56,19 @@ async def _create_topics(bootstrap: str, names: list[str]) -> None:
 
 @contextlib.contextmanager
 def worker(settings: Any, prefix: str, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    from hub.services import kafka
+
+    # The worker signs in as its principal, whose ACLs follow these topic names.
+    kafka.apply_service_acls(
+        settings.model_copy(
+            update={
+                "ingest_topic_prefix": f"{prefix}.cim.ingest.",
+                "deadletter_topic": f"{prefix}.cim.deadletter",
+                "changes_topic": f"{prefix}.cim.changes",
+                "worker_id": f"{prefix}-worker",
+            }
+        )
+    )
     env = {
         **os.environ,
         "HUB_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
@@ -207,7 +222,7 @@ async def test_subscribers_get_exactly_what_they_may_see(settings: Any, run_id: 
             s.start()
         await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in subs)), 30)
 
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+        producer = AIOKafkaProducer(**admin_options(settings.kafka_bootstrap))
         await producer.start()
         try:
             # Version 1 of everything, then (once the subscribers saw it) version 2: the worker folds a

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.changes import ChangePublisher, ChangeRecord, murmur2, partition_of
+from hub.kafka_clients import ADMIN, admin_options
 
 NOW = datetime(2025, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
 
@@ -75,14 +76,15 @@ def test_publisher_sends_each_record_to_its_key_partition_in_order(
 
     async def run() -> list[tuple[int, bytes, bytes]]:
         # A small batch limit makes the publisher split partitions over several record batches.
-        publisher = ChangePublisher(kafka_bootstrap, max_batch_bytes=4096)
+        # The test's own topic: written as the admin (the worker principal writes only the hub's topics).
+        publisher = ChangePublisher(kafka_bootstrap, max_batch_bytes=4096, principal=ADMIN)
         try:
             futures = await publisher.publish(topic, records)
             for fut in futures:
                 await fut
         finally:
             await publisher.stop()
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(topic, **admin_options(kafka_bootstrap), auto_offset_reset="earliest")
         await consumer.start()
         got: list[tuple[int, bytes, bytes]] = []
         try:

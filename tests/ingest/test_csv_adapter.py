@@ -16,6 +16,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from typer.testing import CliRunner
 
+from hub.kafka_clients import admin_options
+from hub.producer_onboarding import add_producer
 from hub.validation import validate_event
 from ingest.csv_adapter import CsvMapping, CsvStats, MappingError, convert_csv
 from ingest.producer import LABEL_HEADER, produce
@@ -137,11 +139,13 @@ def test_class_and_type_from_columns(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def csv_settings(settings: Any) -> Iterator[Any]:
-    yield settings.model_copy(update={"ingest_topic_prefix": PREFIX})
+def csv_settings(settings: Any, tmp_path: Path) -> Iterator[Any]:
+    yield settings.model_copy(
+        update={"ingest_topic_prefix": PREFIX, "producers_file": tmp_path / "producers.json"}
+    )
 
     async def cleanup() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        admin = AIOKafkaAdminClient(**admin_options(settings.kafka_bootstrap))
         await admin.start()
         try:
             names = [t for t in await admin.list_topics() if t.startswith(PREFIX)]
@@ -155,7 +159,7 @@ def csv_settings(settings: Any) -> Iterator[Any]:
 
 def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0) -> list[Any]:
     async def run() -> list[Any]:
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        consumer = AIOKafkaConsumer(topic, **admin_options(bootstrap), auto_offset_reset="earliest",
                                     enable_auto_commit=False, group_id=None)
         await consumer.start()
         records: list[Any] = []
@@ -177,6 +181,8 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 60.
 def test_csv_published_through_kafka_reads_back(files: tuple[Path, Path], csv_settings: Any) -> None:
     csv_path, mapping_path = files
     pid = f"dno{uuid.uuid4().hex[:8]}"
+    # Added as `hub producers add` adds a producer: it publishes as its own principal.
+    asyncio.run(add_producer(csv_settings, pid))
     events = list(convert_csv(csv_path, mapping_path, source=pid))
     stats = produce(events, pid, settings=csv_settings, label_header="classification=OFFICIAL")
     assert stats.sent == 2
@@ -196,6 +202,8 @@ def test_hub_produce_csv_with_mapping(files: tuple[Path, Path], csv_settings: An
 
     csv_path, mapping_path = files
     pid = f"dno{uuid.uuid4().hex[:8]}"
+    # Added as `hub producers add` adds a producer: it publishes as its own principal.
+    asyncio.run(add_producer(csv_settings, pid))
     monkeypatch.setenv("HUB_INGEST_TOPIC_PREFIX", PREFIX)
     get_settings.cache_clear()
     try:

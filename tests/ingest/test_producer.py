@@ -18,6 +18,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from typer.testing import CliRunner
 
 from hub.events import Event, normalise_mrid
+from hub.kafka_clients import admin_options
+from hub.producer_onboarding import add_producer
 from hub.validation import validate_event
 from ingest.gaslib import convert_gaslib
 from ingest.producer import LABEL_HEADER, HubProducer, Pacer, ProducerError, produce
@@ -32,15 +34,21 @@ PREFIX = "test.produce."
 
 
 @pytest.fixture
-def produce_settings(settings: Any) -> Iterator[Any]:
+def produce_settings(settings: Any, tmp_path: Path) -> Iterator[Any]:
     """Settings whose ingest topics live under a private prefix; the topics made are deleted afterwards."""
-    isolated = settings.model_copy(update={"ingest_topic_prefix": PREFIX, "topic_partitions": 2})
+    isolated = settings.model_copy(
+        update={
+            "ingest_topic_prefix": PREFIX,
+            "topic_partitions": 2,
+            "producers_file": tmp_path / "producers.json",
+        }
+    )
     yield isolated
     asyncio.run(_delete_prefixed(settings.kafka_bootstrap))
 
 
 async def _delete_prefixed(bootstrap: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
     await admin.start()
     try:
         names = [t for t in await admin.list_topics() if t.startswith(PREFIX)]
@@ -56,7 +64,7 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 60.
     async def run() -> list[Any]:
         consumer = AIOKafkaConsumer(
             topic,
-            bootstrap_servers=bootstrap,
+            **admin_options(bootstrap),
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             group_id=None,
@@ -80,12 +88,15 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 60.
     return asyncio.run(run())
 
 
-def producer_id() -> str:
-    return f"p{uuid.uuid4().hex[:10]}"
+def producer_id(settings: Any) -> str:
+    """A new producer, added as `hub producers add` adds one: it publishes as its own principal."""
+    pid = f"p{uuid.uuid4().hex[:10]}"
+    asyncio.run(add_producer(settings, pid))
+    return pid
 
 
 def test_gaslib_events_land_keyed_by_mrid_with_the_label_header(produce_settings: Any) -> None:
-    pid = producer_id()
+    pid = producer_id(produce_settings)
     ontology = load_ontology()
     events = list(convert_gaslib(GASLIB_11, source=pid, time=TIME, ontology=ontology))
     assert len(events) > 15  # 11 nodes and their connections
@@ -120,7 +131,7 @@ def test_gaslib_events_land_keyed_by_mrid_with_the_label_header(produce_settings
 
 
 def test_invalid_events_are_rejected_locally_and_never_sent(produce_settings: Any) -> None:
-    pid = producer_id()
+    pid = producer_id(produce_settings)
     good = {
         "id": "e1",
         "source": pid,
@@ -154,7 +165,7 @@ def test_invalid_events_are_rejected_locally_and_never_sent(produce_settings: An
 
 
 def test_rate_limit_paces_the_stream(produce_settings: Any) -> None:
-    pid = producer_id()
+    pid = producer_id(produce_settings)
     events = [
         {
             "id": f"e{i}",
@@ -193,7 +204,7 @@ def test_hub_produce_command_publishes_a_gaslib_file(produce_settings: Any, monk
     monkeypatch.setenv("HUB_INGEST_TOPIC_PREFIX", PREFIX)
     get_settings.cache_clear()
     try:
-        pid = producer_id()
+        pid = producer_id(produce_settings)
         result = CliRunner().invoke(
             app,
             [

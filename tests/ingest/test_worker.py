@@ -36,7 +36,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from hub.kafka_clients import admin_options
 from hub.labels import canonical, label_id
+from hub.services import kafka
 from ontology.loader import load_ontology
 
 REPO = Path(__file__).resolve().parents[2]
@@ -508,7 +510,7 @@ def run(coro: Any) -> Any:
 
 
 async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
     await admin.start()
     try:
         await admin.create_topics(
@@ -526,7 +528,7 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int) -> No
 
 
 async def delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
     await admin.start()
     try:
         mine = [t for t in await admin.list_topics() if t.startswith(prefix + ".")]
@@ -537,7 +539,7 @@ async def delete_topics(bootstrap: str, prefix: str) -> None:
 
 
 async def produce(bootstrap: str, sc: Scenario, records: list[Produced]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4 * MAX_BYTES)
+    producer = AIOKafkaProducer(**admin_options(bootstrap), acks="all", max_request_size=4 * MAX_BYTES)
     await producer.start()
     try:
         futures = [
@@ -552,8 +554,8 @@ async def produce(bootstrap: str, sc: Scenario, records: list[Produced]) -> None
 
 async def group_done(bootstrap: str, group: str, topics: list[str]) -> tuple[int, int]:
     """(committed, end) offsets summed over the topics' partitions for the worker's consumer group."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
+    consumer = AIOKafkaConsumer(**admin_options(bootstrap))
     await admin.start()
     await consumer.start()
     try:
@@ -572,7 +574,7 @@ async def group_done(bootstrap: str, group: str, topics: list[str]) -> tuple[int
 async def read_topic(bootstrap: str, topic: str, expect: int, timeout_s: float = 60.0) -> list[Any]:
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **admin_options(bootstrap),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
@@ -627,6 +629,17 @@ class WorkerProcess:
         self.log_dir = log_dir
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        # The worker signs in as its principal, whose ACLs follow these topic names.
+        kafka.apply_service_acls(
+            settings.model_copy(
+                update={
+                    "ingest_topic_prefix": f"{sc.prefix}.cim.ingest.",
+                    "deadletter_topic": f"{sc.prefix}.cim.deadletter",
+                    "changes_topic": f"{sc.prefix}.cim.changes",
+                    "worker_id": f"{sc.prefix}-worker",
+                }
+            )
+        )
 
     def start(self) -> None:
         self.starts += 1

@@ -6,6 +6,8 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from hub.kafka_clients import admin_options
+
 
 async def test_message_produced_to_a_fresh_topic_is_consumed_back(
     kafka_bootstrap: str, fresh_topic: str
@@ -14,7 +16,7 @@ async def test_message_produced_to_a_fresh_topic_is_consumed_back(
     value = b'{"type": "upsert", "subject": "' + key + b'"}'
     headers = [("Security-Label", b"org=ngt")]
 
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(**admin_options(kafka_bootstrap), acks="all")
     await producer.start()
     try:
         sent = await producer.send_and_wait(fresh_topic, value=value, key=key, headers=headers)
@@ -25,7 +27,7 @@ async def test_message_produced_to_a_fresh_topic_is_consumed_back(
 
     consumer = AIOKafkaConsumer(
         fresh_topic,
-        bootstrap_servers=kafka_bootstrap,
+        **admin_options(kafka_bootstrap),
         group_id=f"test-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -48,7 +50,7 @@ async def test_topics_are_created_on_first_use(kafka_bootstrap: str, settings: o
 
     assert isinstance(settings, Settings)
     topic = f"test.auto.{uuid.uuid4().hex[:12]}"
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer = AIOKafkaProducer(**admin_options(kafka_bootstrap))
     await producer.start()
     try:
         await producer.send_and_wait(topic, b"x", key=b"k")
