@@ -693,12 +693,14 @@ def fmt_cpu(cpu: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.0f}" for k, v in cpu.items() if v == v)  # NaN: process not visible
 
 
-def write_results(result: dict[str, Any]) -> None:
+def write_results(result: dict[str, Any], name: str = "pipeline") -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "pipeline.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     t, f = result["throughput"], result["freshness"]
     lines = [
         "# Ingest pipeline benchmark",
+        "",
+        f"Kafka security: {result.get('kafka_security', 'plaintext')} (HUB_KAFKA_SECURITY).",
         "",
         f"Run {result['when']} on {result['machine']['cpus']} CPUs ({result['machine']['platform']}); "
         f"batch size {result['batch_size']}; {t['rounds']} rounds of {t['events']} events for throughput, "
@@ -738,7 +740,7 @@ def write_results(result: dict[str, Any]) -> None:
         "shared and its load noisy: compare figures of one round only.",
         "",
     ]
-    (RESULTS / "pipeline.md").write_text("\n".join(lines))
+    (RESULTS / f"{name}.md").write_text("\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -750,6 +752,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--stream-seconds", type=float, default=20.0)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument(
+        "--name", default="pipeline", help="results file name under bench/results/ (without extension)"
+    )
     args = parser.parse_args(argv)
 
     settings = get_settings()
@@ -840,6 +845,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     result = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "kafka_security": settings.kafka_security,
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
@@ -868,7 +874,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "pipeline_mean_s": statistics.fmean(pipe_fresh) if pipe_fresh else None,
         },
     }
-    write_results(result)
+    write_results(result, args.name)
     log(json.dumps(rounds) + " " + json.dumps(result["freshness"]))
     return result
 

@@ -8,7 +8,7 @@ The policy (deny unless allowed; only ``admin`` is a super user):
 - ``api``: write (and create) every ingest topic (HTTP ingest publishes on behalf of the producers its
   callers belong to; the API checks that), read the change feed without a group or in its own groups
   (prefix ``hub-api``),
-  write the audit topic. It cannot read the raw ingest topics.
+  write (and create) the audit topic. It cannot read the raw ingest topics.
 - ``producer-<id>``: write (and describe) its own topic ``<prefix><id>`` and nothing else; it cannot create
   topics, so the admin creates the topic when the producer is added.
 
@@ -106,7 +106,8 @@ def service_grants(settings: Settings) -> list[Grant]:
         # HTTP ingest may be the first to publish for a configured producer whose topic is not there yet.
         Grant(API, Operation.CREATE, Resource.TOPIC, prefix, Pattern.PREFIXED),
         *_topic_grants(API, [settings.changes_topic], Operation.READ, Operation.DESCRIBE),
-        *_topic_grants(API, [settings.audit_topic], Operation.WRITE, Operation.DESCRIBE),
+        # The API may be the first to publish an audit record, so it may create that topic.
+        *_topic_grants(API, [settings.audit_topic], Operation.WRITE, Operation.DESCRIBE, Operation.CREATE),
         Grant(API, Operation.READ, Resource.GROUP, API_GROUP_PREFIX, Pattern.PREFIXED),
         Grant(API, Operation.IDEMPOTENT_WRITE, Resource.CLUSTER, CLUSTER_RESOURCE),
     ]

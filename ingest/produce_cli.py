@@ -40,6 +40,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from hub.kafka_clients import KafkaCredentialsError
 from hub.settings import get_settings
 from ingest.cgmes import CgmesConverter, ConversionError
 from ingest.csv_adapter import CsvAdapter, CsvMapping, MappingError
@@ -317,7 +318,7 @@ def produce(
             batch_size=batch_size,
             rate=rate,
         )
-    except (ProducerError, MappingError) as exc:
+    except (ProducerError, MappingError, KafkaCredentialsError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(code=1) from None
     options = Options(

@@ -288,3 +288,19 @@ def test_client_options_sign_in_with_scram_over_tls(isolated: Any) -> None:
     assert options["security_protocol"] == "SASL_SSL"
     assert options["sasl_mechanism"] == SASL_MECHANISM
     assert options["ssl_context"].verify_mode.name == "CERT_REQUIRED"
+
+
+def test_explicit_credentials_override_the_state_folder(settings: Any, tmp_path: Path) -> None:
+    """A deployment's process names its principal in HUB_KAFKA_USERNAME/PASSWORD; the state folder's
+    files are not consulted, and a half-given pair is refused naming both settings."""
+    from hub.kafka_clients import KafkaCredentialsError, load_credentials
+
+    empty = settings.model_copy(update={"state_dir": tmp_path, "kafka_ca_file": None})
+    with pytest.raises(KafkaCredentialsError, match="producer-nobody") as missing:
+        load_credentials(empty, producer_principal("nobody"))
+    assert str(tmp_path) in str(missing.value)
+    given = empty.model_copy(update={"kafka_username": "svc-worker", "kafka_password": "s3cret"})
+    creds = load_credentials(given, WORKER)
+    assert (creds.username, creds.password) == ("svc-worker", "s3cret")
+    with pytest.raises(KafkaCredentialsError, match="HUB_KAFKA_PASSWORD"):
+        load_credentials(empty.model_copy(update={"kafka_username": "svc-worker"}), WORKER)
