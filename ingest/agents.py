@@ -20,6 +20,11 @@ Transactions stay strictly one after another, which keeps each object's events i
 the next transaction wait for the change records of the previous batch: those are published in batch
 order, and acknowledging waits for the broker to confirm them, batch after batch. Change records go out
 as one record batch per partition (:class:`hub.changes.ChangePublisher`).
+
+Every refusal (a dead-lettered event, with its reason) and every decision the fold made (ownership
+claimed or refused, a label changed: old and new, by whom, declassified or not) is an audit record
+(:mod:`hub.audit`), sent to ``settings.audit_topic``; the fold's are written only once their batch has
+committed, so the trail never records a write that did not happen.
 """
 
 from __future__ import annotations
@@ -31,10 +36,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import neo4j
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from faust.types import TP, EventT, StreamT
 from mode.types.signals import BaseSignalT
 
+from hub import audit
 from hub.changes import ChangePublisher, ChangeRecord
 from hub.graph import ensure_schema_async, make_async_driver
 from hub.logging import get_logger
@@ -244,8 +251,11 @@ class BatchWriter:
             pending.append(await self._dead_letter(ev.ref, rejection))
         records: list[ChangeRecord] = []
         for plan in plans:
-            for ev, reason in plan.rejected:
-                pending.append(await self._dead_letter(ev.ref, Rejection(reason, "ownership")))
+            # Committed: the fold's decisions happened.
+            for action, fields in plan.audits:
+                audit.record(action, **fields)
+            for ev, reason, reason_class in plan.rejected:
+                pending.append(await self._dead_letter(ev.ref, Rejection(reason, reason_class), audited=True))
             for c in plan.changes:
                 records.append(
                     ChangeRecord(
@@ -402,9 +412,22 @@ class BatchWriter:
         await asyncio.sleep(delay)
         return attempt + 1
 
-    async def _dead_letter(self, event: EventT, rejection: Rejection) -> Awaitable[Any]:
+    async def _dead_letter(
+        self, event: EventT, rejection: Rejection, *, audited: bool = False
+    ) -> Awaitable[Any]:
+        """Send ``event`` to the dead letters; ``audited``: the refusal has its audit record already."""
         msg = event.message
         EVENTS_DEADLETTERED.labels(rejection.reason_class).inc()
+        if not audited:
+            audit.record(
+                "write.refused",
+                reason=rejection.reason,
+                reason_class=rejection.reason_class,
+                topic=msg.topic,
+                partition=msg.partition,
+                offset=msg.offset,
+                mrid=msg.key.decode(errors="replace") if isinstance(msg.key, bytes) else None,
+            )
         headers = [
             ("reason", rejection.reason.encode()),
             ("reason-class", rejection.reason_class.encode()),
@@ -419,6 +442,24 @@ class BatchWriter:
 
 
 _batches: BatchWriter | None = None
+
+
+async def audit_sender() -> AIOKafkaProducer:
+    """The Kafka producer of the audit topic (the one place the worker builds it)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", client_id=f"{settings.worker_id}-audit"
+    )
+    await producer.start()
+    return producer
+
+
+_audit = audit.AuditPublisher(settings.audit_topic, audit_sender)
+
+
+@app.task
+async def publish_audit() -> None:
+    """Audit records go to the audit topic while the worker runs (the process exiting ends it)."""
+    _audit.start()
 
 
 def batches() -> BatchWriter:
