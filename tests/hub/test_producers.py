@@ -108,4 +108,3 @@ def test_bad_configuration_names_producer_and_key(config: dict, fragment: str) -
     with pytest.raises(ProducerConfigError) as info:
         ProducerRegistry(config)
     assert fragment in str(info.value)
-
