@@ -540,7 +540,11 @@ def on_assigned(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: 
 
 @app.timer(interval=settings.topic_discovery_interval_s)
 async def discover() -> None:
-    """Subscribe to producer topics created since start."""
+    """Subscribe to producer topics created since start.
+
+    Topics of producers nobody configured are subscribed too: their events are dead-lettered, each with
+    its reason and an audit record, rather than left unseen on the topic, where they would be applied the
+    day a producer of that name is configured, long after they were published without any right to."""
     try:
         topics = await _watch.topics()
     except Exception as exc:
