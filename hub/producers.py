@@ -2,10 +2,12 @@
 
 Configured through ``HUB_PRODUCERS``, a JSON object such as::
 
-    {"ngt-eq": {"org": "ngt", "clearance": "OFFICIAL", "default_label": "org=ngt|org=neso", "owns": "ngt-"}}
+    {"ngt-eq": {"org": "ngt", "clearance": "OFFICIAL", "default_label": "org=ngt|org=neso", "owns": "ngt-",
+                "declassify": false}}
 
-A producer that is not configured is still accepted (its topic exists), but default deny applies: its
-organisation is taken to be its id, its default label is ``org=<id>`` and its clearance is ``PUBLIC``.
+Only configured producers may publish: a topic or an HTTP request naming any other producer is refused
+(:meth:`ProducerRegistry.get` raises), however the topic came to exist. ``declassify`` (default false)
+lets the producer change a label so that more callers may see the object (see :mod:`hub.write_policy`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from dataclasses import dataclass
 
 from hub.labels import Authorizations, Label, LabelError, Token, canonical, evaluate, parse
 from hub.settings import Settings, get_settings
+from hub.write_policy import WriteRights
 
-_KNOWN_KEYS = frozenset({"org", "clearance", "default_label", "owns"})
+_KNOWN_KEYS = frozenset({"org", "clearance", "default_label", "owns", "declassify"})
 
 
 class ProducerConfigError(ValueError):
@@ -31,11 +34,17 @@ class Producer:
     default_label: Label
     owns: str | None
     configured: bool
+    declassify: bool = False
 
     @property
     def authorizations(self) -> Authorizations:
         """What the producer itself holds: its clearance and ``org=<org>``."""
         return Authorizations(self.clearance, frozenset({f"org={self.org}"}))
+
+    @property
+    def rights(self) -> WriteRights:
+        """What the producer may write (:mod:`hub.write_policy`)."""
+        return WriteRights(self.authorizations, self.declassify)
 
     @property
     def default_label_text(self) -> str:
@@ -60,18 +69,13 @@ class ProducerRegistry:
         return cls((settings or get_settings()).producers)
 
     def get(self, producer_id: str) -> Producer:
+        """The configured producer; :class:`ProducerConfigError` naming the id for any other (an id nobody
+        configured is never invented: that made every topic and every ``org`` claim a producer)."""
         found = self._producers.get(producer_id)
         if found is not None:
             return found
-        if not producer_id:
-            raise ProducerConfigError("producer id must not be empty")
-        return Producer(
-            id=producer_id,
-            org=producer_id,
-            clearance="PUBLIC",
-            default_label=Token(f"org={producer_id}"),
-            owns=None,
-            configured=False,
+        raise ProducerConfigError(
+            f"producer {producer_id!r} is not configured (HUB_PRODUCERS names {self.ids() or 'none'})"
         )
 
     def __contains__(self, producer_id: object) -> bool:
@@ -117,7 +121,10 @@ def _build(pid: str, entry: Mapping[str, object]) -> Producer:
     owns = entry.get("owns")
     if owns is not None and (not isinstance(owns, str) or not owns):
         raise ProducerConfigError(f"producers[{pid!r}].owns must be a non-empty string, got {owns!r}")
-    producer = Producer(pid, org, clearance, default, owns, configured=True)
+    declassify = entry.get("declassify", False)
+    if not isinstance(declassify, bool):
+        raise ProducerConfigError(f"producers[{pid!r}].declassify must be true or false, got {declassify!r}")
+    producer = Producer(pid, org, clearance, default, owns, configured=True, declassify=declassify)
     if not producer.may_assign(default):
         raise ProducerConfigError(
             f"producers[{pid!r}].default_label = {canonical(default)!r} is not satisfied by the producer "

@@ -78,8 +78,9 @@ class Settings(BaseSettings):
     worker_state_cache: int = 200_000
     # The worker's asyncio event loop: "uvloop" (libuv; less CPU per event) or "asyncio" (the standard one).
     worker_event_loop: Literal["uvloop", "asyncio"] = "uvloop"
-    # JSON object: producer id -> {"org": ..., "default_label": ...}; see hub/producers.py
-    producers: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # JSON object: producer id -> {"org": ..., "default_label": ..., "declassify": false}; only these may
+    # publish. See hub/producers.py
+    producers: dict[str, dict[str, str | bool]] = Field(default_factory=dict)
     # Producers added with `hub producers add` (JSON, same shape as HUB_PRODUCERS, which wins on a clash);
     # default: <state_dir>/producers.json.
     producers_file: Path | None = None

@@ -13,11 +13,15 @@ The folding reproduces, exactly, what applying the events one after another woul
 
 * upsert (PATCH): applies only when its version is newer than the stored ``_version``. Given attributes are
   set (``None`` removes), given references replace that association's edges, the rest is kept. The node's
-  labels become the class's ontology labels. The first producer to publish an mRID owns it (``_owner``).
-* delete: removes every relationship and all attributes and class labels, and leaves ``Entity:Tombstone``
-  holding the version, so an older upsert that arrives late cannot resurrect the object. A *newer* upsert
-  after a delete does recreate it: versions only grow per object, so a producer that publishes a higher
-  version means the object is back (it starts empty; other objects' references to it are not restored).
+  labels become the class's ontology labels. The first producer to publish an mRID owns it (``_owner``);
+  a stub belongs to nobody until then.
+* delete: of an object that is absent or only a stub, is ignored and claims nothing: no owner and no
+  tombstone, so nobody can reserve an mRID or block its owner's first publication with a high version.
+  Of a published object, removes every relationship and all attributes and class labels, and leaves
+  ``Entity:Tombstone`` holding the version, so an older upsert that arrives late cannot resurrect the
+  object. A *newer* upsert after a delete does recreate it: versions only grow per object, so a producer
+  that publishes a higher version means the object is back (it starts empty; other objects' references
+  to it are not restored).
 * measurement: attributes only, and only on a live node (not on a stub or tombstone, nor before the node
   exists); otherwise the event is ignored and counted.
 * a reference to an mRID that is not live creates a stub (``Entity:Stub`` plus the association target's
@@ -25,7 +29,11 @@ The folding reproduces, exactly, what applying the events one after another woul
   object creates no edge (the target is gone; an edge to a tombstone would resurrect it in every path).
 
 Stale events (version not newer) are ignored and counted. Events of a producer that does not own the
-object are returned as rejected so the caller can dead-letter them.
+object, and writes the write check refuses (:mod:`hub.write_policy`: the writer must satisfy the object's
+current label and its new one, and may widen who sees it only with the declassification right), are
+returned as rejected so the caller can dead-letter them. The fold also lists the audit records of its
+decisions (ownership claimed or refused, labels changed, writes refused), for the caller to write once the
+batch has committed.
 
 Replays change nothing: events that name their Kafka position (``source`` = topic and partition,
 ``offset``) are skipped when the graph already holds that partition at or past their offset. The position
@@ -48,7 +56,8 @@ import neo4j
 
 from hub.changes import ChangeKind
 from hub.graph import ENTITY, STUB, STUB_LABEL_TEXT, TOMBSTONE, cypher_name
-from hub.labels import label_id
+from hub.labels import Label, LabelError, label_id, parse
+from hub.write_policy import WriteRights, check_all
 
 if TYPE_CHECKING:
     from hub.state_cache import StateCache
@@ -104,6 +113,11 @@ class Accepted:
     # Where the event was read: "<topic>#<partition>" and its offset there (None: no replay check).
     source: str | None = None
     offset: int = -1
+    # Every writer the write must be allowed for: the topic's producer and, for HTTP ingest, the caller it
+    # publishes for (hub/write_policy.py). None at all is a refusal.
+    rights: tuple[WriteRights, ...] = ()
+    # The HTTP caller's subject the event was published for (audit only).
+    on_behalf_of: str | None = None
 
 
 class Stored(NamedTuple):
@@ -115,6 +129,51 @@ class Stored(NamedTuple):
     cls: str | None
     labels: tuple[str, ...]
     label_id: int | None
+
+
+class Refusal(NamedTuple):
+    """An event the fold refused: why (naming the mRID and values), and a word for metrics."""
+
+    event: Accepted
+    reason: str
+    reason_class: str
+
+
+class LabelBook:
+    """Security label texts and parsed trees by id, as the worker learns them (from events and from the
+    graph): the write check needs each stored label's expression. Ids are hashes of the canonical text,
+    so an id's entry never changes; like the API's table of labels, the whole set is held."""
+
+    def __init__(self) -> None:
+        self._texts: dict[int, str] = {}
+        self._trees: dict[int, Label | None] = {}
+
+    def learn(self, lid: int, text: str) -> None:
+        self._texts.setdefault(lid, text)
+
+    def __contains__(self, lid: object) -> bool:
+        return lid in self._texts
+
+    def known(self) -> list[int]:
+        return list(self._texts)
+
+    def text(self, lid: int | None) -> str | None:
+        return None if lid is None else self._texts.get(lid)
+
+    def tree(self, lid: int) -> Label | None:
+        """The parsed label, None when the id is unknown or its text does not parse (refused by the
+        caller: a label the worker cannot read protects something it cannot judge)."""
+        if lid in self._trees:
+            return self._trees[lid]
+        text = self._texts.get(lid)
+        tree: Label | None = None
+        if text is not None:
+            try:
+                tree = parse(text)
+            except LabelError:
+                tree = None
+            self._trees[lid] = tree
+        return tree
 
 
 class PendingChange(NamedTuple):
@@ -148,7 +207,9 @@ class Plan:
     applied: Counter[str] = field(default_factory=Counter)
     stale: Counter[str] = field(default_factory=Counter)
     ignored: int = 0
-    rejected: list[tuple[Accepted, str]] = field(default_factory=list)
+    rejected: list[Refusal] = field(default_factory=list)
+    # (action, fields) of each security decision, for hub.audit.record once the plan has committed.
+    audits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     # Events skipped because the graph already holds their partition past their offset.
     replayed: int = 0
     # Source partition -> highest offset the batch covers, stored with the batch.
@@ -201,18 +262,45 @@ class _Track:
         self.transitions: list[tuple[int, bool]] = []
 
 
+def _refuse(plan: Plan, ev: Accepted, reason: str, reason_class: str) -> None:
+    plan.rejected.append(Refusal(ev, reason, reason_class))
+    action = "ownership.refused" if reason_class == "ownership" else "write.refused"
+    plan.audits.append(
+        (
+            action,
+            {
+                "reason": reason,
+                "reason_class": reason_class,
+                "producer": ev.producer,
+                "subject": ev.on_behalf_of,
+                "mrid": ev.mrid,
+                "class": ev.cls,
+                "kind": ev.kind,
+                "version": ev.version,
+                "event_id": ev.event_id,
+            },
+        )
+    )
+
+
 def fold(
     events: Sequence[Accepted],
     stored: Mapping[str, Stored],
     ontology: OntologyView,
     droppable: frozenset[str],
+    book: LabelBook | None = None,
 ) -> Plan:
     """Net effect of ``events`` (in consumption order) on the objects in ``stored``.
 
     ``droppable`` is the set of labels the writer may remove from a node (the ontology's labels plus
     ``Stub``): labels read back from the graph are only ever echoed into Cypher through this filter.
+    ``book`` holds the texts of the stored objects' labels (the events' own are learned here).
     """
     plan = Plan()
+    book = book if book is not None else LabelBook()
+    for ev in events:
+        if ev.label_id is not None and ev.label_text is not None and ev.label_id not in book:
+            book.learn(ev.label_id, ev.label_text)
     tracks: dict[str, _Track] = {}
     targets: dict[str, str] = {}
     # Labels a live object or a new stub of a class ends with, for Plan.after (per class, not per object).
@@ -224,16 +312,65 @@ def fold(
         if tr is None:
             tr = tracks[mrid] = _Track(stored.get(mrid))
         if tr.owner is not None and tr.owner != ev.producer:
-            plan.rejected.append((ev, f"ownership: mRID {mrid!r} is owned by producer {tr.owner!r}"))
+            _refuse(
+                plan,
+                ev,
+                f"ownership: mRID {mrid!r} is owned by producer {tr.owner!r}, not {ev.producer!r}",
+                "ownership",
+            )
             continue
         kind = ev.kind
         if ev.version <= tr.version:
             plan.stale[kind] += 1
             continue
-        if kind == MEASUREMENT:
-            if tr.status != LIVE:
-                plan.ignored += 1
+        if kind != UPSERT and tr.status != LIVE and not (kind == DELETE and tr.status == DEAD):
+            # A measurement of nothing, or a delete of an object nobody has published: nothing to change,
+            # and nothing claimed (a tombstone here would let anyone reserve an mRID, or block its owner's
+            # first versions).
+            plan.ignored += 1
+            continue
+        # The write check: the current label only binds a published object (a stub's is the hub's own
+        # placeholder, a tombstone's object is gone); an upsert sets its new label.
+        current: Label | None = None
+        if tr.status == LIVE and tr.label is not None:
+            current = book.tree(tr.label)
+            if current is None:
+                _refuse(
+                    plan,
+                    ev,
+                    f"label: the stored label (id {tr.label}) of mRID {mrid!r} is unknown or unreadable, "
+                    "so no write to it can be judged",
+                    "label",
+                )
                 continue
+        new: Label | None = None
+        if kind == UPSERT and ev.label_id is not None:
+            new = book.tree(ev.label_id)
+            if new is None:
+                _refuse(plan, ev, f"label: the event's label {ev.label_text!r} does not parse", "label")
+                continue
+        verdict = check_all(ev.rights, current, new)
+        if verdict.reason is not None:
+            _refuse(plan, ev, f"{verdict.reason} (mRID {mrid!r}, producer {ev.producer!r})", "label")
+            continue
+        if kind == UPSERT and tr.status == LIVE and tr.label != ev.label_id:
+            plan.audits.append(
+                (
+                    "label.changed",
+                    {
+                        "mrid": mrid,
+                        "class": ev.cls,
+                        "old_label": book.text(tr.label),
+                        "new_label": ev.label_text,
+                        "producer": ev.producer,
+                        "subject": ev.on_behalf_of,
+                        "declassified": verdict.widens,
+                        "version": ev.version,
+                        "event_id": ev.event_id,
+                    },
+                )
+            )
+        if kind == MEASUREMENT:
             if tr.props is None:
                 tr.props = dict(ev.props)
             else:
@@ -243,6 +380,21 @@ def fold(
                 tr.transitions.append((index, False))
             if tr.owner is None:
                 tr.owner = ev.producer
+                plan.audits.append(
+                    (
+                        "ownership.claimed",
+                        {
+                            "mrid": mrid,
+                            "class": ev.cls,
+                            "producer": ev.producer,
+                            "subject": ev.on_behalf_of,
+                            "label": ev.label_text,
+                            "was_stub": tr.status == STUBBED,
+                            "version": ev.version,
+                            "event_id": ev.event_id,
+                        },
+                    )
+                )
             tr.status = LIVE
             tr.cls = ev.cls
             tr.has_upsert = True
@@ -269,8 +421,6 @@ def fold(
         else:
             if tr.status != DEAD:
                 tr.transitions.append((index, True))
-            if tr.owner is None:
-                tr.owner = ev.producer
             tr.gone_label = tr.label
             tr.status = DEAD
             tr.delete = ev
@@ -447,20 +597,32 @@ def _millis(moment: datetime) -> int:
 # database about twice its usual CPU for the next forty batches).
 REPLAN_SKIP: Final = "CYPHER replan=skip\n"
 
-# One row holding every state: the driver streams a record far slower than it unpacks a list entry.
-READ_STATE: Final = REPLAN_SKIP + """
+# One row holding every state: the driver streams a record far slower than it unpacks a list entry. The
+# texts of the objects' labels come along (those the writer does not know yet; labels are few, so that is
+# mostly none): the write check judges every write against the object's current label.
+READ_STATE: Final = (
+    REPLAN_SKIP
+    + """
 CALL () {
   UNWIND $mrids AS m
   MATCH (n:Entity {mrid: m})
-  RETURN collect([n.mrid, n._version, n._owner, n._class, labels(n), n._label]) AS states
+  RETURN collect([n.mrid, n._version, n._owner, n._class, labels(n), n._label]) AS states,
+         collect(DISTINCT n._label) AS ids
+}
+CALL (ids) {
+  UNWIND ids AS i
+  WITH i WHERE NOT i IN $known_labels
+  MATCH (s:SecurityLabel {id: i})
+  RETURN collect([s.id, s.expr]) AS texts
 }
 CALL () {
   UNWIND $sources AS k
   MATCH (o:IngestOffset {source: k})
   RETURN collect([o.source, o.offset]) AS positions
 }
-RETURN states, positions
+RETURN states, texts, positions
 """
+)
 
 # The writing statement: one part per kind of row, each a unit subquery over its own parameter, run in
 # this order (an object is deleted before it is recreated; stubs and edges come after the nodes they
@@ -572,6 +734,8 @@ class GraphWriter:
             cypher_name(assoc_type)
         self.droppable = frozenset(labels - _NEVER_DROPPED)
         self._labels: dict[str, list[str]] = {}
+        # Label texts by id, for the write check (see LabelBook).
+        self.book = LabelBook()
         self._domains: dict[str, str] = {}
         self._ancestors: dict[str, list[str]] = {}
 
@@ -589,9 +753,13 @@ class GraphWriter:
     ) -> tuple[dict[str, Stored], dict[str, int]]:
         """Stored state of ``mrids`` and the stored offsets of ``sources`` (in ``tx``, or in an
         auto-commit transaction of a session)."""
-        result = await tx.run(READ_STATE, mrids=Rows(mrids), sources=list(sources))
+        result = await tx.run(
+            READ_STATE, mrids=Rows(mrids), sources=list(sources), known_labels=self.book.known()
+        )
         record = await result.single(strict=True)
         states = {state[0]: _stored(state) for state in record["states"]}
+        for lid, text in record["texts"]:
+            self.book.learn(int(lid), str(text))
         return states, {source: int(offset) for source, offset in record["positions"]}
 
     def plan(self, events: Sequence[Accepted], stored: Mapping[str, Stored], done: Mapping[str, int]) -> Plan:
@@ -600,7 +768,7 @@ class GraphWriter:
         fresh = events
         if done:
             fresh = [ev for ev in events if ev.source is None or ev.offset > done.get(ev.source, -1)]
-        plan = fold(fresh, stored, self.ontology, self.droppable)
+        plan = fold(fresh, stored, self.ontology, self.droppable, self.book)
         plan.replayed = len(events) - len(fresh)
         plan.positions = positions
         return plan

@@ -20,6 +20,11 @@ Transactions stay strictly one after another, which keeps each object's events i
 the next transaction wait for the change records of the previous batch: those are published in batch
 order, and acknowledging waits for the broker to confirm them, batch after batch. Change records go out
 as one record batch per partition (:class:`hub.changes.ChangePublisher`).
+
+Every refusal (a dead-lettered event, with its reason) and every decision the fold made (ownership
+claimed or refused, a label changed: old and new, by whom, declassified or not) is an audit record
+(:mod:`hub.audit`), sent to ``settings.audit_topic``; the fold's are written only once their batch has
+committed, so the trail never records a write that did not happen.
 """
 
 from __future__ import annotations
@@ -31,10 +36,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import neo4j
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from faust.types import TP, EventT, StreamT
 from mode.types.signals import BaseSignalT
 
+from hub import audit
 from hub.changes import ChangePublisher, ChangeRecord
 from hub.graph import ensure_schema_async, make_async_driver
 from hub.kafka_clients import WORKER, aiokafka_options
@@ -245,8 +252,11 @@ class BatchWriter:
             pending.append(await self._dead_letter(ev.ref, rejection))
         records: list[ChangeRecord] = []
         for plan in plans:
-            for ev, reason in plan.rejected:
-                pending.append(await self._dead_letter(ev.ref, Rejection(reason, "ownership")))
+            # Committed: the fold's decisions happened.
+            for action, fields in plan.audits:
+                audit.record(action, **fields)
+            for ev, reason, reason_class in plan.rejected:
+                pending.append(await self._dead_letter(ev.ref, Rejection(reason, reason_class), audited=True))
             for c in plan.changes:
                 records.append(
                     ChangeRecord(
@@ -403,9 +413,22 @@ class BatchWriter:
         await asyncio.sleep(delay)
         return attempt + 1
 
-    async def _dead_letter(self, event: EventT, rejection: Rejection) -> Awaitable[Any]:
+    async def _dead_letter(
+        self, event: EventT, rejection: Rejection, *, audited: bool = False
+    ) -> Awaitable[Any]:
+        """Send ``event`` to the dead letters; ``audited``: the refusal has its audit record already."""
         msg = event.message
         EVENTS_DEADLETTERED.labels(rejection.reason_class).inc()
+        if not audited:
+            audit.record(
+                "write.refused",
+                reason=rejection.reason,
+                reason_class=rejection.reason_class,
+                topic=msg.topic,
+                partition=msg.partition,
+                offset=msg.offset,
+                mrid=msg.key.decode(errors="replace") if isinstance(msg.key, bytes) else None,
+            )
         headers = [
             ("reason", rejection.reason.encode()),
             ("reason-class", rejection.reason_class.encode()),
@@ -420,6 +443,24 @@ class BatchWriter:
 
 
 _batches: BatchWriter | None = None
+
+
+async def audit_sender() -> AIOKafkaProducer:
+    """The Kafka producer of the audit topic (the one place the worker builds it)."""
+    producer = AIOKafkaProducer(
+        **aiokafka_options(settings, WORKER), acks="all", client_id=f"{settings.worker_id}-audit"
+    )
+    await producer.start()
+    return producer
+
+
+_audit = audit.AuditPublisher(settings.audit_topic, audit_sender)
+
+
+@app.task
+async def publish_audit() -> None:
+    """Audit records go to the audit topic while the worker runs (the process exiting ends it)."""
+    _audit.start()
 
 
 def batches() -> BatchWriter:
@@ -500,7 +541,11 @@ def on_assigned(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: 
 
 @app.timer(interval=settings.topic_discovery_interval_s)
 async def discover() -> None:
-    """Subscribe to producer topics created since start."""
+    """Subscribe to producer topics created since start.
+
+    Topics of producers nobody configured are subscribed too: their events are dead-lettered, each with
+    its reason and an audit record, rather than left unseen on the topic, where they would be applied the
+    day a producer of that name is configured, long after they were published without any right to."""
     try:
         topics = await _watch.topics()
     except Exception as exc:

@@ -1,9 +1,12 @@
 """From a Kafka record to an event the writer can apply, or to the reason it goes to the dead-letter topic.
 
-Checks, in order: size, envelope and ontology (``hub.validation``), the topic's producer against the
-event's ``source``, the message key against the subject (ordering relies on the key), the producer's mRID
-range, and the security label: the event's ``label``, else the ``Security-Label`` header, else the
-producer's default; a producer may not assign a label it does not itself satisfy. Label parsing and the
+Checks, in order: the topic's producer is configured (nobody else may publish, whoever created the
+topic), size, envelope and ontology (``hub.validation``), the topic's producer against the event's
+``source``, the message key against the subject (ordering relies on the key), the producer's mRID range,
+the rights of the HTTP caller the event was published for (``Hub-Writer-*`` headers, see
+:mod:`hub.write_policy`), and the security label: the event's ``label``, else the ``Security-Label``
+header, else the producer's default; a producer may not assign a label it does not itself satisfy. The
+write check against the object's stored state comes later, in the writer's fold. Label parsing and the
 may-assign verdict are cached per (producer, text): distinct labels are few, events are many.
 """
 
@@ -18,6 +21,13 @@ from hub.labels import LabelError, canonical, label_id, parse
 from hub.producers import ProducerConfigError, ProducerRegistry
 from hub.settings import Settings
 from hub.validation import EventRejected, validate_event
+from hub.write_policy import (
+    AUTHORIZATIONS_HEADER,
+    DECLASSIFY_HEADER,
+    SUBJECT_HEADER,
+    WriteRights,
+    decode_rights,
+)
 from hub.writer import Accepted
 
 LABEL_HEADER: Final = "Security-Label"
@@ -46,6 +56,23 @@ def producer_of(topic: str, prefix: str) -> str | None:
     return topic[len(prefix) :]
 
 
+_AUTHORIZATIONS_LOWER: Final = AUTHORIZATIONS_HEADER.lower()
+_DECLASSIFY_LOWER: Final = DECLASSIFY_HEADER.lower()
+_SUBJECT_LOWER: Final = SUBJECT_HEADER.lower()
+
+
+def header_values(headers: Any, name_lower: str) -> list[bytes]:
+    """Every value of a header (Kafka allows repeats), case-insensitively."""
+    if not headers:
+        return []
+    items: Iterable[tuple[str, Any]] = headers.items() if hasattr(headers, "items") else headers
+    return [
+        value if isinstance(value, bytes) else str(value).encode()
+        for key, value in items
+        if key.lower() == name_lower and value is not None
+    ]
+
+
 def header_value(headers: Any, name_lower: str) -> bytes | None:
     """A header's value from faust/aiokafka headers (a mapping or a list of pairs), case-insensitively."""
     if not headers:
@@ -67,6 +94,8 @@ class RecordChecker:
         self.registry = registry or ProducerRegistry.from_settings(settings)
         # (producer, label text or None for the default) -> (id, canonical) or the rejection.
         self._labels: dict[tuple[str, str | None], tuple[int, str] | Rejection] = {}
+        # Decoded Hub-Writer-* header values (one per caller, in practice).
+        self._rights: dict[tuple[bytes, bytes | None], WriteRights | Rejection] = {}
 
     def check(
         self, topic: str, key: bytes | None, value: bytes | None, headers: Any, ref: Any = None
@@ -84,6 +113,10 @@ class RecordChecker:
         producer = producer_of(topic, self.prefix)
         if producer is None:
             return Rejection(f"topic {topic!r} is not an ingest topic (prefix {self.prefix!r})", "source")
+        try:
+            prod = self.registry.get(producer)
+        except ProducerConfigError as exc:
+            return Rejection(f"source: topic {topic!r}: {exc}", "source")
         if value is None:
             return Rejection("value: the message has no value (tombstone records are not events)", "json")
         if len(value) > self.max_bytes:
@@ -111,25 +144,37 @@ class RecordChecker:
                 return Rejection(
                     f"key: message key {key_text!r} is not the event's subject {event.subject!r}", "key"
                 )
-        try:
-            prod = self.registry.get(producer)
-        except ProducerConfigError as exc:
-            return Rejection(f"source: {exc}", "source")
         if not prod.may_own(mrid):
             return Rejection(
                 f"ownership: producer {producer!r} may only write mRIDs starting {prod.owns!r}, "
                 f"got subject {mrid!r}",
                 "ownership",
             )
+        raw_headers = getattr(ref, "headers", None) if headers is None else headers
+        rights: tuple[WriteRights, ...] = (prod.rights,)
+        on_behalf_of: str | None = None
+        carried = header_values(raw_headers, _AUTHORIZATIONS_LOWER)
+        if carried or header_values(raw_headers, _DECLASSIFY_LOWER):
+            if not carried:
+                return Rejection(
+                    f"rights: header {DECLASSIFY_HEADER} without {AUTHORIZATIONS_HEADER}", "rights"
+                )
+            declassify = header_value(raw_headers, _DECLASSIFY_LOWER)
+            # Every such header narrows the write further; none can widen the producer's rights.
+            for value in carried:
+                found = self._caller_rights(value, declassify)
+                if isinstance(found, Rejection):
+                    return found
+                rights = (*rights, found)
+            subject = header_value(raw_headers, _SUBJECT_LOWER)
+            on_behalf_of = subject.decode(errors="replace") if subject is not None else None
         kind = event.type.value
         lid: int | None = None
         ltext: str | None = None
         if kind == "upsert":
             text = event.label
             if text is None:
-                raw = header_value(
-                    getattr(ref, "headers", None) if headers is None else headers, _LABEL_HEADER_LOWER
-                )
+                raw = header_value(raw_headers, _LABEL_HEADER_LOWER)
                 if raw is not None:
                     try:
                         text = raw.decode()
@@ -159,7 +204,21 @@ class RecordChecker:
             event_id=event.id,
             event_time=event.time,
             ref=ref,
+            rights=rights,
+            on_behalf_of=on_behalf_of,
         )
+
+    def _caller_rights(self, value: bytes, declassify: bytes | None) -> WriteRights | Rejection:
+        key = (value, declassify)
+        found = self._rights.get(key)
+        if found is None:
+            try:
+                found = decode_rights(value, declassify)
+            except ValueError as exc:
+                found = Rejection(f"rights: {exc}", "rights")
+            if len(self._rights) < 10_000:
+                self._rights[key] = found
+        return found
 
     def _label(self, producer: str, text: str | None) -> tuple[int, str] | Rejection:
         cache_key = (producer, text)

@@ -34,7 +34,7 @@ def _prepare(settings: Settings) -> list[str]:
             asyncio.run(
                 ensure_topics(
                     settings,
-                    [settings.deadletter_topic, settings.changes_topic],
+                    [settings.deadletter_topic, settings.changes_topic, settings.audit_topic],
                     settings.topic_partitions,
                 )
             )

@@ -207,8 +207,16 @@ def test_http_ingest(api: Api, settings: Any, run_id: str) -> None:
     )
     with serve(ingest_settings) as srv:
         url = f"{srv.base}/ingest"
-        token = srv.token("feeder", f"{run_id}-org", "OFFICIAL")
+        token = srv.token("feeder", f"{run_id}-org", "OFFICIAL", roles=(f"producer:{producer}",))
         assert httpx.post(url, json=_event(producer, "x1")).status_code == 401
+        # The producer's organisation alone does not make a caller its producer.
+        member = srv.token("member", f"{run_id}-org", "OFFICIAL")
+        response = httpx.post(
+            url, json=_event(producer, f"{run_id}-m"), headers={"Authorization": f"Bearer {member}"}
+        )
+        assert response.status_code == 422
+        [refused] = response.json()["rejected"]
+        assert refused["field"] == "source" and f"role 'producer:{producer}'" in refused["reason"]
         # one bad event rejects the batch, with reasons, and writes nothing
         bad = [
             _event(producer, f"{run_id}-a"),
@@ -232,6 +240,14 @@ def test_http_ingest(api: Api, settings: Any, run_id: str) -> None:
     records = asyncio.run(_read(settings.kafka_bootstrap, prefix + producer, 3))
     assert sorted(r.key.decode() for r in records) == [f"{run_id}-a", f"{run_id}-b", f"{run_id}-c"]
     assert {json.loads(r.value)["subject"] for r in records} == {f"{run_id}-a", f"{run_id}-b", f"{run_id}-c"}
+    # Each record carries the caller's rights, which the worker holds the write to.
+    for record in records:
+        headers = dict(record.headers)
+        assert json.loads(headers["Hub-Writer-Authorizations"]) == {
+            "clearance": "OFFICIAL",
+            "tokens": [f"org={run_id}-org", f"role=producer:{producer}"],
+        }
+        assert headers["Hub-Writer-Declassify"] == b"false" and headers["Hub-Writer-Subject"] == b"feeder"
 
 
 def test_audit_line_for_every_operation(api: Api) -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hub.labels import Authorizations, canonical, evaluate, parse
+from hub.labels import Authorizations, canonical, parse
 from hub.producers import ProducerConfigError, ProducerRegistry
 from hub.settings import Settings
 
@@ -35,17 +35,28 @@ def test_default_label_is_own_org_unless_configured(registry: ProducerRegistry) 
     assert canonical(registry.default_label("open-data")) == "classification=PUBLIC"
 
 
-def test_unknown_producer_is_default_deny(registry: ProducerRegistry) -> None:
-    stranger = registry.get("acme")
-    assert not stranger.configured
+def test_an_unconfigured_producer_is_never_invented(registry: ProducerRegistry) -> None:
     assert "acme" not in registry
-    assert canonical(stranger.default_label) == "org=acme"
-    assert stranger.authorizations == Authorizations("PUBLIC", frozenset({"org=acme"}))
-    # Nobody but that organisation sees its data by default, not even a SECRET-cleared caller elsewhere.
-    other = Authorizations.from_claims(clearance="SECRET", org="ngt", roles=["planner"])
-    assert not evaluate(stranger.default_label, other)
-    assert not stranger.may_assign("classification=OFFICIAL")
-    assert stranger.may_assign("org=acme|org=ngt")
+    with pytest.raises(ProducerConfigError, match="producer 'acme' is not configured"):
+        registry.get("acme")
+    with pytest.raises(ProducerConfigError, match="producer '' is not configured"):
+        registry.get("")
+    with pytest.raises(ProducerConfigError):
+        registry.may_assign("acme", "org=acme")
+
+
+def test_declassify_is_off_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    reg = ProducerRegistry({"a": {"org": "a"}, "b": {"org": "b", "declassify": True}})
+    assert not reg.get("a").rights.declassify and not reg.get("a").declassify
+    assert reg.get("b").rights.declassify
+    assert reg.get("b").rights.authorizations == Authorizations("PUBLIC", frozenset({"org=b"}))
+    with pytest.raises(
+        ProducerConfigError, match=r"producers\['c'\]\.declassify must be true or false, got 'yes'"
+    ):
+        ProducerRegistry({"c": {"org": "c", "declassify": "yes"}})
+    # Through the environment, as JSON booleans.
+    monkeypatch.setenv("HUB_PRODUCERS", json.dumps({"b": {"org": "b", "declassify": True}}))
+    assert ProducerRegistry.from_settings(Settings()).get("b").declassify
 
 
 def test_producer_authorizations(registry: ProducerRegistry) -> None:
@@ -97,8 +108,3 @@ def test_bad_configuration_names_producer_and_key(config: dict, fragment: str) -
     with pytest.raises(ProducerConfigError) as info:
         ProducerRegistry(config)
     assert fragment in str(info.value)
-
-
-def test_empty_producer_id_is_rejected(registry: ProducerRegistry) -> None:
-    with pytest.raises(ProducerConfigError, match="empty"):
-        registry.get("")

@@ -21,8 +21,9 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from hub.graph import ensure_schema, make_async_driver
-from hub.labels import label_id
+from hub.labels import Authorizations, label_id
 from hub.state_cache import StateCache
+from hub.write_policy import WriteRights
 from hub.writer import (
     DEAD,
     LIVE,
@@ -40,6 +41,14 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 LINE_LABELS = set(ONT.neo4j_labels("ACLineSegment"))
 WRITER = GraphWriter(ONT)
 DROPPABLE = WRITER.droppable
+# The writers of these tests. p1 may do anything the write check allows and may declassify; p2 holds
+# org=a only and may not declassify, so it may publish org=a and org=b|org=a but never widen org=a to
+# org=b|org=a; p3 is cleared OFFICIAL and holds no org, so it can neither see nor assign org= labels.
+RIGHTS = {
+    "p1": (WriteRights(Authorizations("SECRET", frozenset({"org=a", "org=b"})), declassify=True),),
+    "p2": (WriteRights(Authorizations("PUBLIC", frozenset({"org=a"}))),),
+    "p3": (WriteRights(Authorizations("OFFICIAL", frozenset())),),
+}
 
 
 def ev(
@@ -64,6 +73,7 @@ def ev(
         producer,
         f"{mrid}-{kind}-{version}",
         T0,
+        rights=RIGHTS.get(producer, RIGHTS["p1"]),
     )
 
 
@@ -157,11 +167,11 @@ def test_delete_record_carries_the_label_the_object_had_before_the_delete() -> N
         "a": ("delete", 2, label_id("org=a")),
         # Relabelled in the batch, then deleted: those who could see it last.
         "b": ("delete", 3, label_id("org=b")),
-        # A stub was visible to administrators only; an unknown or already deleted object to nobody.
-        "s": ("delete", 1, STUB_LABEL_ID),
-        "n": ("delete", 1, None),
+        # An already deleted object was visible to nobody.
         "d": ("delete", 4, None),
     }
+    # A stub and an object nobody published are not deleted: there is nothing of anyone's to delete.
+    assert plan.ignored == 2 and not plan.rejected
 
 
 def test_first_producer_owns_and_others_are_rejected() -> None:
@@ -178,6 +188,89 @@ def test_first_producer_owns_and_others_are_rejected() -> None:
     assert [(r[0].mrid, r[0].producer) for r in plan.rejected] == [("a", "p2"), ("b", "p3")]
     assert "owned by producer 'p1'" in plan.rejected[0][1]
     assert plan.applied["upsert"] == 1 and not plan.deletes
+
+
+def test_a_delete_of_an_absent_object_or_a_stub_claims_nothing() -> None:
+    stub = Stored(STUBBED, 0, None, "BaseVoltage", ("Entity", "Stub", "BaseVoltage"), STUB_LABEL_ID)
+    plan = fold(
+        [
+            ev("n", "delete", 99, producer="p2"),
+            ev("s", "delete", 99, producer="p2"),
+            # The real owner's first versions, lower than the delete's, still apply.
+            ev("n", "upsert", 1, producer="p1"),
+            ev("s", "upsert", 1, cls="BaseVoltage", producer="p1"),
+        ],
+        {"s": stub},
+        ONT,
+        DROPPABLE,
+    )
+    assert plan.ignored == 2 and not plan.deletes and not plan.rejected
+    assert {r["mrid"]: r["v"] for r in plan.upserts} == {"n": 1, "s": 1}
+    assert {m: s.owner for m, s in plan.after.items()} == {"n": "p1", "s": "p1"}
+    claims = [f for action, f in plan.audits if action == "ownership.claimed"]
+    assert [(f["mrid"], f["producer"], f["was_stub"]) for f in claims] == [
+        ("n", "p1", False),
+        ("s", "p1", True),
+    ]
+
+
+def test_the_write_check_refuses_and_audits() -> None:
+    secret = "classification=SECRET&org=a"
+    plan = fold(
+        [
+            # p2 (org=a, PUBLIC) cannot see a SECRET object: no relabel, no measurement, no delete.
+            ev("x", "upsert", 2, producer="p2", label="org=a"),
+            ev("x", "measurement", 3, producer="p2"),
+            ev("x", "delete", 4, producer="p2"),
+            # ... nor label its own object above what it holds, nor widen org=a.
+            ev("y", "upsert", 2, producer="p2", label=secret),
+            ev("y", "upsert", 3, producer="p2", label="org=b|org=a"),
+            # p1 may declassify: allowed, and recorded as a declassification.
+            ev("z", "upsert", 2, producer="p1", label="org=b|org=a"),
+        ],
+        {
+            "x": Stored(LIVE, 1, "p2", "ACLineSegment", ("Entity", *LINE_LABELS), label_id(secret)),
+            "y": live(1, owner="p2"),
+            "z": live(1, owner="p1"),
+        },
+        ONT,
+        DROPPABLE,
+        WRITER.book,
+    )
+    reasons = [(r.event.mrid, r.event.version, r.reason_class, r.reason) for r in plan.rejected]
+    assert [r[:3] for r in reasons] == [
+        ("x", 2, "label"),
+        ("x", 3, "label"),
+        ("x", 4, "label"),
+        ("y", 2, "label"),
+        ("y", 3, "label"),
+    ]
+    assert "current label 'classification=SECRET&org=a'" in reasons[0][3]
+    assert "new label 'classification=SECRET&org=a'" in reasons[3][3]
+    assert "widens" in reasons[4][3] and "mRID 'y'" in reasons[4][3]
+    assert [r["mrid"] for r in plan.upserts] == ["z"] and not plan.deletes and not plan.measurements
+    refused = [f for action, f in plan.audits if action == "write.refused"]
+    assert [(f["mrid"], f["version"], f["producer"]) for f in refused] == [
+        ("x", 2, "p2"),
+        ("x", 3, "p2"),
+        ("x", 4, "p2"),
+        ("y", 2, "p2"),
+        ("y", 3, "p2"),
+    ]
+    [changed] = [f for action, f in plan.audits if action == "label.changed"]
+    assert (changed["mrid"], changed["old_label"], changed["new_label"], changed["declassified"]) == (
+        "z",
+        "org=a",
+        "org=b|org=a",
+        True,
+    )
+
+
+def test_a_stored_label_the_writer_cannot_read_refuses_the_write() -> None:
+    unknown = Stored(LIVE, 1, "p1", "ACLineSegment", ("Entity", *LINE_LABELS), 12345)
+    plan = fold([ev("u", "upsert", 2)], {"u": unknown}, ONT, DROPPABLE)
+    [refusal] = plan.rejected
+    assert "stored label (id 12345) of mRID 'u' is unknown" in refusal.reason and not plan.upserts
 
 
 def test_measurement_needs_a_live_node() -> None:
@@ -289,6 +382,13 @@ class Node:
     gone_label: int | None = None
 
 
+# The write check's rules for the labels and writers of these tests, written out by hand: which labels
+# each writer satisfies, and the one change that widens visibility (org=a to org=b|org=a).
+LABEL_TEXT = {label_id(t): t for t in ("org=a", "org=b|org=a")}
+SATISFIES = {"p1": {"org=a", "org=b|org=a"}, "p2": {"org=a", "org=b|org=a"}, "p3": set()}
+DECLASSIFIES = {"p1": True, "p2": False, "p3": False}
+
+
 class Model:
     """Each event applied on its own, in order, straight from the rules."""
 
@@ -296,11 +396,26 @@ class Model:
         self.nodes: dict[str, Node] = {}
         self.edges: set[tuple[str, str, str]] = set()
 
+    @staticmethod
+    def allowed(e: Accepted, node: Node | None) -> bool:
+        current = (
+            LABEL_TEXT[node.label] if node is not None and node.status == "live" and node.label else None
+        )
+        new = e.label_text if e.kind == "upsert" else None
+        held = SATISFIES[e.producer]
+        if (current is not None and current not in held) or (new is not None and new not in held):
+            return False
+        return not (current == "org=a" and new == "org=b|org=a" and not DECLASSIFIES[e.producer])
+
     def apply(self, e: Accepted) -> None:
         node = self.nodes.get(e.mrid)
         if node is not None and node.owner is not None and node.owner != e.producer:
             return
         if e.version <= (node.version if node else 0):
+            return
+        if e.kind == "delete" and (node is None or node.status == "stub"):
+            return  # nothing published to delete: nothing claimed, no tombstone
+        if not self.allowed(e, node):
             return
         if e.kind == "measurement":
             if node is None or node.status != "live":
@@ -312,7 +427,7 @@ class Model:
                 "dead",
                 e.version,
                 {"Entity", "Tombstone"},
-                owner=(node.owner if node else None) or e.producer,
+                owner=node.owner,
                 cls=e.cls,
                 gone_label=node.label if node is not None and node.status != "dead" else None,
             )
@@ -445,7 +560,7 @@ def events(draw: Any) -> list[Accepted]:
                 "ConductingEquipment",
                 draw(st.sampled_from([["a"], ["b"], ["yy"]])),
             )
-        producer = draw(st.sampled_from(["p1", "p1", "p1", "p2"]))
+        producer = draw(st.sampled_from(["p1", "p1", "p1", "p2", "p3"]))
         label = draw(st.sampled_from(["org=a", "org=b|org=a"]))
         e = ev(mrid, kind, version, cls, props, rels, producer, label)
         e.event_id = f"{i}"
@@ -485,6 +600,7 @@ def prefixed(events_: list[Accepted], prefix: str) -> list[Accepted]:
                 e.producer,
                 e.event_id,
                 e.event_time,
+                rights=e.rights,
             )
         )
     return out
@@ -548,6 +664,8 @@ def test_security_labels_are_interned_once(
     prefix = f"tw{uuid.uuid4().hex[:10]}-"
     text = f"org=t{uuid.uuid4().hex[:6]}"
     batch = [ev(prefix + str(i), "upsert", 1, label=text) for i in range(5)]
+    for e in batch:
+        e.rights = (WriteRights(Authorizations("PUBLIC", frozenset({text}))),)
 
     async def run() -> None:
         for _ in range(2):

@@ -87,7 +87,7 @@ class Produced:
 @dataclass
 class Scenario:
     prefix: str
-    producers: dict[str, dict[str, str]]
+    producers: dict[str, dict[str, str | bool]]
     records: list[Produced] = field(default_factory=list)
 
     def topic(self, producer: str) -> str:
@@ -118,14 +118,17 @@ def generate(prefix: str, seed: int, per_class: int = 60) -> Scenario:
     """Several thousand events; the per-object sequences are scripted, their interleaving is random."""
     rng = random.Random(seed)
     elec, gas = f"{prefix}-elec", f"{prefix}-gas"
-    producers = {
+    # Both may declassify: the stream relabels objects at random, widening as often as narrowing (the
+    # write check's refusals have tests of their own, in tests/security/).
+    producers: dict[str, dict[str, str | bool]] = {
         elec: {
             "org": "ngt",
             "clearance": "OFFICIAL",
             "owns": f"{prefix}e-",
             "default_label": "org=neso|org=ngt",
+            "declassify": True,
         },
-        gas: {"org": "gasco", "clearance": "OFFICIAL-SENSITIVE", "owns": f"{prefix}g-"},
+        gas: {"org": "gasco", "clearance": "OFFICIAL-SENSITIVE", "owns": f"{prefix}g-", "declassify": True},
     }
     sc = Scenario(prefix, producers)
     objects: dict[str, list[str]] = {}
@@ -409,7 +412,7 @@ def oracle(sc: Scenario) -> tuple[dict[str, ONode], set[tuple[str, str, str]]]:
                 node.owner = node.owner or rec.producer
                 node.cls = cls
                 config = sc.producers[rec.producer]
-                text = rec.label or config.get("default_label") or f"org={config['org']}"
+                text = str(rec.label or config.get("default_label") or f"org={config['org']}")
                 node.label = label_id(canonical(text))
             assert node is not None
             attrs = ONT.attributes_of(cls)
