@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from hub import audit
 from hub.events import normalise_mrid
 from hub.labels import LabelError, canonical, label_id, parse
 from hub.producers import ProducerConfigError, ProducerRegistry
@@ -102,15 +103,24 @@ class RecordChecker:
                 "source",
             )
         mrid = valid.mrid
-        if key is not None:
+        # Kafka keeps order per partition, and the key picks the partition: only events keyed by their
+        # subject reach the writer in their object's order. One without a key lands anywhere.
+        key_problem: str | None = None
+        if key is None:
+            key_problem = f"key: the message has no key; it must be the event's subject {event.subject!r}"
+        else:
             try:
                 key_text = key.decode()
             except UnicodeDecodeError:
-                return Rejection(f"key: message key {key!r} is not UTF-8", "key")
-            if normalise_mrid(key_text) != mrid:
-                return Rejection(
-                    f"key: message key {key_text!r} is not the event's subject {event.subject!r}", "key"
-                )
+                key_problem = f"key: message key {_shown(key)} is not UTF-8"
+            else:
+                if normalise_mrid(key_text) != mrid:
+                    key_problem = (
+                        f"key: message key {_shown(key_text)} is not the event's subject {event.subject!r}"
+                    )
+        if key_problem is not None:
+            audit.record("ingest.refused", subject=mrid, producer=producer, reason=key_problem, topic=topic)
+            return Rejection(key_problem, "key")
         try:
             prod = self.registry.get(producer)
         except ProducerConfigError as exc:
@@ -189,6 +199,12 @@ class RecordChecker:
         if len(self._labels) < 100_000:
             self._labels[cache_key] = verdict
         return verdict
+
+
+def _shown(value: object, limit: int = 200) -> str:
+    """``repr(value)``, cut to ``limit`` characters: a key may be as long as the broker allows."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _number(value: object) -> float | None:
