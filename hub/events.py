@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hub.storable import INT64_MAX, datetime_problem, text_problem
+
 MRID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
 
 
@@ -37,7 +39,8 @@ class Event(BaseModel):
     type: EventType
     subject: str
     time: datetime
-    version: int = Field(gt=0)
+    # The graph stores versions as signed 64-bit integers; a larger one could never be written.
+    version: int = Field(gt=0, le=INT64_MAX)
     class_: str = Field(alias="class", min_length=1)
     attributes: dict[str, Any] = Field(default_factory=dict)
     references: dict[str, str | list[str]] = Field(default_factory=dict)
@@ -55,6 +58,19 @@ class Event(BaseModel):
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError(f"time {value.isoformat()!r} has no time zone (RFC 3339 requires one)")
+        problem = datetime_problem(value)
+        if problem is not None:
+            raise ValueError(f"time: {problem}")
+        return value
+
+    @field_validator("label")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        # Stored in the graph as text. Pydantic refuses lone surrogates in a plain str field (id), but
+        # lets them through in this optional one.
+        problem = None if value is None else text_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     def to_json_dict(self) -> dict[str, Any]:

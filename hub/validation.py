@@ -23,11 +23,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from hub.events import MRID_PATTERN, Event, EventType, normalise_mrid
+from hub.storable import datetime_problem, int_problem, text_problem
 from ontology.model import Association, Attribute, Ontology
 
 _MAX_SHOWN = 120
 _INT_TEXT = re.compile(r"^[+-]?\d+$")
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _NUMBER_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -106,8 +106,9 @@ def _to_int(value: object) -> int:
         if not real.is_integer():
             raise _BadValue("expected an integer")
         number = int(real)
-    if not _INT64_MIN <= number <= _INT64_MAX:
-        raise _BadValue("integer out of the 64-bit range the graph stores")
+    problem = int_problem(number)
+    if problem is not None:
+        raise _BadValue(problem)
     return number
 
 
@@ -124,9 +125,12 @@ def _to_bool(value: object) -> bool:
 
 
 def _to_string(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    raise _BadValue("expected a string")
+    if not isinstance(value, str):
+        raise _BadValue("expected a string")
+    problem = text_problem(value)
+    if problem is not None:
+        raise _BadValue(problem)
+    return value
 
 
 def _to_datetime(value: object) -> datetime:
@@ -136,6 +140,9 @@ def _to_datetime(value: object) -> datetime:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise _BadValue("expected an RFC 3339 date-time") from None
+    problem = datetime_problem(parsed)
+    if problem is not None:
+        raise _BadValue(problem)
     # CIM files often omit the zone and mean UTC; one kind of value keeps Neo4j comparisons sane.
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 

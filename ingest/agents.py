@@ -5,8 +5,11 @@ write the valid ones in one Neo4j transaction (:mod:`hub.writer`); publish a cha
 object; then, and only then, acknowledge the batch's events so Faust may commit their offsets.
 
 Events are taken with ``noack_take``: Faust's ``take()`` acknowledges a batch in a ``finally`` block even
-when handling it raised, which would commit offsets of events never written. The write is retried with
-back-off until Neo4j accepts it, so a database outage delays events but never drops or dead-letters them.
+when handling it raised, which would commit offsets of events never written. While the database is
+unavailable the write is retried with back-off, so an outage delays events but never drops or
+dead-letters them; a write that fails for any other reason is split until the event at fault is alone,
+and that event goes to the dead letters with the graph's reason while the others apply
+(:mod:`ingest.store_errors`). Dead letters are made to fit the broker (:mod:`ingest.dead_letters`).
 A worker killed at any point leaves its unacknowledged events to be redelivered, and every write is
 idempotent and versioned, so redelivery changes nothing that was already applied.
 
@@ -38,6 +41,7 @@ from typing import Any
 import neo4j
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from faust.exceptions import ProducerSendError
 from faust.types import TP, EventT, StreamT
 from mode.types.signals import BaseSignalT
 
@@ -61,14 +65,14 @@ from hub.metrics import (
 )
 from hub.state_cache import StateCache
 from hub.writer import Accepted, GraphWriter, Plan
+from ingest import dead_letters, store_errors
 from ingest.app import app, ingest_topic, ingest_topics_in, settings, subscribe
 from ingest.records import RecordChecker, Rejection
 
 log = get_logger("ingest.agents")
 
-# Neo4j errors that a given event causes whatever the database's health (a value it cannot store); the
-# batch is split to find the event, which goes to the dead letters. Everything else is retried.
-POISON_CODES = frozenset({"Neo.ClientError.Statement.TypeError", "Neo.ClientError.Statement.ArgumentError"})
+# How long a stopping worker waits for the batch in flight to commit (when the database is answering).
+SHUTDOWN_GRACE_S = 10.0
 
 
 class Batch:
@@ -134,6 +138,11 @@ class BatchWriter:
         self.waiting: Batch | None = None
         self.acking: asyncio.Task[None] | None = None
         self.schema_ready = False
+        # Whether a write or a dead letter is waiting out an outage (Neo4j or the broker unavailable):
+        # on shutdown such a wait is not waited for.
+        self.outage = False
+        # Dead letters on their way to the broker (see _deliver).
+        self.deliveries: set[asyncio.Task[None]] = set()
 
     @property
     def inflight(self) -> asyncio.Task[None] | None:
@@ -249,7 +258,7 @@ class BatchWriter:
         committed = datetime.now(UTC)
         pending = batch.pending
         for ev, rejection in poisoned:
-            pending.append(await self._dead_letter(ev.ref, rejection))
+            pending.append(await self._dead_letter(ev.ref, rejection, audited=True))
         records: list[ChangeRecord] = []
         for plan in plans:
             # Committed: the fold's decisions happened.
@@ -348,7 +357,15 @@ class BatchWriter:
         attempt = 0
         while True:
             try:
+                # Outside the statement's error handling: failing to connect or to check the schema is
+                # never an event's fault.
                 driver = await self._driver()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                attempt = await self._backoff(attempt, exc)
+                continue
+            try:
                 # No execute_write: this loop owns the retrying, so every failure is logged and counted,
                 # whatever the outage's length.
                 async with driver.session(database=settings.neo4j_database) as session:
@@ -371,31 +388,48 @@ class BatchWriter:
                                 await tx.close()
                 batch.exact = plan is ahead
                 if attempt:
+                    self.outage = False
                     log.info("neo4j write succeeded after retries", attempts=attempt + 1)
                 return [plan], []
-            except neo4j.exceptions.ClientError as exc:
-                if exc.code not in POISON_CODES:
-                    attempt = await self._backoff(attempt, exc)
-                    continue
-                if len(accepted) == 1:
-                    return [], [
-                        (
-                            accepted[0],
-                            Rejection(f"store: Neo4j rejected the event: {exc.code}: {exc.message}", "store"),
-                        )
-                    ]
-                # Halves in order keep each object's events in order.
-                mid = len(accepted) // 2
-                left_plans, left_bad = await self._write(Batch((), accepted[:mid], [], 0.0))
-                right_plans, right_bad = await self._write(Batch((), accepted[mid:], [], 0.0))
-                return left_plans + right_plans, left_bad + right_bad
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                attempt = await self._backoff(attempt, exc)
+                if store_errors.unavailable(exc):
+                    attempt = await self._backoff(attempt, exc)
+                    continue
+                return await self._isolate(accepted, exc)
+
+    async def _isolate(
+        self, accepted: list[Accepted], exc: BaseException
+    ) -> tuple[list[Plan], list[tuple[Accepted, Rejection]]]:
+        """After a failure that is not the database's (see :mod:`ingest.store_errors`): write the batch
+        in halves until the event at fault is alone, and reject it; the others apply. Halves go in order,
+        which keeps each object's events in order."""
+        if len(accepted) == 1:
+            event = accepted[0]
+            reason = f"store: the graph refused the event: {store_errors.describe(exc)}"
+            log.warning("event refused by the graph; dead-lettered", mrid=event.mrid, reason=reason)
+            audit.record(
+                "ingest.refused",
+                subject=event.mrid,
+                producer=event.producer,
+                event_id=event.event_id,
+                reason=reason,
+            )
+            return [], [(event, Rejection(reason, "store"))]
+        log.info(
+            "batch refused by the graph; splitting it to find the event at fault",
+            events=len(accepted),
+            error=store_errors.describe(exc),
+        )
+        mid = len(accepted) // 2
+        left_plans, left_bad = await self._write(Batch((), accepted[:mid], [], 0.0))
+        right_plans, right_bad = await self._write(Batch((), accepted[mid:], [], 0.0))
+        return left_plans + right_plans, left_bad + right_bad
 
     async def _backoff(self, attempt: int, exc: BaseException) -> int:
         WRITE_RETRIES.inc()
+        self.outage = True
         delay = min(settings.worker_retry_max_backoff_s, 0.2 * 2**attempt)
         log.warning(
             "neo4j write failed; retrying",
@@ -429,17 +463,77 @@ class BatchWriter:
                 offset=msg.offset,
                 mrid=msg.key.decode(errors="replace") if isinstance(msg.key, bytes) else None,
             )
-        headers = [
-            ("reason", rejection.reason.encode()),
-            ("reason-class", rejection.reason_class.encode()),
-            ("source-topic", msg.topic.encode()),
-            ("source-partition", str(msg.partition).encode()),
-            ("source-offset", str(msg.offset).encode()),
-        ]
-        fut: Awaitable[Any] = await app.producer.send(
-            settings.deadletter_topic, msg.key, msg.value, None, None, headers
+        letter = dead_letters.build(
+            msg.key,
+            msg.value,
+            rejection.reason,
+            rejection.reason_class,
+            (msg.topic, msg.partition, msg.offset),
+            app.conf.producer_max_request_size,
         )
-        return fut
+        task = asyncio.ensure_future(self._deliver(letter))
+        self.deliveries.add(task)
+        task.add_done_callback(self.deliveries.discard)
+        return task
+
+    async def _deliver(self, letter: dead_letters.DeadLetter) -> None:
+        """Send one dead letter. A broker that cannot be reached is waited for, as Neo4j is: nothing is
+        acknowledged meanwhile, so nothing is lost. A record the topic refuses (its own size limit
+        below the producer's, say) is sent again without key and value, whose headers still point at the
+        original; if even that is refused, the loss is logged and audited and the stream goes on,
+        because retrying a refusal would stop every producer's events behind it for good."""
+        attempt = 0
+        fallback = False
+        while True:
+            try:
+                sent = await app.producer.send(
+                    settings.deadletter_topic, letter.key, letter.value, None, None, letter.headers
+                )
+                await sent
+                if attempt:
+                    self.outage = False
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Faust wraps some of the Kafka client's errors; the client's own says what happened.
+                cause = exc.__cause__ if isinstance(exc, ProducerSendError) and exc.__cause__ else exc
+                where = dict(letter.headers)
+                source = (
+                    f"{where.get('source-topic', b'').decode()}/{where.get('source-partition', b'').decode()}"
+                    f"/{where.get('source-offset', b'').decode()}"
+                )
+                error = f"{type(cause).__name__}: {cause}"
+                if dead_letters.send_retriable(cause):
+                    delay = min(settings.worker_retry_max_backoff_s, 0.2 * 2**attempt)
+                    log.warning(
+                        "dead-letter topic unavailable; retrying", source=source, delay_s=delay, error=error
+                    )
+                    attempt += 1
+                    self.outage = True
+                    await asyncio.sleep(delay)
+                elif not fallback:
+                    log.warning(
+                        "dead-letter topic refused the record; sending it without key and value",
+                        source=source,
+                        error=error,
+                    )
+                    letter, fallback = dead_letters.minimal(letter), True
+                else:
+                    log.error(
+                        "DEAD LETTER LOST: the dead-letter topic refused it; the original is still at "
+                        "its source",
+                        source=source,
+                        topic=settings.deadletter_topic,
+                        error=error,
+                    )
+                    audit.record(
+                        "ingest.dead_letter_lost",
+                        subject=source,
+                        reason=where.get("reason", b"").decode(errors="replace"),
+                        error=error,
+                    )
+                    return
 
 
 _batches: BatchWriter | None = None
@@ -479,14 +573,25 @@ async def ingest(stream: StreamT) -> None:
         async for events in taken:
             await writer.submit(stream, events)
     finally:
-        # On shutdown, let the write in flight finish so its offsets can be committed on the way out.
+        # On shutdown, let the write in flight finish so its offsets can be committed on the way out; but
+        # not a write or dead letter waiting out an outage, which may never finish: a worker told to stop
+        # stops, and the batch's events, unacknowledged, come again.
+        deadline = time.monotonic() + SHUTDOWN_GRACE_S
         for task in (writer.inflight, writer.acking):
-            if task is not None and not task.done():
+            if task is None or task.done():
+                continue
+            if not writer.outage:
                 try:
-                    await asyncio.wait_for(asyncio.shield(task), timeout=10.0)
+                    await asyncio.wait_for(
+                        asyncio.shield(task), timeout=max(0.0, deadline - time.monotonic())
+                    )
+                    continue
                 except (TimeoutError, asyncio.CancelledError):
-                    log.warning("shutdown left a batch unacknowledged; it will be redelivered")
-                    break
+                    pass
+            task.cancel()
+            log.warning("shutdown left a batch unacknowledged; it will be redelivered")
+        for delivery in list(writer.deliveries):
+            delivery.cancel()
         # A later batch, if the agent is started again, starts a chain of its own.
         writer.acking = None
         writer.last = None

@@ -135,15 +135,23 @@ class RecordChecker:
                 "source",
             )
         mrid = valid.mrid
-        if key is not None:
+        # Kafka keeps order per partition, and the key picks the partition: only events keyed by their
+        # subject reach the writer in their object's order. One without a key lands anywhere.
+        key_problem: str | None = None
+        if key is None:
+            key_problem = f"key: the message has no key; it must be the event's subject {event.subject!r}"
+        else:
             try:
                 key_text = key.decode()
             except UnicodeDecodeError:
-                return Rejection(f"key: message key {key!r} is not UTF-8", "key")
-            if normalise_mrid(key_text) != mrid:
-                return Rejection(
-                    f"key: message key {key_text!r} is not the event's subject {event.subject!r}", "key"
-                )
+                key_problem = f"key: message key {_shown(key)} is not UTF-8"
+            else:
+                if normalise_mrid(key_text) != mrid:
+                    key_problem = (
+                        f"key: message key {_shown(key_text)} is not the event's subject {event.subject!r}"
+                    )
+        if key_problem is not None:
+            return Rejection(key_problem, "key")
         if not prod.may_own(mrid):
             return Rejection(
                 f"ownership: producer {producer!r} may only write mRIDs starting {prod.owns!r}, "
@@ -248,6 +256,12 @@ class RecordChecker:
         if len(self._labels) < 100_000:
             self._labels[cache_key] = verdict
         return verdict
+
+
+def _shown(value: object, limit: int = 200) -> str:
+    """``repr(value)``, cut to ``limit`` characters: a key may be as long as the broker allows."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _number(value: object) -> float | None:

@@ -1,0 +1,114 @@
+"""The dead-letter record of a rejected event, made to fit what the producer and broker accept.
+
+A rejected record's copy carries its key, its value and headers saying why and where it came from. The
+source record may be as large as the broker took on the ingest topic (and larger than
+``max_event_bytes``: that is one reason to reject it), so key, value and headers together may exceed
+the worker's largest request (Faust's ``producer_max_request_size``). A copy that cannot be sent would
+stop the stream behind it, so the copy is made to fit by construction: the ``reason`` header is cut to
+:data:`MAX_REASON_BYTES`; then, if the record is still too large, the value (and if need be the key) is
+cut to what fits, and a ``value-truncated`` (``key-truncated``) header gives the original's size and
+SHA-256. The whole original stays where the ``source-topic``, ``source-partition`` and
+``source-offset`` headers point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Final
+
+from aiokafka.errors import KafkaError, KafkaTimeoutError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+MAX_REASON_BYTES: Final = 4096
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+
+def record_size(key: bytes | None, value: bytes | None, headers: Headers) -> int:
+    """The producer's own upper bound of a record's size, the one it checks against its request limit."""
+    sized: list[tuple[str, bytes | None]] = list(headers)
+    return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, sized))
+
+
+def _cut_reason(reason: str) -> bytes:
+    data = reason.encode("utf-8", "backslashreplace")
+    if len(data) <= MAX_REASON_BYTES:
+        return data
+    return data[: MAX_REASON_BYTES - 3].decode("utf-8", "ignore").encode() + b"..."
+
+
+def _mark(name: str, data: bytes) -> tuple[str, bytes]:
+    return (f"{name}-truncated", f"{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}".encode())
+
+
+def build(
+    key: bytes | None,
+    value: bytes | None,
+    reason: str,
+    reason_class: str,
+    source: tuple[str, int, int],
+    limit: int,
+) -> DeadLetter:
+    """The dead-letter record for a rejected record at ``source`` (topic, partition, offset), no larger
+    than ``limit`` bytes as the producer measures it."""
+    topic, partition, offset = source
+    headers: Headers = [
+        ("reason", _cut_reason(reason)),
+        ("reason-class", reason_class.encode()),
+        ("source-topic", topic.encode()),
+        ("source-partition", str(partition).encode()),
+        ("source-offset", str(offset).encode()),
+    ]
+    if record_size(key, value, headers) <= limit:
+        return DeadLetter(key, value, headers)
+    # The value gives way first, then the key; each part that is cut says so. The markers go in before
+    # the cut so that the room left is measured with them.
+    if value:
+        headers.append(_mark("value", value))
+    if key and record_size(key, b"" if value is not None else None, headers) > limit:
+        headers.append(_mark("key", key))
+    key, value = _fit(key, value, headers, limit)
+    return DeadLetter(key, value, headers)
+
+
+def _fit(
+    key: bytes | None, value: bytes | None, headers: Headers, limit: int
+) -> tuple[bytes | None, bytes | None]:
+    # Lengths are varints, so each cut may leave a byte or two over; a few rounds settle it.
+    while True:
+        excess = record_size(key, value, headers) - limit
+        if excess <= 0:
+            return key, value
+        if value:
+            value = value[: max(0, len(value) - excess)]
+        elif key:
+            key = key[: max(0, len(key) - excess)]
+        else:
+            # Headers alone over the limit: only for a limit below a few kilobytes, never the producer's.
+            raise ValueError(f"dead-letter limit={limit} bytes is too small for the record's headers")
+
+
+def minimal(letter: DeadLetter) -> DeadLetter:
+    """The record with neither key nor value, for a topic that refuses even the fitted one (its own
+    ``max.message.bytes`` below the producer's limit): the headers still say why and where from."""
+    headers = [
+        *letter.headers,
+        ("omitted", b"key and value: the dead-letter topic refused the record with them"),
+    ]
+    return DeadLetter(None, None, headers)
+
+
+def send_retriable(exc: BaseException) -> bool:
+    """Whether a failed send may succeed as it is if tried again (the broker unreachable or busy), as
+    opposed to a refusal of this record (too large, not allowed)."""
+    if isinstance(exc, KafkaTimeoutError | OSError):
+        return True
+    return isinstance(exc, KafkaError) and bool(exc.retriable)
