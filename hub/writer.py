@@ -126,6 +126,9 @@ class PendingChange(NamedTuple):
     event_time: datetime | None
     event_id: str | None
     producer: str | None
+    # The label the object had before the batch: a subscriber who could see it and cannot see the new
+    # label must learn the object is gone for it, exactly as for a delete.
+    prev_label_id: int | None = None
 
 
 @dataclass
@@ -370,6 +373,7 @@ def fold(
                     last.event_time,
                     last.event_id,
                     last.producer,
+                    before.label_id if before is not None else None,
                 )
             )
             if tr.has_upsert:
@@ -394,6 +398,7 @@ def fold(
                     last.event_time,
                     last.event_id,
                     last.producer,
+                    before.label_id if before is not None else None,
                 )
             )
 
