@@ -6,7 +6,8 @@ real ingest worker into Neo4j, change records on the change topic, subscribers o
 - the socket is closed with 4401 when the token expires;
 - an object relabelled away from a subscriber looks exactly like a deleted one;
 - subscriptions are capped per socket and per caller;
-- however many subscriptions, the API process is one consumer at the broker.
+- however many subscriptions, the API process is one consumer at the broker;
+- a subscriber too slow for its queue is ended with an error, and the others carry on.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class Stack:
     prefix: str
     bootstrap: str
     codec: CursorCodec
+    settings: Any
 
     def mrid(self, name: str) -> str:
         return f"{self.prefix}-{name}-{uuid.uuid4().hex[:6]}"
@@ -70,9 +72,8 @@ def stack(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     )
     log = Path(tmp_path_factory.mktemp("subsec")) / "worker.log"
     with serve(api_settings) as api, worker(settings, prefix, log) as proc:
-        yield Stack(
-            api, topic, ingest, prefix, settings.kafka_bootstrap, CursorCodec(cursor_key(api_settings))
-        )
+        codec = CursorCodec(cursor_key(api_settings))
+        yield Stack(api, topic, ingest, prefix, settings.kafka_bootstrap, codec, api_settings)
         assert proc.poll() is None, log.read_text()[-3000:]
 
 
@@ -396,3 +397,36 @@ async def test_many_subscriptions_are_one_consumer_at_the_broker(stack: Stack) -
         )
     assert not any(ws.errors for ws in sockets)
     assert {c["mrid"] for ws in sockets for op in ("1", "2") for c in ws.received[op]} == {m}
+
+
+async def test_a_slow_subscriber_is_ended_with_an_error_and_the_others_carry_on(stack: Stack) -> None:
+    # A second API process on the same topic, with room for three waiting changes per subscription: the
+    # shared reader hands a fetched batch to the queues at once, so forty changes overflow "slow".
+    with serve(stack.settings.model_copy(update={"subscription_queue_size": 3})) as api:
+        mrids = [stack.mrid(f"s{i:02d}") for i in range(40)]
+        async with (
+            Socket(api.ws_url, api.token("slow", None, "PUBLIC")) as slow,
+            Socket(api.ws_url, api.token("calm", None, "PUBLIC")) as calm,
+        ):
+            warm = stack.mrid("warm")
+            await slow.subscribe("1", {})
+            await calm.subscribe("1", {"mrids": [warm, mrids[7]]})
+            # Both are on the shared reader once a first change reaches them (live subscriptions).
+            version = 0
+            while not (slow.received["1"] and calm.received["1"]):
+                version += 1
+                await publish(stack, [event(warm, version)])
+                with contextlib.suppress(AssertionError):
+                    await until(lambda: bool(slow.received["1"] and calm.received["1"]), 5, "warm-up")
+            await publish(stack, [event(m, 1) for m in mrids])
+            await until(lambda: bool(slow.errors.get("1")), 120, "the slow subscriber's end")
+            await until(
+                lambda: any(c["mrid"] == mrids[7] for c in calm.received["1"]), 120, "the calm one's change"
+            )
+    assert slow.errors["1"] == [
+        "subscription_queue_size = 3 changes were waiting for this subscription: it is too slow and was "
+        "ended; subscribe again with the last cursor received"
+    ]
+    assert len(slow.received["1"]) < len(mrids)
+    assert not calm.errors
+    assert [c["mrid"] for c in calm.received["1"] if c["mrid"] != warm] == [mrids[7]]
