@@ -6,7 +6,10 @@ Run with ``hub api`` (uvicorn). One app instance per process; replicas are state
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,7 +30,9 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 
+from hub import audit
 from hub.auth import Authenticator, AuthError, dev_tokens
+from hub.caller import Caller
 from hub.guard import LabelDirectory
 from hub.http_ingest import IngestService
 from hub.http_ingest import router as ingest_router
@@ -55,10 +60,17 @@ def tune_gc() -> None:
 class AuthenticatingWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
     """graphql-transport-ws with the bearer token of ``connection_init`` verified before the ack.
 
-    A bad token closes the socket with 4401 and the reason, the websocket counterpart of HTTP 401.
+    A bad token closes the socket with 4401 and the reason, the websocket counterpart of HTTP 401; so does
+    the token's expiry (``exp`` plus the verifier's leeway), so no subscription outlives its token.
     """
 
+    _expiry: asyncio.Task[None] | None = None
+
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        if self.connection_init_received:
+            # A second connection_init must not swap the caller; the base handler closes with 4429.
+            await super().handle_connection_init(message)
+            return
         payload = message.get("payload") or {}
         context: HubContext = self.context
         try:
@@ -70,6 +82,27 @@ class AuthenticatingWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
             return
         context.set_caller(caller)
         await super().handle_connection_init(message)
+        if self.connection_acknowledged and caller.expires_at is not None:
+            deadline = caller.expires_at + context.services.settings.oidc_leeway_s
+            self._expiry = asyncio.get_running_loop().create_task(self._close_at(deadline, caller))
+
+    async def _close_at(self, deadline: float, caller: Caller) -> None:
+        await asyncio.sleep(max(0.0, deadline - time.time()))
+        audit.record(
+            "websocket.closed",
+            subject=caller.subject,
+            reason="token has expired",
+            subscriptions=len(self.operations),
+        )
+        await self.websocket.close(code=4401, reason="token has expired")
+
+    async def shutdown(self) -> None:
+        expiry, self._expiry = self._expiry, None
+        if expiry is not None and expiry is not asyncio.current_task():
+            expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await expiry
+        await super().shutdown()
 
 
 class HubGraphQLRouter(GraphQLRouter[Any, Any]):
@@ -112,6 +145,7 @@ def create_app(settings: Settings | None = None, *, frontend_dist: Path | None =
         try:
             yield
         finally:
+            await app.state.hub.feed.stop()
             await app.state.ingest.close()
             await driver.close()
 

@@ -322,6 +322,12 @@ def _string_list(claims: Mapping[str, Any], name: str) -> tuple[str, ...]:
     raise AuthError(f"claim {name!r} must be a list of strings, got {value!r}")
 
 
+def _expiry(claims: Mapping[str, Any]) -> float | None:
+    # The verifier requires a numeric ``exp``; claims given without one (tests, tools) have no expiry.
+    exp = claims.get("exp")
+    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+
+
 def caller_from_claims(claims: Mapping[str, Any], settings: Settings) -> Caller:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
@@ -342,6 +348,7 @@ def caller_from_claims(claims: Mapping[str, Any], settings: Settings) -> Caller:
         roles=_string_list(claims, settings.claim_roles),
         groups=_string_list(claims, settings.claim_groups),
         anonymous=False,
+        expires_at=_expiry(claims),
     )
 
 

@@ -15,6 +15,9 @@ class Caller:
     roles: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     anonymous: bool = False
+    # The token's ``exp`` (Unix seconds); None for the anonymous caller. A websocket authenticated once
+    # at connection_init is closed when it passes, so a subscription cannot outlive its token.
+    expires_at: float | None = field(default=None, compare=False)
     # Derived once: the guard keys its per-caller label cache on this value.
     authorizations: Authorizations = field(init=False, compare=False, repr=False)
 

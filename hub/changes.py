@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from hub.kafka_clients import WORKER, aiokafka_options
+from hub.kafka_clients import API, WORKER, aiokafka_options
 from hub.settings import Settings, get_settings
 
 ChangeKind = Literal["upsert", "delete", "measurement", "stub"]
@@ -38,6 +38,9 @@ class ChangeRecord:
     event_time: datetime | None
     event_id: str | None
     producer: str | None
+    # The object's label before this change (None: it had none, or the record predates the field);
+    # lets a subscriber who could see the object and no longer can be told it is gone, as for a delete.
+    prev_label_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +53,7 @@ class ChangeRecord:
             "event_time": self.event_time.isoformat() if self.event_time is not None else None,
             "event_id": self.event_id,
             "producer": self.producer,
+            "prev_label_id": self.prev_label_id,
         }
 
     def to_json(self) -> bytes:
@@ -64,7 +68,8 @@ class ChangeRecord:
             f'"version":{int(self.version)},"label_id":{_int_or_null(self.label_id)},'
             f'"time":"{time_text or self.time.isoformat()}",'
             f'"event_time":{"null" if event_time is None else chr(34) + event_time.isoformat() + chr(34)},'
-            f'"event_id":{_text_or_null(self.event_id)},"producer":{_text_or_null(self.producer)}}}'
+            f'"event_id":{_text_or_null(self.event_id)},"producer":{_text_or_null(self.producer)},'
+            f'"prev_label_id":{_int_or_null(self.prev_label_id)}}}'
         ).encode()
 
     @classmethod
@@ -88,6 +93,7 @@ class ChangeRecord:
             event_time=datetime.fromisoformat(event_time) if event_time else None,
             event_id=data.get("event_id"),
             producer=data.get("producer"),
+            prev_label_id=data.get("prev_label_id"),
         )
 
 
@@ -100,6 +106,14 @@ def _text_or_null(value: str | None) -> str:
 
 def _int_or_null(value: int | None) -> str:
     return "null" if value is None else str(int(value))
+
+
+def change_consumer(settings: Settings, *, client_id: str, **options: Any) -> AIOKafkaConsumer:
+    """A consumer of the change feed; the one place the API builds them, so client-wide settings (broker
+    address, authentication) are made once. Nothing the API reads commits offsets."""
+    return AIOKafkaConsumer(
+        **aiokafka_options(settings, API), client_id=client_id, enable_auto_commit=False, **options
+    )
 
 
 _M: Final = 0x5BD1E995

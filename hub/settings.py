@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     max_subgraph_nodes: int = 5000
     label_cache_ttl_s: float = 2.0
     ingest_max_batch: int = 1000
+    # Change subscriptions: the AES-256 key that seals their cursors (base64url of 32 bytes; unset: kept
+    # in the state folder in dev mode, else a random one per process, see graphql/hubql/cursors.py),
+    # caps per websocket and per caller (across the process's sockets), and how many changes may wait
+    # for one subscriber before it is closed as too slow.
+    cursor_key: SecretStr | None = None
+    max_subscriptions_per_socket: int = 8
+    max_subscriptions_per_caller: int = 32
+    subscription_queue_size: int = 1000
 
     # Auth (OIDC bearer tokens)
     oidc_issuer: str = "http://127.0.0.1:8000/dev-issuer"

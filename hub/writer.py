@@ -185,6 +185,9 @@ class PendingChange(NamedTuple):
     event_time: datetime | None
     event_id: str | None
     producer: str | None
+    # The label the object had before the batch: a subscriber who could see it and cannot see the new
+    # label must learn the object is gone for it, exactly as for a delete.
+    prev_label_id: int | None = None
 
 
 @dataclass
@@ -520,6 +523,7 @@ def fold(
                     last.event_time,
                     last.event_id,
                     last.producer,
+                    before.label_id if before is not None else None,
                 )
             )
             if tr.has_upsert:
@@ -544,6 +548,7 @@ def fold(
                     last.event_time,
                     last.event_id,
                     last.producer,
+                    before.label_id if before is not None else None,
                 )
             )
 

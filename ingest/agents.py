@@ -278,6 +278,7 @@ class BatchWriter:
                         c.event_time,
                         c.event_id,
                         c.producer,
+                        c.prev_label_id,
                     )
                 )
                 if c.event_time is not None:

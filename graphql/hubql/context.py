@@ -22,6 +22,8 @@ from hub.guard import Guard, LabelDirectory
 from hub.labels import LabelCache
 from hub.reader import Prefetch, Reader
 from hub.settings import Settings
+from hubql.change_feed import ChangeFeed
+from hubql.cursors import CursorCodec, cursor_key
 from ontology.model import Ontology
 
 if TYPE_CHECKING:
@@ -40,6 +42,13 @@ class ApiServices:
     authenticator: Authenticator
     label_cache: LabelCache = field(default_factory=LabelCache)
     extras: dict[str, Any] = field(default_factory=dict)
+    # The change subscriptions' shared reader and the codec of their cursors (see hubql.subscriptions).
+    feed: ChangeFeed = field(init=False)
+    cursors: CursorCodec = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.feed = ChangeFeed(self.settings)
+        self.cursors = CursorCodec(cursor_key(self.settings))
 
     def guard(self, caller: Caller, *, follow_labels: bool = False) -> Guard:
         s = self.settings
@@ -75,6 +84,8 @@ class HubContext(BaseContext):
         self.operation_name: str | None = None
         self._loaders: dict[tuple[str, str, str], DataLoader[str, list[dict[str, Any]]]] = {}
         self.caller: Caller | None = None
+        # Change subscriptions open on this websocket (capped by max_subscriptions_per_socket).
+        self.subscriptions = 0
         if caller is not None:
             self.set_caller(caller)
 

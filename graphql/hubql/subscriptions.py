@@ -1,53 +1,42 @@
 """The ``changes`` subscription: the ``cim.changes`` topic, filtered per subscriber through the access guard.
 
-Each subscription reads the topic with its own consumer (manual assignment, no consumer group), so it can
-start at the live end or resume exactly where an earlier connection stopped. Its cursor is the position
-after the last record it *read* on every partition (delivered or filtered out alike); resuming seeks each
-partition there, so nothing is missed and nothing repeated. Order is Kafka's: per partition, hence per
-object (the record key is the mRID).
+Subscriptions share the process's one reader of the topic (:mod:`hubql.change_feed`); a subscription that
+resumes from an older cursor reads the gap first with a short-lived catch-up reader. Order is Kafka's:
+per partition, hence per object (the record key is the mRID).
 
 A record is delivered only if the subscriber may see its label *now* (the label table is followed while
-the subscription lives, and a label id never seen before makes the guard read the table again).
+the subscription lives, and a label id never seen before makes the guard read the table again). An
+object the subscriber could see under its previous label and cannot see under the new one is reported
+exactly as a delete is (same fields, same values); objects it never could see are not reported at all.
+
+The cursor (:mod:`hubql.cursors`) is sealed and bound to the caller, and moves only past delivered
+records, so it never reflects how many hidden changes went by; resuming from it re-reads the records
+after it and delivers exactly those the subscriber may see, none twice.
+
+A socket holds at most ``max_subscriptions_per_socket`` subscriptions and a caller at most
+``max_subscriptions_per_caller`` across the process's sockets.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
-import json
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from hub import audit
+from hub.caller import Caller
 from hub.changes import ChangeRecord
-from hub.kafka_clients import API, aiokafka_options
-from hub.reader import ReadError
+from hub.guard import Guard
+from hub.reader import Reader, ReadError
+from hubql.change_feed import ChangeFeed, Item, Tap
 from hubql.context import HubContext
+from hubql.cursors import CursorCodec
 from hubql.generic import graph_node
 
 log = structlog.get_logger(__name__)
-
-
-def encode_cursor(topic: str, positions: dict[int, int]) -> str:
-    body = json.dumps(
-        {"t": topic, "o": {str(p): o for p, o in sorted(positions.items())}}, separators=(",", ":")
-    )
-    return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, topic: str) -> dict[int, int]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
-        if data["t"] != topic:
-            raise ValueError
-        return {int(p): int(o) for p, o in data["o"].items()}
-    except (binascii.Error, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
-        raise ReadError(f"after {cursor!r} is not a change cursor of this API") from None
 
 
 @dataclass(frozen=True)
@@ -82,15 +71,87 @@ def make_filter(
     )
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    while True:
-        # ``consumer.topics()`` does not refresh the consumer's own metadata, so ask the client for a
-        # fresh snapshot: a topic created after the consumer started must be found too.
-        cluster = await consumer._client.fetch_all_metadata()
-        parts = cluster.partitions_for_topic(topic)
-        if parts:
-            return [TopicPartition(topic, p) for p in sorted(parts)]
-        await asyncio.sleep(1.0)  # the topic appears when the first worker publishes
+class SubscriptionLimit(ReadError):
+    """Over a subscription cap; the message names the setting and its value."""
+
+
+def _admit(ctx: HubContext, feed: ChangeFeed, caller: Caller) -> None:
+    s = ctx.services.settings
+    if ctx.subscriptions >= s.max_subscriptions_per_socket:
+        reason = (
+            f"max_subscriptions_per_socket = {s.max_subscriptions_per_socket}: this connection has "
+            f"{ctx.subscriptions} subscriptions open"
+        )
+    elif feed.per_caller.get(caller.subject, 0) >= s.max_subscriptions_per_caller:
+        reason = (
+            f"max_subscriptions_per_caller = {s.max_subscriptions_per_caller}: you have "
+            f"{feed.per_caller[caller.subject]} subscriptions open"
+        )
+    else:
+        ctx.subscriptions += 1
+        feed.per_caller[caller.subject] = feed.per_caller.get(caller.subject, 0) + 1
+        return
+    audit.record("subscription.refused", subject=caller.subject, reason=reason)
+    raise SubscriptionLimit(reason)
+
+
+def _release(ctx: HubContext, feed: ChangeFeed, caller: Caller) -> None:
+    ctx.subscriptions -= 1
+    left = feed.per_caller.get(caller.subject, 1) - 1
+    if left > 0:
+        feed.per_caller[caller.subject] = left
+    else:
+        feed.per_caller.pop(caller.subject, None)
+
+
+class _Delivery:
+    """Turns one subscriber's records into ``Change`` rows and keeps its cursor."""
+
+    def __init__(
+        self,
+        codec: CursorCodec,
+        topic: str,
+        caller: Caller,
+        guard: Guard,
+        reader: Reader,
+        delivered: dict[int, int],
+    ) -> None:
+        self.codec, self.topic, self.subject = codec, topic, caller.subject
+        self.guard, self.reader = guard, reader
+        # Offset after the last record delivered, per partition (the start position where none was).
+        self.delivered = delivered
+
+    async def row(self, item: Item) -> dict[str, Any] | None:
+        record = item.record
+        guard = self.guard
+        visible = await guard.may_see_label(record.label_id)
+        was_visible = record.prev_label_id is not None and await guard.may_see_label(record.prev_label_id)
+        change = record.change
+        if change == "delete":
+            if not (visible or was_visible):
+                guard.stats.withheld += 1
+                return None
+        elif not visible:
+            if not was_visible:
+                guard.stats.withheld += 1
+                return None
+            # Relabelled away from this subscriber: to it the object is gone, told as a delete is.
+            change = "delete"
+        node = None
+        if change != "delete":
+            found = await self.reader.root(record.mrid)
+            node = graph_node(found, guard.label_text) if found is not None else None
+        guard.stats.rows += 1
+        self.delivered[item.partition] = item.offset + 1
+        return {
+            "cursor": self.codec.seal(self.topic, self.subject, self.delivered),
+            "mrid": record.mrid,
+            "class_name": record.class_,
+            "change": change,
+            "version": record.version,
+            "time": record.time,
+            "node": node,
+        }
 
 
 async def change_stream(
@@ -100,68 +161,50 @@ async def change_stream(
     mrids: Sequence[str] | None,
     after: str | None,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Change rows (dicts for the ``Change`` type) this subscriber may see, forever."""
+    """Change rows (dicts for the ``Change`` type) this subscriber may see, until it leaves."""
     services = ctx.services
-    settings = services.settings
-    topic = settings.changes_topic
-    flt = make_filter(ctx, class_names, domain, mrids)
-    positions = decode_cursor(after, topic) if after else None
+    topic = services.settings.changes_topic
     caller = ctx.require_caller()
-    guard = services.guard(caller, follow_labels=True)
-    reader = services.reader(guard)
+    flt = make_filter(ctx, class_names, domain, mrids)
+    codec, feed = services.cursors, services.feed
+    start = codec.open(after, topic, caller.subject) if after else None
     domain_of = {name: c.domain for name, c in services.ontology.classes.items()}
-    consumer = AIOKafkaConsumer(
-        **aiokafka_options(settings, API),
-        enable_auto_commit=False,
-        group_id=None,
-        auto_offset_reset="earliest",
-        client_id=f"hub-api-changes-{caller.subject}"[:100],
-    )
-    await consumer.start()
+
+    def wants(record: ChangeRecord) -> bool:
+        return flt.matches(record, domain_of)
+
+    _admit(ctx, feed, caller)
+    tap: Tap | None = None
     try:
-        tps = await _partitions(consumer, topic)
-        consumer.assign(tps)
-        if positions is None:
-            await consumer.seek_to_end(*tps)
-            positions = {tp.partition: await consumer.position(tp) for tp in tps}
+        await feed.start()
+        guard = services.guard(caller, follow_labels=True)
+        delivery = _Delivery(
+            codec,
+            topic,
+            caller,
+            guard,
+            services.reader(guard),
+            dict(feed.positions) if start is None else start,
+        )
+        log.info("subscription started", subject=caller.subject, topic=topic, resumed=start is not None)
+        if start is None:
+            tap = feed.register(wants, None)
         else:
-            for tp in tps:
-                # A partition the cursor does not know was added later: all of it is new.
-                consumer.seek(tp, positions.get(tp.partition, 0))
-        log.info("subscription started", subject=caller.subject, topic=topic, positions=positions)
+            # The catch-up reader advances its own copy; the cursor moves only with deliveries.
+            async with aclosing(feed.catch_up(dict(start), wants)) as gap:
+                async for got in gap:
+                    if isinstance(got, Tap):
+                        tap = got
+                        break
+                    row = await delivery.row(got)
+                    if row is not None:
+                        yield row
+        assert tap is not None
         while True:
-            batch = await consumer.getmany(timeout_ms=500, max_records=500)
-            for tp, messages in batch.items():
-                for msg in messages:
-                    positions[tp.partition] = msg.offset + 1
-                    try:
-                        record = ChangeRecord.from_json(msg.value)
-                    except (ValueError, KeyError, TypeError) as exc:
-                        log.warning(
-                            "unreadable change record skipped",
-                            partition=tp.partition,
-                            offset=msg.offset,
-                            error=str(exc),
-                        )
-                        continue
-                    if not flt.matches(record, domain_of):
-                        continue
-                    if not await guard.may_see_label(record.label_id):
-                        guard.stats.withheld += 1
-                        continue
-                    node = None
-                    if record.change != "delete":
-                        found = await reader.root(record.mrid)
-                        node = graph_node(found, guard.label_text) if found is not None else None
-                    guard.stats.rows += 1
-                    yield {
-                        "cursor": encode_cursor(topic, positions),
-                        "mrid": record.mrid,
-                        "class_name": record.class_,
-                        "change": record.change,
-                        "version": record.version,
-                        "time": record.time,
-                        "node": node,
-                    }
+            row = await delivery.row(await tap.get())
+            if row is not None:
+                yield row
     finally:
-        await consumer.stop()
+        if tap is not None:
+            feed.unregister(tap)
+        _release(ctx, feed, caller)

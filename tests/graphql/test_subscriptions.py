@@ -25,7 +25,7 @@ import websockets
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from graphkit import Api, serve
-from hubql.subscriptions import encode_cursor
+from hubql.cursors import CursorCodec, cursor_key
 
 from hub.kafka_clients import admin_options
 
@@ -179,7 +179,11 @@ async def test_subscribers_get_exactly_what_they_may_see(settings: Any, run_id: 
     changes_topic = f"{prefix}.cim.changes"
     await _create_topics(settings.kafka_bootstrap, [changes_topic, f"{prefix}.cim.ingest.p1"])
     api_settings = settings.model_copy(update={"changes_topic": changes_topic})
-    start_cursor = encode_cursor(changes_topic, dict.fromkeys(range(PARTITIONS), 0))
+    codec = CursorCodec(cursor_key(api_settings))
+
+    def start_cursor(subject: str) -> str:
+        # The start of the topic, sealed for one subscriber as the API would (development key).
+        return codec.seal(changes_topic, subject, dict.fromkeys(range(PARTITIONS), 0))
 
     # 16 objects, two versions each, labels cycling through four visibilities, both domains
     events = []
@@ -212,10 +216,14 @@ async def test_subscribers_get_exactly_what_they_may_see(settings: Any, run_id: 
                 expected["gas"][mrid] = seq
 
     with serve(api_settings) as api, worker(settings, prefix, tmp_path / "worker.log") as proc:
-        public = Subscriber(api.ws_url, api.token("pub", None, "PUBLIC"), {"after": start_cursor})
-        official = Subscriber(api.ws_url, api.token("off", "elsewhere", "OFFICIAL"), {"after": start_cursor})
+        public = Subscriber(api.ws_url, api.token("pub", None, "PUBLIC"), {"after": start_cursor("pub")})
+        official = Subscriber(
+            api.ws_url, api.token("off", "elsewhere", "OFFICIAL"), {"after": start_cursor("off")}
+        )
         gas = Subscriber(
-            api.ws_url, api.token("gas", "elsewhere", "OFFICIAL"), {"after": start_cursor, "domain": "GAS"}
+            api.ws_url,
+            api.token("gas", "elsewhere", "OFFICIAL"),
+            {"after": start_cursor("gas"), "domain": "GAS"},
         )
         subs = [public, official, gas]
         for s in subs:

@@ -45,6 +45,7 @@ texts = st.text(max_size=40)
     event_time=st.none() | st.datetimes(timezones=st.just(UTC)) | st.datetimes(),
     event_id=st.none() | texts,
     producer=st.none() | texts,
+    prev_label=st.none() | st.integers(-(2**63), 2**63 - 1),
 )
 def test_fast_encoding_is_byte_for_byte_the_json_encoding(
     mrid: str,
@@ -55,8 +56,9 @@ def test_fast_encoding_is_byte_for_byte_the_json_encoding(
     event_time: datetime | None,
     event_id: str | None,
     producer: str | None,
+    prev_label: int | None,
 ) -> None:
-    record = ChangeRecord(mrid, cls, change, version, label, NOW, event_time, event_id, producer)
+    record = ChangeRecord(mrid, cls, change, version, label, NOW, event_time, event_id, producer, prev_label)
     assert record.to_json_fast() == record.to_json()
     assert record.to_json_fast(NOW.isoformat()) == record.to_json()
     if event_time is None or event_time.tzinfo is not None:

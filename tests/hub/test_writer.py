@@ -123,6 +123,27 @@ def test_delete_then_stale_upsert_leaves_a_tombstone() -> None:
     assert [(c.change, c.version) for c in plan.changes] == [("delete", 3)]
 
 
+def test_change_records_carry_the_label_from_before_the_batch() -> None:
+    # A subscriber who could see the object under its old label and cannot under the new one must be
+    # told it is gone (as for a delete): the record names both labels.
+    plan = fold(
+        [
+            ev("a", "upsert", 2, label="org=b"),
+            ev("b", "delete", 2),
+            ev("n", "upsert", 1, label="org=b"),
+        ],
+        {"a": live(1), "b": live(1)},
+        ONT,
+        DROPPABLE,
+    )
+    got = {c.mrid: (c.change, c.label_id, c.prev_label_id) for c in plan.changes}
+    assert got == {
+        "a": ("upsert", label_id("org=b"), label_id("org=a")),
+        "b": ("delete", label_id("org=a"), label_id("org=a")),
+        "n": ("upsert", label_id("org=b"), None),
+    }
+
+
 def test_newer_upsert_after_delete_recreates_from_empty() -> None:
     plan = fold(
         [
