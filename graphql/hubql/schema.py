@@ -20,6 +20,8 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
 from strawberry.types.info import Info
 
 from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
@@ -54,7 +56,7 @@ SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema.graphql"
 
 # Errors whose message is meant for the client (bad arguments, authentication); all others are masked
 # outside dev mode, since a driver or engine message could describe data.
-CLIENT_ERRORS: tuple[type[Exception], ...] = (rd.ReadError, AuthError)
+CLIENT_ERRORS: tuple[type[Exception], ...] = (rd.ReadError, AuthError, InvalidOperationTypeError)
 
 
 def _domain_name(domain: Domain | None) -> str | None:
@@ -377,6 +379,12 @@ class HubSchema(strawberry.Schema):
             return await super(HubSchema, self).execute(*args, **kwargs)
 
         return await admit(self.admission, context, run)
+
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        # The websocket runs subscriptions only: a query or mutation sent there would escape the
+        # deadline and the per-caller cap that HTTP applies.
+        kwargs["allowed_operation_types"] = (OperationType.SUBSCRIPTION,)
+        return await super().stream(*args, **kwargs)
 
 
 def _drop_inherited_descriptions(schema: strawberry.Schema) -> None:
