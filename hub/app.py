@@ -57,6 +57,14 @@ def tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
+def _authorization_param(payload: object) -> str | None:
+    """The ``Authorization`` connection parameter, if there is one that is text (for the audit trail)."""
+    if not isinstance(payload, dict):
+        return None
+    found = (v for k, v in payload.items() if str(k).lower() == "authorization" and isinstance(v, str))
+    return next(found, None)
+
+
 class AuthenticatingWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
     """graphql-transport-ws with the bearer token of ``connection_init`` verified before the ack.
 
@@ -71,19 +79,7 @@ class AuthenticatingWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
                 raise AuthError("connection_init payload must be an object")
             caller = context.services.authenticator.authenticate_params(payload)
         except AuthError as exc:
-            authorization = (
-                next(
-                    (
-                        v
-                        for k, v in payload.items()
-                        if str(k).lower() == "authorization" and isinstance(v, str)
-                    ),
-                    None,
-                )
-                if isinstance(payload, dict)
-                else None
-            )
-            audit_refusal(exc, authorization, client=context.client, channel="websocket")
+            audit_refusal(exc, _authorization_param(payload), client=context.client, channel="websocket")
             await self.websocket.close(code=4401, reason=exc.reason[:120])
             return
         context.set_caller(caller)
