@@ -309,3 +309,13 @@ def test_queries_over_the_websocket_are_refused(tight: Api, bulk: str) -> None:
     token = tight.token("socket", None, "PUBLIC")
     answer = asyncio.run(_over_websocket(tight, token, _heavy(bulk)))
     assert answer == {"id": "1", "type": "error", "payload": [{"message": "queries are not allowed"}]}
+
+
+def test_a_huge_list_argument_of_a_subscription_is_refused(hardened: Api) -> None:
+    token = hardened.token("watcher", None, "PUBLIC")
+    mrids = ", ".join(f'"m{i}"' for i in range(hardened.settings.max_list_items + 1))
+    subscription = f"subscription {{ changes(mrids: [{mrids}]) {{ mrid }} }}"
+    answer = asyncio.run(_over_websocket(hardened, token, subscription))
+    assert answer["type"] == "next" and answer["payload"]["data"] is None, answer
+    message = answer["payload"]["errors"][0]["message"]
+    assert f"mrids has {hardened.settings.max_list_items + 1} entries" in message
