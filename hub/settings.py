@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     max_operation_cost: int = 250
     # GraphQL operations one caller may have running at once (queries and mutations over HTTP).
     max_concurrent_operations: int = 4
+    # Subscriptions one caller may hold open at once (each reads the change feed with its own consumer).
+    max_subscriptions: int = 8
 
     # Auth (OIDC bearer tokens)
     oidc_issuer: str = "http://127.0.0.1:8000/dev-issuer"

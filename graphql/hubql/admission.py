@@ -5,6 +5,9 @@ The deadline (``query_timeout_s``) covers everything from parsing to the last re
 Neo4j transaction timeout each Cypher statement already runs under: an operation whose statements are
 each quick but many, or whose Python side is slow, still ends on time, with an error that says so.
 
+Subscriptions, which each hold a Kafka consumer for as long as they live, have a cap of their own per
+caller (``max_subscriptions``) and no deadline.
+
 The cap (``max_concurrent_operations``) is per caller: a token's subject, or the client address for
 anonymous callers. A caller at the cap is refused at once rather than queued, so a caller cannot pile up
 work that slows everyone else down; other callers are not affected.
@@ -40,11 +43,14 @@ class Admission:
         self._running: Counter[str] = Counter()
 
     @contextmanager
-    def slot(self, key: str) -> Iterator[None]:
+    def slot(
+        self, key: str, *, what: str = "operations", setting: str = "HUB_MAX_CONCURRENT_OPERATIONS"
+    ) -> Iterator[None]:
         if self._running[key] >= self.max_running:
+            audit.record("operation.refused", subject=key, reason=f"too many {what}", limit=self.max_running)
             raise TooBusy(
-                f"caller {key!r} already has {self._running[key]} operations running, the most allowed "
-                f"at once (HUB_MAX_CONCURRENT_OPERATIONS={self.max_running}); retry when one has finished"
+                f"caller {key!r} already has {self._running[key]} {what} running, the most allowed "
+                f"at once ({setting}={self.max_running}); retry when one has finished"
             )
         self._running[key] += 1
         try:
@@ -79,7 +85,6 @@ async def admit(admission: Admission, context: Any, run: Any) -> ExecutionResult
                 result: ExecutionResult = await run()
                 return result
     except TooBusy as exc:
-        audit.record("operation.refused", subject=key, reason="concurrency", limit=admission.max_running)
         return refused(str(exc))
     except TimeoutError:
         log.warning("graphql operation passed its deadline", caller=key, deadline_s=admission.deadline_s)

@@ -29,7 +29,7 @@ from hub import reader as rd
 from hub.auth import AuthError
 from hub.settings import Settings, get_settings
 from hubql import prefetch
-from hubql.admission import Admission, admit
+from hubql.admission import Admission, TooBusy, admit, caller_key
 from hubql.cost import Limits, cost_rule
 from hubql.execution import HubExecutionContext
 from hubql.extensions import AuditExtension, CachedParsing
@@ -56,7 +56,7 @@ SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema.graphql"
 
 # Errors whose message is meant for the client (bad arguments, authentication); all others are masked
 # outside dev mode, since a driver or engine message could describe data.
-CLIENT_ERRORS: tuple[type[Exception], ...] = (rd.ReadError, AuthError, InvalidOperationTypeError)
+CLIENT_ERRORS: tuple[type[Exception], ...] = (rd.ReadError, AuthError, InvalidOperationTypeError, TooBusy)
 
 
 def _domain_name(domain: Domain | None) -> str | None:
@@ -233,9 +233,12 @@ async def _changes(
 ) -> AsyncGenerator[Change, None]:
     class_names = bounded_list(info, "classNames", class_names)
     wanted = bounded_list(info, "mrids", [str(m) for m in mrids] if mrids is not None else None)
-    stream = change_stream(info.context, class_names, _domain_name(domain), wanted, after)
-    async for row in stream:
-        yield row  # type: ignore[misc]
+    # Each subscription holds a Kafka consumer of its own for as long as it lives.
+    subscriptions: Admission = info.schema.subscriptions  # type: ignore[attr-defined]
+    with subscriptions.slot(caller_key(info.context), what="subscriptions", setting="HUB_MAX_SUBSCRIPTIONS"):
+        stream = change_stream(info.context, class_names, _domain_name(domain), wanted, after)
+        async for row in stream:
+            yield row  # type: ignore[misc]
 
 
 # ------------------------------------------------------------------------------------------ schema
@@ -371,6 +374,8 @@ class HubSchema(strawberry.Schema):
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.admission = Admission(settings.max_concurrent_operations, settings.query_timeout_s)
+        # Subscriptions live as long as their clients want: they have a cap per caller, no deadline.
+        self.subscriptions = Admission(settings.max_subscriptions, float("inf"))
 
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
         context = kwargs.get("context_value")

@@ -31,6 +31,7 @@ def secure(settings: Any, **update: Any) -> Any:
         "max_list_items",
         "max_operation_cost",
         "max_concurrent_operations",
+        "max_subscriptions",
         "query_timeout_s",
     )
     values: dict[str, Any] = {name: Settings.model_fields[name].default for name in exposure}

@@ -224,7 +224,12 @@ DEADLINE_S = 0.5
 def tight(settings: Any) -> Iterator[Api]:
     """An API with a short operation deadline, one operation per caller at a time and room in the budget
     for heavy documents (so that the deadline, not the budget, is what stops them)."""
-    update = {"query_timeout_s": DEADLINE_S, "max_concurrent_operations": 1, "max_operation_cost": 100_000}
+    update = {
+        "query_timeout_s": DEADLINE_S,
+        "max_concurrent_operations": 1,
+        "max_subscriptions": 1,
+        "max_operation_cost": 100_000,
+    }
     with serve(secure(settings, **update)) as api:
         yield api
 
@@ -319,3 +324,48 @@ def test_a_huge_list_argument_of_a_subscription_is_refused(hardened: Api) -> Non
     assert answer["type"] == "next" and answer["payload"]["data"] is None, answer
     message = answer["payload"]["errors"][0]["message"]
     assert f"mrids has {hardened.settings.max_list_items + 1} entries" in message
+
+
+SUBSCRIPTION = "subscription { changes { mrid } }"
+
+
+async def _subscribe(api: Api, token: str) -> tuple[Any, dict[str, Any] | None]:
+    """An open websocket with one ``changes`` subscription, and its first answer within a second and a half
+    (None: none, as for a subscription that runs and has nothing to say yet)."""
+    import json
+
+    import websockets
+
+    ws = await websockets.connect(api.ws_url, subprotocols=["graphql-transport-ws"])  # type: ignore[list-item]
+    await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
+    assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}))
+    try:
+        answer: dict[str, Any] | None = json.loads(await asyncio.wait_for(ws.recv(), 1.5))
+    except TimeoutError:
+        answer = None
+    return ws, answer
+
+
+def test_one_callers_open_subscriptions_are_capped_not_others(tight: Api) -> None:
+    greedy = tight.token("greedy-watcher", None, "PUBLIC")
+    other = tight.token("other-watcher", None, "PUBLIC")
+
+    async def scenario() -> None:
+        first, answer = await _subscribe(tight, greedy)
+        assert answer is None, answer
+        second, refused = await _subscribe(tight, greedy)
+        assert refused is not None and refused["type"] == "next", refused
+        message = refused["payload"]["errors"][0]["message"]
+        assert "already has 1 subscriptions running" in message and "HUB_MAX_SUBSCRIPTIONS=1" in message
+        third, answer = await _subscribe(tight, other)
+        assert answer is None, answer
+        # Closing the first frees its place.
+        await first.close()
+        await asyncio.sleep(1.0)
+        fourth, answer = await _subscribe(tight, greedy)
+        assert answer is None, answer
+        for ws in (second, third, fourth):
+            await ws.close()
+
+    asyncio.run(scenario())
