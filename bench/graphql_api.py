@@ -43,7 +43,7 @@ import uvicorn
 from neo4j import AsyncGraphDatabase, GraphDatabase, Query, RoutingControl
 
 from hub import guard as guard_module
-from hub.auth import mint_token
+from hub.auth import DevIssuer, mint_token
 from hub.caller import Caller
 from hub.graph import ensure_schema
 from hub.guard import LabelDirectory
@@ -233,12 +233,14 @@ async def run(settings: Settings, repeat: int, side: int, min_time_s: float) -> 
     from hubql.encoding import encode_json
 
     from hub.app import create_app
+    from hub.serving import server_config
 
     sizes = write_grid(settings, side)
     recorder = Recorder()
     app = create_app(settings, frontend_dist=None)
     port = 18765
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    # Served as `hub api` serves it (its HTTP protocol and request limits).
+    server = uvicorn.Server(server_config(app, settings, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
@@ -427,7 +429,11 @@ def main() -> None:
     )
     parser.add_argument("--side", type=int, default=60, help="connectivity nodes per side of the grid")
     args = parser.parse_args()
-    settings = get_settings()
+    # As a production API runs: no development mode, keys from a JWKS file (the development issuer's, whose
+    # key mints the bench's token), and no metrics port to contend for.
+    issuer = DevIssuer(get_settings())
+    issuer.ensure()
+    settings = get_settings().model_copy(update={"jwks_file": issuer.jwks_path, "api_metrics_port": 0})
     # Logging as `hub api` sets it up: the audit line of every operation is part of what an operation costs.
     configure_logging(settings)
     result = asyncio.run(run(settings, args.repeat, args.side, args.min_time))

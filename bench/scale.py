@@ -597,12 +597,17 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
 
     from bench.synthetic import _mrid as synthetic_mrid
     from bench.synthetic import load_tile
-    from hub.auth import mint_token
+    from hub.auth import DevIssuer, mint_token
     from hub.graph import make_driver
     from hub.settings import get_settings
 
     settings = get_settings()
-    api = spawn("api", [sys.executable, "-c", "from hub.app import run; run()"], {})
+    # As a production API runs: no development mode, keys from a JWKS file (the development issuer's, whose
+    # key mints the bench's token), and no metrics port to contend for.
+    issuer = DevIssuer(settings)
+    issuer.ensure()
+    api_env = {"HUB_JWKS_FILE": str(issuer.jwks_path), "HUB_API_METRICS_PORT": "0"}
+    api = spawn("api", [sys.executable, "-c", "from hub.app import run; run()"], api_env)
     base = f"http://{settings.api_host}:{settings.api_port}"
     try:
         deadline = time.monotonic() + 180

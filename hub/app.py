@@ -1,5 +1,6 @@
-"""The API process: GraphQL (queries over HTTP, subscriptions over websocket), HTTP ingest, health, metrics,
-development tokens, and the planners' page when it has been built.
+"""The API process: GraphQL (queries over HTTP, subscriptions over websocket), HTTP ingest, health,
+development tokens, and the planners' page when it has been built. Its Prometheus metrics are served on a
+port of their own (``api_metrics_host:api_metrics_port``, loopback by default), never on the API's port.
 
 Run with ``hub api`` (uvicorn). One app instance per process; replicas are stateless.
 """
@@ -14,28 +15,33 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
+from wsgiref.simple_server import WSGIServer
 
 import structlog
 import typer
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from hubql.context import ApiServices, HubContext, get_context
 from hubql.encoding import encode_json
 from hubql.schema import build_schema
 from neo4j import AsyncGraphDatabase
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 
 from hub import audit
-from hub.auth import Authenticator, AuthError, dev_tokens
+from hub.audit import AuditPublisher
+from hub.auth import Authenticator, AuthError, audit_refusal, dev_tokens
 from hub.caller import Caller
 from hub.guard import LabelDirectory
 from hub.http_ingest import IngestService
 from hub.http_ingest import router as ingest_router
+from hub.kafka_clients import API, aiokafka_options
+from hub.metrics import metrics_server
+from hub.serving import BodyLimit, server_config
 from hub.settings import PROJECT_ROOT, Settings, get_settings
 from ontology.loader import load_ontology
 
@@ -55,6 +61,14 @@ def tune_gc() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
+def _authorization_param(payload: object) -> str | None:
+    """The ``Authorization`` connection parameter, if there is one that is text (for the audit trail)."""
+    if not isinstance(payload, dict):
+        return None
+    found = (v for k, v in payload.items() if str(k).lower() == "authorization" and isinstance(v, str))
+    return next(found, None)
 
 
 class AuthenticatingWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
@@ -78,6 +92,7 @@ class AuthenticatingWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
                 raise AuthError("connection_init payload must be an object")
             caller = context.services.authenticator.authenticate_params(payload)
         except AuthError as exc:
+            audit_refusal(exc, _authorization_param(payload), client=context.client, channel="websocket")
             await self.websocket.close(code=4401, reason=exc.reason[:120])
             return
         context.set_caller(caller)
@@ -112,6 +127,29 @@ class HubGraphQLRouter(GraphQLRouter[Any, Any]):
         return encode_json(data)
 
 
+async def audit_producer(settings: Settings) -> AIOKafkaProducer:
+    """The Kafka producer of the audit topic, started. Every client the API builds for the audit trail
+    comes from here, so how clients connect and authenticate is decided in one place."""
+    producer = AIOKafkaProducer(**aiokafka_options(settings, API), acks="all")
+    await producer.start()
+    return producer
+
+
+def serve_metrics(settings: Settings) -> WSGIServer | None:
+    """Serve the process's metrics on their own port (0: not served); the error names the setting."""
+    if settings.api_metrics_port == 0:
+        return None
+    try:
+        server = metrics_server(settings.api_metrics_port, settings.api_metrics_host)
+    except OSError as exc:
+        raise RuntimeError(
+            f"api_metrics_port = {settings.api_metrics_port} on api_metrics_host = "
+            f"{settings.api_metrics_host!r} cannot be bound: {exc.strerror}"
+        ) from None
+    log.info("metrics served", host=settings.api_metrics_host, port=settings.api_metrics_port)
+    return server
+
+
 def create_app(settings: Settings | None = None, *, frontend_dist: Path | None = FRONTEND_DIST) -> FastAPI:
     settings = settings or get_settings()
     ontology = load_ontology()
@@ -135,17 +173,40 @@ def create_app(settings: Settings | None = None, *, frontend_dist: Path | None =
             authenticator=authenticator,
         )
         app.state.ingest = IngestService(settings, ontology, authenticator)
+        producers: list[AIOKafkaProducer] = []
+
+        async def audit_sender() -> AIOKafkaProducer:
+            producer = await audit_producer(settings)
+            producers.append(producer)
+            return producer
+
+        publisher = AuditPublisher(settings.audit_topic, audit_sender)
+        publisher.start()
+        metrics = serve_metrics(settings)
         tune_gc()
         log.info(
             "api started",
             neo4j=settings.neo4j_uri,
             kafka=settings.kafka_bootstrap,
             dev_mode=settings.dev_mode,
+            anonymous_access=settings.anonymous_access,
         )
+        if settings.dev_mode or settings.anonymous_access:
+            log.warning(
+                "insecure settings on: not for production",
+                dev_mode=settings.dev_mode,
+                anonymous_access=settings.anonymous_access,
+            )
         try:
             yield
         finally:
             await app.state.hub.feed.stop()
+            if metrics is not None:
+                metrics.shutdown()
+                metrics.server_close()
+            await publisher.stop()
+            for producer in producers:
+                await producer.stop()
             await app.state.ingest.close()
             await driver.close()
 
@@ -163,6 +224,7 @@ def create_app(settings: Settings | None = None, *, frontend_dist: Path | None =
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         allow_queries_via_get=False,
     )
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.include_router(graphql_router, prefix="/graphql")
     app.state.schema = schema
     app.include_router(ingest_router)
@@ -175,10 +237,6 @@ def create_app(settings: Settings | None = None, *, frontend_dist: Path | None =
         except Exception as exc:
             return JSONResponse({"status": "unavailable", "neo4j": type(exc).__name__}, status_code=503)
         return JSONResponse({"status": "ok"})
-
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     if settings.dev_mode:
 
@@ -210,9 +268,9 @@ def run(settings: Settings | None = None) -> None:
 
     settings = settings or get_settings()
     configure_logging(settings)
-    uvicorn.run(
-        create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None, ws="websockets"
-    )
+    app = create_app(settings)
+    config = server_config(app, settings, host=settings.api_host, port=settings.api_port, log_config=None)
+    uvicorn.Server(config).run()
 
 
 def api_command(

@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 
 from hub import audit
-from hub.auth import Authenticator, AuthError, unauthorized
+from hub.auth import Authenticator, AuthError, audit_refusal, unauthorized
 from hub.caller import Caller
 from hub.kafka_clients import API, aiokafka_options
 from hub.labels import LabelError, parse
@@ -115,12 +115,15 @@ def _service(request: Request) -> IngestService:
 
 
 def _caller(request: Request, service: Annotated[IngestService, Depends(_service)]) -> Caller:
+    authorization = request.headers.get("authorization")
+    client = request.client.host if request.client is not None else None
     try:
-        caller = service.authenticator.authenticate(request.headers.get("authorization"))
+        caller = service.authenticator.authenticate(authorization)
+        if caller.anonymous:
+            raise AuthError("producers must authenticate to ingest events")
     except AuthError as exc:
+        audit_refusal(exc, authorization, client=client, channel="http")
         raise unauthorized(exc) from None
-    if caller.anonymous:
-        raise unauthorized(AuthError("producers must authenticate to ingest events"))
     return caller
 
 

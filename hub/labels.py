@@ -317,15 +317,17 @@ class Authorizations:
         groups: Iterable[str] = (),
         extra: Iterable[str] = (),
     ) -> Authorizations:
-        """Tokens ``org=<org>``, ``role=<r>``, ``group=<g>`` and each bare group name."""
+        """Tokens ``org=<org>``, ``role=<r>`` and ``group=<g>``.
+
+        Groups are their own namespace: a group is only ever the token ``group=<g>``, never its bare name,
+        or a group named ``org=neso`` or ``role=admin`` (group names are chosen by whoever runs the
+        identity provider) would grant that organisation's data or that role.
+        """
         attrs: set[str] = set(extra)
         if org:
             attrs.add(f"org={org}")
         attrs.update(f"role={r}" for r in roles if r)
-        for g in groups:
-            if g:
-                attrs.add(f"group={g}")
-                attrs.add(g)
+        attrs.update(f"group={g}" for g in groups if g)
         return cls(clearance, frozenset(attrs))
 
     @classmethod

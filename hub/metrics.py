@@ -6,6 +6,8 @@ topic/partition) so the series count stays bounded.
 
 from __future__ import annotations
 
+from wsgiref.simple_server import WSGIServer
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 EVENTS_APPLIED = Counter("hub_events_applied_total", "Events whose effect was written to the graph", ["type"])
@@ -49,7 +51,13 @@ LAG = Gauge(
 SUBSCRIBED_TOPICS = Gauge("hub_ingest_topics", "Ingest topics the worker is subscribed to")
 
 
-def start_metrics_server(port: int, addr: str = "0.0.0.0") -> int:
-    """Serve /metrics; port 0 picks a free port. Returns the bound port."""
+def metrics_server(port: int, addr: str = "127.0.0.1") -> WSGIServer:
+    """Serve /metrics on ``addr`` (loopback unless told otherwise) from a thread; port 0 picks a free
+    port. ``shutdown()`` and ``server_close()`` stop it."""
     server, _thread = start_http_server(port, addr=addr)
-    return int(server.server_address[1])
+    return server
+
+
+def start_metrics_server(port: int, addr: str = "127.0.0.1") -> int:
+    """:func:`metrics_server` for the life of the process. Returns the bound port."""
+    return int(metrics_server(port, addr).server_address[1])

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     batch_timeout_s: float = 0.5
     max_event_bytes: int = 1_000_000
     metrics_port: int = 9108
+    # Address the worker's metrics bind; loopback unless an operator opens it (HUB_METRICS_HOST).
+    metrics_host: str = "127.0.0.1"
     # How often the worker looks for new ingest topics (a new producer needs no restart).
     topic_discovery_interval_s: float = 2.0
     # How often acknowledged offsets are committed to Kafka (only ever after the graph commit).
@@ -88,7 +90,21 @@ class Settings(BaseSettings):
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    dev_mode: bool = True
+    # Development mode serves /dev/tokens (admin tokens for anyone), GraphiQL, introspection and the dev
+    # issuer's keys; off unless turned on (`hub demo` turns it on for its own API and says so).
+    dev_mode: bool = False
+    # The API's Prometheus metrics are served on their own port, bound to loopback, never on the API's
+    # port: what the API counts may depend on data a caller may not see. 0: not served.
+    api_metrics_host: str = "127.0.0.1"
+    api_metrics_port: int = 9109
+    # Request limits enforced before the API reads a request: body bytes (413), request line plus
+    # headers (431) and one websocket message.
+    api_max_body_bytes: int = 4 * 1024 * 1024
+    api_max_header_bytes: int = 16 * 1024
+    api_max_ws_message_bytes: int = 1024 * 1024
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated addresses, as
+    # uvicorn's forwarded_allow_ips); empty: none, the client address is the connection's.
+    api_forwarded_allow_ips: str = ""
     max_page_size: int = 5000
     max_query_depth: int = 12
     query_timeout_s: float = 10.0
@@ -109,6 +125,12 @@ class Settings(BaseSettings):
     max_subscriptions_per_socket: int = 8
     max_subscriptions_per_caller: int = 32
     subscription_queue_size: int = 1000
+    # Entries in one list argument (after duplicates are dropped); larger lists are refused.
+    max_list_items: int = 5000
+    # Cost budget of one GraphQL document (each field's cost, every alias counted; see hubql/cost.py).
+    max_operation_cost: int = 250
+    # GraphQL operations one caller may have running at once (queries and mutations over HTTP).
+    max_concurrent_operations: int = 4
 
     # Auth (OIDC bearer tokens)
     oidc_issuer: str = "http://127.0.0.1:8000/dev-issuer"
@@ -119,7 +141,8 @@ class Settings(BaseSettings):
     claim_org: str = "org"
     claim_roles: str = "roles"
     claim_groups: str = "groups"
-    anonymous_access: bool = True
+    # Requests without a token are refused unless this is on (`hub demo` turns it on for its own API).
+    anonymous_access: bool = False
     # Clock skew tolerated on exp/nbf/iat, and how long a fetched JWKS is trusted before refetching.
     oidc_leeway_s: float = 30.0
     jwks_cache_s: float = 300.0

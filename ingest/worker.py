@@ -61,8 +61,8 @@ def run(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     configure_logging(settings)
     if settings.metrics_port >= 0:
-        port = start_metrics_server(settings.metrics_port)
-        log.info("metrics served", port=port)
+        port = start_metrics_server(settings.metrics_port, settings.metrics_host)
+        log.info("metrics served", host=settings.metrics_host, port=port)
     topics = _prepare(settings)
     if settings.worker_event_loop == "uvloop":
         # Before Faust creates its loop. Faust's wake-ups, timers and socket reads cost less CPU per

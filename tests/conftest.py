@@ -43,6 +43,13 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["HUB_KAFKA_CONTROLLER_PORT"] = str(TEST_CONTROLLER_PORT)
     if not _EXTERNAL["neo4j"]:
         os.environ["HUB_NEO4J_URI"] = f"bolt://127.0.0.1:{TEST_BOLT_PORT}"
+    # The hub's defaults are secure (no dev tokens, no anonymous callers). Most tests mint tokens from the
+    # development issuer and some call without a token, so they turn both on here, explicitly; the tests
+    # of the defaults themselves (tests/security/) set them back. APIs started in tests serve metrics only
+    # where a test asks for them, so that two checkouts' suites never contend for the metrics port.
+    os.environ["HUB_DEV_MODE"] = "true"
+    os.environ["HUB_ANONYMOUS_ACCESS"] = "true"
+    os.environ["HUB_API_METRICS_PORT"] = "0"
     from hub.settings import get_settings
 
     get_settings.cache_clear()

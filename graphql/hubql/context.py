@@ -16,7 +16,7 @@ from starlette.requests import HTTPConnection
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
-from hub.auth import Authenticator, AuthError, unauthorized
+from hub.auth import Authenticator, AuthError, audit_refusal, unauthorized
 from hub.caller import Caller
 from hub.guard import Guard, LabelDirectory
 from hub.labels import LabelCache
@@ -77,9 +77,11 @@ class ApiServices:
 class HubContext(BaseContext):
     """One caller's request (or websocket connection, once ``connection_init`` authenticated it)."""
 
-    def __init__(self, services: ApiServices, caller: Caller | None) -> None:
+    def __init__(self, services: ApiServices, caller: Caller | None, client: str | None = None) -> None:
         super().__init__()
         self.services = services
+        # The connection's peer address (a trusted proxy's X-Forwarded-For only when so configured).
+        self.client = client
         self.registry = services.registry
         self.operation_name: str | None = None
         self._loaders: dict[tuple[str, str, str], DataLoader[str, list[dict[str, Any]]]] = {}
@@ -130,10 +132,13 @@ async def get_context(connection: HTTPConnection) -> HubContext:
     Over a websocket the token arrives in ``connection_init``; the handler authenticates it there.
     """
     services: ApiServices = connection.app.state.hub
+    client = connection.client.host if connection.client is not None else None
     if connection.scope["type"] == "websocket":
-        return HubContext(services, None)
+        return HubContext(services, None, client)
+    authorization = connection.headers.get("authorization")
     try:
-        caller = services.authenticator.authenticate(connection.headers.get("authorization"))
+        caller = services.authenticator.authenticate(authorization)
     except AuthError as exc:
+        audit_refusal(exc, authorization, client=client, channel="http")
         raise unauthorized(exc) from None
-    return HubContext(services, caller)
+    return HubContext(services, caller, client)

@@ -1,8 +1,9 @@
 """Audit log and metrics for every GraphQL operation, and the parse cache.
 
 One structured log line per operation: caller, operation name, a hash of the variables (never the values,
-which may name objects), rows returned, objects the guard withheld, duration and outcome. The counts of
-withheld objects go to the log and metrics only, never to the response.
+which may name objects), rows returned, objects the guard withheld, duration and outcome. The count of
+withheld objects goes to the operators' log only: not to the response and not to a metric, since a
+counter of hidden objects that anyone can read before and after a query tells hidden from missing.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 ROWS = Counter("hub_api_rows_returned_total", "Objects returned by GraphQL operations")
-WITHHELD = Counter("hub_api_objects_withheld_total", "Objects the access guard withheld from callers")
 
 
 def variables_hash(variables: dict[str, Any] | None) -> str | None:
@@ -83,7 +83,6 @@ class AuditExtension(SchemaExtension):
         OPERATIONS.labels(op_type, outcome).inc()
         DURATION.labels(op_type).observe(elapsed)
         ROWS.inc(rows)
-        WITHHELD.inc(withheld)
         log.info(
             "graphql operation",
             subject=getattr(caller, "subject", None),

@@ -20,13 +20,17 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
 from strawberry.types.info import Info
 
-from graphql import GraphQLError
+from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
 from hub import reader as rd
 from hub.auth import AuthError
 from hub.settings import Settings, get_settings
 from hubql import prefetch
+from hubql.admission import Admission, TooBusy, admit
+from hubql.cost import Limits, cost_rule
 from hubql.execution import HubExecutionContext
 from hubql.extensions import AuditExtension, CachedParsing
 from hubql.generic import (
@@ -52,11 +56,28 @@ SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema.graphql"
 
 # Errors whose message is meant for the client (bad arguments, authentication); all others are masked
 # outside dev mode, since a driver or engine message could describe data.
-CLIENT_ERRORS: tuple[type[Exception], ...] = (rd.ReadError, AuthError)
+CLIENT_ERRORS: tuple[type[Exception], ...] = (rd.ReadError, AuthError, InvalidOperationTypeError, TooBusy)
 
 
 def _domain_name(domain: Domain | None) -> str | None:
     return None if domain is None else domain.value
+
+
+def bounded_list(info: Info, name: str, values: list[Any] | None) -> list[Any] | None:
+    """A list argument without duplicates, refused when longer than ``max_list_items``.
+
+    Lists reach Cypher as parameters or, for relationship types, as alternatives in the pattern; a
+    30,000-entry list of one type once drove Neo4j's planner into a stack overflow.
+    """
+    if values is None:
+        return None
+    limit = info.context.services.settings.max_list_items
+    if len(values) > limit:
+        raise rd.ReadError(
+            f"{name} has {len(values)} entries; at most {limit} are allowed (HUB_MAX_LIST_ITEMS)"
+        )
+    unique = list(dict.fromkeys(values))
+    return unique
 
 
 def subgraph_row(info: Info, graph: rd.Subgraph) -> dict[str, Any]:
@@ -119,6 +140,8 @@ async def _objects(
     after: str | None = None,
 ) -> Any:
     ctx = info.context
+    if bbox is not None and len(bbox) != 4:
+        raise rd.ReadError(f"bbox must be [minX, minY, maxX, maxY], got {len(bbox)} numbers")
     args = {"class_name": class_name, "domain": _domain_name(domain), "name": name, "bbox": bbox}
     wanted = prefetch.merge(_prefetch(info, "nodes"), _prefetch(info, "edges", "node"))
     page = await ctx.reader.objects(first=first, after=after, prefetch=wanted, **args)
@@ -152,6 +175,7 @@ async def _search(info: Info, text: str, first: int | None = 20) -> list[SearchH
 async def _neighbourhood(
     info: Info, mrid: strawberry.ID, depth: int | None = 1, types: list[str] | None = None
 ) -> Subgraph:
+    types = bounded_list(info, "types", types)
     graph = await info.context.reader.neighbourhood(str(mrid), 1 if depth is None else depth, types)
     return subgraph_row(info, graph)  # type: ignore[return-value]
 
@@ -207,13 +231,10 @@ async def _changes(
     mrids: list[strawberry.ID] | None = None,
     after: str | None = None,
 ) -> AsyncGenerator[Change, None]:
-    stream = change_stream(
-        info.context,
-        class_names,
-        _domain_name(domain),
-        [str(m) for m in mrids] if mrids is not None else None,
-        after,
-    )
+    class_names = bounded_list(info, "classNames", class_names)
+    wanted = bounded_list(info, "mrids", [str(m) for m in mrids] if mrids is not None else None)
+    # Caps on open subscriptions per socket and per caller: see hubql.subscriptions.
+    stream = change_stream(info.context, class_names, _domain_name(domain), wanted, after)
     async for row in stream:
         yield row  # type: ignore[misc]
 
@@ -312,10 +333,16 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
     # The depth and alias rules are built once: every request then checks against the same rule classes,
     # so the validation cache can recognise a document it has already checked (clients send the same few
     # documents over and over). Parsing is cached the same way, under the token limit.
+    limits = Limits(settings.max_neighbourhood_depth, settings.max_page_size)
     limit_rules = [
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+        cost_rule(settings.max_operation_cost, limits),
     ]
+    if not settings.dev_mode:
+        # The schema is published (graphql/schema.graphql); a production API does not describe itself to
+        # anyone who asks, token or not.
+        limit_rules.append(NoSchemaIntrospectionCustomRule)
     extensions: list[Any] = [
         lambda: AddValidationRules(limit_rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
@@ -325,7 +352,8 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
     ]
     if not settings.dev_mode:
         extensions.append(lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal error."))
-    schema = strawberry.Schema(
+    schema = HubSchema(
+        settings,
         query=query,
         subscription=subscription,
         types=registry.all_types(),
@@ -335,6 +363,29 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
     )
     _drop_inherited_descriptions(schema)
     return schema, registry
+
+
+class HubSchema(strawberry.Schema):
+    """The schema, with every operation over HTTP admitted through :mod:`hubql.admission`: a deadline
+    for the whole operation and a cap on the operations one caller runs at once."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.admission = Admission(settings.max_concurrent_operations, settings.query_timeout_s)
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        context = kwargs.get("context_value")
+
+        async def run() -> Any:
+            return await super(HubSchema, self).execute(*args, **kwargs)
+
+        return await admit(self.admission, context, run)
+
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        # The websocket runs subscriptions only: a query or mutation sent there would escape the
+        # deadline and the per-caller cap that HTTP applies.
+        kwargs["allowed_operation_types"] = (OperationType.SUBSCRIPTION,)
+        return await super().stream(*args, **kwargs)
 
 
 def _drop_inherited_descriptions(schema: strawberry.Schema) -> None:

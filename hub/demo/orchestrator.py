@@ -41,6 +41,8 @@ console = Console()
 err_console = Console(stderr=True)
 Report = Callable[[str], None]
 SYSTEM_OPERATOR_ORG = PRODUCER_CONFIG[NESO]["org"]
+# What the demo's API runs with beyond the hub's secure defaults (printed when the demo starts).
+DEMO_INSECURE_SETTINGS: dict[str, str] = {"HUB_DEV_MODE": "true", "HUB_ANONYMOUS_ACCESS": "true"}
 
 
 async def add_demo_producers(settings: Settings) -> None:
@@ -242,7 +244,12 @@ def demo(
 
         try:
             started = ensure_services(settings, report)
-            env = child_env(settings, {"HUB_PRODUCERS": producers_json(), "HUB_DEV_MODE": "true"})
+            # The hub's defaults are secure; the demo is for one person on their own machine, so its API
+            # hands out demo tokens and serves callers without a token. Said out loud below.
+            env = child_env(
+                settings,
+                {"HUB_PRODUCERS": producers_json(), **DEMO_INSECURE_SETTINGS},
+            )
             stack = DemoStack(settings, env, StateLayout.of(settings.state_dir).logs_dir())
             stack.start(report)
             report("Loading the ontology and assembling the network")
@@ -258,6 +265,13 @@ def demo(
         f"{pid} ({cfg['org']}, {cfg['clearance']})" for pid, cfg in PRODUCER_CONFIG.items()
     )
     console.print(f"Producers: {configured}")
+    console.print(
+        "[yellow]Demo only:[/] the API runs with development mode on (anyone on this machine can fetch "
+        "demo tokens, admin included, from /dev/tokens; GraphiQL and introspection are on) and anonymous "
+        f"access on ({', '.join(f'{k}={v}' for k, v in DEMO_INSECURE_SETTINGS.items())}). "
+        "Never run a hub with these settings anywhere else.",
+        highlight=False,
+    )
     assert stack is not None
     code = 0
     try:

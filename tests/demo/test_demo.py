@@ -14,7 +14,13 @@ import pytest
 
 from hub.auth import DEMO_USERS, mint_token
 from hub.demo.network import DemoNetwork, build_network
-from hub.demo.orchestrator import add_demo_producers, producer_clients, publish_network, wait_applied
+from hub.demo.orchestrator import (
+    DEMO_INSECURE_SETTINGS,
+    add_demo_producers,
+    producer_clients,
+    publish_network,
+    wait_applied,
+)
 from hub.demo.producers import PRODUCER_CONFIG, PRODUCER_IDS, producers_json
 from hub.demo.simulator import Simulator
 from hub.demo.stack import DemoStack, child_env, graphql
@@ -59,7 +65,8 @@ def demo_stack(settings: Any, clean_graph: Any, tmp_path: Any) -> Iterator[DemoS
             "HUB_WORKER_ID": f"demo-test-{run}",
             "HUB_WORKER_WEB_PORT": "0",
             "HUB_METRICS_PORT": "0",
-            "HUB_DEV_MODE": "true",
+            # What `hub demo` gives its API (the hub's defaults would refuse the demo's callers).
+            **DEMO_INSECURE_SETTINGS,
         },
     )
     stack = DemoStack(isolated, env, tmp_path / "logs")

@@ -29,12 +29,13 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def api(settings: Any) -> Iterator[Api]:
     from hub.app import create_app
+    from hub.serving import server_config
 
     port = _free_port()
+    # The session's API serves its metrics on a port of its own, as in production.
+    settings = settings.model_copy(update={"api_metrics_port": _free_port()})
     app = create_app(settings, frontend_dist=None)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", ws="websockets", lifespan="on"
-    )
+    config = server_config(app, settings, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -151,10 +151,10 @@ def serve(settings: Any) -> Iterator[Api]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
+    from hub.serving import server_config
+
     server = uvicorn.Server(
-        uvicorn.Config(
-            _create_app(settings), host="127.0.0.1", port=port, log_level="warning", ws="websockets"
-        )
+        server_config(_create_app(settings), settings, host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

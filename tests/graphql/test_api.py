@@ -146,7 +146,9 @@ def test_errors_masked_outside_dev_mode(settings: Any) -> None:
 def test_health_metrics_and_dev_tokens(api: Api) -> None:
     assert httpx.get(f"{api.base}/healthz").json() == {"status": "ok"}
     _post(api, None)
-    metrics = httpx.get(f"{api.base}/metrics").text
+    # Metrics are served on their own port, not the API's.
+    assert httpx.get(f"{api.base}/metrics").status_code == 404
+    metrics = httpx.get(f"http://127.0.0.1:{api.settings.api_metrics_port}/metrics").text
     assert "hub_api_operations_total" in metrics and "hub_api_operation_seconds_bucket" in metrics
     users = httpx.get(f"{api.base}/dev/tokens").json()["users"]
     assert {u["user"] for u in users} >= {"hub.admin", "public.analyst"}

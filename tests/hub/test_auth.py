@@ -136,7 +136,7 @@ def test_good_token_gives_the_right_caller(
     )
     assert caller.authorizations == Authorizations(
         "OFFICIAL",
-        frozenset({"org=ngt", "role=planner", "role=operator", "group=grid-planning", "grid-planning"}),
+        frozenset({"org=ngt", "role=planner", "role=operator", "group=grid-planning"}),
     )
     assert evaluate(parse("org=ngt&role=planner&classification=OFFICIAL"), caller.authorizations)
     assert not evaluate(parse("classification=OFFICIAL-SENSITIVE"), caller.authorizations)

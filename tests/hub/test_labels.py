@@ -268,9 +268,11 @@ def test_classification_token_in_attributes_grants_nothing() -> None:
 def test_authorizations_from_claims() -> None:
     auths = Authorizations.from_claims(clearance="official", org="ngt", roles=["planner"], groups=["gas-ops"])
     assert auths.classification == "OFFICIAL"
-    assert auths.attributes == {"org=ngt", "role=planner", "group=gas-ops", "gas-ops"}
+    # A group is the token group=<name> only; its bare name is not a token the caller holds.
+    assert auths.attributes == {"org=ngt", "role=planner", "group=gas-ops"}
     assert evaluate(parse("org=ngt&role=planner&classification=PUBLIC"), auths)
-    assert evaluate(parse("gas-ops"), auths)
+    assert evaluate(parse("group=gas-ops"), auths)
+    assert not evaluate(parse("gas-ops"), auths)
     assert not evaluate(parse("org=ngt&classification=SECRET"), auths)
     with pytest.raises(ValueError, match="'TOP'"):
         Authorizations("TOP")
@@ -333,3 +335,12 @@ def test_label_cache_forgets_least_recent_callers() -> None:
         cache.visible(stored, c)
     assert len(cache._verdicts) == 2
     assert cache.visible(stored, callers[0]) == {label_id("org=a")}
+
+
+@pytest.mark.parametrize("group", ["org=neso", "role=admin", "group=x", "control-room"])
+def test_a_group_named_like_another_attribute_grants_only_the_group(group: str) -> None:
+    # Group names come from the identity provider; a group called "org=neso" is not membership of neso.
+    auths = Authorizations.from_claims(clearance="PUBLIC", org="public", groups=[group])
+    assert auths.attributes == {"org=public", f"group={group}"}
+    assert not evaluate(parse(group), auths)
+    assert evaluate(parse(f"group={group}"), auths)

@@ -1,0 +1,143 @@
+"""The cost budget of a GraphQL document, checked during validation, before anything runs.
+
+Aliases let one document ask for the same expensive field many times; the alias limit alone still let 30
+deep neighbourhoods through in one request. Every field selected costs something, counted once per alias
+and once per use of a fragment:
+
+- root fields cost what their Cypher costs, relative to one ``object`` look-up (:data:`ROOT_COSTS`);
+- ``neighbourhood`` doubles with each level of ``depth`` (a traversal's frontier grows with every hop),
+  ``containment`` grows by one step per level; ``objects`` and ``search`` grow with the page size they
+  ask for (``first``). When such an argument is a variable, the largest value it may take counts:
+  validation does not see variable values, and the server allows no more than that anyway;
+- a field with a selection of its own (an association, a page, a subgraph) costs 1, since it may mean one
+  more batched query; ``totalCount`` costs as much as a count;
+- scalar fields cost nothing.
+
+A document with an operation costing more than ``max_operation_cost`` is refused with its cost and the
+budget. The page's own requests, the largest a batch of 25 neighbourhoods, stay well inside the default.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Final
+
+from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationContext,
+    ValidationRule,
+    VariableNode,
+)
+
+ROOT_COSTS: Final[dict[str, int]] = {
+    "me": 0,
+    "ontologyClasses": 1,
+    "object": 1,
+    "counts": 10,
+    "shortestPath": 20,
+    "dependencies": 20,
+    "changes": 5,
+}
+NESTED_COSTS: Final[dict[str, int]] = {"totalCount": 10}
+# Rows per unit of cost in a page of objects or search hits.
+ROWS_PER_UNIT: Final = 100
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The largest values an argument given as a variable may take."""
+
+    max_neighbourhood_depth: int
+    max_page_size: int
+
+
+def _int_arg(node: FieldNode, name: str, default: int, largest: int) -> int:
+    # A value past the largest allowed is refused by the resolver with its own message; it costs as
+    # much as the largest.
+    for arg in node.arguments or ():
+        if arg.name.value == name:
+            if isinstance(arg.value, IntValueNode):
+                return min(max(int(arg.value.value), 0), largest)
+            if isinstance(arg.value, VariableNode):
+                return largest
+            return default  # null or an invalid value: the server uses (or refuses) the default
+    return default
+
+
+class _Costing:
+    def __init__(self, context: ValidationContext, limits: Limits) -> None:
+        self.context = context
+        self.limits = limits
+
+    def root_field(self, node: FieldNode) -> int:
+        name = node.name.value
+        if name.startswith("__"):
+            return 0
+        lim = self.limits
+        if name == "neighbourhood":
+            depth = max(_int_arg(node, "depth", 1, lim.max_neighbourhood_depth), 1)
+            return 5 * 2 ** (depth - 1)
+        if name == "containment":
+            return 5 * max(_int_arg(node, "depth", 3, lim.max_neighbourhood_depth), 1)
+        if name == "objects":
+            return 1 + math.ceil(_int_arg(node, "first", 100, lim.max_page_size) / ROWS_PER_UNIT)
+        if name == "search":
+            return 4 + math.ceil(_int_arg(node, "first", 20, lim.max_page_size) / ROWS_PER_UNIT)
+        return ROOT_COSTS.get(name, 1)
+
+    def selection(self, selections: SelectionSetNode | None, *, root: bool, seen: frozenset[str]) -> int:
+        if selections is None:
+            return 0
+        total = 0
+        for sel in selections.selections:
+            if isinstance(sel, FieldNode):
+                if root:
+                    total += self.root_field(sel)
+                elif sel.name.value in NESTED_COSTS:
+                    total += NESTED_COSTS[sel.name.value]
+                elif sel.selection_set is not None:
+                    total += 1
+                total += self.selection(sel.selection_set, root=False, seen=seen)
+            elif isinstance(sel, InlineFragmentNode):
+                total += self.selection(sel.selection_set, root=root, seen=seen)
+            elif isinstance(sel, FragmentSpreadNode):
+                name = sel.name.value
+                fragment = self.context.get_fragment(name)
+                # A fragment cycle is another rule's error; do not follow it round.
+                if fragment is not None and name not in seen:
+                    total += self.selection(fragment.selection_set, root=root, seen=seen | {name})
+        return total
+
+
+def cost_of(context: ValidationContext, operation: OperationDefinitionNode, limits: Limits) -> int:
+    """The cost of one operation of the document being validated."""
+    return _Costing(context, limits).selection(operation.selection_set, root=True, seen=frozenset())
+
+
+def cost_rule(max_cost: int, limits: Limits) -> type[ValidationRule]:
+    """A validation rule refusing operations that cost more than ``max_cost``.
+
+    Built once per schema: the validation cache recognises documents already checked by the same rules.
+    """
+
+    class CostBudget(ValidationRule):
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_args: Any) -> None:
+            cost = cost_of(self.context, node, limits)
+            if cost > max_cost:
+                name = node.name.value if node.name else "(anonymous)"
+                self.report_error(
+                    GraphQLError(
+                        f"operation {name!r} costs {cost}, more than the budget of {max_cost} per document "
+                        "(HUB_MAX_OPERATION_COST); ask for fewer or smaller fields, or split the request",
+                        node,
+                    )
+                )
+
+    return CostBudget
