@@ -9,6 +9,7 @@ and no path, neighbourhood or dependency report may step onto a hidden node.
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -253,8 +254,10 @@ def _global_counts(driver: Any, who: Who) -> tuple[dict[str, int], frozenset[tup
     return counts, frozenset((r["cls"], r["lid"], r["c"], r["top"]) for r in records)
 
 
+# HUB_SECURITY_EXAMPLES sets the example count, as for tests/security/test_write_properties.py: the
+# suite's default keeps CI short; a long run on demand is e.g. HUB_SECURITY_EXAMPLES=10000.
 @settings(
-    max_examples=30,
+    max_examples=int(os.environ.get("HUB_SECURITY_EXAMPLES", "30")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from mode import Service
 
-from ingest.app import app
 from ingest.consumer import EagerWaitFirst, IngestConsumer
 
 
@@ -162,6 +161,9 @@ async def test_cancelling_the_waiter_cancels_the_carried_coroutine() -> None:
     assert seen == ["cancelled"]
 
 
-def test_the_ingest_app_consumes_with_the_eager_consumer() -> None:
+def test_the_ingest_app_consumes_with_the_eager_consumer(kafka_bootstrap: str) -> None:
+    # The app signs in to Kafka as the worker, whose credentials exist once the services are up.
+    from ingest.app import app
+
     consumer: Any = app.consumer
     assert isinstance(consumer, IngestConsumer)
