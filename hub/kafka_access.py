@@ -105,7 +105,9 @@ def service_grants(settings: Settings) -> list[Grant]:
         Grant(API, Operation.DESCRIBE, Resource.TOPIC, prefix, Pattern.PREFIXED),
         # HTTP ingest may be the first to publish for a configured producer whose topic is not there yet.
         Grant(API, Operation.CREATE, Resource.TOPIC, prefix, Pattern.PREFIXED),
-        *_topic_grants(API, [settings.changes_topic], Operation.READ, Operation.DESCRIBE),
+        # Subscriptions may start before any worker has created the change feed; the API's reader then
+        # creates it, as the broker's auto-creation does for any client allowed to.
+        *_topic_grants(API, [settings.changes_topic], Operation.READ, Operation.DESCRIBE, Operation.CREATE),
         # The API may be the first to publish an audit record, so it may create that topic.
         *_topic_grants(API, [settings.audit_topic], Operation.WRITE, Operation.DESCRIBE, Operation.CREATE),
         Grant(API, Operation.READ, Resource.GROUP, API_GROUP_PREFIX, Pattern.PREFIXED),

@@ -32,6 +32,7 @@ from graphkit import Api, serve
 from hubql.cursors import CursorCodec, cursor_key
 from test_subscriptions import PARTITIONS, _create_topics, worker
 
+from hub.kafka_clients import admin_options
 from hub.services.async_run import run_coroutine
 
 pytestmark = pytest.mark.services
@@ -155,7 +156,7 @@ def event(mrid: str, version: int, label: str = PUBLIC, kind: str = "upsert") ->
 
 
 async def publish(stack: Stack, events: list[dict[str, Any]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
+    producer = AIOKafkaProducer(**admin_options(stack.bootstrap))
     await producer.start()
     try:
         for ev in events:
@@ -166,7 +167,7 @@ async def publish(stack: Stack, events: list[dict[str, Any]]) -> None:
 
 @contextlib.asynccontextmanager
 async def topic_reader(stack: Stack) -> AsyncIterator[AIOKafkaConsumer]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**admin_options(stack.bootstrap), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign([TopicPartition(stack.topic, p) for p in range(PARTITIONS)])
@@ -361,7 +362,7 @@ async def test_subscriptions_are_capped_per_socket_and_per_caller(stack: Stack) 
 
 
 async def _members(bootstrap: str, prefix: str) -> list[dict[str, Any]]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
     await admin.start()
     try:
         groups = [g[0] for g in await admin.list_consumer_groups() if g[0].startswith(prefix)]

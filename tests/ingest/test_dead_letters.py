@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hub.kafka_clients import admin_options
 from ingest.dead_letters import MAX_REASON_BYTES, build, minimal, record_size
 
 FAUST_LIMIT = 1_000_000  # Faust's producer_max_request_size, the worker's
@@ -68,7 +69,7 @@ def test_the_minimal_letter_keeps_the_headers_and_drops_key_and_value() -> None:
 
 
 async def _send_and_read(bootstrap: str, topic: str, letters: list[Any]) -> list[Any]:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=FAUST_LIMIT)
+    producer = AIOKafkaProducer(**admin_options(bootstrap), acks="all", max_request_size=FAUST_LIMIT)
     await producer.start()
     try:
         for letter in letters:
@@ -77,7 +78,7 @@ async def _send_and_read(bootstrap: str, topic: str, letters: list[Any]) -> list
         await producer.stop()
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **admin_options(bootstrap),
         auto_offset_reset="earliest",
         group_id=None,
         max_partition_fetch_bytes=2 * FAUST_LIMIT,

@@ -28,6 +28,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from hub.kafka_clients import admin_options
+from hub.services import kafka
+
 REPO = Path(__file__).resolve().parents[2]
 CLASS = "AccumulatorValue"  # used by no other worker test, so the constraint below meets only ours
 BIG = 1_100_000
@@ -100,7 +103,7 @@ def stream(kafka_bootstrap: str, neo4j_driver: neo4j.Driver) -> Iterator[Stream]
 
 
 async def _create_topics(bootstrap: str, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(n, num_partitions=1, replication_factor=1) for n in names])
@@ -116,7 +119,7 @@ async def _create_topics(bootstrap: str, names: list[str]) -> None:
 
 
 async def _delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
     await admin.start()
     try:
         mine = [t for t in await admin.list_topics() if t.startswith(prefix + ".")]
@@ -134,7 +137,7 @@ def keyed(st: Stream, producer: str, event: dict[str, Any]) -> Record:
 
 
 async def _produce(bootstrap: str, records: list[Record]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=BIG)
+    producer = AIOKafkaProducer(**admin_options(bootstrap), acks="all", max_request_size=BIG)
     await producer.start()
     try:
         futures = [await producer.send(topic, value, key=key) for topic, key, value in records]
@@ -147,8 +150,8 @@ async def _produce(bootstrap: str, records: list[Record]) -> None:
 
 async def _progress(bootstrap: str, group: str, topics: list[str]) -> tuple[int, int]:
     """(committed, end) offsets of the worker's group, summed over the topics."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
+    consumer = AIOKafkaConsumer(**admin_options(bootstrap))
     await admin.start()
     await consumer.start()
     try:
@@ -165,7 +168,7 @@ async def _progress(bootstrap: str, group: str, topics: list[str]) -> tuple[int,
 async def _read_all(bootstrap: str, topic: str, expect: int, timeout_s: float = 60.0) -> list[Any]:
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **admin_options(bootstrap),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
@@ -212,6 +215,17 @@ class Worker:
             "HUB_WORKER_RETRY_MAX_BACKOFF_S": "1",
             **env,
         }
+        # The worker signs in as its principal, whose ACLs follow these topic names.
+        kafka.apply_service_acls(
+            settings.model_copy(
+                update={
+                    "ingest_topic_prefix": f"{st.prefix}.cim.ingest.",
+                    "deadletter_topic": f"{st.prefix}.cim.deadletter",
+                    "changes_topic": f"{st.prefix}.cim.changes",
+                    "worker_id": f"{st.prefix}-worker",
+                }
+            )
+        )
         self.group = self.env["HUB_WORKER_ID"]
         self.log_dir = log_dir
         self.proc: subprocess.Popen[bytes] | None = None

@@ -25,6 +25,7 @@ from hardening import free_port, secure
 from prometheus_client.parser import text_string_to_metric_families
 
 from hub.auth import DevIssuer
+from hub.kafka_clients import admin_options
 from hub.settings import Settings
 
 pytestmark = pytest.mark.services
@@ -245,7 +246,7 @@ async def _audit_records(
     bootstrap: str, topic: str, want: Callable[[dict[str, Any]], bool], n: int
 ) -> list[Any]:
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+        topic, **admin_options(bootstrap), group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
     found: list[dict[str, Any]] = []

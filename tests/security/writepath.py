@@ -30,6 +30,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from graphkit import Api, serve
 
+from hub.kafka_clients import admin_options
+from hub.services import kafka
+
 REPO = Path(__file__).resolve().parents[2]
 
 # The producers of these tests. ngt is cleared SECRET and may declassify, so that what stops a caller is
@@ -90,7 +93,7 @@ class Stack:
         """Publish straight to a producer's topic, as any Kafka client may."""
 
         async def go() -> None:
-            kafka = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap)
+            kafka = AIOKafkaProducer(**admin_options(self.settings.kafka_bootstrap))
             await kafka.start()
             try:
                 await kafka.send_and_wait(
@@ -146,7 +149,7 @@ class Stack:
         async def go() -> list[tuple[dict[str, Any], dict[str, bytes]]]:
             consumer = AIOKafkaConsumer(
                 topic,
-                bootstrap_servers=self.settings.kafka_bootstrap,
+                **admin_options(self.settings.kafka_bootstrap),
                 auto_offset_reset="earliest",
                 enable_auto_commit=False,
                 group_id=None,
@@ -228,7 +231,7 @@ def _free_port() -> int:
 
 
 async def _create_topics(bootstrap: str, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(n, 1, replication_factor=1) for n in names])
@@ -244,7 +247,7 @@ async def _create_topics(bootstrap: str, names: list[str]) -> None:
 
 
 async def _delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
     await admin.start()
     try:
         names = [t for t in await admin.list_topics() if t.startswith(prefix + ".")]
@@ -279,6 +282,18 @@ def stack(
         "HUB_TOPIC_PARTITIONS": "1",
         "HUB_TOPIC_DISCOVERY_INTERVAL_S": "1.0",
     }
+    # The worker signs in as its principal, whose ACLs follow these topic names.
+    kafka.apply_service_acls(
+        settings.model_copy(
+            update={
+                "ingest_topic_prefix": f"{prefix}.cim.ingest.",
+                "deadletter_topic": f"{prefix}.cim.deadletter",
+                "changes_topic": f"{prefix}.cim.changes",
+                "audit_topic": f"{prefix}.hub.audit",
+                "worker_id": f"{prefix}-worker",
+            }
+        )
+    )
     api_settings = settings.model_copy(
         update={
             "ingest_topic_prefix": f"{prefix}.cim.ingest.",
