@@ -82,7 +82,9 @@ def worker(settings: Any, prefix: str, log_path: Path) -> Iterator[subprocess.Po
         "HUB_WORKER_WEB_PORT": "0",
         "HUB_METRICS_PORT": "0",
         # The subscription tests relabel objects both ways: widening needs the declassify right.
-        "HUB_PRODUCERS": json.dumps({"p1": {"org": "sub-producer", "clearance": "SECRET", "declassify": True}}),
+        "HUB_PRODUCERS": json.dumps(
+            {"p1": {"org": "sub-producer", "clearance": "SECRET", "declassify": True}}
+        ),
         "HUB_BATCH_TIMEOUT_S": "0.2",
         "HUB_TOPIC_PARTITIONS": str(PARTITIONS),
     }
