@@ -677,8 +677,8 @@ def pipeline_round(
         previous.stop()
     eps, cpu = pipeline_throughput(settings, worker, worker.topic, meter, args.timeout)
     log(
-        f"pipeline: {eps:.0f} events/s; CPU us/event {fmt_cpu(cpu)}"
-        f"; worker peak {worker.peak_rss_mb:.0f} MiB")
+        f"pipeline: {eps:.0f} events/s; CPU us/event {fmt_cpu(cpu)}; worker peak {worker.peak_rss_mb:.0f} MiB"
+    )
     return worker, eps, cpu
 
 
@@ -776,8 +776,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             log(f"warm-up: {args.warmup_events} events each side")
             for side, variant in (("r", PlainLoader), ("s", DynamicLoader)):
                 events = [
-                    json.dumps(e).encode()
-                    for e in generate(args.warmup_events, f"{run_id}w{side}", producer)
+                    json.dumps(e).encode() for e in generate(args.warmup_events, f"{run_id}w{side}", producer)
                 ]
                 baseline_throughput(variant(driver, settings.neo4j_database), events, batch, meter)
             worker, _, _ = pipeline_round(

@@ -249,17 +249,42 @@ class DemoUser:
 
 
 DEMO_USERS: tuple[DemoUser, ...] = (
-    DemoUser("ops.engineer", "neso", "OFFICIAL-SENSITIVE", ("operator",), ("control-room",),
-             "control engineer at the electricity system operator"),
-    DemoUser("gas.planner", "nggt", "OFFICIAL", ("planner",), ("gas-planning",),
-             "network planner at the gas transmission owner"),
-    DemoUser("grid.planner", "ngt", "OFFICIAL", ("planner",), ("grid-planning",),
-             "network planner at the electricity transmission owner"),
-    DemoUser("public.analyst", "public", "PUBLIC", ("analyst",), (),
-             "analyst with access to public data only"),
-    DemoUser("hub.admin", "hub", "SECRET", ("admin",), ("hub-admins",),
-             "hub administrator: sees only what its clearance, org, role and group satisfy, "
-             "e.g. stubs (role=admin); no superuser"),
+    DemoUser(
+        "ops.engineer",
+        "neso",
+        "OFFICIAL-SENSITIVE",
+        ("operator",),
+        ("control-room",),
+        "control engineer at the electricity system operator",
+    ),
+    DemoUser(
+        "gas.planner",
+        "nggt",
+        "OFFICIAL",
+        ("planner",),
+        ("gas-planning",),
+        "network planner at the gas transmission owner",
+    ),
+    DemoUser(
+        "grid.planner",
+        "ngt",
+        "OFFICIAL",
+        ("planner",),
+        ("grid-planning",),
+        "network planner at the electricity transmission owner",
+    ),
+    DemoUser(
+        "public.analyst", "public", "PUBLIC", ("analyst",), (), "analyst with access to public data only"
+    ),
+    DemoUser(
+        "hub.admin",
+        "hub",
+        "SECRET",
+        ("admin",),
+        ("hub-admins",),
+        "hub administrator: sees only what its clearance, org, role and group satisfy, "
+        "e.g. stubs (role=admin); no superuser",
+    ),
 )
 
 
@@ -282,8 +307,12 @@ def dev_tokens(settings: Settings | None = None, ttl: float = 8 * 3600) -> list[
     issuer = DevIssuer(settings or get_settings())
     return [
         {
-            "user": u.user, "org": u.org, "clearance": u.clearance, "roles": list(u.roles),
-            "groups": list(u.groups), "description": u.description,
+            "user": u.user,
+            "org": u.org,
+            "clearance": u.clearance,
+            "roles": list(u.roles),
+            "groups": list(u.groups),
+            "description": u.description,
             "token": issuer.mint(u.user, u.org, u.clearance, u.roles, u.groups, ttl),
         }
         for u in DEMO_USERS

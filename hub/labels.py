@@ -384,8 +384,12 @@ class LabelCache:
             try:
                 parsed = parse(expr)
             except LabelError as exc:
-                log.warning("stored security label does not parse; treated as hidden", label_id=lid,
-                            expr=expr, error=exc.message)
+                log.warning(
+                    "stored security label does not parse; treated as hidden",
+                    label_id=lid,
+                    expr=expr,
+                    error=exc.message,
+                )
                 parsed = None
             self._parsed[lid] = parsed
         return parsed  # type: ignore[return-value]

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     worker_commit_interval_s: float = 1.0
     # Upper bound of the back-off between retries of a batch while Neo4j is unavailable.
     worker_retry_max_backoff_s: float = 5.0
+    # How long a worker stopped by SIGTERM or SIGINT may take to close before it exits regardless
+    # (see ingest/worker.py: shutdown_deadline). A batch still being written then is not acknowledged
+    # and is delivered again, which its idempotent writes make harmless.
+    worker_shutdown_timeout_s: float = 6.0
     # A worker that died without leaving the group is replaced after this long.
     worker_session_timeout_s: float = 10.0
     # Events the worker buffers ahead of its batches. Faust stops fetching a partition when the buffer is

@@ -66,4 +66,3 @@ class StateCache:
     def clear(self) -> None:
         self._states.clear()
         self.epoch += 1
-

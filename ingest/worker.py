@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import signal
+import threading
 import time
 
 from hub.logging import configure_logging, get_logger, json_handler
@@ -22,6 +25,27 @@ log = get_logger("ingest.worker")
 # threshold of 700 the collector runs every few events, and its older-generation passes walk the whole
 # heap of the Kafka, Neo4j and Faust clients. Objects alive after start-up are frozen out of it.
 GC_YOUNG_THRESHOLD = 50_000
+
+
+def shutdown_deadline(timeout_s: float) -> threading.Timer:
+    """Arm a hard bound on the shutdown that a stop signal began: past it, the process exits.
+
+    Faust closes its Kafka consumer gracefully, and the Kafka client waits for every connection's
+    ``connection_lost``; over TLS that waits for the broker's answer to each close, up to the event
+    loop's 30 s SSL shutdown timeout when a long-poll fetch is in flight. Exiting then loses nothing:
+    the agent acknowledges events only after their batch commits, and whatever was not committed is
+    delivered again (every write is idempotent)."""
+
+    def expire() -> None:
+        log.warning("shutdown exceeded its bound; exiting", worker_shutdown_timeout_s=timeout_s)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(0)
+
+    timer = threading.Timer(timeout_s, expire)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def _prepare(settings: Settings) -> list[str]:
@@ -84,7 +108,17 @@ def run(settings: Settings | None = None) -> None:
     log.info("worker starting", group=settings.worker_id, topics=topics, batch_size=settings.batch_size)
     level = settings.log_level.upper()
     app.conf.loghandlers = [json_handler()]
-    worker = Worker(
+    grace = settings.worker_shutdown_timeout_s
+
+    class BoundedWorker(Worker):
+        """Faust's worker with a bound on the shutdown a SIGTERM or SIGINT starts."""
+
+        def _schedule_shutdown(self, signum: signal.Signals) -> None:
+            if not getattr(self, "_signal_stop_time", None):
+                shutdown_deadline(grace)
+            super()._schedule_shutdown(signum)
+
+    worker = BoundedWorker(
         app,
         loglevel=level,
         # Faust installs its own colour handler unless told otherwise; keep our JSON lines.

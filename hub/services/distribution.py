@@ -110,7 +110,6 @@ def ensure(settings: Settings, name: ServiceName, progress: Progress | None = No
     return Distribution(name=name, title=rec.title, lib_dir=folder / "lib")
 
 
-
 def _fetch(rec: Recipe, folder: Path, progress: Progress) -> None:
     mvn = maven_executable()
     partial = folder.with_name(folder.name + ".partial")

@@ -131,8 +131,12 @@ def test_good_token_gives_the_right_caller(
     key = rsa_key if kind == "rsa" else ec_key
     caller = auth.verify(key.sign(claims()))
     assert caller == Caller(
-        subject="alice", org="ngt", clearance="OFFICIAL", roles=("planner", "operator"),
-        groups=("grid-planning",), anonymous=False,
+        subject="alice",
+        org="ngt",
+        clearance="OFFICIAL",
+        roles=("planner", "operator"),
+        groups=("grid-planning",),
+        anonymous=False,
     )
     assert caller.authorizations == Authorizations(
         "OFFICIAL",
@@ -155,17 +159,34 @@ def test_missing_kid_is_ambiguous_with_several_keys(auth: Authenticator, rsa_key
 
 
 def test_claim_names_from_settings(tmp_path: Path, jwks_file: Path, rsa_key: KeyPair) -> None:
-    auth = Authenticator(make_settings(
-        tmp_path, jwks_file=jwks_file, claim_roles="realm_access.roles", claim_org="organisation",
-        claim_clearance="sec.level", claim_groups="teams",
-    ))
-    token = rsa_key.sign(claims(
-        roles=None, org=None, clearance=None, groups=None, organisation="nggt",
-        realm_access={"roles": ["admin"]}, sec={"level": "SECRET"}, teams="gas-ops  on-call",
-    ))
+    auth = Authenticator(
+        make_settings(
+            tmp_path,
+            jwks_file=jwks_file,
+            claim_roles="realm_access.roles",
+            claim_org="organisation",
+            claim_clearance="sec.level",
+            claim_groups="teams",
+        )
+    )
+    token = rsa_key.sign(
+        claims(
+            roles=None,
+            org=None,
+            clearance=None,
+            groups=None,
+            organisation="nggt",
+            realm_access={"roles": ["admin"]},
+            sec={"level": "SECRET"},
+            teams="gas-ops  on-call",
+        )
+    )
     caller = auth.verify(token)
     assert (caller.org, caller.clearance, caller.roles, caller.groups) == (
-        "nggt", "SECRET", ("admin",), ("gas-ops", "on-call"),
+        "nggt",
+        "SECRET",
+        ("admin",),
+        ("gas-ops", "on-call"),
     )
     assert caller.is_admin
 
@@ -307,15 +328,23 @@ def test_fastapi_dependency(auth: Authenticator, rsa_key: KeyPair) -> None:
 
     @api.get("/me")
     def me(caller: CurrentCaller) -> dict[str, Any]:
-        return {"subject": caller.subject, "clearance": caller.clearance, "anonymous": caller.anonymous,
-                "roles": list(caller.roles)}
+        return {
+            "subject": caller.subject,
+            "clearance": caller.clearance,
+            "anonymous": caller.anonymous,
+            "roles": list(caller.roles),
+        }
 
     api.dependency_overrides[get_authenticator] = lambda: auth
     client = TestClient(api)
     ok = client.get("/me", headers={"Authorization": f"Bearer {rsa_key.sign(claims())}"})
     assert ok.status_code == 200
-    assert ok.json() == {"subject": "alice", "clearance": "OFFICIAL", "anonymous": False,
-                         "roles": ["planner", "operator"]}
+    assert ok.json() == {
+        "subject": "alice",
+        "clearance": "OFFICIAL",
+        "anonymous": False,
+        "roles": ["planner", "operator"],
+    }
     assert client.get("/me").json()["anonymous"] is True
     now = int(time.time())
     bad = client.get("/me", headers={"Authorization": f"Bearer {rsa_key.sign(claims(exp=now - 999))}"})
@@ -412,7 +441,11 @@ def test_dev_issuer_creates_keys_once_and_verifies_its_tokens(tmp_path: Path) ->
     assert jwt.get_unverified_header(token)["kid"] == kid
     caller = auth.verify(token)
     assert (caller.subject, caller.org, caller.clearance, caller.roles, caller.groups) == (
-        "dana", "nggt", "OFFICIAL", ("planner",), ("gas-planning",),
+        "dana",
+        "nggt",
+        "OFFICIAL",
+        ("planner",),
+        ("gas-planning",),
     )
     # A second issuer on the same state folder (another process) reuses the key.
     DevIssuer(settings).ensure()
@@ -474,13 +507,35 @@ def test_token_command_prints_a_verifiable_token(
     settings = make_settings(tmp_path)
     monkeypatch.setattr("hub.token_cli.get_settings", lambda: settings)
     runner = CliRunner()
-    result = runner.invoke(cli, ["token", "--user", "fay", "--org", "ngt", "--clearance", "official",
-                                 "--role", "planner", "--role", "operator", "--group", "g1", "--ttl", "60"])
+    result = runner.invoke(
+        cli,
+        [
+            "token",
+            "--user",
+            "fay",
+            "--org",
+            "ngt",
+            "--clearance",
+            "official",
+            "--role",
+            "planner",
+            "--role",
+            "operator",
+            "--group",
+            "g1",
+            "--ttl",
+            "60",
+        ],
+    )
     assert result.exit_code == 0, result.output
     token = result.stdout.strip()
     caller = Authenticator(settings).verify(token)
     assert (caller.subject, caller.org, caller.clearance, caller.roles, caller.groups) == (
-        "fay", "ngt", "OFFICIAL", ("planner", "operator"), ("g1",),
+        "fay",
+        "ngt",
+        "OFFICIAL",
+        ("planner", "operator"),
+        ("g1",),
     )
     exp = jwt.decode(token, options={"verify_signature": False})["exp"]
     assert exp - time.time() <= 61

@@ -166,7 +166,9 @@ def test_error_points_at_inserted_bad_character(case: tuple[Label, str], data: s
 
 
 @given(
-    st.sampled_from(PLAIN[:3]), st.sampled_from(PLAIN[:3]), st.sampled_from(PLAIN[:3]),
+    st.sampled_from(PLAIN[:3]),
+    st.sampled_from(PLAIN[:3]),
+    st.sampled_from(PLAIN[:3]),
     st.sampled_from([("|", "&"), ("&", "|")]),
 )
 def test_mixing_operators_without_parentheses_is_rejected(

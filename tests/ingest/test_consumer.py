@@ -34,6 +34,7 @@ KINDS = pytest.mark.parametrize("kind", [Eager, Plain], ids=["eager", "mode"])
 @KINDS
 async def test_a_coroutine_that_does_not_wait(kind: type[Service]) -> None:
     service = kind()
+
     async def now() -> str:
         return "done"
 
@@ -113,6 +114,7 @@ async def test_a_waiting_coroutine_overtaken_is_cancelled_inside(kind: type[Serv
 @pytest.mark.parametrize("waits_first", [False, True])
 async def test_an_exception_comes_through(kind: type[Service], waits_first: bool) -> None:
     service = kind()
+
     async def failing() -> None:
         if waits_first:
             await asyncio.sleep(0.01)

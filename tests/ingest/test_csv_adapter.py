@@ -94,10 +94,14 @@ def test_rows_become_events_and_bad_rows_are_reported(files: tuple[Path, Path]) 
     ("change", "message"),
     [
         ({"class": "NoSuchClass"}, "class = 'NoSuchClass'"),
-        ({"attributes": {"ACLineSegment.r": "p_kw"}},
-         "'ACLineSegment.r' is not an attribute of EnergyConsumer"),
-        ({"references": {"Terminal.ConnectivityNode": "id"}},
-         "'Terminal.ConnectivityNode' is not an association"),
+        (
+            {"attributes": {"ACLineSegment.r": "p_kw"}},
+            "'ACLineSegment.r' is not an attribute of EnergyConsumer",
+        ),
+        (
+            {"references": {"Terminal.ConnectivityNode": "id"}},
+            "'Terminal.ConnectivityNode' is not an association",
+        ),
         ({"type": "replace"}, "type = 'replace'"),
         ({"version": 0}, "version = 0"),
         ({"colour": "blue"}, "unknown key(s) ['colour']"),
@@ -123,10 +127,15 @@ def test_missing_columns_are_named(tmp_path: Path) -> None:
 def test_class_and_type_from_columns(tmp_path: Path) -> None:
     csv_path = tmp_path / "m.csv"
     csv_path.write_text("mrid,kind,what,v,rev\nsw-1,Breaker,measurement,true,4\nsw-2,Nonsense,upsert,1,4\n")
-    mapping = CsvMapping.from_dict({
-        "mrid": "mrid", "class_column": "kind", "type_column": "what", "version_column": "rev",
-        "attributes": {"Switch.open": "v"},
-    })
+    mapping = CsvMapping.from_dict(
+        {
+            "mrid": "mrid",
+            "class_column": "kind",
+            "type_column": "what",
+            "version_column": "rev",
+            "attributes": {"Switch.open": "v"},
+        }
+    )
     stats = CsvStats()
     events = list(convert_csv(csv_path, mapping, source="ngt", time=TIME, stats=stats))
     assert [(e.subject, e.class_, e.type.value, e.version) for e in events] == [
@@ -159,8 +168,13 @@ def csv_settings(settings: Any, tmp_path: Path) -> Iterator[Any]:
 
 def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0) -> list[Any]:
     async def run() -> list[Any]:
-        consumer = AIOKafkaConsumer(topic, **admin_options(bootstrap), auto_offset_reset="earliest",
-                                    enable_auto_commit=False, group_id=None)
+        consumer = AIOKafkaConsumer(
+            topic,
+            **admin_options(bootstrap),
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+        )
         await consumer.start()
         records: list[Any] = []
         deadline = time.monotonic() + timeout_s

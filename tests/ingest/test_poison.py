@@ -222,7 +222,7 @@ class Worker:
                     "ingest_topic_prefix": f"{st.prefix}.cim.ingest.",
                     "deadletter_topic": f"{st.prefix}.cim.deadletter",
                     "changes_topic": f"{st.prefix}.cim.changes",
-                    "worker_id": f"{st.prefix}-worker",
+                    "worker_id": self.env["HUB_WORKER_ID"],
                 }
             )
         )
