@@ -59,6 +59,7 @@ from typing import Any
 import neo4j
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
 
 from hub.graph import cypher_name, ensure_schema, label_clause, make_driver
 from hub.kafka_clients import admin_options
@@ -447,7 +448,11 @@ class OffsetWatch:
 
     async def committed_and_end(self) -> tuple[int, int]:
         end = await self.consumer.end_offsets(self.parts)
-        committed = await self.admin.list_consumer_group_offsets(self.group, partitions=self.parts)
+        try:
+            committed = await self.admin.list_consumer_group_offsets(self.group, partitions=self.parts)
+        except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+            # A group the worker has only just joined may have no coordinator yet: nothing is committed.
+            return 0, sum(end.values())
         done = sum(max(0, committed[tp].offset) for tp in self.parts if tp in committed)
         return done, sum(end.values())
 

@@ -79,6 +79,12 @@ _NEVER_DROPPED: Final = frozenset({ENTITY, TOMBSTONE})
 _STATIC: Final = frozenset({STUB, TOMBSTONE})
 
 
+# Claims per ``ownership.claimed`` audit record. A record per claim cost the worker a log line and an audit
+# message per created object, which at bulk-load rates was more than the graph write itself; a record per
+# batch keeps every claim while one record stays far below Kafka's message size limit.
+CLAIMS_PER_AUDIT_RECORD: Final = 100
+
+
 class OntologyView(Protocol):
     """What the writer needs from :class:`ontology.model.Ontology`."""
 
@@ -306,6 +312,9 @@ def fold(
             book.learn(ev.label_id, ev.label_text)
     tracks: dict[str, _Track] = {}
     targets: dict[str, str] = {}
+    # Ownership claimed, by (producer, HTTP caller): every first publication claims its mRID, so a bulk
+    # load claims one per event; one audit record per batch and caller, not per event (see below).
+    claims: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
     # Labels a live object or a new stub of a class ends with, for Plan.after (per class, not per object).
     live_labels: dict[str, tuple[str, ...]] = {}
     stub_labels: dict[str, tuple[str, ...]] = {}
@@ -383,20 +392,15 @@ def fold(
                 tr.transitions.append((index, False))
             if tr.owner is None:
                 tr.owner = ev.producer
-                plan.audits.append(
-                    (
-                        "ownership.claimed",
-                        {
-                            "mrid": mrid,
-                            "class": ev.cls,
-                            "producer": ev.producer,
-                            "subject": ev.on_behalf_of,
-                            "label": ev.label_text,
-                            "was_stub": tr.status == STUBBED,
-                            "version": ev.version,
-                            "event_id": ev.event_id,
-                        },
-                    )
+                claims.setdefault((ev.producer, ev.on_behalf_of), []).append(
+                    {
+                        "mrid": mrid,
+                        "class": ev.cls,
+                        "label": ev.label_text,
+                        "was_stub": tr.status == STUBBED,
+                        "version": ev.version,
+                        "event_id": ev.event_id,
+                    }
                 )
             tr.status = LIVE
             tr.cls = ev.cls
@@ -582,6 +586,18 @@ def fold(
                 plan.changes.append(
                     PendingChange(target, target_cls, "stub", 0, STUB_LABEL_ID, None, None, None)
                 )
+    for (producer, subject), claimed in claims.items():
+        for start in range(0, len(claimed), CLAIMS_PER_AUDIT_RECORD):
+            plan.audits.append(
+                (
+                    "ownership.claimed",
+                    {
+                        "producer": producer,
+                        "subject": subject,
+                        "claims": claimed[start : start + CLAIMS_PER_AUDIT_RECORD],
+                    },
+                )
+            )
     return plan
 
 

@@ -25,6 +25,7 @@ from hub.labels import Authorizations, label_id
 from hub.state_cache import StateCache
 from hub.write_policy import WriteRights
 from hub.writer import (
+    CLAIMS_PER_AUDIT_RECORD,
     DEAD,
     LIVE,
     STUB_LABEL_ID,
@@ -229,10 +230,18 @@ def test_a_delete_of_an_absent_object_or_a_stub_claims_nothing() -> None:
     assert {r["mrid"]: r["v"] for r in plan.upserts} == {"n": 1, "s": 1}
     assert {m: s.owner for m, s in plan.after.items()} == {"n": "p1", "s": "p1"}
     claims = [f for action, f in plan.audits if action == "ownership.claimed"]
-    assert [(f["mrid"], f["producer"], f["was_stub"]) for f in claims] == [
+    assert [(c["mrid"], f["producer"], c["was_stub"]) for f in claims for c in f["claims"]] == [
         ("n", "p1", False),
         ("s", "p1", True),
     ]
+
+
+def test_a_bulk_load_claims_every_mrid_in_few_audit_records() -> None:
+    plan = fold([ev(f"m{i}", "upsert", 1) for i in range(250)], {}, ONT, DROPPABLE)
+    records = [f for action, f in plan.audits if action == "ownership.claimed"]
+    assert [len(r["claims"]) for r in records] == [CLAIMS_PER_AUDIT_RECORD, CLAIMS_PER_AUDIT_RECORD, 50]
+    assert [c["mrid"] for r in records for c in r["claims"]] == [f"m{i}" for i in range(250)]
+    assert {r["producer"] for r in records} == {"p1"}
 
 
 def test_the_write_check_refuses_and_audits() -> None:
