@@ -12,6 +12,9 @@ which, acting as the admin principal:
    know it.
 
 Every step is idempotent: adding a producer again re-applies the same state (the password is kept).
+
+It lives in ``ingest`` (not the core) because a producer is onboarded to ingest: its topic is named by
+the producer client's rule (:func:`ingest.producer.topic_for`), and only the command and the demo call it.
 """
 
 from __future__ import annotations
