@@ -26,6 +26,7 @@ from ingest.consumer import IngestTransport
 
 
 def create_app(settings: Settings) -> faust.App:
+    """The worker's Faust app configured from ``settings``; makes its data folder in the state folder."""
     web_port = settings.worker_web_port
     faust_dir = settings.state_dir / "faust"
     faust_dir.mkdir(parents=True, exist_ok=True)  # Faust makes its own folder, not the parents
@@ -83,6 +84,7 @@ class IngestApp:
 
 
 def build_app(settings: Settings) -> IngestApp:
+    """A worker's app and its ingest channel (reading no topic until :meth:`IngestApp.subscribe`)."""
     app = create_app(settings)
     ingest_topic = app.topic(key_serializer="raw", value_serializer="raw")
     # A new topic list is applied after this pause (Faust's default of 45 s coalesces agent restarts; here
