@@ -9,10 +9,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/hub
 COPY pyproject.toml README.md ./
+COPY ontology ./ontology
 COPY hub ./hub
 COPY ingest ./ingest
-COPY ontology ./ontology
 COPY graphql ./graphql
+# The compose stack's one-shot Kafka set-up (`hub services kafka-compose`) and the `hub` command.
+COPY devstack ./devstack
+COPY hubcli ./hubcli
 COPY frontend ./frontend
 RUN pip install . && mkdir -p /var/lib/hub && useradd --system --home /var/lib/hub hub && chown hub /var/lib/hub
 USER hub

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Developer entry points of the hub.
 #   ./dev.sh demo         install, start Kafka and Neo4j, run the demo until Ctrl-C, then stop them
-#   ./dev.sh test [ARGS]  install, lint and type-check, run the whole test suite (ARGS go to pytest)
+#   ./dev.sh test [ARGS]  install, lint, type-check and check the layers, run the whole suite (ARGS to pytest)
 #   ./dev.sh bench [ARGS] install, run every benchmark on its own services; results in bench/results/
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -99,10 +99,12 @@ cmd_test() {
   ensure_chromium
   # The test services are ours: stop them when the run ends (unless another test run still uses them).
   export HUB_TEST_STOP_SERVICES=${HUB_TEST_STOP_SERVICES:-1}
-  log "Checking the code (ruff, ruff format, mypy)"
+  log "Checking the code (ruff, ruff format, mypy, import contracts)"
   "$VENV/bin/ruff" check .
   "$VENV/bin/ruff" format --check .
   "$VENV/bin/mypy"
+  # The layers (pyproject.toml [tool.importlinter]); tests/test_layers.py checks for import cycles.
+  "$VENV/bin/lint-imports"
   log "Running the tests"
   local rc=0
   "$PY" -m pytest tests "$@" || rc=$?

@@ -229,11 +229,10 @@ def unfiltered(cypher: str) -> str:
 
 
 async def run(settings: Settings, repeat: int, side: int, min_time_s: float) -> dict[str, Any]:
+    from hubql.app import create_app
     from hubql.context import HubContext
     from hubql.encoding import encode_json
-
-    from hub.app import create_app
-    from hub.serving import server_config
+    from hubql.serving import server_config
 
     sizes = write_grid(settings, side)
     recorder = Recorder()

@@ -61,12 +61,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
 
+from devstack.services import kafka
+from devstack.services.layout import StateLayout
+from devstack.services.process import recorded_pid
 from hub.graph import cypher_name, ensure_schema, label_clause, make_driver
 from hub.kafka_clients import admin_options
 from hub.labels import label_id
-from hub.services import kafka
-from hub.services.layout import StateLayout
-from hub.services.process import recorded_pid
 from hub.settings import Settings, get_settings
 from ontology.loader import load_ontology
 

@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         _with_argv(graphql_api.main, ["--repeat", "2", "--side", "15"] if args.quick else [])
     finally:
         if started_services and not args.keep_services:
-            from hub.services import launcher
+            from devstack.services import launcher
 
             launcher.stop(None, started_services)
     total = time.monotonic() - began

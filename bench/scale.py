@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hub.services.layout import ServiceName
+    from devstack.services.layout import ServiceName
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -124,7 +124,7 @@ def machine() -> dict[str, Any]:
 
 
 def services_up() -> list[ServiceName]:
-    from hub.services import launcher
+    from devstack.services import launcher
 
     before = {s.name: s.ready for s in launcher.status()}
     started: list[ServiceName] = [name for name, ready in before.items() if not ready]
@@ -136,9 +136,9 @@ def services_up() -> list[ServiceName]:
 
 def fresh_neo4j() -> None:
     """An empty database: stop Neo4j, remove its data folder, start it again (faster than deleting)."""
+    from devstack.services import launcher
+    from devstack.services.layout import StateLayout
     from hub.graph import ensure_schema, make_driver
-    from hub.services import launcher
-    from hub.services.layout import StateLayout
     from hub.settings import get_settings
 
     settings = get_settings()
@@ -379,7 +379,7 @@ def topic_end(bootstrap: str, topic: str) -> int:
 
 
 def start_worker(run: Run) -> Child:
-    from hub.services import kafka
+    from devstack.services import kafka
 
     # The worker signs in as its principal, whose ACLs follow the run's topic names.
     kafka.apply_service_acls(run.settings())
@@ -607,7 +607,7 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
     issuer = DevIssuer(settings)
     issuer.ensure()
     api_env = {"HUB_JWKS_FILE": str(issuer.jwks_path), "HUB_API_METRICS_PORT": "0"}
-    api = spawn("api", [sys.executable, "-c", "from hub.app import run; run()"], api_env)
+    api = spawn("api", [sys.executable, "-c", "from hubql.app import run; run()"], api_env)
     base = f"http://{settings.api_host}:{settings.api_port}"
     try:
         deadline = time.monotonic() + 180
@@ -923,7 +923,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if worker is not None:
             stop_child(worker)
         if started and not args.keep_services:
-            from hub.services import launcher
+            from devstack.services import launcher
 
             launcher.stop(None, started)
     result["total_s"] = round(time.monotonic() - began, 1)

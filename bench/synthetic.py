@@ -5,7 +5,7 @@ Shape comes from the real models, converted by the hub's own converters:
 * electricity: the ENTSO-E CGMES SmallGrid node-breaker model (every profile plus boundary), about
   10,700 objects in 42 classes;
 * gas: GasLib-134 and GasLib-40, with a gas meter per node;
-* couplings between them as the demo makes them (:mod:`hub.demo.couplings`): offtakes at GasLib sinks
+* couplings between them as the demo makes them (:mod:`devstack.demo.couplings`): offtakes at GasLib sinks
   supplying SmallGrid's thermal units, supply points feeding the compressor stations.
 
 That whole-system model is the *tile*. A synthetic network of N objects is tiles ``0, 1, 2, ...`` (the
@@ -135,7 +135,7 @@ def _as_dict(event: Any) -> dict[str, Any]:
 @cache
 def load_tile() -> Tile:
     """Convert the real files once per process (about two seconds)."""
-    from hub.demo import couplings
+    from devstack.demo import couplings
     from ingest.cgmes import convert_cgmes
     from ingest.gaslib import convert_gaslib
     from ontology.loader import load_ontology

@@ -19,15 +19,13 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
 import jwt
 import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi import Depends, HTTPException, Request
 
 from hub import audit
 from hub.caller import ANONYMOUS, Caller
@@ -486,21 +484,6 @@ class Authenticator:
         return self.authenticate(value)
 
 
-@cache
-def get_authenticator() -> Authenticator:
-    return Authenticator(get_settings())
-
-
-def unauthorized(exc: AuthError) -> HTTPException:
-    """The 401 the API answers for a failed authentication: the reason and nothing else."""
-    quoted = exc.reason.replace("\\", "\\\\").replace('"', '\\"')
-    return HTTPException(
-        status_code=401,
-        detail=exc.reason,
-        headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{quoted}"'},
-    )
-
-
 def _bearer(authorization: str | None) -> str | None:
     scheme, _, token = (authorization or "").strip().partition(" ")
     if scheme.lower() != "bearer":
@@ -532,26 +515,3 @@ def audit_refusal(exc: AuthError, authorization: str | None, *, client: str | No
         client=client,
         channel=channel,
     )
-
-
-def get_caller(
-    request: Request, authenticator: Annotated[Authenticator, Depends(get_authenticator)]
-) -> Caller:
-    """FastAPI dependency: the caller of this request (401 on a bad token)."""
-    authorization = request.headers.get("authorization")
-    try:
-        return authenticator.authenticate(authorization)
-    except AuthError as exc:
-        client = request.client.host if request.client is not None else None
-        audit_refusal(exc, authorization, client=client, channel="http")
-        raise unauthorized(exc) from None
-
-
-CurrentCaller = Annotated[Caller, Depends(get_caller)]
-
-
-def authenticate_connection_params(
-    params: Mapping[str, object] | None, authenticator: Authenticator | None = None
-) -> Caller:
-    """Websocket counterpart of :func:`get_caller`; raises :class:`AuthError`."""
-    return (authenticator or get_authenticator()).authenticate_params(params)

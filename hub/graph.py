@@ -56,8 +56,20 @@ def make_driver(settings: Settings | None = None) -> neo4j.Driver:
     return neo4j.GraphDatabase.driver(settings.neo4j_uri, auth=_auth(settings))
 
 
-def make_async_driver(settings: Settings | None = None) -> neo4j.AsyncDriver:
+# The async driver's type, for the layers that hold a driver but must not import the Neo4j package (the
+# API: only this module, the guard and the reader speak to Neo4j).
+AsyncDriver = neo4j.AsyncDriver
+
+
+def make_async_driver(settings: Settings | None = None, *, fail_fast: bool = True) -> neo4j.AsyncDriver:
+    """The async driver of the worker (``fail_fast``) or of the API (the driver's own timeouts)."""
     settings = settings or get_settings()
+    if not fail_fast:
+        # The API answers each request once and keeps the driver's defaults. Unknown relationship types
+        # (ontology types with no data yet) are normal here, not warnings.
+        return neo4j.AsyncGraphDatabase.driver(
+            settings.neo4j_uri, auth=_auth(settings), notifications_min_severity="OFF"
+        )
     return neo4j.AsyncGraphDatabase.driver(
         settings.neo4j_uri,
         auth=_auth(settings),

@@ -16,8 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from itertools import islice
+from typing import NamedTuple
 
-from hub.writer import Stored
+
+class Stored(NamedTuple):
+    """An object's state in the graph (a tuple: one is made for every object a batch names); its
+    ``status`` is one of :mod:`hub.writer`'s ``ABSENT``, ``STUBBED``, ``LIVE``, ``DEAD``. Defined here,
+    below the writer, so that the writer imports the cache and nothing imports back."""
+
+    status: int
+    version: int
+    owner: str | None
+    cls: str | None
+    labels: tuple[str, ...]
+    label_id: int | None
 
 
 class StateCache:

@@ -1,7 +1,7 @@
 """The write check: whether a writer may write an object, given its current label and the new one.
 
 Every write to the graph passes this one check, in the worker's fold (:mod:`hub.writer`), where the
-object's stored state is known; HTTP ingest (:mod:`hub.http_ingest`) runs it early too, on what it knows,
+object's stored state is known; HTTP ingest (:mod:`hubql.http_ingest`) runs it early too, on what it knows,
 so that a refusal comes back to the caller at once. A write is allowed when the writer
 
 * satisfies the object's current label (None: the object is absent, a stub or a tombstone, so there is

@@ -50,17 +50,15 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 import neo4j
 
 from hub.changes import ChangeKind
 from hub.graph import ENTITY, STUB, STUB_LABEL_TEXT, TOMBSTONE, cypher_name
 from hub.labels import Label, LabelError, label_id, parse
+from hub.state_cache import StateCache, Stored
 from hub.write_policy import WriteRights, check_all
-
-if TYPE_CHECKING:
-    from hub.state_cache import StateCache
 
 UPSERT: Final[ChangeKind] = "upsert"
 DELETE: Final[ChangeKind] = "delete"
@@ -124,17 +122,6 @@ class Accepted:
     rights: tuple[WriteRights, ...] = ()
     # The HTTP caller's subject the event was published for (audit only).
     on_behalf_of: str | None = None
-
-
-class Stored(NamedTuple):
-    """An object's state in the graph (a tuple: one is made for every object a batch names)."""
-
-    status: int
-    version: int
-    owner: str | None
-    cls: str | None
-    labels: tuple[str, ...]
-    label_id: int | None
 
 
 class Refusal(NamedTuple):

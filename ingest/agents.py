@@ -22,7 +22,7 @@ and on every retry, the batch is read and folded again inside an explicit transa
 Transactions stay strictly one after another, which keeps each object's events in order. Neither does
 the next transaction wait for the change records of the previous batch: those are published in batch
 order, and acknowledging waits for the broker to confirm them, batch after batch. Change records go out
-as one record batch per partition (:class:`hub.changes.ChangePublisher`).
+as one record batch per partition (:class:`ingest.change_publisher.ChangePublisher`).
 
 Every refusal (a dead-lettered event, with its reason) and every decision the fold made (ownership
 claimed or refused, a label changed: old and new, by whom, declassified or not) is an audit record
@@ -46,11 +46,16 @@ from faust.types import TP, EventT, StreamT
 from mode.types.signals import BaseSignalT
 
 from hub import audit
-from hub.changes import ChangePublisher, ChangeRecord
+from hub.changes import ChangeRecord
 from hub.graph import ensure_schema_async, make_async_driver
 from hub.kafka_clients import WORKER, aiokafka_options
 from hub.logging import get_logger
-from hub.metrics import (
+from hub.state_cache import StateCache
+from hub.writer import Accepted, GraphWriter, Plan
+from ingest import dead_letters, store_errors
+from ingest.app import process_app
+from ingest.change_publisher import ChangePublisher
+from ingest.metrics import (
     BATCH_DURATION,
     BATCH_SIZE,
     CHANGES_PUBLISHED,
@@ -63,13 +68,15 @@ from hub.metrics import (
     SUBSCRIBED_TOPICS,
     WRITE_RETRIES,
 )
-from hub.state_cache import StateCache
-from hub.writer import Accepted, GraphWriter, Plan
-from ingest import dead_letters, store_errors
-from ingest.app import app, ingest_topic, ingest_topics_in, settings, subscribe
 from ingest.records import RecordChecker, Rejection
+from ingest.topics import ingest_topics_in
 
 log = get_logger("ingest.agents")
+
+# The process's app, built here on first import: the agents below register on it.
+_ingest_app = process_app()
+app, ingest_topic, settings = _ingest_app.app, _ingest_app.ingest_topic, _ingest_app.settings
+subscribe = _ingest_app.subscribe
 
 # How long a stopping worker waits for the batch in flight to commit (when the database is answering).
 SHUTDOWN_GRACE_S = 10.0

@@ -4,26 +4,29 @@ Every worker process with the same ``settings.worker_id`` joins one consumer gro
 shared between them. Values and keys stay raw bytes: the worker decodes and validates them itself so that
 an undecodable record becomes a dead letter with its original bytes instead of a crashed stream.
 
-Faust's own ``pattern=`` subscription is not wired through to the Kafka consumer (the consumer subscribes
-to the named topics only), so the worker finds producer topics itself: :func:`discover_topics` lists the
-cluster's topics, and :func:`subscribe` points the ingest channel at every topic under the prefix and
-asks Faust to resubscribe. The discovery timer in :mod:`ingest.agents` runs it every few seconds, so a
-new producer's topic is picked up without code or restart.
+Importing this module builds nothing: :func:`build_app` makes an app (and its state folder) from the
+settings it is given, and :func:`process_app` is the one app of a worker process, built on first use
+from the process's settings (the agents of :mod:`ingest.agents` register on it). Which topics the
+ingest channel reads is :mod:`ingest.topics`' business.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
 
 import faust
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faust.types import TopicT
 
-from hub.kafka_clients import WORKER, aiokafka_options, faust_credentials
+from hub.kafka_clients import WORKER, faust_credentials
 from hub.settings import Settings, get_settings
+from ingest import topics
 from ingest.consumer import IngestTransport
 
 
 def create_app(settings: Settings) -> faust.App:
+    """The worker's Faust app configured from ``settings``; makes its data folder in the state folder."""
     web_port = settings.worker_web_port
     faust_dir = settings.state_dir / "faust"
     faust_dir.mkdir(parents=True, exist_ok=True)  # Faust makes its own folder, not the parents
@@ -66,65 +69,31 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
-settings = get_settings()
-app = create_app(settings)
-# Filled with the producer topics present at start and extended by discovery (see module docstring).
-ingest_topic = app.topic(key_serializer="raw", value_serializer="raw")
-# A new topic list is applied after this pause (Faust's default of 45 s coalesces agent restarts; here the
-# only source of changes is discovery, which already runs at a slow pace).
-app.topics._resubscribe_sleep_lock_seconds = settings.topic_discovery_interval_s  # type: ignore[attr-defined]
+@dataclass(frozen=True)
+class IngestApp:
+    """A worker's Faust app with the channel its agent reads, and the settings both were built from."""
+
+    settings: Settings
+    app: faust.App
+    # Filled with the producer topics present at start and extended by discovery (ingest.topics).
+    ingest_topic: TopicT
+
+    def subscribe(self, names: Iterable[str]) -> bool:
+        """Point the ingest channel at ``names``; True if that changed the subscription."""
+        return topics.subscribe(self.app, self.ingest_topic, names, self.settings.ingest_topic_prefix)
 
 
-def ingest_topics_in(names: Iterable[str], prefix: str) -> list[str]:
-    return sorted(n for n in names if n.startswith(prefix) and len(n) > len(prefix))
+def build_app(settings: Settings) -> IngestApp:
+    """A worker's app and its ingest channel (reading no topic until :meth:`IngestApp.subscribe`)."""
+    app = create_app(settings)
+    ingest_topic = app.topic(key_serializer="raw", value_serializer="raw")
+    # A new topic list is applied after this pause (Faust's default of 45 s coalesces agent restarts; here
+    # the only source of changes is discovery, which already runs at a slow pace).
+    app.topics._resubscribe_sleep_lock_seconds = settings.topic_discovery_interval_s  # type: ignore[attr-defined]
+    return IngestApp(settings, app, ingest_topic)
 
 
-async def discover_topics(settings: Settings, prefix: str) -> list[str]:
-    admin = AIOKafkaAdminClient(**aiokafka_options(settings, WORKER), request_timeout_ms=10_000)
-    await admin.start()
-    try:
-        return ingest_topics_in(await admin.list_topics(), prefix)
-    finally:
-        await admin.close()
-
-
-async def ensure_topics(settings: Settings, names: Iterable[str], partitions: int) -> None:
-    """Create the worker's output topics if they are missing (a cluster may forbid auto-creation)."""
-    admin = AIOKafkaAdminClient(**aiokafka_options(settings, WORKER), request_timeout_ms=10_000)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names if n not in existing
-        ]
-        if missing:
-            try:
-                await admin.create_topics(missing)
-            except Exception as exc:  # another worker created it first
-                if "TopicAlreadyExists" not in type(exc).__name__ + str(exc):
-                    raise
-    finally:
-        await admin.close()
-
-
-def subscribe(topics: Iterable[str]) -> bool:
-    """Point the ingest channel at ``topics``; True if that changed the subscription.
-
-    Iterating a topic makes Faust register an iterator clone of it with the conductor, and the clone is
-    what the consumer's subscription is computed from. Before start only the template needs the names
-    (the agent clones it); afterwards each registered ingest clone is updated, then removed and re-added,
-    which is the conductor's public way to flag a subscription change. The template itself must never be
-    registered: every message would be counted against a channel nobody reads, and never acknowledged.
-    """
-    wanted = sorted(set(topics))
-    if wanted == sorted(ingest_topic.topics):
-        return False
-    ingest_topic.topics = list(wanted)
-    prefix = settings.ingest_topic_prefix
-    for channel in list(app.topics):
-        names = list(getattr(channel, "topics", None) or ())
-        if channel is not ingest_topic and names and all(n.startswith(prefix) for n in names):
-            channel.topics = list(wanted)
-            app.topics.discard(channel)
-            app.topics.add(channel)
-    return True
+@cache
+def process_app() -> IngestApp:
+    """The worker process's app, built on the first call from the process's settings (``HUB_*``)."""
+    return build_app(get_settings())

@@ -16,8 +16,9 @@ import threading
 import time
 
 from hub.logging import configure_logging, get_logger, json_handler
-from hub.metrics import SUBSCRIBED_TOPICS, start_metrics_server
+from hub.metrics_server import start_metrics_server
 from hub.settings import Settings, get_settings
+from ingest.metrics import SUBSCRIBED_TOPICS
 
 log = get_logger("ingest.worker")
 
@@ -49,7 +50,7 @@ def shutdown_deadline(timeout_s: float) -> threading.Timer:
 
 
 def _prepare(settings: Settings) -> list[str]:
-    from ingest.app import discover_topics, ensure_topics
+    from ingest.topics import discover_topics, ensure_topics
 
     waited_since = time.monotonic()
     announced = False
@@ -101,9 +102,11 @@ def run(settings: Settings | None = None) -> None:
     from faust import Worker
 
     from ingest import agents  # registers the agent and the discovery timer on the app
-    from ingest.app import app, subscribe
+    from ingest.app import process_app
 
-    subscribe(topics)
+    ingest_app = process_app()
+    app = ingest_app.app
+    ingest_app.subscribe(topics)
     SUBSCRIBED_TOPICS.set(len(topics))
     log.info("worker starting", group=settings.worker_id, topics=topics, batch_size=settings.batch_size)
     level = settings.log_level.upper()
@@ -139,11 +142,6 @@ def run(settings: Settings | None = None) -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
     assert agents.ingest is not None
     worker.execute_from_commandline()
-
-
-def worker_command() -> None:
-    """Run an ingest worker: producer topics into the graph (settings from HUB_* variables)."""
-    main()
 
 
 def main() -> None:

@@ -120,8 +120,8 @@ def _start_containers(settings: Any, names: list[str]) -> list[Any]:
 def _wait_until_answering(settings: Any, names: list[str], timeout_s: float) -> None:
     import time
 
-    from hub.services import kafka, neo4j
-    from hub.services.errors import ServiceError
+    from devstack.services import kafka, neo4j
+    from devstack.services.errors import ServiceError
 
     deadline = time.monotonic() + timeout_s
     for name in names:
@@ -144,7 +144,7 @@ def _lease_dir(settings: Any) -> Path:
 
 def _other_live_leases(lease_dir: Path) -> list[int]:
     """Pids of other test sessions still using the launcher's services; stale leases are removed."""
-    from hub.services.process import command_line
+    from devstack.services.process import command_line
 
     live: list[int] = []
     for lease in lease_dir.glob("*"):
@@ -161,8 +161,8 @@ def _other_live_leases(lease_dir: Path) -> list[int]:
 
 @pytest.fixture(scope="session")
 def _services() -> Iterator[None]:
-    from hub.services import launcher
-    from hub.services.errors import ServiceError
+    from devstack.services import launcher
+    from devstack.services.errors import ServiceError
     from hub.settings import get_settings
 
     get_settings.cache_clear()
@@ -270,7 +270,7 @@ def topic_factory(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
     """``make(prefix="test", partitions=1) -> name``: creates a uniquely named topic, deleted afterwards.
 
     Synchronous so that both plain and async tests can call it."""
-    from hub.services.async_run import run_coroutine
+    from devstack.services.async_run import run_coroutine
 
     created: list[str] = []
 

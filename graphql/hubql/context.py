@@ -11,17 +11,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from neo4j import AsyncDriver
 from starlette.requests import HTTPConnection
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
-from hub.auth import Authenticator, AuthError, audit_refusal, unauthorized
+from hub.auth import Authenticator, AuthError
 from hub.caller import Caller
+from hub.graph import AsyncDriver
 from hub.guard import Guard, LabelDirectory
 from hub.labels import LabelCache
 from hub.reader import Prefetch, Reader
 from hub.settings import Settings
+from hubql.callers import RequestCaller, client_address
 from hubql.change_feed import ChangeFeed
 from hubql.cursors import CursorCodec, cursor_key
 from ontology.model import Ontology
@@ -126,19 +127,10 @@ class HubContext(BaseContext):
         return loader
 
 
-async def get_context(connection: HTTPConnection) -> HubContext:
-    """FastAPI dependency: the GraphQL context of this request; 401 with the reason for a bad token.
+async def get_context(connection: HTTPConnection, caller: RequestCaller) -> HubContext:
+    """FastAPI dependency: the GraphQL context of this request (the caller from :mod:`hubql.callers`).
 
     Over a websocket the token arrives in ``connection_init``; the handler authenticates it there.
     """
     services: ApiServices = connection.app.state.hub
-    client = connection.client.host if connection.client is not None else None
-    if connection.scope["type"] == "websocket":
-        return HubContext(services, None, client)
-    authorization = connection.headers.get("authorization")
-    try:
-        caller = services.authenticator.authenticate(authorization)
-    except AuthError as exc:
-        audit_refusal(exc, authorization, client=client, channel="http")
-        raise unauthorized(exc) from None
-    return HubContext(services, caller, client)
+    return HubContext(services, caller, client_address(connection))

@@ -153,8 +153,8 @@ class HubStack:
 
     def publish(self, events: list[dict[str, Any]]) -> None:
         """Publish events to this session's producer topic through the hub's Kafka producer client."""
+        from devstack.services.async_run import run_coroutine
         from hub.kafka_clients import ADMIN
-        from hub.services.async_run import run_coroutine
         from ingest.producer import HubProducer
 
         async def send() -> Any:
@@ -232,8 +232,8 @@ def hub_stack(settings: Any, frontend_dist: Path) -> Iterator[HubStack]:
         **{k.removeprefix("HUB_").lower(): v for k, v in overrides.items() if k != "HUB_PRODUCERS"},
         producers=json.loads(overrides["HUB_PRODUCERS"]),
     )
-    from hub.services import kafka
-    from hub.services.async_run import run_coroutine
+    from devstack.services import kafka
+    from devstack.services.async_run import run_coroutine
 
     # The worker and the API sign in as their principals, whose ACLs follow these topic names.
     kafka.apply_service_acls(stack_settings)
@@ -257,7 +257,7 @@ def hub_stack(settings: Any, frontend_dist: Path) -> Iterator[HubStack]:
             )
         with open(logs["api"], "wb") as alog:
             api = subprocess.Popen(
-                [sys.executable, "-c", "from hub.app import run; run()"],
+                [sys.executable, "-c", "from hubql.app import run; run()"],
                 cwd=REPO_ROOT,
                 env=env,
                 stdout=alog,

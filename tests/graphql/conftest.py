@@ -28,8 +28,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def api(settings: Any) -> Iterator[Api]:
-    from hub.app import create_app
-    from hub.serving import server_config
+    from hubql.app import create_app
+    from hubql.serving import server_config
 
     port = _free_port()
     # The session's API serves its metrics on a port of its own, as in production.

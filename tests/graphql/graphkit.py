@@ -137,21 +137,21 @@ def delete_prefix(driver: Any, prefix: str) -> None:
 
 
 def _create_app(settings: Any) -> Any:
-    from hub.app import create_app
+    from hubql.app import create_app
 
     return create_app(settings, frontend_dist=None)
 
 
 @contextlib.contextmanager
 def serve(settings: Any) -> Iterator[Api]:
-    from hub.services import kafka
+    from devstack.services import kafka
 
     # The API signs in as its principal, whose ACLs follow the settings' topic names.
     kafka.apply_service_acls(settings)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    from hub.serving import server_config
+    from hubql.serving import server_config
 
     server = uvicorn.Server(
         server_config(_create_app(settings), settings, host="127.0.0.1", port=port, log_level="warning")

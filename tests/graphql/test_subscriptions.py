@@ -56,7 +56,7 @@ async def _create_topics(bootstrap: str, names: list[str]) -> None:
 
 @contextlib.contextmanager
 def worker(settings: Any, prefix: str, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    from hub.services import kafka
+    from devstack.services import kafka
 
     # The worker signs in as its principal, whose ACLs follow these topic names.
     kafka.apply_service_acls(

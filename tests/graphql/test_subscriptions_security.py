@@ -32,8 +32,8 @@ from graphkit import Api, serve
 from hubql.cursors import CursorCodec, cursor_key
 from test_subscriptions import PARTITIONS, _create_topics, worker
 
+from devstack.services.async_run import run_coroutine
 from hub.kafka_clients import admin_options
-from hub.services.async_run import run_coroutine
 
 pytestmark = pytest.mark.services
 

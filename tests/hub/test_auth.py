@@ -15,27 +15,19 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
-from typer import Typer
-from typer.testing import CliRunner
 
 from hub.auth import (
     DEMO_USERS,
     AuthConfigError,
     Authenticator,
     AuthError,
-    CurrentCaller,
     DevIssuer,
-    authenticate_connection_params,
     dev_tokens,
-    get_authenticator,
     mint_token,
 )
 from hub.caller import ANONYMOUS, Caller
 from hub.labels import Authorizations, evaluate, parse
 from hub.settings import Settings
-from hub.token_cli import token as token_command
 
 ISSUER = "https://login.example.test/realms/energy"
 AUDIENCE = "energy-hub"
@@ -310,47 +302,14 @@ def test_bearer_scheme_is_case_insensitive(auth: Authenticator, rsa_key: KeyPair
 
 def test_websocket_connection_params(auth: Authenticator, ec_key: KeyPair) -> None:
     token = ec_key.sign(claims(sub="bob"))
-    assert authenticate_connection_params({"Authorization": f"Bearer {token}"}, auth).subject == "bob"
-    assert authenticate_connection_params({"authorization": f"Bearer {token}"}, auth).subject == "bob"
-    assert authenticate_connection_params(None, auth) is ANONYMOUS
-    assert authenticate_connection_params({"other": 1}, auth) is ANONYMOUS
+    assert auth.authenticate_params({"Authorization": f"Bearer {token}"}).subject == "bob"
+    assert auth.authenticate_params({"authorization": f"Bearer {token}"}).subject == "bob"
+    assert auth.authenticate_params(None) is ANONYMOUS
+    assert auth.authenticate_params({"other": 1}) is ANONYMOUS
     with pytest.raises(AuthError, match="must be a string"):
-        authenticate_connection_params({"Authorization": 42}, auth)
+        auth.authenticate_params({"Authorization": 42})
     with pytest.raises(AuthError, match="audience"):
-        authenticate_connection_params({"Authorization": f"Bearer {ec_key.sign(claims(aud='x'))}"}, auth)
-
-
-# ------------------------------------------------------------------------------ FastAPI dependency
-
-
-def test_fastapi_dependency(auth: Authenticator, rsa_key: KeyPair) -> None:
-    api = FastAPI()
-
-    @api.get("/me")
-    def me(caller: CurrentCaller) -> dict[str, Any]:
-        return {
-            "subject": caller.subject,
-            "clearance": caller.clearance,
-            "anonymous": caller.anonymous,
-            "roles": list(caller.roles),
-        }
-
-    api.dependency_overrides[get_authenticator] = lambda: auth
-    client = TestClient(api)
-    ok = client.get("/me", headers={"Authorization": f"Bearer {rsa_key.sign(claims())}"})
-    assert ok.status_code == 200
-    assert ok.json() == {
-        "subject": "alice",
-        "clearance": "OFFICIAL",
-        "anonymous": False,
-        "roles": ["planner", "operator"],
-    }
-    assert client.get("/me").json()["anonymous"] is True
-    now = int(time.time())
-    bad = client.get("/me", headers={"Authorization": f"Bearer {rsa_key.sign(claims(exp=now - 999))}"})
-    assert bad.status_code == 401
-    assert bad.json() == {"detail": "token has expired"}
-    assert bad.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+        auth.authenticate_params({"Authorization": f"Bearer {ec_key.sign(claims(aud='x'))}"})
 
 
 # ----------------------------------------------------------------------------------- key sources
@@ -483,81 +442,3 @@ def test_demo_users(tmp_path: Path) -> None:
     ops = callers["ops.engineer"]
     assert evaluate(parse("classification=OFFICIAL-SENSITIVE"), ops.authorizations)
     assert not evaluate(parse("classification=OFFICIAL"), callers["public.analyst"].authorizations)
-
-
-# ----------------------------------------------------------------------------------------- the CLI
-
-
-@pytest.fixture
-def cli() -> Typer:
-    app = Typer()
-    app.command("token")(token_command)
-
-    # A second command keeps typer from collapsing the app into the single command.
-    @app.command("noop")
-    def noop() -> None:
-        pass
-
-    return app
-
-
-def test_token_command_prints_a_verifiable_token(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Typer
-) -> None:
-    settings = make_settings(tmp_path)
-    monkeypatch.setattr("hub.token_cli.get_settings", lambda: settings)
-    runner = CliRunner()
-    result = runner.invoke(
-        cli,
-        [
-            "token",
-            "--user",
-            "fay",
-            "--org",
-            "ngt",
-            "--clearance",
-            "official",
-            "--role",
-            "planner",
-            "--role",
-            "operator",
-            "--group",
-            "g1",
-            "--ttl",
-            "60",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    token = result.stdout.strip()
-    caller = Authenticator(settings).verify(token)
-    assert (caller.subject, caller.org, caller.clearance, caller.roles, caller.groups) == (
-        "fay",
-        "ngt",
-        "OFFICIAL",
-        ("planner", "operator"),
-        ("g1",),
-    )
-    exp = jwt.decode(token, options={"verify_signature": False})["exp"]
-    assert exp - time.time() <= 61
-
-    demo = runner.invoke(cli, ["token", "--demo", "hub.admin"])
-    assert demo.exit_code == 0
-    assert Authenticator(settings).verify(demo.stdout.strip()).is_admin
-
-
-@pytest.mark.parametrize(
-    ("args", "fragment"),
-    [
-        (["--user", "x", "--clearance", "TOP"], "--clearance"),
-        (["--org", "ngt"], "--user is required"),
-        (["--demo", "nobody"], "not a demo user"),
-    ],
-)
-def test_token_command_bad_input(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Typer, args: list[str], fragment: str
-) -> None:
-    monkeypatch.setattr("hub.token_cli.get_settings", lambda: make_settings(tmp_path))
-    result = CliRunner().invoke(cli, ["token", *args])
-    assert result.exit_code == 2
-    assert fragment in result.stderr
-    assert result.stdout == ""

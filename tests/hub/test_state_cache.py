@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from hub.state_cache import StateCache
-from hub.writer import LIVE, STUBBED, Stored
+from hub.state_cache import StateCache, Stored
+from hub.writer import LIVE, STUBBED
 
 
 def state(version: int, status: int = LIVE) -> Stored:

@@ -165,7 +165,7 @@ async def test_cancelling_the_waiter_cancels_the_carried_coroutine() -> None:
 
 def test_the_ingest_app_consumes_with_the_eager_consumer(kafka_bootstrap: str) -> None:
     # The app signs in to Kafka as the worker, whose credentials exist once the services are up.
-    from ingest.app import app
+    from ingest.app import process_app
 
-    consumer: Any = app.consumer
+    consumer: Any = process_app().app.consumer
     assert isinstance(consumer, IngestConsumer)

@@ -17,10 +17,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from typer.testing import CliRunner
 
 from hub.kafka_clients import admin_options
-from hub.producer_onboarding import add_producer
 from hub.validation import validate_event
 from ingest.csv_adapter import CsvMapping, CsvStats, MappingError, convert_csv
 from ingest.producer import LABEL_HEADER, produce
+from ingest.producer_onboarding import add_producer
 from ontology.loader import load_ontology
 
 TIME = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
@@ -211,8 +211,8 @@ def test_csv_published_through_kafka_reads_back(files: tuple[Path, Path], csv_se
 
 @pytest.mark.services
 def test_hub_produce_csv_with_mapping(files: tuple[Path, Path], csv_settings: Any, monkeypatch: Any) -> None:
-    from hub.cli import app
     from hub.settings import get_settings
+    from hubcli.main import app
 
     csv_path, mapping_path = files
     pid = f"dno{uuid.uuid4().hex[:8]}"

@@ -28,8 +28,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from devstack.services import kafka
 from hub.kafka_clients import admin_options
-from hub.services import kafka
 
 REPO = Path(__file__).resolve().parents[2]
 CLASS = "AccumulatorValue"  # used by no other worker test, so the constraint below meets only ours

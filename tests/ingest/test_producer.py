@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 
 from hub.events import Event, normalise_mrid
 from hub.kafka_clients import admin_options
-from hub.producer_onboarding import add_producer
 from hub.validation import validate_event
 from ingest.gaslib import convert_gaslib
 from ingest.producer import LABEL_HEADER, HubProducer, Pacer, ProducerError, produce
+from ingest.producer_onboarding import add_producer
 from ontology.loader import load_ontology
 
 pytestmark = pytest.mark.services
@@ -198,8 +198,8 @@ def test_pacer_and_options_reject_bad_values(settings: Any) -> None:
 
 
 def test_hub_produce_command_publishes_a_gaslib_file(produce_settings: Any, monkeypatch: Any) -> None:
-    from hub.cli import app
     from hub.settings import get_settings
+    from hubcli.main import app
 
     monkeypatch.setenv("HUB_INGEST_TOPIC_PREFIX", PREFIX)
     get_settings.cache_clear()
@@ -233,7 +233,7 @@ def test_hub_produce_command_publishes_a_gaslib_file(produce_settings: Any, monk
 
 
 def test_hub_produce_names_a_missing_path_and_bad_format(tmp_path: Path) -> None:
-    from hub.cli import app
+    from hubcli.main import app
 
     missing = tmp_path / "nope.net"
     result = CliRunner().invoke(app, ["produce", str(missing), "--producer", "x", "--dry-run"])

@@ -36,9 +36,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from devstack.services import kafka
 from hub.kafka_clients import admin_options
 from hub.labels import canonical, label_id
-from hub.services import kafka
 from ontology.loader import load_ontology
 
 REPO = Path(__file__).resolve().parents[2]
@@ -862,7 +862,7 @@ def test_sigkilled_worker_restarts_to_the_same_graph(
 @pytest.fixture
 def private_neo4j(settings: Any) -> Iterator[Any]:
     """A Neo4j of this test's own, so stopping it disturbs nobody else's tests."""
-    from hub.services import launcher
+    from devstack.services import launcher
 
     state = Path(tempfile.mkdtemp(prefix="hub-neo4j-stop-"))
     own = settings.model_copy(
@@ -884,7 +884,7 @@ def private_neo4j(settings: Any) -> Iterator[Any]:
 def test_worker_waits_out_a_neo4j_outage(
     scenario: Scenario, settings: Any, kafka_bootstrap: str, private_neo4j: Any, log_dir: Path
 ) -> None:
-    from hub.services import launcher
+    from devstack.services import launcher
 
     sc = scenario
     worker = WorkerProcess(settings, sc, log_dir, neo4j_uri=private_neo4j.neo4j_uri)

@@ -203,7 +203,7 @@ def _listening(port: int) -> set[str]:
 
 
 def test_metrics_listen_on_loopback_only(hardened: Api) -> None:
-    from hub.metrics import start_metrics_server
+    from hub.metrics_server import start_metrics_server
 
     assert _listening(hardened.settings.api_metrics_port) == {"0100007F"}  # 127.0.0.1
     # The worker's metrics server, with its default address.

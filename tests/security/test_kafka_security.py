@@ -22,10 +22,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from devstack.services import kafka
+from devstack.services.async_run import run_coroutine
 from hub.kafka_clients import ADMIN, SASL_MECHANISM, WORKER, aiokafka_options, producer_principal, ssl_context
-from hub.producer_onboarding import add_producer
-from hub.services import kafka
-from hub.services.async_run import run_coroutine
+from ingest.producer_onboarding import add_producer
 
 pytestmark = pytest.mark.services
 
@@ -219,7 +219,18 @@ def test_added_producer_publishes_and_the_worker_applies(
         "HUB_BATCH_TIMEOUT_S": "0.2",
     }
     added = subprocess.run(
-        [sys.executable, "-m", "hub.cli", "producers", "add", pid, "--org", "ngt", "--clearance", "OFFICIAL"],
+        [
+            sys.executable,
+            "-m",
+            "hubcli.main",
+            "producers",
+            "add",
+            pid,
+            "--org",
+            "ngt",
+            "--clearance",
+            "OFFICIAL",
+        ],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -30,8 +30,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from graphkit import Api, serve
 
+from devstack.services import kafka
 from hub.kafka_clients import admin_options
-from hub.services import kafka
 
 REPO = Path(__file__).resolve().parents[2]
 

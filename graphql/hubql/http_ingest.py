@@ -1,0 +1,226 @@
+"""Producers' HTTP ingest: ``POST /ingest`` validates events and writes them to the producer's own topic.
+
+For producers that cannot run a Kafka client. The caller must be authenticated and hold the role
+``producer:<id>`` of a configured producer (:mod:`hub.producers`) to publish as it; an organisation
+claim alone is not enough. Each event's ``source`` names the producer, so the topic is
+``<ingest_topic_prefix><source>`` and the key is the event's mRID, exactly as a Kafka producer would write.
+
+The write check (:mod:`hub.write_policy`) runs here on what the API knows, so refusals come back at once:
+the producer's mRID range, and the new label (the event's, else the producer's default) must be satisfied
+by both the caller and the producer. The object's stored label is judged by the worker, which knows it:
+every record carries the caller's rights in ``Hub-Writer-*`` headers, and the worker requires the write
+to pass under them as well as under the producer's, so nothing changes between this check and the write.
+A caller may widen who sees an object only with the role ``declassifier:<id>`` (or ``declassifier``, for
+every producer it may publish as), and only if the producer itself is configured to declassify. Every
+refused event is an audit record (``ingest.refused``) with its reason.
+
+A request is one event object, a list of them, or ``{"events": [...]}``. The batch is all or nothing: if any
+event is invalid the answer is 422 with the reason for each invalid one and nothing is written; otherwise
+202 once Kafka has acknowledged every record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter
+
+from hub import audit
+from hub.caller import Caller
+from hub.kafka_clients import API, aiokafka_options
+from hub.labels import LabelError, parse
+from hub.producers import Producer, ProducerConfigError, ProducerRegistry
+from hub.settings import Settings
+from hub.validation import EventRejected, validate_event
+from hub.write_policy import WriteRights, check_all, encode_rights
+from hubql.callers import RequestCaller, refused
+from ontology.model import Ontology
+
+log = structlog.get_logger(__name__)
+
+INGESTED = Counter("hub_api_ingest_events_total", "Events received over HTTP ingest", ["result"])
+
+router = APIRouter()
+
+PRODUCER_ROLE = "producer:"
+DECLASSIFIER_ROLE = "declassifier"
+
+
+def producer_role(producer_id: str) -> str:
+    """The role a caller needs to publish as ``producer_id``."""
+    return PRODUCER_ROLE + producer_id
+
+
+def caller_rights(caller: Caller, producer_id: str) -> WriteRights:
+    """The caller's write rights when publishing as ``producer_id``."""
+    roles = set(caller.roles)
+    declassify = DECLASSIFIER_ROLE in roles or f"{DECLASSIFIER_ROLE}:{producer_id}" in roles
+    return WriteRights(caller.authorizations, declassify)
+
+
+class IngestService:
+    """What the endpoint needs: settings, ontology, producer registry and a lazily started Kafka producer."""
+
+    def __init__(self, settings: Settings, ontology: Ontology) -> None:
+        self.settings = settings
+        self.ontology = ontology
+        self.registry = ProducerRegistry.from_settings(settings)
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def producer(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    **aiokafka_options(self.settings, API),
+                    acks="all",
+                    enable_idempotence=True,
+                    client_id="hub-api-ingest",
+                )
+                await producer.start()
+                self._producer = producer
+            return self._producer
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    def publisher(self, caller: Caller, producer_id: str) -> Producer:
+        """The producer ``caller`` publishes as; :class:`EventRejected` saying why it may not."""
+        try:
+            producer = self.registry.get(producer_id)
+        except ProducerConfigError as exc:
+            raise EventRejected(str(exc), "source", producer_id) from None
+        if caller.anonymous or producer_role(producer_id) not in caller.roles:
+            raise EventRejected(
+                f"caller {caller.subject!r} does not hold the role {producer_role(producer_id)!r} "
+                "needed to publish as this producer",
+                "source",
+                producer_id,
+            )
+        return producer
+
+
+def _service(request: Request) -> IngestService:
+    service: IngestService = request.app.state.ingest
+    return service
+
+
+def _events_of(body: Any) -> list[Any]:
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict) and isinstance(body.get("events"), list):
+        return list(body["events"])
+    if isinstance(body, dict):
+        return [body]
+    raise HTTPException(422, detail='body must be an event object, a list of events or {"events": [...]}')
+
+
+@router.post("/ingest", status_code=202)
+async def ingest(
+    request: Request,
+    identified: RequestCaller,
+    service: Annotated[IngestService, Depends(_service)],
+) -> JSONResponse:
+    if identified is None or identified.anonymous:
+        raise refused(request, "producers must authenticate to ingest events")
+    caller = identified
+    raw = await request.body()
+    if len(raw) > service.settings.max_event_bytes * max(1, service.settings.ingest_max_batch):
+        raise HTTPException(413, detail=f"body of {len(raw)} bytes is too large")
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise HTTPException(422, detail=f"body is not JSON: {exc}") from None
+    events = _events_of(body)
+    if not events:
+        raise HTTPException(422, detail="no events in the request")
+    if len(events) > service.settings.ingest_max_batch:
+        raise HTTPException(
+            413,
+            detail=f"{len(events)} events exceed the batch limit "
+            f"ingest_max_batch={service.settings.ingest_max_batch}",
+        )
+    accepted: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] = []
+    rejected: list[dict[str, Any]] = []
+    for index, event in enumerate(events):
+        try:
+            valid = validate_event(event, service.ontology, max_bytes=service.settings.max_event_bytes)
+            source = valid.event.source
+            producer = service.publisher(caller, source)
+            if not producer.may_own(valid.mrid):
+                raise EventRejected(
+                    f"producer {source!r} may only write mRIDs starting {producer.owns!r}",
+                    "subject",
+                    valid.mrid,
+                )
+            rights = caller_rights(caller, source)
+            if valid.event.type.value == "upsert":
+                if valid.event.label is not None:
+                    try:
+                        label = parse(valid.event.label)
+                    except LabelError as exc:
+                        raise EventRejected(
+                            f"label does not parse: {exc.message}", "label", valid.event.label
+                        ) from None
+                else:
+                    label = producer.default_label
+                # The object's current label is the worker's to judge; the new one is known here.
+                verdict = check_all((producer.rights, rights), None, label)
+                if verdict.reason is not None:
+                    raise EventRejected(
+                        verdict.reason, "label", valid.event.label or producer.default_label_text
+                    )
+        except EventRejected as exc:
+            rejected.append(
+                {
+                    "index": index,
+                    "reason": exc.reason,
+                    "field": exc.field,
+                    "value": exc.value
+                    if isinstance(exc.value, str | int | float | bool)
+                    else repr(exc.value),
+                    "message": str(exc),
+                }
+            )
+            audit.record(
+                "ingest.refused",
+                subject=caller.subject,
+                index=index,
+                reason=exc.reason,
+                field=exc.field,
+                value=rejected[-1]["value"],
+            )
+            continue
+        value = json.dumps(
+            event if isinstance(event, dict) else valid.event.to_json_dict(), separators=(",", ":")
+        ).encode()
+        accepted.append(
+            (
+                service.settings.ingest_topic_prefix + source,
+                valid.mrid.encode(),
+                value,
+                encode_rights(rights, caller.subject),
+            )
+        )
+    if rejected:
+        INGESTED.labels("rejected").inc(len(rejected))
+        log.info("http ingest rejected", subject=caller.subject, rejected=len(rejected), total=len(events))
+        return JSONResponse({"accepted": 0, "rejected": rejected}, status_code=422)
+    kafka = await service.producer()
+    futures = [
+        await kafka.send(topic, value=value, key=key, headers=headers)
+        for topic, key, value, headers in accepted
+    ]
+    await asyncio.gather(*futures)
+    INGESTED.labels("accepted").inc(len(accepted))
+    topics = sorted({t for t, _, _, _ in accepted})
+    log.info("http ingest accepted", subject=caller.subject, events=len(accepted), topics=topics)
+    return JSONResponse({"accepted": len(accepted), "rejected": [], "topics": topics}, status_code=202)

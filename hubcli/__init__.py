@@ -1,0 +1,1 @@
+"""The ``hub`` console command: the one place where the layers are put together (composition root)."""
