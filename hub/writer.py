@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 import neo4j
 
-from hub.changes import ChangeKind
+from hub.changes import ChangeKind, ChangeRecord
 from hub.graph import ENTITY, STUB, STUB_LABEL_TEXT, TOMBSTONE, cypher_name
 from hub.labels import Label, LabelError, label_id, parse
 from hub.write_policy import WriteRights, check_all
@@ -176,20 +176,6 @@ class LabelBook:
         return tree
 
 
-class PendingChange(NamedTuple):
-    mrid: str
-    cls: str
-    change: ChangeKind
-    version: int
-    label_id: int | None
-    event_time: datetime | None
-    event_id: str | None
-    producer: str | None
-    # The label the object had before the batch: a subscriber who could see it and cannot see the new
-    # label must learn the object is gone for it, exactly as for a delete.
-    prev_label_id: int | None = None
-
-
 @dataclass
 class Plan:
     """The net effect of a batch, ready to be written: one row per object and statement.
@@ -206,7 +192,7 @@ class Plan:
     stubs: dict[str, str] = field(default_factory=dict)
     rels: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[int, str] = field(default_factory=dict)
-    changes: list[PendingChange] = field(default_factory=list)
+    changes: list[ChangeRecord] = field(default_factory=list)
     applied: Counter[str] = field(default_factory=Counter)
     stale: Counter[str] = field(default_factory=Counter)
     ignored: int = 0
@@ -514,12 +500,13 @@ def fold(
                     }
                 )
             plan.changes.append(
-                PendingChange(
+                ChangeRecord(
                     mrid,
                     tr.cls or last.cls,
                     change,
                     tr.version,
                     tr.label,
+                    None,
                     last.event_time,
                     last.event_id,
                     last.producer,
@@ -539,12 +526,13 @@ def fold(
         elif tr.status == DEAD:
             plan.after[mrid] = Stored(DEAD, tr.version, tr.owner, last.cls, (ENTITY, TOMBSTONE), None)
             plan.changes.append(
-                PendingChange(
+                ChangeRecord(
                     mrid,
                     last.cls,
                     DELETE,
                     tr.version,
                     tr.gone_label,
+                    None,
                     last.event_time,
                     last.event_id,
                     last.producer,
@@ -580,7 +568,7 @@ def fold(
             if before is None:
                 plan.labels[STUB_LABEL_ID] = STUB_LABEL_TEXT
                 plan.changes.append(
-                    PendingChange(target, target_cls, "stub", 0, STUB_LABEL_ID, None, None, None)
+                    ChangeRecord(target, target_cls, "stub", 0, STUB_LABEL_ID, None, None, None, None)
                 )
     return plan
 

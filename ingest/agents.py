@@ -267,20 +267,7 @@ class BatchWriter:
             for ev, reason, reason_class in plan.rejected:
                 pending.append(await self._dead_letter(ev.ref, Rejection(reason, reason_class), audited=True))
             for c in plan.changes:
-                records.append(
-                    ChangeRecord(
-                        c.mrid,
-                        c.cls,
-                        c.change,
-                        c.version,
-                        c.label_id,
-                        committed,
-                        c.event_time,
-                        c.event_id,
-                        c.producer,
-                        c.prev_label_id,
-                    )
-                )
+                records.append(c.stamped(committed))
                 if c.event_time is not None:
                     FRESHNESS.observe((committed - c.event_time).total_seconds())
             for kind, n in plan.applied.items():

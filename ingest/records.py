@@ -27,6 +27,7 @@ from hub.write_policy import (
     SUBJECT_HEADER,
     WriteRights,
     decode_rights,
+    may_assign,
 )
 from hub.writer import Accepted
 
@@ -245,7 +246,7 @@ class RecordChecker:
                 verdict = Rejection(f"label: {text!r} is not a valid label: {exc}", "label")
             else:
                 canon = canonical(tree)
-                if prod.may_assign(tree):
+                if may_assign(prod.authorizations, tree):
                     verdict = (label_id(canon), canon)
                 else:
                     verdict = Rejection(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as reference_murmur2
@@ -63,6 +65,30 @@ def test_fast_encoding_is_byte_for_byte_the_json_encoding(
     assert record.to_json_fast(NOW.isoformat()) == record.to_json()
     if event_time is None or event_time.tzinfo is not None:
         assert ChangeRecord.from_json(record.to_json_fast()) == record
+
+
+def test_the_folds_record_goes_on_the_wire_only_once_stamped_with_its_commit_time() -> None:
+    # The writer's fold makes the record before its batch commits; the worker stamps it afterwards.
+    folded = ChangeRecord("m1", "ACLineSegment", "upsert", 3, 7, None, NOW, "e1", "p", 5)
+    with pytest.raises(ValueError, match=r"'m1'.*time=None"):
+        folded.to_json()
+    with pytest.raises(ValueError, match=r"'m1'.*time=None"):
+        folded.to_json_fast()
+    record = folded.stamped(NOW)
+    assert record.time == NOW and record[:5] == folded[:5] and record[6:] == folded[6:]
+    assert json.loads(record.to_json()) == {
+        "mrid": "m1",
+        "class": "ACLineSegment",
+        "change": "upsert",
+        "version": 3,
+        "label_id": 7,
+        "time": NOW.isoformat(),
+        "event_time": NOW.isoformat(),
+        "event_id": "e1",
+        "producer": "p",
+        "prev_label_id": 5,
+    }
+    assert ChangeRecord.from_json(record.to_json_fast()) == record
 
 
 def test_publisher_sends_each_record_to_its_key_partition_in_order(
