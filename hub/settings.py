@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # (see ingest/worker.py: shutdown_deadline). A batch still being written then is not acknowledged
     # and is delivered again, which its idempotent writes make harmless.
     worker_shutdown_timeout_s: float = 6.0
+    # A batch whose write transaction takes this long is logged as a warning with its database time
+    # (a 500-event batch takes tens of milliseconds; a bad plan made it 17 s).
+    worker_slow_write_s: float = 2.0
     # A worker that died without leaving the group is replaced after this long.
     worker_session_timeout_s: float = 10.0
     # Events the worker buffers ahead of its batches. Faust stops fetching a partition when the buffer is

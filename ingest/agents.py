@@ -51,8 +51,11 @@ from hub.graph import ensure_schema_async, make_async_driver
 from hub.kafka_clients import WORKER, aiokafka_options
 from hub.logging import get_logger
 from hub.metrics import (
+    BATCH_DB_SECONDS,
     BATCH_DURATION,
     BATCH_SIZE,
+    BATCH_WRITE_EVENTS,
+    BATCH_WRITE_SECONDS,
     CHANGES_PUBLISHED,
     EVENTS_APPLIED,
     EVENTS_DEADLETTERED,
@@ -238,11 +241,15 @@ class BatchWriter:
     async def _commit(self, stream: StreamT, batch: Batch, previous: Batch | None) -> None:
         if not batch.accepted:
             batch.sending.set_result(None)  # nothing to write
+        writing = time.perf_counter()
         try:
             plans, poisoned = await self._write(batch) if batch.accepted else ([], [])
         finally:
             if not batch.written.done():
                 batch.written.set_result(None)
+        write_s = time.perf_counter() - writing
+        if batch.accepted:
+            self._observe_write(batch, plans, write_s)
         if batch.accepted:
             if batch.exact and len(plans) == 1:
                 if self.sole_writer:
@@ -295,8 +302,26 @@ class BatchWriter:
                 len(batch.accepted),
                 len(records),
                 plans,
+                write_s,
             )
         )
+
+    def _observe_write(self, batch: Batch, plans: list[Plan], write_s: float) -> None:
+        """Per-batch database time in the metrics, and a warning for a slow write: a batch that takes
+        seconds where it takes tens of milliseconds (a bad plan, a supernode) shows at once."""
+        db_s = sum(plan.db_seconds for plan in plans)
+        BATCH_WRITE_SECONDS.observe(write_s)
+        BATCH_DB_SECONDS.observe(db_s)
+        BATCH_WRITE_EVENTS.observe(len(batch.accepted))
+        if write_s >= settings.worker_slow_write_s:
+            log.warning(
+                "slow batch write",
+                events=len(batch.accepted),
+                write_s=round(write_s, 3),
+                db_s=round(db_s, 3),
+                folded_ahead=batch.exact,
+                threshold_s=settings.worker_slow_write_s,
+            )
 
     async def _acknowledge(
         self,
@@ -308,6 +333,7 @@ class BatchWriter:
         n_accepted: int,
         n_changes: int,
         plans: list[Plan],
+        write_s: float,
     ) -> None:
         """Acknowledge ``events`` once their dead letters and change records are on the broker, and
         after the previous batch's acknowledgement (offsets move on in order)."""
@@ -333,6 +359,8 @@ class BatchWriter:
             accepted=n_accepted,
             changes=n_changes,
             dead_letters=len(events) - n_accepted + sum(len(p.rejected) for p in plans),
+            write_s=round(write_s, 4),
+            db_s=round(sum(p.db_seconds for p in plans), 4),
         )
 
     async def _write(self, batch: Batch) -> tuple[list[Plan], list[tuple[Accepted, Rejection]]]:

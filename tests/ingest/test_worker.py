@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ import neo4j
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from prometheus_client.parser import text_string_to_metric_families
 
 from hub.kafka_clients import admin_options
 from hub.labels import canonical, label_id
@@ -609,7 +611,14 @@ def free_port() -> int:
 class WorkerProcess:
     """``python -m ingest.worker`` with the test's settings; stdout/stderr kept in a log file."""
 
-    def __init__(self, settings: Any, sc: Scenario, log_dir: Path, neo4j_uri: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Any,
+        sc: Scenario,
+        log_dir: Path,
+        neo4j_uri: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.env = {
             **os.environ,
             "HUB_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
@@ -628,6 +637,7 @@ class WorkerProcess:
             "HUB_BATCH_TIMEOUT_S": "0.2",
             "HUB_TOPIC_PARTITIONS": str(PARTITIONS),
             "HUB_WORKER_SESSION_TIMEOUT_S": "6",
+            **(env or {}),
         }
         self.log_dir = log_dir
         self.proc: subprocess.Popen[bytes] | None = None
@@ -767,7 +777,10 @@ def test_stream_ends_as_the_oracle_graph(
 ) -> None:
     sc = scenario
     assert len(sc.records) > 3000
-    worker = WorkerProcess(settings, sc, log_dir)
+    metrics_port = free_port()
+    # Every batch counts as slow here, so each one's write shows in the log with its database time.
+    env = {"HUB_METRICS_PORT": str(metrics_port), "HUB_WORKER_SLOW_WRITE_S": "0"}
+    worker = WorkerProcess(settings, sc, log_dir, env=env)
     worker.start()
     try:
         run(produce(kafka_bootstrap, sc, sc.records))
@@ -777,9 +790,34 @@ def test_stream_ends_as_the_oracle_graph(
         assert_change_feed(kafka_bootstrap, sc)
         # Alone in its group, the worker held every partition and kept objects' states between batches.
         assert cache_states(worker) == ["on"]
+        assert_batch_write_times(worker, metrics_port, sc)
         assert worker.terminate(20.0), "the worker did not stop on SIGTERM"
     finally:
         worker.stop()
+
+
+def assert_batch_write_times(worker: WorkerProcess, metrics_port: int, sc: Scenario) -> None:
+    """Each batch's write time and database time are in the metrics and in the slow-write log line."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels or (set(sample.labels) == {"le"} and sample.labels["le"] == "+Inf")
+    }
+    batches = samples["hub_batch_write_seconds_count"]
+    assert batches > 0
+    assert samples["hub_batch_db_seconds_count"] == batches
+    assert samples["hub_batch_write_events_count"] == batches
+    # Accepted events only: the checker's refusals never reach a transaction.
+    assert 0 < samples["hub_batch_write_events_sum"] <= len(sc.records)
+    assert samples["hub_batch_db_seconds_sum"] > 0
+    # The database's own time is part of the transaction's (reported in whole milliseconds).
+    assert samples["hub_batch_db_seconds_sum"] <= samples["hub_batch_write_seconds_sum"] + 0.001 * batches
+    slow = [json.loads(line) for line in worker.logs().splitlines() if '"slow batch write"' in line]
+    assert len(slow) == batches, (len(slow), batches)
+    assert all(entry["db_s"] <= entry["write_s"] + 0.001 and entry["events"] > 0 for entry in slow)
 
 
 def cache_states(worker: WorkerProcess) -> list[str]:
