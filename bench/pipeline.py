@@ -61,6 +61,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from hub.graph import cypher_name, ensure_schema, label_clause, make_driver
+from hub.graph_schema import cypher
 from hub.kafka_clients import admin_options
 from hub.labels import label_id
 from hub.services import kafka
@@ -174,11 +175,11 @@ class PlainLoader:
 
     def node_cypher(self, cls: str) -> str:
         if cls not in self._node_cypher:
-            self._node_cypher[cls] = (
+            self._node_cypher[cls] = cypher(
                 "UNWIND $rows AS r MERGE (n:Entity {mrid: r.mrid}) "
-                f"SET {label_clause('n', self.ont.neo4j_labels(cls))}, n += r.p, n._version = r.v, "
-                "n._class = $cls, n._domain = $domain, n._owner = r.pr, n._producer = r.pr, "
-                "n._event_id = r.e, n._event_time = datetime(r.t), n._updated = datetime(), n._label = $label"
+                f"SET {label_clause('n', self.ont.neo4j_labels(cls))}, n += r.p, n.@version = r.v, "
+                "n.@class = $cls, n.@domain = $domain, n.@owner = r.pr, n.@producer = r.pr, "
+                "n.@event_id = r.e, n.@event_time = datetime(r.t), n.@updated = datetime(), n.@label = $label"
             )
         return self._node_cypher[cls]
 
@@ -232,11 +233,11 @@ class DynamicLoader(PlainLoader):
 
     name = "dynamic labels, two statements"
 
-    NODES = (
+    NODES = cypher(
         "UNWIND $rows AS r MERGE (n:Entity {mrid: r.mrid}) "
-        "SET n:$($labels[r.c]), n += r.p, n._version = r.v, n._class = r.c, n._domain = $domains[r.c], "
-        "n._owner = r.pr, n._producer = r.pr, n._event_id = r.e, n._event_time = datetime(r.t), "
-        "n._updated = datetime(), n._label = $label"
+        "SET n:$($labels[r.c]), n += r.p, n.@version = r.v, n.@class = r.c, n.@domain = $domains[r.c], "
+        "n.@owner = r.pr, n.@producer = r.pr, n.@event_id = r.e, n.@event_time = datetime(r.t), "
+        "n.@updated = datetime(), n.@label = $label"
     )
     RELS = (
         "UNWIND $rows AS r MATCH (s:Entity {mrid: r.s}) MERGE (t:Entity {mrid: r.t}) "

@@ -44,6 +44,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hub.graph_schema import cypher
+
 if TYPE_CHECKING:
     from hub.services.layout import ServiceName
 
@@ -233,7 +235,7 @@ def baseline_load(n: int, seed: int, batch: int = 5000) -> dict[str, Any]:
             cypher_s += time.perf_counter() - started
         wall = time.perf_counter() - began
         records, _, _ = driver.execute_query(
-            "MATCH (n:Entity) WHERE n._class IS NOT NULL RETURN count(n) AS c"
+            cypher("MATCH (n:Entity) WHERE n.@class IS NOT NULL RETURN count(n) AS c")
         )
         loaded = int(records[0]["c"])
     finally:
@@ -433,7 +435,7 @@ def worker_load(run: Run, n: int, seed: int, timeout_s: float) -> tuple[dict[str
     driver = make_driver()
     try:
         records, _, _ = driver.execute_query(
-            "MATCH (n:Entity) WHERE n._version > 0 AND n._class IS NOT NULL RETURN count(n) AS c"
+            cypher("MATCH (n:Entity) WHERE n.@version > 0 AND n.@class IS NOT NULL RETURN count(n) AS c")
         )
         live = int(records[0]["c"])
     finally:
@@ -664,7 +666,7 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
                 "object by mRID",
                 "query($m: ID!) { object(mrid: $m) { mrid className name label version } }",
                 lambda: {"m": pick("ACLineSegment")},
-                "MATCH (n:Entity {mrid: $m}) RETURN n.mrid, n._class, n.name, n._label, n._version",
+                cypher("MATCH (n:Entity {mrid: $m}) RETURN n.mrid, n.@class, n.name, n.@label, n.@version"),
                 lambda v: {"m": v["m"]},
             ),
             (
@@ -678,8 +680,10 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
                 "search by name",
                 "query($t: String!) { search(text: $t, first: 20) { mrid className name } }",
                 lambda: {"t": f"{rng.choice(names)} #{rng.randrange(tiles)}"},
-                "MATCH (n:Entity) WHERE n.mrid = $t OR toLower(n.name) CONTAINS toLower($t) "
-                "RETURN n.mrid, n._class, n.name ORDER BY size(coalesce(n.name, '')), n.mrid LIMIT 20",
+                cypher(
+                    "MATCH (n:Entity) WHERE n.mrid = $t OR toLower(n.name) CONTAINS toLower($t) "
+                    "RETURN n.mrid, n.@class, n.name ORDER BY size(coalesce(n.name, '')), n.mrid LIMIT 20"
+                ),
                 lambda v: {"t": v["t"]},
             ),
             (
@@ -694,7 +698,7 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
                 "counts per class",
                 "query { counts { className count } }",
                 dict,
-                "MATCH (n:Entity) WHERE n._class IS NOT NULL RETURN n._class, count(*)",
+                cypher("MATCH (n:Entity) WHERE n.@class IS NOT NULL RETURN n.@class, count(*)"),
                 lambda v: {},
             ),
             (

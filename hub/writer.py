@@ -56,6 +56,7 @@ import neo4j
 
 from hub.changes import ChangeKind, ChangeRecord
 from hub.graph import ENTITY, STUB, STUB_LABEL_TEXT, TOMBSTONE, cypher_name
+from hub.graph_schema import cypher
 from hub.labels import Label, LabelError, label_id, parse
 from hub.write_policy import WriteRights, check_all
 
@@ -596,14 +597,13 @@ REPLAN_SKIP: Final = "CYPHER replan=skip\n"
 # One row holding every state: the driver streams a record far slower than it unpacks a list entry. The
 # texts of the objects' labels come along (those the writer does not know yet; labels are few, so that is
 # mostly none): the write check judges every write against the object's current label.
-READ_STATE: Final = (
-    REPLAN_SKIP
-    + """
+READ_STATE: Final = REPLAN_SKIP + cypher(
+    """
 CALL () {
   UNWIND $mrids AS m
   MATCH (n:Entity {mrid: m})
-  RETURN collect([n.mrid, n._version, n._owner, n._class, labels(n), n._label]) AS states,
-         collect(DISTINCT n._label) AS ids
+  RETURN collect([n.mrid, n.@version, n.@owner, n.@class, labels(n), n.@label]) AS states,
+         collect(DISTINCT n.@label) AS ids
 }
 CALL (ids) {
   UNWIND ids AS i
@@ -634,10 +634,10 @@ _WRITE_PARTS: Final = (
     """
     UNWIND $deletes AS r
     MERGE (n:Entity {mrid: r.mrid})
-    WITH n, r WHERE coalesce(n._version, -1) < r.v
+    WITH n, r WHERE coalesce(n.@version, -1) < r.v
     CALL (n) { MATCH (n)-[x]-() DELETE x }
-    SET n = {mrid: r.mrid, _version: r.v, _class: r.c, _owner: coalesce(n._owner, r.pr), _producer: r.pr,
-             _event_id: r.e, _event_time: datetime({epochMillis: r.t}), _updated: datetime()}
+    SET n = {mrid: r.mrid, @version: r.v, @class: r.c, @owner: coalesce(n.@owner, r.pr), @producer: r.pr,
+             @event_id: r.e, @event_time: datetime({epochMillis: r.t}), @updated: datetime()}
     SET n:Tombstone
     REMOVE n:Stub
     REMOVE n:$(r.drop)
@@ -646,10 +646,10 @@ _WRITE_PARTS: Final = (
     """
     UNWIND $upserts AS r
     MERGE (n:Entity {mrid: r.mrid})
-    WITH n, r WHERE coalesce(n._version, -1) < r.v
-    SET n += r.p, n._class = r.c, n._domain = $domains[r.c], n._version = r.v,
-        n._owner = coalesce(n._owner, r.pr), n._producer = r.pr, n._event_id = r.e,
-        n._event_time = datetime({epochMillis: r.t}), n._updated = datetime(), n._label = r.l
+    WITH n, r WHERE coalesce(n.@version, -1) < r.v
+    SET n += r.p, n.@class = r.c, n.@domain = $domains[r.c], n.@version = r.v,
+        n.@owner = coalesce(n.@owner, r.pr), n.@producer = r.pr, n.@event_id = r.e,
+        n.@event_time = datetime({epochMillis: r.t}), n.@updated = datetime(), n.@label = r.l
     SET n:$($class_labels[r.c])
     REMOVE n:Stub:Tombstone
     REMOVE n:$(r.drop)
@@ -658,20 +658,20 @@ _WRITE_PARTS: Final = (
     """
     UNWIND $measurements AS r
     MATCH (n:Entity {mrid: r.mrid})
-    WHERE n._version < r.v AND NOT n:Stub AND NOT n:Tombstone
-    SET n += r.p, n._version = r.v, n._producer = r.pr, n._event_id = r.e,
-        n._event_time = datetime({epochMillis: r.t}), n._updated = datetime()
+    WHERE n.@version < r.v AND NOT n:Stub AND NOT n:Tombstone
+    SET n += r.p, n.@version = r.v, n.@producer = r.pr, n.@event_id = r.e,
+        n.@event_time = datetime({epochMillis: r.t}), n.@updated = datetime()
     """,
     # Stubs: a stub gains the labels of every class it is referenced as; its class is narrowed when a
     # referrer expects a subclass of what it was created as.
     """
     UNWIND $stubs AS r
     MERGE (n:Entity {mrid: r.m})
-    ON CREATE SET n:Stub, n._version = 0, n._label = $stub_label, n._class = r.c,
-        n._domain = $domains[r.c], n._updated = datetime()
+    ON CREATE SET n:Stub, n.@version = 0, n.@label = $stub_label, n.@class = r.c,
+        n.@domain = $domains[r.c], n.@updated = datetime()
     WITH n, r WHERE n:Stub
     SET n:$($class_labels[r.c]),
-        n._class = CASE WHEN n._class IN $ancestors[r.c] THEN r.c ELSE n._class END
+        n.@class = CASE WHEN n.@class IN $ancestors[r.c] THEN r.c ELSE n.@class END
     """,
     # Edges: per source, those of every relationship type its events named are replaced. Like the node
     # statements, only where the source is at the version this plan writes, and never to a tombstone: a
@@ -679,7 +679,7 @@ _WRITE_PARTS: Final = (
     """
     UNWIND $rels AS r
     MATCH (s:Entity {mrid: r.s})
-    WHERE s._version = r.v
+    WHERE s.@version = r.v
     CALL (s, r) { MATCH (s)-[x]->() WHERE type(x) IN keys(r.r) DELETE x }
     WITH s, r
     UNWIND keys(r.r) AS ty
@@ -695,7 +695,7 @@ _WRITE_PARTS: Final = (
     SET o.offset = CASE WHEN o.offset IS NULL OR o.offset < x.o THEN x.o ELSE o.offset END
     """,
 )
-WRITE_BATCH: Final = REPLAN_SKIP + "\n".join(f"CALL () {{{part}}}" for part in _WRITE_PARTS)
+WRITE_BATCH: Final = REPLAN_SKIP + cypher("\n".join(f"CALL () {{{part}}}" for part in _WRITE_PARTS))
 
 
 def positions_of(events: Iterable[Accepted]) -> dict[str, int]:

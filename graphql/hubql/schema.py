@@ -27,6 +27,7 @@ from strawberry.types.info import Info
 from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
 from hub import reader as rd
 from hub.auth import AuthError
+from hub.graph_schema import CLASS
 from hub.settings import Settings, get_settings
 from hubql import prefetch
 from hubql.admission import Admission, TooBusy, admit
@@ -87,7 +88,7 @@ def subgraph_row(info: Info, graph: rd.Subgraph) -> dict[str, Any]:
     nodes = graph.nodes
     edges = []
     for e in graph.edges:
-        source_class = nodes[e.source]["_class"] if e.source in nodes else None
+        source_class = nodes[e.source][CLASS] if e.source in nodes else None
         edges.append(
             {
                 "source": e.source,

@@ -21,6 +21,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from hub.graph import ensure_schema, make_async_driver
+from hub.graph_schema import CLASS, EVENT_ID, LABEL, OWNER, PRODUCER, VERSION, cypher
 from hub.labels import Authorizations, label_id
 from hub.state_cache import StateCache
 from hub.write_policy import WriteRights
@@ -507,16 +508,16 @@ def read_graph(driver: neo4j.Driver, prefix: str) -> tuple[dict[str, Any], set[t
 def expected_graph(model: Model, prefix: str) -> dict[str, Any]:
     out = {}
     for mrid, n in model.nodes.items():
-        props: dict[str, Any] = {"mrid": prefix + mrid, "_version": n.version}
+        props: dict[str, Any] = {"mrid": prefix + mrid, VERSION: n.version}
         if n.status == "live":
             props.update(n.props)
             props.update(
-                _label=n.label, _owner=n.owner, _class=n.cls, _producer=n.producer, _event_id=n.event_id
+                {LABEL: n.label, OWNER: n.owner, CLASS: n.cls, PRODUCER: n.producer, EVENT_ID: n.event_id}
             )
         elif n.status == "stub":
-            props.update(_label=n.label, _class=n.cls)
+            props.update({LABEL: n.label, CLASS: n.cls})
         else:
-            props.update(_owner=n.owner, _class=n.cls, _producer=n.producer, _event_id=n.event_id)
+            props.update({OWNER: n.owner, CLASS: n.cls, PRODUCER: n.producer, EVENT_ID: n.event_id})
         out[prefix + mrid] = (n.labels, props)
     return out
 
@@ -535,7 +536,7 @@ def expected_last_changes(model: Model, prefix: str) -> dict[str, tuple[str | No
     return out
 
 
-COMPARED = ("mrid", "_version", "_label", "_owner", "_class", "_producer", "_event_id")
+COMPARED = ("mrid", VERSION, LABEL, OWNER, CLASS, PRODUCER, EVENT_ID)
 
 
 def comparable(nodes: dict[str, Any], model_props: dict[str, Any]) -> dict[str, Any]:
@@ -734,7 +735,7 @@ def test_replayed_events_change_nothing(
         assert again.replayed == 2 and again.ignored == 0 and again.applied == {"measurement": 1}
         assert [(c.mrid, c.change, c.version) for c in again.changes] == [(mrid, "measurement", 3)]
         records, _, _ = neo4j_driver.execute_query(
-            "MATCH (n:Entity {mrid: $m}) RETURN n.r AS r, n.x AS x, n._version AS v", m=mrid
+            cypher("MATCH (n:Entity {mrid: $m}) RETURN n.r AS r, n.x AS x, n.@version AS v"), m=mrid
         )
         assert [(r["r"], r["x"], r["v"]) for r in records] == [(1.0, 3.0, 3)]
         records, _, _ = neo4j_driver.execute_query(

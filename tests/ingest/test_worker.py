@@ -38,6 +38,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
+from hub.graph_schema import CLASS, EVENT_ID, LABEL, OWNER, PRODUCER, VERSION, X, Y
 from hub.kafka_clients import admin_options
 from hub.labels import canonical, label_id
 from hub.services import kafka
@@ -427,8 +428,8 @@ def oracle(sc: Scenario) -> tuple[dict[str, ONode], set[tuple[str, str, str]]]:
                     node.props[key] = converted
             for xq, yq in COORDS:
                 if ev.get("attributes", {}).get(xq) is not None and ev["attributes"].get(yq) is not None:
-                    node.props["_x"] = float(ev["attributes"][xq])
-                    node.props["_y"] = float(ev["attributes"][yq])
+                    node.props[X] = float(ev["attributes"][xq])
+                    node.props[Y] = float(ev["attributes"][yq])
             for qname, value in ev.get("references", {}).items():
                 assoc = ONT.associations_of(cls)[qname]
                 edges = {e for e in edges if not (e[0] == mrid and e[1] == assoc.rel_type)}
@@ -449,19 +450,20 @@ def oracle(sc: Scenario) -> tuple[dict[str, ONode], set[tuple[str, str, str]]]:
     return nodes, edges
 
 
-BOOKKEEPING = {"_version", "_label", "_owner", "_class", "_producer", "_event_id", "_x", "_y"}
+BOOKKEEPING = {VERSION, LABEL, OWNER, CLASS, PRODUCER, EVENT_ID, X, Y}
 
 
 def expected_nodes(nodes: dict[str, ONode]) -> dict[str, tuple[set[str], dict[str, Any]]]:
     out = {}
     for mrid, n in nodes.items():
-        props: dict[str, Any] = {"mrid": mrid, "_version": n.version, "_class": n.cls}
+        props: dict[str, Any] = {"mrid": mrid, VERSION: n.version, CLASS: n.cls}
         if n.status == "live":
-            props.update(n.props, _label=n.label, _owner=n.owner, _producer=n.producer, _event_id=n.event_id)
+            props.update(n.props)
+            props.update({LABEL: n.label, OWNER: n.owner, PRODUCER: n.producer, EVENT_ID: n.event_id})
         elif n.status == "stub":
-            props["_label"] = n.label
+            props[LABEL] = n.label
         else:
-            props.update(_owner=n.owner, _producer=n.producer, _event_id=n.event_id)
+            props.update({OWNER: n.owner, PRODUCER: n.producer, EVENT_ID: n.event_id})
         out[mrid] = (n.labels, props)
     return out
 

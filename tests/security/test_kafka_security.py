@@ -22,6 +22,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from hub.graph_schema import PRODUCER
 from hub.kafka_clients import ADMIN, SASL_MECHANISM, WORKER, aiokafka_options, producer_principal, ssl_context
 from hub.producer_onboarding import add_producer
 from hub.services import kafka
@@ -272,7 +273,7 @@ def test_added_producer_publishes_and_the_worker_applies(
             time.sleep(1)
         assert props is not None, (tmp_path / "worker.log").read_text()[-3000:]
         assert "secured-substation" in props.values(), props
-        assert props["_producer"] == pid, props
+        assert props[PRODUCER] == pid, props
     finally:
         neo4j_driver.execute_query("MATCH (n:Entity {mrid: $mrid}) DETACH DELETE n", mrid=mrid)
         worker.terminate()

@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from graphkit import Api, serve
 
+from hub.graph_schema import cypher
 from hub.kafka_clients import admin_options
 from hub.services import kafka
 
@@ -125,9 +126,11 @@ class Stack:
     def node(self, mrid: str) -> dict[str, Any] | None:
         """The stored object: its Neo4j labels, label text, owner, version and name (None: absent)."""
         records, _, _ = self.driver.execute_query(
-            "MATCH (n:Entity {mrid: $m}) OPTIONAL MATCH (s:SecurityLabel {id: n._label}) "
-            "RETURN labels(n) AS labels, s.expr AS label, n._owner AS owner, n._version AS version, "
-            "n.name AS name",
+            cypher(
+                "MATCH (n:Entity {mrid: $m}) OPTIONAL MATCH (s:SecurityLabel {id: n.@label}) "
+                "RETURN labels(n) AS labels, s.expr AS label, n.@owner AS owner, n.@version AS version, "
+                "n.name AS name"
+            ),
             m=mrid,
         )
         return dict(records[0]) if records else None
