@@ -58,11 +58,13 @@ from typing import Any
 
 import neo4j
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
+from hub import kafka_topics
 from hub.graph import cypher_name, ensure_schema, label_clause, make_driver
 from hub.graph_schema import cypher
 from hub.kafka_clients import admin_options
+from hub.kafka_topics import ensure_topics, topic_admin, topic_names
 from hub.labels import label_id
 from hub.services import kafka
 from hub.services.layout import StateLayout
@@ -389,19 +391,8 @@ def baseline_freshness(
 
 
 async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-        for _ in range(100):
-            described = await admin.describe_topics([name])
-            if all(
-                t["error_code"] == 0 and all(p["leader"] >= 0 for p in t["partitions"]) for t in described
-            ):
-                return
-            await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        await ensure_topics(admin, [name], partitions)
 
 
 async def produce(bootstrap: str, topic: str, events: list[dict[str, Any]], rate: float | None) -> None:
@@ -610,14 +601,8 @@ def remove_nodes(driver: neo4j.Driver, settings: Settings, prefix: str) -> None:
 
 
 async def delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
-    await admin.start()
-    try:
-        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if names:
-            await admin.delete_topics(names)
-    finally:
-        await admin.close()
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        await kafka_topics.delete_topics(admin, await topic_names(admin, prefix))
 
 
 # ------------------------------------------------------------------------------------------- main

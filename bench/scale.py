@@ -345,17 +345,11 @@ async def committed(bootstrap: str, group: str, topic: str) -> int:
 
 
 async def partitions_of(bootstrap: str, topic: str) -> list[int]:
-    from aiokafka.admin import AIOKafkaAdminClient
-
     from hub.kafka_clients import admin_options
+    from hub.kafka_topics import partition_ids, topic_admin
 
-    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    return sorted(p["partition"] for t in described if t.get("error_code") == 0 for p in t["partitions"])
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        return await partition_ids(admin, topic)
 
 
 def topic_end(bootstrap: str, topic: str) -> int:

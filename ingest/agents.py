@@ -49,6 +49,7 @@ from hub import audit
 from hub.changes import ChangePublisher, ChangeRecord
 from hub.graph import ensure_schema_async, make_async_driver
 from hub.kafka_clients import WORKER, aiokafka_options
+from hub.kafka_topics import topic_names
 from hub.logging import get_logger
 from hub.metrics import (
     BATCH_DB_SECONDS,
@@ -69,7 +70,7 @@ from hub.metrics import (
 from hub.state_cache import StateCache
 from hub.writer import Accepted, GraphWriter, Plan
 from ingest import dead_letters, store_errors
-from ingest.app import app, ingest_topic, ingest_topics_in, settings, subscribe
+from ingest.app import app, ingest_topic, settings, subscribe
 from ingest.records import RecordChecker, Rejection
 
 log = get_logger("ingest.agents")
@@ -632,7 +633,7 @@ class TopicWatch:
             await admin.start()
             self.admin = admin
         try:
-            return ingest_topics_in(await self.admin.list_topics(), settings.ingest_topic_prefix)
+            return await topic_names(self.admin, settings.ingest_topic_prefix)
         except Exception:
             admin, self.admin = self.admin, None
             try:

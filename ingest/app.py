@@ -5,10 +5,10 @@ shared between them. Values and keys stay raw bytes: the worker decodes and vali
 an undecodable record becomes a dead letter with its original bytes instead of a crashed stream.
 
 Faust's own ``pattern=`` subscription is not wired through to the Kafka consumer (the consumer subscribes
-to the named topics only), so the worker finds producer topics itself: :func:`discover_topics` lists the
-cluster's topics, and :func:`subscribe` points the ingest channel at every topic under the prefix and
-asks Faust to resubscribe. The discovery timer in :mod:`ingest.agents` runs it every few seconds, so a
-new producer's topic is picked up without code or restart.
+to the named topics only), so the worker finds producer topics itself (:mod:`hub.kafka_topics`
+lists the cluster's topics), and :func:`subscribe` points the ingest channel at every topic under the
+prefix and asks Faust to resubscribe. The discovery timer in :mod:`ingest.agents` runs it every few
+seconds, so a new producer's topic is picked up without code or restart.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import faust
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from hub.kafka_clients import WORKER, aiokafka_options, faust_credentials
+from hub.kafka_clients import WORKER, faust_credentials
 from hub.settings import Settings, get_settings
 from ingest.consumer import IngestTransport
 
@@ -73,38 +72,6 @@ ingest_topic = app.topic(key_serializer="raw", value_serializer="raw")
 # A new topic list is applied after this pause (Faust's default of 45 s coalesces agent restarts; here the
 # only source of changes is discovery, which already runs at a slow pace).
 app.topics._resubscribe_sleep_lock_seconds = settings.topic_discovery_interval_s  # type: ignore[attr-defined]
-
-
-def ingest_topics_in(names: Iterable[str], prefix: str) -> list[str]:
-    return sorted(n for n in names if n.startswith(prefix) and len(n) > len(prefix))
-
-
-async def discover_topics(settings: Settings, prefix: str) -> list[str]:
-    admin = AIOKafkaAdminClient(**aiokafka_options(settings, WORKER), request_timeout_ms=10_000)
-    await admin.start()
-    try:
-        return ingest_topics_in(await admin.list_topics(), prefix)
-    finally:
-        await admin.close()
-
-
-async def ensure_topics(settings: Settings, names: Iterable[str], partitions: int) -> None:
-    """Create the worker's output topics if they are missing (a cluster may forbid auto-creation)."""
-    admin = AIOKafkaAdminClient(**aiokafka_options(settings, WORKER), request_timeout_ms=10_000)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names if n not in existing
-        ]
-        if missing:
-            try:
-                await admin.create_topics(missing)
-            except Exception as exc:  # another worker created it first
-                if "TopicAlreadyExists" not in type(exc).__name__ + str(exc):
-                    raise
-    finally:
-        await admin.close()
 
 
 def subscribe(topics: Iterable[str]) -> bool:

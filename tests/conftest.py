@@ -226,43 +226,20 @@ def neo4j_driver(settings: Any) -> Iterator[Any]:
 
 
 async def _create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
-    import asyncio
-
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
     from hub.kafka_clients import admin_options
+    from hub.kafka_topics import ensure_topics, topic_admin
 
-    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, partitions, replication_factor=1) for n in names])
-        # Creation returns before every partition has a leader; producing earlier would fail.
-        for _ in range(100):
-            described = await admin.describe_topics(names)
-            if all(
-                t["error_code"] == 0
-                and len(t["partitions"]) == partitions
-                and all(p["leader"] >= 0 for p in t["partitions"])
-                for t in described
-            ):
-                return
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"topics {names} got no partition leaders in time")
-    finally:
-        await admin.close()
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        # Waits until every partition has a leader: producing earlier would fail.
+        await ensure_topics(admin, names, partitions)
 
 
 async def _delete_topics(bootstrap: str, names: list[str]) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
     from hub.kafka_clients import admin_options
+    from hub.kafka_topics import delete_topics, topic_admin
 
-    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
-    await admin.start()
-    try:
-        await admin.delete_topics(names)
-    finally:
-        await admin.close()
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        await delete_topics(admin, names)
 
 
 @pytest.fixture

@@ -35,11 +35,13 @@ from typing import Any
 import neo4j
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from hub import kafka_topics
 from hub.graph_schema import CLASS, EVENT_ID, LABEL, OWNER, PRODUCER, VERSION, X, Y
 from hub.kafka_clients import admin_options
+from hub.kafka_topics import ensure_topics, topic_admin, topic_names
 from hub.labels import canonical, label_id
 from hub.services import kafka
 from ontology.loader import load_ontology
@@ -517,32 +519,13 @@ def run(coro: Any) -> Any:
 
 
 async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
-    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names]
-        )
-        for _ in range(100):
-            described = await admin.describe_topics(names)
-            if all(
-                t["error_code"] == 0 and all(p["leader"] >= 0 for p in t["partitions"]) for t in described
-            ):
-                return
-            await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        await ensure_topics(admin, names, partitions)
 
 
 async def delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(prefix + ".")]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        await kafka_topics.delete_topics(admin, await topic_names(admin, prefix + "."))
 
 
 async def produce(bootstrap: str, sc: Scenario, records: list[Produced]) -> None:
