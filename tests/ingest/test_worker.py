@@ -37,6 +37,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
+from write_model import Model, Node, expected_graph
 
 from hub import kafka_topics
 from hub.graph_schema import CLASS, EVENT_ID, LABEL, OWNER, PRODUCER, VERSION, X, Y
@@ -44,6 +45,7 @@ from hub.kafka_clients import admin_options
 from hub.kafka_topics import ensure_topics, topic_admin, topic_names
 from hub.labels import canonical, label_id
 from hub.services import kafka
+from hub.writer import Accepted
 from ontology.loader import load_ontology
 
 REPO = Path(__file__).resolve().parents[2]
@@ -360,21 +362,6 @@ def generate(prefix: str, seed: int, per_class: int = 60) -> Scenario:
 # ---------------------------------------------------------------------------------------- oracle
 
 
-@dataclass
-class ONode:
-    status: str
-    version: int
-    labels: set[str]
-    props: dict[str, Any] = field(default_factory=dict)
-    owner: str | None = None
-    label: int | None = None
-    cls: str | None = None
-    producer: str | None = None
-    event_id: str | None = None
-    # For a tombstone: the label the object had just before it was deleted (its delete record's label).
-    gone_label: int | None = None
-
-
 def _convert(datatype: str, value: Any) -> Any:
     if value is None:
         return None
@@ -383,91 +370,50 @@ def _convert(datatype: str, value: Any) -> Any:
     return value
 
 
-def oracle(sc: Scenario) -> tuple[dict[str, ONode], set[tuple[str, str, str]]]:
-    """The graph the rules say the valid events leave, applied one at a time in stream order."""
-    nodes: dict[str, ONode] = {}
-    edges: set[tuple[str, str, str]] = set()
+def accepted_of(sc: Scenario, rec: Produced) -> Accepted:
+    """A valid record as the writer receives it: ontology keys, converted values, the label it gets."""
+    ev = rec.event
+    assert ev is not None
+    cls = ev["class"]
+    attrs = ONT.attributes_of(cls)
+    given = ev.get("attributes", {})
+    props = {attrs[qname].key: _convert(attrs[qname].datatype, value) for qname, value in given.items()}
+    for xq, yq in COORDS:
+        if given.get(xq) is not None and given.get(yq) is not None:
+            props[X] = float(given[xq])
+            props[Y] = float(given[yq])
+    rels: dict[str, tuple[str, list[str]]] = {}
+    for qname, value in ev.get("references", {}).items():
+        assoc = ONT.associations_of(cls)[qname]
+        rels[assoc.rel_type] = (assoc.target, [value] if isinstance(value, str) else list(value))
+    config = sc.producers[rec.producer]
+    text = canonical(str(rec.label or config.get("default_label") or f"org={config['org']}"))
+    return Accepted(
+        mrid=ev["subject"],
+        kind=ev["type"],
+        version=ev["version"],
+        cls=cls,
+        props=props,
+        rels=rels,
+        label_id=label_id(text),
+        label_text=text,
+        producer=rec.producer,
+        event_id=ev["id"],
+        event_time=datetime.fromisoformat(ev["time"]),
+    )
+
+
+def oracle(sc: Scenario) -> tuple[dict[str, Node], set[tuple[str, str, str]]]:
+    """The graph the rules say the valid events leave, applied one at a time in stream order (the
+    stream's refused writes are its invalid records, which never reach the model)."""
+    model = Model(ONT)
     for rec in sc.records:
-        if rec.invalid is not None:
-            continue
-        ev = rec.event
-        assert ev is not None
-        mrid, kind, version, cls = ev["subject"], ev["type"], ev["version"], ev["class"]
-        node = nodes.get(mrid)
-        if version <= (node.version if node else 0):
-            continue
-        if kind == "measurement" and (node is None or node.status != "live"):
-            continue
-        if kind == "delete":
-            edges = {e for e in edges if mrid not in (e[0], e[2])}
-            node = nodes[mrid] = ONode(
-                "dead",
-                version,
-                {"Entity", "Tombstone"},
-                owner=(node.owner if node else None) or rec.producer,
-                cls=cls,
-                gone_label=node.label if node is not None and node.status != "dead" else None,
-            )
-        else:
-            assert node is not None or kind == "upsert"
-            if kind == "upsert":
-                if node is None or node.status != "live":
-                    node = nodes[mrid] = ONode("live", version, set(), owner=node.owner if node else None)
-                node.labels = {"Entity", *ONT.neo4j_labels(cls)}
-                node.owner = node.owner or rec.producer
-                node.cls = cls
-                config = sc.producers[rec.producer]
-                text = str(rec.label or config.get("default_label") or f"org={config['org']}")
-                node.label = label_id(canonical(text))
-            assert node is not None
-            attrs = ONT.attributes_of(cls)
-            for qname, value in ev.get("attributes", {}).items():
-                key = attrs[qname].key
-                converted = _convert(attrs[qname].datatype, value)
-                if converted is None:
-                    node.props.pop(key, None)
-                else:
-                    node.props[key] = converted
-            for xq, yq in COORDS:
-                if ev.get("attributes", {}).get(xq) is not None and ev["attributes"].get(yq) is not None:
-                    node.props[X] = float(ev["attributes"][xq])
-                    node.props[Y] = float(ev["attributes"][yq])
-            for qname, value in ev.get("references", {}).items():
-                assoc = ONT.associations_of(cls)[qname]
-                edges = {e for e in edges if not (e[0] == mrid and e[1] == assoc.rel_type)}
-                for target in [value] if isinstance(value, str) else value:
-                    tn = nodes.get(target)
-                    if tn is None:
-                        tn = nodes[target] = ONode(
-                            "stub", 0, {"Entity", "Stub"}, label=STUB_LABEL, cls=assoc.target
-                        )
-                    if tn.status == "dead":
-                        continue
-                    if tn.status == "stub":
-                        tn.labels |= set(ONT.neo4j_labels(assoc.target))
-                    edges.add((mrid, assoc.rel_type, target))
-        node.version = version
-        node.producer = rec.producer
-        node.event_id = ev["id"]
-    return nodes, edges
+        if rec.invalid is None:
+            model.apply(accepted_of(sc, rec))
+    return model.nodes, model.edges
 
 
 BOOKKEEPING = {VERSION, LABEL, OWNER, CLASS, PRODUCER, EVENT_ID, X, Y}
-
-
-def expected_nodes(nodes: dict[str, ONode]) -> dict[str, tuple[set[str], dict[str, Any]]]:
-    out = {}
-    for mrid, n in nodes.items():
-        props: dict[str, Any] = {"mrid": mrid, VERSION: n.version, CLASS: n.cls}
-        if n.status == "live":
-            props.update(n.props)
-            props.update({LABEL: n.label, OWNER: n.owner, PRODUCER: n.producer, EVENT_ID: n.event_id})
-        elif n.status == "stub":
-            props[LABEL] = n.label
-        else:
-            props.update({OWNER: n.owner, PRODUCER: n.producer, EVENT_ID: n.event_id})
-        out[mrid] = (n.labels, props)
-    return out
 
 
 def read_graph(driver: neo4j.Driver, prefix: str) -> tuple[dict[str, Any], set[tuple[str, str, str]]]:
@@ -494,7 +440,7 @@ def read_graph(driver: neo4j.Driver, prefix: str) -> tuple[dict[str, Any], set[t
 
 def assert_graph_matches(driver: neo4j.Driver, sc: Scenario) -> None:
     nodes, edges = oracle(sc)
-    want = expected_nodes(nodes)
+    want = expected_graph(nodes)
     got, got_edges = read_graph(driver, sc.prefix)
     missing = sorted(set(want) - set(got))[:5]
     extra = sorted(set(got) - set(want))[:5]
