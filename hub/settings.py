@@ -154,6 +154,22 @@ class Settings(BaseSettings):
     oidc_leeway_s: float = 30.0
     jwks_cache_s: float = 300.0
 
+    # Shims over library internals, each measured and pinned (docs/performance.md). Turning one off falls
+    # back to the library's public path: the same results, more CPU.
+    # The worker's consumer hands each fetched message to the buffer without mode's four tasks per
+    # message (ingest/consumer.py; overrides mode's Service.wait_first).
+    worker_eager_consumer: bool = True
+    # New ingest topics are subscribed after topic_discovery_interval_s instead of Faust's 45 s (sets
+    # the conductor's private _resubscribe_sleep_lock_seconds).
+    worker_fast_resubscribe: bool = True
+    # The API reads plain scalar fields straight from the row (graphql/hubql/execution.py; subclasses
+    # graphql-core's ExecutionContext as Strawberry configures it).
+    api_leaf_fast_path: bool = True
+    # Each field is described once, where it is declared, not again in every type that inherits it
+    # (graphql/hubql/schema.py; edits the graphql-core schema Strawberry keeps in Schema._schema). Off,
+    # the SDL repeats inherited descriptions and differs from the checked-in graphql/schema.graphql.
+    api_trim_inherited_descriptions: bool = True
+
     # Logging
     log_level: str = "INFO"
     log_json: bool = True

@@ -703,14 +703,26 @@ def log_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+# The eager consumer is a shim over mode's internals (docs/performance.md); off, Faust's own consumer
+# must end the stream in the same graph.
+@pytest.mark.parametrize("eager", [True, False], ids=["eager-consumer", "fausts-consumer"])
 def test_stream_ends_as_the_oracle_graph(
-    scenario: Scenario, settings: Any, kafka_bootstrap: str, neo4j_driver: neo4j.Driver, log_dir: Path
+    scenario: Scenario,
+    settings: Any,
+    kafka_bootstrap: str,
+    neo4j_driver: neo4j.Driver,
+    log_dir: Path,
+    eager: bool,
 ) -> None:
     sc = scenario
     assert len(sc.records) > 3000
     metrics_port = free_port()
     # Every batch counts as slow here, so each one's write shows in the log with its database time.
-    env = {"HUB_METRICS_PORT": str(metrics_port), "HUB_WORKER_SLOW_WRITE_S": "0"}
+    env = {
+        "HUB_METRICS_PORT": str(metrics_port),
+        "HUB_WORKER_SLOW_WRITE_S": "0",
+        "HUB_WORKER_EAGER_CONSUMER": str(eager).lower(),
+    }
     worker = WorkerProcess(settings, sc, log_dir, env=env)
     worker.start()
     try:

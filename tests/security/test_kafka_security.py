@@ -24,6 +24,7 @@ from aiokafka.errors import KafkaError
 
 from hub.graph_schema import PRODUCER
 from hub.kafka_clients import ADMIN, SASL_MECHANISM, WORKER, aiokafka_options, producer_principal, ssl_context
+from hub.kafka_topics import partition_ids, topic_admin
 from hub.producer_onboarding import add_producer
 from hub.services import kafka
 from hub.services.async_run import run_coroutine
@@ -63,11 +64,9 @@ async def _end_offset(settings: Any, topic: str) -> int:
     consumer = AIOKafkaConsumer(**aiokafka_options(settings, ADMIN), group_id=None)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        async with topic_admin(aiokafka_options(settings, ADMIN)) as admin:
+            partitions = await partition_ids(admin, topic)
+        tps = [TopicPartition(topic, p) for p in partitions]
         return sum((await consumer.end_offsets(tps)).values()) if tps else 0
     finally:
         await consumer.stop()
