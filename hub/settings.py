@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     oidc_leeway_s: float = 30.0
     jwks_cache_s: float = 300.0
 
+    # The writer's statements keep the plan Neo4j made first (CYPHER replan=skip, see hub/writer.py);
+    # off, Neo4j plans them again whenever its statistics have moved enough.
+    writer_replan_skip: bool = True
     # Shims over library internals, each measured and pinned (docs/performance.md). Turning one off falls
     # back to the library's public path: the same results, more CPU.
     # The worker's consumer hands each fetched message to the buffer without mode's four tasks per

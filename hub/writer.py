@@ -597,7 +597,7 @@ REPLAN_SKIP: Final = "CYPHER replan=skip\n"
 # One row holding every state: the driver streams a record far slower than it unpacks a list entry. The
 # texts of the objects' labels come along (those the writer does not know yet; labels are few, so that is
 # mostly none): the write check judges every write against the object's current label.
-READ_STATE: Final = REPLAN_SKIP + cypher(
+READ_STATE: Final = cypher(
     """
 CALL () {
   UNWIND $mrids AS m
@@ -695,7 +695,7 @@ _WRITE_PARTS: Final = (
     SET o.offset = CASE WHEN o.offset IS NULL OR o.offset < x.o THEN x.o ELSE o.offset END
     """,
 )
-WRITE_BATCH: Final = REPLAN_SKIP + cypher("\n".join(f"CALL () {{{part}}}" for part in _WRITE_PARTS))
+WRITE_BATCH: Final = cypher("\n".join(f"CALL () {{{part}}}" for part in _WRITE_PARTS))
 
 
 def positions_of(events: Iterable[Accepted]) -> dict[str, int]:
@@ -717,9 +717,14 @@ def _stored(state: Sequence[Any]) -> Stored:
 class GraphWriter:
     """Writes batches with a fixed set of statements; per-class label lists are computed once."""
 
-    def __init__(self, ontology: Any, *, database: str | None = None) -> None:
+    def __init__(self, ontology: Any, *, database: str | None = None, replan_skip: bool = True) -> None:
         self.ontology = ontology
         self.database = database
+        # The statements as sent: pinned to their first plan unless ``replan_skip`` is off
+        # (settings.writer_replan_skip), when Neo4j plans them again as its statistics move.
+        prefix = REPLAN_SKIP if replan_skip else ""
+        self.read_state_query = prefix + READ_STATE
+        self.write_query = prefix + WRITE_BATCH
         labels: set[str] = {STUB}
         for name in ontology.classes:
             labels.update(ontology.neo4j_labels(name))
@@ -750,7 +755,10 @@ class GraphWriter:
         """Stored state of ``mrids`` and the stored offsets of ``sources`` (in ``tx``, or in an
         auto-commit transaction of a session)."""
         result = await tx.run(
-            READ_STATE, mrids=Rows(mrids), sources=list(sources), known_labels=self.book.known()
+            self.read_state_query,
+            mrids=Rows(mrids),
+            sources=list(sources),
+            known_labels=self.book.known(),
         )
         record = await result.single(strict=True)
         states = {state[0]: _stored(state) for state in record["states"]}
@@ -841,7 +849,7 @@ class GraphWriter:
         class_labels, domains = self._class_maps(classes)
         plan.db_seconds = await _run(
             tx,
-            WRITE_BATCH,
+            self.write_query,
             security=[{"id": k, "expr": v} for k, v in plan.labels.items()],
             deletes=plan.deletes,
             upserts=plan.upserts,

@@ -129,7 +129,9 @@ class BatchWriter:
 
         self.ontology = load_ontology()
         self.checker = RecordChecker(self.ontology, settings)
-        self.writer = GraphWriter(self.ontology, database=settings.neo4j_database)
+        self.writer = GraphWriter(
+            self.ontology, database=settings.neo4j_database, replan_skip=settings.writer_replan_skip
+        )
         self.driver: neo4j.AsyncDriver | None = None
         self.publisher = ChangePublisher(settings.kafka_bootstrap, settings=settings, principal=WORKER)
         self.cache = StateCache(settings.worker_state_cache)

@@ -85,6 +85,15 @@ def live(version: int, owner: str = "p1", cls: str = "ACLineSegment") -> Stored:
 # ------------------------------------------------------------------------------------------ fold
 
 
+def test_the_statements_pin_their_plan_unless_told_not_to() -> None:
+    assert WRITER.read_state_query.startswith("CYPHER replan=skip\n")
+    assert WRITER.write_query.startswith("CYPHER replan=skip\n")
+    replanned = GraphWriter(ONT, replan_skip=False)
+    assert WRITER.write_query == "CYPHER replan=skip\n" + replanned.write_query
+    assert WRITER.read_state_query == "CYPHER replan=skip\n" + replanned.read_state_query
+    assert "replan" not in replanned.write_query + replanned.read_state_query
+
+
 def test_duplicates_and_out_of_order_versions_are_stale_and_last_version_wins() -> None:
     plan = fold(
         [
@@ -530,9 +539,15 @@ def assert_graph_is_model(neo4j_driver: neo4j.Driver, model: Model, prefix: str)
     assert edges == {(prefix + a, t, prefix + b) for a, t, b in model.edges}
 
 
+# The statements with their first plan pinned (replan=skip, the default) and planned as Neo4j likes
+# (HUB_WRITER_REPLAN_SKIP=false) leave the same graph.
+@pytest.mark.parametrize(
+    "writer", [WRITER, GraphWriter(ONT, replan_skip=False)], ids=["replan-skip", "replanned"]
+)
 @hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(evs=events(), cuts=st.lists(st.integers(0, 25), max_size=4))
 def test_batches_in_neo4j_equal_events_applied_one_by_one(
+    writer: GraphWriter,
     evs: list[Accepted],
     cuts: list[int],
     async_driver: Any,
@@ -546,7 +561,7 @@ def test_batches_in_neo4j_equal_events_applied_one_by_one(
     async def run() -> None:
         for batch in batches:
             async with async_driver.session(database=settings.neo4j_database) as session:
-                plan = await session.execute_write(WRITER.apply, batch)
+                plan = await session.execute_write(writer.apply, batch)
             for c in plan.changes:
                 kind = c.change if c.change in ("delete", "stub") else None
                 last[c.mrid] = (kind, c.version, c.label_id)
