@@ -46,6 +46,7 @@ from hub import guard as guard_module
 from hub.auth import DevIssuer, mint_token
 from hub.caller import Caller
 from hub.graph import ensure_schema
+from hub.graph_schema import LABEL, cypher
 from hub.guard import LabelDirectory
 from hub.labels import intern
 from hub.logging import configure_logging
@@ -143,16 +144,18 @@ def write_grid(settings: Settings, side: int) -> dict[str, int]:
             labels = ":".join(f"`{x}`" for x in ont.neo4j_labels(cls))
             for k in range(0, len(rows), 5000):
                 driver.execute_query(
-                    f"UNWIND $rows AS r CREATE (n:Entity:{labels} {{mrid: r.mrid}}) SET n.name = r.name, "
-                    f"n._class = $cls, n._domain = $domain, n._version = 1, n._owner = 'bench', "
-                    f"n._producer = 'bench', n._updated = datetime(), n._label = r.label{extra}",
+                    cypher(
+                        f"UNWIND $rows AS r CREATE (n:Entity:{labels} {{mrid: r.mrid}}) SET n.name = r.name, "
+                        f"n.@class = $cls, n.@domain = $domain, n.@version = 1, n.@owner = 'bench', "
+                        f"n.@producer = 'bench', n.@updated = datetime(), n.@label = r.label{extra}"
+                    ),
                     rows=rows[k : k + 5000],
                     cls=cls,
                     domain=ont.domain(cls),
                     database_=settings.neo4j_database,
                 )
 
-        write("ConnectivityNode", cns, ", n._x = r.x, n._y = r.y")
+        write("ConnectivityNode", cns, cypher(", n.@x = r.x, n.@y = r.y"))
         write("ACLineSegment", lines, ", n.r = r.r, n.x = r.x, n.bch = r.bch, n.length = r.length")
         write("Terminal", terminals, "")
         for rel_type, rows in (
@@ -225,7 +228,7 @@ async def interleaved(
 
 
 def unfiltered(cypher: str) -> str:
-    return re.sub(r"(\w+)\._label IN \$visible", "true", cypher)
+    return re.sub(rf"(\w+)\.{LABEL} IN \$visible", "true", cypher)
 
 
 async def run(settings: Settings, repeat: int, side: int, min_time_s: float) -> dict[str, Any]:

@@ -58,14 +58,17 @@ from typing import Any
 
 import neo4j
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
 
 from devstack.services import kafka
 from devstack.services.layout import StateLayout
 from devstack.services.process import recorded_pid
+from hub import kafka_topics
 from hub.graph import cypher_name, ensure_schema, label_clause, make_driver
+from hub.graph_schema import cypher
 from hub.kafka_clients import admin_options
+from hub.kafka_topics import ensure_topics, topic_admin, topic_names
 from hub.labels import label_id
 from hub.settings import Settings, get_settings
 from ontology.loader import load_ontology
@@ -175,11 +178,11 @@ class PlainLoader:
 
     def node_cypher(self, cls: str) -> str:
         if cls not in self._node_cypher:
-            self._node_cypher[cls] = (
+            self._node_cypher[cls] = cypher(
                 "UNWIND $rows AS r MERGE (n:Entity {mrid: r.mrid}) "
-                f"SET {label_clause('n', self.ont.neo4j_labels(cls))}, n += r.p, n._version = r.v, "
-                "n._class = $cls, n._domain = $domain, n._owner = r.pr, n._producer = r.pr, "
-                "n._event_id = r.e, n._event_time = datetime(r.t), n._updated = datetime(), n._label = $label"
+                f"SET {label_clause('n', self.ont.neo4j_labels(cls))}, n += r.p, n.@version = r.v, "
+                "n.@class = $cls, n.@domain = $domain, n.@owner = r.pr, n.@producer = r.pr, "
+                "n.@event_id = r.e, n.@event_time = datetime(r.t), n.@updated = datetime(), n.@label = $label"
             )
         return self._node_cypher[cls]
 
@@ -233,11 +236,11 @@ class DynamicLoader(PlainLoader):
 
     name = "dynamic labels, two statements"
 
-    NODES = (
+    NODES = cypher(
         "UNWIND $rows AS r MERGE (n:Entity {mrid: r.mrid}) "
-        "SET n:$($labels[r.c]), n += r.p, n._version = r.v, n._class = r.c, n._domain = $domains[r.c], "
-        "n._owner = r.pr, n._producer = r.pr, n._event_id = r.e, n._event_time = datetime(r.t), "
-        "n._updated = datetime(), n._label = $label"
+        "SET n:$($labels[r.c]), n += r.p, n.@version = r.v, n.@class = r.c, n.@domain = $domains[r.c], "
+        "n.@owner = r.pr, n.@producer = r.pr, n.@event_id = r.e, n.@event_time = datetime(r.t), "
+        "n.@updated = datetime(), n.@label = $label"
     )
     RELS = (
         "UNWIND $rows AS r MATCH (s:Entity {mrid: r.s}) MERGE (t:Entity {mrid: r.t}) "
@@ -389,19 +392,8 @@ def baseline_freshness(
 
 
 async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-        for _ in range(100):
-            described = await admin.describe_topics([name])
-            if all(
-                t["error_code"] == 0 and all(p["leader"] >= 0 for p in t["partitions"]) for t in described
-            ):
-                return
-            await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        await ensure_topics(admin, [name], partitions)
 
 
 async def produce(bootstrap: str, topic: str, events: list[dict[str, Any]], rate: float | None) -> None:
@@ -614,14 +606,8 @@ def remove_nodes(driver: neo4j.Driver, settings: Settings, prefix: str) -> None:
 
 
 async def delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
-    await admin.start()
-    try:
-        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if names:
-            await admin.delete_topics(names)
-    finally:
-        await admin.close()
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        await kafka_topics.delete_topics(admin, await topic_names(admin, prefix))
 
 
 # ------------------------------------------------------------------------------------------- main

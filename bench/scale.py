@@ -44,6 +44,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hub.graph_schema import cypher
+
 if TYPE_CHECKING:
     from devstack.services.layout import ServiceName
 
@@ -233,7 +235,7 @@ def baseline_load(n: int, seed: int, batch: int = 5000) -> dict[str, Any]:
             cypher_s += time.perf_counter() - started
         wall = time.perf_counter() - began
         records, _, _ = driver.execute_query(
-            "MATCH (n:Entity) WHERE n._class IS NOT NULL RETURN count(n) AS c"
+            cypher("MATCH (n:Entity) WHERE n.@class IS NOT NULL RETURN count(n) AS c")
         )
         loaded = int(records[0]["c"])
     finally:
@@ -343,17 +345,11 @@ async def committed(bootstrap: str, group: str, topic: str) -> int:
 
 
 async def partitions_of(bootstrap: str, topic: str) -> list[int]:
-    from aiokafka.admin import AIOKafkaAdminClient
-
     from hub.kafka_clients import admin_options
+    from hub.kafka_topics import partition_ids, topic_admin
 
-    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    return sorted(p["partition"] for t in described if t.get("error_code") == 0 for p in t["partitions"])
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        return await partition_ids(admin, topic)
 
 
 def topic_end(bootstrap: str, topic: str) -> int:
@@ -433,7 +429,7 @@ def worker_load(run: Run, n: int, seed: int, timeout_s: float) -> tuple[dict[str
     driver = make_driver()
     try:
         records, _, _ = driver.execute_query(
-            "MATCH (n:Entity) WHERE n._version > 0 AND n._class IS NOT NULL RETURN count(n) AS c"
+            cypher("MATCH (n:Entity) WHERE n.@version > 0 AND n.@class IS NOT NULL RETURN count(n) AS c")
         )
         live = int(records[0]["c"])
     finally:
@@ -664,7 +660,7 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
                 "object by mRID",
                 "query($m: ID!) { object(mrid: $m) { mrid className name label version } }",
                 lambda: {"m": pick("ACLineSegment")},
-                "MATCH (n:Entity {mrid: $m}) RETURN n.mrid, n._class, n.name, n._label, n._version",
+                cypher("MATCH (n:Entity {mrid: $m}) RETURN n.mrid, n.@class, n.name, n.@label, n.@version"),
                 lambda v: {"m": v["m"]},
             ),
             (
@@ -678,8 +674,10 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
                 "search by name",
                 "query($t: String!) { search(text: $t, first: 20) { mrid className name } }",
                 lambda: {"t": f"{rng.choice(names)} #{rng.randrange(tiles)}"},
-                "MATCH (n:Entity) WHERE n.mrid = $t OR toLower(n.name) CONTAINS toLower($t) "
-                "RETURN n.mrid, n._class, n.name ORDER BY size(coalesce(n.name, '')), n.mrid LIMIT 20",
+                cypher(
+                    "MATCH (n:Entity) WHERE n.mrid = $t OR toLower(n.name) CONTAINS toLower($t) "
+                    "RETURN n.mrid, n.@class, n.name ORDER BY size(coalesce(n.name, '')), n.mrid LIMIT 20"
+                ),
                 lambda v: {"t": v["t"]},
             ),
             (
@@ -694,7 +692,7 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
                 "counts per class",
                 "query { counts { className count } }",
                 dict,
-                "MATCH (n:Entity) WHERE n._class IS NOT NULL RETURN n._class, count(*)",
+                cypher("MATCH (n:Entity) WHERE n.@class IS NOT NULL RETURN n.@class, count(*)"),
                 lambda v: {},
             ),
             (

@@ -9,9 +9,8 @@ the API reads them (:func:`change_consumer`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from aiokafka import AIOKafkaConsumer
 
@@ -22,20 +21,37 @@ ChangeKind = Literal["upsert", "delete", "measurement", "stub"]
 CHANGE_KINDS: frozenset[str] = frozenset({"upsert", "delete", "measurement", "stub"})
 
 
-@dataclass(frozen=True, slots=True)
-class ChangeRecord:
+class ChangeRecord(NamedTuple):
+    """One object's change, from the writer's fold to the change feed's subscribers.
+
+    The fold makes it before the batch commits, so ``time`` (when the graph holds the change) is None
+    until the worker stamps it with :meth:`stamped` after the commit; only stamped records go on the wire.
+    A named tuple: the fold makes one for each object of every batch, and a tuple is the cheapest to make.
+    """
+
     mrid: str
     class_: str
     change: ChangeKind
     version: int
     label_id: int | None
-    time: datetime
+    time: datetime | None
     event_time: datetime | None
     event_id: str | None
     producer: str | None
     # The object's label before this change (None: it had none, or the record predates the field);
     # lets a subscriber who could see the object and no longer can be told it is gone, as for a delete.
     prev_label_id: int | None = None
+
+    def stamped(self, time: datetime) -> ChangeRecord:
+        """The record with the time its batch committed."""
+        return self._replace(time=time)
+
+    def _time_text(self) -> str:
+        if self.time is None:
+            raise ValueError(
+                f"change record of mRID {self.mrid!r} has time=None: it is stamped when its batch commits"
+            )
+        return self.time.isoformat()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,7 +60,7 @@ class ChangeRecord:
             "change": self.change,
             "version": self.version,
             "label_id": self.label_id,
-            "time": self.time.isoformat(),
+            "time": self._time_text(),
             "event_time": self.event_time.isoformat() if self.event_time is not None else None,
             "event_id": self.event_id,
             "producer": self.producer,
@@ -61,7 +77,7 @@ class ChangeRecord:
         return (
             f'{{"mrid":{_text(self.mrid)},"class":{_text(self.class_)},"change":{_text(self.change)},'
             f'"version":{int(self.version)},"label_id":{_int_or_null(self.label_id)},'
-            f'"time":"{time_text or self.time.isoformat()}",'
+            f'"time":"{time_text or self._time_text()}",'
             f'"event_time":{"null" if event_time is None else chr(34) + event_time.isoformat() + chr(34)},'
             f'"event_id":{_text_or_null(self.event_id)},"producer":{_text_or_null(self.producer)},'
             f'"prev_label_id":{_int_or_null(self.prev_label_id)}}}'

@@ -12,6 +12,7 @@ from typing import Final
 
 import neo4j
 
+from hub.graph_schema import cypher
 from hub.settings import Settings, get_settings
 
 ENTITY: Final = "Entity"
@@ -26,8 +27,8 @@ SCHEMA_STATEMENTS: Final[tuple[str, ...]] = (
     # The writer's record of how far each ingest partition is in the graph (replays are skipped).
     "CREATE CONSTRAINT ingest_offset_source IF NOT EXISTS FOR (o:IngestOffset) REQUIRE o.source IS UNIQUE",
     # The access guard filters every read by label id; the API lists objects by class.
-    "CREATE INDEX entity_label IF NOT EXISTS FOR (n:Entity) ON (n._label)",
-    "CREATE INDEX entity_class IF NOT EXISTS FOR (n:Entity) ON (n._class)",
+    cypher("CREATE INDEX entity_label IF NOT EXISTS FOR (n:Entity) ON (n.@label)"),
+    cypher("CREATE INDEX entity_class IF NOT EXISTS FOR (n:Entity) ON (n.@class)"),
 )
 
 _IDENTIFIER: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

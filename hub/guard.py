@@ -20,6 +20,7 @@ from typing import Any, Final, LiteralString, cast
 import structlog
 from neo4j import AsyncDriver, Query, RoutingControl
 
+from hub.graph_schema import LABEL
 from hub.labels import Authorizations, LabelCache
 
 log = structlog.get_logger(__name__)
@@ -29,12 +30,12 @@ VISIBLE_PARAM: Final = "visible"
 
 def visible(var: str) -> str:
     """Cypher predicate: node ``var`` is visible to the caller."""
-    return f"{var}._label IN ${VISIBLE_PARAM}"
+    return f"{var}.{LABEL} IN ${VISIBLE_PARAM}"
 
 
 def all_visible(path_var: str) -> str:
     """Cypher predicate: every node on path ``path_var`` is visible (none reached through a hidden one)."""
-    return f"all(x IN nodes({path_var}) WHERE x._label IN ${VISIBLE_PARAM})"
+    return f"all(x IN nodes({path_var}) WHERE x.{LABEL} IN ${VISIBLE_PARAM})"
 
 
 class GuardViolation(RuntimeError):

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from hub.labels import Authorizations, Label, LabelError, Token, canonical, evaluate, parse
+from hub.labels import Authorizations, Label, LabelError, Token, canonical, parse
 from hub.settings import Settings, get_settings
-from hub.write_policy import WriteRights
+from hub.write_policy import WriteRights, may_assign
 
 _KNOWN_KEYS = frozenset({"org", "clearance", "default_label", "owns", "declassify"})
 
@@ -49,11 +49,6 @@ class Producer:
     @property
     def default_label_text(self) -> str:
         return canonical(self.default_label)
-
-    def may_assign(self, label: Label | str) -> bool:
-        """A producer may not label data so that it could not see the data itself."""
-        tree = parse(label) if isinstance(label, str) else label
-        return evaluate(tree, self.authorizations)
 
     def may_own(self, mrid: str) -> bool:
         """Whether the mRID lies in the producer's configured range (any mRID when none is configured)."""
@@ -90,9 +85,6 @@ class ProducerRegistry:
     def authorizations(self, producer_id: str) -> Authorizations:
         return self.get(producer_id).authorizations
 
-    def may_assign(self, producer_id: str, label: Label | str) -> bool:
-        return self.get(producer_id).may_assign(label)
-
 
 def _build(pid: str, entry: Mapping[str, object]) -> Producer:
     if not isinstance(entry, Mapping):
@@ -125,7 +117,7 @@ def _build(pid: str, entry: Mapping[str, object]) -> Producer:
     if not isinstance(declassify, bool):
         raise ProducerConfigError(f"producers[{pid!r}].declassify must be true or false, got {declassify!r}")
     producer = Producer(pid, org, clearance, default, owns, configured=True, declassify=declassify)
-    if not producer.may_assign(default):
+    if not may_assign(producer.authorizations, default):
         raise ProducerConfigError(
             f"producers[{pid!r}].default_label = {canonical(default)!r} is not satisfied by the producer "
             f"itself (org={org}, clearance={clearance})"

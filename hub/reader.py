@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from hub.graph_schema import CLASS, DOMAIN, LABEL, cypher
 from hub.guard import Guard, visible
 from ontology.model import Association, Ontology
 
@@ -30,9 +31,9 @@ CAPACITY: Final = "GeneratingUnit.maxOperatingP"
 Step = tuple[Sequence[str] | None, str]
 
 # The light projection of a node used by graph views (neighbourhood, paths, search, subscriptions).
-LITE: Final = (
-    "{{mrid: {v}.mrid, name: {v}.name, _class: {v}._class, _domain: {v}._domain, "
-    "_label: {v}._label, _x: {v}._x, _y: {v}._y}}"
+LITE: Final = cypher(
+    "{{mrid: {v}.mrid, name: {v}.name, @class: {v}.@class, @domain: {v}.@domain, "
+    "@label: {v}.@label, @x: {v}.@x, @y: {v}.@y}}"
 )
 
 
@@ -263,7 +264,7 @@ class Reader:
             x0, y0, x1, y1 = (float(v) for v in bbox)
             if x0 > x1 or y0 > y1:
                 raise ReadError(f"bbox {list(bbox)!r} has min greater than max")
-            where.append("n._x >= $x0 AND n._x <= $x1 AND n._y >= $y0 AND n._y <= $y1")
+            where.append(cypher("n.@x >= $x0 AND n.@x <= $x1 AND n.@y >= $y0 AND n.@y <= $y1"))
             params.update(x0=x0, y0=y0, x1=x1, y1=y1)
         return label, where, params
 
@@ -337,8 +338,8 @@ class Reader:
                 raise ReadError(f"domain {domain!r} is not one of {', '.join(DOMAINS)}")
             cond = f"n:`{domain}` AND "
         rows = await self.guard.read(
-            f"MATCH (n:Entity) WHERE {cond}n._class IS NOT NULL "
-            f"WITH n._class AS cls, count(CASE WHEN {visible('n')} THEN 1 END) AS visible, count(n) AS all "
+            f"MATCH (n:Entity) WHERE {cond}n.{CLASS} IS NOT NULL "
+            f"WITH n.{CLASS} AS cls, count(CASE WHEN {visible('n')} THEN 1 END) AS visible, count(n) AS all "
             "RETURN cls, visible, all ORDER BY cls",
             params,
         )
@@ -448,7 +449,7 @@ class Reader:
             return None
         visible_ids = await self.guard.visible_ids()
         nodes = rows[0]["nodes"]
-        if not all(n["_label"] in visible_ids for n in nodes):  # defence in depth: never return such a path
+        if not all(n[LABEL] in visible_ids for n in nodes):  # defence in depth: never return such a path
             raise RuntimeError("shortest path crossed a node outside the caller's visible labels")
         graph = Subgraph(nodes={n["mrid"]: n for n in nodes})
         graph.add_edges(rows[0]["edges"])
@@ -524,7 +525,7 @@ class Reader:
         root = await self.root(mrid)
         if root is None:
             return None, [], None, Subgraph()
-        domain = root["_domain"]
+        domain = root[DOMAIN]
         couplings = [c for c in self.couplings() if self.ontology.domain(c.owner) == domain]
         coupling_types = sorted({c.rel_type for c in couplings})
         flow = self.gas_flow() if domain == "Gas" else None
@@ -532,9 +533,9 @@ class Reader:
             steps, climb = flow
             region = Subgraph(nodes={root["mrid"]: root})
             is_coupling_owner = any(
-                self.ontology.is_a(root["_class"], c.owner)
+                self.ontology.is_a(root[CLASS], c.owner)
                 for c in couplings
-                if root["_class"] in self.ontology.classes
+                if root[CLASS] in self.ontology.classes
             )
             starts = [root]
             if climb and not is_coupling_owner:

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # (see ingest/worker.py: shutdown_deadline). A batch still being written then is not acknowledged
     # and is delivered again, which its idempotent writes make harmless.
     worker_shutdown_timeout_s: float = 6.0
+    # A batch whose write transaction takes this long is logged as a warning with its database time
+    # (a 500-event batch takes tens of milliseconds; a bad plan made it 17 s).
+    worker_slow_write_s: float = 2.0
     # A worker that died without leaving the group is replaced after this long.
     worker_session_timeout_s: float = 10.0
     # Events the worker buffers ahead of its batches. Faust stops fetching a partition when the buffer is
@@ -150,6 +153,25 @@ class Settings(BaseSettings):
     # Clock skew tolerated on exp/nbf/iat, and how long a fetched JWKS is trusted before refetching.
     oidc_leeway_s: float = 30.0
     jwks_cache_s: float = 300.0
+
+    # The writer's statements keep the plan Neo4j made first (CYPHER replan=skip, see hub/writer.py);
+    # off, Neo4j plans them again whenever its statistics have moved enough.
+    writer_replan_skip: bool = True
+    # Shims over library internals, each measured and pinned (docs/performance.md). Turning one off falls
+    # back to the library's public path: the same results, more CPU.
+    # The worker's consumer hands each fetched message to the buffer without mode's four tasks per
+    # message (ingest/consumer.py; overrides mode's Service.wait_first).
+    worker_eager_consumer: bool = True
+    # New ingest topics are subscribed after topic_discovery_interval_s instead of Faust's 45 s (sets
+    # the conductor's private _resubscribe_sleep_lock_seconds).
+    worker_fast_resubscribe: bool = True
+    # The API reads plain scalar fields straight from the row (graphql/hubql/execution.py; subclasses
+    # graphql-core's ExecutionContext as Strawberry configures it).
+    api_leaf_fast_path: bool = True
+    # Each field is described once, where it is declared, not again in every type that inherits it
+    # (graphql/hubql/schema.py; edits the graphql-core schema Strawberry keeps in Schema._schema). Off,
+    # the SDL repeats inherited descriptions and differs from the checked-in graphql/schema.graphql.
+    api_trim_inherited_descriptions: bool = True
 
     # Logging
     log_level: str = "INFO"

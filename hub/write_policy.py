@@ -25,7 +25,7 @@ from typing import Final
 
 import orjson
 
-from hub.labels import LEVELS, And, Authorizations, Label, Or, Token, canonical, evaluate
+from hub.labels import LEVELS, And, Authorizations, Label, Or, Token, canonical, evaluate, parse
 
 # Labels are a few tokens; a DNF larger than this is not a label anyone means, and expanding it would
 # cost the worker time that other producers' events wait for.
@@ -112,6 +112,13 @@ def widens(old: Label | None, new: Label | None) -> bool:
     return not implies(new, old)
 
 
+def may_assign(authorizations: Authorizations, label: Label | str) -> bool:
+    """Who may assign a label: only a writer that satisfies it (nobody may label data so that they could
+    not see it themselves). The one statement of the rule: a producer's default label, the label a Kafka
+    record names and every write the check judges all go through it."""
+    return evaluate(parse(label) if isinstance(label, str) else label, authorizations)
+
+
 def check(rights: WriteRights, current: Label | None, new: Label | None) -> Verdict:
     """Whether a writer holding ``rights`` may leave an object labelled ``current`` (None: there is no
     object to protect) labelled ``new`` (None: a delete, or a write that keeps the label)."""
@@ -123,7 +130,7 @@ def check(rights: WriteRights, current: Label | None, new: Label | None) -> Verd
         )
     if new is None:
         return ALLOWED
-    if not evaluate(new, auths):
+    if not may_assign(auths, new):
         return Verdict(
             f"label: writer ({rights.describe()}) does not satisfy the new label {canonical(new)!r}"
         )

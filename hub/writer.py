@@ -54,8 +54,9 @@ from typing import Any, Final, NamedTuple, Protocol
 
 import neo4j
 
-from hub.changes import ChangeKind
+from hub.changes import ChangeKind, ChangeRecord
 from hub.graph import ENTITY, STUB, STUB_LABEL_TEXT, TOMBSTONE, cypher_name
+from hub.graph_schema import cypher
 from hub.labels import Label, LabelError, label_id, parse
 from hub.state_cache import StateCache, Stored
 from hub.write_policy import WriteRights, check_all
@@ -169,20 +170,6 @@ class LabelBook:
         return tree
 
 
-class PendingChange(NamedTuple):
-    mrid: str
-    cls: str
-    change: ChangeKind
-    version: int
-    label_id: int | None
-    event_time: datetime | None
-    event_id: str | None
-    producer: str | None
-    # The label the object had before the batch: a subscriber who could see it and cannot see the new
-    # label must learn the object is gone for it, exactly as for a delete.
-    prev_label_id: int | None = None
-
-
 @dataclass
 class Plan:
     """The net effect of a batch, ready to be written: one row per object and statement.
@@ -199,7 +186,7 @@ class Plan:
     stubs: dict[str, str] = field(default_factory=dict)
     rels: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[int, str] = field(default_factory=dict)
-    changes: list[PendingChange] = field(default_factory=list)
+    changes: list[ChangeRecord] = field(default_factory=list)
     applied: Counter[str] = field(default_factory=Counter)
     stale: Counter[str] = field(default_factory=Counter)
     ignored: int = 0
@@ -213,6 +200,9 @@ class Plan:
     # The state of every object the plan writes, as it will be read once the plan has committed: what
     # the next batch may be folded against before this one is confirmed (see :meth:`GraphWriter.prepare`).
     after: dict[str, Stored] = field(default_factory=dict)
+    # Seconds the database reports for the write statement (available plus consumed): its own time,
+    # without the network or the worker's, so a slow plan shows here first. Set by GraphWriter.write.
+    db_seconds: float = 0.0
 
     @property
     def writes(self) -> int:
@@ -505,12 +495,13 @@ def fold(
                     }
                 )
             plan.changes.append(
-                PendingChange(
+                ChangeRecord(
                     mrid,
                     tr.cls or last.cls,
                     change,
                     tr.version,
                     tr.label,
+                    None,
                     last.event_time,
                     last.event_id,
                     last.producer,
@@ -530,12 +521,13 @@ def fold(
         elif tr.status == DEAD:
             plan.after[mrid] = Stored(DEAD, tr.version, tr.owner, last.cls, (ENTITY, TOMBSTONE), None)
             plan.changes.append(
-                PendingChange(
+                ChangeRecord(
                     mrid,
                     last.cls,
                     DELETE,
                     tr.version,
                     tr.gone_label,
+                    None,
                     last.event_time,
                     last.event_id,
                     last.producer,
@@ -571,7 +563,7 @@ def fold(
             if before is None:
                 plan.labels[STUB_LABEL_ID] = STUB_LABEL_TEXT
                 plan.changes.append(
-                    PendingChange(target, target_cls, "stub", 0, STUB_LABEL_ID, None, None, None)
+                    ChangeRecord(target, target_cls, "stub", 0, STUB_LABEL_ID, None, None, None, None)
                 )
     for (producer, subject), claimed in claims.items():
         for start in range(0, len(claimed), CLAIMS_PER_AUDIT_RECORD):
@@ -608,14 +600,13 @@ REPLAN_SKIP: Final = "CYPHER replan=skip\n"
 # One row holding every state: the driver streams a record far slower than it unpacks a list entry. The
 # texts of the objects' labels come along (those the writer does not know yet; labels are few, so that is
 # mostly none): the write check judges every write against the object's current label.
-READ_STATE: Final = (
-    REPLAN_SKIP
-    + """
+READ_STATE: Final = cypher(
+    """
 CALL () {
   UNWIND $mrids AS m
   MATCH (n:Entity {mrid: m})
-  RETURN collect([n.mrid, n._version, n._owner, n._class, labels(n), n._label]) AS states,
-         collect(DISTINCT n._label) AS ids
+  RETURN collect([n.mrid, n.@version, n.@owner, n.@class, labels(n), n.@label]) AS states,
+         collect(DISTINCT n.@label) AS ids
 }
 CALL (ids) {
   UNWIND ids AS i
@@ -646,10 +637,10 @@ _WRITE_PARTS: Final = (
     """
     UNWIND $deletes AS r
     MERGE (n:Entity {mrid: r.mrid})
-    WITH n, r WHERE coalesce(n._version, -1) < r.v
+    WITH n, r WHERE coalesce(n.@version, -1) < r.v
     CALL (n) { MATCH (n)-[x]-() DELETE x }
-    SET n = {mrid: r.mrid, _version: r.v, _class: r.c, _owner: coalesce(n._owner, r.pr), _producer: r.pr,
-             _event_id: r.e, _event_time: datetime({epochMillis: r.t}), _updated: datetime()}
+    SET n = {mrid: r.mrid, @version: r.v, @class: r.c, @owner: coalesce(n.@owner, r.pr), @producer: r.pr,
+             @event_id: r.e, @event_time: datetime({epochMillis: r.t}), @updated: datetime()}
     SET n:Tombstone
     REMOVE n:Stub
     REMOVE n:$(r.drop)
@@ -658,10 +649,10 @@ _WRITE_PARTS: Final = (
     """
     UNWIND $upserts AS r
     MERGE (n:Entity {mrid: r.mrid})
-    WITH n, r WHERE coalesce(n._version, -1) < r.v
-    SET n += r.p, n._class = r.c, n._domain = $domains[r.c], n._version = r.v,
-        n._owner = coalesce(n._owner, r.pr), n._producer = r.pr, n._event_id = r.e,
-        n._event_time = datetime({epochMillis: r.t}), n._updated = datetime(), n._label = r.l
+    WITH n, r WHERE coalesce(n.@version, -1) < r.v
+    SET n += r.p, n.@class = r.c, n.@domain = $domains[r.c], n.@version = r.v,
+        n.@owner = coalesce(n.@owner, r.pr), n.@producer = r.pr, n.@event_id = r.e,
+        n.@event_time = datetime({epochMillis: r.t}), n.@updated = datetime(), n.@label = r.l
     SET n:$($class_labels[r.c])
     REMOVE n:Stub:Tombstone
     REMOVE n:$(r.drop)
@@ -670,20 +661,20 @@ _WRITE_PARTS: Final = (
     """
     UNWIND $measurements AS r
     MATCH (n:Entity {mrid: r.mrid})
-    WHERE n._version < r.v AND NOT n:Stub AND NOT n:Tombstone
-    SET n += r.p, n._version = r.v, n._producer = r.pr, n._event_id = r.e,
-        n._event_time = datetime({epochMillis: r.t}), n._updated = datetime()
+    WHERE n.@version < r.v AND NOT n:Stub AND NOT n:Tombstone
+    SET n += r.p, n.@version = r.v, n.@producer = r.pr, n.@event_id = r.e,
+        n.@event_time = datetime({epochMillis: r.t}), n.@updated = datetime()
     """,
     # Stubs: a stub gains the labels of every class it is referenced as; its class is narrowed when a
     # referrer expects a subclass of what it was created as.
     """
     UNWIND $stubs AS r
     MERGE (n:Entity {mrid: r.m})
-    ON CREATE SET n:Stub, n._version = 0, n._label = $stub_label, n._class = r.c,
-        n._domain = $domains[r.c], n._updated = datetime()
+    ON CREATE SET n:Stub, n.@version = 0, n.@label = $stub_label, n.@class = r.c,
+        n.@domain = $domains[r.c], n.@updated = datetime()
     WITH n, r WHERE n:Stub
     SET n:$($class_labels[r.c]),
-        n._class = CASE WHEN n._class IN $ancestors[r.c] THEN r.c ELSE n._class END
+        n.@class = CASE WHEN n.@class IN $ancestors[r.c] THEN r.c ELSE n.@class END
     """,
     # Edges: per source, those of every relationship type its events named are replaced. Like the node
     # statements, only where the source is at the version this plan writes, and never to a tombstone: a
@@ -691,7 +682,7 @@ _WRITE_PARTS: Final = (
     """
     UNWIND $rels AS r
     MATCH (s:Entity {mrid: r.s})
-    WHERE s._version = r.v
+    WHERE s.@version = r.v
     CALL (s, r) { MATCH (s)-[x]->() WHERE type(x) IN keys(r.r) DELETE x }
     WITH s, r
     UNWIND keys(r.r) AS ty
@@ -707,7 +698,7 @@ _WRITE_PARTS: Final = (
     SET o.offset = CASE WHEN o.offset IS NULL OR o.offset < x.o THEN x.o ELSE o.offset END
     """,
 )
-WRITE_BATCH: Final = REPLAN_SKIP + "\n".join(f"CALL () {{{part}}}" for part in _WRITE_PARTS)
+WRITE_BATCH: Final = cypher("\n".join(f"CALL () {{{part}}}" for part in _WRITE_PARTS))
 
 
 def positions_of(events: Iterable[Accepted]) -> dict[str, int]:
@@ -729,9 +720,14 @@ def _stored(state: Sequence[Any]) -> Stored:
 class GraphWriter:
     """Writes batches with a fixed set of statements; per-class label lists are computed once."""
 
-    def __init__(self, ontology: Any, *, database: str | None = None) -> None:
+    def __init__(self, ontology: Any, *, database: str | None = None, replan_skip: bool = True) -> None:
         self.ontology = ontology
         self.database = database
+        # The statements as sent: pinned to their first plan unless ``replan_skip`` is off
+        # (settings.writer_replan_skip), when Neo4j plans them again as its statistics move.
+        prefix = REPLAN_SKIP if replan_skip else ""
+        self.read_state_query = prefix + READ_STATE
+        self.write_query = prefix + WRITE_BATCH
         labels: set[str] = {STUB}
         for name in ontology.classes:
             labels.update(ontology.neo4j_labels(name))
@@ -762,7 +758,10 @@ class GraphWriter:
         """Stored state of ``mrids`` and the stored offsets of ``sources`` (in ``tx``, or in an
         auto-commit transaction of a session)."""
         result = await tx.run(
-            READ_STATE, mrids=Rows(mrids), sources=list(sources), known_labels=self.book.known()
+            self.read_state_query,
+            mrids=Rows(mrids),
+            sources=list(sources),
+            known_labels=self.book.known(),
         )
         record = await result.single(strict=True)
         states = {state[0]: _stored(state) for state in record["states"]}
@@ -845,14 +844,15 @@ class GraphWriter:
 
     async def write(self, tx: AsyncTx | neo4j.AsyncSession, plan: Plan) -> None:
         """Write ``plan`` with one statement: in ``tx``, or as an auto-commit transaction of a session
-        (the plan is one statement, so that is as atomic as an explicit transaction)."""
+        (the plan is one statement, so that is as atomic as an explicit transaction). The database's
+        time for the statement goes into ``plan.db_seconds``."""
         stubs = [{"m": m, "c": c} for m, c in plan.stubs.items()]
         classes = {r["c"] for r in plan.upserts}
         classes.update(plan.stubs.values())
         class_labels, domains = self._class_maps(classes)
-        await _run(
+        plan.db_seconds = await _run(
             tx,
-            WRITE_BATCH,
+            self.write_query,
             security=[{"id": k, "expr": v} for k, v in plan.labels.items()],
             deletes=plan.deletes,
             upserts=plan.upserts,
@@ -881,6 +881,8 @@ class Rows(list[Any]):
         return f"<{len(self)} rows>"
 
 
-async def _run(tx: AsyncTx | neo4j.AsyncSession, query: str, **params: Any) -> None:
+async def _run(tx: AsyncTx | neo4j.AsyncSession, query: str, **params: Any) -> float:
+    """Run ``query``; returns the seconds the database reports for it (0.0 when it reports none)."""
     result = await tx.run(query, {k: Rows(v) if type(v) is list else v for k, v in params.items()})
-    await result.consume()
+    summary = await result.consume()
+    return ((summary.result_available_after or 0) + (summary.result_consumed_after or 0)) / 1000.0

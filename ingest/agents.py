@@ -49,6 +49,7 @@ from hub import audit
 from hub.changes import ChangeRecord
 from hub.graph import ensure_schema_async, make_async_driver
 from hub.kafka_clients import WORKER, aiokafka_options
+from hub.kafka_topics import topic_names
 from hub.logging import get_logger
 from hub.state_cache import StateCache
 from hub.writer import Accepted, GraphWriter, Plan
@@ -56,8 +57,11 @@ from ingest import dead_letters, store_errors
 from ingest.app import process_app
 from ingest.change_publisher import ChangePublisher
 from ingest.metrics import (
+    BATCH_DB_SECONDS,
     BATCH_DURATION,
     BATCH_SIZE,
+    BATCH_WRITE_EVENTS,
+    BATCH_WRITE_SECONDS,
     CHANGES_PUBLISHED,
     EVENTS_APPLIED,
     EVENTS_DEADLETTERED,
@@ -69,7 +73,6 @@ from ingest.metrics import (
     WRITE_RETRIES,
 )
 from ingest.records import RecordChecker, Rejection
-from ingest.topics import ingest_topics_in
 
 log = get_logger("ingest.agents")
 
@@ -132,7 +135,9 @@ class BatchWriter:
 
         self.ontology = load_ontology()
         self.checker = RecordChecker(self.ontology, settings)
-        self.writer = GraphWriter(self.ontology, database=settings.neo4j_database)
+        self.writer = GraphWriter(
+            self.ontology, database=settings.neo4j_database, replan_skip=settings.writer_replan_skip
+        )
         self.driver: neo4j.AsyncDriver | None = None
         self.publisher = ChangePublisher(settings.kafka_bootstrap, settings=settings, principal=WORKER)
         self.cache = StateCache(settings.worker_state_cache)
@@ -245,11 +250,15 @@ class BatchWriter:
     async def _commit(self, stream: StreamT, batch: Batch, previous: Batch | None) -> None:
         if not batch.accepted:
             batch.sending.set_result(None)  # nothing to write
+        writing = time.perf_counter()
         try:
             plans, poisoned = await self._write(batch) if batch.accepted else ([], [])
         finally:
             if not batch.written.done():
                 batch.written.set_result(None)
+        write_s = time.perf_counter() - writing
+        if batch.accepted:
+            self._observe_write(batch, plans, write_s)
         if batch.accepted:
             if batch.exact and len(plans) == 1:
                 if self.sole_writer:
@@ -274,20 +283,7 @@ class BatchWriter:
             for ev, reason, reason_class in plan.rejected:
                 pending.append(await self._dead_letter(ev.ref, Rejection(reason, reason_class), audited=True))
             for c in plan.changes:
-                records.append(
-                    ChangeRecord(
-                        c.mrid,
-                        c.cls,
-                        c.change,
-                        c.version,
-                        c.label_id,
-                        committed,
-                        c.event_time,
-                        c.event_id,
-                        c.producer,
-                        c.prev_label_id,
-                    )
-                )
+                records.append(c.stamped(committed))
                 if c.event_time is not None:
                     FRESHNESS.observe((committed - c.event_time).total_seconds())
             for kind, n in plan.applied.items():
@@ -315,8 +311,26 @@ class BatchWriter:
                 len(batch.accepted),
                 len(records),
                 plans,
+                write_s,
             )
         )
+
+    def _observe_write(self, batch: Batch, plans: list[Plan], write_s: float) -> None:
+        """Per-batch database time in the metrics, and a warning for a slow write: a batch that takes
+        seconds where it takes tens of milliseconds (a bad plan, a supernode) shows at once."""
+        db_s = sum(plan.db_seconds for plan in plans)
+        BATCH_WRITE_SECONDS.observe(write_s)
+        BATCH_DB_SECONDS.observe(db_s)
+        BATCH_WRITE_EVENTS.observe(len(batch.accepted))
+        if write_s >= settings.worker_slow_write_s:
+            log.warning(
+                "slow batch write",
+                events=len(batch.accepted),
+                write_s=round(write_s, 3),
+                db_s=round(db_s, 3),
+                folded_ahead=batch.exact,
+                threshold_s=settings.worker_slow_write_s,
+            )
 
     async def _acknowledge(
         self,
@@ -328,6 +342,7 @@ class BatchWriter:
         n_accepted: int,
         n_changes: int,
         plans: list[Plan],
+        write_s: float,
     ) -> None:
         """Acknowledge ``events`` once their dead letters and change records are on the broker, and
         after the previous batch's acknowledgement (offsets move on in order)."""
@@ -353,6 +368,8 @@ class BatchWriter:
             accepted=n_accepted,
             changes=n_changes,
             dead_letters=len(events) - n_accepted + sum(len(p.rejected) for p in plans),
+            write_s=round(write_s, 4),
+            db_s=round(sum(p.db_seconds for p in plans), 4),
         )
 
     async def _write(self, batch: Batch) -> tuple[list[Plan], list[tuple[Accepted, Rejection]]]:
@@ -624,7 +641,7 @@ class TopicWatch:
             await admin.start()
             self.admin = admin
         try:
-            return ingest_topics_in(await self.admin.list_topics(), settings.ingest_topic_prefix)
+            return await topic_names(self.admin, settings.ingest_topic_prefix)
         except Exception:
             admin, self.admin = self.admin, None
             try:

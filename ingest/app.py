@@ -64,8 +64,9 @@ def create_app(settings: Settings) -> faust.App:
         # Picks up new partitions of subscribed topics within seconds.
         consumer_metadata_max_age_ms=int(settings.topic_discovery_interval_s * 1000),
     )
-    # Before anything asks for the transport (creating a topic does): see ingest.consumer.
-    app.transport = IngestTransport(app.conf.broker_consumer, app)
+    if settings.worker_eager_consumer:
+        # Before anything asks for the transport (creating a topic does): see ingest.consumer.
+        app.transport = IngestTransport(app.conf.broker_consumer, app)
     return app
 
 
@@ -89,7 +90,8 @@ def build_app(settings: Settings) -> IngestApp:
     ingest_topic = app.topic(key_serializer="raw", value_serializer="raw")
     # A new topic list is applied after this pause (Faust's default of 45 s coalesces agent restarts; here
     # the only source of changes is discovery, which already runs at a slow pace).
-    app.topics._resubscribe_sleep_lock_seconds = settings.topic_discovery_interval_s  # type: ignore[attr-defined]
+    if settings.worker_fast_resubscribe:
+        app.topics._resubscribe_sleep_lock_seconds = settings.topic_discovery_interval_s  # type: ignore[attr-defined]
     return IngestApp(settings, app, ingest_topic)
 
 

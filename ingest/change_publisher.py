@@ -101,13 +101,13 @@ class ChangePublisher:
         partitions = sorted(await producer.partitions_for(topic))
         count = len(partitions)
         by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
-        times: dict[datetime, str] = {}
+        times: dict[datetime | None, str] = {}
         for record in records:
             key = record.mrid.encode()
             partition = partitions[(murmur2(key) & 0x7FFFFFFF) % count]
             time_text = times.get(record.time)
             if time_text is None:
-                time_text = times[record.time] = record.time.isoformat()
+                time_text = times[record.time] = record._time_text()
             by_partition.setdefault(partition, []).append((key, record.to_json_fast(time_text)))
         futures: list[asyncio.Future[Any]] = []
         for partition, items in by_partition.items():

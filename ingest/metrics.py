@@ -33,6 +33,24 @@ BATCH_DURATION = Histogram(
     "Time to write one batch: transaction, change feed and acknowledgement",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
+# Per-batch database time: a batch of 500 events takes tens of milliseconds; a bad plan or a supernode
+# makes it seconds, which these show at once (buckets up to a minute for that reason).
+_WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 60.0)
+BATCH_WRITE_SECONDS = Histogram(
+    "hub_batch_write_seconds",
+    "Wall time of one batch's write transaction as the worker sees it, retries included",
+    buckets=_WRITE_BUCKETS,
+)
+BATCH_DB_SECONDS = Histogram(
+    "hub_batch_db_seconds",
+    "Time Neo4j reports for one batch's write statement (available plus consumed)",
+    buckets=_WRITE_BUCKETS,
+)
+BATCH_WRITE_EVENTS = Histogram(
+    "hub_batch_write_events",
+    "Events one batch's write transaction carries (accepted events only)",
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000),
+)
 FRESHNESS = Histogram(
     "hub_freshness_seconds",
     "Commit time minus the event's observation time",

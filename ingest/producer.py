@@ -18,7 +18,6 @@ Producers may use any Kafka client; this one saves them the details the hub reli
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import time
@@ -28,11 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 
 from hub.events import Event, normalise_mrid
 from hub.kafka_clients import ADMIN, aiokafka_options, producer_principal
+from hub.kafka_topics import ensure_topics, topic_admin
 from hub.labels import LabelError, parse
 from hub.settings import Settings, get_settings
 from hub.validation import EventRejected, validate_event
@@ -330,16 +328,8 @@ async def ensure_topic(
 
     A producer's own principal may not create topics (``hub producers add`` did); for it this only checks."""
     options = aiokafka_options(settings or get_settings(), principal, bootstrap=bootstrap)
-    admin = AIOKafkaAdminClient(**options, request_timeout_ms=15_000)
-    await admin.start()
-    try:
-        if topic in set(await admin.list_topics()):
-            return
-        # Another producer may create it between the listing and now.
-        with contextlib.suppress(TopicAlreadyExistsError):
-            await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
-    finally:
-        await admin.close()
+    async with topic_admin(options) as admin:
+        await ensure_topics(admin, [topic], partitions)
 
 
 def produce(

@@ -19,18 +19,15 @@ the producer client's rule (:func:`ingest.producer.topic_for`), and only the com
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiokafka.admin import NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
-
 from hub import audit
 from hub.kafka_access import admin_client, grant, producer_grants, set_scram_user
 from hub.kafka_clients import credentials_file, ensure_credentials, producer_principal, secured
+from hub.kafka_topics import ensure_topics
 from hub.producers import ProducerRegistry
 from hub.settings import Settings
 
@@ -94,10 +91,7 @@ async def add_producer(
     try:
         if secured(settings):
             await set_scram_user(admin, creds.username, creds.password)
-        with contextlib.suppress(TopicAlreadyExistsError):
-            await admin.create_topics(
-                [NewTopic(topic, num_partitions=settings.topic_partitions, replication_factor=1)]
-            )
+        await ensure_topics(admin, [topic], settings.topic_partitions)
         if secured(settings):
             await grant(admin, producer_grants(settings, producer_id))
     finally:

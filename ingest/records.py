@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from hub.events import normalise_mrid
+from hub.graph_schema import X, Y
 from hub.labels import LabelError, canonical, label_id, parse
 from hub.producers import ProducerConfigError, ProducerRegistry
 from hub.settings import Settings
@@ -27,6 +28,7 @@ from hub.write_policy import (
     SUBJECT_HEADER,
     WriteRights,
     decode_rights,
+    may_assign,
 )
 from hub.writer import Accepted
 
@@ -197,7 +199,7 @@ class RecordChecker:
             if xk in props or yk in props:
                 x, y = _number(props.get(xk)), _number(props.get(yk))
                 if x is not None and y is not None:
-                    props = {**props, "_x": x, "_y": y}
+                    props = {**props, X: x, Y: y}
                 break
         return Accepted(
             mrid=mrid,
@@ -245,7 +247,7 @@ class RecordChecker:
                 verdict = Rejection(f"label: {text!r} is not a valid label: {exc}", "label")
             else:
                 canon = canonical(tree)
-                if prod.may_assign(tree):
+                if may_assign(prod.authorizations, tree):
                     verdict = (label_id(canon), canon)
                 else:
                     verdict = Rejection(

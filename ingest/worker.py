@@ -15,6 +15,8 @@ import signal
 import threading
 import time
 
+from hub.kafka_clients import WORKER, aiokafka_options
+from hub.kafka_topics import ensure_topics, topic_admin, topic_names
 from hub.logging import configure_logging, get_logger, json_handler
 from hub.metrics_server import start_metrics_server
 from hub.settings import Settings, get_settings
@@ -49,21 +51,24 @@ def shutdown_deadline(timeout_s: float) -> threading.Timer:
     return timer
 
 
-def _prepare(settings: Settings) -> list[str]:
-    from ingest.topics import discover_topics, ensure_topics
+async def _topics(settings: Settings) -> list[str]:
+    """Create the worker's output topics if they are missing (a cluster may forbid auto-creation), then
+    list the producers' topics."""
+    async with topic_admin(aiokafka_options(settings, WORKER), request_timeout_ms=10_000) as admin:
+        await ensure_topics(
+            admin,
+            [settings.deadletter_topic, settings.changes_topic, settings.audit_topic],
+            settings.topic_partitions,
+        )
+        return await topic_names(admin, settings.ingest_topic_prefix)
 
+
+def _prepare(settings: Settings) -> list[str]:
     waited_since = time.monotonic()
     announced = False
     while True:
         try:
-            asyncio.run(
-                ensure_topics(
-                    settings,
-                    [settings.deadletter_topic, settings.changes_topic, settings.audit_topic],
-                    settings.topic_partitions,
-                )
-            )
-            topics = asyncio.run(discover_topics(settings, settings.ingest_topic_prefix))
+            topics = asyncio.run(_topics(settings))
         except Exception as exc:
             log.warning(
                 "kafka not reachable yet",

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Helpers shared by several test folders (the reference model of the write rules) sit in this folder;
+# with importlib import mode it is not on sys.path by itself.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_STATE_DIR = REPO_ROOT / ".hub-test"
@@ -226,43 +231,20 @@ def neo4j_driver(settings: Any) -> Iterator[Any]:
 
 
 async def _create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
-    import asyncio
-
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
     from hub.kafka_clients import admin_options
+    from hub.kafka_topics import ensure_topics, topic_admin
 
-    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, partitions, replication_factor=1) for n in names])
-        # Creation returns before every partition has a leader; producing earlier would fail.
-        for _ in range(100):
-            described = await admin.describe_topics(names)
-            if all(
-                t["error_code"] == 0
-                and len(t["partitions"]) == partitions
-                and all(p["leader"] >= 0 for p in t["partitions"])
-                for t in described
-            ):
-                return
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"topics {names} got no partition leaders in time")
-    finally:
-        await admin.close()
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        # Waits until every partition has a leader: producing earlier would fail.
+        await ensure_topics(admin, names, partitions)
 
 
 async def _delete_topics(bootstrap: str, names: list[str]) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
     from hub.kafka_clients import admin_options
+    from hub.kafka_topics import delete_topics, topic_admin
 
-    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
-    await admin.start()
-    try:
-        await admin.delete_topics(names)
-    finally:
-        await admin.close()
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        await delete_topics(admin, names)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
+from hub.graph_schema import CLASS, DOMAIN, LABEL, X, Y
 from hubql.scalars import Long
 
 
@@ -170,12 +171,12 @@ GENERIC_TYPE_NAMES = frozenset(
 
 def graph_node(props: dict[str, Any], label_text: Callable[[int | None], str]) -> dict[str, Any]:
     """A light projection (:data:`hub.reader.LITE`) of a visible node as a ``GraphNode`` row."""
-    x, y = props.get("_x"), props.get("_y")
+    x, y = props.get(X), props.get(Y)
     return {
         "mrid": props["mrid"],
-        "class_name": props.get("_class") or "",
-        "domain": DOMAIN_BY_NAME.get(props.get("_domain"), Domain.ELECTRICITY),
+        "class_name": props.get(CLASS) or "",
+        "domain": DOMAIN_BY_NAME.get(props.get(DOMAIN), Domain.ELECTRICITY),
         "name": props.get("name"),
-        "label": label_text(props.get("_label")),
+        "label": label_text(props.get(LABEL)),
         "point": {"x": x, "y": y} if x is not None and y is not None else None,
     }

@@ -24,9 +24,10 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 from strawberry.types.info import Info
 
-from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
+from graphql import GraphQLError, GraphQLSchema, NoSchemaIntrospectionCustomRule
 from hub import reader as rd
 from hub.auth import AuthError
+from hub.graph_schema import CLASS
 from hub.settings import Settings, get_settings
 from hubql import prefetch
 from hubql.admission import Admission, TooBusy, admit
@@ -87,7 +88,7 @@ def subgraph_row(info: Info, graph: rd.Subgraph) -> dict[str, Any]:
     nodes = graph.nodes
     edges = []
     for e in graph.edges:
-        source_class = nodes[e.source]["_class"] if e.source in nodes else None
+        source_class = nodes[e.source][CLASS] if e.source in nodes else None
         edges.append(
             {
                 "source": e.source,
@@ -359,9 +360,10 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
         types=registry.all_types(),
         config=StrawberryConfig(default_resolver=resolve_from_source, scalar_map=SCALAR_MAP),
         extensions=extensions,
-        execution_context_class=HubExecutionContext,
+        execution_context_class=HubExecutionContext if settings.api_leaf_fast_path else None,
     )
-    _drop_inherited_descriptions(schema)
+    if settings.api_trim_inherited_descriptions:
+        _drop_inherited_descriptions(schema)
     return schema, registry
 
 
@@ -388,12 +390,19 @@ class HubSchema(strawberry.Schema):
         return await super().stream(*args, **kwargs)
 
 
+def graphql_core_schema(schema: strawberry.Schema) -> GraphQLSchema:
+    """The graphql-core schema Strawberry built: the one place that reaches it. Strawberry keeps it in
+    ``Schema._schema`` and offers no public accessor (strawberry-graphql is pinned to the tested range;
+    see docs/performance.md)."""
+    return schema._schema
+
+
 def _drop_inherited_descriptions(schema: strawberry.Schema) -> None:
     """Describe each field once, where it is declared: the SDL and introspection stay a sensible size
     (hundreds of CIM classes inherit dozens of documented fields each)."""
     from graphql import GraphQLInterfaceType, GraphQLObjectType
 
-    for gtype in schema._schema.type_map.values():
+    for gtype in graphql_core_schema(schema).type_map.values():
         if not isinstance(gtype, GraphQLObjectType | GraphQLInterfaceType) or not gtype.interfaces:
             continue
         inherited = {name for iface in gtype.interfaces for name in iface.fields}

@@ -31,6 +31,7 @@ import strawberry
 import structlog
 from strawberry.types.info import Info
 
+from hub.graph_schema import CLASS, DOMAIN, LABEL, OWNER, PRODUCER, UPDATED, VERSION, X, Y
 from hub.reader import Prefetch
 from hubql.generic import (
     DOMAIN_BY_NAME,
@@ -118,17 +119,17 @@ class TypeRegistry:
     ) -> dict[str, Any]:
         """Turn a Cypher property map of a visible node into a row the generated types read;
         ``prefetch`` is the plan the map was fetched with (its associations become nested rows)."""
-        cls = props.get("_class")
+        cls = props.get(CLASS)
         props[TYPENAME_KEY] = self.typenames.get(cls, self.fallback_typename)  # type: ignore[arg-type]
         props["class_name"] = cls or ""
-        props["domain"] = DOMAIN_BY_NAME.get(props.get("_domain"), Domain.ELECTRICITY)
-        props["label"] = label_text(props.get("_label"))
-        props["producer"] = props.get("_producer") or props.get("_owner") or ""
-        props["version"] = props.get("_version") or 0
+        props["domain"] = DOMAIN_BY_NAME.get(props.get(DOMAIN), Domain.ELECTRICITY)
+        props["label"] = label_text(props.get(LABEL))
+        props["producer"] = props.get(PRODUCER) or props.get(OWNER) or ""
+        props["version"] = props.get(VERSION) or 0
         # Temporal values stay as the driver returned them: the DateTime scalar converts the selected ones.
-        updated = props.get("_updated")
+        updated = props.get(UPDATED)
         props["updated"] = updated if updated is not None else EPOCH
-        x, y = props.get("_x"), props.get("_y")
+        x, y = props.get(X), props.get(Y)
         props["point"] = {"x": x, "y": y} if x is not None and y is not None else None
         for key, python_name in self.renamed.items():
             if key in props:
@@ -145,7 +146,7 @@ class TypeRegistry:
         return props
 
     def attributes(self, row: Mapping[str, Any]) -> list[AttributeValue]:
-        cls = row.get("_class")
+        cls = row.get(CLASS)
         if not isinstance(cls, str) or cls not in self.ontology.classes:
             return []
         out = []

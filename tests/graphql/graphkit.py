@@ -15,6 +15,7 @@ import httpx
 import uvicorn
 
 from hub.auth import mint_token
+from hub.graph_schema import cypher
 from hub.labels import intern
 
 
@@ -107,11 +108,13 @@ def write_graph(
         for cls, rows in by_class.items():
             neo_labels = ":".join(f"`{n}`" for n in ontology.neo4j_labels(cls))
             session.run(
-                f"UNWIND $rows AS row MERGE (n:Entity {{mrid: row.mrid}}) SET n:{neo_labels} "
-                "SET n += row.props, n._class = $cls, n._domain = $domain, n._version = row.version, "
-                "n._owner = $producer, n._producer = $producer, n._event_id = row.mrid, "
-                "n._updated = datetime(), n._event_time = datetime(), n._label = row.label, "
-                "n._x = row.x, n._y = row.y",
+                cypher(
+                    f"UNWIND $rows AS row MERGE (n:Entity {{mrid: row.mrid}}) SET n:{neo_labels} "
+                    "SET n += row.props, n.@class = $cls, n.@domain = $domain, n.@version = row.version, "
+                    "n.@owner = $producer, n.@producer = $producer, n.@event_id = row.mrid, "
+                    "n.@updated = datetime(), n.@event_time = datetime(), n.@label = row.label, "
+                    "n.@x = row.x, n.@y = row.y"
+                ),
                 rows=rows,
                 cls=cls,
                 domain=ontology.domain(cls),

@@ -19,6 +19,7 @@ from graphkit import Api, serve
 
 from hub.auth import DevIssuer
 from hub.kafka_clients import admin_options
+from hub.kafka_topics import partition_ids, topic_admin
 
 pytestmark = pytest.mark.services
 
@@ -178,7 +179,8 @@ async def _read(bootstrap: str, topic: str, expect: int) -> list[Any]:
     await consumer.start()
     try:
         for _ in range(50):
-            parts = (await consumer._client.fetch_all_metadata()).partitions_for_topic(topic)
+            async with topic_admin(admin_options(bootstrap)) as admin:
+                parts = await partition_ids(admin, topic)
             if parts:
                 break
             await asyncio.sleep(0.2)

@@ -18,6 +18,7 @@ from hubql.generic import Domain, resolve_from_source
 from hubql.scalars import SCALAR_MAP, Long
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.info import Info
 
 
@@ -199,3 +200,17 @@ def test_short_path_takes_the_plain_fields(monkeypatch: pytest.MonkeyPatch) -> N
     assert sorted(set(slow)) == ["Line.r", "Line.shout", "Line.version", "Query.things"]
     assert slow.count("Line.r") == 2 and slow.count("Line.version") == 1
     assert slow.count("Line.shout") == sum(r["kind"] == "Line" for r in _rows()) - 1
+
+
+@pytest.mark.parametrize("short", [True, False], ids=["leaf-fast-path", "graphql-core-path"])
+def test_the_api_schema_executes_as_its_setting_says(short: bool) -> None:
+    # HUB_API_LEAF_FAST_PATH=false: graphql-core's executor as Strawberry configures it, no subclass.
+    from hubql.schema import build_schema
+
+    from hub.settings import Settings
+    from ontology.loader import load_ontology
+
+    schema, _ = build_schema(load_ontology(), Settings(api_leaf_fast_path=short))
+    stock = StrawberryGraphQLCoreExecutionContext
+    assert schema.execution_context_class is (HubExecutionContext if short else stock)
+    assert issubclass(HubExecutionContext, stock)

@@ -21,6 +21,7 @@ from graphkit import Api, Obj, Rel, write_graph
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hub.graph_schema import cypher
 from hub.labels import LEVELS, evaluate, parse
 from ontology.loader import load_ontology
 
@@ -238,9 +239,11 @@ def _ok(api: Api, query: str, variables: dict[str, Any], token: str) -> dict[str
 
 def _global_counts(driver: Any, who: Who) -> tuple[dict[str, int], frozenset[tuple[Any, ...]]]:
     records, _, _ = driver.execute_query(
-        "MATCH (n:Entity) WHERE n._class IS NOT NULL "
-        "OPTIONAL MATCH (l:SecurityLabel {id: n._label}) "
-        "RETURN n._class AS cls, n._label AS lid, l.expr AS expr, count(*) AS c, max(n.mrid) AS top"
+        cypher(
+            "MATCH (n:Entity) WHERE n.@class IS NOT NULL "
+            "OPTIONAL MATCH (l:SecurityLabel {id: n.@label}) "
+            "RETURN n.@class AS cls, n.@label AS lid, l.expr AS expr, count(*) AS c, max(n.mrid) AS top"
+        )
     )
     from hub.labels import Authorizations
 

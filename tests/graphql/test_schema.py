@@ -32,6 +32,34 @@ def test_schema_file_is_up_to_date() -> None:
     )
 
 
+def test_with_descriptions_untrimmed_the_schema_differs_only_in_descriptions() -> None:
+    # HUB_API_TRIM_INHERITED_DESCRIPTIONS=false: Strawberry's schema as it builds it (no edit through
+    # Schema._schema); the same types, fields and arguments, inherited descriptions repeated.
+    from hub.settings import Settings
+
+    untrimmed = build_schema(export_sdl(Settings(api_trim_inherited_descriptions=False)))
+    trimmed = checked_in()
+
+    def shape(schema: GraphQLSchema) -> dict[str, Any]:
+        return {
+            name: sorted(
+                (f, str(field.type), sorted(field.args)) for f, field in getattr(t, "fields", {}).items()
+            )
+            for name, t in schema.type_map.items()
+        }
+
+    def described(schema: GraphQLSchema) -> int:
+        return sum(
+            1
+            for t in schema.type_map.values()
+            for field in getattr(t, "fields", {}).values()
+            if field.description
+        )
+
+    assert shape(untrimmed) == shape(trimmed)
+    assert described(untrimmed) > described(trimmed) > 0
+
+
 def test_every_class_is_queryable() -> None:
     schema = checked_in()
     ontology = load_ontology()

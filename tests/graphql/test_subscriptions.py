@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 import websockets
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from graphkit import Api, serve
 from hubql.cursors import CursorCodec, cursor_key
 
 from hub.kafka_clients import admin_options
+from hub.kafka_topics import ensure_topics, topic_admin
 
 pytestmark = pytest.mark.services
 
@@ -39,19 +39,8 @@ SUBSCRIPTION = """subscription($after: String, $domain: Domain) {
 
 
 async def _create_topics(bootstrap: str, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(n, num_partitions=PARTITIONS, replication_factor=1) for n in names]
-        )
-        for _ in range(100):
-            described = await admin.describe_topics(names)
-            if all(t["error_code"] == 0 and len(t["partitions"]) == PARTITIONS for t in described):
-                return
-            await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        await ensure_topics(admin, names, PARTITIONS)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ import pytest
 from hub.labels import Authorizations, canonical, parse
 from hub.producers import ProducerConfigError, ProducerRegistry
 from hub.settings import Settings
+from hub.write_policy import check, may_assign
 
 CONFIG = {
     "ngt-eq": {"org": "ngt", "clearance": "official-sensitive", "owns": "ngt-"},
@@ -42,7 +43,7 @@ def test_an_unconfigured_producer_is_never_invented(registry: ProducerRegistry) 
     with pytest.raises(ProducerConfigError, match="producer '' is not configured"):
         registry.get("")
     with pytest.raises(ProducerConfigError):
-        registry.may_assign("acme", "org=acme")
+        may_assign(registry.authorizations("acme"), "org=acme")
 
 
 def test_declassify_is_off_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,8 +82,10 @@ def test_producer_authorizations(registry: ProducerRegistry) -> None:
 def test_may_assign_only_labels_the_producer_satisfies(
     registry: ProducerRegistry, producer: str, label: str, allowed: bool
 ) -> None:
-    assert registry.may_assign(producer, label) is allowed
-    assert registry.get(producer).may_assign(parse(label)) is allowed
+    assert may_assign(registry.authorizations(producer), label) is allowed
+    assert may_assign(registry.get(producer).authorizations, parse(label)) is allowed
+    # The write check applies the same rule to a write's new label.
+    assert check(registry.get(producer).rights, None, parse(label)).allowed is allowed
 
 
 def test_owned_mrid_range(registry: ProducerRegistry) -> None:

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hub.graph_schema import EVENT_ID, EVENT_TIME, VERSION
 from hub.storable import INT64_MAX, INT64_MIN
 from hub.validation import EventRejected, validate_event
 from hub.writer import _millis
@@ -184,9 +185,9 @@ def test_whatever_the_validator_accepts_neo4j_stores(event: dict[str, Any], neo4
     # What the writer stores of the envelope (see hub.writer), beside the converted attributes.
     props: dict[str, Any] = {
         **{k: v for k, v in valid.properties.items() if v is not None},
-        "_version": env.version,
-        "_event_id": env.id,
-        "_event_time": _millis(env.time),
+        VERSION: env.version,
+        EVENT_ID: env.id,
+        EVENT_TIME: _millis(env.time),
         "mrid": valid.mrid,
     }
     with neo4j_driver.session() as session, session.begin_transaction() as tx:

@@ -169,3 +169,21 @@ def test_the_ingest_app_consumes_with_the_eager_consumer(kafka_bootstrap: str) -
 
     consumer: Any = process_app().app.consumer
     assert isinstance(consumer, IngestConsumer)
+
+
+def test_with_the_shim_off_the_ingest_app_uses_fausts_own_consumer(
+    kafka_bootstrap: str, tmp_path: Any
+) -> None:
+    # HUB_WORKER_EAGER_CONSUMER=false: Faust's consumer as published, mode's wait_first untouched.
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    from hub.settings import get_settings
+    from ingest.app import create_app
+
+    settings = get_settings().model_copy(update={"worker_eager_consumer": False, "worker_id": "shim-off"})
+    consumer: Any = create_app(settings).consumer
+    assert isinstance(consumer, faust_aiokafka.Consumer)
+    assert not isinstance(consumer, EagerWaitFirst)
+    assert type(consumer).wait_first is Service.wait_first
+    on = get_settings().model_copy(update={"worker_id": "shim-on"})
+    assert isinstance(create_app(on).consumer, IngestConsumer)

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 from typer.testing import CliRunner
 
 from hub.kafka_clients import admin_options
+from hub.kafka_topics import delete_topics, topic_admin, topic_names
 from hub.validation import validate_event
 from ingest.csv_adapter import CsvMapping, CsvStats, MappingError, convert_csv
 from ingest.producer import LABEL_HEADER, produce
@@ -154,14 +154,8 @@ def csv_settings(settings: Any, tmp_path: Path) -> Iterator[Any]:
     )
 
     async def cleanup() -> None:
-        admin = AIOKafkaAdminClient(**admin_options(settings.kafka_bootstrap))
-        await admin.start()
-        try:
-            names = [t for t in await admin.list_topics() if t.startswith(PREFIX)]
-            if names:
-                await admin.delete_topics(names)
-        finally:
-            await admin.close()
+        async with topic_admin(admin_options(settings.kafka_bootstrap)) as admin:
+            await delete_topics(admin, await topic_names(admin, PREFIX))
 
     asyncio.run(cleanup())
 

@@ -26,10 +26,11 @@ from typing import Any
 import neo4j
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from devstack.services import kafka
 from hub.kafka_clients import admin_options
+from hub.kafka_topics import delete_topics, ensure_topics, topic_admin, topic_names
 
 REPO = Path(__file__).resolve().parents[2]
 CLASS = "AccumulatorValue"  # used by no other worker test, so the constraint below meets only ours
@@ -103,30 +104,13 @@ def stream(kafka_bootstrap: str, neo4j_driver: neo4j.Driver) -> Iterator[Stream]
 
 
 async def _create_topics(bootstrap: str, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, num_partitions=1, replication_factor=1) for n in names])
-        for _ in range(100):
-            described = await admin.describe_topics(names)
-            if all(
-                t["error_code"] == 0 and all(p["leader"] >= 0 for p in t["partitions"]) for t in described
-            ):
-                return
-            await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        await ensure_topics(admin, names, 1)
 
 
 async def _delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(prefix + ".")]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        await delete_topics(admin, await topic_names(admin, prefix + "."))
 
 
 Record = tuple[str, bytes | None, bytes]  # topic, key, value

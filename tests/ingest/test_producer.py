@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 from typer.testing import CliRunner
 
 from hub.events import Event, normalise_mrid
 from hub.kafka_clients import admin_options
+from hub.kafka_topics import delete_topics, topic_admin, topic_names
 from hub.validation import validate_event
 from ingest.gaslib import convert_gaslib
 from ingest.producer import LABEL_HEADER, HubProducer, Pacer, ProducerError, produce
@@ -48,14 +48,8 @@ def produce_settings(settings: Any, tmp_path: Path) -> Iterator[Any]:
 
 
 async def _delete_prefixed(bootstrap: str) -> None:
-    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
-    await admin.start()
-    try:
-        names = [t for t in await admin.list_topics() if t.startswith(PREFIX)]
-        if names:
-            await admin.delete_topics(names)
-    finally:
-        await admin.close()
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        await delete_topics(admin, await topic_names(admin, PREFIX))
 
 
 def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0) -> list[Any]:

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,11 +35,17 @@ from typing import Any
 import neo4j
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client.parser import text_string_to_metric_families
+from write_model import Model, Node, expected_graph
 
 from devstack.services import kafka
+from hub import kafka_topics
+from hub.graph_schema import CLASS, EVENT_ID, LABEL, OWNER, PRODUCER, VERSION, X, Y
 from hub.kafka_clients import admin_options
+from hub.kafka_topics import ensure_topics, topic_admin, topic_names
 from hub.labels import canonical, label_id
+from hub.writer import Accepted
 from ontology.loader import load_ontology
 
 REPO = Path(__file__).resolve().parents[2]
@@ -355,21 +362,6 @@ def generate(prefix: str, seed: int, per_class: int = 60) -> Scenario:
 # ---------------------------------------------------------------------------------------- oracle
 
 
-@dataclass
-class ONode:
-    status: str
-    version: int
-    labels: set[str]
-    props: dict[str, Any] = field(default_factory=dict)
-    owner: str | None = None
-    label: int | None = None
-    cls: str | None = None
-    producer: str | None = None
-    event_id: str | None = None
-    # For a tombstone: the label the object had just before it was deleted (its delete record's label).
-    gone_label: int | None = None
-
-
 def _convert(datatype: str, value: Any) -> Any:
     if value is None:
         return None
@@ -378,90 +370,50 @@ def _convert(datatype: str, value: Any) -> Any:
     return value
 
 
-def oracle(sc: Scenario) -> tuple[dict[str, ONode], set[tuple[str, str, str]]]:
-    """The graph the rules say the valid events leave, applied one at a time in stream order."""
-    nodes: dict[str, ONode] = {}
-    edges: set[tuple[str, str, str]] = set()
+def accepted_of(sc: Scenario, rec: Produced) -> Accepted:
+    """A valid record as the writer receives it: ontology keys, converted values, the label it gets."""
+    ev = rec.event
+    assert ev is not None
+    cls = ev["class"]
+    attrs = ONT.attributes_of(cls)
+    given = ev.get("attributes", {})
+    props = {attrs[qname].key: _convert(attrs[qname].datatype, value) for qname, value in given.items()}
+    for xq, yq in COORDS:
+        if given.get(xq) is not None and given.get(yq) is not None:
+            props[X] = float(given[xq])
+            props[Y] = float(given[yq])
+    rels: dict[str, tuple[str, list[str]]] = {}
+    for qname, value in ev.get("references", {}).items():
+        assoc = ONT.associations_of(cls)[qname]
+        rels[assoc.rel_type] = (assoc.target, [value] if isinstance(value, str) else list(value))
+    config = sc.producers[rec.producer]
+    text = canonical(str(rec.label or config.get("default_label") or f"org={config['org']}"))
+    return Accepted(
+        mrid=ev["subject"],
+        kind=ev["type"],
+        version=ev["version"],
+        cls=cls,
+        props=props,
+        rels=rels,
+        label_id=label_id(text),
+        label_text=text,
+        producer=rec.producer,
+        event_id=ev["id"],
+        event_time=datetime.fromisoformat(ev["time"]),
+    )
+
+
+def oracle(sc: Scenario) -> tuple[dict[str, Node], set[tuple[str, str, str]]]:
+    """The graph the rules say the valid events leave, applied one at a time in stream order (the
+    stream's refused writes are its invalid records, which never reach the model)."""
+    model = Model(ONT)
     for rec in sc.records:
-        if rec.invalid is not None:
-            continue
-        ev = rec.event
-        assert ev is not None
-        mrid, kind, version, cls = ev["subject"], ev["type"], ev["version"], ev["class"]
-        node = nodes.get(mrid)
-        if version <= (node.version if node else 0):
-            continue
-        if kind == "measurement" and (node is None or node.status != "live"):
-            continue
-        if kind == "delete":
-            edges = {e for e in edges if mrid not in (e[0], e[2])}
-            node = nodes[mrid] = ONode(
-                "dead",
-                version,
-                {"Entity", "Tombstone"},
-                owner=(node.owner if node else None) or rec.producer,
-                cls=cls,
-                gone_label=node.label if node is not None and node.status != "dead" else None,
-            )
-        else:
-            assert node is not None or kind == "upsert"
-            if kind == "upsert":
-                if node is None or node.status != "live":
-                    node = nodes[mrid] = ONode("live", version, set(), owner=node.owner if node else None)
-                node.labels = {"Entity", *ONT.neo4j_labels(cls)}
-                node.owner = node.owner or rec.producer
-                node.cls = cls
-                config = sc.producers[rec.producer]
-                text = str(rec.label or config.get("default_label") or f"org={config['org']}")
-                node.label = label_id(canonical(text))
-            assert node is not None
-            attrs = ONT.attributes_of(cls)
-            for qname, value in ev.get("attributes", {}).items():
-                key = attrs[qname].key
-                converted = _convert(attrs[qname].datatype, value)
-                if converted is None:
-                    node.props.pop(key, None)
-                else:
-                    node.props[key] = converted
-            for xq, yq in COORDS:
-                if ev.get("attributes", {}).get(xq) is not None and ev["attributes"].get(yq) is not None:
-                    node.props["_x"] = float(ev["attributes"][xq])
-                    node.props["_y"] = float(ev["attributes"][yq])
-            for qname, value in ev.get("references", {}).items():
-                assoc = ONT.associations_of(cls)[qname]
-                edges = {e for e in edges if not (e[0] == mrid and e[1] == assoc.rel_type)}
-                for target in [value] if isinstance(value, str) else value:
-                    tn = nodes.get(target)
-                    if tn is None:
-                        tn = nodes[target] = ONode(
-                            "stub", 0, {"Entity", "Stub"}, label=STUB_LABEL, cls=assoc.target
-                        )
-                    if tn.status == "dead":
-                        continue
-                    if tn.status == "stub":
-                        tn.labels |= set(ONT.neo4j_labels(assoc.target))
-                    edges.add((mrid, assoc.rel_type, target))
-        node.version = version
-        node.producer = rec.producer
-        node.event_id = ev["id"]
-    return nodes, edges
+        if rec.invalid is None:
+            model.apply(accepted_of(sc, rec))
+    return model.nodes, model.edges
 
 
-BOOKKEEPING = {"_version", "_label", "_owner", "_class", "_producer", "_event_id", "_x", "_y"}
-
-
-def expected_nodes(nodes: dict[str, ONode]) -> dict[str, tuple[set[str], dict[str, Any]]]:
-    out = {}
-    for mrid, n in nodes.items():
-        props: dict[str, Any] = {"mrid": mrid, "_version": n.version, "_class": n.cls}
-        if n.status == "live":
-            props.update(n.props, _label=n.label, _owner=n.owner, _producer=n.producer, _event_id=n.event_id)
-        elif n.status == "stub":
-            props["_label"] = n.label
-        else:
-            props.update(_owner=n.owner, _producer=n.producer, _event_id=n.event_id)
-        out[mrid] = (n.labels, props)
-    return out
+BOOKKEEPING = {VERSION, LABEL, OWNER, CLASS, PRODUCER, EVENT_ID, X, Y}
 
 
 def read_graph(driver: neo4j.Driver, prefix: str) -> tuple[dict[str, Any], set[tuple[str, str, str]]]:
@@ -488,7 +440,7 @@ def read_graph(driver: neo4j.Driver, prefix: str) -> tuple[dict[str, Any], set[t
 
 def assert_graph_matches(driver: neo4j.Driver, sc: Scenario) -> None:
     nodes, edges = oracle(sc)
-    want = expected_nodes(nodes)
+    want = expected_graph(nodes)
     got, got_edges = read_graph(driver, sc.prefix)
     missing = sorted(set(want) - set(got))[:5]
     extra = sorted(set(got) - set(want))[:5]
@@ -513,32 +465,13 @@ def run(coro: Any) -> Any:
 
 
 async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
-    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names]
-        )
-        for _ in range(100):
-            described = await admin.describe_topics(names)
-            if all(
-                t["error_code"] == 0 and all(p["leader"] >= 0 for p in t["partitions"]) for t in described
-            ):
-                return
-            await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        await ensure_topics(admin, names, partitions)
 
 
 async def delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(prefix + ".")]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        await kafka_topics.delete_topics(admin, await topic_names(admin, prefix + "."))
 
 
 async def produce(bootstrap: str, sc: Scenario, records: list[Produced]) -> None:
@@ -609,7 +542,14 @@ def free_port() -> int:
 class WorkerProcess:
     """``python -m ingest.worker`` with the test's settings; stdout/stderr kept in a log file."""
 
-    def __init__(self, settings: Any, sc: Scenario, log_dir: Path, neo4j_uri: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Any,
+        sc: Scenario,
+        log_dir: Path,
+        neo4j_uri: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.env = {
             **os.environ,
             "HUB_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
@@ -628,6 +568,7 @@ class WorkerProcess:
             "HUB_BATCH_TIMEOUT_S": "0.2",
             "HUB_TOPIC_PARTITIONS": str(PARTITIONS),
             "HUB_WORKER_SESSION_TIMEOUT_S": "6",
+            **(env or {}),
         }
         self.log_dir = log_dir
         self.proc: subprocess.Popen[bytes] | None = None
@@ -762,12 +703,27 @@ def log_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+# The eager consumer is a shim over mode's internals (docs/performance.md); off, Faust's own consumer
+# must end the stream in the same graph.
+@pytest.mark.parametrize("eager", [True, False], ids=["eager-consumer", "fausts-consumer"])
 def test_stream_ends_as_the_oracle_graph(
-    scenario: Scenario, settings: Any, kafka_bootstrap: str, neo4j_driver: neo4j.Driver, log_dir: Path
+    scenario: Scenario,
+    settings: Any,
+    kafka_bootstrap: str,
+    neo4j_driver: neo4j.Driver,
+    log_dir: Path,
+    eager: bool,
 ) -> None:
     sc = scenario
     assert len(sc.records) > 3000
-    worker = WorkerProcess(settings, sc, log_dir)
+    metrics_port = free_port()
+    # Every batch counts as slow here, so each one's write shows in the log with its database time.
+    env = {
+        "HUB_METRICS_PORT": str(metrics_port),
+        "HUB_WORKER_SLOW_WRITE_S": "0",
+        "HUB_WORKER_EAGER_CONSUMER": str(eager).lower(),
+    }
+    worker = WorkerProcess(settings, sc, log_dir, env=env)
     worker.start()
     try:
         run(produce(kafka_bootstrap, sc, sc.records))
@@ -777,9 +733,34 @@ def test_stream_ends_as_the_oracle_graph(
         assert_change_feed(kafka_bootstrap, sc)
         # Alone in its group, the worker held every partition and kept objects' states between batches.
         assert cache_states(worker) == ["on"]
+        assert_batch_write_times(worker, metrics_port, sc)
         assert worker.terminate(20.0), "the worker did not stop on SIGTERM"
     finally:
         worker.stop()
+
+
+def assert_batch_write_times(worker: WorkerProcess, metrics_port: int, sc: Scenario) -> None:
+    """Each batch's write time and database time are in the metrics and in the slow-write log line."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels or (set(sample.labels) == {"le"} and sample.labels["le"] == "+Inf")
+    }
+    batches = samples["hub_batch_write_seconds_count"]
+    assert batches > 0
+    assert samples["hub_batch_db_seconds_count"] == batches
+    assert samples["hub_batch_write_events_count"] == batches
+    # Accepted events only: the checker's refusals never reach a transaction.
+    assert 0 < samples["hub_batch_write_events_sum"] <= len(sc.records)
+    assert samples["hub_batch_db_seconds_sum"] > 0
+    # The database's own time is part of the transaction's (reported in whole milliseconds).
+    assert samples["hub_batch_db_seconds_sum"] <= samples["hub_batch_write_seconds_sum"] + 0.001 * batches
+    slow = [json.loads(line) for line in worker.logs().splitlines() if '"slow batch write"' in line]
+    assert len(slow) == batches, (len(slow), batches)
+    assert all(entry["db_s"] <= entry["write_s"] + 0.001 and entry["events"] > 0 for entry in slow)
 
 
 def cache_states(worker: WorkerProcess) -> list[str]:
@@ -917,3 +898,58 @@ def test_worker_waits_out_a_neo4j_outage(
     finally:
         worker.stop()
         driver.close()
+
+
+def _node_appears(driver: neo4j.Driver, mrid: str, worker: WorkerProcess, timeout_s: float) -> float:
+    """Seconds until ``mrid`` is a live node; fails after ``timeout_s``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        assert worker.alive(), f"the worker exited: {worker.logs()[-3000:]}"
+        records, _, _ = driver.execute_query(
+            "MATCH (n:Entity {mrid: $m}) WHERE NOT n:Stub RETURN count(n) AS c", m=mrid
+        )
+        if records[0]["c"]:
+            return time.monotonic() - started
+        time.sleep(0.5)
+    pytest.fail(f"{mrid} was not applied within {timeout_s} s: {worker.logs()[-3000:]}")
+
+
+# Subscribing to a new topic within the discovery interval is a shim over Faust's conductor
+# (docs/performance.md); off, Faust's own 45 s pause applies and the topic is still read.
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-resubscribe", "fausts-resubscribe"])
+def test_a_producer_topic_created_while_the_worker_runs_is_read(
+    settings: Any, kafka_bootstrap: str, neo4j_driver: neo4j.Driver, log_dir: Path, fast: bool
+) -> None:
+    prefix = f"d{uuid.uuid4().hex[:8]}"
+    early, late = f"{prefix}-early", f"{prefix}-late"
+    config: dict[str, str | bool] = {"org": "ngt", "clearance": "OFFICIAL", "owns": f"{prefix}-"}
+    sc = Scenario(prefix, {early: dict(config), late: dict(config)})
+
+    def record(producer: str, mrid: str) -> Produced:
+        event = {
+            "id": str(uuid.uuid4()),
+            "source": producer,
+            "type": "upsert",
+            "subject": mrid,
+            "time": "2026-12-01T10:00:00Z",
+            "version": 1,
+            "class": "Substation",
+            "attributes": {"IdentifiedObject.name": mrid},
+        }
+        return Produced(producer, mrid.encode(), json.dumps(event).encode(), [], event=event)
+
+    run(create_topics(kafka_bootstrap, [sc.topic(early)], 1))
+    env = {"HUB_WORKER_FAST_RESUBSCRIBE": str(fast).lower(), "HUB_TOPIC_DISCOVERY_INTERVAL_S": "1"}
+    worker = WorkerProcess(settings, sc, log_dir, env=env)
+    worker.start()
+    try:
+        run(produce(kafka_bootstrap, sc, [record(early, f"{prefix}-a")]))
+        _node_appears(neo4j_driver, f"{prefix}-a", worker, 120.0)
+        run(create_topics(kafka_bootstrap, [sc.topic(late)], 1))
+        run(produce(kafka_bootstrap, sc, [record(late, f"{prefix}-b")]))
+        # Within a few discovery intervals with the shim; after Faust's 45 s pause without it.
+        _node_appears(neo4j_driver, f"{prefix}-b", worker, 30.0 if fast else 150.0)
+    finally:
+        worker.stop()
+        neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
+        run(delete_topics(kafka_bootstrap, prefix))

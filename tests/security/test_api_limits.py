@@ -166,7 +166,7 @@ def test_too_expensive_documents_are_refused_before_execution(hardened: Api) -> 
 
 def test_the_pages_own_documents_fit_the_budget(settings: Any) -> None:
     from hubql.cost import Limits, cost_rule
-    from hubql.schema import build_schema
+    from hubql.schema import build_schema, graphql_core_schema
 
     from hub.settings import Settings
     from ontology.loader import load_ontology
@@ -189,12 +189,12 @@ def test_the_pages_own_documents_fit_the_budget(settings: Any) -> None:
     documents["NeighbourhoodBatch(25)"] = batch
     assert len(documents) > 10
     for name, text in documents.items():
-        errors = validate(schema._schema, parse(text), [rule])
+        errors = validate(graphql_core_schema(schema), parse(text), [rule])
         assert errors == [], (name, errors)
     # Two deep neighbourhoods more and the batch is past it: the budget is not so loose it means nothing.
     deep = "neighbourhood(mrid: $m0, depth: 4) { nodes { mrid } }"
     over = batch.removesuffix("\n}") + f"\nx: {deep}\ny: {deep}\n}}"
-    assert validate(schema._schema, parse(over), [rule])
+    assert validate(graphql_core_schema(schema), parse(over), [rule])
 
 
 # ------------------------------------------------------------------------- deadline and concurrency

@@ -24,7 +24,9 @@ from aiokafka.errors import KafkaError
 
 from devstack.services import kafka
 from devstack.services.async_run import run_coroutine
+from hub.graph_schema import PRODUCER
 from hub.kafka_clients import ADMIN, SASL_MECHANISM, WORKER, aiokafka_options, producer_principal, ssl_context
+from hub.kafka_topics import partition_ids, topic_admin
 from ingest.producer_onboarding import add_producer
 
 pytestmark = pytest.mark.services
@@ -62,11 +64,9 @@ async def _end_offset(settings: Any, topic: str) -> int:
     consumer = AIOKafkaConsumer(**aiokafka_options(settings, ADMIN), group_id=None)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        async with topic_admin(aiokafka_options(settings, ADMIN)) as admin:
+            partitions = await partition_ids(admin, topic)
+        tps = [TopicPartition(topic, p) for p in partitions]
         return sum((await consumer.end_offsets(tps)).values()) if tps else 0
     finally:
         await consumer.stop()
@@ -283,7 +283,7 @@ def test_added_producer_publishes_and_the_worker_applies(
             time.sleep(1)
         assert props is not None, (tmp_path / "worker.log").read_text()[-3000:]
         assert "secured-substation" in props.values(), props
-        assert props["_producer"] == pid, props
+        assert props[PRODUCER] == pid, props
     finally:
         neo4j_driver.execute_query("MATCH (n:Entity {mrid: $mrid}) DETACH DELETE n", mrid=mrid)
         worker.terminate()

@@ -27,6 +27,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from hub.graph import ensure_schema, make_async_driver
+from hub.graph_schema import LABEL, OWNER, VERSION, cypher
 from hub.guard import Guard, LabelDirectory
 from hub.labels import LEVELS, Authorizations, LabelCache, evaluate, intern, parse
 from hub.reader import Reader
@@ -187,8 +188,10 @@ def async_driver(settings: Any, neo4j_driver: neo4j.Driver, loop: asyncio.Abstra
 async def stored_labels(session: Any, mrids: list[str]) -> dict[str, str | None]:
     """Label text of each live object among ``mrids`` (tombstones and absent objects left out)."""
     result = await session.run(
-        "UNWIND $m AS m MATCH (n:Entity {mrid: m}) WHERE NOT n:Tombstone "
-        "OPTIONAL MATCH (s:SecurityLabel {id: n._label}) RETURN n.mrid AS mrid, s.expr AS label",
+        cypher(
+            "UNWIND $m AS m MATCH (n:Entity {mrid: m}) WHERE NOT n:Tombstone "
+            "OPTIONAL MATCH (s:SecurityLabel {id: n.@label}) RETURN n.mrid AS mrid, s.expr AS label"
+        ),
         m=mrids,
     )
     return {r["mrid"]: r["label"] async for r in result}
@@ -263,8 +266,8 @@ def test_no_write_widens_without_the_right_and_no_reader_sees_beyond_its_authori
                 if obj is not None:
                     assert node is not None
                     # What the caller reads is what the rules left, attributes included, and nothing else.
-                    assert obj["_label"] == intern(str(node.label))[0]
-                    assert obj["_version"] == node.version and obj["_owner"] == node.owner
+                    assert obj[LABEL] == intern(str(node.label))[0]
+                    assert obj[VERSION] == node.version and obj[OWNER] == node.owner
                     assert obj.get("name") == node.props.get("name")
     finally:
         neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)

@@ -27,11 +27,12 @@ import httpx
 import neo4j
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from graphkit import Api, serve
 
 from devstack.services import kafka
+from hub.graph_schema import cypher
 from hub.kafka_clients import admin_options
+from hub.kafka_topics import delete_topics, ensure_topics, topic_admin, topic_names
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -125,9 +126,11 @@ class Stack:
     def node(self, mrid: str) -> dict[str, Any] | None:
         """The stored object: its Neo4j labels, label text, owner, version and name (None: absent)."""
         records, _, _ = self.driver.execute_query(
-            "MATCH (n:Entity {mrid: $m}) OPTIONAL MATCH (s:SecurityLabel {id: n._label}) "
-            "RETURN labels(n) AS labels, s.expr AS label, n._owner AS owner, n._version AS version, "
-            "n.name AS name",
+            cypher(
+                "MATCH (n:Entity {mrid: $m}) OPTIONAL MATCH (s:SecurityLabel {id: n.@label}) "
+                "RETURN labels(n) AS labels, s.expr AS label, n.@owner AS owner, n.@version AS version, "
+                "n.name AS name"
+            ),
             m=mrid,
         )
         return dict(records[0]) if records else None
@@ -231,30 +234,13 @@ def _free_port() -> int:
 
 
 async def _create_topics(bootstrap: str, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, 1, replication_factor=1) for n in names])
-        for _ in range(100):
-            described = await admin.describe_topics(names)
-            if all(
-                t["error_code"] == 0 and all(p["leader"] >= 0 for p in t["partitions"]) for t in described
-            ):
-                return
-            await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        await ensure_topics(admin, names, 1)
 
 
 async def _delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(**admin_options(bootstrap))
-    await admin.start()
-    try:
-        names = [t for t in await admin.list_topics() if t.startswith(prefix + ".")]
-        if names:
-            await admin.delete_topics(names)
-    finally:
-        await admin.close()
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        await delete_topics(admin, await topic_names(admin, prefix + "."))
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from devstack.demo.simulator import Simulator
 from devstack.demo.stack import DemoStack, child_env, graphql
 from devstack.services import kafka
 from hub.auth import DEMO_USERS, mint_token
+from hub.graph_schema import cypher
 from hub.labels import Authorizations, evaluate, parse
 from ontology.loader import load_ontology
 
@@ -141,8 +142,10 @@ def test_demo_network_through_the_stack(demo_stack: DemoStack, neo4j_driver: Any
 
     # Every published object is in the graph at the published version, owned by its producer.
     records, _, _ = neo4j_driver.execute_query(
-        "MATCH (n:Entity) WHERE n.mrid IN $mrids AND n._version = $version "
-        "RETURN n._owner AS owner, count(*) AS n",
+        cypher(
+            "MATCH (n:Entity) WHERE n.mrid IN $mrids AND n.@version = $version "
+            "RETURN n.@owner AS owner, count(*) AS n"
+        ),
         mrids=list(network.objects),
         version=network.version,
     )
@@ -199,8 +202,10 @@ def test_demo_network_through_the_stack(demo_stack: DemoStack, neo4j_driver: Any
     deadline = time.monotonic() + 60
     while True:
         records, _, _ = neo4j_driver.execute_query(
-            "UNWIND $changes AS c MATCH (n:Entity {mrid: c.mrid}) WHERE n._version = c.version "
-            "RETURN count(n) AS n",
+            cypher(
+                "UNWIND $changes AS c MATCH (n:Entity {mrid: c.mrid}) WHERE n.@version = c.version "
+                "RETURN count(n) AS n"
+            ),
             changes=[{"mrid": m, "version": v} for m, v in changed.items()],
         )
         if records[0]["n"] == len(changed) or time.monotonic() > deadline:
