@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from wsgiref.simple_server import WSGIServer
 
 import structlog
@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from hubql.context import ApiServices, HubContext, get_context
 from hubql.encoding import encode_json
+from hubql.page import page_dir
 from hubql.schema import build_schema
 from neo4j import AsyncGraphDatabase
 from strawberry.fastapi import GraphQLRouter
@@ -42,12 +43,11 @@ from hub.http_ingest import router as ingest_router
 from hub.kafka_clients import API, aiokafka_options
 from hub.metrics import metrics_server
 from hub.serving import BodyLimit, server_config
-from hub.settings import PROJECT_ROOT, Settings, get_settings
+from hub.settings import Settings, get_settings
 from ontology.loader import load_ontology
 
 log = structlog.get_logger(__name__)
 
-FRONTEND_DIST = PROJECT_ROOT / "frontend" / "dist"
 # Young-generation collection threshold of the API process (Python's default is 700). A large result
 # allocates tens of thousands of short-lived objects (rows, records, result maps) that all die with the
 # request; at 700 they are traversed again and again by collections that free nothing.
@@ -150,8 +150,13 @@ def serve_metrics(settings: Settings) -> WSGIServer | None:
     return server
 
 
-def create_app(settings: Settings | None = None, *, frontend_dist: Path | None = FRONTEND_DIST) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, frontend_dist: Path | Literal["settings"] | None = "settings"
+) -> FastAPI:
+    """The API; it serves the built page at / from ``frontend_dist`` (by default where the settings say)."""
     settings = settings or get_settings()
+    if frontend_dist == "settings":
+        frontend_dist = page_dir(settings)
     ontology = load_ontology()
     schema, registry = build_schema(ontology, settings)
     authenticator = Authenticator(settings)
