@@ -67,7 +67,7 @@ def requirements(lock: Lock) -> list[str]:
     optional: dict[str, list[str]] = project.get("optional-dependencies", {})  # type: ignore[assignment]
     for extra in lock.extras:
         if extra not in optional:
-            raise SystemExit(f"pyproject.toml has no optional-dependencies extra {extra!r} (lock {lock.name!r})")
+            raise SystemExit(f"lock {lock.name!r}: pyproject.toml has no extra {extra!r}")
         found += optional[extra]
     return found
 
