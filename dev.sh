@@ -3,6 +3,7 @@
 #   ./dev.sh demo         install, start Kafka and Neo4j, run the demo until Ctrl-C, then stop them
 #   ./dev.sh test [ARGS]  install, lint, type-check and check the layers, run the whole suite (ARGS to pytest)
 #   ./dev.sh bench [ARGS] install, run every benchmark on its own services; results in bench/results/
+#   ./dev.sh lock         resolve the Python dependencies again into requirements/*.lock
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ROOT=$PWD
@@ -46,12 +47,14 @@ ensure_venv() {
   fi
   "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
     || die ".venv has Python older than 3.11; remove .venv and run again"
-  # Reinstall only when pyproject.toml changed since the last install into this venv.
+  # Reinstall only when pyproject.toml or the lock changed since the last install into this venv.
+  # Every package comes from the lock, pinned and hashed; the hub itself is installed without them.
   local stamp=$VENV/.hub-installed want
-  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  want=$(cat pyproject.toml requirements/dev.lock | sha256sum | cut -d' ' -f1)
   if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
-    log "Installing the hub with its dev dependencies into .venv"
-    "$PY" -m pip install -q -e '.[dev]'
+    log "Installing the hub with its dev dependencies into .venv (from requirements/dev.lock)"
+    "$PY" -m pip install -q --require-hashes -r requirements/dev.lock
+    "$PY" -m pip install -q --no-deps -e .
     echo "$want" >"$stamp"
   fi
 }
@@ -99,12 +102,20 @@ cmd_test() {
   ensure_chromium
   # The test services are ours: stop them when the run ends (unless another test run still uses them).
   export HUB_TEST_STOP_SERVICES=${HUB_TEST_STOP_SERVICES:-1}
-  log "Checking the code (ruff, ruff format, mypy, import contracts)"
+  ensure_frontend_deps
+  # One check a line, each failing the run: Python lint, format and types; the locks; the page's
+  # generated operations, types and lint.
+  log "Checking the code"
   "$VENV/bin/ruff" check .
   "$VENV/bin/ruff" format --check .
   "$VENV/bin/mypy"
+  "$VENV/bin/mypy" requirements/lock.py hatch_build.py
   # The layers (pyproject.toml [tool.importlinter]); tests/test_layers.py checks for import cycles.
   "$VENV/bin/lint-imports"
+  "$PY" requirements/lock.py check
+  (cd frontend && npm run --silent codegen:check)
+  (cd frontend && npm run --silent typecheck)
+  (cd frontend && npm run --silent lint)
   log "Running the tests"
   local rc=0
   "$PY" -m pytest tests "$@" || rc=$?
@@ -113,6 +124,30 @@ cmd_test() {
     rc=1
   fi
   return "$rc"
+}
+
+ensure_node() {
+  # The front end's checks and build need Node.js 20+ with npm.
+  if ! command -v npm >/dev/null 2>&1; then
+    log "Installing Node.js and npm (Debian nodejs, npm)"
+    apt_install nodejs npm || true
+  fi
+  command -v npm >/dev/null 2>&1 || die "npm not found: the front end needs Node.js 20 or newer with npm"
+}
+
+ensure_frontend_deps() {
+  # Exactly the packages of frontend/package-lock.json, again only when the lock changed.
+  ensure_node
+  if [[ ! frontend/node_modules/.package-lock.json -nt frontend/package-lock.json ]]; then
+    log "Installing the front end's packages (npm ci)"
+    (cd frontend && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+cmd_lock() {
+  ensure_venv
+  log "Resolving the Python dependencies into requirements/*.lock"
+  "$PY" requirements/lock.py update
 }
 
 cmd_demo() {
@@ -148,13 +183,14 @@ cmd_bench() {
 }
 
 usage() {
-  sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 case ${1:-} in
   demo) shift; cmd_demo "$@" ;;
   test) shift; cmd_test "$@" ;;
   bench) shift; cmd_bench "$@" ;;
+  lock) shift; cmd_lock "$@" ;;
   -h | --help | help | "") usage ;;
   *) usage >&2; die "unknown command: $1" ;;
 esac

@@ -10,14 +10,13 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HUB_", env_file=".env", extra="ignore")
 
-    # Where the launcher keeps downloaded distributions, data, logs and pids.
-    state_dir: Path = Field(default=PROJECT_ROOT / ".hub")
+    # Where the launcher keeps downloaded distributions, data, logs and pids; default: `.hub` in the
+    # directory the process starts in (never inside the installed package).
+    state_dir: Path = Field(default_factory=lambda: Path.cwd() / ".hub")
     # Downloaded Kafka/Neo4j jars; shared between state folders so tests and demo download once.
     cache_dir: Path = Field(default=Path.home() / ".cache" / "energy-hub")
     # How long `hub services up` waits for a service to answer before giving up.
@@ -96,6 +95,9 @@ class Settings(BaseSettings):
 
     # API
     api_host: str = "127.0.0.1"
+    # The built planners' page the API serves at /; unset: the page shipped in the package, else (in a
+    # source checkout) frontend/dist. See graphql/hubql/page.py.
+    frontend_dir: Path | None = None
     api_port: int = 8000
     # Development mode serves /dev/tokens (admin tokens for anyone), GraphiQL, introspection and the dev
     # issuer's keys; off unless turned on (`hub demo` turns it on for its own API and says so).

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from hubql.page import page_dir
 from rich.console import Console
 from rich.live import Live
 from rich.panel import Panel
@@ -33,7 +34,7 @@ from devstack.services import launcher
 from devstack.services.errors import ServiceError
 from devstack.services.layout import StateLayout
 from hub.auth import dev_tokens
-from hub.settings import PROJECT_ROOT, Settings, get_settings
+from hub.settings import Settings, get_settings
 from ingest.producer import HubProducer, ProduceStats
 from ingest.producer_onboarding import add_producer
 
@@ -173,10 +174,10 @@ async def _run(
                 "[yellow]The worker has not applied everything yet[/] "
                 f"(see {stack.log_dir / 'demo-worker.log'})"
             )
-        has_page = (PROJECT_ROOT / "frontend" / "dist" / "index.html").is_file()
+        has_page = page_dir(settings) is not None
         console.print(
             f"Page:     [bold]{stack.api_base}/[/]"
-            + ("" if has_page else "  [yellow](not built: ./dev.sh build, or npm run build in frontend/)[/]")
+            + ("" if has_page else "  [yellow](not built: npm ci && npm run build in frontend/)[/]")
         )
         console.print(
             f"GraphQL:  [bold]{stack.api_base}/graphql[/]  (GraphiQL in a browser; "

@@ -8,6 +8,7 @@ They get the demo's settings through ``HUB_*`` variables, among them ``HUB_PRODU
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import signal
 import subprocess
@@ -23,7 +24,7 @@ import httpx
 from devstack.services import launcher
 from devstack.services.layout import ServiceName
 from devstack.services.process import log_tail, port_open
-from hub.settings import PROJECT_ROOT, Settings
+from hub.settings import Settings
 
 Report = Callable[[str], None]
 
@@ -33,6 +34,16 @@ API_ARGV = [sys.executable, "-c", "from hubql.app import run; run()"]
 
 class DemoError(RuntimeError):
     """The demo cannot go on; the message says what failed and where its log is."""
+
+
+def _package_roots() -> list[str]:
+    """The folders this process imports the hub's packages from (``hubql`` lives in its own source root)."""
+    roots = []
+    for name in ("hub", "hubql"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin is not None:
+            roots.append(str(Path(spec.origin).resolve().parent.parent))
+    return roots
 
 
 @dataclass
@@ -80,11 +91,10 @@ def child_env(settings: Settings, overrides: Mapping[str, str]) -> dict[str, str
             "HUB_CHANGES_TOPIC": settings.changes_topic,
             "HUB_DEADLETTER_TOPIC": settings.deadletter_topic,
             "PYTHONUNBUFFERED": "1",
-            # The children run in the state folder; the hub's packages must import from anywhere.
+            # The children run in the state folder; they import the hub's packages from where this
+            # process does (site-packages when installed, the source roots when run from a checkout).
             "PYTHONPATH": os.pathsep.join(
-                p
-                for p in (str(PROJECT_ROOT), str(PROJECT_ROOT / "graphql"), os.environ.get("PYTHONPATH"))
-                if p
+                dict.fromkeys(p for p in (*_package_roots(), os.environ.get("PYTHONPATH")) if p)
             ),
         }
     )

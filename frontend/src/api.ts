@@ -2,7 +2,12 @@
 // Failures are sorted into the three kinds the page reacts to differently: the token is no longer
 // accepted (sign in again), the API cannot be reached (retry later), or the query itself failed.
 
+import type { TypedDocumentString } from "./queries";
+
 export const GRAPHQL_PATH = "/graphql";
+
+// Operations without required variables may be sent without any.
+type VariablesArg<V> = Record<string, never> extends V ? [variables?: V] : [variables: V];
 
 export type ApiErrorKind = "auth" | "unreachable" | "query";
 
@@ -74,16 +79,21 @@ export class HubApi {
     return h;
   }
 
-  async query<T>(operationName: string, query: string, variables: Record<string, unknown> = {}): Promise<T> {
+  /** Sends one generated operation (see queries.ts); the answer has the operation's generated type. */
+  async query<T, V>(
+    operationName: string,
+    document: TypedDocumentString<T, V>,
+    ...[variables]: VariablesArg<V>
+  ): Promise<T> {
     this.setBusy(1);
     try {
-      return await this.send<T>(operationName, query, variables);
+      return await this.send<T>(operationName, document.toString(), variables ?? {});
     } finally {
       this.setBusy(-1);
     }
   }
 
-  private async send<T>(operationName: string, query: string, variables: Record<string, unknown>): Promise<T> {
+  private async send<T>(operationName: string, query: string, variables: unknown): Promise<T> {
     let response: Response;
     try {
       response = await fetch(GRAPHQL_PATH, {
@@ -185,7 +195,7 @@ export function parseDemoUsers(body: unknown): DemoUser[] {
     }
     if (!raw || typeof raw !== "object") return;
     const u = raw as Record<string, unknown>;
-    const token = [u.token, u.access_token, u.jwt].find((v) => typeof v === "string") as string | undefined;
+    const token = [u.token, u.access_token, u.jwt].find((v): v is string => typeof v === "string");
     if (!token) return;
     const claims = (u.claims && typeof u.claims === "object" ? u.claims : {}) as Record<string, unknown>;
     const pick = (...keys: string[]): string | null => {

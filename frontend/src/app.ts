@@ -7,7 +7,7 @@ import { byTestId, clear, debounce, h } from "./dom";
 import { GraphModel, edgeId } from "./graphModel";
 import { LiveFeed, type LiveState } from "./live";
 import * as Q from "./queries";
-import type { Caller, Change, ClassCount, DependencyReport, GraphNode, ObjectDetail, SearchHit, Subgraph } from "./queries";
+import type { Caller, Change, ClassCount, GraphNode, ObjectDetail, Subgraph } from "./queries";
 import { clearToken, getToken, setToken, tokenExpiry } from "./session";
 import { renderDetail, type DetailState } from "./ui/detail";
 import { SearchBox, swatch } from "./ui/search";
@@ -54,7 +54,7 @@ export class App {
     this.search = new SearchBox(
       byTestId("search"),
       this.styles,
-      (text) => this.api.query<{ search: SearchHit[] }>("Search", Q.SEARCH, { text, first: 15 }).then((r) => r.search),
+      (text) => this.api.query("Search", Q.SEARCH, { text, first: 15 }).then((r) => r.search),
       (hit) => void this.open(hit.mrid),
     );
     this.api.setListener({
@@ -139,7 +139,7 @@ export class App {
   private async afterSignIn(): Promise<void> {
     let me: Caller;
     try {
-      me = (await this.api.query<{ me: Caller }>("Me", Q.ME)).me;
+      me = (await this.api.query("Me", Q.ME)).me;
     } catch (e) {
       const err = e as ApiError;
       if (err.kind === "auth") return; // authFailed already reopened the dialog
@@ -155,8 +155,8 @@ export class App {
     this.live.start();
     try {
       const [cls, counts] = await Promise.all([
-        this.api.query<{ ontologyClasses: Q.OntologyClass[] }>("OntologyClasses", Q.ONTOLOGY_CLASSES),
-        this.api.query<{ counts: ClassCount[] }>("Counts", Q.COUNTS, {}),
+        this.api.query("OntologyClasses", Q.ONTOLOGY_CLASSES),
+        this.api.query("Counts", Q.COUNTS, {}),
       ]);
       this.styles.setOntology(cls.ontologyClasses);
       this.renderCatalogue(counts.counts);
@@ -287,7 +287,7 @@ export class App {
   }
 
   private async fetchDetail(mrid: string): Promise<ObjectDetail | null> {
-    return (await this.api.query<{ object: ObjectDetail | null }>("ObjectDetail", Q.OBJECT, { mrid })).object;
+    return (await this.api.query("ObjectDetail", Q.OBJECT, { mrid })).object;
   }
 
   async select(mrid: string): Promise<void> {
@@ -338,7 +338,7 @@ export class App {
 
   private neighbourhood(mrid: string, types?: string[]): Promise<Subgraph> {
     return this.api
-      .query<{ neighbourhood: Subgraph }>("Neighbourhood", Q.NEIGHBOURHOOD, { mrid, depth: 1, types: types ?? null })
+      .query("Neighbourhood", Q.NEIGHBOURHOOD, { mrid, depth: 1, types: types ?? null })
       .then((r) => r.neighbourhood);
   }
 
@@ -394,7 +394,7 @@ export class App {
     this.detail.depsLoading = true;
     this.renderDetailPanel();
     try {
-      const r = (await this.api.query<{ dependencies: DependencyReport }>("Dependencies", Q.DEPENDENCIES, { mrid })).dependencies;
+      const r = (await this.api.query("Dependencies", Q.DEPENDENCIES, { mrid })).dependencies;
       if (this.detail?.detail.mrid !== mrid) return;
       this.detail.deps = r;
       this.detail.depsLoading = false;
@@ -434,7 +434,7 @@ export class App {
     this.pathEnd = to;
     this.renderPath();
     try {
-      const r = await this.api.query<{ shortestPath: Subgraph | null }>("ShortestPath", Q.SHORTEST_PATH, { from, to });
+      const r = await this.api.query("ShortestPath", Q.SHORTEST_PATH, { from, to });
       const sub = r.shortestPath;
       if (!sub || sub.nodes.length === 0) {
         this.view.setHighlight(null, null);
@@ -490,7 +490,7 @@ export class App {
           this.toast(`Stopped at ${MAX_ON_SCREEN} objects on screen.`, true);
           break;
         }
-        const page: Q.ObjectsPage = await this.api.query<Q.ObjectsPage>("ObjectsPage", Q.OBJECTS_PAGE, {
+        const page: Q.ObjectsPage = await this.api.query("ObjectsPage", Q.OBJECTS_PAGE, {
           className,
           first: Math.min(PAGE_SIZE, remaining),
           after,
@@ -513,7 +513,7 @@ export class App {
         const batch = loaded.slice(i, i + EDGE_BATCH);
         const vars: Record<string, string> = {};
         batch.forEach((m, j) => (vars[`m${j}`] = m));
-        const r = await this.api.query<Record<string, Subgraph>>("NeighbourhoodBatch", Q.batchNeighbourhoods(batch.length), vars);
+        const r = await this.api.query("NeighbourhoodBatch", Q.batchNeighbourhoods(batch.length), vars);
         for (const sub of Object.values(r)) for (const e of sub.edges) this.model.addEdge(e);
         text.textContent = `Connecting ${className}: ${Math.min(i + EDGE_BATCH, loaded.length).toLocaleString("en-GB")} of ${loaded.length.toLocaleString("en-GB")}`;
         fill.style.width = `${70 + (Math.min(i + EDGE_BATCH, loaded.length) / loaded.length) * 30}%`;
@@ -639,7 +639,7 @@ export class App {
     const vars: Record<string, string> = {};
     batch.forEach((m, j) => (vars[`m${j}`] = m));
     void this.api
-      .query<Record<string, Subgraph>>("NeighbourhoodBatch", Q.batchNeighbourhoods(batch.length), vars)
+      .query("NeighbourhoodBatch", Q.batchNeighbourhoods(batch.length), vars)
       .then((r) => {
         const g = this.model.graph;
         const shown: string[] = [];
@@ -696,7 +696,7 @@ export class App {
     for (const [cls, c] of [...counts.entries()].sort((a, b) => b[1].n - a[1].n || a[0].localeCompare(b[0]))) {
       const shape = this.styles.shape(cls, c.domain);
       shapes.add(shape);
-      const box = h("input", { type: "checkbox", testid: `filter-class-${cls}` }) as HTMLInputElement;
+      const box = h("input", { type: "checkbox", testid: `filter-class-${cls}` });
       box.checked = !this.view.hiddenClasses.has(cls);
       box.addEventListener("change", () => {
         if (box.checked) this.view.hiddenClasses.delete(cls);

@@ -106,7 +106,7 @@ export class ClassStyles {
     return PALETTE[hash(className) % PALETTE.length];
   }
 
-  shape(className: string, domain: Domain | string): Shape {
+  shape(className: string, domain: string): Shape {
     if (String(domain).toUpperCase() === "GAS") return "square";
     const anc = this.ancestors(className);
     if (anc.some((a) => CONTAINER_ROOTS.has(a))) return "ring";

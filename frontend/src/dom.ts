@@ -12,7 +12,7 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   for (const [key, value] of Object.entries(props)) {
     if (value === null || value === undefined || value === false) continue;
     if (key.startsWith("on") && typeof value === "function") {
-      el.addEventListener(key.slice(2).toLowerCase(), value as EventListener);
+      el.addEventListener(key.slice(2).toLowerCase(), value);
     } else if (key === "className") {
       el.className = String(value);
     } else if (key === "testid") {

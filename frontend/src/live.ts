@@ -93,7 +93,7 @@ export class LiveFeed {
   private subscribe(vars: Record<string, unknown>, feed: "screen" | "discovery"): () => void {
     const client = this.client as Client;
     return client.subscribe<{ changes: Change }>(
-      { query: CHANGES, variables: vars, operationName: "Changes" },
+      { query: CHANGES.toString(), variables: vars, operationName: "Changes" },
       {
         next: (msg) => {
           const change = msg.data?.changes;

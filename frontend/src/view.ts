@@ -83,8 +83,9 @@ export class GraphView {
       const original = event.original as MouseEvent;
       this.listener.onClickNode(node, Boolean(original.shiftKey));
     });
-    this.sigma.on("doubleClickNode", ({ node, preventSigmaDefault }) => {
-      preventSigmaDefault();
+    this.sigma.on("doubleClickNode", (event) => {
+      const { node } = event;
+      event.preventSigmaDefault();
       this.listener.onDoubleClickNode(node);
     });
     this.sigma.on("clickStage", () => this.listener.onClickStage());
@@ -135,7 +136,7 @@ export class GraphView {
       res.forceLabel = true;
       res.zIndex = 4;
     }
-    return res as Partial<NodeAttrs>;
+    return res;
   }
 
   private reduceEdge(edge: string, data: EdgeAttrs): Partial<EdgeAttrs> & Record<string, unknown> {
@@ -156,7 +157,7 @@ export class GraphView {
         res.size = 1.6;
       }
     }
-    return res as Partial<EdgeAttrs>;
+    return res;
   }
 
   refresh(): void {

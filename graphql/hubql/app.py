@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from wsgiref.simple_server import WSGIServer
 
 import structlog
@@ -35,19 +35,19 @@ from hub.graph import make_async_driver
 from hub.guard import LabelDirectory
 from hub.kafka_clients import API, aiokafka_options
 from hub.metrics_server import metrics_server
-from hub.settings import PROJECT_ROOT, Settings, get_settings
+from hub.settings import Settings, get_settings
 from hubql.callers import identify
 from hubql.context import ApiServices, HubContext, get_context
 from hubql.encoding import encode_json
 from hubql.http_ingest import IngestService
 from hubql.http_ingest import router as ingest_router
+from hubql.page import page_dir
 from hubql.schema import build_schema
 from hubql.serving import BodyLimit, server_config
 from ontology.loader import load_ontology
 
 log = structlog.get_logger(__name__)
 
-FRONTEND_DIST = PROJECT_ROOT / "frontend" / "dist"
 # Young-generation collection threshold of the API process (Python's default is 700). A large result
 # allocates tens of thousands of short-lived objects (rows, records, result maps) that all die with the
 # request; at 700 they are traversed again and again by collections that free nothing.
@@ -141,8 +141,13 @@ def serve_metrics(settings: Settings) -> WSGIServer | None:
     return server
 
 
-def create_app(settings: Settings | None = None, *, frontend_dist: Path | None = FRONTEND_DIST) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, frontend_dist: Path | Literal["settings"] | None = "settings"
+) -> FastAPI:
+    """The API; it serves the built page at / from ``frontend_dist`` (by default where the settings say)."""
     settings = settings or get_settings()
+    if frontend_dist == "settings":
+        frontend_dist = page_dir(settings)
     ontology = load_ontology()
     schema, registry = build_schema(ontology, settings)
     authenticator = Authenticator(settings)

@@ -42,8 +42,9 @@ export function formatValue(value: unknown): string {
     return abs !== 0 && (abs < 0.001 || abs >= 1e7) ? value.toExponential(4) : String(Number(value.toPrecision(8)));
   }
   if (typeof value === "boolean") return value ? "true" : "false";
-  if (typeof value === "object") return JSON.stringify(value);
-  return String(value);
+  if (typeof value === "string") return value;
+  // Anything else a JSON answer can hold (objects and arrays) as JSON.
+  return JSON.stringify(value) ?? "—";
 }
 
 export function formatTime(iso: string): string {
