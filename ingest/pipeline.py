@@ -513,6 +513,8 @@ class WritePipeline:
         ahead = batch.plan
         if ahead is not None and batch.basis is not None and not batch.basis.exact:
             ahead = None
+        # Consulted: dropped, so that a batch does not keep every batch before it alive through theirs.
+        batch.basis = None
         try:
             plan = await self._transact(batch.accepted, ahead, batch.sending)
         except asyncio.CancelledError:
