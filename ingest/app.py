@@ -6,7 +6,7 @@ an undecodable record becomes a dead letter with its original bytes instead of a
 
 Importing this module builds nothing: :func:`build_app` makes an app (and its state folder) from the
 settings it is given, and :func:`process_app` is the one app of a worker process, built on first use
-from the process's settings (the agents of :mod:`ingest.agents` register on it). Which topics the
+from the process's settings (:func:`ingest.agents.register` registers the agents on it). Which topics the
 ingest channel reads is :mod:`ingest.topics`' business.
 """
 

@@ -3,8 +3,8 @@
 Faust's own ``pattern=`` subscription is not wired through to the Kafka consumer (the consumer subscribes
 to the named topics only), so the worker finds producer topics itself (:func:`hub.kafka_topics.topic_names`
 lists the cluster's topics under the prefix), and :func:`subscribe` points the ingest channel at them and
-asks Faust to resubscribe. The discovery timer in :mod:`ingest.agents` runs it every few seconds, so a
-new producer's topic is picked up without code or restart.
+asks Faust to resubscribe. The discovery timer (:meth:`ingest.pipeline.IngestProcess.discover`) runs it
+every few seconds, so a new producer's topic is picked up without code or restart.
 """
 
 from __future__ import annotations

@@ -106,10 +106,12 @@ def run(settings: Settings | None = None) -> None:
 
     from faust import Worker
 
-    from ingest import agents  # registers the agent and the discovery timer on the app
+    from ingest import agents
     from ingest.app import process_app
 
     ingest_app = process_app()
+    # The agent, the audit task, the discovery timer and the rebalance handlers, on the app.
+    agents.register(ingest_app)
     app = ingest_app.app
     ingest_app.subscribe(topics)
     SUBSCRIBED_TOPICS.set(len(topics))
@@ -145,7 +147,6 @@ def run(settings: Settings | None = None) -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
-    assert agents.ingest is not None
     worker.execute_from_commandline()
 
 
