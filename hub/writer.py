@@ -7,7 +7,8 @@ an ``UNWIND`` each for security labels, deletes, upserts, measurements, stubs, r
 source offsets, as unit subqueries run in that order. Neo4j labels and relationship types are dynamic
 (``SET n:$(...)``, ``CREATE ()-[:$(...)]->()``) and their values come only from the ontology (class
 labels, association types) or from stored labels filtered through the ontology's, never from event
-text. Every lookup goes through the ``Entity.mrid`` uniqueness constraint.
+text. Every lookup goes through the ``Entity.mrid`` uniqueness constraint, as a seek whatever the statistics
+the statement was planned on (see ``REPLAN_SKIP``).
 
 The folding reproduces, exactly, what applying the events one after another would leave behind:
 
@@ -595,6 +596,15 @@ def _millis(moment: datetime) -> int:
 # graph's size, so a plan made once is as good as any: REPLAN_SKIP keeps Neo4j from planning and
 # compiling them again each time the label counts move (after a new plan, the write statement cost the
 # database about twice its usual CPU for the next forty batches).
+#
+# Every MATCH by key says USING INDEX SEEK, because a plan is only as good as the statistics it was made
+# on, and REPLAN_SKIP keeps it. A new database's mrid index is created empty by ensure_schema and sampled
+# again only some seconds after it has changed; a statement planned in between, with nodes in the graph
+# but the index said to be empty, estimates every lookup at 0 rows, and Neo4j (5.26, with a 512 MB page
+# cache) then found an edge's target by scanning the whole index, a cost the same as a seek's at 0 rows.
+# Pinned, that plan scanned the index once per edge for as long as the worker ran: 15.2 million db hits
+# for a 500-event batch's 1,009 edges at 15,000 nodes, seconds a batch and growing with the graph
+# (docs/performance.md, "Plans"). MERGE takes no hints; its lookups are the constraint's locking seeks.
 REPLAN_SKIP: Final = "CYPHER replan=skip\n"
 
 # One row holding every state: the driver streams a record far slower than it unpacks a list entry. The
@@ -604,19 +614,19 @@ READ_STATE: Final = cypher(
     """
 CALL () {
   UNWIND $mrids AS m
-  MATCH (n:Entity {mrid: m})
+  MATCH (n:Entity {mrid: m}) USING INDEX SEEK n:Entity(mrid)
   RETURN collect([n.mrid, n.@version, n.@owner, n.@class, labels(n), n.@label]) AS states,
          collect(DISTINCT n.@label) AS ids
 }
 CALL (ids) {
   UNWIND ids AS i
   WITH i WHERE NOT i IN $known_labels
-  MATCH (s:SecurityLabel {id: i})
+  MATCH (s:SecurityLabel {id: i}) USING INDEX SEEK s:SecurityLabel(id)
   RETURN collect([s.id, s.expr]) AS texts
 }
 CALL () {
   UNWIND $sources AS k
-  MATCH (o:IngestOffset {source: k})
+  MATCH (o:IngestOffset {source: k}) USING INDEX SEEK o:IngestOffset(source)
   RETURN collect([o.source, o.offset]) AS positions
 }
 RETURN states, texts, positions
@@ -660,7 +670,7 @@ _WRITE_PARTS: Final = (
     # Measurements: attributes of live nodes only.
     """
     UNWIND $measurements AS r
-    MATCH (n:Entity {mrid: r.mrid})
+    MATCH (n:Entity {mrid: r.mrid}) USING INDEX SEEK n:Entity(mrid)
     WHERE n.@version < r.v AND NOT n:Stub AND NOT n:Tombstone
     SET n += r.p, n.@version = r.v, n.@producer = r.pr, n.@event_id = r.e,
         n.@event_time = datetime({epochMillis: r.t}), n.@updated = datetime()
@@ -681,13 +691,13 @@ _WRITE_PARTS: Final = (
     # worker that lost its partitions in a rebalance may finish a batch the new owner has already passed.
     """
     UNWIND $rels AS r
-    MATCH (s:Entity {mrid: r.s})
+    MATCH (s:Entity {mrid: r.s}) USING INDEX SEEK s:Entity(mrid)
     WHERE s.@version = r.v
     CALL (s, r) { MATCH (s)-[x]->() WHERE type(x) IN keys(r.r) DELETE x }
     WITH s, r
     UNWIND keys(r.r) AS ty
     UNWIND r.r[ty] AS t
-    MATCH (d:Entity {mrid: t})
+    MATCH (d:Entity {mrid: t}) USING INDEX SEEK d:Entity(mrid)
     WHERE NOT d:Tombstone
     CREATE (s)-[:$(ty)]->(d)
     """,
