@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from hub.app import create_app
 from hubql import page
+from hubql.app import create_app
 from hubql.page import page_dir
 
 from hub.settings import Settings
