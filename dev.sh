@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Developer entry points of the hub.
-#   ./dev.sh demo         install, start Kafka and Neo4j, run the demo until Ctrl-C, then stop them
+#   ./dev.sh demo         install, build the page, start Kafka and Neo4j, run the demo until Ctrl-C, then stop them
+#   ./dev.sh build        install, build the planners' page (frontend/dist) if it is missing or stale
 #   ./dev.sh test [ARGS]  install, lint, type-check and check the layers, run the whole suite (ARGS to pytest)
 #   ./dev.sh bench [ARGS] install, run every benchmark on its own services; results in bench/results/
 #   ./dev.sh lock         resolve the Python dependencies again into requirements/*.lock
@@ -150,9 +151,17 @@ cmd_lock() {
   "$PY" requirements/lock.py update
 }
 
+cmd_build() {
+  ensure_venv
+  ensure_node
+  "$PY" -m devstack.page_build
+}
+
 cmd_demo() {
   ensure_venv
   ensure_java_maven
+  # hub demo builds the page in a checkout when it is missing or stale; that needs npm.
+  ensure_node
   local hub=$VENV/bin/hub stopped=""
   stop_services() {
     [[ -n $stopped ]] && return
@@ -183,13 +192,14 @@ cmd_bench() {
 }
 
 usage() {
-  sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 case ${1:-} in
   demo) shift; cmd_demo "$@" ;;
   test) shift; cmd_test "$@" ;;
   bench) shift; cmd_bench "$@" ;;
+  build) shift; cmd_build "$@" ;;
   lock) shift; cmd_lock "$@" ;;
   -h | --help | help | "") usage ;;
   *) usage >&2; die "unknown command: $1" ;;

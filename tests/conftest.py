@@ -12,10 +12,7 @@ HUB_TEST_STOP_SERVICES=1 (``./dev.sh test`` sets it) and no other test session i
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import shutil
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -314,64 +311,14 @@ def clean_graph(neo4j_driver: Any, wipe_graph: Callable[..., int]) -> Any:
 # The planners' page, built once per session: the browser tests serve it, the packaging test ships it.
 
 FRONTEND = REPO_ROOT / "frontend"
-DIST = FRONTEND / "dist"
-# Files whose change makes the built page stale.
-BUILD_INPUTS = ("index.html", "package.json", "package-lock.json", "vite.config.ts", "tsconfig.json", "src")
-
-
-def _newest_input_mtime() -> float:
-    newest = 0.0
-    for name in BUILD_INPUTS:
-        path = FRONTEND / name
-        if path.is_dir():
-            for f in path.rglob("*"):
-                if f.is_file():
-                    newest = max(newest, f.stat().st_mtime)
-        elif path.exists():
-            newest = max(newest, path.stat().st_mtime)
-    return newest
-
-
-def _dist_is_fresh() -> bool:
-    index = DIST / "index.html"
-    return index.is_file() and index.stat().st_mtime >= _newest_input_mtime()
-
-
-def _deps_are_fresh() -> bool:
-    marker = FRONTEND / "node_modules" / ".package-lock.json"
-    lock = FRONTEND / "package-lock.json"
-    return marker.is_file() and marker.stat().st_mtime >= lock.stat().st_mtime
-
-
-def _run(cmd: list[str], what: str) -> None:
-    npm = shutil.which(cmd[0])
-    if npm is None:
-        pytest.fail(
-            f"{what}: {cmd[0]!r} is not on PATH (Node.js 20 and npm are needed to build frontend/)",
-            pytrace=False,
-        )
-    proc = subprocess.run([npm, *cmd[1:]], cwd=FRONTEND, capture_output=True, text=True, timeout=900)
-    if proc.returncode != 0:
-        pytest.fail(
-            f"{what} failed with exit code {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}",
-            pytrace=False,
-        )
 
 
 @pytest.fixture(scope="session")
 def frontend_dist() -> Path:
     """frontend/dist, built from a clean checkout (``npm ci``, ``npm run build``) when missing or stale."""
-    FRONTEND.joinpath("node_modules").mkdir(exist_ok=True)
-    # Concurrent test sessions must not build into the same folder at once.
-    with open(FRONTEND / "node_modules" / ".hub-build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not _dist_is_fresh():
-                if not _deps_are_fresh():
-                    _run(["npm", "ci", "--no-audit", "--no-fund"], "npm ci in frontend/")
-                _run(["npm", "run", "build"], "npm run build in frontend/")
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    if not (DIST / "index.html").is_file():
-        pytest.fail(f"{DIST / 'index.html'} is missing after the build", pytrace=False)
-    return DIST
+    from devstack.page_build import PageBuildError, ensure_page
+
+    try:
+        return ensure_page(FRONTEND)
+    except PageBuildError as exc:
+        pytest.fail(str(exc), pytrace=False)

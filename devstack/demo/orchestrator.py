@@ -20,12 +20,14 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from hubql import page
 from hubql.page import page_dir
 from rich.console import Console
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from devstack import page_build
 from devstack.demo.network import DemoNetwork, build_network
 from devstack.demo.producers import NESO, PRODUCER_CONFIG, PRODUCER_IDS, producers_json
 from devstack.demo.simulator import Simulator
@@ -177,7 +179,7 @@ async def _run(
         has_page = page_dir(settings) is not None
         console.print(
             f"Page:     [bold]{stack.api_base}/[/]"
-            + ("" if has_page else "  [yellow](not built: npm ci && npm run build in frontend/)[/]")
+            + ("" if has_page else "  [yellow](not built: ./dev.sh build, then reload)[/]")
         )
         console.print(
             f"GraphQL:  [bold]{stack.api_base}/graphql[/]  (GraphiQL in a browser; "
@@ -223,6 +225,17 @@ async def _run(
             loop.remove_signal_handler(sig)
 
 
+def _build_page(settings: Settings, report: Report) -> str | None:
+    """Build the page in a checkout unless it is fresh; what went wrong, if anything (the demo goes on)."""
+    if settings.frontend_dir is not None or page.is_built(page.PACKAGED) or not page_build.FRONTEND.is_dir():
+        return None  # a page of the settings' or of an installed hub's: nothing to build here
+    try:
+        page_build.ensure_page(report=report)
+    except page_build.PageBuildError as exc:
+        return str(exc)
+    return None
+
+
 def demo(
     rate: Annotated[float, typer.Option(help="Live changes per second.")] = 20.0,
     duration: Annotated[
@@ -238,6 +251,7 @@ def demo(
     settings = get_settings()
     started: list[Any] = []
     stack: DemoStack | None = None
+    page_problem: str | None = None
     with console.status("Starting…") as spinner:
 
         def report(message: str) -> None:
@@ -245,6 +259,7 @@ def demo(
 
         try:
             started = ensure_services(settings, report)
+            page_problem = _build_page(settings, report)
             # The hub's defaults are secure; the demo is for one person on their own machine, so its API
             # hands out demo tokens and serves callers without a token. Said out loud below.
             env = child_env(
@@ -262,6 +277,8 @@ def demo(
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
             _shutdown(settings, stack, started, keep_services)
             raise typer.Exit(code=1) from None
+    if page_problem:
+        err_console.print(f"[yellow]No page:[/] {page_problem}", highlight=False)
     configured = ", ".join(
         f"{pid} ({cfg['org']}, {cfg['clearance']})" for pid, cfg in PRODUCER_CONFIG.items()
     )

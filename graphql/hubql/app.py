@@ -41,7 +41,7 @@ from hubql.context import ApiServices, HubContext, get_context
 from hubql.encoding import encode_json
 from hubql.http_ingest import IngestService
 from hubql.http_ingest import router as ingest_router
-from hubql.page import page_dir
+from hubql.page import PageFiles, is_built, page_dir
 from hubql.schema import build_schema
 from hubql.serving import BodyLimit, server_config
 from ontology.loader import load_ontology
@@ -144,10 +144,11 @@ def serve_metrics(settings: Settings) -> WSGIServer | None:
 def create_app(
     settings: Settings | None = None, *, frontend_dist: Path | Literal["settings"] | None = "settings"
 ) -> FastAPI:
-    """The API; it serves the built page at / from ``frontend_dist`` (by default where the settings say)."""
+    """The API; it serves the built page at / from ``frontend_dist``.
+
+    By default (``"settings"``) the page is wherever the settings say, looked for until it is built.
+    """
     settings = settings or get_settings()
-    if frontend_dist == "settings":
-        frontend_dist = page_dir(settings)
     ontology = load_ontology()
     schema, registry = build_schema(ontology, settings)
     authenticator = Authenticator(settings)
@@ -248,7 +249,9 @@ def create_app(
         async def no_tokens() -> None:
             raise HTTPException(404, detail="Not Found")
 
-    if frontend_dist is not None and (frontend_dist / "index.html").is_file():
+    if frontend_dist == "settings":
+        app.mount("/", PageFiles(lambda: page_dir(settings)), name="frontend")
+    elif frontend_dist is not None and is_built(frontend_dist):
         app.mount("/", StaticFiles(directory=frontend_dist, html=True), name="frontend")
     return app
 

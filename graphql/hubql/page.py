@@ -7,7 +7,13 @@ serves it from wherever it is installed; a source checkout, installed editable, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocketClose
 
 from hub.settings import Settings
 
@@ -26,3 +32,39 @@ def page_dir(settings: Settings) -> Path | None:
     if settings.frontend_dir is not None:
         return settings.frontend_dir if is_built(settings.frontend_dir) else None
     return next((d for d in (PACKAGED, SOURCE_TREE) if is_built(d)), None)
+
+
+NOT_BUILT = (
+    "The planners' page is not built yet. In a checkout, ./dev.sh demo builds it; by hand: "
+    "npm ci && npm run build in frontend/. The API serves it as soon as it exists, without a restart.\n"
+)
+
+
+class PageFiles:
+    """The built page at ``/``, looked for again on each request until it exists.
+
+    The API can start before the page is built (``npm run build`` finishing beside a running demo); looking
+    the folder up per request serves it from then on without a restart. Once found, the folder is kept.
+    """
+
+    def __init__(self, find: Callable[[], Path | None]) -> None:
+        self._find = find
+        self._files: StaticFiles | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # a websocket to no route: closed, as Starlette's router does
+            await WebSocketClose()(scope, receive, send)
+            return
+        if self._files is None:
+            directory = self._find()
+            if directory is None:
+                root = scope["path"] in ("", "/")
+                response = (
+                    PlainTextResponse(NOT_BUILT, status_code=404)
+                    if root
+                    else JSONResponse({"detail": "Not Found"}, status_code=404)
+                )
+                await response(scope, receive, send)
+                return
+            self._files = StaticFiles(directory=directory, html=True)
+        await self._files(scope, receive, send)

@@ -47,3 +47,13 @@ def test_the_api_serves_the_page_the_settings_name(tmp_path: Path) -> None:
     # Without the app's lifespan: serving files needs neither Kafka nor Neo4j.
     client = TestClient(create_app(Settings(frontend_dir=built)))
     assert "served from the setting" in client.get("/").text
+
+
+def test_a_page_built_after_the_api_started_is_served_without_a_restart(tmp_path: Path) -> None:
+    later = tmp_path / "later"
+    client = TestClient(create_app(Settings(frontend_dir=later)))
+    first = client.get("/")
+    assert first.status_code == 404 and "./dev.sh demo builds it" in first.text
+    assert client.get("/assets/app.js").json() == {"detail": "Not Found"}
+    _built(later, "built while the API ran")
+    assert "built while the API ran" in client.get("/").text

@@ -1,0 +1,70 @@
+"""The demo builds the planners' page itself: missing or stale, it is built; fresh, it is left alone."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from devstack import page_build
+from devstack.demo import orchestrator
+from devstack.page_build import FRONTEND, PageBuildError, ensure_page, is_fresh
+from hub.settings import Settings
+
+
+def _copy_sources(to: Path) -> Path:
+    """The page's sources in a folder of their own, sharing the checkout's installed packages."""
+    to.mkdir()
+    for name in page_build.BUILD_INPUTS:
+        src = FRONTEND / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, to / name)
+    (to / "node_modules").symlink_to(FRONTEND / "node_modules")
+    return to
+
+
+def test_a_missing_page_is_built_a_fresh_one_kept_and_a_stale_one_rebuilt(
+    frontend_dist: Path, tmp_path: Path
+) -> None:
+    # frontend_dist: the checkout's packages are installed (npm ci) before the copy shares them.
+    frontend = _copy_sources(tmp_path / "frontend")
+    assert not is_fresh(frontend)
+    steps: list[str] = []
+    dist = ensure_page(frontend, steps.append)
+    assert (dist / "index.html").is_file() and is_fresh(frontend)
+    assert steps == ["Building the planners' page (npm run build in frontend/)"]
+
+    built_at = (dist / "index.html").stat().st_mtime_ns
+    steps.clear()
+    ensure_page(frontend, steps.append)
+    assert steps == [] and (dist / "index.html").stat().st_mtime_ns == built_at
+
+    source = next((frontend / "src").rglob("*.ts"))
+    later = time.time() + 5
+    os.utime(source, (later, later))
+    assert not is_fresh(frontend)
+    ensure_page(frontend, steps.append)
+    assert steps == ["Building the planners' page (npm run build in frontend/)"] and is_fresh(frontend)
+
+
+def test_without_npm_the_error_says_what_is_needed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    frontend = tmp_path / "frontend"
+    frontend.mkdir()
+    (frontend / "package.json").write_text("{}")
+    (frontend / "package-lock.json").write_text("{}")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(PageBuildError, match=r"npm is not on PATH: building the page needs Node\.js 20"):
+        ensure_page(frontend)
+
+
+def test_a_folder_without_the_pages_sources_is_named(tmp_path: Path) -> None:
+    with pytest.raises(PageBuildError, match=f"{tmp_path} is not the page's source folder"):
+        ensure_page(tmp_path)
+
+
+def test_the_demo_builds_nothing_when_the_settings_name_a_page(tmp_path: Path) -> None:
+    steps: list[str] = []
+    assert orchestrator._build_page(Settings(frontend_dir=tmp_path), steps.append) is None
+    assert steps == []
