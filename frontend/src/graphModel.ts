@@ -38,12 +38,17 @@ export interface EdgeAttrs {
   key: string;
   size: number;
   color: string;
+  // "arrow" when it is the only edge between its two objects, else "curvedArrow" with its own curvature.
+  type?: string;
+  curvature?: number;
   [key: string]: unknown;
 }
 
 export type HubGraph = Graph<NodeAttrs, EdgeAttrs>;
 
 export const EDGE_COLOR = "#cbd5e1";
+// How far apart the edges joining one pair of objects curve: the n-th bends n times this.
+export const PARALLEL_CURVATURE = 0.25;
 
 export function edgeId(e: GraphEdge): string {
   return `${e.source}|${e.type}|${e.target}`;
@@ -54,7 +59,7 @@ function nodeSize(shape: string): number {
 }
 
 export class GraphModel {
-  readonly graph: HubGraph = new Graph<NodeAttrs, EdgeAttrs>({ multi: false, type: "directed", allowSelfLoops: true });
+  readonly graph: HubGraph = new Graph<NodeAttrs, EdgeAttrs>({ multi: true, type: "directed", allowSelfLoops: true });
   private readonly styles: ClassStyles;
   geoMode = false;
 
@@ -134,7 +139,25 @@ export class GraphModel {
     const id = edgeId(e);
     if (this.graph.hasEdge(id)) return false;
     this.graph.addDirectedEdgeWithKey(id, e.source, e.target, { relType: e.type, key: e.key, size: 1, color: EDGE_COLOR });
+    this.spreadParallel(e.source, e.target);
     return true;
+  }
+
+  /** Several relationships between one pair of objects (either way) curve apart, so each one shows. */
+  private spreadParallel(a: string, b: string): void {
+    const between = this.edgesBetween(a, b);
+    between.forEach((key, i) => {
+      const alone = between.length === 1;
+      this.graph.mergeEdgeAttributes(key, {
+        type: alone ? "arrow" : "curvedArrow",
+        curvature: alone ? 0 : PARALLEL_CURVATURE * (i + 1),
+      });
+    });
+  }
+
+  /** The relationships joining `a` and `b`, in either direction. */
+  edgesBetween(a: string, b: string): string[] {
+    return this.graph.directedEdges(a, b).concat(a === b ? [] : this.graph.directedEdges(b, a));
   }
 
   /** Merges a subgraph fetched around `parent`; returns the objects that were new on screen. */

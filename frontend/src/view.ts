@@ -6,6 +6,7 @@ import { EdgeArrowProgram, NodeCircleProgram } from "sigma/rendering";
 import { animateNodes } from "sigma/utils";
 import { NodeSquareProgram } from "@sigma/node-square";
 import { createNodeBorderProgram } from "@sigma/node-border";
+import { EdgeCurvedArrowProgram } from "@sigma/edge-curve";
 import FA2Layout from "graphology-layout-forceatlas2/worker";
 import forceAtlas2 from "graphology-layout-forceatlas2";
 import type { EdgeAttrs, GraphModel, NodeAttrs } from "./graphModel";
@@ -63,7 +64,7 @@ export class GraphView {
     });
     this.sigma = new Sigma<NodeAttrs, EdgeAttrs>(model.graph, container, {
       nodeProgramClasses: { circle: NodeCircleProgram, square: NodeSquareProgram, ring: RingProgram },
-      edgeProgramClasses: { arrow: EdgeArrowProgram },
+      edgeProgramClasses: { arrow: EdgeArrowProgram, curvedArrow: EdgeCurvedArrowProgram },
       defaultNodeType: "circle",
       defaultEdgeType: "arrow",
       labelRenderedSizeThreshold: 7,

@@ -275,3 +275,45 @@ def test_expired_token_and_unreachable_api_are_explained(browser_page: Any, hub_
     text = (page.text_content('[data-testid="sign-in-error"]') or "").lower()
     assert "cannot be reached" in text
     assert page.is_visible('[data-testid="topbar"]')
+
+
+def test_two_relationships_between_one_pair_are_both_drawn(
+    browser_page: Any, hub_stack: Any, network: Any, ui: Any
+) -> None:
+    """A pipe that leaves and returns to one node (a bypass loop) joins that pair twice: both edges show."""
+    page = browser_page
+    loop, name = f"fe{network.tag}-loop", f"Bypass loop {network.tag}"
+    node = network.mrids["aachen"]
+    hub_stack.publish(
+        [
+            network.event(
+                loop,
+                "GasPipe",
+                1,
+                {"IdentifiedObject.name": name, "GasPipe.length": 0.4},
+                {"GasConnection.FromNode": node, "GasConnection.ToNode": node},
+                label="classification=PUBLIC",
+            )
+        ]
+    )
+    deadline = time.monotonic() + 60
+    while hub_stack.gql("query($m: ID!) { object(mrid: $m) { mrid } }", {"m": loop})["object"] is None:
+        assert time.monotonic() < deadline, "the worker did not write the loop within 60 s"
+        time.sleep(0.5)
+    ui.sign_in(page, hub_stack.base_url, "grid.planner")
+    ui.search_and_open(page, name, loop)
+    page.click('[data-testid="action-expand"]')
+    ui.wait_for_nodes(page, {loop, node})
+    page.wait_for_function(
+        "([a, b]) => window.__hub.graph.directedEdges(a, b).length === 2", arg=[loop, node], timeout=20_000
+    )
+    drawn = page.evaluate(
+        """([a, b]) => window.__hub.graph.directedEdges(a, b).map(e => {
+             const x = window.__hub.graph.getEdgeAttributes(e);
+             return [x.relType, x.type, x.curvature]; })""",
+        [loop, node],
+    )
+    assert len({r for r, _, _ in drawn}) == 2, drawn  # the pipe's two ends: FromNode and ToNode
+    assert all(t == "curvedArrow" for _, t, _ in drawn)
+    assert len({c for _, _, c in drawn}) == 2, "parallel edges must not lie on top of each other"
+    assert not page.errors
