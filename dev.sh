@@ -162,26 +162,9 @@ cmd_demo() {
   ensure_java_maven
   # hub demo builds the page in a checkout when it is missing or stale; that needs npm.
   ensure_node
-  local hub=$VENV/bin/hub stopped=""
-  stop_services() {
-    [[ -n $stopped ]] && return
-    stopped=1
-    echo
-    log "Stopping the services"
-    "$hub" services down || true
-  }
-  trap stop_services EXIT
-  trap 'exit 130' INT TERM
-  "$hub" services up
-  if "$hub" demo --help >/dev/null 2>&1; then
-    "$hub" demo "$@"
-  else
-    log "Kafka and Neo4j are ready (see above). Press Ctrl-C to stop them."
-    while true; do
-      sleep 3600 &
-      wait $!
-    done
-  fi
+  # hub demo starts the services that are not running and, at the end (Ctrl-C or --duration), stops
+  # only those it started: services someone else runs are left alone.
+  exec "$VENV/bin/hub" demo "$@"
 }
 
 cmd_bench() {

@@ -277,6 +277,10 @@ def demo(
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
             _shutdown(settings, stack, started, keep_services)
             raise typer.Exit(code=1) from None
+        except KeyboardInterrupt:
+            # Ctrl-C while starting: stop what was started so far, as at the end.
+            _shutdown(settings, stack, started, keep_services)
+            raise typer.Exit(code=130) from None
     if page_problem:
         err_console.print(f"[yellow]No page:[/] {page_problem}", highlight=False)
     configured = ", ".join(

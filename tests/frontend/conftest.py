@@ -380,11 +380,9 @@ def playwright_driver() -> Iterator[Any]:
         yield p
 
 
-@pytest.fixture
-def browser_page(
-    playwright_driver: Any, hub_stack: HubStack, request: pytest.FixtureRequest
-) -> Iterator[Any]:
-    """A page in a fresh Chromium profile; a screenshot of it is saved under test-artifacts/frontend/."""
+@contextlib.contextmanager
+def _chromium_page(playwright_driver: Any, name: str) -> Iterator[Any]:
+    """A page in a fresh Chromium profile; its screenshot goes to test-artifacts/frontend/<name>.png."""
     profile = tempfile.mkdtemp(prefix="hub-chromium-")
     context = playwright_driver.chromium.launch_persistent_context(
         profile,
@@ -402,10 +400,26 @@ def browser_page(
     finally:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(Exception):
-            page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
         with contextlib.suppress(Exception):
             context.close()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def browser_page(
+    playwright_driver: Any, hub_stack: HubStack, request: pytest.FixtureRequest
+) -> Iterator[Any]:
+    """A Chromium page beside the session's API and worker (see ``_chromium_page``)."""
+    with _chromium_page(playwright_driver, request.node.name) as page:
+        yield page
+
+
+@pytest.fixture
+def bare_page(playwright_driver: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A Chromium page with no API started for it, for a test that starts its own."""
+    with _chromium_page(playwright_driver, request.node.name) as page:
+        yield page
 
 
 class Ui:
