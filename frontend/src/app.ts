@@ -32,7 +32,9 @@ export class App {
   private discoveryQueue = new Set<string>();
   private retryTimer: number | undefined;
   private bannerKind: string | null = null;
-  private loadingClass = false;
+  // Class loads run one after another: a click while one loads queues the next.
+  private classLoads: Promise<void> = Promise.resolve();
+  private readonly queuedClasses: string[] = [];
   liveLog: Change[] = [];
 
   constructor() {
@@ -469,13 +471,19 @@ export class App {
     this.renderDetailPanel();
   }
 
+  /** Queues a class load (see `loadOneClass`); a class already waiting is not queued twice. */
+  loadClass(className: string, total: number): Promise<void> {
+    if (this.queuedClasses.includes(className)) return this.classLoads;
+    if (this.queuedClasses.length > 0) this.toast(`${className} will load when ${this.queuedClasses[0]} has loaded.`);
+    this.queuedClasses.push(className);
+    this.classLoads = this.classLoads
+      .then(() => this.loadOneClass(className, total))
+      .finally(() => this.queuedClasses.splice(this.queuedClasses.indexOf(className), 1));
+    return this.classLoads;
+  }
+
   /** Loads every visible object of a class page by page, then the edges among what is on screen. */
-  async loadClass(className: string, total: number): Promise<void> {
-    if (this.loadingClass) {
-      this.toast("Another class is still loading.");
-      return;
-    }
-    this.loadingClass = true;
+  private async loadOneClass(className: string, total: number): Promise<void> {
     const progress = byTestId("progress");
     const text = byTestId("progress-text");
     const fill = byTestId("progress-fill");
@@ -525,7 +533,6 @@ export class App {
     } catch (e) {
       this.report(e);
     } finally {
-      this.loadingClass = false;
       progress.hidden = true;
       fill.style.width = "0";
     }

@@ -317,3 +317,20 @@ def test_two_relationships_between_one_pair_are_both_drawn(
     assert all(t == "curvedArrow" for _, t, _ in drawn)
     assert len({c for _, _, c in drawn}) == 2, "parallel edges must not lie on top of each other"
     assert not page.errors
+
+
+def test_a_class_load_asked_for_while_another_loads_is_queued(
+    browser_page: Any, hub_stack: Any, network: Any, ui: Any
+) -> None:
+    page = browser_page
+    m = network.mrids
+    ui.sign_in(page, hub_stack.base_url, "hub.admin")
+    page.wait_for_selector('[data-testid="load-class-GasNode"]', timeout=20_000)
+    page.wait_for_selector('[data-testid="load-class-GasPipe"]', timeout=20_000)
+    # Both in one task, so the second click certainly comes while the first class is loading.
+    page.evaluate(
+        """() => { for (const c of ["GasNode", "GasPipe"])
+                     document.querySelector(`[data-testid="load-class-${c}"]`).click(); }"""
+    )
+    ui.wait_for_nodes(page, {m["emden"], m["aachen"], m["werne"], m["pipe1"], m["pipe2"]}, timeout_s=60)
+    assert not page.errors
