@@ -102,7 +102,8 @@ export class HubApi {
         body: JSON.stringify({ operationName, query, variables }),
       });
     } catch (e) {
-      const msg = `The hub API at ${GRAPHQL_PATH} cannot be reached (${(e as Error).message}).`;
+      console.error(e);
+      const msg = `The hub API at ${GRAPHQL_PATH} cannot be reached: the hub may be stopped or the network down. Check that the hub runs, then try again.`;
       this.listener?.onUnreachable(msg);
       throw new ApiError("unreachable", msg);
     }

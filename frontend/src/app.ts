@@ -18,6 +18,9 @@ const MAX_ON_SCREEN = 6000;
 const EDGE_BATCH = 25;
 const DISCOVERY_BATCH = 20;
 
+// What a person reads when the page itself failed (a fault of the page, not of their request).
+const PAGE_FAULT = "The page could not finish that step because of a fault in the page itself. Reloading usually helps; the details are in the browser's console.";
+
 export class App {
   readonly styles = new ClassStyles();
   readonly model = new GraphModel(this.styles);
@@ -163,7 +166,12 @@ export class App {
       this.styles.setOntology(cls.ontologyClasses);
       this.renderCatalogue(counts.counts);
     } catch (e) {
-      this.toast(`Could not load the catalogue: ${(e as Error).message}`, true);
+      if (e instanceof ApiError) {
+        if (e.kind === "query") this.toast(`The catalogue could not be loaded. ${e.message}`, true);
+      } else {
+        console.error(e);
+        this.toast(`The catalogue could not be loaded. ${PAGE_FAULT}`, true);
+      }
     }
   }
 
@@ -247,10 +255,14 @@ export class App {
     window.setTimeout(() => t.remove(), error ? 7000 : 3500);
   }
 
+  /** Says what went wrong in a sentence: the hub's own message for a refused query, never a library's. */
   private report(e: unknown): void {
-    const err = e as ApiError;
-    if (err instanceof ApiError && err.kind !== "query") return; // banner already shown
-    this.toast(err.message ?? String(e), true);
+    if (e instanceof ApiError) {
+      if (e.kind === "query") this.toast(e.message, true);
+      return; // otherwise the banner already tells why
+    }
+    console.error(e); // the details, for whoever opens the console
+    this.toast(PAGE_FAULT, true);
   }
 
   // ---------------------------------------------------------------- graph actions
@@ -551,7 +563,8 @@ export class App {
     try {
       await this.view.setMode(mode);
     } catch (e) {
-      this.toast(`The map could not be drawn: ${(e as Error).message}`, true);
+      console.error(e);
+      this.toast("The map could not be drawn: its country outlines did not load. The objects keep their places; try the map again later.", true);
     }
   }
 

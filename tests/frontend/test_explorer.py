@@ -334,3 +334,20 @@ def test_a_class_load_asked_for_while_another_loads_is_queued(
     )
     ui.wait_for_nodes(page, {m["emden"], m["aachen"], m["werne"], m["pipe1"], m["pipe2"]}, timeout_s=60)
     assert not page.errors
+
+
+def test_a_fault_of_the_page_is_told_in_a_sentence_not_a_library_message(
+    browser_page: Any, hub_stack: Any, ui: Any
+) -> None:
+    page = browser_page
+    ui.sign_in(page, hub_stack.base_url, "grid.planner")
+    # What a library throws (as graphology did for a second edge between one pair) reaches the person
+    # as a sentence; the library's words stay in the console.
+    page.evaluate(
+        "() => window.__hub.app.report(new Error("
+        '\'Graph.addDirectedEdgeWithKey: an edge linking "a" to "b" already exists.\'))'
+    )
+    toast = page.locator('[data-testid="toast"]').last
+    toast.wait_for(timeout=10_000)
+    text = toast.text_content() or ""
+    assert "fault in the page itself" in text and "Graph." not in text, text
