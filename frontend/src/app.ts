@@ -562,6 +562,7 @@ export class App {
     byTestId("stage").dataset.layout = mode;
     try {
       await this.view.setMode(mode);
+      this.onGraphChanged(); // on the map, objects without a position are not drawn
     } catch (e) {
       console.error(e);
       this.toast("The map could not be drawn: its country outlines did not load. The objects keep their places; try the map again later.", true);
@@ -689,7 +690,15 @@ export class App {
   private onGraphChanged = debounce(() => {
     const g = this.model.graph;
     byTestId("empty-state").hidden = g.order > 0;
-    byTestId("screen-count").textContent = `${g.order.toLocaleString("en-GB")} object${g.order === 1 ? "" : "s"}`;
+    // Counts what the filters leave drawn, so unticking a domain or class changes the figure too.
+    let shown = 0;
+    g.forEachNode((_, a) => {
+      if (this.view.isShown(a)) shown++;
+    });
+    const all = `${g.order.toLocaleString("en-GB")} object${g.order === 1 ? "" : "s"}`;
+    const count = byTestId("screen-count");
+    count.textContent = shown === g.order ? all : `${shown.toLocaleString("en-GB")} of ${all} shown`;
+    count.dataset.shown = String(shown);
     this.renderLegend();
     if (this.detail) {
       const on = g.hasNode(this.detail.detail.mrid);
@@ -721,6 +730,7 @@ export class App {
       box.addEventListener("change", () => {
         if (box.checked) this.view.hiddenClasses.delete(cls);
         else this.view.hiddenClasses.add(cls);
+        this.onGraphChanged();
         this.view.refresh();
       });
       legend.append(
@@ -821,6 +831,7 @@ export class App {
         if (box.checked) this.view.hiddenDomains.delete(d);
         else this.view.hiddenDomains.add(d);
         this.view.refresh();
+        this.onGraphChanged();
       });
     }
   }

@@ -102,13 +102,18 @@ export class GraphView {
     });
   }
 
-  private reduceNode(node: string, data: NodeAttrs): Partial<NodeAttrs> & Record<string, unknown> {
-    const res: Record<string, unknown> = { ...data };
-    if (
+  /** Whether an object on the canvas is drawn under the domain and class filters and the layout. */
+  isShown(data: NodeAttrs): boolean {
+    return !(
       this.hiddenDomains.has(data.domain) ||
       this.hiddenClasses.has(data.className) ||
       (this.mode === "geo" && data.unplaced === true)
-    ) {
+    );
+  }
+
+  private reduceNode(node: string, data: NodeAttrs): Partial<NodeAttrs> & Record<string, unknown> {
+    const res: Record<string, unknown> = { ...data };
+    if (!this.isShown(data)) {
       res.hidden = true;
       return res;
     }

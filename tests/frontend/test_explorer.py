@@ -351,3 +351,25 @@ def test_a_fault_of_the_page_is_told_in_a_sentence_not_a_library_message(
     toast.wait_for(timeout=10_000)
     text = toast.text_content() or ""
     assert "fault in the page itself" in text and "Graph." not in text, text
+
+
+def test_the_on_screen_count_follows_the_domain_filter(
+    browser_page: Any, hub_stack: Any, network: Any, ui: Any
+) -> None:
+    page = browser_page
+    m = network.mrids
+    ui.sign_in(page, hub_stack.base_url, "grid.planner")
+    ui.search_and_open(page, network.names["pipe1"], m["pipe1"])
+    page.click('[data-testid="action-expand"]')
+    ui.wait_for_nodes(page, {m["pipe1"], m["emden"], m["aachen"]})
+    count = '[data-testid="screen-count"]'
+    total = page.evaluate("() => window.__hub.graph.order")
+    page.wait_for_function(f"() => document.querySelector('{count}').dataset.shown === '{total}'")
+    assert page.text_content(count) == f"{total} objects"
+
+    page.uncheck('[data-testid="filter-domain-GAS"]')  # everything on screen is gas
+    page.wait_for_function(f"() => document.querySelector('{count}').dataset.shown === '0'")
+    assert page.text_content(count) == f"0 of {total} objects shown"
+    page.check('[data-testid="filter-domain-GAS"]')
+    page.wait_for_function(f"() => document.querySelector('{count}').dataset.shown === '{total}'")
+    assert not page.errors
