@@ -67,7 +67,11 @@ export class GraphView {
       edgeProgramClasses: { arrow: EdgeArrowProgram, curvedArrow: EdgeCurvedArrowProgram },
       defaultNodeType: "circle",
       defaultEdgeType: "arrow",
-      labelRenderedSizeThreshold: 7,
+      // Every object may carry its name; the label grid (labelDensity per labelGridCellSize) keeps them legible
+      // at any zoom, so names do not wait for a hover.
+      labelRenderedSizeThreshold: 0,
+      labelDensity: 1,
+      labelGridCellSize: 120,
       labelFont: "Inter, system-ui, sans-serif",
       labelSize: 12,
       labelColor: { color: "#1f2933" },

@@ -373,3 +373,19 @@ def test_the_on_screen_count_follows_the_domain_filter(
     page.check('[data-testid="filter-domain-GAS"]')
     page.wait_for_function(f"() => document.querySelector('{count}').dataset.shown === '{total}'")
     assert not page.errors
+
+
+def test_objects_carry_their_names_without_a_hover(
+    browser_page: Any, hub_stack: Any, network: Any, ui: Any
+) -> None:
+    page = browser_page
+    m = network.mrids
+    ui.sign_in(page, hub_stack.base_url, "grid.planner")
+    ui.search_and_open(page, network.names["pipe1"], m["pipe1"])
+    page.click('[data-testid="action-expand"]')
+    ui.wait_for_nodes(page, {m["pipe1"], m["emden"], m["aachen"]})
+    page.click('[data-testid="zoom-fit"]')
+    page.mouse.move(1, 1)  # away from the canvas: no hovered object
+    # sigma's set of the labels it drew in its last frame (the label grid decides which fit).
+    page.wait_for_function("() => window.__hub.sigma.displayedNodeLabels.size >= 2", timeout=20_000)
+    assert not page.errors
