@@ -157,7 +157,7 @@ export class GraphModel {
 
   /** The relationships joining `a` and `b`, in either direction. */
   edgesBetween(a: string, b: string): string[] {
-    return this.graph.directedEdges(a, b).concat(a === b ? [] : this.graph.directedEdges(b, a));
+    return this.graph.directedEdges(a, b); // graphology: both directions (and a loop once)
   }
 
   /** Merges a subgraph fetched around `parent`; returns the objects that were new on screen. */

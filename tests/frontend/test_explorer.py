@@ -301,6 +301,16 @@ def test_two_relationships_between_one_pair_are_both_drawn(
         assert time.monotonic() < deadline, "the worker did not write the loop within 60 s"
         time.sleep(0.5)
     ui.sign_in(page, hub_stack.base_url, "grid.planner")
+    # A relationship alone between its two objects is drawn straight.
+    ui.search_and_open(page, network.names["pipe1"], network.mrids["pipe1"])
+    page.click('[data-testid="action-expand"]')
+    ui.wait_for_nodes(page, {network.mrids["pipe1"], node})
+    single = page.evaluate(
+        """m => window.__hub.graph.outEdges(m).map(e => {
+             const x = window.__hub.graph.getEdgeAttributes(e); return [x.type, x.curvature]; })""",
+        network.mrids["pipe1"],
+    )
+    assert single and all(s == ["arrow", 0] for s in single), single
     ui.search_and_open(page, name, loop)
     page.click('[data-testid="action-expand"]')
     ui.wait_for_nodes(page, {loop, node})
