@@ -4,14 +4,14 @@
 import { ApiError, HubApi, fetchDemoUsers, type DemoUser } from "./api";
 import { ClassStyles, SHAPE_LABEL, type Shape } from "./classStyle";
 import { byTestId, clear, debounce, h } from "./dom";
-import { GraphModel, edgeId } from "./graphModel";
+import { EDGE_COLOR, GraphModel, edgeId } from "./graphModel";
 import { LiveFeed, type LiveState } from "./live";
 import * as Q from "./queries";
 import type { Caller, Change, ClassCount, GraphNode, ObjectDetail, Subgraph } from "./queries";
 import { clearToken, getToken, setToken, tokenExpiry } from "./session";
 import { renderDetail, type DetailState } from "./ui/detail";
 import { SearchBox, swatch } from "./ui/search";
-import { GraphView, type LayoutMode } from "./view";
+import { FLASH, GraphView, HIGHLIGHT_EDGE, type LayoutMode } from "./view";
 
 const PAGE_SIZE = 500;
 const MAX_ON_SCREEN = 6000;
@@ -747,6 +747,14 @@ export class App {
     for (const s of ["circle", "ring", "square"] as Shape[]) {
       if (shapes.has(s)) key.append(h("span", {}, swatch("#8795a8", s), SHAPE_LABEL[s]));
     }
+    if (g.order === 0) return;
+    // What the colours of lines and flashes mean (the classes' colours are listed above).
+    const line = (color: string) => h("i", { className: "line-swatch", style: `background:${color}` });
+    key.append(
+      h("span", { testid: "edge-key", "data-kind": "relationship" }, line(EDGE_COLOR), "relationship"),
+      h("span", { testid: "edge-key", "data-kind": "highlight" }, line(HIGHLIGHT_EDGE), "path or dependency"),
+      h("span", { testid: "edge-key", "data-kind": "changed" }, swatch(FLASH, "circle"), "just changed (live)"),
+    );
   }
 
   private renderCatalogue(counts: ClassCount[]): void {

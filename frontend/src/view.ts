@@ -17,8 +17,8 @@ export type LayoutMode = "force" | "geo";
 
 const DIM_NODE = "#e2e8f0";
 const DIM_EDGE = "#f1f5f9";
-const HIGHLIGHT_EDGE = "#f97316";
-const FLASH = "#facc15";
+export const HIGHLIGHT_EDGE = "#f97316";
+export const FLASH = "#facc15";
 const FLASH_MS = 3000;
 // Belgium, the Netherlands and western Germany, in map coordinates (projection.ts).
 const DEFAULT_REGION = {

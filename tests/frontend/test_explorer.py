@@ -92,6 +92,9 @@ def test_search_open_expand_shows_attributes(
         page.eval_on_selector_all('[data-testid="legend-item"]', "els => els.map(e => e.dataset.class)")
     )
     assert {"GasPipe", "GasNode"} <= legend
+    # ... and what the lines' and the live flash's colours mean.
+    kinds = page.eval_on_selector_all('[data-testid="edge-key"]', "els => els.map(e => e.dataset.kind)")
+    assert kinds == ["relationship", "highlight", "changed"]
     assert not page.errors
 
 
