@@ -460,6 +460,13 @@ class Ui:
             "ms => ms.every(m => window.__hub.graph.hasNode(m))", arg=sorted(mrids), timeout=timeout_s * 1000
         )
 
+    @staticmethod
+    def open_and_expand(page: Any, text: str, mrid: str, expect: set[str]) -> None:
+        """Searches ``text``, opens ``mrid``, expands it and waits until ``expect`` is on the canvas."""
+        Ui.search_and_open(page, text, mrid)
+        page.click('[data-testid="action-expand"]')
+        Ui.wait_for_nodes(page, expect)
+
 
 @pytest.fixture
 def ui() -> type[Ui]:

@@ -27,9 +27,7 @@ def test_clearances_see_different_graphs(browser_page: Any, hub_stack: Any, netw
     ui.sign_in(page, hub_stack.base_url, "public.analyst")
     assert page.text_content('[data-testid="user-clearance"]') == "PUBLIC"
     public_hits = _suggestions(page, network.tag)
-    ui.search_and_open(page, network.names["emden"], m["emden"])
-    page.click('[data-testid="action-expand"]')
-    ui.wait_for_nodes(page, {m["emden"], m["pipe1"]})
+    ui.open_and_expand(page, network.names["emden"], m["emden"], {m["emden"], m["pipe1"]})
     time.sleep(1)
     public_graph = ui.graph_nodes(page)
     page.screenshot(path=str(hub_stack.logs["api"].parent / "clearance-public.png"))
@@ -40,9 +38,7 @@ def test_clearances_see_different_graphs(browser_page: Any, hub_stack: Any, netw
     page.wait_for_selector('[data-testid="sign-in-dialog"]', state="hidden")
     assert page.text_content('[data-testid="user-clearance"]') == "SECRET"
     admin_hits = _suggestions(page, network.tag)
-    ui.search_and_open(page, network.names["emden"], m["emden"])
-    page.click('[data-testid="action-expand"]')
-    ui.wait_for_nodes(page, {m["emden"], m["pipe1"], m["pipe2"]})
+    ui.open_and_expand(page, network.names["emden"], m["emden"], {m["emden"], m["pipe1"], m["pipe2"]})
     time.sleep(1)
     admin_graph = ui.graph_nodes(page)
 
@@ -131,9 +127,7 @@ def test_kafka_event_appears_live(browser_page: Any, hub_stack: Any, network: An
         time.sleep(0.5)
 
     ui.sign_in(page, hub_stack.base_url, "grid.planner")
-    ui.search_and_open(page, f"Live node {tag}", live_node)
-    page.click('[data-testid="action-expand"]')
-    ui.wait_for_nodes(page, {live_node, old_pipe})
+    ui.open_and_expand(page, f"Live node {tag}", live_node, {live_node, old_pipe})
     page.wait_for_selector('[data-testid="live-status"][data-state="live"]', timeout=20_000)
     time.sleep(1.5)  # let the page subscribe to what it now shows
 
@@ -183,9 +177,7 @@ def test_geographic_layout_places_objects_by_coordinates(
     page = browser_page
     m = network.mrids
     ui.sign_in(page, hub_stack.base_url, "hub.admin")
-    ui.search_and_open(page, network.names["emden"], m["emden"])
-    page.click('[data-testid="action-expand"]')
-    ui.wait_for_nodes(page, {m["pipe1"], m["pipe2"]})
+    ui.open_and_expand(page, network.names["emden"], m["emden"], {m["pipe1"], m["pipe2"]})
     ui.search_and_open(page, network.names["aachen"], m["aachen"])
     ui.search_and_open(page, network.names["werne"], m["werne"])
     ui.wait_for_nodes(page, {m["emden"], m["aachen"], m["werne"]})
@@ -305,18 +297,14 @@ def test_two_relationships_between_one_pair_are_both_drawn(
         time.sleep(0.5)
     ui.sign_in(page, hub_stack.base_url, "grid.planner")
     # A relationship alone between its two objects is drawn straight.
-    ui.search_and_open(page, network.names["pipe1"], network.mrids["pipe1"])
-    page.click('[data-testid="action-expand"]')
-    ui.wait_for_nodes(page, {network.mrids["pipe1"], node})
+    ui.open_and_expand(page, network.names["pipe1"], network.mrids["pipe1"], {network.mrids["pipe1"], node})
     single = page.evaluate(
         """m => window.__hub.graph.outEdges(m).map(e => {
              const x = window.__hub.graph.getEdgeAttributes(e); return [x.type, x.curvature]; })""",
         network.mrids["pipe1"],
     )
     assert single and all(s == ["arrow", 0] for s in single), single
-    ui.search_and_open(page, name, loop)
-    page.click('[data-testid="action-expand"]')
-    ui.wait_for_nodes(page, {loop, node})
+    ui.open_and_expand(page, name, loop, {loop, node})
     page.wait_for_function(
         "([a, b]) => window.__hub.graph.directedEdges(a, b).length === 2", arg=[loop, node], timeout=20_000
     )
@@ -372,9 +360,7 @@ def test_the_on_screen_count_follows_the_domain_filter(
     page = browser_page
     m = network.mrids
     ui.sign_in(page, hub_stack.base_url, "grid.planner")
-    ui.search_and_open(page, network.names["pipe1"], m["pipe1"])
-    page.click('[data-testid="action-expand"]')
-    ui.wait_for_nodes(page, {m["pipe1"], m["emden"], m["aachen"]})
+    ui.open_and_expand(page, network.names["pipe1"], m["pipe1"], {m["pipe1"], m["emden"], m["aachen"]})
     count = '[data-testid="screen-count"]'
     total = page.evaluate("() => window.__hub.graph.order")
     page.wait_for_function(f"() => document.querySelector('{count}').dataset.shown === '{total}'")
@@ -394,9 +380,7 @@ def test_objects_carry_their_names_without_a_hover(
     page = browser_page
     m = network.mrids
     ui.sign_in(page, hub_stack.base_url, "grid.planner")
-    ui.search_and_open(page, network.names["pipe1"], m["pipe1"])
-    page.click('[data-testid="action-expand"]')
-    ui.wait_for_nodes(page, {m["pipe1"], m["emden"], m["aachen"]})
+    ui.open_and_expand(page, network.names["pipe1"], m["pipe1"], {m["pipe1"], m["emden"], m["aachen"]})
     page.click('[data-testid="zoom-fit"]')
     page.mouse.move(1, 1)  # away from the canvas: no hovered object
     # sigma's set of the labels it drew in its last frame (the label grid decides which fit).
