@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Developer entry points of the hub.
-#   ./dev.sh demo         install, build the page, start Kafka and Neo4j, run the demo until Ctrl-C, then stop them
+#   ./dev.sh demo         install, build the page, start Kafka and Neo4j, run the demo until Ctrl-C, stop what it started
 #   ./dev.sh build        install, build the planners' page (frontend/dist) if it is missing or stale
 #   ./dev.sh test [ARGS]  install, lint, type-check and check the layers, run the whole suite (ARGS to pytest)
 #   ./dev.sh bench [ARGS] install, run every benchmark on its own services; results in bench/results/
