@@ -326,6 +326,34 @@ def test_a_huge_list_argument_of_a_subscription_is_refused(hardened: Api) -> Non
     assert f"mrids has {hardened.settings.max_list_items + 1} entries" in message
 
 
+async def _oversized_websocket_message(api: Api, token: str) -> int | None:
+    """Sends a message one byte over ``api_max_ws_message_bytes``; the close code the server answers with."""
+    import json
+
+    import websockets
+
+    async with websockets.connect(
+        api.ws_url,
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        max_size=None,
+    ) as ws:
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+        await ws.send(json.dumps(init))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+        await ws.send("x" * (api.settings.api_max_ws_message_bytes + 1))
+        try:
+            await asyncio.wait_for(ws.recv(), 10)
+        except websockets.ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd is not None else None
+        return None
+
+
+def test_an_oversized_websocket_message_closes_the_socket(hardened: Api) -> None:
+    token = hardened.token("talker", None, "PUBLIC")
+    # 1009: message too big (RFC 6455), before anything parses it.
+    assert asyncio.run(_oversized_websocket_message(hardened, token)) == 1009
+
+
 SUBSCRIPTION = "subscription { changes { mrid } }"
 
 
