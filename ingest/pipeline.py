@@ -604,8 +604,9 @@ class WritePipeline:
         msg = event.message
         EVENTS_DEADLETTERED.labels(rejection.reason_class).inc()
         if not audited:
+            # The same action names as the fold's refusals (hub.writer), whichever stage refused.
             audit.record(
-                "write.refused",
+                "ownership.refused" if rejection.reason_class == "ownership" else "write.refused",
                 reason=rejection.reason,
                 reason_class=rejection.reason_class,
                 topic=msg.topic,

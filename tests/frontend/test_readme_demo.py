@@ -90,6 +90,17 @@ def test_dev_sh_demo_on_a_fresh_clone_serves_the_page(settings: Any, bare_page: 
         bare_page.goto(f"{base}/")
         bare_page.wait_for_selector('[data-testid="graph"]', timeout=30_000)
         assert not bare_page.errors
+        # The demo turns the insecure settings on for itself only, and says so: what it prints is what
+        # its API does (development tokens are served; GraphQL answers without a token).
+        said = ""
+        deadline = time.monotonic() + 60
+        while "Never run a hub with these settings" not in said and time.monotonic() < deadline:
+            time.sleep(1)
+            said = " ".join(log.read_text(errors="replace").split())  # the console wraps long lines
+        assert "Demo only:" in said and "HUB_DEV_MODE=true, HUB_ANONYMOUS_ACCESS=true" in said, said[-3000:]
+        assert httpx.get(f"{base}/dev/tokens", timeout=10).status_code == 200
+        anonymous = httpx.post(f"{base}/graphql", json={"query": "{ me { subject } }"}, timeout=10)
+        assert anonymous.status_code == 200 and "errors" not in anonymous.json()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C, as a person would

@@ -254,7 +254,8 @@ async def test_tampered_foreign_and_plain_cursors_get_one_error(stack: Stack) ->
         .rstrip("=")
     )
     other_topic = stack.codec.seal(f"{stack.topic}.other", "alice", start)
-    cases = [("alice", tampered), ("mallory", good), ("alice", plain), ("alice", other_topic)]
+    mallory = f"mallory-{uuid.uuid4().hex[:6]}"
+    cases = [("alice", tampered), (mallory, good), ("alice", plain), ("alice", other_topic)]
     messages = []
     for user, cursor in cases:
         async with Socket(stack.api.ws_url, stack.api.token(user, None, "PUBLIC")) as ws:
@@ -265,6 +266,11 @@ async def test_tampered_foreign_and_plain_cursors_get_one_error(stack: Stack) ->
             assert repr(cursor[:80]) in message  # names the value
             messages.append(message.replace(repr(cursor[:80]), "<cursor>"))
     assert len(set(messages)) == 1, messages
+    # The refusal of another caller's cursor is on the audit topic under the caller who tried it.
+    [refused] = await audit_records(
+        stack, lambda e: e.get("action") == "subscription.cursor_refused" and e.get("subject") == mallory, 1
+    )
+    assert refused["reason"] == "cursor does not open"
     # The cursor issued to alice works for alice.
     async with Socket(stack.api.ws_url, stack.api.token("alice", None, "PUBLIC")) as ws:
         await ws.subscribe("1", {"after": good})
@@ -329,8 +335,29 @@ async def test_relabelled_away_looks_exactly_like_deleted(stack: Stack) -> None:
     assert relabel["change"] == "upsert" and relabel["node"]["label"] == SECRET
 
 
+async def audit_records(stack: Stack, want: Callable[[dict[str, Any]], bool], n: int) -> list[dict[str, Any]]:
+    """The API's audit records that ``want``, from its audit topic, until there are ``n`` (60 s at most)."""
+    consumer = AIOKafkaConsumer(
+        stack.settings.audit_topic,
+        **admin_options(stack.bootstrap),
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    found: list[dict[str, Any]] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(found) < n and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                found.extend(e for e in (json.loads(r.value) for r in records) if want(e))
+    finally:
+        await consumer.stop()
+    return found
+
+
 async def test_subscriptions_are_capped_per_socket_and_per_caller(stack: Stack) -> None:
-    token = stack.api.token("capper", None, "PUBLIC")
+    capper = f"capper-{uuid.uuid4().hex[:6]}"
+    token = stack.api.token(capper, None, "PUBLIC")
     async with Socket(stack.api.ws_url, token) as s1, Socket(stack.api.ws_url, token) as s2:
         for op in ("1", "2"):
             await s1.subscribe(op, {})
@@ -359,6 +386,14 @@ async def test_subscriptions_are_capped_per_socket_and_per_caller(stack: Stack) 
         await s2.subscribe("3", {})
         await asyncio.sleep(1.5)
         assert set(s2.errors) == {"2"}
+    # Each refusal is on the audit topic, with the caller and the limit it met.
+    refused = await audit_records(
+        stack, lambda e: e.get("action") == "subscription.refused" and e.get("subject") == capper, 2
+    )
+    assert sorted(r["reason"] for r in refused) == [
+        "max_subscriptions_per_caller = 3: you have 3 subscriptions open",
+        "max_subscriptions_per_socket = 2: this connection has 2 subscriptions open",
+    ]
 
 
 async def _members(bootstrap: str, prefix: str) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from hub.auth import DevIssuer
 from hub.kafka_clients import admin_options
 from hub.settings import Settings
+from ontology.loader import load_ontology
 
 pytestmark = pytest.mark.services
 
@@ -156,6 +157,12 @@ def test_metrics_are_not_served_on_the_api_port(hardened: Api) -> None:
         assert "hub_api" not in response.text
 
 
+def _rel(qname: str) -> str:
+    assoc = load_ontology().association_by_qname(qname)
+    assert assoc is not None, qname
+    return assoc.rel_type
+
+
 def test_metrics_do_not_depend_on_hidden_data(
     hardened: Api, graph_writer: Callable[[list[Obj], list[Rel]], None], run_id: str
 ) -> None:
@@ -163,7 +170,13 @@ def test_metrics_do_not_depend_on_hidden_data(
         Obj(f"{run_id}-hidden-{i}", "ACLineSegment", "org=elsewhere", name=f"{run_id} secret line {i}")
         for i in range(3)
     ]
-    graph_writer(hidden, [])
+    # Two visible voltage levels: one holds the three hidden lines, the other holds nothing.
+    crowded = Obj(f"{run_id}-vl-crowded", "VoltageLevel", "classification=PUBLIC", name=f"{run_id} crowded")
+    empty = Obj(f"{run_id}-vl-empty", "VoltageLevel", "classification=PUBLIC", name=f"{run_id} empty")
+    graph_writer(
+        [*hidden, crowded, empty],
+        [Rel(line.mrid, _rel("Equipment.EquipmentContainer"), crowded.mrid) for line in hidden],
+    )
     token = hardened.token("outsider", "public", "PUBLIC")
     metrics_url = f"http://127.0.0.1:{hardened.settings.api_metrics_port}/metrics"
 
@@ -186,6 +199,17 @@ def test_metrics_do_not_depend_on_hidden_data(
     hidden_names = _delta(scrape, ask(by_name, {"n": f"{run_id} secret"}))
     no_names = _delta(scrape, ask(by_name, {"n": f"{run_id} nothing"}))
     assert hidden_names == no_names
+    # A visible node's hidden neighbours: neighbourhood and containment of the node with three hidden
+    # lines move the metrics exactly as those of the node with none.
+    around = "query($m: ID!) { neighbourhood(mrid: $m, depth: 2) { nodes { mrid } edges { source } } }"
+    assert _delta(scrape, ask(around, {"m": crowded.mrid})) == _delta(scrape, ask(around, {"m": empty.mrid}))
+    inside = "query($m: ID!) { containment(mrid: $m) { mrid } }"
+    assert _delta(scrape, ask(inside, {"m": crowded.mrid})) == _delta(scrape, ask(inside, {"m": empty.mrid}))
+    # Hidden objects per class: a class with hidden members against a class with none.
+    per_class = "query($c: String) { objects(className: $c, first: 5) { totalCount } }"
+    with_hidden = _delta(scrape, ask(per_class, {"c": "ACLineSegment"}))
+    without = _delta(scrape, ask(per_class, {"c": "Bay"}))
+    assert with_hidden == without
 
 
 def _listening(port: int) -> set[str]:

@@ -5,6 +5,8 @@ trail and dead letters.
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from writepath import Stack, event
 
@@ -162,6 +164,47 @@ def test_only_configured_producers_publish_over_kafka(stack: Stack) -> None:
     assert dead["reason-class"] == "source" and "producer 'public' is not configured" in dead["reason"]
     assert stack.node(thing) is None
     assert stack.audits("write.refused", mrid=thing)
+
+
+def test_an_mrid_outside_the_producers_owns_is_refused_and_audited(stack: Stack) -> None:
+    writer = f"tso.writer-{uuid.uuid4().hex[:6]}"
+    caller = stack.token(writer, "tso", "OFFICIAL", "producer:tso")
+    outside = f"elsewhere-{stack.mrid('line')}"
+    # Over HTTP: the API refuses it, names the rule, and audits the refusal under the caller.
+    response = stack.post(caller, event("tso", outside, 1))
+    assert response.status_code == 422
+    [refused] = response.json()["rejected"]
+    assert refused["field"] == "subject" and refused["value"] == outside
+    assert "producer 'tso' may only write mRIDs starting 'sec'" in refused["reason"]
+    [audit] = stack.api_audits("ingest.refused", subject=writer)
+    assert audit["field"] == "subject" and audit["value"] == outside and audit["reason"] == refused["reason"]
+    # Straight to the topic: the worker dead-letters it as an ownership refusal, audited as one.
+    stack.send("tso", event("tso", outside, 1))
+    stack.wait(lambda: bool(stack.dead_letters(outside)), "the dead letter of the foreign mRID")
+    [dead] = stack.dead_letters(outside)
+    assert dead["reason-class"] == "ownership" and "may only write mRIDs starting 'sec'" in dead["reason"]
+    [owned] = stack.audits("ownership.refused", mrid=outside)
+    assert owned["reason_class"] == "ownership"
+    assert stack.node(outside) is None
+    # Inside the rule the same caller writes.
+    inside = stack.mrid("line")
+    publish(stack, caller, event("tso", inside, 1))
+    stack.settle("tso")
+    assert stack.node(inside)["owner"] == "tso"  # type: ignore[index]
+
+
+def test_an_object_of_another_producer_is_refused_as_an_ownership_decision(stack: Stack) -> None:
+    line = stack.mrid("line")
+    publish(stack, stack.token("planner", "ngt", "OFFICIAL", "producer:ngt"), event("ngt", line, 1))
+    stack.settle("ngt")
+    intruder = f"tso.intruder-{uuid.uuid4().hex[:6]}"
+    publish(stack, stack.token(intruder, "tso", "OFFICIAL", "producer:tso"), event("tso", line, 2))
+    stack.settle("tso")
+    assert (stack.node(line)["owner"], stack.node(line)["version"]) == ("ngt", 1)  # type: ignore[index]
+    [dead] = stack.dead_letters(line)
+    assert dead["reason-class"] == "ownership" and "owned by producer 'ngt', not 'tso'" in dead["reason"]
+    [audit] = stack.audits("ownership.refused", mrid=line)
+    assert (audit["subject"], audit["producer"], audit["version"]) == (intruder, "tso", 2)
 
 
 def test_a_delete_of_an_absent_object_claims_nothing(stack: Stack) -> None:

@@ -37,7 +37,7 @@ from hub.kafka_topics import delete_topics, ensure_topics, topic_admin, topic_na
 REPO = Path(__file__).resolve().parents[2]
 
 # The producers of these tests. ngt is cleared SECRET and may declassify, so that what stops a caller is
-# the caller's own rights; gasco may not declassify; nobody configured "public".
+# the caller's own rights; gasco may not declassify; tso has an ``owns`` rule; nobody configured "public".
 PRODUCERS: dict[str, dict[str, str | bool]] = {
     "ngt": {
         "org": "ngt",
@@ -46,6 +46,8 @@ PRODUCERS: dict[str, dict[str, str | bool]] = {
         "declassify": True,
     },
     "gasco": {"org": "gasco", "clearance": "OFFICIAL", "default_label": "org=gasco"},
+    # Owns only mRIDs starting "sec", which every mRID of Stack.mrid does.
+    "tso": {"org": "tso", "clearance": "OFFICIAL", "default_label": "org=tso", "owns": "sec"},
 }
 LINE = "ACLineSegment"
 
@@ -183,6 +185,16 @@ class Stack:
             value
             for value, _ in self.records(
                 self.audit_topic,
+                lambda v, _h: v.get("action") == action and all(v.get(k) == x for k, x in fields.items()),
+            )
+        ]
+
+    def api_audits(self, action: str, **fields: Any) -> list[dict[str, Any]]:
+        """Like :meth:`audits`, on the API's audit topic."""
+        return [
+            value
+            for value, _ in self.records(
+                self.api.settings.audit_topic,
                 lambda v, _h: v.get("action") == action and all(v.get(k) == x for k, x in fields.items()),
             )
         ]

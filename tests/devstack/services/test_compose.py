@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from hub.settings import Settings
@@ -106,3 +108,33 @@ def test_compose_kafka_is_secured_like_the_launcher(tmp_path: Path) -> None:
     for secret in (start, config / "compose-server.properties", config / "compose-admin-client.properties"):
         assert secret.stat().st_mode & 0o077 == 0, f"{secret} must be readable by its owner only"
     assert "SASL_SSL" in (config / "compose-admin-client.properties").read_text()
+
+
+_DEFAULTED = re.compile(r"\$\{(\w+):-([^}]*)\}")
+
+
+def _as_deployed(value: str) -> str:
+    """A compose value with nothing set in the shell: each ``${NAME:-default}`` becomes its default."""
+    assert "${" not in _DEFAULTED.sub("", value), f"{value!r}: a variable without a default"
+    return _DEFAULTED.sub(lambda m: m.group(2), value)
+
+
+def test_compose_defaults_are_the_secure_ones(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``docker compose up`` with no variables set runs the API and the worker as production does: no
+    development tokens, GraphiQL or introspection (all dev_mode), no anonymous access, metrics on
+    loopback, no trusted proxy; only the API's port is published, and only on the host's loopback."""
+    # Only what compose sets: not the test session's HUB_* variables, nor an .env file here.
+    for key in [k for k in os.environ if k.startswith("HUB_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    services = _compose()["services"]
+    for name in ("worker", "api"):
+        env = {k: _as_deployed(v) for k, v in _environment(services[name]).items() if k.startswith("HUB_")}
+        settings = Settings(**{k.removeprefix("HUB_").lower(): v for k, v in env.items()})
+        assert settings.dev_mode is False, name
+        assert settings.anonymous_access is False, name
+        assert settings.api_metrics_host == "127.0.0.1", name
+        assert settings.metrics_host == "127.0.0.1", name
+        assert settings.api_forwarded_allow_ips == "", name
+    published = {name: s.get("ports", []) for name, s in services.items() if s.get("ports")}
+    assert published == {"api": ["127.0.0.1:8000:8000"]}
