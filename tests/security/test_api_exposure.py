@@ -203,12 +203,13 @@ def test_metrics_do_not_depend_on_hidden_data(
     # lines move the metrics exactly as those of the node with none.
     around = "query($m: ID!) { neighbourhood(mrid: $m, depth: 2) { nodes { mrid } edges { source } } }"
     assert _delta(scrape, ask(around, {"m": crowded.mrid})) == _delta(scrape, ask(around, {"m": empty.mrid}))
-    inside = "query($m: ID!) { containment(mrid: $m) { mrid } }"
+    inside = "query($m: ID!) { containment(mrid: $m) { nodes { mrid } } }"
     assert _delta(scrape, ask(inside, {"m": crowded.mrid})) == _delta(scrape, ask(inside, {"m": empty.mrid}))
-    # Hidden objects per class: a class with hidden members against a class with none.
-    per_class = "query($c: String) { objects(className: $c, first: 5) { totalCount } }"
-    with_hidden = _delta(scrape, ask(per_class, {"c": "ACLineSegment"}))
-    without = _delta(scrape, ask(per_class, {"c": "Bay"}))
+    # Hidden objects per class (of this test's names, so that other tests' visible objects play no part):
+    # a class with three hidden members against a class with none.
+    per_class = "query($c: String, $n: String) { objects(className: $c, name: $n, first: 5) { totalCount } }"
+    with_hidden = _delta(scrape, ask(per_class, {"c": "ACLineSegment", "n": run_id}))
+    without = _delta(scrape, ask(per_class, {"c": "Bay", "n": run_id}))
     assert with_hidden == without
 
 

@@ -122,7 +122,7 @@ def _as_deployed(value: str) -> str:
 def test_compose_defaults_are_the_secure_ones(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """``docker compose up`` with no variables set runs the API and the worker as production does: no
     development tokens, GraphiQL or introspection (all dev_mode), no anonymous access, metrics on
-    loopback, no trusted proxy; only the API's port is published, and only on the host's loopback."""
+    loopback, no trusted proxy; every published port is on the host's loopback."""
     # Only what compose sets: not the test session's HUB_* variables, nor an .env file here.
     for key in [k for k in os.environ if k.startswith("HUB_")]:
         monkeypatch.delenv(key)
@@ -136,5 +136,9 @@ def test_compose_defaults_are_the_secure_ones(monkeypatch: pytest.MonkeyPatch, t
         assert settings.api_metrics_host == "127.0.0.1", name
         assert settings.metrics_host == "127.0.0.1", name
         assert settings.api_forwarded_allow_ips == "", name
+    # Every published port is on the host's loopback only, the API's included.
     published = {name: s.get("ports", []) for name, s in services.items() if s.get("ports")}
-    assert published == {"api": ["127.0.0.1:8000:8000"]}
+    assert "127.0.0.1:8000:8000" in published["api"]
+    for name, ports in published.items():
+        for port in ports:
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
