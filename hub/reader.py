@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from hub.graph_schema import CLASS, DOMAIN, LABEL, cypher
 from hub.guard import Guard, visible
+from ontology.connectivity import physical_network
 from ontology.model import Association, Ontology
 
 DOMAINS: Final = ("Electricity", "Gas")
@@ -429,18 +430,35 @@ class Reader:
         self.guard.stats.rows += len(graph.nodes)
         return graph
 
-    async def shortest_path(self, source: str, target: str) -> Subgraph | None:
+    async def shortest_path(self, source: str, target: str, physical: bool = True) -> Subgraph | None:
+        """The shortest path between two objects through objects the caller may see. ``physical``: only
+        along the physical network (:mod:`ontology.connectivity`), never through reference data; else
+        along any relationship."""
         ends = await self.nodes_lite([source, target])
         if source not in ends or target not in ends:
             return None
         if source == target:
             return Subgraph(nodes={source: ends[source]})
+        step, on_network = "[]", ""
+        if physical:
+            network = physical_network(self.ontology)
+            for end in (ends[source], ends[target]):
+                if not network.admits(self.ontology, end[CLASS]):
+                    raise ReadError(
+                        f"{end['mrid']!r} is a {end[CLASS]}, which is not on the physical network "
+                        "(equipment, terminals, nodes, gas connections and what is attached to them); "
+                        "ask with via: ANY for a path along any relationship"
+                    )
+            step = "[:" + "|".join(f"`{t}`" for t in network.rel_types) + "]"
+            on_network = " AND v:" + "|".join(f"`{c}`" for c in network.classes)
         # The quantified pattern checks every node as it is reached, so the search never expands a hidden
-        # node and the shortest visible path is found (not the shortest path, then filtered).
+        # node (nor, for a physical path, a node off the network) and the shortest such path is found
+        # (not the shortest path, then filtered).
         rows = await self.guard.read(
             "MATCH (a:Entity {mrid: $source}), (b:Entity {mrid: $target}) "
             f"WHERE {visible('a')} AND {visible('b')} "
-            f"MATCH p = ANY SHORTEST (a)((u)-[]-(v) WHERE {visible('v')}){{1,{self.max_path_length:d}}}(b) "
+            f"MATCH p = ANY SHORTEST (a)((u)-{step}-(v) WHERE {visible('v')}{on_network})"
+            f"{{1,{self.max_path_length:d}}}(b) "
             f"RETURN [x IN nodes(p) | {lite('x')}] AS nodes, "
             f"[r IN relationships(p) | {EDGE}] AS edges",
             {"source": source, "target": target},

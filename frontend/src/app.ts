@@ -7,7 +7,7 @@ import { byTestId, clear, debounce, h } from "./dom";
 import { EDGE_COLOR, GraphModel, edgeId } from "./graphModel";
 import { LiveFeed, type LiveState } from "./live";
 import * as Q from "./queries";
-import type { Caller, Change, ClassCount, GraphNode, ObjectDetail, Subgraph } from "./queries";
+import type { Caller, Change, ClassCount, GraphNode, ObjectDetail, PathVia, Subgraph } from "./queries";
 import { clearToken, getToken, setToken, tokenExpiry } from "./session";
 import { renderDetail, type DetailState } from "./ui/detail";
 import { SearchBox, swatch } from "./ui/search";
@@ -448,12 +448,19 @@ export class App {
     this.pathEnd = to;
     this.renderPath();
     try {
-      const r = await this.api.query("ShortestPath", Q.SHORTEST_PATH, { from, to });
+      const any = byTestId<HTMLInputElement>("path-any").checked;
+      const via: PathVia = any ? "ANY" : "PHYSICAL";
+      const r = await this.api.query("ShortestPath", Q.SHORTEST_PATH, { from, to, via });
       const sub = r.shortestPath;
       if (!sub || sub.nodes.length === 0) {
         this.view.setHighlight(null, null);
         byTestId("path-tool").dataset.result = "none";
-        this.toast("No path between these objects that you may see.", true);
+        this.toast(
+          any
+            ? "No path between these objects that you may see."
+            : "No physical path between these objects that you may see (tick “Along any relationship” to follow any).",
+          true,
+        );
         return;
       }
       const added = this.model.merge(sub);

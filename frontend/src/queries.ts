@@ -21,6 +21,7 @@ import type * as G from "./generated/operations";
 export { TypedDocumentString };
 
 export type Domain = G.Domain;
+export type PathVia = G.PathVia;
 export type Caller = G.MeQuery["me"];
 export type Subgraph = G.SubgraphViewFragment;
 export type GraphNode = Subgraph["nodes"][number];

@@ -35,6 +35,17 @@ class Domain(Enum):
 DOMAIN_BY_NAME: dict[str | None, Domain] = {d.value: d for d in Domain}
 
 
+@strawberry.enum(description="Which relationships a path may follow.")
+class PathVia(Enum):
+    PHYSICAL = strawberry.enum_value(
+        "physical",
+        description="Only the physical network: equipment, terminals, connectivity and topological nodes, "
+        "gas connections and nodes, and the couplings between gas and electricity; never reference data "
+        "(coordinate systems, base voltages, regions, containers, measurements, diagrams).",
+    )
+    ANY = strawberry.enum_value("any", description="Any relationship.")
+
+
 @strawberry.type(description="The verified caller of this request, as the access guard sees them.")
 class Caller:
     subject: str

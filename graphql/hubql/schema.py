@@ -42,6 +42,7 @@ from hubql.generic import (
     Domain,
     OntologyClass,
     PageInfo,
+    PathVia,
     SearchHit,
     Subgraph,
     graph_node,
@@ -185,8 +186,9 @@ async def _shortest_path(
     info: Info,
     from_: Annotated[strawberry.ID, strawberry.argument(name="from")],
     to: strawberry.ID,
+    via: PathVia = PathVia.PHYSICAL,
 ) -> Subgraph | None:
-    graph = await info.context.reader.shortest_path(str(from_), str(to))
+    graph = await info.context.reader.shortest_path(str(from_), str(to), physical=via is PathVia.PHYSICAL)
     return None if graph is None else subgraph_row(info, graph)  # type: ignore[return-value]
 
 
@@ -299,7 +301,9 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
         ),
         "shortest_path": strawberry.field(
             resolver=_shortest_path,
-            description="A shortest path through visible objects only; null if none.",
+            description="A shortest path through visible objects only; null if none. By default (via: "
+            "PHYSICAL) it follows the physical network between two objects on it; via: ANY follows any "
+            "relationship.",
         ),
         "containment": strawberry.field(
             resolver=_containment,

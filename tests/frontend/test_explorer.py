@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -385,4 +386,78 @@ def test_objects_carry_their_names_without_a_hover(
     page.mouse.move(1, 1)  # away from the canvas: no hovered object
     # sigma's set of the labels it drew in its last frame (the label grid decides which fit).
     page.wait_for_function("() => window.__hub.sigma.displayedNodeLabels.size >= 2", timeout=20_000)
+    assert not page.errors
+
+
+def test_a_physical_path_from_gas_to_a_line_passes_the_offtake_and_no_reference_data(
+    browser_page: Any, hub_stack: Any, network: Any, ui: Any
+) -> None:
+    """Emden's gas reaches a line through the Aachen offtake, its unit, the unit's machine and their
+    terminals; every object also has a Location in one coordinate system, a shorter way that the path
+    takes only when asked to follow any relationship."""
+    page, m, t = browser_page, network.mrids, network.tag
+    ids = {k: f"fe{t}-{k}" for k in ("sm", "t1", "cn", "t2", "line", "loc1", "loc2", "crs")}
+
+    def named(key: str, cls: str, name: str, refs: dict[str, Any] | None = None) -> dict[str, Any]:
+        attrs = {"IdentifiedObject.name": f"{name} {t}"}
+        return network.event(ids[key], cls, 1, attrs, refs or {}, label="classification=PUBLIC")
+
+    hub_stack.publish(
+        [
+            named("crs", "CoordinateSystem", "WGS84"),
+            named("line", "ACLineSegment", "Line Aachen"),
+            named(
+                "sm", "SynchronousMachine", "Machine Aachen", {"RotatingMachine.GeneratingUnit": m["unit"]}
+            ),
+            named("cn", "ConnectivityNode", "Node"),
+            *(
+                named(
+                    term,
+                    "Terminal",
+                    term,
+                    {"Terminal.ConductingEquipment": ids[eq], "Terminal.ConnectivityNode": ids["cn"]},
+                )
+                for term, eq in (("t1", "sm"), ("t2", "line"))
+            ),
+            *(
+                named(
+                    loc,
+                    "Location",
+                    loc,
+                    {"Location.CoordinateSystem": ids["crs"], "Location.PowerSystemResources": [psr]},
+                )
+                for loc, psr in (("loc1", m["unit"]), ("loc2", ids["line"]))
+            ),
+        ]
+    )
+    deadline = time.monotonic() + 60
+    for mrid in ids.values():
+        while hub_stack.gql("query($m: ID!) { object(mrid: $m) { mrid } }", {"m": mrid})["object"] is None:
+            assert time.monotonic() < deadline, f"the worker did not write {mrid} within 60 s"
+            time.sleep(0.5)
+
+    def path_to_line() -> set[str]:
+        ui.search_and_open(page, network.names["emden"], m["emden"])
+        page.click('[data-testid="action-path-from"]')
+        ui.search_and_open(page, f"Line Aachen {t}", ids["line"])
+        page.click('[data-testid="action-path-to"]')
+        page.wait_for_selector('[data-testid="path-tool"][data-result]', timeout=20_000)
+        return set(page.evaluate("() => [...window.__hub.app.view.highlightNodes]"))
+
+    ui.sign_in(page, hub_stack.base_url, "grid.planner")
+    physical = path_to_line()
+    assert physical == {
+        m["emden"], m["pipe1"], m["aachen"], m["offtake"], m["unit"],
+        ids["sm"], ids["t1"], ids["cn"], ids["t2"], ids["line"],
+    }  # fmt: skip
+    assert page.get_attribute('[data-testid="path-tool"]', "data-result") == "9"
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts" / "frontend"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(artifacts / "physical-path.png"))
+
+    page.click('[data-testid="path-clear"]')
+    page.check('[data-testid="path-any"]')
+    anyway = path_to_line()
+    assert {ids["crs"], ids["loc1"], ids["loc2"]} <= anyway
+    assert len(anyway) < len(physical)
     assert not page.errors

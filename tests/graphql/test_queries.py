@@ -199,7 +199,7 @@ def test_shortest_path_only_through_visible(
     api: Api, scenario: dict[str, str], tokens: dict[str, str]
 ) -> None:
     q = """query($a: ID!, $b: ID!) {
-      shortestPath(from: $a, to: $b) { nodes { mrid } edges { source target } } }"""
+      shortestPath(from: $a, to: $b, via: ANY) { nodes { mrid } edges { source target } } }"""
     admin = data(api, q, {"a": scenario["brk"], "b": scenario["line"]}, tokens["admin"])["shortestPath"]
     assert [n["mrid"] for n in admin["nodes"]] == [scenario["brk"], scenario["hub"], scenario["line"]]
     official = api.token("o", "ngt", "OFFICIAL")
@@ -213,6 +213,110 @@ def test_shortest_path_only_through_visible(
     assert (
         data(api, q, {"a": scenario["brk"], "b": scenario["line"]}, tokens["public"])["shortestPath"] is None
     )
+
+
+@pytest.fixture
+def wired(
+    scenario: dict[str, str], run_id: str, graph_writer: Callable[[list[Obj], list[Rel]], None]
+) -> dict[str, str]:
+    """The scenario's unit A wired to the line: its machine and the line share a connectivity node through
+    their terminals. Both also have a Location in the one coordinate system, and the line and the supply
+    point share a voltage level: shorter ways that run through reference data."""
+    ids = {**scenario, **{k: f"{run_id}-{k}" for k in ("sm", "t1", "cn", "t2", "loc1", "loc2", "crs")}}
+    graph_writer(
+        [
+            Obj(ids["sm"], "SynchronousMachine", PUBLIC, f"Machine A {run_id}"),
+            Obj(ids["t1"], "Terminal", PUBLIC, f"Machine A T1 {run_id}"),
+            Obj(ids["cn"], "ConnectivityNode", PUBLIC, f"Node {run_id}"),
+            Obj(ids["t2"], "Terminal", PUBLIC, f"Line T1 {run_id}"),
+            Obj(ids["loc1"], "Location", PUBLIC, f"Site A {run_id}"),
+            Obj(ids["loc2"], "Location", PUBLIC, f"Route {run_id}"),
+            Obj(ids["crs"], "CoordinateSystem", PUBLIC, f"WGS84 {run_id}"),
+        ],
+        [
+            Rel(ids["sm"], rel("RotatingMachine.GeneratingUnit"), ids["gu"]),
+            Rel(ids["t1"], rel("Terminal.ConductingEquipment"), ids["sm"]),
+            Rel(ids["t1"], rel("Terminal.ConnectivityNode"), ids["cn"]),
+            Rel(ids["t2"], rel("Terminal.ConductingEquipment"), ids["line"]),
+            Rel(ids["t2"], rel("Terminal.ConnectivityNode"), ids["cn"]),
+            Rel(ids["loc1"], rel("Location.PowerSystemResources"), ids["gu"]),
+            Rel(ids["loc2"], rel("Location.PowerSystemResources"), ids["line"]),
+            Rel(ids["loc1"], rel("Location.CoordinateSystem"), ids["crs"]),
+            Rel(ids["loc2"], rel("Location.CoordinateSystem"), ids["crs"]),
+        ],
+    )
+    return ids
+
+
+PATH = """query($a: ID!, $b: ID!, $via: PathVia!) {
+  shortestPath(from: $a, to: $b, via: $via) { nodes { mrid className } edges { source target type } } }"""
+
+
+def test_a_physical_path_runs_through_the_coupling_and_no_reference_data(
+    api: Api, wired: dict[str, str], tokens: dict[str, str]
+) -> None:
+    ids = wired
+    ends = {"a": ids["n1"], "b": ids["line"]}
+    physical = data(api, PATH, {**ends, "via": "PHYSICAL"}, tokens["admin"])["shortestPath"]
+    # Gas entry -> pipe -> junction <- offtake -> unit <- machine <- terminal -> node <- terminal -> line.
+    assert [n["mrid"] for n in physical["nodes"]] == [
+        ids[k] for k in ("n1", "pipe", "n2", "off1", "gu", "sm", "t1", "cn", "t2", "line")
+    ]
+    assert {e["type"] for e in physical["edges"]} <= {
+        rel(q)
+        for q in (
+            "GasConnection.FromNode",
+            "GasConnection.ToNode",
+            "GasOfftake.Node",
+            "GasOfftake.GeneratingUnits",
+            "RotatingMachine.GeneratingUnit",
+            "Terminal.ConductingEquipment",
+            "Terminal.ConnectivityNode",
+        )
+    }
+    # Along any relationship the shortest way is shorter, and it runs through a container or the
+    # coordinate system: what the physical path must never do.
+    anyway = data(api, PATH, {**ends, "via": "ANY"}, tokens["admin"])["shortestPath"]
+    assert len(anyway["nodes"]) < len(physical["nodes"])
+    assert {n["className"] for n in anyway["nodes"]} & {"VoltageLevel", "Location", "CoordinateSystem"}
+    # The default is physical.
+    default = data(
+        api,
+        "query($a: ID!, $b: ID!) { shortestPath(from: $a, to: $b) { nodes { mrid } } }",
+        ends,
+        tokens["admin"],
+    )["shortestPath"]
+    assert [n["mrid"] for n in default["nodes"]] == [n["mrid"] for n in physical["nodes"]]
+
+
+def test_a_physical_path_only_through_visible_objects(
+    api: Api, wired: dict[str, str], tokens: dict[str, str]
+) -> None:
+    # The line is OFFICIAL: PUBLIC callers have no path to it; ngt (OFFICIAL) has the same one as admin.
+    ends = {"a": wired["n1"], "b": wired["line"], "via": "PHYSICAL"}
+    assert data(api, PATH, ends, tokens["public"])["shortestPath"] is None
+    seen = data(api, PATH, ends, tokens["ngt"])["shortestPath"]
+    assert [n["mrid"] for n in seen["nodes"]][3:6] == [wired["off1"], wired["gu"], wired["sm"]]
+    # Unit B is behind offtake B, which ngt may see, but its NGT label is not PUBLIC: the path through
+    # the one visible unit is found, never one through a hidden object.
+    hidden_unit = data(api, PATH, {**ends, "b": wired["gu2"]}, tokens["public"])["shortestPath"]
+    assert hidden_unit is None
+
+
+def test_a_physical_path_from_reference_data_is_refused_with_a_reason(
+    api: Api, wired: dict[str, str], tokens: dict[str, str]
+) -> None:
+    body = api.query(PATH, {"a": wired["n1"], "b": wired["vl"], "via": "PHYSICAL"}, token=tokens["admin"])
+    [error] = body["errors"]
+    assert error["message"] == (
+        f"{wired['vl']!r} is a VoltageLevel, which is not on the physical network (equipment, terminals, "
+        "nodes, gas connections and what is attached to them); ask with via: ANY for a path along any "
+        "relationship"
+    )
+    assert body["data"] == {"shortestPath": None}
+    # Along any relationship there is one.
+    anyway = data(api, PATH, {"a": wired["n1"], "b": wired["vl"], "via": "ANY"}, tokens["admin"])
+    assert anyway["shortestPath"]["nodes"][-1]["mrid"] == wired["vl"]
 
 
 def test_containment(api: Api, scenario: dict[str, str], tokens: dict[str, str]) -> None:

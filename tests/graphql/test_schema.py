@@ -124,7 +124,7 @@ def test_operations_run_against_the_api(
         "ObjectDetail": {"mrid": p + "brk"},
         "ObjectsPage": {"className": "EquipmentContainer", "name": run_id, "first": 2},
         "Neighbourhood": {"mrid": p + "vl", "depth": 2},
-        "ShortestPath": {"from": p + "brk", "to": p + "sub"},
+        "ShortestPath": {"from": p + "brk", "to": p + "sub", "via": "ANY"},
         "Containment": {"mrid": p + "sub", "depth": 3},
         "Dependencies": {"mrid": p + "node"},
         "SubstationTree": {"mrid": p + "sub"},

@@ -9,6 +9,13 @@ export type Domain =
   | 'ELECTRICITY'
   | 'GAS';
 
+/** Which relationships a path may follow. */
+export type PathVia =
+  /** Any relationship. */
+  | 'ANY'
+  /** Only the physical network: equipment, terminals, connectivity and topological nodes, gas connections and nodes, and the couplings between gas and electricity; never reference data (coordinate systems, base voltages, regions, containers, measurements, diagrams). */
+  | 'PHYSICAL';
+
 export type ChangesSubscriptionVariables = Exact<{
   mrids?: Array<string> | string | null | undefined;
   classNames?: Array<string> | string | null | undefined;
@@ -167,6 +174,7 @@ export type SearchQuery = { search: Array<{ mrid: string, className: string, dom
 export type ShortestPathQueryVariables = Exact<{
   from: string;
   to: string;
+  via?: PathVia;
 }>;
 
 
@@ -490,8 +498,8 @@ export const SearchDocument = new TypedDocumentString(`
 }
     `) as unknown as TypedDocumentString<SearchQuery, SearchQueryVariables>;
 export const ShortestPathDocument = new TypedDocumentString(`
-    query ShortestPath($from: ID!, $to: ID!) {
-  shortestPath(from: $from, to: $to) {
+    query ShortestPath($from: ID!, $to: ID!, $via: PathVia! = PHYSICAL) {
+  shortestPath(from: $from, to: $to, via: $via) {
     nodes {
       mrid
       className
