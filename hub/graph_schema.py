@@ -31,6 +31,9 @@ UPDATED: Final = "_updated"
 # A located object's coordinates (a point in the event becomes these two).
 X: Final = "_x"
 Y: Final = "_y"
+# Never stored: the writer sets and removes it at once to take a node's write lock before it reads the
+# node's state (see hub.writer, "Locks").
+LOCK: Final = "_lock"
 
 # Placeholder name (as written after ``@`` in Cypher text) -> property key.
 KEYS: Final[dict[str, str]] = {
@@ -45,6 +48,7 @@ KEYS: Final[dict[str, str]] = {
     "updated": UPDATED,
     "x": X,
     "y": Y,
+    "lock": LOCK,
 }
 BOOKKEEPING: Final = frozenset(KEYS.values())
 

@@ -76,7 +76,6 @@ STUB_LABEL_ID: Final = label_id(STUB_LABEL_TEXT)
 # A managed (``execute_write``) or explicit transaction: the writer only runs statements in it.
 AsyncTx = neo4j.AsyncManagedTransaction | neo4j.AsyncTransaction
 _NEVER_DROPPED: Final = frozenset({ENTITY, TOMBSTONE})
-_STATIC: Final = frozenset({STUB, TOMBSTONE})
 
 
 # Claims per ``ownership.claimed`` audit record. A record per claim cost the worker a log line and an audit
@@ -175,8 +174,8 @@ class LabelBook:
 class Plan:
     """The net effect of a batch, ready to be written: one row per object and statement.
 
-    ``deletes`` and ``upserts`` rows name the labels to drop (``drop``: stored labels the new state does
-    not carry, always ontology labels); ``stubs`` maps a stub's mRID to the class its referrer expects;
+    The statement removes the labels a new state does not carry from the node itself, under its lock
+    (see "Locks" below); ``stubs`` maps a stub's mRID to the class its referrer expects;
     ``rels`` rows replace a source's edges per relationship type (``{"s": mrid, "v": version,
     "r": {type: [mrid]}}``), only on a source at the version the plan leaves it at.
     """
@@ -274,13 +273,10 @@ def fold(
     events: Sequence[Accepted],
     stored: Mapping[str, Stored],
     ontology: OntologyView,
-    droppable: frozenset[str],
     book: LabelBook | None = None,
 ) -> Plan:
     """Net effect of ``events`` (in consumption order) on the objects in ``stored``.
 
-    ``droppable`` is the set of labels the writer may remove from a node (the ontology's labels plus
-    ``Stub``): labels read back from the graph are only ever echoed into Cypher through this filter.
     ``book`` holds the texts of the stored objects' labels (the events' own are learned here).
     """
     plan = Plan()
@@ -436,8 +432,6 @@ def fold(
         if last is None:
             continue
         before = stored.get(mrid)
-        # Stub and Tombstone are removed by name in every statement.
-        old_labels = frozenset(before.labels).intersection(droppable) - _STATIC if before else frozenset()
         if tr.delete is not None:
             d = tr.delete
             plan.deletes.append(
@@ -448,7 +442,6 @@ def fold(
                     "pr": d.producer,
                     "e": d.event_id,
                     "t": _millis(d.event_time),
-                    "drop": sorted(old_labels),
                 }
             )
         if tr.status == LIVE:
@@ -456,8 +449,6 @@ def fold(
             change: ChangeKind
             if tr.has_upsert:
                 cls = tr.cls or last.cls
-                kept = old_labels if tr.delete is None else frozenset()
-                drop = kept.difference(ontology.neo4j_labels(cls)) if kept else kept
                 plan.upserts.append(
                     {
                         "mrid": mrid,
@@ -468,7 +459,6 @@ def fold(
                         "e": last.event_id,
                         "t": _millis(last.event_time),
                         "l": tr.label,
-                        "drop": sorted(drop),
                     }
                 )
                 change = UPSERT
@@ -607,6 +597,18 @@ def _millis(moment: datetime) -> int:
 # (docs/performance.md, "Plans"). MERGE takes no hints; its lookups are the constraint's locking seeks.
 REPLAN_SKIP: Final = "CYPHER replan=skip\n"
 
+# Locks. Neo4j reads at read committed: a statement that checks a node (its version, Stub, Tombstone)
+# and then writes it can have the check overtaken by another transaction that commits in between, and
+# then writes on top of a state it never saw. With one worker nothing else writes the nodes; in a
+# rebalance two workers briefly may (the new owner of a partition and the old one finishing a batch), and
+# a reference from one partition may stub an object another partition is deleting. So every part that
+# checks a node first takes its write lock (``SET n.@lock = true REMOVE n.@lock``: the documented way to
+# lock in Cypher; nothing is stored), and the check then reads the state committed before the lock was
+# granted. The labels a write removes are likewise read from the node under the lock, not taken from the
+# fold's earlier view of it; only labels in $droppable (the ontology's and Stub) are ever removed.
+# Found by the two-worker test (tests/ingest/test_worker.py): a delete committed between a stub part's
+# "WHERE n:Stub" and its SET, which then put a referrer's class labels on the new tombstone.
+
 # One row holding every state: the driver streams a record far slower than it unpacks a list entry. The
 # texts of the objects' labels come along (those the writer does not know yet; labels are few, so that is
 # mostly none): the write check judges every write against the object's current label.
@@ -647,31 +649,35 @@ _WRITE_PARTS: Final = (
     """
     UNWIND $deletes AS r
     MERGE (n:Entity {mrid: r.mrid})
+    SET n.@lock = true REMOVE n.@lock
     WITH n, r WHERE coalesce(n.@version, -1) < r.v
     CALL (n) { MATCH (n)-[x]-() DELETE x }
+    WITH n, r, [l IN labels(n) WHERE l IN $droppable] AS drop
     SET n = {mrid: r.mrid, @version: r.v, @class: r.c, @owner: coalesce(n.@owner, r.pr), @producer: r.pr,
              @event_id: r.e, @event_time: datetime({epochMillis: r.t}), @updated: datetime()}
     SET n:Tombstone
-    REMOVE n:Stub
-    REMOVE n:$(r.drop)
+    REMOVE n:$(drop)
     """,
     # Upserts of every class at once: the class's labels come from $class_labels by class name.
     """
     UNWIND $upserts AS r
     MERGE (n:Entity {mrid: r.mrid})
+    SET n.@lock = true REMOVE n.@lock
     WITH n, r WHERE coalesce(n.@version, -1) < r.v
+    WITH n, r, [l IN labels(n) WHERE l IN $droppable AND NOT l IN $class_labels[r.c]] AS drop
     SET n += r.p, n.@class = r.c, n.@domain = $domains[r.c], n.@version = r.v,
         n.@owner = coalesce(n.@owner, r.pr), n.@producer = r.pr, n.@event_id = r.e,
         n.@event_time = datetime({epochMillis: r.t}), n.@updated = datetime(), n.@label = r.l
     SET n:$($class_labels[r.c])
-    REMOVE n:Stub:Tombstone
-    REMOVE n:$(r.drop)
+    REMOVE n:Tombstone
+    REMOVE n:$(drop)
     """,
     # Measurements: attributes of live nodes only.
     """
     UNWIND $measurements AS r
     MATCH (n:Entity {mrid: r.mrid}) USING INDEX SEEK n:Entity(mrid)
-    WHERE n.@version < r.v AND NOT n:Stub AND NOT n:Tombstone
+    SET n.@lock = true REMOVE n.@lock
+    WITH n, r WHERE n.@version < r.v AND NOT n:Stub AND NOT n:Tombstone
     SET n += r.p, n.@version = r.v, n.@producer = r.pr, n.@event_id = r.e,
         n.@event_time = datetime({epochMillis: r.t}), n.@updated = datetime()
     """,
@@ -682,6 +688,7 @@ _WRITE_PARTS: Final = (
     MERGE (n:Entity {mrid: r.m})
     ON CREATE SET n:Stub, n.@version = 0, n.@label = $stub_label, n.@class = r.c,
         n.@domain = $domains[r.c], n.@updated = datetime()
+    SET n.@lock = true REMOVE n.@lock
     WITH n, r WHERE n:Stub
     SET n:$($class_labels[r.c]),
         n.@class = CASE WHEN n.@class IN $ancestors[r.c] THEN r.c ELSE n.@class END
@@ -692,13 +699,15 @@ _WRITE_PARTS: Final = (
     """
     UNWIND $rels AS r
     MATCH (s:Entity {mrid: r.s}) USING INDEX SEEK s:Entity(mrid)
-    WHERE s.@version = r.v
+    SET s.@lock = true REMOVE s.@lock
+    WITH s, r WHERE s.@version = r.v
     CALL (s, r) { MATCH (s)-[x]->() WHERE type(x) IN keys(r.r) DELETE x }
     WITH s, r
     UNWIND keys(r.r) AS ty
     UNWIND r.r[ty] AS t
     MATCH (d:Entity {mrid: t}) USING INDEX SEEK d:Entity(mrid)
-    WHERE NOT d:Tombstone
+    SET d.@lock = true REMOVE d.@lock
+    WITH s, ty, d WHERE NOT d:Tombstone
     CREATE (s)-[:$(ty)]->(d)
     """,
     # How far each source partition is, for the replay check; never moved back.
@@ -747,6 +756,7 @@ class GraphWriter:
         for assoc_type in ontology.rel_types() if hasattr(ontology, "rel_types") else ():
             cypher_name(assoc_type)
         self.droppable = frozenset(labels - _NEVER_DROPPED)
+        self.droppable_list = Rows(sorted(self.droppable))
         self._labels: dict[str, list[str]] = {}
         # Label texts by id, for the write check (see LabelBook).
         self.book = LabelBook()
@@ -785,7 +795,7 @@ class GraphWriter:
         fresh = events
         if done:
             fresh = [ev for ev in events if ev.source is None or ev.offset > done.get(ev.source, -1)]
-        plan = fold(fresh, stored, self.ontology, self.droppable, self.book)
+        plan = fold(fresh, stored, self.ontology, self.book)
         plan.replayed = len(events) - len(fresh)
         plan.positions = positions
         return plan
@@ -874,6 +884,7 @@ class GraphWriter:
             domains=domains,
             ancestors={c: self._ancestors[c] for c in plan.stubs.values()},
             stub_label=STUB_LABEL_ID,
+            droppable=self.droppable_list,
         )
 
 

@@ -42,7 +42,6 @@ ONT = load_ontology()
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 LINE_LABELS = set(ONT.neo4j_labels("ACLineSegment"))
 WRITER = GraphWriter(ONT)
-DROPPABLE = WRITER.droppable
 # The writers of these tests. p1 may do anything the write check allows and may declassify; p2 holds
 # org=a only and may not declassify, so it may publish org=a and org=b|org=a but never widen org=a to
 # org=b|org=a; p3 is cleared OFFICIAL and holds no org, so it can neither see nor assign org= labels.
@@ -105,11 +104,10 @@ def test_duplicates_and_out_of_order_versions_are_stale_and_last_version_wins() 
         ],
         {},
         ONT,
-        DROPPABLE,
     )
     assert plan.applied["upsert"] == 2 and plan.stale["upsert"] == 2
     [row] = plan.upserts
-    assert (row["c"], row["drop"]) == ("ACLineSegment", [])
+    assert row["c"] == "ACLineSegment"
     assert row["v"] == 3 and row["p"] == {"r": 3.0}
     assert [c.change for c in plan.changes] == ["upsert"]
 
@@ -119,18 +117,17 @@ def test_stored_version_makes_older_events_stale() -> None:
         [ev("a", "upsert", 4), ev("a", "delete", 5), ev("a", "measurement", 5)],
         {"a": live(5)},
         ONT,
-        DROPPABLE,
     )
     assert plan.stale == {"upsert": 1, "delete": 1, "measurement": 1}
     assert not plan.upserts and not plan.deletes and not plan.changes
 
 
 def test_delete_then_stale_upsert_leaves_a_tombstone() -> None:
-    plan = fold([ev("a", "upsert", 1), ev("a", "delete", 3), ev("a", "upsert", 2)], {}, ONT, DROPPABLE)
+    plan = fold([ev("a", "upsert", 1), ev("a", "delete", 3), ev("a", "upsert", 2)], {}, ONT)
     assert plan.stale["upsert"] == 1
     assert not plan.upserts
     [row] = plan.deletes
-    assert row["drop"] == [] and row["v"] == 3
+    assert row["v"] == 3
     assert [(c.change, c.version) for c in plan.changes] == [("delete", 3)]
 
 
@@ -145,7 +142,6 @@ def test_change_records_carry_the_label_from_before_the_batch() -> None:
         ],
         {"a": live(1), "b": live(1)},
         ONT,
-        DROPPABLE,
     )
     got = {c.mrid: (c.change, c.label_id, c.prev_label_id) for c in plan.changes}
     assert got == {
@@ -164,12 +160,11 @@ def test_newer_upsert_after_delete_recreates_from_empty() -> None:
         ],
         {"a": live(1)},
         ONT,
-        DROPPABLE,
     )
     [deleted] = plan.deletes
-    assert set(deleted["drop"]) == LINE_LABELS and deleted["v"] == 3
+    assert deleted["v"] == 3
     [row] = plan.upserts
-    assert row["c"] == "ACLineSegment" and row["drop"] == []
+    assert row["c"] == "ACLineSegment"
     assert row["p"] == {"x": 5.0} and row["v"] == 4
 
 
@@ -192,7 +187,6 @@ def test_delete_record_carries_the_label_the_object_had_before_the_delete() -> N
             "d": Stored(DEAD, 3, "p1", "ACLineSegment", ("Entity", "Tombstone"), None),
         },
         ONT,
-        DROPPABLE,
     )
     got = {c.mrid: (c.change, c.version, c.label_id) for c in plan.changes}
     assert got == {
@@ -215,7 +209,6 @@ def test_first_producer_owns_and_others_are_rejected() -> None:
         ],
         {"b": live(1, owner="p1")},
         ONT,
-        DROPPABLE,
     )
     assert [(r[0].mrid, r[0].producer) for r in plan.rejected] == [("a", "p2"), ("b", "p3")]
     assert "owned by producer 'p1'" in plan.rejected[0][1]
@@ -234,7 +227,6 @@ def test_a_delete_of_an_absent_object_or_a_stub_claims_nothing() -> None:
         ],
         {"s": stub},
         ONT,
-        DROPPABLE,
     )
     assert plan.ignored == 2 and not plan.deletes and not plan.rejected
     assert {r["mrid"]: r["v"] for r in plan.upserts} == {"n": 1, "s": 1}
@@ -247,7 +239,7 @@ def test_a_delete_of_an_absent_object_or_a_stub_claims_nothing() -> None:
 
 
 def test_a_bulk_load_claims_every_mrid_in_few_audit_records() -> None:
-    plan = fold([ev(f"m{i}", "upsert", 1) for i in range(250)], {}, ONT, DROPPABLE)
+    plan = fold([ev(f"m{i}", "upsert", 1) for i in range(250)], {}, ONT)
     records = [f for action, f in plan.audits if action == "ownership.claimed"]
     assert [len(r["claims"]) for r in records] == [CLAIMS_PER_AUDIT_RECORD, CLAIMS_PER_AUDIT_RECORD, 50]
     assert [c["mrid"] for r in records for c in r["claims"]] == [f"m{i}" for i in range(250)]
@@ -274,7 +266,6 @@ def test_the_write_check_refuses_and_audits() -> None:
             "z": live(1, owner="p1"),
         },
         ONT,
-        DROPPABLE,
         WRITER.book,
     )
     reasons = [(r.event.mrid, r.event.version, r.reason_class, r.reason) for r in plan.rejected]
@@ -308,7 +299,7 @@ def test_the_write_check_refuses_and_audits() -> None:
 
 def test_a_stored_label_the_writer_cannot_read_refuses_the_write() -> None:
     unknown = Stored(LIVE, 1, "p1", "ACLineSegment", ("Entity", *LINE_LABELS), 12345)
-    plan = fold([ev("u", "upsert", 2)], {"u": unknown}, ONT, DROPPABLE)
+    plan = fold([ev("u", "upsert", 2)], {"u": unknown}, ONT)
     [refusal] = plan.rejected
     assert "stored label (id 12345) of mRID 'u' is unknown" in refusal.reason and not plan.upserts
 
@@ -325,7 +316,6 @@ def test_measurement_needs_a_live_node() -> None:
             "b": live(1),
         },
         ONT,
-        DROPPABLE,
     )
     assert plan.ignored == 2
     assert [r["mrid"] for r in plan.measurements] == ["b"]
@@ -334,14 +324,12 @@ def test_measurement_needs_a_live_node() -> None:
 
 def test_reference_before_target_makes_a_stub_and_target_later_in_batch_does_not() -> None:
     ref = {"BASE_VOLTAGE": ("BaseVoltage", ["bv1"])}
-    plan = fold([ev("a", "upsert", 1, rels=ref)], {}, ONT, DROPPABLE)
+    plan = fold([ev("a", "upsert", 1, rels=ref)], {}, ONT)
     assert plan.stubs == {"bv1": "BaseVoltage"}
     assert [(c.mrid, c.change) for c in plan.changes] == [("a", "upsert"), ("bv1", "stub")]
     assert plan.rels == [{"s": "a", "v": 1, "r": {"BASE_VOLTAGE": ["bv1"]}}]
 
-    plan = fold(
-        [ev("a", "upsert", 1, rels=ref), ev("bv1", "upsert", 1, cls="BaseVoltage")], {}, ONT, DROPPABLE
-    )
+    plan = fold([ev("a", "upsert", 1, rels=ref), ev("bv1", "upsert", 1, cls="BaseVoltage")], {}, ONT)
     assert plan.stubs == {}
 
 
@@ -353,7 +341,6 @@ def test_edges_to_objects_deleted_in_the_batch() -> None:
         [ev("a", "upsert", 1, rels=ref), ev("bv1", "delete", 2, cls="BaseVoltage")],
         {"bv1": bv},
         ONT,
-        DROPPABLE,
     )
     assert plan.rels == [{"s": "a", "v": 1, "r": {"BASE_VOLTAGE": []}}]
     # Deleted, then referenced: no edge to a tombstone.
@@ -361,7 +348,6 @@ def test_edges_to_objects_deleted_in_the_batch() -> None:
         [ev("bv1", "delete", 2, cls="BaseVoltage"), ev("a", "upsert", 1, rels=ref)],
         {"bv1": bv},
         ONT,
-        DROPPABLE,
     )
     assert plan.rels == [{"s": "a", "v": 1, "r": {"BASE_VOLTAGE": []}}]
     # Deleted, recreated, then referenced: the edge stands.
@@ -373,7 +359,6 @@ def test_edges_to_objects_deleted_in_the_batch() -> None:
         ],
         {"bv1": bv},
         ONT,
-        DROPPABLE,
     )
     assert plan.rels == [{"s": "a", "v": 1, "r": {"BASE_VOLTAGE": ["bv1"]}}]
     # A stored tombstone is never a target.
@@ -381,27 +366,8 @@ def test_edges_to_objects_deleted_in_the_batch() -> None:
         [ev("a", "upsert", 1, rels=ref)],
         {"bv1": Stored(DEAD, 2, "p1", "BaseVoltage", ("Entity", "Tombstone"), None)},
         ONT,
-        DROPPABLE,
     )
     assert plan.rels == [{"s": "a", "v": 1, "r": {"BASE_VOLTAGE": []}}] and not plan.stubs
-
-
-def test_stub_upgraded_by_its_owner_drops_stub_only_labels() -> None:
-    stub = Stored(
-        STUBBED,
-        0,
-        None,
-        "ConductingEquipment",
-        ("Entity", "Stub", *ONT.neo4j_labels("ConductingEquipment"), "NotOurs"),
-        STUB_LABEL_ID,
-    )
-    plan = fold([ev("s", "upsert", 1, cls="BaseVoltage")], {"s": stub}, ONT, DROPPABLE)
-    [row] = plan.upserts
-    # Labels the class does not carry go, the foreign label is left alone (never echoed into Cypher).
-    assert row["c"] == "BaseVoltage"
-    expected = set(ONT.neo4j_labels("ConductingEquipment")) - set(ONT.neo4j_labels("BaseVoltage"))
-    assert set(row["drop"]) == expected
-    assert "NotOurs" not in row["drop"]
 
 
 # ------------------------------------------------------------------------------- sequential model
@@ -698,6 +664,83 @@ def test_a_plan_overtaken_by_another_writer_leaves_the_newer_edges_alone(
         loop.run_until_complete(apply([ev(bv3, "delete", 2, cls="BaseVoltage")]))
         loop.run_until_complete(write(late))
         assert edges() == []
+    finally:
+        neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
+
+
+def test_a_write_checks_each_node_after_taking_its_lock(
+    async_driver: Any, neo4j_driver: neo4j.Driver, loop: asyncio.AbstractEventLoop, settings: Any
+) -> None:
+    """Two writers at once, as in a rebalance: one publishes and deletes an object (its transaction still
+    open), the other references it, having seen a stub. The referrer's statement waits for the node's
+    lock and must then see the tombstone: before the writer took locks, it had checked "still a stub"
+    before waiting and then put its class labels on the tombstone."""
+    prefix = f"tw{uuid.uuid4().hex[:10]}-"
+    target, referrer, other = prefix + "t", prefix + "r", prefix + "o"
+    to_target = {"CONDUCTING_EQUIPMENT": ("ConductingEquipment", [target])}
+
+    async def race() -> None:
+        async with async_driver.session(database=settings.neo4j_database) as first:
+            await first.execute_write(WRITER.apply, [ev(other, "upsert", 1, cls="Terminal", rels=to_target)])
+        stub = Stored(STUBBED, 0, None, "ConductingEquipment", ("Entity", "Stub"), STUB_LABEL_ID)
+        deleting = WRITER.plan([ev(target, "upsert", 1), ev(target, "delete", 2)], {target: stub}, {})
+        referring = WRITER.plan(
+            [ev(referrer, "upsert", 1, cls="Terminal", rels=to_target)], {target: stub}, {}
+        )
+        assert referring.stubs == {target: "ConductingEquipment"}
+        async with (
+            async_driver.session(database=settings.neo4j_database) as s1,
+            async_driver.session(database=settings.neo4j_database) as s2,
+        ):
+            tx = await s1.begin_transaction()
+            await WRITER.write(tx, deleting)  # holds the target's lock until it commits
+            waiting = asyncio.ensure_future(WRITER.write(s2, referring))
+            await asyncio.sleep(1.0)
+            assert not waiting.done(), "the referrer did not wait for the lock"
+            await tx.commit()
+            await waiting
+
+    try:
+        loop.run_until_complete(race())
+        records, _, _ = neo4j_driver.execute_query(
+            "MATCH (n:Entity {mrid: $m}) RETURN labels(n) AS labels, n._lock AS lock", m=target
+        )
+        assert [(sorted(r["labels"]), r["lock"]) for r in records] == [(["Entity", "Tombstone"], None)]
+        # And no edge to the tombstone from either referrer.
+        records, _, _ = neo4j_driver.execute_query("MATCH (:Entity {mrid: $m})<-[x]-() RETURN x", m=target)
+        assert records == []
+    finally:
+        neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
+
+
+def test_labels_a_new_state_does_not_carry_go_and_foreign_ones_stay(
+    async_driver: Any, neo4j_driver: neo4j.Driver, loop: asyncio.AbstractEventLoop, settings: Any
+) -> None:
+    # A stub referenced as ConductingEquipment is published as a BaseVoltage: the stub's class labels go,
+    # a label someone else put on the node stays (the writer removes only the ontology's labels and Stub),
+    # and a delete then leaves Entity:Tombstone and the foreign label.
+    prefix = f"tw{uuid.uuid4().hex[:10]}-"
+    target, referrer = prefix + "s", prefix + "r"
+
+    async def apply(events_: list[Accepted]) -> None:
+        async with async_driver.session(database=settings.neo4j_database) as session:
+            await session.execute_write(WRITER.apply, events_)
+
+    def labels() -> list[str]:
+        records, _, _ = neo4j_driver.execute_query(
+            "MATCH (n:Entity {mrid: $m}) RETURN labels(n) AS l", m=target
+        )
+        return sorted(records[0]["l"])
+
+    try:
+        refs = {"CONDUCTING_EQUIPMENT": ("ConductingEquipment", [target])}
+        loop.run_until_complete(apply([ev(referrer, "upsert", 1, cls="Terminal", rels=refs)]))
+        neo4j_driver.execute_query("MATCH (n:Entity {mrid: $m}) SET n:NotOurs", m=target)
+        assert labels() == sorted(["Entity", "Stub", "NotOurs", *ONT.neo4j_labels("ConductingEquipment")])
+        loop.run_until_complete(apply([ev(target, "upsert", 1, cls="BaseVoltage")]))
+        assert labels() == sorted(["Entity", "NotOurs", *ONT.neo4j_labels("BaseVoltage")])
+        loop.run_until_complete(apply([ev(target, "delete", 2, cls="BaseVoltage")]))
+        assert labels() == ["Entity", "NotOurs", "Tombstone"]
     finally:
         neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
 
