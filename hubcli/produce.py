@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -291,6 +292,15 @@ def events_of(source: Source, options: Options) -> Iterator[EventLike]:
         source.rejected += adapter.stats.skipped
 
 
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's last flush meets no closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is no file (a test runner's buffer): nothing to silence
+        pass
+
+
 class _BadLine(str):
     """A JSON-lines line that is not JSON, carried to the sender so that it is counted where it fails."""
 
@@ -543,6 +553,14 @@ def produce(
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: events already acknowledged stay published")
         raise typer.Exit(code=130) from None
+    except BrokenPipeError:
+        # The reader of the emitted events (head, a pager) went away: stop, as a pipeline's writer does.
+        _silence_stdout()
+        err_console.print(
+            "[yellow]stopped[/]: the reader of --emit's output went away; "
+            "events already acknowledged stay published"
+        )
+        raise typer.Exit(code=1) from None
     except Exception as exc:  # Kafka unreachable and the like: one clear line, not a traceback
         if "Kafka" in type(exc).__name__ or "Connection" in type(exc).__name__:
             err_console.print(
