@@ -511,7 +511,7 @@ def produce(
             batch_size=batch_size,
             rate=rate,
         )
-    except (ProducerError, MappingError, KafkaCredentialsError) as exc:
+    except (ProducerError, MappingError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(code=1) from None
     options = Options(
@@ -547,7 +547,7 @@ def produce(
         finally:
             if emitter is not None:
                 emitter.close()
-    except (ConversionError, MappingError, ProducerError) as exc:
+    except (ConversionError, MappingError, ProducerError, KafkaCredentialsError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(code=1) from None
     except KeyboardInterrupt:

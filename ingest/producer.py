@@ -171,8 +171,8 @@ class HubProducer:
         self.stats = ProduceStats(topic=self.topic)
         # A producer signs in as itself (producer-<id>), which may write its own topic only.
         self.principal = principal or producer_principal(producer_id)
-        self._kafka_options: dict[str, Any] = {
-            **aiokafka_options(self.settings, self.principal, bootstrap=self.bootstrap),
+        # The credentials are read in start(): checking events (encode, a dry run) needs no Kafka at all.
+        self._producer_options: dict[str, Any] = {
             "acks": "all",
             "enable_idempotence": True,
             "linger_ms": linger_ms,
@@ -198,7 +198,10 @@ class HubProducer:
                 settings=self.settings,
                 principal=self.principal,
             )
-        self._producer = AIOKafkaProducer(**self._kafka_options)
+        self._producer = AIOKafkaProducer(
+            **aiokafka_options(self.settings, self.principal, bootstrap=self.bootstrap),
+            **self._producer_options,
+        )
         try:
             await self._producer.start()
         except BaseException:

@@ -160,6 +160,27 @@ def test_dry_run_emits_to_a_file_and_sends_nothing(publisher: Publisher) -> None
     assert sent.stdout == out.read_text(encoding="utf-8")
 
 
+def test_a_dry_run_needs_no_kafka_credentials_and_a_real_run_names_the_missing_ones(
+    publisher: Publisher,
+) -> None:
+    readings = str(publisher.csv("readings.csv", READINGS))
+    mapping = str(publisher.mapping())
+    # A producer never added: no principal, no password file, no topic.
+    stranger = f"{publisher.prefix}-stranger"
+    checked = CliRunner().invoke(
+        app, ["produce", readings, "--mapping", mapping, "-p", stranger, "--dry-run", "--emit", "jsonl"]
+    )
+    assert checked.exit_code == 0, checked.output
+    assert [e["source"] for e in json_lines(checked.stdout)] == [stranger] * len(READINGS)
+
+    sent = CliRunner().invoke(
+        app, ["produce", readings, "--mapping", mapping, "-p", stranger, "--emit", "jsonl"]
+    )
+    assert sent.exit_code == 1, sent.output
+    assert sent.stdout == ""
+    assert f"no Kafka credentials for principal 'producer-{stranger}'" in flat(sent.stderr)
+
+
 def test_json_lines_without_a_version_take_the_version_of_their_time(publisher: Publisher) -> None:
     def envelope(meter: str, at: str, **extra: Any) -> str:
         body = {
