@@ -206,7 +206,8 @@ def test_json_lines_without_a_version_take_the_version_of_their_time(publisher: 
         ),
         encoding="utf-8",
     )
-    result = publisher.produce(str(path), "--dry-run", "--emit", "jsonl")
+    # --emit-to alone means --emit jsonl, and "-" is stdout.
+    result = publisher.produce(str(path), "--dry-run", "--emit-to", "-")
 
     assert result.exit_code == 0, result.output
     assert [e["version"] for e in json_lines(result.stdout)] == [
