@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -12,6 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from hub.storable import INT64_MAX, datetime_problem, text_problem
 
 MRID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The step of versions taken from times: a datetime's finest, so distinct times never share a version.
+# Year 9999 is about 2.5e17 microseconds after the epoch, far inside the signed 64 bits a version has.
+VERSION_STEP = timedelta(microseconds=1)
 
 
 class EventType(StrEnum):
@@ -27,6 +31,23 @@ def normalise_mrid(raw: str) -> str:
         value = value[len("urn:uuid:") :]
     value = value.removeprefix("#")
     return value.removeprefix("_")
+
+
+def time_version(time: datetime) -> int:
+    """The version of a record stamped ``time``: microseconds since 1970-01-01T00:00:00Z.
+
+    Later times give larger versions, so of several readings of one object the worker keeps the latest,
+    whatever order they arrive in. ``ValueError`` names the time when it has no zone or is not after the
+    epoch (versions are positive).
+    """
+    if time.utcoffset() is None:
+        raise ValueError(f"time {time.isoformat()!r} has no time zone, so it cannot be a version")
+    version = (time - EPOCH) // VERSION_STEP
+    if version < 1:
+        raise ValueError(
+            f"time {time.isoformat()!r} is not after 1970-01-01T00:00:00Z, so it cannot be a version"
+        )
+    return version
 
 
 class Event(BaseModel):

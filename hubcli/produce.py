@@ -10,19 +10,34 @@ Inputs, by what they are:
 
 Every event is checked locally against the ontology before it is sent (``--no-validate`` skips that);
 rejected events are listed in the summary with the reason, and the command exits with status 2.
+
+Versions mean time. A record of a time series carries the version of its own timestamp, in microseconds
+since the Unix epoch (:func:`hub.events.time_version`): a CSV row whose mapping names a ``time_column`` and
+no version, a JSON line without ``version`` (from its ``time``). So the latest reading of an object wins in
+the graph however the records arrive. Whole models (CGMES, GasLib, CSV without times) take ``--version``,
+by default the time of publication in the same unit, so a model published after a series still counts.
+Events of one call that give one object the same version are counted and warned about: the worker
+applies only the first of them.
+
+``--emit jsonl`` also writes every event sent (with ``--dry-run``: every event that would be sent) as
+one JSON object per line, to stdout or ``--emit-to FILE``: the message values themselves, in send order.
+When they go to stdout, the progress bars and the summary go to stderr.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -40,15 +55,20 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from hub.events import time_version
 from hub.kafka_clients import KafkaCredentialsError
 from hub.settings import get_settings
 from ingest.cgmes import CgmesConverter, ConversionError
 from ingest.csv_adapter import CsvAdapter, CsvMapping, MappingError
 from ingest.gaslib import GasLibConverter
-from ingest.producer import EventLike, HubProducer, LocalRejection, ProducerError
+from ingest.producer import Encoded, EventLike, HubProducer, LocalRejection, ProducerError
 
 console = Console()
 err_console = Console(stderr=True)
+# Events named in the warnings about repeated versions, per input (the count is always exact).
+MAX_REPEAT_EXAMPLES = 10
+# What --emit-to takes for standard output.
+STDOUT = "-"
 
 
 class Format(StrEnum):
@@ -68,6 +88,10 @@ _SUFFIXES = {
     ".json": Format.jsonl,
     ".csv": Format.csv,
 }
+
+
+class EmitFormat(StrEnum):
+    jsonl = "jsonl"
 
 
 class RateColumn(ProgressColumn):
@@ -90,6 +114,9 @@ class Source:
     rejected: int = 0
     classes: Counter[str] = field(default_factory=Counter)
     elapsed_s: float = 0.0
+    # Events that gave an object a version an earlier event of the call gave it, and the first of them.
+    repeated: int = 0
+    repeats: list[str] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -129,8 +156,9 @@ def classify(paths: list[Path], forced: Format) -> list[Source]:
 
 
 def _auto_version() -> int:
-    # Whole seconds since the epoch: a re-publication of a changed model always carries a newer version.
-    return int(time.time())
+    # The time of publication, in the unit of versions taken from times: a re-publication of a changed model
+    # carries a newer version, and so does a model published after readings of its objects.
+    return time_version(datetime.now(UTC))
 
 
 @dataclass
@@ -140,6 +168,58 @@ class Options:
     label: str | None
     mapping: CsvMapping | None
     ontology: Any
+    # True when the caller chose the version (--version), to say so when a time series does not take it.
+    version_given: bool = False
+
+
+class RepeatedVersions:
+    """Spots events of one call that give an object a version an earlier event of the call gave it.
+
+    The worker applies an event only when its version is newer than the object's stored one, so of such
+    events only the first to arrive counts and the others are lost. Keeps one entry per event checked.
+    """
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[bytes, int]] = set()
+
+    def repeats(self, encoded: Encoded) -> bool:
+        if encoded.version is None:
+            return False
+        key = (encoded.key, encoded.version)
+        if key in self._seen:
+            return True
+        self._seen.add(key)
+        return False
+
+
+class Emitter:
+    """Writes each event as it is sent, one JSON object (the message value) per line."""
+
+    def __init__(self, out: IO[bytes], name: str) -> None:
+        self.out = out
+        self.name = name
+        self.count = 0
+
+    @classmethod
+    def open(cls, target: str) -> Emitter:
+        """``target`` is a file path, or ``-`` for standard output; errors name the option and the path."""
+        if target == STDOUT:
+            return cls(sys.stdout.buffer, "stdout")
+        try:
+            return cls(Path(target).open("wb"), target)
+        except OSError as exc:
+            raise typer.BadParameter(f"--emit-to {target!r} cannot be written: {exc.strerror}") from None
+
+    def write(self, value: bytes) -> None:
+        self.out.write(value)
+        self.out.write(b"\n")
+        self.count += 1
+
+    def close(self) -> None:
+        if self.out is sys.stdout.buffer:
+            self.out.flush()
+        else:
+            self.out.close()
 
 
 def events_of(source: Source, options: Options) -> Iterator[EventLike]:
@@ -172,20 +252,36 @@ def events_of(source: Source, options: Options) -> Iterator[EventLike]:
     elif source.format is Format.jsonl:
         path = source.paths[0]
         source.total = _count_lines(path)
+        from_time = 0
         with path.open(encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):
                 text = line.strip()
                 if not text:
                     continue
                 try:
-                    yield json.loads(text)
+                    body = json.loads(text)
                 except ValueError as exc:
                     yield _BadLine(f"{path.name} line {number}: not JSON: {exc}")
+                    continue
+                if _version_from_time(body):
+                    from_time += 1
+                yield body
+        if from_time:
+            source.notes.append(
+                f"{from_time} line(s) without a version took it from their time "
+                "(microseconds since the epoch)"
+            )
     else:
         if options.mapping is None:
             raise typer.BadParameter(f"{source.paths[0]}: a CSV file needs --mapping FILE")
         mapping = options.mapping
-        version = options.version if (mapping.version is None and mapping.version_column is None) else None
+        own = mapping.version is not None or mapping.version_column is not None or mapping.time_column
+        version = None if own else options.version
+        if mapping.versions_from_time:
+            source.notes.append(
+                f"versions from column {mapping.time_column!r} (microseconds since the epoch)"
+                + ("; --version is for whole models, not time series" if options.version_given else "")
+            )
         adapter = CsvAdapter(
             mapping, source=options.producer, ontology=options.ontology, version=version, label=options.label
         )
@@ -196,8 +292,31 @@ def events_of(source: Source, options: Options) -> Iterator[EventLike]:
         source.rejected += adapter.stats.skipped
 
 
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's last flush meets no closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is no file (a test runner's buffer): nothing to silence
+        pass
+
+
 class _BadLine(str):
     """A JSON-lines line that is not JSON, carried to the sender so that it is counted where it fails."""
+
+
+def _version_from_time(body: object) -> bool:
+    """Give an envelope without a version the version of its time; True if it did.
+
+    An envelope whose time is missing or unreadable is left as it is: the local check then names the field.
+    """
+    if not isinstance(body, dict) or "version" in body or not isinstance(body.get("time"), str):
+        return False
+    try:
+        body["version"] = time_version(datetime.fromisoformat(body["time"]))
+    except ValueError:
+        return False
+    return True
 
 
 def _local(tag: str) -> str:
@@ -210,8 +329,16 @@ def _count_lines(path: Path) -> int:
 
 
 async def publish(
-    sources: list[Source], producer: HubProducer, options: Options, progress: Progress, dry_run: bool
+    sources: list[Source],
+    producer: HubProducer,
+    options: Options,
+    progress: Progress,
+    dry_run: bool,
+    emit: Emitter | None = None,
 ) -> None:
+    """Send (with ``dry_run`` only check) every event of ``sources`` in order, writing each to ``emit``."""
+    # Across inputs: two files of one call that give an object the same version lose events the same way.
+    versions = RepeatedVersions()
     for source in sources:
         task = progress.add_task(source.title, total=None)
         began = time.monotonic()
@@ -223,15 +350,27 @@ async def publish(
                 progress.update(task, total=source.total)
             if isinstance(event, _BadLine):
                 producer.stats.reject(LocalRejection(None, str(event)))
-            elif dry_run:
+                encoded = None
+            else:
                 try:
-                    _key, _value, _subject, class_name = producer.encode(event)
-                    producer.stats.sent += 1
-                    producer.stats.classes[class_name] += 1
+                    encoded = producer.encode(event)
                 except LocalRejection as rejection:
                     producer.stats.reject(rejection)
-            else:
-                await producer.send(event)
+                    encoded = None
+            if encoded is not None:
+                if dry_run:
+                    producer.stats.sent += 1
+                    producer.stats.classes[encoded.class_name] += 1
+                else:
+                    await producer.send_encoded(encoded)
+                if emit is not None:
+                    emit.write(encoded.value)
+                if versions.repeats(encoded):
+                    source.repeated += 1
+                    if len(source.repeats) < MAX_REPEAT_EXAMPLES:
+                        source.repeats.append(
+                            f"{encoded.subject} ({encoded.class_name}): version {encoded.version} again"
+                        )
             done += 1
             if done % 200 == 0:
                 progress.update(task, completed=done)
@@ -255,13 +394,25 @@ def summary(sources: list[Source], producer: HubProducer, dry_run: bool) -> Tabl
     table.add_column("rejected", justify="right")
     table.add_column("seconds", justify="right")
     table.add_column("events/s", justify="right")
+    # Only when it happened: events an object's earlier version in this call makes the worker ignore.
+    repeats = any(s.repeated for s in sources)
+    if repeats:
+        table.add_column("same version", justify="right")
     table.add_column("classes (top 4)")
     for s in sources:
         rate = s.sent / s.elapsed_s if s.elapsed_s > 0 else 0.0
         top = ", ".join(f"{name} {count}" for name, count in s.classes.most_common(4))
         rejected = f"[red]{s.rejected}[/]" if s.rejected else "0"
+        repeated = [f"[yellow]{s.repeated:,}[/]" if s.repeated else "0"] if repeats else []
         table.add_row(
-            s.title, s.format.value, f"{s.sent:,}", rejected, f"{s.elapsed_s:.1f}", f"{rate:,.0f}", top
+            s.title,
+            s.format.value,
+            f"{s.sent:,}",
+            rejected,
+            f"{s.elapsed_s:.1f}",
+            f"{rate:,.0f}",
+            *repeated,
+            top,
         )
     if len(sources) > 1:
         total_sent = sum(s.sent for s in sources)
@@ -273,9 +424,25 @@ def summary(sources: list[Source], producer: HubProducer, dry_run: bool) -> Tabl
             str(sum(s.rejected for s in sources)),
             f"{total_s:.1f}",
             f"{(total_sent / total_s if total_s else 0):,.0f}",
+            *([f"{sum(s.repeated for s in sources):,}"] if repeats else []),
             "",
         )
     return table
+
+
+def warn_repeats(sources: list[Source]) -> None:
+    """On stderr: the events of the call that repeat a version, which the worker will not apply."""
+    for source in sources:
+        if not source.repeated:
+            continue
+        err_console.print(
+            f"[bold yellow]warning:[/] {source.title}: {source.repeated:,} event(s) give an object a version "
+            "an earlier event of this call gave it; the worker applies only the first of each (records of "
+            "one object need distinct times or versions). First ones:",
+            highlight=False,
+        )
+        for repeat in source.repeats:
+            err_console.print(f"  {repeat}", highlight=False, markup=False)
 
 
 def produce(
@@ -293,14 +460,40 @@ def produce(
     ] = None,
     rate: Annotated[float | None, typer.Option(help="At most this many events per second.")] = None,
     version: Annotated[
-        int | None, typer.Option(help="Version of converted objects (default: the current Unix time).")
+        int | None,
+        typer.Option(
+            help="Version of whole models (CGMES, GasLib, CSV without times; default: now, in microseconds "
+            "since the epoch). Time series take their records' times: CSV rows through the mapping's "
+            "time_column, JSON lines without a version through their time."
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Events awaited together.")] = 500,
     validate: Annotated[bool, typer.Option(help="Check each event against the ontology first.")] = True,
     dry_run: Annotated[bool, typer.Option(help="Convert and check only; send nothing.")] = False,
+    emit: Annotated[
+        EmitFormat | None,
+        typer.Option(
+            help="Also write every event sent (with --dry-run: that would be sent), one JSON object per "
+            "line, to stdout (progress and summary then go to stderr) or to --emit-to."
+        ),
+    ] = None,
+    emit_to: Annotated[
+        str | None,
+        typer.Option(
+            "--emit-to",
+            metavar="FILE",
+            help="Where --emit writes ('-' is stdout); alone it means --emit jsonl.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Publish CGMES, GasLib, JSON-lines or CSV files to a producer's topic."""
     settings = get_settings()
+    if emit_to is not None and emit is None:
+        emit = EmitFormat.jsonl
+    emit_target = (emit_to or STDOUT) if emit is not None else None
+    # Standard output carries only the events when they go there.
+    out = err_console if emit_target == STDOUT else console
     try:
         csv_mapping = CsvMapping.load(mapping) if mapping is not None else None
         sources = classify(paths, fmt)
@@ -318,12 +511,18 @@ def produce(
             batch_size=batch_size,
             rate=rate,
         )
-    except (ProducerError, MappingError, KafkaCredentialsError) as exc:
+    except (ProducerError, MappingError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(code=1) from None
     options = Options(
-        producer, version if version is not None else _auto_version(), label, csv_mapping, ontology
+        producer,
+        version if version is not None else _auto_version(),
+        label,
+        csv_mapping,
+        ontology,
+        version_given=version is not None,
     )
+    emitter = Emitter.open(emit_target) if emit_target is not None else None
 
     async def run() -> None:
         columns = (
@@ -335,21 +534,33 @@ def produce(
             TimeElapsedColumn(),
             TimeRemainingColumn(),
         )
-        with Progress(*columns, console=console, transient=False) as progress:
+        with Progress(*columns, console=out, transient=False) as progress:
             if dry_run:
-                await publish(sources, client, options, progress, dry_run=True)
+                await publish(sources, client, options, progress, dry_run=True, emit=emitter)
             else:
                 async with client:
-                    await publish(sources, client, options, progress, dry_run=False)
+                    await publish(sources, client, options, progress, dry_run=False, emit=emitter)
 
     try:
-        asyncio.run(run())
-    except (ConversionError, MappingError, ProducerError) as exc:
+        try:
+            asyncio.run(run())
+        finally:
+            if emitter is not None:
+                emitter.close()
+    except (ConversionError, MappingError, ProducerError, KafkaCredentialsError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(code=1) from None
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: events already acknowledged stay published")
         raise typer.Exit(code=130) from None
+    except BrokenPipeError:
+        # The reader of the emitted events (head, a pager) went away: stop, as a pipeline's writer does.
+        _silence_stdout()
+        err_console.print(
+            "[yellow]stopped[/]: the reader of --emit's output went away; "
+            "events already acknowledged stay published"
+        )
+        raise typer.Exit(code=1) from None
     except Exception as exc:  # Kafka unreachable and the like: one clear line, not a traceback
         if "Kafka" in type(exc).__name__ or "Connection" in type(exc).__name__:
             err_console.print(
@@ -359,13 +570,16 @@ def produce(
             )
             raise typer.Exit(code=1) from None
         raise
-    console.print(summary(sources, client, dry_run))
+    out.print(summary(sources, client, dry_run))
     for source in sources:
         for note in source.notes[:10]:
-            console.print(f"[dim]{source.title}:[/] {note}", highlight=False)
+            out.print(f"[dim]{source.title}:[/] {note}", highlight=False)
+    if emitter is not None and emitter.name != "stdout":
+        out.print(f"{emitter.count:,} event(s) written to {emitter.name}", highlight=False)
+    warn_repeats(sources)
     if client.stats.rejections:
-        console.print(f"[red]{client.stats.rejected} event(s) rejected locally[/], first ones:")
+        out.print(f"[red]{client.stats.rejected} event(s) rejected locally[/], first ones:")
         for rejection in client.stats.rejections[:10]:
-            console.print(f"  {rejection}", highlight=False, markup=False)
+            out.print(f"  {rejection}", highlight=False, markup=False)
     if client.stats.rejected or any(s.rejected for s in sources):
         raise typer.Exit(code=2)

@@ -6,7 +6,7 @@ the mRID, which ontology class the rows are, and which column feeds which CIM at
     class: EnergyConsumer            # or  class_column: kind
     type: upsert                     # upsert | measurement | delete, or  type_column: ...
     mrid: {column: id, prefix: "dno-"}
-    version: 1                       # or  version_column: rev
+    version: 1                       # or  version_column: rev, or neither with a time_column
     time_column: observed_at         # optional; RFC 3339, default: when the file is read
     label: "org=dno|org=neso"        # optional, or  label_column: ...
     attributes:
@@ -16,6 +16,13 @@ the mRID, which ontology class the rows are, and which column feeds which CIM at
     references:
       Equipment.EquipmentContainer: {column: substation, prefix: "dno-"}
       GasOfftake.GeneratingUnits: {column: units, separator: ";"}
+
+Versions. ``version_column`` gives each row its own version, ``version`` gives every row the same one.
+With neither, a mapping that names a ``time_column`` takes each row's version from its time: microseconds
+since 1970-01-01T00:00:00Z (:func:`hub.events.time_version`), so of several readings of one object the
+latest wins in the graph whatever order the rows are in, and two rows of one object at the same instant
+share a version (the worker applies only the first; ``hub produce`` warns). Without any of the three the
+caller supplies the version (``hub produce --version``, or the time of publication in the same unit).
 
 The mapping is checked against the ontology before the first row is read: every qualified name must be
 an attribute or association of the class (inherited ones count). An empty cell leaves the attribute out
@@ -36,7 +43,7 @@ from typing import Any
 
 import yaml
 
-from hub.events import Event, EventType
+from hub.events import Event, EventType, time_version
 from ingest.cgmes import default_ontology, event_id
 
 _TYPES = {t.value for t in EventType}
@@ -178,6 +185,11 @@ class CsvMapping:
             delimiter=delimiter,
         )
 
+    @property
+    def versions_from_time(self) -> bool:
+        """True when each row's version is its time (the mapping names a time and no version)."""
+        return self.version is None and self.version_column is None and self.time_column is not None
+
     def columns(self) -> set[str]:
         """Every column the mapping reads (to check the file's header once)."""
         names = {self.mrid.column} | {
@@ -282,8 +294,10 @@ class CsvAdapter:
         mapping.check(self.ontology)
         self.time = time or datetime.now(UTC)
         self.version = version if version is not None else mapping.version
-        if self.version is None and mapping.version_column is None:
-            raise MappingError("version: give 'version' or 'version_column' in the mapping (or --version)")
+        if self.version is None and mapping.version_column is None and mapping.time_column is None:
+            raise MappingError(
+                "version: give 'version', 'version_column' or 'time_column' in the mapping (or --version)"
+            )
         self.label = label if label is not None else mapping.label
         self.stats = CsvStats()
 
@@ -329,13 +343,6 @@ class CsvAdapter:
         kind = (row.get(m.type_column) or "").strip() if m.type_column else m.type
         if kind not in _TYPES:
             raise _RowProblem(m.type_column, kind, f"not one of {sorted(_TYPES)}")
-        version = self.version
-        if version is None:
-            raw_version = (row.get(m.version_column or "") or "").strip()
-            try:
-                version = int(raw_version)
-            except ValueError:
-                raise _RowProblem(m.version_column, raw_version, "not an integer version") from None
         time = self.time
         if m.time_column:
             raw_time = (row.get(m.time_column) or "").strip()
@@ -345,6 +352,19 @@ class CsvAdapter:
                 raise _RowProblem(m.time_column, raw_time, "not an RFC 3339 time") from None
             if time.tzinfo is None:
                 raise _RowProblem(m.time_column, raw_time, "time has no time zone")
+        version = self.version
+        if version is None and m.version_column:
+            raw_version = (row.get(m.version_column) or "").strip()
+            try:
+                version = int(raw_version)
+            except ValueError:
+                raise _RowProblem(m.version_column, raw_version, "not an integer version") from None
+        elif version is None:
+            # Only a mapping with a time column gets here (see __init__).
+            try:
+                version = time_version(time)
+            except ValueError as exc:
+                raise _RowProblem(m.time_column, time.isoformat(), str(exc)) from None
         label = ((row.get(m.label_column) or "").strip() or None) if m.label_column else self.label
         attrs = self.ontology.attributes_of(class_name)
         assocs = self.ontology.associations_of(class_name)

@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 
@@ -43,6 +43,16 @@ MAX_KEPT_REJECTIONS: Final = 50
 
 EventLike = Event | Mapping[str, Any] | bytes | str
 Progress = Callable[[int], None]
+
+
+class Encoded(NamedTuple):
+    """One event ready to send: the message key and value, and what a summary says about it."""
+
+    key: bytes  # the object's mRID, normalised
+    value: bytes  # the envelope as compact JSON, exactly the message's value
+    subject: str
+    class_name: str
+    version: int | None  # None only for an unchecked event (validate=False) without an integer version
 
 
 class ProducerError(ValueError):
@@ -161,8 +171,8 @@ class HubProducer:
         self.stats = ProduceStats(topic=self.topic)
         # A producer signs in as itself (producer-<id>), which may write its own topic only.
         self.principal = principal or producer_principal(producer_id)
-        self._kafka_options: dict[str, Any] = {
-            **aiokafka_options(self.settings, self.principal, bootstrap=self.bootstrap),
+        # The credentials are read in start(): checking events (encode, a dry run) needs no Kafka at all.
+        self._producer_options: dict[str, Any] = {
             "acks": "all",
             "enable_idempotence": True,
             "linger_ms": linger_ms,
@@ -188,7 +198,10 @@ class HubProducer:
                 settings=self.settings,
                 principal=self.principal,
             )
-        self._producer = AIOKafkaProducer(**self._kafka_options)
+        self._producer = AIOKafkaProducer(
+            **aiokafka_options(self.settings, self.principal, bootstrap=self.bootstrap),
+            **self._producer_options,
+        )
         try:
             await self._producer.start()
         except BaseException:
@@ -218,8 +231,8 @@ class HubProducer:
 
     # ------------------------------------------------------------------------------------ encoding
 
-    def encode(self, event: EventLike) -> tuple[bytes, bytes, str, str]:
-        """(key, value, subject, class) of one event, after the local checks; LocalRejection if any fails."""
+    def encode(self, event: EventLike) -> Encoded:
+        """One event as it will be sent, after the local checks; LocalRejection if any fails."""
         if isinstance(event, Event):
             body: Any = event.to_json_dict()
         elif isinstance(event, bytes | str):
@@ -253,17 +266,22 @@ class HubProducer:
                 raise LocalRejection(subject_text, str(exc)) from None
             mrid, class_name = valid.mrid, valid.class_name
             label = valid.event.label
+            version: int | None = valid.event.version
         else:
             if subject_text is None:
                 raise LocalRejection(None, f"subject {subject!r} is not a string")
             mrid, class_name = normalise_mrid(subject_text), str(body.get("class"))
             label = body.get("label")
+            raw_version = body.get("version")
+            version = (
+                raw_version if isinstance(raw_version, int) and not isinstance(raw_version, bool) else None
+            )
         if isinstance(label, str):
             try:
                 parse(label)
             except LabelError as exc:
                 raise LocalRejection(subject_text, f"label {label!r} is not a valid label: {exc}") from None
-        return mrid.encode(), value, subject_text or mrid, class_name
+        return Encoded(mrid.encode(), value, subject_text or mrid, class_name, version)
 
     # -------------------------------------------------------------------------------------- sending
 
@@ -272,10 +290,18 @@ class HubProducer:
         if not self._started or self._producer is None:
             raise ProducerError("the producer is not started (use 'async with HubProducer(...)')")
         try:
-            key, value, _subject, class_name = self.encode(event)
+            encoded = self.encode(event)
         except LocalRejection as rejection:
             self.stats.reject(rejection)
             return False
+        await self.send_encoded(encoded, label_header=label_header)
+        return True
+
+    async def send_encoded(self, encoded: Encoded, *, label_header: str | None = None) -> None:
+        """Queue one event that :meth:`encode` has already checked (to see what is sent as it is sent)."""
+        if not self._started or self._producer is None:
+            raise ProducerError("the producer is not started (use 'async with HubProducer(...)')")
+        key, value, class_name = encoded.key, encoded.value, encoded.class_name
         header = _check_label(label_header, "label_header") if label_header else self.label_header
         headers = [(LABEL_HEADER, header.encode())] if header else None
         delay = self.pacer.delay()
@@ -287,7 +313,6 @@ class HubProducer:
         self.stats.classes[class_name] += 1
         if len(self._pending) >= self.batch_size:
             await self.flush()
-        return True
 
     async def flush(self) -> None:
         """Wait until every queued event is acknowledged by the cluster."""

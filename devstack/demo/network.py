@@ -14,7 +14,6 @@ Every object is assigned to one producer and labelled by :mod:`devstack.demo.pro
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from typing import Any
 
 from devstack.demo import couplings
 from devstack.demo.producers import HEADER_LABELS, PRODUCER_IDS, label_of, producer_of
-from hub.events import Event
+from hub.events import Event, time_version
 from ingest.cgmes import convert_cgmes
 from ingest.gaslib import convert_gaslib
 from ontology.model import Ontology
@@ -66,10 +65,9 @@ class DemoNetwork:
 
 
 def demo_version() -> int:
-    """Seconds since the epoch: a restarted demo's objects are newer than what the graph holds.
-
-    Seconds rather than milliseconds because the API serves versions as GraphQL ``Int`` (32 bits)."""
-    return int(time.time())
+    """Now, as ``hub produce`` counts versions (microseconds since the epoch): a restarted demo's objects are
+    newer than what the graph holds, and the demo's producers and ``hub produce`` can take turns on them."""
+    return time_version(datetime.now(UTC))
 
 
 def _relabel(

@@ -29,7 +29,7 @@ from typing import Any
 
 from devstack.demo.network import DemoNetwork
 from devstack.demo.producers import DNO, GENCO, NESO, NGGT, NGT
-from hub.events import Event, EventType
+from hub.events import Event, EventType, time_version
 from ingest.cgmes import event_id
 from ingest.producer import HubProducer
 from ontology.model import Ontology
@@ -143,7 +143,7 @@ class Simulator:
     # ----------------------------------------------------------------------------------- events
 
     def _version(self, mrid: str) -> int:
-        version = max(int(time.time()), self.last_version.get(mrid, self.network.version) + 1)
+        version = max(time_version(datetime.now(UTC)), self.last_version.get(mrid, self.network.version) + 1)
         self.last_version[mrid] = version
         return version
 

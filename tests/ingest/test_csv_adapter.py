@@ -144,6 +144,55 @@ def test_class_and_type_from_columns(tmp_path: Path) -> None:
     assert "'Nonsense'" in str(stats.errors[0]) and "not an ontology class" in str(stats.errors[0])
 
 
+def test_a_time_column_without_a_version_gives_each_row_the_version_of_its_time(tmp_path: Path) -> None:
+    csv_path = tmp_path / "readings.csv"
+    csv_path.write_text(
+        "meter,p_kw,at\n"
+        "m-1,40,2024-05-01T11:00:00Z\n"
+        "m-1,10,2024-05-01T10:15:00.000001+01:00\n"
+        "m-1,5,1969-12-31T23:59:59Z\n"
+        "m-1,7,1970-01-01T00:00:00Z\n",
+        encoding="utf-8",
+    )
+    mapping = CsvMapping.from_dict(
+        {
+            "class": "EnergyConsumer",
+            "mrid": "meter",
+            "time_column": "at",
+            "attributes": {"EnergyConsumer.p": {"column": "p_kw", "scale": 0.001}},
+        }
+    )
+    assert mapping.versions_from_time
+    stats = CsvStats()
+    events = list(convert_csv(csv_path, mapping, source="dno", stats=stats))
+    # Microseconds since the epoch: a later time is a larger version whatever the row order.
+    assert [e.version for e in events] == [1_714_561_200_000_000, 1_714_554_900_000_001]
+    assert [e.time for e in events] == [
+        datetime(2024, 5, 1, 11, 0, tzinfo=UTC),
+        datetime(2024, 5, 1, 9, 15, 0, 1, tzinfo=UTC),
+    ]
+    # A time not after the epoch cannot be a (positive) version: the row is skipped, named with its value.
+    assert stats.skipped == 2
+    assert all("column 'at'" in str(e) and "not after 1970-01-01" in str(e) for e in stats.errors)
+    assert "'1969-12-31T23:59:59+00:00'" in str(stats.errors[0])
+
+
+def test_a_version_in_the_mapping_wins_over_the_time_and_none_at_all_is_named(tmp_path: Path) -> None:
+    csv_path = tmp_path / "readings.csv"
+    csv_path.write_text("meter,at,rev\nm-1,2024-05-01T11:00:00Z,3\n", encoding="utf-8")
+    base = {"class": "EnergyConsumer", "mrid": "meter", "time_column": "at"}
+    for extra, version in (({"version": 9}, 9), ({"version_column": "rev"}, 3)):
+        mapping = CsvMapping.from_dict({**base, **extra})
+        assert not mapping.versions_from_time
+        assert [e.version for e in convert_csv(csv_path, mapping, source="dno")] == [version]
+    with pytest.raises(MappingError, match="give 'version', 'version_column' or 'time_column'"):
+        list(
+            convert_csv(
+                csv_path, CsvMapping.from_dict({"class": "EnergyConsumer", "mrid": "meter"}), source="dno"
+            )
+        )
+
+
 # --------------------------------------------------------------------------------- through Kafka
 
 

@@ -1,0 +1,282 @@
+"""``hub produce`` against the real Kafka: ``--emit jsonl`` writes exactly the events sent, a time series
+carries the versions of its records' times, repeated versions are warned about, and through the real
+worker a CSV series with readings out of order leaves the latest reading in Neo4j."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import neo4j
+import pytest
+import yaml
+from click.testing import Result
+from typer.testing import CliRunner
+
+from hub.events import time_version
+from hub.graph_schema import VERSION
+from hub.kafka_clients import admin_options
+from hub.kafka_topics import delete_topics, topic_admin, topic_names
+from hub.settings import get_settings
+from hubcli import produce as produce_command
+from hubcli.main import app
+from ingest.producer_onboarding import add_producer
+from tests.ingest.test_poison import Stream, Worker
+from tests.ingest.test_producer import read_topic
+
+pytestmark = pytest.mark.services
+
+# Readings of one meter out of order (the latest, 11:00, second), and one reading of another meter.
+READINGS = [
+    ("m-1", "10", "2024-05-01T10:15:00Z"),
+    ("m-1", "40", "2024-05-01T11:00:00Z"),
+    ("m-1", "20", "2024-05-01T10:30:00Z"),
+    ("m-2", "5", "2024-05-01T10:00:00Z"),
+    ("m-1", "30", "2024-05-01T10:45:00+00:00"),
+]
+
+
+@dataclass
+class Publisher:
+    """A producer of the test's own, its topic (one partition: send order is topic order) and files."""
+
+    prefix: str
+    producer: str
+    topic: str
+    folder: Path
+    bootstrap: str
+
+    def mrid(self, meter: str) -> str:
+        return f"{self.prefix}-{meter}"
+
+    def mapping(self, **changes: Any) -> Path:
+        mapping: dict[str, Any] = {
+            "class": "EnergyConsumer",
+            "mrid": {"column": "meter", "prefix": f"{self.prefix}-"},
+            "time_column": "observed_at",
+            "attributes": {"EnergyConsumer.p": {"column": "p_kw", "scale": 0.001}},
+        }
+        mapping.update(changes)
+        path = self.folder / f"mapping-{uuid.uuid4().hex[:6]}.yaml"
+        path.write_text(yaml.safe_dump(mapping), encoding="utf-8")
+        return path
+
+    def csv(self, name: str, rows: list[tuple[str, str, str]]) -> Path:
+        path = self.folder / name
+        lines = ["meter,p_kw,observed_at", *(",".join(row) for row in rows)]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    def produce(self, *args: str) -> Result:
+        return CliRunner().invoke(app, ["produce", "--producer", self.producer, *args])
+
+
+@pytest.fixture
+def publisher(settings: Any, tmp_path: Path, neo4j_driver: neo4j.Driver) -> Iterator[Publisher]:
+    prefix = f"p{uuid.uuid4().hex[:8]}"
+    topic_prefix = f"{prefix}.cim.ingest."
+    isolated = settings.model_copy(
+        update={
+            "ingest_topic_prefix": topic_prefix,
+            "topic_partitions": 1,
+            "producers_file": tmp_path / "producers.json",
+        }
+    )
+    producer = f"{prefix}-dno"
+    asyncio.run(add_producer(isolated, producer))
+    # The command reads its settings from the environment, as it does when run by hand.
+    os.environ["HUB_INGEST_TOPIC_PREFIX"] = topic_prefix
+    get_settings.cache_clear()
+    try:
+        yield Publisher(prefix, producer, f"{topic_prefix}{producer}", tmp_path, settings.kafka_bootstrap)
+    finally:
+        del os.environ["HUB_INGEST_TOPIC_PREFIX"]
+        get_settings.cache_clear()
+        neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
+        asyncio.run(_delete_topics(settings.kafka_bootstrap, f"{prefix}."))
+
+
+async def _delete_topics(bootstrap: str, prefix: str) -> None:
+    async with topic_admin(admin_options(bootstrap)) as admin:
+        await delete_topics(admin, await topic_names(admin, prefix))
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line of ``text`` as a JSON object; fails on anything else (a progress bar, a summary)."""
+    objects = [json.loads(line) for line in text.splitlines()]
+    assert all(isinstance(o, dict) for o in objects), text
+    return objects
+
+
+def flat(text: str) -> str:
+    """``text`` with rich's line wrapping undone (runs of white space become one space)."""
+    return " ".join(text.split())
+
+
+def versions_of(rows: list[tuple[str, str, str]]) -> list[int]:
+    return [time_version(datetime.fromisoformat(at)) for _meter, _p, at in rows]
+
+
+def test_emit_to_stdout_is_exactly_what_is_sent_and_the_summary_goes_to_stderr(publisher: Publisher) -> None:
+    readings = publisher.csv("readings.csv", READINGS)
+    result = publisher.produce(str(readings), "--mapping", str(publisher.mapping()), "--emit", "jsonl")
+
+    assert result.exit_code == 0, result.output
+    emitted = json_lines(result.stdout)
+    records = read_topic(publisher.bootstrap, publisher.topic, len(READINGS))
+    # Byte for byte the message values, in send order (one partition keeps it).
+    assert [r.value for r in records] == [line.encode() for line in result.stdout.splitlines()]
+    assert [r.key.decode() for r in records] == [publisher.mrid(m) for m, _p, _at in READINGS]
+    # Each reading carries the version of its own time, not one version for the whole call.
+    assert [e["version"] for e in emitted] == versions_of(READINGS)
+    assert "Published to" in result.stderr and publisher.topic in result.stderr
+    assert "versions from column 'observed_at'" in flat(result.stderr)
+
+
+def test_dry_run_emits_to_a_file_and_sends_nothing(publisher: Publisher) -> None:
+    readings = publisher.csv("readings.csv", READINGS)
+    out = publisher.folder / "events.jsonl"
+    mapping = str(publisher.mapping())
+    result = publisher.produce(str(readings), "--mapping", mapping, "--dry-run", "--emit-to", str(out))
+
+    assert result.exit_code == 0, result.output
+    # The summary stays on stdout when the events go to a file.
+    assert "Checked for" in result.stdout and f"5 event(s) written to {out}" in flat(result.stdout)
+    emitted = json_lines(out.read_text(encoding="utf-8"))
+    assert [e["subject"] for e in emitted] == [publisher.mrid(m) for m, _p, _at in READINGS]
+    assert [e["version"] for e in emitted] == versions_of(READINGS)
+    assert read_topic(publisher.bootstrap, publisher.topic, 0) == []
+
+    # What a dry run shows is what a real run then sends.
+    sent = publisher.produce(str(readings), "--mapping", mapping, "--emit", "jsonl")
+    assert sent.exit_code == 0, sent.output
+    assert sent.stdout == out.read_text(encoding="utf-8")
+
+
+def test_a_dry_run_needs_no_kafka_credentials_and_a_real_run_names_the_missing_ones(
+    publisher: Publisher,
+) -> None:
+    readings = str(publisher.csv("readings.csv", READINGS))
+    mapping = str(publisher.mapping())
+    # A producer never added: no principal, no password file, no topic.
+    stranger = f"{publisher.prefix}-stranger"
+    checked = CliRunner().invoke(
+        app, ["produce", readings, "--mapping", mapping, "-p", stranger, "--dry-run", "--emit", "jsonl"]
+    )
+    assert checked.exit_code == 0, checked.output
+    assert [e["source"] for e in json_lines(checked.stdout)] == [stranger] * len(READINGS)
+
+    sent = CliRunner().invoke(
+        app, ["produce", readings, "--mapping", mapping, "-p", stranger, "--emit", "jsonl"]
+    )
+    assert sent.exit_code == 1, sent.output
+    assert sent.stdout == ""
+    assert f"no Kafka credentials for principal 'producer-{stranger}'" in flat(sent.stderr)
+
+
+def test_json_lines_without_a_version_take_the_version_of_their_time(publisher: Publisher) -> None:
+    def envelope(meter: str, at: str, **extra: Any) -> str:
+        body = {
+            "id": str(uuid.uuid4()),
+            "source": publisher.producer,
+            "type": "upsert",
+            "subject": publisher.mrid(meter),
+            "time": at,
+            "class": "EnergyConsumer",
+            "attributes": {"EnergyConsumer.p": 0.01},
+            **extra,
+        }
+        return json.dumps(body)
+
+    path = publisher.folder / "readings.jsonl"
+    path.write_text(
+        "\n".join(
+            [
+                envelope("m-1", "2024-05-01T11:00:00Z"),
+                envelope("m-1", "2024-05-01T10:00:00+01:00", version=7),
+                envelope("m-2", "2024-05-01T10:00:00.5Z"),
+            ]
+        ),
+        encoding="utf-8",
+    )
+    # --emit-to alone means --emit jsonl, and "-" is stdout.
+    result = publisher.produce(str(path), "--dry-run", "--emit-to", "-")
+
+    assert result.exit_code == 0, result.output
+    assert [e["version"] for e in json_lines(result.stdout)] == [
+        time_version(datetime.fromisoformat("2024-05-01T11:00:00Z")),
+        7,
+        time_version(datetime.fromisoformat("2024-05-01T10:00:00.5Z")),
+    ]
+    assert "2 line(s) without a version took it from their time" in flat(result.stderr)
+
+
+def test_two_records_of_one_object_with_one_version_are_warned_about_and_counted(
+    publisher: Publisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Wide enough for the summary's columns to keep their headers on one line.
+    monkeypatch.setattr(produce_command.console, "width", 200)
+    # Two readings of m-1 at one instant in the first file, and the second file repeats another instant.
+    first = publisher.csv("a.csv", [*READINGS, ("m-1", "31", "2024-05-01T10:45:00Z")])
+    second = publisher.csv(
+        "b.csv", [("m-2", "6", "2024-05-01T10:00:00Z"), ("m-3", "1", "2024-05-01T10:00:00Z")]
+    )
+    result = publisher.produce(str(first), str(second), "--mapping", str(publisher.mapping()), "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    table = [line for line in result.stdout.splitlines() if line.startswith(("┃", "│"))]
+    assert "same version" in table[0]
+    # input, format, sent, rejected, seconds, events/s, same version, classes: per file and in total
+    assert [row.split("│")[7].strip() for row in table[1:]] == ["1", "1", "2"]
+    assert "warning" not in result.stdout
+    warnings = flat(result.stderr)
+    assert (
+        "warning: a.csv: 1 event(s) give an object a version an earlier event of this call gave it"
+        in warnings
+    )
+    assert f"{publisher.mrid('m-1')} (EnergyConsumer): version {versions_of(READINGS)[-1]} again" in warnings
+    assert "warning: b.csv: 1 event(s)" in warnings and publisher.mrid("m-2") in warnings
+    assert publisher.mrid("m-3") not in warnings
+
+    # What the tester met: a series without times gets one version for the whole call, and now says so.
+    constant = publisher.mapping(time_column=None)
+    result = publisher.produce(str(first), "--mapping", str(constant), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "warning: a.csv: 4 event(s)" in flat(result.stderr)
+
+
+def test_a_csv_series_out_of_order_ends_with_the_latest_reading_in_the_graph(
+    publisher: Publisher, settings: Any, neo4j_driver: neo4j.Driver, tmp_path: Path
+) -> None:
+    stream = Stream(publisher.prefix, {publisher.producer: {"org": "dno", "clearance": "OFFICIAL"}})
+    worker = Worker(settings, stream, tmp_path)
+    worker.start()
+    try:
+        mapping = str(publisher.mapping())
+        result = publisher.produce(str(publisher.csv("readings.csv", READINGS)), "--mapping", mapping)
+        assert result.exit_code == 0, result.output
+        # A later call with an older reading changes nothing either.
+        late = publisher.csv("late.csv", [("m-1", "35", "2024-05-01T10:50:00Z")])
+        result = publisher.produce(str(late), "--mapping", mapping)
+        assert result.exit_code == 0, result.output
+        worker.wait_until_done(publisher.bootstrap)
+    finally:
+        worker.stop()
+
+    records, _, _ = neo4j_driver.execute_query(
+        "MATCH (n:EnergyConsumer) WHERE n.mrid STARTS WITH $p RETURN n.mrid AS mrid, properties(n) AS props",
+        p=publisher.prefix,
+    )
+    stored = {r["mrid"]: r["props"] for r in records}
+    assert set(stored) == {publisher.mrid("m-1"), publisher.mrid("m-2")}
+    latest = stored[publisher.mrid("m-1")]
+    assert latest["p"] == pytest.approx(0.04), latest
+    assert latest[VERSION] == time_version(datetime.fromisoformat("2024-05-01T11:00:00Z"))
+    assert stored[publisher.mrid("m-2")]["p"] == pytest.approx(0.005)
