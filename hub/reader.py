@@ -128,6 +128,17 @@ def decode_page_cursor(cursor: str) -> str:
     return text[5:]
 
 
+@dataclass
+class DependencyStep:
+    """One step of a dependency report: the objects of ``domain`` first reached at ``depth`` couplings
+    from the start, and the generating capacity at stake among them (None: none states one)."""
+
+    depth: int
+    domain: str
+    dependents: list[dict[str, Any]]
+    capacity_mw: float | None
+
+
 # ------------------------------------------------------------------------------------------- reader
 
 
@@ -537,63 +548,91 @@ class Reader:
             steps.append((attach, "in"))
         return steps, ([(attach, "out")] if attach else [])
 
-    async def dependencies(
-        self, mrid: str
-    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], float | None, Subgraph]:
-        root = await self.root(mrid)
-        if root is None:
-            return None, [], None, Subgraph()
-        domain = root[DOMAIN]
+    async def _region(self, starts: Sequence[dict[str, Any]], domain: str, graph: Subgraph) -> Subgraph:
+        """What the ``starts`` (all of ``domain``) supply within their domain, added to ``graph``: gas
+        downstream along the flow (an attached supplier first climbs to its node), or the whole gas network
+        when the ontology gives no flow; in electricity, what the starts contain."""
+        region = Subgraph(nodes={s["mrid"]: s for s in starts})
         couplings = [c for c in self.couplings() if self.ontology.domain(c.owner) == domain]
-        coupling_types = sorted({c.rel_type for c in couplings})
         flow = self.gas_flow() if domain == "Gas" else None
         if flow is not None:
             steps, climb = flow
-            region = Subgraph(nodes={root["mrid"]: root})
-            is_coupling_owner = any(
-                self.ontology.is_a(root[CLASS], c.owner)
-                for c in couplings
-                if root[CLASS] in self.ontology.classes
-            )
-            starts = [root]
-            if climb and not is_coupling_owner:
-                # A storage or terminal supplies the node it is attached to, and so everything downstream.
-                up = await self._bfs(root, 1, climb, node_label="Gas", graph=region)
-                starts = list(up.nodes.values())
             for start in starts:
-                await self._bfs(start, self.max_subgraph_nodes, steps, node_label="Gas", graph=region)
+                is_coupling_owner = start[CLASS] in self.ontology.classes and any(
+                    self.ontology.is_a(start[CLASS], c.owner) for c in couplings
+                )
+                tops = [start]
+                if climb and not is_coupling_owner:
+                    # A storage or terminal supplies the node it is attached to, and so all downstream.
+                    up = await self._bfs(start, 1, climb, node_label="Gas", graph=Subgraph())
+                    tops = list(up.nodes.values())
+                for top in tops:
+                    await self._bfs(top, self.max_subgraph_nodes, steps, node_label="Gas", graph=region)
         elif domain == "Gas":
-            region = await self._bfs(
-                root, self.max_subgraph_nodes, [(self.network_rel_types("Gas"), "both")], node_label="Gas"
-            )
+            network = [(self.network_rel_types("Gas"), "both")]
+            for start in starts:
+                await self._bfs(start, self.max_subgraph_nodes, network, node_label="Gas", graph=region)
         else:
-            region = await self.containment(mrid, self.max_depth)
-        graph = region
-        dependents: dict[str, dict[str, Any]] = {}
-        if coupling_types:
+            types = sorted({a.rel_type for a in self.containment_associations()})
+            if types:
+                for start in starts:
+                    await self._bfs(start, self.max_depth, [(types, "in")], graph=region)
+        graph.nodes.update(region.nodes)
+        graph.add_edges({"source": e.source, "target": e.target, "type": e.type} for e in region.edges)
+        return region
+
+    async def dependencies(self, mrid: str) -> tuple[dict[str, Any] | None, list[DependencyStep], Subgraph]:
+        """What depends on ``mrid`` across the domains, step by step and transitively: from gas, the
+        generating units supplied downstream; from electricity, the compressor stations and terminals it
+        powers, then what those supply in turn (electricity -> compressor -> gas downstream -> offtake ->
+        generating unit ...). Each step holds the objects newly reached and the capacity at stake among
+        them; an object is reached once, so cycles end. Only objects the caller may see are walked."""
+        root = await self.root(mrid)
+        if root is None:
+            return None, [], Subgraph()
+        graph = Subgraph(nodes={root["mrid"]: root})
+        reached = {root["mrid"]}
+        frontier, domain = [root], root[DOMAIN]
+        steps: list[DependencyStep] = []
+        while frontier and domain in DOMAINS and len(graph.nodes) < self.max_subgraph_nodes:
+            region = await self._region(frontier, domain, graph)
+            coupling_types = sorted(
+                {c.rel_type for c in self.couplings() if self.ontology.domain(c.owner) == domain}
+            )
+            if not coupling_types:
+                break
             other = "Electricity" if domain == "Gas" else "Gas"
             rows = await self._expand(list(region.nodes), [(coupling_types, "out")], other)
+            found: dict[str, dict[str, Any]] = {}
             for row in rows:
                 if row["node"] is None:
                     self.guard.stats.withheld += 1
                     continue
-                node = row["node"]
-                dependents.setdefault(node["mrid"], node)
-                graph.nodes.setdefault(node["mrid"], node)
+                graph.nodes.setdefault(row["node"]["mrid"], row["node"])
+                if row["node"]["mrid"] not in reached:
+                    found[row["node"]["mrid"]] = row["node"]
             graph.add_edges(r["edge"] for r in rows if r["edge"] is not None)
-        capacity: float | None = None
-        capacity_attr = self.ontology.attribute_by_qname(CAPACITY)
-        if dependents and capacity_attr is not None:
-            rows = await self.guard.read(
-                f"UNWIND $ids AS id MATCH (n:Entity {{mrid: id}}) WHERE {visible('n')} "
-                f"RETURN sum(coalesce(toFloat(n.`{capacity_attr.key}`), 0.0)) AS mw, "
-                f"count(n.`{capacity_attr.key}`) AS known",
-                {"ids": list(dependents)},
-            )
-            if rows and rows[0]["known"]:
-                capacity = float(rows[0]["mw"])
+            if not found:
+                break
+            reached.update(found)
+            dependents = sorted(found.values(), key=lambda n: n["mrid"])
+            steps.append(DependencyStep(len(steps) + 1, other, dependents, await self._capacity(found)))
+            frontier, domain = dependents, other
         self.guard.stats.rows += len(graph.nodes)
-        return root, sorted(dependents.values(), key=lambda n: n["mrid"]), capacity, graph
+        return root, steps, graph
+
+    async def _capacity(self, nodes: dict[str, dict[str, Any]]) -> float | None:
+        """Generating capacity (MW) among ``nodes``; None when none of them states one."""
+        capacity_attr = self.ontology.attribute_by_qname(CAPACITY)
+        if capacity_attr is None:
+            return None
+        rows = await self.guard.read(
+            f"UNWIND $ids AS id MATCH (n:Entity {{mrid: id}}) WHERE {visible('n')} "
+            f"RETURN sum(coalesce(toFloat(n.`{capacity_attr.key}`), 0.0)) AS mw, "
+            f"count(n.`{capacity_attr.key}`) AS known",
+            {"ids": list(nodes)},
+        )
+        return float(rows[0]["mw"]) if rows and rows[0]["known"] else None
 
     def network_rel_types(self, domain: str) -> list[str]:
         """Relationship types inside one domain that carry the network (not couplings)."""

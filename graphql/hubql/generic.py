@@ -126,12 +126,27 @@ class OntologyClass:
 
 
 @strawberry.type(
-    description="What depends on an object across the domains, and the generating capacity at stake."
+    description="One step of a dependency report: the objects first reached across one more coupling, "
+    "and the generating capacity at stake among them."
+)
+class DependencyStep:
+    depth: int = strawberry.field(description="Couplings crossed from the start (1: directly coupled).")
+    domain: Domain
+    dependents: list[GraphNode]
+    capacity_mw: float | None = strawberry.field(name="capacityMW")
+
+
+@strawberry.type(
+    description="What depends on an object across the domains, transitively (electricity -> compressor "
+    "-> gas downstream -> offtake -> generating unit ...), and the generating capacity at stake."
 )
 class DependencyReport:
     root: GraphNode | None
-    dependents: list[GraphNode]
-    capacity_mw: float | None = strawberry.field(name="capacityMW")
+    dependents: list[GraphNode] = strawberry.field(description="Every step's dependents, step by step.")
+    capacity_mw: float | None = strawberry.field(
+        name="capacityMW", description="The generating capacity at stake over all steps."
+    )
+    steps: list[DependencyStep]
     subgraph: Subgraph
 
 

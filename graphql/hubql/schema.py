@@ -35,6 +35,7 @@ from hubql.cost import Limits, cost_rule
 from hubql.execution import HubExecutionContext
 from hubql.extensions import AuditExtension, CachedParsing
 from hubql.generic import (
+    DOMAIN_BY_NAME,
     Caller,
     Change,
     ClassCount,
@@ -198,12 +199,23 @@ async def _containment(info: Info, mrid: strawberry.ID, depth: int | None = 3) -
 
 
 async def _dependencies(info: Info, mrid: strawberry.ID) -> DependencyReport:
-    root, dependents, capacity, graph = await info.context.reader.dependencies(str(mrid))
+    root, steps, graph = await info.context.reader.dependencies(str(mrid))
     label_text = info.context.guard.label_text
+    rows = [
+        {
+            "depth": step.depth,
+            "domain": DOMAIN_BY_NAME[step.domain],
+            "dependents": [graph_node(n, label_text) for n in step.dependents],
+            "capacity_mw": step.capacity_mw,
+        }
+        for step in steps
+    ]
+    stated = [step.capacity_mw for step in steps if step.capacity_mw is not None]
     return {  # type: ignore[return-value]
         "root": graph_node(root, label_text) if root is not None else None,
-        "dependents": [graph_node(n, label_text) for n in dependents],
-        "capacity_mw": capacity,
+        "dependents": [node for row in rows for node in row["dependents"]],
+        "capacity_mw": sum(stated) if stated else None,
+        "steps": rows,
         "subgraph": subgraph_row(info, graph),
     }
 
@@ -311,9 +323,9 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
         ),
         "dependencies": strawberry.field(
             resolver=_dependencies,
-            description="Cross-domain dependents: from a gas asset the generating units it supplies through "
-            "the gas network (and the capacity at stake); from an electricity asset the gas "
-            "assets it feeds.",
+            description="Cross-domain dependents, transitively: from a gas asset the generating units it "
+            "supplies through the gas network; from an electricity asset the gas assets it powers and what "
+            "they supply in turn; step by step, with the generating capacity at stake.",
         ),
         "counts": strawberry.field(resolver=_counts, description="Visible objects per class."),
         "ontology_classes": strawberry.field(

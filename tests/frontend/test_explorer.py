@@ -461,3 +461,61 @@ def test_a_physical_path_from_gas_to_a_line_passes_the_offtake_and_no_reference_
     assert {ids["crs"], ids["loc1"], ids["loc2"]} <= anyway
     assert len(anyway) < len(physical)
     assert not page.errors
+
+
+def test_dependencies_from_a_substation_reach_the_gas_fired_unit_behind_its_compressor(
+    browser_page: Any, hub_stack: Any, network: Any, ui: Any
+) -> None:
+    """A substation's supply point powers a compressor that moves Emden's gas to Aachen, where the
+    offtake supplies the CCGT: the report goes substation -> compressor -> unit, step by step."""
+    page, m, t = browser_page, network.mrids, network.tag
+    ids = {k: f"fe{t}-dep-{k}" for k in ("sub", "vl", "esp", "cs")}
+    names = {
+        "sub": f"Substation Emden {t}",
+        "vl": f"Emden 110 kV {t}",
+        "esp": f"Supply {t}",
+        "cs": f"Compressor {t}",
+    }
+
+    def publish(key: str, cls: str, refs: dict[str, Any]) -> dict[str, Any]:
+        attrs = {"IdentifiedObject.name": names[key]}
+        return network.event(ids[key], cls, 1, attrs, refs, label="classification=PUBLIC")
+
+    hub_stack.publish(
+        [
+            publish("sub", "Substation", {}),
+            publish("vl", "VoltageLevel", {"VoltageLevel.Substation": ids["sub"]}),
+            publish(
+                "cs",
+                "GasCompressorStation",
+                {"GasConnection.FromNode": m["emden"], "GasConnection.ToNode": m["aachen"]},
+            ),
+            publish(
+                "esp",
+                "ElectricitySupplyPoint",
+                {
+                    "Equipment.EquipmentContainer": ids["vl"],
+                    "ElectricitySupplyPoint.GasCompressorStation": ids["cs"],
+                },
+            ),
+        ]
+    )
+    deadline = time.monotonic() + 60
+    for mrid in ids.values():
+        while hub_stack.gql("query($m: ID!) { object(mrid: $m) { mrid } }", {"m": mrid})["object"] is None:
+            assert time.monotonic() < deadline, f"the worker did not write {mrid} within 60 s"
+            time.sleep(0.5)
+
+    ui.sign_in(page, hub_stack.base_url, "grid.planner")
+    ui.search_and_open(page, names["sub"], ids["sub"])
+    page.click('[data-testid="action-dependencies"]')
+    page.wait_for_selector('[data-testid="deps-list"]', timeout=20_000)
+    steps = page.eval_on_selector_all('[data-testid="deps-step"]', "els => els.map(e => e.textContent)")
+    assert steps == ["Step 1: 1 gas asset", "Step 2: 1 electricity asset, 451 MW at stake"]
+    linked = page.eval_on_selector_all('[data-testid="deps-link"]', "els => els.map(e => e.dataset.mrid)")
+    assert linked == [ids["cs"], m["unit"]]
+    assert "451" in (page.text_content('[data-testid="deps-capacity"]') or "")
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts" / "frontend"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(artifacts / "dependencies-transitive.png"))
+    assert not page.errors

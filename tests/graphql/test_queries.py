@@ -344,9 +344,36 @@ def test_dependencies_both_ways(api: Api, scenario: dict[str, str], tokens: dict
     hidden = api.query(q, {"m": scenario["n1"]}, token=tokens["public"], raw=True)
     missing = api.query(q, {"m": scenario["n1"] + "x"}, token=tokens["public"], raw=True)
     assert hidden.content == missing.content
+    # From electricity, transitively: the substation's supply point powers the compressor, which moves
+    # gas downstream to the second offtake, which supplies unit B.
     reverse = data(api, q, {"m": scenario["sub"]}, tokens["admin"])["dependencies"]
-    assert {d["mrid"] for d in reverse["dependents"]} == {scenario["cs"]}
-    assert reverse["capacityMW"] is None
+    assert [d["mrid"] for d in reverse["dependents"]] == [scenario["cs"], scenario["gu2"]]
+    assert reverse["capacityMW"] == pytest.approx(250.0)
+
+
+STEPS = """query($m: ID!) { dependencies(mrid: $m) { capacityMW
+  steps { depth domain capacityMW dependents { mrid } } subgraph { nodes { mrid } } } }"""
+
+
+def test_dependencies_step_by_step_through_visible_objects_only(
+    api: Api, scenario: dict[str, str], tokens: dict[str, str]
+) -> None:
+    admin = data(api, STEPS, {"m": scenario["sub"]}, tokens["admin"])["dependencies"]
+    assert admin["steps"] == [
+        {"depth": 1, "domain": "GAS", "capacityMW": None, "dependents": [{"mrid": scenario["cs"]}]},
+        {"depth": 2, "domain": "ELECTRICITY", "capacityMW": 250.0, "dependents": [{"mrid": scenario["gu2"]}]},
+    ]
+    # The way there is in the subgraph: supply point, compressor, the node it feeds, the offtake there.
+    assert {scenario[k] for k in ("esp", "cs", "n3", "off2", "gu2")} <= {
+        n["mrid"] for n in admin["subgraph"]["nodes"]
+    }
+    # Unit B is ngt's: an OFFICIAL caller of another organisation stops at the compressor, and learns
+    # nothing of what lies beyond.
+    other = api.token("other", "elsewhere", "OFFICIAL")
+    seen = data(api, STEPS, {"m": scenario["sub"]}, other)["dependencies"]
+    assert [[d["mrid"] for d in s["dependents"]] for s in seen["steps"]] == [[scenario["cs"]]]
+    assert seen["capacityMW"] is None
+    assert scenario["gu2"] not in {n["mrid"] for n in seen["subgraph"]["nodes"]}
 
 
 def test_me_and_ontology(api: Api, tokens: dict[str, str]) -> None:

@@ -46,7 +46,7 @@ export type DependenciesQueryVariables = Exact<{
 }>;
 
 
-export type DependenciesQuery = { dependencies: { capacityMW: number | null, root: { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null } | null, dependents: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }>, subgraph: { nodes: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }>, edges: Array<{ source: string, target: string, type: string, key: string }> } } };
+export type DependenciesQuery = { dependencies: { capacityMW: number | null, root: { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null } | null, dependents: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }>, steps: Array<{ depth: number, domain: Domain, capacityMW: number | null, dependents: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }> }>, subgraph: { nodes: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }>, edges: Array<{ source: string, target: string, type: string, key: string }> } } };
 
 export type GasFiredGenerationQueryVariables = Exact<{
   first?: number | null | undefined;
@@ -333,6 +333,22 @@ export const DependenciesDocument = new TypedDocumentString(`
       }
     }
     capacityMW
+    steps {
+      depth
+      domain
+      capacityMW
+      dependents {
+        mrid
+        className
+        domain
+        name
+        label
+        point {
+          x
+          y
+        }
+      }
+    }
     subgraph {
       nodes {
         mrid

@@ -209,31 +209,43 @@ function renderDeps(st: DetailState, styles: ClassStyles, act: DetailActions): H
       "div",
       { className: "capacity", testid: "deps-capacity" },
       r.capacityMW === null || r.capacityMW === undefined ? "—" : `${formatValue(Math.round(r.capacityMW * 10) / 10)} MW`,
-      h("small", {}, gas ? " of electricity capacity at stake" : " of capacity depending on the same supply"),
+      h("small", {}, " of generating capacity at stake, over all steps"),
     ),
   );
-  box.append(
-    h(
-      "div",
-      { className: "muted" },
-      r.dependents.length === 0
-        ? gas
-          ? "No electricity asset you may see depends on this."
-          : "No coupled asset you may see."
-        : `${r.dependents.length} ${gas ? "electricity asset(s) depend on this" : "coupled asset(s)"}:`,
-    ),
-  );
+  if (r.dependents.length === 0) {
+    box.append(
+      h(
+        "div",
+        { className: "muted" },
+        gas ? "No electricity asset you may see depends on this." : "No coupled asset you may see.",
+      ),
+    );
+  }
   const ul = h("ul", { testid: "deps-list" });
-  for (const n of r.dependents) {
+  for (const step of r.steps) {
+    const what = step.domain === "GAS" ? "gas asset" : "electricity asset";
+    const at =
+      step.capacityMW === null || step.capacityMW === undefined
+        ? ""
+        : `, ${formatValue(Math.round(step.capacityMW * 10) / 10)} MW at stake`;
     ul.append(
       h(
         "li",
-        {},
-        swatch(styles.color(n.className), styles.shape(n.className, n.domain)),
-        h("a", { testid: "deps-link", "data-mrid": n.mrid, onclick: () => act.open(n.mrid) }, n.name || n.mrid),
-        h("span", { className: "cls-small" }, n.className),
+        { className: "deps-step", testid: "deps-step", "data-depth": String(step.depth) },
+        `Step ${step.depth}: ${step.dependents.length} ${what}${step.dependents.length === 1 ? "" : "s"}${at}`,
       ),
     );
+    for (const n of step.dependents) {
+      ul.append(
+        h(
+          "li",
+          { "data-depth": String(step.depth) },
+          swatch(styles.color(n.className), styles.shape(n.className, n.domain)),
+          h("a", { testid: "deps-link", "data-mrid": n.mrid, onclick: () => act.open(n.mrid) }, n.name || n.mrid),
+          h("span", { className: "cls-small" }, n.className),
+        ),
+      );
+    }
   }
   box.append(ul);
   return box;
