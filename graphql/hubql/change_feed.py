@@ -94,6 +94,14 @@ class Tap:
             )
         return self._items.popleft()
 
+    async def get_many(self) -> list[Item]:
+        """Every item waiting (at least one): a subscriber that fell behind catches up in batches, each
+        served with one read of the graph instead of one per record."""
+        first = await self.get()
+        items = [first, *self._items]
+        self._items.clear()
+        return items
+
 
 class _Listener(ConsumerRebalanceListener):
     def __init__(self, feed: ChangeFeed) -> None:

@@ -23,6 +23,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 from strawberry.types.info import Info
+from strawberry.types.nodes import SelectedField
 
 from graphql import GraphQLError, GraphQLSchema, NoSchemaIntrospectionCustomRule
 from hub import reader as rd
@@ -239,6 +240,16 @@ def _ontology_classes(info: Info) -> list[OntologyClass]:
     ]
 
 
+def _selects(info: Info, name: str) -> bool:
+    """Whether the operation's selection on this field includes ``name`` (a fragment counts as yes:
+    resolving its type conditions is not worth it for one flag)."""
+    for field in info.selected_fields:
+        for sub in field.selections:
+            if not isinstance(sub, SelectedField) or sub.name == name:
+                return True
+    return False
+
+
 async def _changes(
     info: Info,
     class_names: list[str] | None = None,
@@ -249,7 +260,8 @@ async def _changes(
     class_names = bounded_list(info, "classNames", class_names)
     wanted = bounded_list(info, "mrids", [str(m) for m in mrids] if mrids is not None else None)
     # Caps on open subscriptions per socket and per caller: see hubql.subscriptions.
-    stream = change_stream(info.context, class_names, _domain_name(domain), wanted, after)
+    with_node = _selects(info, "node")
+    stream = change_stream(info.context, class_names, _domain_name(domain), wanted, after, with_node)
     async for row in stream:
         yield row  # type: ignore[misc]
 

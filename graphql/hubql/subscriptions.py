@@ -115,43 +115,60 @@ class _Delivery:
         guard: Guard,
         reader: Reader,
         delivered: dict[int, int],
+        with_node: bool,
     ) -> None:
         self.codec, self.topic, self.subject = codec, topic, caller.subject
         self.guard, self.reader = guard, reader
         # Offset after the last record delivered, per partition (the start position where none was).
         self.delivered = delivered
+        # Whether the subscriber selected ``node``: only then is the graph read at all.
+        self.with_node = with_node
 
-    async def row(self, item: Item) -> dict[str, Any] | None:
+    async def _change(self, item: Item) -> str | None:
+        """The change as this subscriber is told it; None: it may not learn of it."""
         record = item.record
         guard = self.guard
         visible = await guard.may_see_label(record.label_id)
         was_visible = record.prev_label_id is not None and await guard.may_see_label(record.prev_label_id)
-        change = record.change
-        if change == "delete":
+        if record.change == "delete":
             if not (visible or was_visible):
                 guard.stats.withheld += 1
                 return None
-        elif not visible:
+            return "delete"
+        if not visible:
             if not was_visible:
                 guard.stats.withheld += 1
                 return None
             # Relabelled away from this subscriber: to it the object is gone, told as a delete is.
-            change = "delete"
-        node = None
-        if change != "delete":
-            found = await self.reader.root(record.mrid)
-            node = graph_node(found, guard.label_text) if found is not None else None
-        guard.stats.rows += 1
-        self.delivered[item.partition] = item.offset + 1
-        return {
-            "cursor": self.codec.seal(self.topic, self.subject, self.delivered),
-            "mrid": record.mrid,
-            "class_name": record.class_,
-            "change": change,
-            "version": record.version,
-            "time": record.time,
-            "node": node,
-        }
+            return "delete"
+        return record.change
+
+    async def rows(self, items: Sequence[Item]) -> list[dict[str, Any]]:
+        """Change rows for ``items`` (in order), the nodes of all of them read in one query."""
+        told = [(item, change) for item in items if (change := await self._change(item)) is not None]
+        nodes: dict[str, dict[str, Any]] = {}
+        if self.with_node:
+            wanted = {item.record.mrid for item, change in told if change != "delete"}
+            if wanted:
+                nodes = await self.reader.nodes_lite(sorted(wanted))
+        out = []
+        for item, change in told:
+            record = item.record
+            found = nodes.get(record.mrid) if change != "delete" else None
+            self.guard.stats.rows += 1
+            self.delivered[item.partition] = item.offset + 1
+            out.append(
+                {
+                    "cursor": self.codec.seal(self.topic, self.subject, self.delivered),
+                    "mrid": record.mrid,
+                    "class_name": record.class_,
+                    "change": change,
+                    "version": record.version,
+                    "time": record.time,
+                    "node": graph_node(found, self.guard.label_text) if found is not None else None,
+                }
+            )
+        return out
 
 
 async def change_stream(
@@ -160,8 +177,10 @@ async def change_stream(
     domain: str | None,
     mrids: Sequence[str] | None,
     after: str | None,
+    with_node: bool = True,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Change rows (dicts for the ``Change`` type) this subscriber may see, until it leaves."""
+    """Change rows (dicts for the ``Change`` type) this subscriber may see, until it leaves.
+    ``with_node``: the subscriber selected ``node`` (else the graph is not read)."""
     services = ctx.services
     topic = services.settings.changes_topic
     caller = ctx.require_caller()
@@ -185,6 +204,7 @@ async def change_stream(
             guard,
             services.reader(guard),
             dict(feed.positions) if start is None else start,
+            with_node,
         )
         log.info("subscription started", subject=caller.subject, topic=topic, resumed=start is not None)
         if start is None:
@@ -196,13 +216,11 @@ async def change_stream(
                     if isinstance(got, Tap):
                         tap = got
                         break
-                    row = await delivery.row(got)
-                    if row is not None:
+                    for row in await delivery.rows([got]):
                         yield row
         assert tap is not None
         while True:
-            row = await delivery.row(await tap.get())
-            if row is not None:
+            for row in await delivery.rows(await tap.get_many()):
                 yield row
     finally:
         if tap is not None:

@@ -36,6 +36,8 @@ PARTITIONS = 3
 LABELS = ["classification=PUBLIC", "classification=OFFICIAL", "classification=SECRET", "org=sub-producer"]
 SUBSCRIPTION = """subscription($after: String, $domain: Domain) {
   changes(after: $after, domain: $domain) { cursor mrid className change version node { mrid label } } }"""
+# Without ``node``: the API then reads nothing from the graph for the subscriber.
+LEAN = """subscription($after: String) { changes(after: $after) { cursor mrid className change version } }"""
 
 
 async def _create_topics(bootstrap: str, names: list[str]) -> None:
@@ -95,8 +97,8 @@ def worker(settings: Any, prefix: str, log_path: Path) -> Iterator[subprocess.Po
 class Subscriber:
     """A graphql-transport-ws client collecting ``changes`` payloads in a background task."""
 
-    def __init__(self, url: str, token: str, variables: dict[str, Any]) -> None:
-        self.url, self.token, self.variables = url, token, variables
+    def __init__(self, url: str, token: str, variables: dict[str, Any], query: str = SUBSCRIPTION) -> None:
+        self.url, self.token, self.variables, self.query = url, token, variables, query
         self.received: list[dict[str, Any]] = []
         self.errors: list[Any] = []
         self.ready = asyncio.Event()
@@ -119,7 +121,7 @@ class Subscriber:
                     {
                         "id": "1",
                         "type": "subscribe",
-                        "payload": {"query": SUBSCRIPTION, "variables": self.variables},
+                        "payload": {"query": self.query, "variables": self.variables},
                     }
                 )
             )
@@ -217,7 +219,10 @@ async def test_subscribers_get_exactly_what_they_may_see(settings: Any, run_id: 
             api.token("gas", "elsewhere", "OFFICIAL"),
             {"after": start_cursor("gas"), "domain": "GAS"},
         )
-        subs = [public, official, gas]
+        lean = Subscriber(
+            api.ws_url, api.token("lean", "elsewhere", "OFFICIAL"), {"after": start_cursor("lean")}, LEAN
+        )
+        subs = [public, official, gas, lean]
         for s in subs:
             s.start()
         await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in subs)), 30)
@@ -237,7 +242,13 @@ async def test_subscribers_get_exactly_what_they_may_see(settings: Any, run_id: 
                         )
                 want = {k: version * len(expected[k]) for k in expected}
                 await wait_for(
-                    [(public, want["public"]), (official, want["official"]), (gas, want["gas"])], 180
+                    [
+                        (public, want["public"]),
+                        (official, want["official"]),
+                        (gas, want["gas"]),
+                        (lean, want["official"]),
+                    ],
+                    180,
                 )
         finally:
             await producer.stop()
@@ -248,6 +259,8 @@ async def test_subscribers_get_exactly_what_they_may_see(settings: Any, run_id: 
         assert by_object(public.received) == expected["public"]
         assert by_object(official.received) == expected["official"]
         assert by_object(gas.received) == expected["gas"]
+        assert by_object(lean.received) == expected["official"]
+        assert all("node" not in c for c in lean.received)
         for c in official.received:
             assert c["node"] is None or c["node"]["mrid"] == c["mrid"]
             assert c["node"] is None or c["node"]["label"] in LABELS[:2]
