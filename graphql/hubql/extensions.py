@@ -8,6 +8,7 @@ counter of hidden objects that anyone can read before and after a query tells hi
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -71,12 +72,16 @@ class AuditExtension(SchemaExtension):
         caller = getattr(ctx, "caller", None)
         result = ec.result
         errors: list[Any] = list(getattr(result, "errors", None) or []) if result is not None else []
-        if failure is not None:
-            errors.append(failure)
         try:
             op_type = ec.operation_type.value
         except Exception:  # the document did not parse: there is no operation type
             op_type = "invalid"
+        # A subscription ends by being cancelled when its client completes it or goes away: that is how
+        # it ends normally, not an error (its rows are in its own "subscription ended" line).
+        if failure is not None and not (
+            op_type == "subscription" and isinstance(failure, asyncio.CancelledError)
+        ):
+            errors.append(failure)
         outcome = "error" if errors else "ok"
         rows = guard.stats.rows if guard is not None else 0
         withheld = guard.stats.withheld if guard is not None else 0

@@ -194,6 +194,7 @@ async def change_stream(
 
     _admit(ctx, feed, caller)
     tap: Tap | None = None
+    delivery: _Delivery | None = None
     try:
         await feed.start()
         guard = services.guard(caller, follow_labels=True)
@@ -226,3 +227,11 @@ async def change_stream(
         if tap is not None:
             feed.unregister(tap)
         _release(ctx, feed, caller)
+        if delivery is not None:
+            # The subscription's own count (the operation's audit line cannot see its guard).
+            log.info(
+                "subscription ended",
+                subject=caller.subject,
+                rows=delivery.guard.stats.rows,
+                withheld=delivery.guard.stats.withheld,
+            )

@@ -466,3 +466,32 @@ async def test_a_slow_subscriber_is_ended_with_an_error_and_the_others_carry_on(
     assert len(slow.received["1"]) < len(mrids)
     assert not calm.errors
     assert [c["mrid"] for c in calm.received["1"] if c["mrid"] != warm] == [mrids[7]]
+
+
+async def test_a_subscription_completed_by_its_client_is_audited_as_ok_with_its_rows(stack: Stack) -> None:
+    from structlog.testing import capture_logs
+
+    user = f"closer-{uuid.uuid4().hex[:6]}"
+    with capture_logs() as logs:
+        async with Socket(stack.api.ws_url, stack.api.token(user, None, "PUBLIC")) as ws:
+            await ws.subscribe("1", {})
+            await asyncio.sleep(1.0)
+            x = stack.mrid("x")
+            await publish(stack, [event(x, 1)])
+            await until(lambda: bool(ws.received.get("1")), 120, "the change")
+            await ws.complete("1")
+            await until(
+                lambda: any(e["event"] == "subscription ended" and e.get("subject") == user for e in logs),
+                30,
+                "the end of the subscription",
+            )
+    [ended] = [e for e in logs if e["event"] == "subscription ended" and e.get("subject") == user]
+    assert ended["rows"] >= 1
+    [operation] = [
+        e
+        for e in logs
+        if e["event"] == "graphql operation"
+        and e.get("subject") == user
+        and e["operation_type"] == "subscription"
+    ]
+    assert operation["outcome"] == "ok" and operation["errors"] == []
