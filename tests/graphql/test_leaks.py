@@ -187,11 +187,9 @@ class Oracle:
     def contained(self, root: str, depth: int) -> set[str]:
         return self.bfs(root, depth, lambda m: {s for t, s in self.inc[m] if t in CONTAINMENT})
 
-    def dependents(self, root: str) -> set[str]:
-        if root not in self.visible:
-            return set()
-        cls = self.g.nodes[root][0]
-        if ONT.domain(cls) == "Gas":
+    def region(self, start: str) -> set[str]:
+        """What ``start`` supplies within its domain: gas downstream, or what an electricity object holds."""
+        if ONT.domain(self.g.nodes[start][0]) == "Gas":
 
             def down(m: str) -> set[str]:
                 gas = {s for t, s in self.inc[m] if t in (FROM_NODE, AT_NODE)} | {
@@ -199,16 +197,28 @@ class Oracle:
                 }
                 return {x for x in gas if ONT.domain(self.g.nodes[x][0]) == "Gas"}
 
-            region = self.bfs(root, 10_000, down)
-        else:
-            region = self.contained(root, 4)
-        other = "Electricity" if ONT.domain(cls) == "Gas" else "Gas"
-        return {
-            d
-            for m in region
-            for t, d in self.out[m]
-            if t in COUPLING and d in self.visible and ONT.domain(self.g.nodes[d][0]) == other
-        }
+            return self.bfs(start, 10_000, down)
+        return self.contained(start, 4)
+
+    def dependents(self, root: str) -> set[str]:
+        """Across the couplings, transitively: each step's region's coupled objects in the other domain
+        that were not reached before, until a step reaches nothing new."""
+        if root not in self.visible:
+            return set()
+        reached, found, frontier = {root}, set(), [root]
+        while frontier:
+            other = "Electricity" if ONT.domain(self.g.nodes[frontier[0]][0]) == "Gas" else "Gas"
+            coupled = {
+                d
+                for start in frontier
+                for m in self.region(start)
+                for t, d in self.out[m]
+                if t in COUPLING and d in self.visible and ONT.domain(self.g.nodes[d][0]) == other
+            }
+            frontier = sorted(coupled - reached)
+            reached |= coupled
+            found |= set(frontier)
+        return found
 
 
 # --------------------------------------------------------------------------------------------- test
