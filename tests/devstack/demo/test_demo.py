@@ -140,16 +140,25 @@ def test_demo_network_through_the_stack(demo_stack: DemoStack, neo4j_driver: Any
     seen = wait_applied(base, operator, network.count(), 180.0, demo_stack.check, lambda _m: None)
     assert seen >= network.count()
 
-    # Every published object is in the graph at the published version, owned by its producer.
-    records, _, _ = neo4j_driver.execute_query(
-        cypher(
-            "MATCH (n:Entity) WHERE n.mrid IN $mrids AND n.@version = $version "
-            "RETURN n.@owner AS owner, count(*) AS n"
-        ),
-        mrids=list(network.objects),
-        version=network.version,
-    )
-    assert {r["owner"]: r["n"] for r in records} == {pid: len(network.events[pid]) for pid in PRODUCER_IDS}
+    # Every published object is in the graph at the published version, owned by its producer. (The test
+    # database may hold the demo's objects from an earlier run, visible already: wait for the version.)
+    want = {pid: len(network.events[pid]) for pid in PRODUCER_IDS}
+    deadline = time.monotonic() + 180
+    while True:
+        records, _, _ = neo4j_driver.execute_query(
+            cypher(
+                "MATCH (n:Entity) WHERE n.mrid IN $mrids AND n.@version = $version "
+                "RETURN n.@owner AS owner, count(*) AS n"
+            ),
+            mrids=list(network.objects),
+            version=network.version,
+        )
+        got = {r["owner"]: r["n"] for r in records}
+        if got == want or time.monotonic() > deadline:
+            break
+        demo_stack.check()
+        time.sleep(1.0)
+    assert got == want
 
     # Two demo users, two different graphs, each exactly what the labels allow them (the test graph may
     # hold other objects too, so only the demo's objects are compared).
