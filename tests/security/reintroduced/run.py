@@ -88,17 +88,23 @@ def run_one(number: str, patch: Path, scratch: Path) -> dict[str, object]:
         env.setdefault("HUB_SECURITY_EXAMPLES", "200")
         started = time.monotonic()
         result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfE", "--timeout=600", *args],
+            # -v: each test's outcome is on its own line as it finishes, so the names are known even when
+            # pytest does not get to its summary (a finding put back can let a test's attack exhaust
+            # memory, and the kernel kills the run).
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "--timeout=600", *args],
             cwd=tree,
             env=env,
             capture_output=True,
             text=True,
         )
-        failed = sorted(set(re.findall(r"^(?:FAILED|ERROR) (\S+)", result.stdout, re.MULTILINE)))
+        failed = sorted(set(re.findall(r"^(\S+::\S+) (?:FAILED|ERROR)", result.stdout, re.MULTILINE)))
         summary = (result.stdout.strip().splitlines() or ["(no output)"])[-1]
-        verdict = (
-            "caught" if result.returncode == 1 and failed else f"NOT CAUGHT (pytest exit {result.returncode})"
-        )
+        if result.returncode == 1 and failed:
+            verdict = "caught"
+        elif result.returncode < 0 and failed:
+            verdict = f"caught ({len(failed)} failed, then pytest was killed by signal {-result.returncode})"
+        else:
+            verdict = f"NOT CAUGHT (pytest exit {result.returncode})"
         return {
             "number": number,
             "title": title,
@@ -139,7 +145,7 @@ def main(selected: list[str]) -> int:
     head_text = "# Findings put back: do their tests fail?\n\nWritten by `run.py` (see its docstring).\n"
     body = "\n".join(sections[k] for k in sorted(sections))
     (HERE / "RESULTS.md").write_text(f"{head_text}\n{body}")
-    return 0 if all(o["verdict"] == "caught" for _, o in results) else 1
+    return 0 if all(str(o["verdict"]).startswith("caught") for _, o in results) else 1
 
 
 def _sections(path: Path) -> dict[str, str]:
