@@ -404,6 +404,24 @@ def _check(api: Api, driver: Any, g: Graph, who: Who, o: Oracle, prefix: str, da
         assert set(nodes) <= o.visible
         for x, y in itertools.pairwise(nodes):
             assert y in o.undirected(x)
+    # Along the physical network (the default): never through a hidden object, never longer than
+    # the shortest way along any relationship; a hidden end answers exactly as a missing one.
+    q_phys = """query($a: ID!, $b: ID!) { shortestPath(from: $a, to: $b) { nodes { mrid } } }"""
+    phys = api.query(q_phys, {"a": a, "b": b}, token=token)
+    if phys.get("errors"):
+        [error] = phys["errors"]
+        assert "not on the physical network" in error["message"]
+        assert a in o.visible and b in o.visible  # the class of what one cannot see is never named
+    elif phys["data"]["shortestPath"] is not None:
+        nodes = [n["mrid"] for n in phys["data"]["shortestPath"]["nodes"]]
+        assert set(nodes) <= o.visible and nodes[0] == a and nodes[-1] == b
+        assert dist is not None and len(nodes) >= dist + 1
+    if a not in o.visible or b not in o.visible:
+        ends = {"a": a if a in o.visible else prefix + "zz", "b": b if b in o.visible else prefix + "zz"}
+        assert (
+            api.query(q_phys, {"a": a, "b": b}, token=token, raw=True).content
+            == api.query(q_phys, ends, token=token, raw=True).content
+        )
 
     # containment and cross-domain dependencies
     q_ct = "query($m: ID!) { containment(mrid: $m, depth: 3) { nodes { mrid } } }"
