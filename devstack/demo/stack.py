@@ -23,7 +23,7 @@ import httpx
 
 from devstack.services import launcher
 from devstack.services.layout import ServiceName
-from devstack.services.process import log_tail, port_open
+from devstack.services.process import log_tail, port_open, stop_signals_held
 from hub.settings import Settings
 
 Report = Callable[[str], None]
@@ -121,7 +121,8 @@ class DemoStack:
         # Faust keeps a data folder in its working directory: keep it in the state folder, not the repo.
         workdir = Path(self.settings.state_dir) / f"demo-{name}"
         workdir.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as out:
+        # A stop signal between the start and the append would leave a child nobody stops: held until then.
+        with log.open("ab") as out, stop_signals_held():
             process = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
