@@ -34,8 +34,10 @@ def stop_signals_held() -> Iterator[None]:
     previous: dict[signal.Signals, Callable[[int, FrameType | None], Any] | int] = {}
     for signum in STOP_SIGNALS:
         handler = signal.getsignal(signum)
-        if handler is None:
-            continue  # installed outside Python: it cannot be put back, so it is left alone
+        if handler is None or handler == signal.SIG_IGN:
+            # Installed outside Python, it could not be put back; ignored, there is nothing to hold, and
+            # the new process inherits the ignoring as it would without this block.
+            continue
         previous[signum] = handler
         signal.signal(signum, lambda number, _frame: arrived.append(number))
     try:

@@ -33,3 +33,15 @@ def test_a_signal_inside_the_block_reaches_the_handler_after_it(signum: int) -> 
         assert signal.getsignal(signum) is _raise_stopped  # the handler is back in place
     finally:
         signal.signal(signum, previous)
+
+
+def test_an_ignored_signal_stays_ignored() -> None:
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop_signals_held():
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.2)
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
