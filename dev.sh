@@ -15,16 +15,48 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# A stop signal sent to this script alone (a supervisor's SIGINT or SIGTERM to its pid, not a terminal's
+# Ctrl-C to the whole process group) must stop it at once, also in the middle of a long install: bash runs
+# a trap only once the foreground command has ended, and pip, say, never sees a signal sent to bash alone,
+# so the script would finish installing and then start the demo regardless. Long steps therefore run
+# through `step`, as a child this shell waits for (a trapped signal interrupts `wait`), and the trap
+# stops that child and exits. `./dev.sh demo` then execs `hub demo`, which handles the signals itself.
+STEP_PID=
+on_stop() {
+  local name=$1 code=$2
+  trap - INT TERM HUP
+  if [[ -n $STEP_PID ]]; then
+    # A background child of a script ignores SIGINT (bash sets that up); SIGTERM stops it.
+    kill -TERM "$STEP_PID" 2>/dev/null || true
+    wait "$STEP_PID" 2>/dev/null || true
+  fi
+  printf 'stopped by %s\n' "$name" >&2
+  exit "$code"
+}
+trap 'on_stop SIGINT 130' INT
+trap 'on_stop SIGTERM 143' TERM
+trap 'on_stop SIGHUP 129' HUP
+
+step() {
+  # Run "$@" as a background child and wait for it, so that the traps above can act while it runs.
+  local rc=0
+  "$@" &
+  STEP_PID=$!
+  wait "$STEP_PID" || rc=$?
+  STEP_PID=
+  return "$rc"
+}
+
 is_root() { [[ $(id -u) -eq 0 ]]; }
 
 apt_install() {
   # Only as root on Debian-like systems; otherwise the caller says what is missing.
   is_root && command -v apt-get >/dev/null 2>&1 || return 1
   if [[ -z ${_APT_UPDATED:-} ]]; then
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || return 1
+    DEBIAN_FRONTEND=noninteractive step apt-get update -qq >/dev/null || return 1
     _APT_UPDATED=1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  DEBIAN_FRONTEND=noninteractive step apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 find_python() {
@@ -44,7 +76,7 @@ ensure_venv() {
     local python
     python=$(find_python) || die "Python 3.11 or newer is needed (Debian: apt-get install python3 python3-venv)"
     log "Creating .venv with $python"
-    "$python" -m venv "$VENV"
+    step "$python" -m venv "$VENV"
   fi
   "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
     || die ".venv has Python older than 3.11; remove .venv and run again"
@@ -54,8 +86,8 @@ ensure_venv() {
   want=$(cat pyproject.toml requirements/dev.lock | sha256sum | cut -d' ' -f1)
   if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
     log "Installing the hub with its dev dependencies into .venv (from requirements/dev.lock)"
-    "$PY" -m pip install -q --require-hashes -r requirements/dev.lock
-    "$PY" -m pip install -q --no-deps -e .
+    step "$PY" -m pip install -q --require-hashes -r requirements/dev.lock
+    step "$PY" -m pip install -q --no-deps -e .
     echo "$want" >"$stamp"
   fi
 }

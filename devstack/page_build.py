@@ -9,12 +9,17 @@ An installed hub carries its page in its wheel (``hubql/page``) and never builds
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+from devstack.services.process import stop_signals_held
 
 # <checkout>/devstack/page_build.py -> <checkout>/frontend
 FRONTEND = Path(__file__).resolve().parents[1] / "frontend"
@@ -56,16 +61,34 @@ def _npm(frontend: Path, *args: str) -> None:
     npm = shutil.which("npm")
     if npm is None:
         raise PageBuildError("npm is not on PATH: building the page needs Node.js 20 or newer with npm")
-    try:
-        proc = subprocess.run(
-            [npm, *args], cwd=frontend, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S
+    # npm runs node, which runs more (vite, esbuild): in a process group of their own, so that a build
+    # that is interrupted (Ctrl-C, a stop signal to the demo alone) or times out ends all of them, not
+    # npm alone while its children build on and write the page after all.
+    with stop_signals_held():
+        proc = subprocess.Popen(
+            [npm, *args],
+            cwd=frontend,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
-    except subprocess.TimeoutExpired as exc:
-        raise PageBuildError(f"npm {' '.join(args)} in {frontend} took more than {exc.timeout:g} s") from None
+    try:
+        stdout, stderr = proc.communicate(timeout=BUILD_TIMEOUT_S)
+    except BaseException as exc:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        if isinstance(exc, subprocess.TimeoutExpired):
+            raise PageBuildError(
+                f"npm {' '.join(args)} in {frontend} took more than {BUILD_TIMEOUT_S:g} s"
+            ) from None
+        raise
     if proc.returncode != 0:
         raise PageBuildError(
             f"npm {' '.join(args)} in {frontend} failed with exit code {proc.returncode}:\n"
-            f"{proc.stdout[-OUTPUT_TAIL:]}\n{proc.stderr[-OUTPUT_TAIL:]}"
+            f"{stdout[-OUTPUT_TAIL:]}\n{stderr[-OUTPUT_TAIL:]}"
         )
 
 

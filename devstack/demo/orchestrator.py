@@ -7,6 +7,10 @@
    for each demo user, with how many objects each of them can see.
 4. Stream live changes (:mod:`devstack.demo.simulator`) until Ctrl-C, then stop the worker and the API, and
    the services too if this command started them.
+
+A stop signal (SIGINT, SIGTERM or SIGHUP; to this process alone, as a supervisor sends it, or to its whole
+process group, as a terminal's Ctrl-C does) ends the demo the same way at any point, also while it is
+still starting: see :class:`StopSignals`.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import contextlib
 import json
 import signal
 import time
-from collections.abc import Callable
-from typing import Annotated, Any
+from collections.abc import Callable, Coroutine
+from types import FrameType
+from typing import Annotated, Any, TypeVar
 
 import typer
 from hubql import page
@@ -34,7 +39,8 @@ from devstack.demo.simulator import Simulator
 from devstack.demo.stack import DemoError, DemoStack, child_env, ensure_services, visible_count
 from devstack.services import launcher
 from devstack.services.errors import ServiceError
-from devstack.services.layout import StateLayout
+from devstack.services.layout import ServiceName, StateLayout
+from devstack.services.process import STOP_SIGNALS
 from hub.auth import dev_tokens
 from hub.settings import Settings, get_settings
 from ingest.producer import HubProducer, ProduceStats
@@ -46,6 +52,78 @@ Report = Callable[[str], None]
 SYSTEM_OPERATOR_ORG = PRODUCER_CONFIG[NESO]["org"]
 # What the demo's API runs with beyond the hub's secure defaults (printed when the demo starts).
 DEMO_INSECURE_SETTINGS: dict[str, str] = {"HUB_DEV_MODE": "true", "HUB_ANONYMOUS_ACCESS": "true"}
+
+
+T = TypeVar("T")
+
+
+class DemoInterrupted(BaseException):
+    """A stop signal arrived while the demo was starting. A BaseException, as KeyboardInterrupt is, so that
+    no ``except Exception`` on the way (a probe of a starting service) takes it for a failed attempt."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class StopSignals:
+    """SIGINT, SIGTERM and SIGHUP all end the demo in one orderly way, whichever phase it is in.
+
+    Starting: the handler raises :class:`DemoInterrupted` wherever the main thread is (waiting for a
+    service, the page build, the API), so a start is cut short at once; starting a process and recording
+    its pid are never split (``stop_signals_held``). Running: it calls the callback given to
+    :meth:`notify` (the event loop's stop). Stopping: further signals are only noted, so that a second
+    Ctrl-C cannot cut the stopping short and leave a service running.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._notify: Callable[[], None] | None = None
+        self._holding = False
+
+    def install(self) -> None:
+        for signum in STOP_SIGNALS:
+            # A shell starts background jobs with SIGINT ignored, and then a supervisor's SIGINT would be
+            # lost: the demo takes SIGINT and SIGTERM over in any case. An ignored SIGHUP (nohup) stays so.
+            if signum == signal.SIGHUP and signal.getsignal(signum) == signal.SIG_IGN:
+                continue
+            signal.signal(signum, self._handle)
+
+    def notify(self, callback: Callable[[], None]) -> None:
+        """From now on a signal calls ``callback`` instead of raising."""
+        self._notify = callback
+
+    def hold(self) -> None:
+        """From now on a signal is only noted: the demo is stopping already."""
+        self._holding = True
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signum
+        if self._holding:
+            return
+        if self._notify is not None:
+            self._notify()
+            return
+        self._holding = True
+        raise DemoInterrupted(signum)
+
+
+async def unless_stopped(stop: asyncio.Event, work: Coroutine[Any, Any, T]) -> T | None:
+    """``work``'s result, or None when ``stop`` is set first (``work`` is then cancelled and awaited)."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, stopped):
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pending
+    if task.cancelled():
+        return None
+    return task.result()
 
 
 async def add_demo_producers(settings: Settings) -> None:
@@ -87,22 +165,23 @@ async def publish_network(
     return stats
 
 
-def wait_applied(
+async def wait_applied(
     base: str, token: str, expected: int, timeout_s: float, check: Callable[[], None], report: Report
 ) -> int:
-    """Poll the counts an administrator sees until they cover the published objects (or time runs out)."""
+    """Poll the counts an administrator sees until they cover the published objects (or time runs out).
+    A coroutine so that a stop signal cancels the wait at once, not after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     seen = 0
     while time.monotonic() < deadline:
         check()
         try:
-            seen = visible_count(base, token)
+            seen = await asyncio.to_thread(visible_count, base, token)
         except DemoError as exc:
             report(f"Waiting for the worker ({exc})")
         if seen >= expected:
             return seen
         report(f"Waiting for the worker: {seen:,} of {expected:,} objects in the graph")
-        time.sleep(1.0)
+        await asyncio.sleep(1.0)
     return seen
 
 
@@ -141,29 +220,44 @@ async def _run(
     duration_s: float | None,
     simulate: bool,
     seed: int | None,
+    signals: StopSignals,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await add_demo_producers(settings)
-    producers = producer_clients(network, settings, ontology)
-    for producer in producers.values():
-        await producer.start()
+
+    def request_stop() -> None:
+        # Called from the signal handler; the loop may be closing already when a late signal comes.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(stop.set)
+
+    signals.notify(request_stop)
+    producers: dict[str, HubProducer] = {}
     try:
+        await unless_stopped(stop, add_demo_producers(settings))
+        if stop.is_set():
+            return
+        producers = producer_clients(network, settings, ontology)
+        for producer in producers.values():
+            await producer.start()
         with console.status("Publishing the network") as spinner:
-            await publish_network(network, producers, spinner.update)
-            # The system operator's engineer is cleared for every label the demo assigns.
-            watcher = next(u for u in dev_tokens(settings) if u["org"] == SYSTEM_OPERATOR_ORG)
-            seen = await asyncio.to_thread(
-                wait_applied,
-                stack.api_base,
-                watcher["token"],
-                network.count(),
-                180.0,
-                stack.check,
-                spinner.update,
-            )
+
+            async def publish_and_wait() -> int:
+                await publish_network(network, producers, spinner.update)
+                # The system operator's engineer is cleared for every label the demo assigns.
+                watcher = next(u for u in dev_tokens(settings) if u["org"] == SYSTEM_OPERATOR_ORG)
+                return await wait_applied(
+                    stack.api_base,
+                    watcher["token"],
+                    network.count(),
+                    180.0,
+                    stack.check,
+                    spinner.update,
+                )
+
+            # Publishing and waiting for the worker take minutes on a slow machine: a stop cuts them short.
+            seen = await unless_stopped(stop, publish_and_wait())
+        if seen is None:
+            return
         users = dev_tokens(settings)
         tokens_file = StateLayout.of(settings.state_dir).root / "demo-tokens.json"
         tokens_file.write_text(json.dumps(users, indent=2), encoding="utf-8")
@@ -221,8 +315,6 @@ async def _run(
         for producer in producers.values():
             with contextlib.suppress(Exception):
                 await producer.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
 
 
 def _build_page(settings: Settings, report: Report) -> str | None:
@@ -249,17 +341,17 @@ def demo(
 ) -> None:
     """Run the whole system: services, worker, API, a published whole-system network and a live feed."""
     settings = get_settings()
-    started: list[Any] = []
+    signals = StopSignals()
+    signals.install()
+    started: list[ServiceName] = []
     stack: DemoStack | None = None
-    page_problem: str | None = None
-    with console.status("Starting…") as spinner:
-
-        def report(message: str) -> None:
-            spinner.update(message)
-
-        try:
-            started = ensure_services(settings, report)
-            page_problem = _build_page(settings, report)
+    code = 0
+    # One way out, whatever ends the demo (a stop signal in any phase, an error, --duration): the finally
+    # below stops the worker, the API and the services this demo started.
+    try:
+        with console.status("Starting…") as spinner:
+            ensure_services(settings, spinner.update, started)
+            page_problem = _build_page(settings, spinner.update)
             # The hub's defaults are secure; the demo is for one person on their own machine, so its API
             # hands out demo tokens and serves callers without a token. Said out loud below.
             env = child_env(
@@ -267,63 +359,54 @@ def demo(
                 {"HUB_PRODUCERS": producers_json(), **DEMO_INSECURE_SETTINGS},
             )
             stack = DemoStack(settings, env, StateLayout.of(settings.state_dir).logs_dir())
-            stack.start(report)
-            report("Loading the ontology and assembling the network")
+            stack.start(spinner.update)
+            spinner.update("Loading the ontology and assembling the network")
             from ontology.loader import load_ontology
 
             ontology = load_ontology()
             network = build_network(ontology)
-        except (ServiceError, DemoError) as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            _shutdown(settings, stack, started, keep_services)
-            raise typer.Exit(code=1) from None
-        except KeyboardInterrupt:
-            # Ctrl-C while starting: stop what was started so far, as at the end.
-            _shutdown(settings, stack, started, keep_services)
-            raise typer.Exit(code=130) from None
-    if page_problem:
-        err_console.print(f"[yellow]No page:[/] {page_problem}", highlight=False)
-    configured = ", ".join(
-        f"{pid} ({cfg['org']}, {cfg['clearance']})" for pid, cfg in PRODUCER_CONFIG.items()
-    )
-    console.print(f"Producers: {configured}")
-    console.print(
-        "[yellow]Demo only:[/] the API runs with development mode on (anyone on this machine can fetch "
-        "demo tokens, admin included, from /dev/tokens; GraphiQL and introspection are on) and anonymous "
-        f"access on ({', '.join(f'{k}={v}' for k, v in DEMO_INSECURE_SETTINGS.items())}). "
-        "Never run a hub with these settings anywhere else.",
-        highlight=False,
-    )
-    assert stack is not None
-    code = 0
-    try:
-        asyncio.run(
-            _run(
-                settings,
-                network,
-                ontology,
-                stack,
-                rate,
-                duration,
-                simulate,
-                seed,
-            )
+        if page_problem:
+            err_console.print(f"[yellow]No page:[/] {page_problem}", highlight=False)
+        configured = ", ".join(
+            f"{pid} ({cfg['org']}, {cfg['clearance']})" for pid, cfg in PRODUCER_CONFIG.items()
         )
-    except DemoError as exc:
+        console.print(f"Producers: {configured}")
+        console.print(
+            "[yellow]Demo only:[/] the API runs with development mode on (anyone on this machine can fetch "
+            "demo tokens, admin included, from /dev/tokens; GraphiQL and introspection are on) and "
+            f"anonymous access on ({', '.join(f'{k}={v}' for k, v in DEMO_INSECURE_SETTINGS.items())}). "
+            "Never run a hub with these settings anywhere else.",
+            highlight=False,
+        )
+        asyncio.run(_run(settings, network, ontology, stack, rate, duration, simulate, seed, signals))
+    except (ServiceError, DemoError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         code = 1
-    except KeyboardInterrupt:
-        pass
+    except DemoInterrupted as interrupted:
+        # Only raised before the event loop takes the signals over, i.e. while the demo was starting.
+        err_console.print(f"Interrupted by {interrupted} while starting", highlight=False)
+        code = 128 + interrupted.signum
     finally:
+        signals.hold()
         console.print("Stopping the demo…")
         _shutdown(settings, stack, started, keep_services)
     raise typer.Exit(code=code)
 
 
-def _shutdown(settings: Settings, stack: DemoStack | None, started: list[Any], keep_services: bool) -> None:
-    if stack is not None:
-        stack.stop()
-    if started and not keep_services:
-        with contextlib.suppress(ServiceError):
-            launcher.stop(settings, started)
-        console.print(f"Stopped the services this demo started: {', '.join(started)}")
+def _shutdown(
+    settings: Settings, stack: DemoStack | None, started: list[ServiceName], keep_services: bool
+) -> None:
+    """Stop the worker and the API, then the services this demo started (unless --keep-services)."""
+    try:
+        if stack is not None:
+            stack.stop()
+    finally:
+        if started and not keep_services:
+            try:
+                stopped = launcher.stop(settings, started)
+            except ServiceError as exc:
+                names = ", ".join(started)
+                err_console.print(f"[bold red]error:[/] stopping {names}: {exc}", highlight=False)
+            else:
+                if stopped:
+                    console.print(f"Stopped the services this demo started: {', '.join(stopped)}")

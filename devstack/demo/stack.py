@@ -23,7 +23,7 @@ import httpx
 
 from devstack.services import launcher
 from devstack.services.layout import ServiceName
-from devstack.services.process import log_tail, port_open
+from devstack.services.process import log_tail, port_open, stop_signals_held
 from hub.settings import Settings
 
 Report = Callable[[str], None]
@@ -65,13 +65,19 @@ class Child:
             )
 
 
-def ensure_services(settings: Settings, report: Report) -> list[ServiceName]:
-    """Start whichever local service is not running; returns those this call started."""
-    before = {s.name: s.ready for s in launcher.status(settings)}
-    missing: list[ServiceName] = [name for name, ready in before.items() if not ready]
-    if missing:
-        launcher.ensure_up(settings, missing, progress=report)
-    return missing
+def ensure_services(settings: Settings, report: Report, started: list[ServiceName]) -> None:
+    """Start whichever local service has no process, then wait until every one answers.
+
+    The names of those this call starts are appended to ``started`` before they are started, so that a
+    caller interrupted midway (a stop signal while Kafka or Neo4j starts) still stops them. A service
+    with a process of someone else's (a launcher, another demo; even one still starting) is waited for
+    but never counted as started here.
+    """
+    before = launcher.status(settings)
+    started.extend(s.name for s in before if s.pid is None)
+    waiting: list[ServiceName] = [s.name for s in before if not s.ready]
+    if waiting:
+        launcher.ensure_up(settings, waiting, progress=report)
 
 
 def child_env(settings: Settings, overrides: Mapping[str, str]) -> dict[str, str]:
@@ -121,7 +127,8 @@ class DemoStack:
         # Faust keeps a data folder in its working directory: keep it in the state folder, not the repo.
         workdir = Path(self.settings.state_dir) / f"demo-{name}"
         workdir.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as out:
+        # A stop signal between the start and the append would leave a child nobody stops: held until then.
+        with log.open("ab") as out, stop_signals_held():
             process = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
@@ -131,8 +138,8 @@ class DemoStack:
                 cwd=workdir,
                 start_new_session=True,
             )
-        child = Child(name, process, log)
-        self.children.append(child)
+            child = Child(name, process, log)
+            self.children.append(child)
         return child
 
     def start(self, report: Report, timeout_s: float = 120.0) -> None:

@@ -152,14 +152,21 @@ def _run_maven(argv: list[str], log: Path, rec: Recipe, progress: Progress) -> i
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True
         )
         assert proc.stdout is not None
-        for line in proc.stdout:
-            out.write(line)
-            if line.startswith("Downloaded from"):
-                downloaded += 1
-                # "Downloaded from central: <url> (12 kB at 1.0 MB/s)"
-                parts = line.split()
-                artifact = parts[3].rsplit("/", 1)[-1] if len(parts) > 3 else ""
-                progress(f"{rec.title}: downloaded {downloaded} files ({artifact})")
+        try:
+            for line in proc.stdout:
+                out.write(line)
+                if line.startswith("Downloaded from"):
+                    downloaded += 1
+                    # "Downloaded from central: <url> (12 kB at 1.0 MB/s)"
+                    parts = line.split()
+                    artifact = parts[3].rsplit("/", 1)[-1] if len(parts) > 3 else ""
+                    progress(f"{rec.title}: downloaded {downloaded} files ({artifact})")
+        except BaseException:
+            # Interrupted (Ctrl-C, a stop signal to this process alone): Maven goes too, instead of
+            # downloading on into a folder the next start throws away.
+            proc.kill()
+            proc.wait()
+            raise
         return proc.wait()
 
 

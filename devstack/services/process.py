@@ -8,11 +8,46 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from devstack.services.errors import ServiceError
+
+# The signals that ask a process to stop: a terminal's Ctrl-C, `kill`, a closed terminal.
+STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """Hold the stop signals while a process is started and its pid recorded: a handler that raises
+    (KeyboardInterrupt, the demo's stop) would otherwise be able to fire after the process exists but
+    before anyone knows its pid, leaving it running unseen. A signal that arrives meanwhile is raised
+    again once the block ends, to whatever handler was in place before."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread runs signal handlers (and may replace them)
+        return
+    arrived: list[int] = []
+    previous: dict[signal.Signals, Callable[[int, FrameType | None], Any] | int] = {}
+    for signum in STOP_SIGNALS:
+        handler = signal.getsignal(signum)
+        if handler is None or handler == signal.SIG_IGN:
+            # Installed outside Python, it could not be put back; ignored, there is nothing to hold, and
+            # the new process inherits the ignoring as it would without this block.
+            continue
+        previous[signum] = handler
+        signal.signal(signum, lambda number, _frame: arrived.append(number))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for number in dict.fromkeys(arrived):
+            signal.raise_signal(number)
+
 
 # Children started by this Python process, so that stopping one also reaps it (no zombie left behind).
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -23,7 +58,7 @@ def spawn(argv: list[str], *, log_file: Path, pid_file: Path, env: Mapping[str, 
     command does not take it down), output appended to ``log_file``; the pid is written to ``pid_file``."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as out:
+    with log_file.open("ab") as out, stop_signals_held():
         out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode())
         out.flush()
         try:
@@ -38,10 +73,10 @@ def spawn(argv: list[str], *, log_file: Path, pid_file: Path, env: Mapping[str, 
             )
         except OSError as exc:
             raise ServiceError(f"could not start {argv[0]}: {exc}") from exc
-    _children[proc.pid] = proc
-    tmp = pid_file.with_suffix(".tmp")
-    tmp.write_text(f"{proc.pid}\n")
-    tmp.replace(pid_file)
+        _children[proc.pid] = proc
+        tmp = pid_file.with_suffix(".tmp")
+        tmp.write_text(f"{proc.pid}\n")
+        tmp.replace(pid_file)
     return proc.pid
 
 

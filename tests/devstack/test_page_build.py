@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -69,3 +74,59 @@ def test_the_demo_builds_nothing_when_the_settings_name_a_page(tmp_path: Path) -
     steps: list[str] = []
     assert orchestrator._build_page(Settings(frontend_dir=tmp_path), steps.append) is None
     assert steps == []
+
+
+def _processes_in(folder: Path) -> dict[int, str]:
+    """Live processes working in ``folder`` (npm and everything it ran: node, vite, esbuild)."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if state not in {"Z", "X"} and (cwd == str(folder) or cwd.startswith(f"{folder}{os.sep}")):
+            found[int(entry.name)] = cmdline.strip()[:200]
+    return found
+
+
+def test_an_interrupted_build_stops_everything_npm_ran(frontend_dist: Path, tmp_path: Path) -> None:
+    """SIGINT to the building process alone (as a supervisor sends it to the demo) while vite builds: npm
+    and its children stop with it, and nothing goes on to write the page afterwards."""
+    frontend = _copy_sources(tmp_path / "frontend")
+    script = (
+        "from pathlib import Path; from devstack.page_build import ensure_page; "
+        f"ensure_page(Path({str(frontend)!r}))"
+    )
+    builder = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        # vite itself is running (npm's grandchild, after the type check), not only npm starting up.
+        while not any("/.bin/vite build" in cmd for cmd in _processes_in(frontend).values()):
+            assert builder.poll() is None, "the build ended before it could be interrupted"
+            assert time.monotonic() < deadline, f"no vite build in {frontend} within 300 s"
+            time.sleep(0.1)
+        os.kill(builder.pid, signal.SIGINT)
+        builder.wait(timeout=120)
+        assert builder.returncode != 0
+        deadline = time.monotonic() + 60
+        while _processes_in(frontend) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _processes_in(frontend) == {}
+        assert not (frontend / "dist" / "index.html").exists(), "the interrupted build wrote the page"
+    finally:
+        if builder.poll() is None:
+            os.killpg(builder.pid, signal.SIGKILL)
+            builder.wait()
+        for pid in _processes_in(frontend):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

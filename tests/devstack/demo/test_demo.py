@@ -137,7 +137,8 @@ def test_demo_network_through_the_stack(demo_stack: DemoStack, neo4j_driver: Any
     _publish(network, demo_stack.settings, ontology)
     base = demo_stack.api_base
     operator = _token(settings, "ops.engineer")
-    seen = wait_applied(base, operator, network.count(), 180.0, demo_stack.check, lambda _m: None)
+    waiting = wait_applied(base, operator, network.count(), 180.0, demo_stack.check, lambda _m: None)
+    seen = asyncio.run(waiting)
     assert seen >= network.count()
 
     # Every published object is in the graph at the published version, owned by its producer. (The test
