@@ -25,7 +25,7 @@ from typing import Annotated, Any, Final
 import typer
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
 from rich.console import Console
 from rich.table import Table
 
@@ -145,24 +145,28 @@ def reader(settings: Settings, **options: Any) -> AIOKafkaConsumer:
     )
 
 
-def read_error(exc: BaseException, settings: Settings, topic: str, setting: str) -> ReadError:
-    """One line for a Kafka failure while reading ``topic``, naming the setting to look at."""
+def read_error(exc: BaseException, settings: Settings, what: str) -> ReadError:
+    """One line for a Kafka failure while reading ``what`` (topics and their settings)."""
     if isinstance(exc, KafkaConnectionError):
         return ReadError(f"cannot reach Kafka at HUB_KAFKA_BOOTSTRAP={settings.kafka_bootstrap!r}: {exc}")
     if "Authorization" in type(exc).__name__:
         who = settings.kafka_username or READER
         return ReadError(
-            f"principal {who!r} may not read {topic!r} ({setting}): reading the change feed and the dead "
-            "letters takes the operator's credentials (admin, in the state folder; a producer's own "
-            "may only write its topic)"
+            f"principal {who!r} may not read {what}: reading the change feed and the dead letters takes "
+            "the operator's credentials (admin, kept in the state folder); a producer's own may only write "
+            "its topic"
         )
-    return ReadError(f"reading {topic!r} ({setting}) from {settings.kafka_bootstrap} failed: {exc!r}")
+    return ReadError(f"reading {what} from {settings.kafka_bootstrap} failed: {exc!r}")
 
 
 async def partitions(admin: AIOKafkaAdminClient, topic: str) -> list[TopicPartition]:
     """The partitions of ``topic`` as the cluster has them now (none: it does not exist yet).
 
-    Asked of an admin client: a consumer knows the partitions only of topics it already reads."""
+    Asked of an admin client: a consumer knows the partitions only of topics it already reads. A topic
+    the principal may not see is an error, not a missing topic."""
+    for described in await admin.describe_topics([topic]):
+        if described["error_code"] == TopicAuthorizationFailedError.errno:
+            raise TopicAuthorizationFailedError(topic)
     return [TopicPartition(topic, p) for p in await partition_ids(admin, topic)]
 
 
@@ -226,7 +230,7 @@ async def read_letters(
     except (ReadError, KafkaCredentialsError, asyncio.CancelledError, KeyboardInterrupt):
         raise
     except (KafkaError, OSError) as exc:
-        raise read_error(exc, settings, topic, "HUB_DEADLETTER_TOPIC") from None
+        raise read_error(exc, settings, f"HUB_DEADLETTER_TOPIC={topic!r}") from None
     finally:
         await consumer.stop()
 

@@ -143,7 +143,11 @@ class OutcomeWatch:
             await admin.start()
             await self._assign(at_start=True)
         except (KafkaError, OSError) as exc:
-            raise read_error(exc, self.settings, self.settings.changes_topic, "HUB_CHANGES_TOPIC") from None
+            raise read_error(exc, self.settings, self._what()) from None
+
+    def _what(self) -> str:
+        changes, dead = self._watched
+        return f"HUB_CHANGES_TOPIC={changes!r} and HUB_DEADLETTER_TOPIC={dead!r}"
 
     async def stop(self) -> None:
         consumer, self._consumer = self._consumer, None
@@ -246,7 +250,7 @@ class OutcomeWatch:
                             await self._read(pending)
                         break
         except (KafkaError, OSError) as exc:
-            raise read_error(exc, self.settings, self.settings.changes_topic, "HUB_CHANGES_TOPIC") from None
+            raise read_error(exc, self.settings, self._what()) from None
         if passed:
             for tracked in pending:
                 newer = self._latest.get(tracked.mrid) if tracked.mrid is not None else None

@@ -662,9 +662,9 @@ def produce(
                 async with client:
                     await publish(sources, client, options, progress, dry_run=False, emit=emitter)
             else:
-                # Before the first send: the worker's answers to this call come after this point.
-                await watch.start()
                 try:
+                    # Before the first send: the worker's answers to this call come after this point.
+                    await watch.start()
                     async with client:
                         await publish(sources, client, options, progress, False, emitter, watch)
                     task = progress.add_task("worker outcomes", total=client.stats.sent)
