@@ -5,7 +5,8 @@ The worker copies every event it refuses to ``HUB_DEADLETTER_TOPIC`` with header
 :mod:`ingest.dead_letters`). This command reads them from the beginning, or from ``--since`` (found with
 Kafka's offsets-for-times, so older records are not fetched at all), keeps those of ``--producer`` (the
 source topic is the producer's topic, which only that producer may write), and prints a table or, with
-``--json``, one JSON object per dead letter. ``--follow`` keeps reading until Ctrl-C.
+``--json``, one JSON object per dead letter. ``--follow`` keeps reading until Ctrl-C, one line per dead
+letter.
 
 The dead letters of every producer share one topic, and a producer's own Kafka principal may write only
 its topic: it cannot read them. The command reads as the operator (the ``admin`` principal whose
@@ -28,10 +29,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from hub.kafka_clients import ADMIN, KafkaCredentialsError, aiokafka_options
 from hub.kafka_topics import partition_ids, topic_admin
 from hub.settings import Settings, get_settings
+from hubcli.pipes import silence_stdout
 from ingest import dead_letters
 
 console = Console()
@@ -195,17 +198,20 @@ async def read_letters(
     without ``follow`` stops at the topic's end as it was when reading began. Returns how many were shown."""
     topic = settings.deadletter_topic
     wanted = None if producer is None else f"{settings.ingest_topic_prefix}{producer}"
-    consumer = reader(settings)
-    shown = 0
     try:
         async with topic_admin(aiokafka_options(settings, READER)) as admin:
             parts = await partitions(admin, topic)
+    except (KafkaError, OSError) as exc:
+        raise read_error(exc, settings, f"HUB_DEADLETTER_TOPIC={topic!r}") from None
+    if not parts:
+        raise ReadError(
+            f"HUB_DEADLETTER_TOPIC={topic!r} does not exist on Kafka at {settings.kafka_bootstrap} "
+            "(the worker creates it when it starts)"
+        )
+    consumer = reader(settings)
+    shown = 0
+    try:
         await consumer.start()
-        if not parts:
-            raise ReadError(
-                f"HUB_DEADLETTER_TOPIC={topic!r} does not exist on Kafka at {settings.kafka_bootstrap} "
-                "(the worker creates it when it starts)"
-            )
         consumer.assign(parts)
         starts = await start_offsets(consumer, parts, since)
         for tp, offset in starts.items():
@@ -227,7 +233,7 @@ async def read_letters(
                 letters.sort(key=lambda x: (x.time, x.partition, x.offset))
                 show(letters)
                 shown += len(letters)
-    except (ReadError, KafkaCredentialsError, asyncio.CancelledError, KeyboardInterrupt):
+    except (ReadError, KafkaCredentialsError, BrokenPipeError, asyncio.CancelledError, KeyboardInterrupt):
         raise
     except (KafkaError, OSError) as exc:
         raise read_error(exc, settings, f"HUB_DEADLETTER_TOPIC={topic!r}") from None
@@ -255,6 +261,14 @@ def table(letters: Iterable[Letter], title: str) -> Table:
             x.letter.reason + (" [dim](event cut to fit)[/]" if x.letter.cut else ""),
         )
     return view
+
+
+def line(x: Letter) -> Text:
+    """One dead letter on one line, for --follow (a table would need every row before it is drawn)."""
+    text = Text(f"{x.time:%Y-%m-%d %H:%M:%S}  {x.producer or '-'}  {x.mrid or '-'}  ")
+    text.append(f"[{x.letter.reason_class or '-'}]", style="bold red")
+    text.append(f" {x.letter.reason}" + (" (event cut to fit)" if x.letter.cut else ""))
+    return text
 
 
 def deadletters(
@@ -293,7 +307,8 @@ def deadletters(
             for x in letters:
                 typer.echo(json.dumps(x.to_json(), ensure_ascii=False))
         elif follow:
-            console.print(table(letters, ""), highlight=False)
+            for x in letters:
+                console.print(line(x), highlight=False)
         else:
             collected.extend(letters)
 
@@ -304,6 +319,10 @@ def deadletters(
         raise typer.Exit(code=1) from None
     except KeyboardInterrupt:
         raise typer.Exit(code=130 if not follow else 0) from None
+    except BrokenPipeError:
+        # The reader (head, a pager) has what it wanted.
+        silence_stdout()
+        raise typer.Exit(code=0) from None
     if not as_json:
         if collected:
             console.print(table(collected, title), highlight=False)

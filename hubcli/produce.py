@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import time
 from collections import Counter
@@ -66,6 +65,7 @@ from hub.kafka_clients import KafkaCredentialsError
 from hub.settings import get_settings
 from hubcli.deadletters import ReadError
 from hubcli.outcomes import MEANING, Outcome, OutcomeWatch, Tracked
+from hubcli.pipes import silence_stdout
 from ingest.cgmes import CgmesConverter, ConversionError
 from ingest.csv_adapter import CsvAdapter, CsvMapping, MappingError
 from ingest.gaslib import GasLibConverter
@@ -303,15 +303,6 @@ def events_of(source: Source, options: Options) -> Iterator[EventLike]:
         for err in adapter.stats.errors:
             source.notes.append(f"skipped {err}")
         source.rejected += adapter.stats.skipped
-
-
-def _silence_stdout() -> None:
-    """Point stdout at the null device, so that the interpreter's last flush meets no closed pipe."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # stdout is no file (a test runner's buffer): nothing to silence
-        pass
 
 
 class _BadLine(str):
@@ -692,7 +683,7 @@ def produce(
         raise typer.Exit(code=130) from None
     except BrokenPipeError:
         # The reader of the emitted events (head, a pager) went away: stop, as a pipeline's writer does.
-        _silence_stdout()
+        silence_stdout()
         err_console.print(
             "[yellow]stopped[/]: the reader of --emit's output went away; "
             "events already acknowledged stay published"
