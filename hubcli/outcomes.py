@@ -14,8 +14,9 @@ batch into one change that names the last of them, and writes nothing for an eve
 newer than the stored one (stale, or a repetition). So the wait ends when the worker's consumer group
 (``HUB_WORKER_ID``) has committed offsets past every sent event: the worker publishes an event's dead
 letter and change records before it commits the event, so by then every answer is on the broker. An
-event without one is then *superseded* (a later event of this call changed its object: folded together
-with it, or stale behind it) or *unchanged* (no change for any other reason). Events the worker has not
+event without one is then *superseded* (a newer version of its object was written meanwhile, usually by a
+later event of the call: folded together with it, or stale behind it) or *unchanged* (no change for any
+other reason). Events the worker has not
 committed when ``--wait-timeout`` runs out are reported *unknown* (no worker running, or one far behind).
 """
 
@@ -57,7 +58,7 @@ class Outcome(StrEnum):
 MEANING: Final = {
     Outcome.applied: "a change record names it",
     Outcome.dead_lettered: "the worker refused it",
-    Outcome.superseded: "no change of its own: a later event of this call changed its object",
+    Outcome.superseded: "no change of its own: a newer version of its object was written meanwhile",
     Outcome.unchanged: "the worker passed it without a change: stale (not newer than the stored version) "
     "or ignored",
     Outcome.unknown: "the worker had not reached it when the wait ended",

@@ -482,7 +482,7 @@ def report_outcomes(watch: OutcomeWatch, out: Console, timeout_s: float) -> None
     )
     listed(
         Outcome.superseded,
-        "superseded: no change of their own (folded into a later change of the object, or stale behind it):",
+        "superseded: no change of their own (folded into a newer change of the object, or stale behind it):",
         lambda t: (
             f"{who(t)} v{t.version}: object at v{t.by[0] if t.by else '?'} "
             f"by event {t.by[1] if t.by else '?'}"
