@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from click.testing import Result
 from typer.testing import CliRunner
 
 from hub.settings import get_settings
 from hubcli import deadletters as deadletters_command
+from hubcli.deadletters import parse_since
 from hubcli.main import app
 from tests.ingest.test_poison import Stream, Worker, _produce, keyed, run, stream  # noqa: F401
 
@@ -114,3 +116,14 @@ def test_an_unreachable_kafka_is_named_with_its_setting(monkeypatch: pytest.Monk
         get_settings.cache_clear()
     assert result.exit_code == 1, result.output
     assert "cannot reach Kafka at HUB_KAFKA_BOOTSTRAP='127.0.0.1:9'" in " ".join(result.stderr.split())
+
+
+def test_since_takes_a_time_or_a_duration_and_names_what_it_cannot_read() -> None:
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    assert parse_since("90s", now) == datetime(2026, 12, 6, 11, 58, 30, tzinfo=UTC)
+    assert parse_since("2h", now) == datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+    assert parse_since("2026-12-01T08:00:00+01:00") == datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+    # Without a zone: UTC.
+    assert parse_since("2026-12-01") == datetime(2026, 12, 1, tzinfo=UTC)
+    with pytest.raises(typer.BadParameter, match="--since 'yesterday' is neither a time"):
+        parse_since("yesterday")

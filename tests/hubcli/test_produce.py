@@ -378,3 +378,24 @@ def test_wait_reports_which_events_the_worker_applied_and_which_it_dead_lettered
         other["id"]: "unchanged",
         older["id"]: "unchanged",
     }
+
+
+def test_wait_without_a_worker_ends_at_its_timeout_and_reports_the_events_unknown(
+    publisher: Publisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A group no worker has joined: nothing is ever committed.
+    monkeypatch.setenv("HUB_WORKER_ID", f"{publisher.prefix}-nobody")
+    monkeypatch.setenv("HUB_CHANGES_TOPIC", f"{publisher.prefix}.cim.changes")
+    monkeypatch.setenv("HUB_DEADLETTER_TOPIC", f"{publisher.prefix}.cim.deadletter")
+    get_settings.cache_clear()
+    event = envelope(publisher, "lonely", 1)
+    path = publisher.folder / "one.jsonl"
+    path.write_text(json.dumps(event) + "\n", encoding="utf-8")
+
+    result = publisher.produce(str(path), "--wait", "--wait-timeout", "3", "--json")
+
+    assert result.exit_code == 3, result.output
+    assert [(o["id"], o["outcome"], o["offset"]) for o in json_lines(result.stdout)] == [
+        (event["id"], "unknown", 0)
+    ]
+    assert f"HUB_WORKER_ID='{publisher.prefix}-nobody'" in flat(result.stderr)
