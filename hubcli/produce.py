@@ -22,17 +22,22 @@ applies only the first of them.
 ``--emit jsonl`` also writes every event sent (with ``--dry-run``: every event that would be sent) as
 one JSON object per line, to stdout or ``--emit-to FILE``: the message values themselves, in send order.
 When they go to stdout, the progress bars and the summary go to stderr.
+
+``--wait`` then follows every sent event to what the worker made of it (:mod:`hubcli.outcomes`): applied
+(a change record names it), dead-lettered (with the worker's reason), superseded or unchanged (the worker
+passed it without a change of its own), or still unknown when ``--wait-timeout`` ran out; the counts and
+the reasons follow the summary, and ``--json`` writes one JSON object per event to stdout instead. It
+reads the change feed and the dead letters as the operator: see :mod:`hubcli.deadletters`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -58,6 +63,9 @@ from rich.text import Text
 from hub.events import time_version
 from hub.kafka_clients import KafkaCredentialsError
 from hub.settings import get_settings
+from hubcli.deadletters import ReadError
+from hubcli.outcomes import MEANING, Outcome, OutcomeWatch, Tracked
+from hubcli.pipes import silence_stdout
 from ingest.cgmes import CgmesConverter, ConversionError
 from ingest.csv_adapter import CsvAdapter, CsvMapping, MappingError
 from ingest.gaslib import GasLibConverter
@@ -69,6 +77,11 @@ err_console = Console(stderr=True)
 MAX_REPEAT_EXAMPLES = 10
 # What --emit-to takes for standard output.
 STDOUT = "-"
+# Dead letters and events of the other outcomes listed by --wait's summary (the counts are always exact).
+MAX_LISTED = 20
+# Exit statuses: an event refused (locally or by the worker); events still unknown when --wait ended.
+EXIT_REFUSED = 2
+EXIT_UNKNOWN = 3
 
 
 class Format(StrEnum):
@@ -292,15 +305,6 @@ def events_of(source: Source, options: Options) -> Iterator[EventLike]:
         source.rejected += adapter.stats.skipped
 
 
-def _silence_stdout() -> None:
-    """Point stdout at the null device, so that the interpreter's last flush meets no closed pipe."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # stdout is no file (a test runner's buffer): nothing to silence
-        pass
-
-
 class _BadLine(str):
     """A JSON-lines line that is not JSON, carried to the sender so that it is counted where it fails."""
 
@@ -335,8 +339,10 @@ async def publish(
     progress: Progress,
     dry_run: bool,
     emit: Emitter | None = None,
+    watch: OutcomeWatch | None = None,
 ) -> None:
-    """Send (with ``dry_run`` only check) every event of ``sources`` in order, writing each to ``emit``."""
+    """Send (with ``dry_run`` only check) every event of ``sources`` in order, writing each to ``emit``
+    and telling ``watch`` of each sent or refused."""
     # Across inputs: two files of one call that give an object the same version lose events the same way.
     versions = RepeatedVersions()
     for source in sources:
@@ -350,19 +356,25 @@ async def publish(
                 progress.update(task, total=source.total)
             if isinstance(event, _BadLine):
                 producer.stats.reject(LocalRejection(None, str(event)))
+                if watch is not None:
+                    watch.rejected(None, str(event), None)
                 encoded = None
             else:
                 try:
                     encoded = producer.encode(event)
                 except LocalRejection as rejection:
                     producer.stats.reject(rejection)
+                    if watch is not None:
+                        watch.rejected(event, rejection.reason, rejection.subject)
                     encoded = None
             if encoded is not None:
                 if dry_run:
                     producer.stats.sent += 1
                     producer.stats.classes[encoded.class_name] += 1
                 else:
-                    await producer.send_encoded(encoded)
+                    delivery = await producer.send_encoded(encoded)
+                    if watch is not None:
+                        watch.sent(encoded, delivery)
                 if emit is not None:
                     emit.write(encoded.value)
                 if versions.repeats(encoded):
@@ -430,6 +442,66 @@ def summary(sources: list[Source], producer: HubProducer, dry_run: bool) -> Tabl
     return table
 
 
+def outcome_table(watch: OutcomeWatch, waited_s: float) -> Table:
+    """How many events met each outcome, and what that means."""
+    table = Table(title=f"Outcomes in the worker (after {waited_s:.1f} s)", header_style="bold")
+    table.add_column("outcome")
+    table.add_column("events", justify="right")
+    table.add_column("meaning")
+    style = {Outcome.dead_lettered: "red", Outcome.rejected_locally: "red", Outcome.unknown: "yellow"}
+    for outcome, count in watch.counts().items():
+        if count or outcome in (Outcome.applied, Outcome.dead_lettered):
+            colour = style.get(outcome) if count else None
+            shown = f"[{colour}]{count:,}[/]" if colour else f"{count:,}"
+            table.add_row(outcome.value, shown, MEANING[outcome])
+    return table
+
+
+def report_outcomes(watch: OutcomeWatch, out: Console, timeout_s: float) -> None:
+    """After the outcome table: the events dead-lettered with their reasons, and the ones the worker
+    changed nothing for or had not reached, each listed up to :data:`MAX_LISTED`."""
+    settings = watch.settings
+
+    def listed(outcome: Outcome, heading: str, line: Callable[[Tracked], str]) -> None:
+        found = [t for t in watch.events if t.outcome is outcome]
+        if not found:
+            return
+        out.print(heading, highlight=False)
+        for tracked in found[:MAX_LISTED]:
+            out.print(f"  {line(tracked)}", highlight=False, markup=False)
+        if len(found) > MAX_LISTED:
+            out.print(f"  ... and {len(found) - MAX_LISTED:,} more (--json lists every event)")
+
+    def who(t: Tracked) -> str:
+        return f"{t.event_id or '<no id>'} {t.subject or '<no subject>'}"
+
+    listed(
+        Outcome.dead_lettered,
+        f"[red]dead-lettered[/] by the worker (`hub deadletters --producer {watch.producer}` shows them):",
+        lambda t: f"{who(t)} v{t.version}: [{t.reason_class}] {t.reason}",
+    )
+    listed(
+        Outcome.superseded,
+        "superseded: no change of their own (folded into a newer change of the object, or stale behind it):",
+        lambda t: (
+            f"{who(t)} v{t.version}: object at v{t.by[0] if t.by else '?'} "
+            f"by event {t.by[1] if t.by else '?'}"
+        ),
+    )
+    listed(
+        Outcome.unchanged,
+        "[yellow]no change[/]: the worker passed them without a change record "
+        "(stale: not newer than the stored version, or ignored):",
+        lambda t: f"{who(t)} v{t.version}",
+    )
+    listed(
+        Outcome.unknown,
+        f"[yellow]still unknown[/] after --wait-timeout {timeout_s:g} s: the worker (group "
+        f"HUB_WORKER_ID={settings.worker_id!r}) has not committed them; is it running, and behind?",
+        lambda t: f"{who(t)} at {watch.topic}/{t.partition}/{t.offset}",
+    )
+
+
 def warn_repeats(sources: list[Source]) -> None:
     """On stderr: the events of the call that repeat a version, which the worker will not apply."""
     for source in sources:
@@ -486,14 +558,51 @@ def produce(
             show_default=False,
         ),
     ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Then follow each sent event to its outcome in the worker: applied (the change feed), "
+            "dead-lettered (with the reason), or passed without a change; print the counts and the "
+            "reasons. Reads the change feed and the dead letters with the operator's (admin) Kafka "
+            "credentials from the state folder: a producer's own may only write its topic. Exit status "
+            f"{EXIT_REFUSED} if any event was refused, {EXIT_UNKNOWN} if any was still unknown.",
+        ),
+    ] = False,
+    wait_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds --wait waits for the worker (group HUB_WORKER_ID) to get through the events; "
+            "those it has not reached by then are reported unknown.",
+        ),
+    ] = 60.0,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="With --wait: one JSON object per event on stdout (id, subject, version, partition, "
+            "offset, outcome, reason_class, reason); progress and summary go to stderr.",
+        ),
+    ] = False,
 ) -> None:
-    """Publish CGMES, GasLib, JSON-lines or CSV files to a producer's topic."""
+    """Publish CGMES, GasLib, JSON-lines or CSV files to a producer's topic.
+
+    With --wait, report what the worker made of every event: applied, or dead-lettered and why.
+    """
     settings = get_settings()
     if emit_to is not None and emit is None:
         emit = EmitFormat.jsonl
     emit_target = (emit_to or STDOUT) if emit is not None else None
-    # Standard output carries only the events when they go there.
-    out = err_console if emit_target == STDOUT else console
+    if wait and dry_run:
+        raise typer.BadParameter("--wait follows sent events; --dry-run sends none")
+    if as_json and not wait:
+        raise typer.BadParameter("--json writes the outcomes of --wait; add --wait")
+    if as_json and emit_target == STDOUT:
+        raise typer.BadParameter("--json and --emit both write to stdout; give --emit-to FILE")
+    if wait and wait_timeout <= 0:
+        raise typer.BadParameter(f"--wait-timeout {wait_timeout!r} must be a positive number of seconds")
+    # Standard output carries only the events (or their outcomes) when they go there.
+    out = err_console if emit_target == STDOUT or as_json else console
     try:
         csv_mapping = CsvMapping.load(mapping) if mapping is not None else None
         sources = classify(paths, fmt)
@@ -523,8 +632,11 @@ def produce(
         version_given=version is not None,
     )
     emitter = Emitter.open(emit_target) if emit_target is not None else None
+    watch = OutcomeWatch(settings, client.topic, producer) if wait else None
+    waited_s = 0.0
 
     async def run() -> None:
+        nonlocal waited_s
         columns = (
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
@@ -537,9 +649,25 @@ def produce(
         with Progress(*columns, console=out, transient=False) as progress:
             if dry_run:
                 await publish(sources, client, options, progress, dry_run=True, emit=emitter)
-            else:
+            elif watch is None:
                 async with client:
                     await publish(sources, client, options, progress, dry_run=False, emit=emitter)
+            else:
+                try:
+                    # Before the first send: the worker's answers to this call come after this point.
+                    await watch.start()
+                    async with client:
+                        await publish(sources, client, options, progress, False, emitter, watch)
+                    task = progress.add_task("worker outcomes", total=client.stats.sent)
+                    began = time.monotonic()
+
+                    def settled(done: int, total: int) -> None:
+                        progress.update(task, completed=done, total=total)
+
+                    await watch.wait(wait_timeout, settled)
+                    waited_s = time.monotonic() - began
+                finally:
+                    await watch.stop()
 
     try:
         try:
@@ -547,7 +675,7 @@ def produce(
         finally:
             if emitter is not None:
                 emitter.close()
-    except (ConversionError, MappingError, ProducerError, KafkaCredentialsError) as exc:
+    except (ConversionError, MappingError, ProducerError, KafkaCredentialsError, ReadError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(code=1) from None
     except KeyboardInterrupt:
@@ -555,7 +683,7 @@ def produce(
         raise typer.Exit(code=130) from None
     except BrokenPipeError:
         # The reader of the emitted events (head, a pager) went away: stop, as a pipeline's writer does.
-        _silence_stdout()
+        silence_stdout()
         err_console.print(
             "[yellow]stopped[/]: the reader of --emit's output went away; "
             "events already acknowledged stay published"
@@ -581,5 +709,16 @@ def produce(
         out.print(f"[red]{client.stats.rejected} event(s) rejected locally[/], first ones:")
         for rejection in client.stats.rejections[:10]:
             out.print(f"  {rejection}", highlight=False, markup=False)
+    if watch is not None:
+        out.print(outcome_table(watch, waited_s))
+        report_outcomes(watch, out, wait_timeout)
+        if as_json:
+            for tracked in watch.events:
+                typer.echo(json.dumps(tracked.to_json(), ensure_ascii=False))
+        counts = watch.counts()
+        if counts[Outcome.dead_lettered]:
+            raise typer.Exit(code=EXIT_REFUSED)
     if client.stats.rejected or any(s.rejected for s in sources):
-        raise typer.Exit(code=2)
+        raise typer.Exit(code=EXIT_REFUSED)
+    if watch is not None and watch.counts()[Outcome.unknown]:
+        raise typer.Exit(code=EXIT_UNKNOWN)

@@ -13,7 +13,9 @@ SHA-256. The whole original stays where the ``source-topic``, ``source-partition
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -21,6 +23,13 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 MAX_REASON_BYTES: Final = 4096
+# The headers of a dead letter, read back by `hub deadletters` and `hub produce --wait`.
+REASON: Final = "reason"
+REASON_CLASS: Final = "reason-class"
+SOURCE_TOPIC: Final = "source-topic"
+SOURCE_PARTITION: Final = "source-partition"
+SOURCE_OFFSET: Final = "source-offset"
+OMITTED: Final = "omitted"
 
 Headers = list[tuple[str, bytes]]
 
@@ -61,11 +70,11 @@ def build(
     than ``limit`` bytes as the producer measures it."""
     topic, partition, offset = source
     headers: Headers = [
-        ("reason", _cut_reason(reason)),
-        ("reason-class", reason_class.encode()),
-        ("source-topic", topic.encode()),
-        ("source-partition", str(partition).encode()),
-        ("source-offset", str(offset).encode()),
+        (REASON, _cut_reason(reason)),
+        (REASON_CLASS, reason_class.encode()),
+        (SOURCE_TOPIC, topic.encode()),
+        (SOURCE_PARTITION, str(partition).encode()),
+        (SOURCE_OFFSET, str(offset).encode()),
     ]
     if record_size(key, value, headers) <= limit:
         return DeadLetter(key, value, headers)
@@ -101,9 +110,36 @@ def minimal(letter: DeadLetter) -> DeadLetter:
     ``max.message.bytes`` below the producer's limit): the headers still say why and where from."""
     headers = [
         *letter.headers,
-        ("omitted", b"key and value: the dead-letter topic refused the record with them"),
+        (OMITTED, b"key and value: the dead-letter topic refused the record with them"),
     ]
     return DeadLetter(None, None, headers)
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A dead letter as read back from its topic: why the worker refused the event, and where it was.
+
+    ``source`` is None for a record without the source headers (written by something other than the
+    worker); ``cut`` says the key or value is not the original's whole (see the module's notes).
+    """
+
+    reason: str
+    reason_class: str
+    source: tuple[str, int, int] | None
+    key: bytes | None
+    value: bytes | None
+    cut: bool
+
+
+def read(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Received:
+    """The dead letter of a consumed record's key, value and headers."""
+    found = {name: data.decode("utf-8", "replace") for name, data in headers}
+    source: tuple[str, int, int] | None = None
+    # A record without them is not one of the worker's: it is still shown, without its origin.
+    with contextlib.suppress(KeyError, ValueError):
+        source = (found[SOURCE_TOPIC], int(found[SOURCE_PARTITION]), int(found[SOURCE_OFFSET]))
+    cut = OMITTED in found or any(name.endswith("-truncated") for name in found)
+    return Received(found.get(REASON, ""), found.get(REASON_CLASS, ""), source, key, value, cut)
 
 
 def send_retriable(exc: BaseException) -> bool:

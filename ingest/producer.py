@@ -297,8 +297,11 @@ class HubProducer:
         await self.send_encoded(encoded, label_header=label_header)
         return True
 
-    async def send_encoded(self, encoded: Encoded, *, label_header: str | None = None) -> None:
-        """Queue one event that :meth:`encode` has already checked (to see what is sent as it is sent)."""
+    async def send_encoded(self, encoded: Encoded, *, label_header: str | None = None) -> Awaitable[Any]:
+        """Queue one event that :meth:`encode` has already checked (to see what is sent as it is sent).
+
+        Returns its delivery: once :meth:`flush` returns it holds the record's metadata (partition and
+        offset), by which the worker's dead letter names the event."""
         if not self._started or self._producer is None:
             raise ProducerError("the producer is not started (use 'async with HubProducer(...)')")
         key, value, class_name = encoded.key, encoded.value, encoded.class_name
@@ -307,12 +310,14 @@ class HubProducer:
         delay = self.pacer.delay()
         if delay:
             await asyncio.sleep(delay)
-        self._pending.append(await self._producer.send(self.topic, value=value, key=key, headers=headers))
+        delivery = await self._producer.send(self.topic, value=value, key=key, headers=headers)
+        self._pending.append(delivery)
         self.stats.sent += 1
         self.stats.bytes += len(value)
         self.stats.classes[class_name] += 1
         if len(self._pending) >= self.batch_size:
             await self.flush()
+        return delivery
 
     async def flush(self) -> None:
         """Wait until every queued event is acknowledged by the cluster."""

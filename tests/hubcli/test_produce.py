@@ -280,3 +280,122 @@ def test_a_csv_series_out_of_order_ends_with_the_latest_reading_in_the_graph(
     assert latest["p"] == pytest.approx(0.04), latest
     assert latest[VERSION] == time_version(datetime.fromisoformat("2024-05-01T11:00:00Z"))
     assert stored[publisher.mrid("m-2")]["p"] == pytest.approx(0.005)
+
+
+@pytest.fixture
+def worker(
+    publisher: Publisher, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Worker]:
+    """A real worker for the publisher's topic, owning the publisher's mRIDs, with its own group and output
+    topics; the command is pointed at the same ones, as an operator's environment would be."""
+    stream = Stream(
+        publisher.prefix,
+        {publisher.producer: {"org": "dno", "clearance": "OFFICIAL", "owns": f"{publisher.prefix}-"}},
+    )
+    running = Worker(settings, stream, tmp_path)
+    for name in ("HUB_WORKER_ID", "HUB_CHANGES_TOPIC", "HUB_DEADLETTER_TOPIC"):
+        monkeypatch.setenv(name, running.env[name])
+    get_settings.cache_clear()
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+        get_settings.cache_clear()
+
+
+def envelope(publisher: Publisher, name: str, version: int, **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": f"{name}-{uuid.uuid4().hex[:6]}",
+        "source": publisher.producer,
+        "type": "upsert",
+        "subject": publisher.mrid(name),
+        "time": "2026-01-01T00:00:00Z",
+        "version": version,
+        "class": "EnergyConsumer",
+        "attributes": {"IdentifiedObject.name": name},
+    }
+    body.update(changes)
+    return body
+
+
+def test_wait_reports_which_events_the_worker_applied_and_which_it_dead_lettered_and_why(
+    publisher: Publisher, worker: Worker, neo4j_driver: neo4j.Driver
+) -> None:
+    good = envelope(publisher, "good", 5)
+    other = envelope(publisher, "other", 1, attributes={"EnergyConsumer.p": 0.5})
+    # The same object at an older version, after the newer one: the worker keeps the newer.
+    older = envelope(publisher, "good", 3)
+    unknown = envelope(publisher, "odd", 1, attributes={"EnergyConsumer.nonsense": 1})
+    foreign = envelope(publisher, "x", 1, subject="someone-elses-x")
+    secret = envelope(publisher, "secret", 1, label="SECRET")
+    events = [good, unknown, other, foreign, older, secret]
+    path = publisher.folder / "mixed.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+
+    # Without the local checks, so that the worker is the one to refuse.
+    result = publisher.produce(str(path), "--no-validate", "--wait", "--wait-timeout", "90", "--json")
+
+    assert result.exit_code == 2, result.output + worker.logs()[-3000:]
+    outcomes = {o["id"]: o for o in json_lines(result.stdout)}
+    assert list(outcomes) == [e["id"] for e in events]
+    assert {i: o["outcome"] for i, o in outcomes.items()} == {
+        good["id"]: "applied",
+        other["id"]: "applied",
+        older["id"]: "superseded",
+        unknown["id"]: "dead-lettered",
+        foreign["id"]: "dead-lettered",
+        secret["id"]: "dead-lettered",
+    }
+    assert outcomes[good["id"]]["change"] == "upsert"
+    assert outcomes[older["id"]]["superseded_by"] == {"version": 5, "id": good["id"]}
+    assert outcomes[unknown["id"]]["reason_class"] == "attribute"
+    assert "EnergyConsumer.nonsense" in outcomes[unknown["id"]]["reason"]
+    assert outcomes[foreign["id"]]["reason_class"] == "ownership"
+    assert "someone-elses-x" in outcomes[foreign["id"]]["reason"]
+    assert outcomes[secret["id"]]["reason_class"] == "label"
+    assert "'SECRET'" in outcomes[secret["id"]]["reason"]
+    # Each dead letter is matched by where its event was, and the offsets are the topic's.
+    assert [o["offset"] for o in outcomes.values()] == list(range(len(events)))
+    # The summary says the same to a person, reasons included.
+    summary = flat(result.stderr)
+    for outcome, count in (("applied", 2), ("dead-lettered", 3), ("superseded", 1)):
+        assert f"│ {outcome} │ {count} │" in summary, summary
+    assert f"{unknown['id']} {publisher.mrid('odd')} v1: [attribute]" in summary
+    # Applied means in the graph.
+    records, _, _ = neo4j_driver.execute_query(
+        "MATCH (n:Entity) WHERE n.mrid STARTS WITH $p RETURN n.mrid AS mrid", p=publisher.prefix
+    )
+    assert {r["mrid"] for r in records} == {publisher.mrid("good"), publisher.mrid("other")}
+
+    # Sent again, every event is stale or refused again: nothing is left unknown, nothing claimed applied.
+    again = publisher.produce(str(path), "--no-validate", "--wait", "--json")
+    assert again.exit_code == 2, again.output
+    repeated = {o["id"]: o["outcome"] for o in json_lines(again.stdout)}
+    assert repeated == {
+        **{e["id"]: "dead-lettered" for e in (unknown, foreign, secret)},
+        good["id"]: "unchanged",
+        other["id"]: "unchanged",
+        older["id"]: "unchanged",
+    }
+
+
+def test_wait_without_a_worker_ends_at_its_timeout_and_reports_the_events_unknown(
+    publisher: Publisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A group no worker has joined: nothing is ever committed.
+    monkeypatch.setenv("HUB_WORKER_ID", f"{publisher.prefix}-nobody")
+    monkeypatch.setenv("HUB_CHANGES_TOPIC", f"{publisher.prefix}.cim.changes")
+    monkeypatch.setenv("HUB_DEADLETTER_TOPIC", f"{publisher.prefix}.cim.deadletter")
+    get_settings.cache_clear()
+    event = envelope(publisher, "lonely", 1)
+    path = publisher.folder / "one.jsonl"
+    path.write_text(json.dumps(event) + "\n", encoding="utf-8")
+
+    result = publisher.produce(str(path), "--wait", "--wait-timeout", "3", "--json")
+
+    assert result.exit_code == 3, result.output
+    assert [(o["id"], o["outcome"], o["offset"]) for o in json_lines(result.stdout)] == [
+        (event["id"], "unknown", 0)
+    ]
+    assert f"HUB_WORKER_ID='{publisher.prefix}-nobody'" in flat(result.stderr)

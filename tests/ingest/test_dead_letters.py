@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.kafka_clients import admin_options
-from ingest.dead_letters import MAX_REASON_BYTES, build, minimal, record_size
+from ingest.dead_letters import MAX_REASON_BYTES, build, minimal, read, record_size
 
 FAUST_LIMIT = 1_000_000  # Faust's producer_max_request_size, the worker's
 
@@ -66,6 +66,18 @@ def test_the_minimal_letter_keeps_the_headers_and_drops_key_and_value() -> None:
     assert (letter.key, letter.value) == (None, None)
     assert dict(letter.headers)["reason"] == b"why"
     assert "omitted" in dict(letter.headers)
+
+
+def test_a_dead_letter_reads_back_as_built_and_says_when_it_was_cut() -> None:
+    whole = build(b"mrid-1", b'{"id":"e"}', "why", "label", ("cim.ingest.a", 2, 41), FAUST_LIMIT)
+    got = read(whole.key, whole.value, whole.headers)
+    assert (got.reason, got.reason_class, got.source) == ("why", "label", ("cim.ingest.a", 2, 41))
+    assert (got.key, got.value, got.cut) == (b"mrid-1", b'{"id":"e"}', False)
+    cut = build(b"k", b"v" * 1_000, "why", "size", ("t", 0, 1), 600)
+    assert read(cut.key, cut.value, cut.headers).cut
+    assert read(None, None, minimal(whole).headers).cut
+    # A record someone else wrote to the topic: shown, without an origin.
+    assert read(b"k", b"v", [("reason", b"odd")]).source is None
 
 
 async def _send_and_read(bootstrap: str, topic: str, letters: list[Any]) -> list[Any]:
