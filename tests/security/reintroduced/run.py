@@ -97,7 +97,12 @@ def run_one(number: str, patch: Path, scratch: Path) -> dict[str, object]:
             capture_output=True,
             text=True,
         )
-        failed = sorted(set(re.findall(r"^(\S+::\S+) (?:FAILED|ERROR)", result.stdout, re.MULTILINE)))
+        # Both forms: "<test> FAILED" as each test ends, and "FAILED <test> - ..." in the summary (a test's
+        # own line can be split by its log output).
+        failed = sorted(
+            set(re.findall(r"^(\S+::\S+) (?:FAILED|ERROR)", result.stdout, re.MULTILINE))
+            | set(re.findall(r"^(?:FAILED|ERROR) (\S+::[^\s]+)", result.stdout, re.MULTILINE))
+        )
         summary = (result.stdout.strip().splitlines() or ["(no output)"])[-1]
         if result.returncode == 1 and failed:
             verdict = "caught"
