@@ -111,10 +111,14 @@ def test_an_interrupted_build_stops_everything_npm_ran(frontend_dist: Path, tmp_
     try:
         deadline = time.monotonic() + 300
         # vite itself is running (npm's grandchild, after the type check), not only npm starting up.
-        while not any("/.bin/vite build" in cmd for cmd in _processes_in(frontend).values()):
+        while not (vite := [p for p, cmd in _processes_in(frontend).items() if "/.bin/vite build" in cmd]):
             assert builder.poll() is None, "the build ended before it could be interrupted"
             assert time.monotonic() < deadline, f"no vite build in {frontend} within 300 s"
             time.sleep(0.1)
+        # Held where it is, so that the signal lands while the page is being built: a small page builds
+        # in a second or two, which a scan of the process table can miss.
+        for pid in vite:
+            os.kill(pid, signal.SIGSTOP)
         os.kill(builder.pid, signal.SIGINT)
         builder.wait(timeout=120)
         assert builder.returncode != 0
