@@ -97,7 +97,10 @@ def test_an_interrupted_build_stops_everything_npm_ran(frontend_dist: Path, tmp_
     """SIGINT to the building process alone (as a supervisor sends it to the demo) while vite builds: npm
     and its children stop with it, and nothing goes on to write the page afterwards."""
     frontend = _copy_sources(tmp_path / "frontend")
+    # The builder takes SIGINT as the demo does, even when it was started with SIGINT ignored (a
+    # background job of a script, as CI may run the suite): Python then installs no handler of its own.
     script = (
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
         "from pathlib import Path; from devstack.page_build import ensure_page; "
         f"ensure_page(Path({str(frontend)!r}))"
     )
