@@ -156,7 +156,15 @@ def test_producer_reads_neither_the_change_feed_nor_ingest_topics(
     admin = aiokafka_options(isolated, ADMIN)
     secret = json.dumps({"mrid": "hidden-" + uuid.uuid4().hex}).encode()
     prefix = isolated.ingest_topic_prefix
-    targets = [isolated.changes_topic, f"{prefix}{a}", f"{prefix}{b}"]
+    # The dead letters hold every producer's refused events (`hub deadletters` reads them as the
+    # operator) and the audit topic every decision: no producer reads either.
+    targets = [
+        isolated.changes_topic,
+        isolated.deadletter_topic,
+        isolated.audit_topic,
+        f"{prefix}{a}",
+        f"{prefix}{b}",
+    ]
     for topic in targets:
         _run(_write(admin, topic, secret))
         # Control: the record is there for a principal allowed to read it.
