@@ -605,7 +605,8 @@ REPLAN_SKIP: Final = "CYPHER replan=skip\n"
 # checks a node first takes its write lock (``SET n.@lock = true REMOVE n.@lock``: the documented way to
 # lock in Cypher; nothing is stored), and the check then reads the state committed before the lock was
 # granted. The labels a write removes are likewise read from the node under the lock, not taken from the
-# fold's earlier view of it; only labels in $droppable (the ontology's and Stub) are ever removed.
+# fold's earlier view of it; only labels in $droppable (the ontology's and Stub) are ever removed. It is a
+# map (label -> true), so each of a node's labels is one lookup, not a scan of the ontology's labels.
 # Found by the two-worker test (tests/ingest/test_worker.py): a delete committed between a stub part's
 # "WHERE n:Stub" and its SET, which then put a referrer's class labels on the new tombstone.
 
@@ -652,7 +653,7 @@ _WRITE_PARTS: Final = (
     SET n.@lock = true REMOVE n.@lock
     WITH n, r WHERE coalesce(n.@version, -1) < r.v
     CALL (n) { MATCH (n)-[x]-() DELETE x }
-    WITH n, r, [l IN labels(n) WHERE l IN $droppable] AS drop
+    WITH n, r, [l IN labels(n) WHERE $droppable[l]] AS drop
     SET n = {mrid: r.mrid, @version: r.v, @class: r.c, @owner: coalesce(n.@owner, r.pr), @producer: r.pr,
              @event_id: r.e, @event_time: datetime({epochMillis: r.t}), @updated: datetime()}
     SET n:Tombstone
@@ -664,7 +665,7 @@ _WRITE_PARTS: Final = (
     MERGE (n:Entity {mrid: r.mrid})
     SET n.@lock = true REMOVE n.@lock
     WITH n, r WHERE coalesce(n.@version, -1) < r.v
-    WITH n, r, [l IN labels(n) WHERE l IN $droppable AND NOT l IN $class_labels[r.c]] AS drop
+    WITH n, r, [l IN labels(n) WHERE $droppable[l] AND NOT l IN $class_labels[r.c]] AS drop
     SET n += r.p, n.@class = r.c, n.@domain = $domains[r.c], n.@version = r.v,
         n.@owner = coalesce(n.@owner, r.pr), n.@producer = r.pr, n.@event_id = r.e,
         n.@event_time = datetime({epochMillis: r.t}), n.@updated = datetime(), n.@label = r.l
@@ -756,7 +757,7 @@ class GraphWriter:
         for assoc_type in ontology.rel_types() if hasattr(ontology, "rel_types") else ():
             cypher_name(assoc_type)
         self.droppable = frozenset(labels - _NEVER_DROPPED)
-        self.droppable_list = Rows(sorted(self.droppable))
+        self.droppable_map = dict.fromkeys(sorted(self.droppable), True)
         self._labels: dict[str, list[str]] = {}
         # Label texts by id, for the write check (see LabelBook).
         self.book = LabelBook()
@@ -884,7 +885,7 @@ class GraphWriter:
             domains=domains,
             ancestors={c: self._ancestors[c] for c in plan.stubs.values()},
             stub_label=STUB_LABEL_ID,
-            droppable=self.droppable_list,
+            droppable=self.droppable_map,
         )
 
 
