@@ -140,6 +140,12 @@ class Settings(BaseSettings):
     max_operation_cost: int = 250
     # GraphQL operations one caller may have running at once (queries and mutations over HTTP).
     max_concurrent_operations: int = 4
+    # GraphQL operations the API process runs at once, all callers together (0: no cap), and how long
+    # an operation waits for a place before it is refused with 503 and Retry-After (its deadline,
+    # query_timeout_s, counts the wait). Sized so that the admitted operations keep the database busy
+    # without queueing behind each other in it (see graphql/hubql/admission.py).
+    api_max_running_operations: int = 16
+    api_admission_wait_s: float = 1.0
 
     # Auth (OIDC bearer tokens)
     oidc_issuer: str = "http://127.0.0.1:8000/dev-issuer"

@@ -94,18 +94,33 @@ export class HubApi {
   }
 
   private async send<T>(operationName: string, query: string, variables: unknown): Promise<T> {
+    const body = JSON.stringify({ operationName, query, variables });
     let response: Response;
-    try {
-      response = await fetch(GRAPHQL_PATH, {
-        method: "POST",
-        headers: this.headers(),
-        body: JSON.stringify({ operationName, query, variables }),
-      });
-    } catch (e) {
-      console.error(e);
-      const msg = `The hub API at ${GRAPHQL_PATH} cannot be reached: the hub may be stopped or the network down. Check that the hub runs, then try again.`;
+    let attempt = 0;
+    for (;;) {
+      try {
+        response = await fetch(GRAPHQL_PATH, { method: "POST", headers: this.headers(), body });
+      } catch (e) {
+        console.error(e);
+        const msg = `The hub API at ${GRAPHQL_PATH} cannot be reached: the hub may be stopped or the network down. Check that the hub runs, then try again.`;
+        this.listener?.onUnreachable(msg);
+        throw new ApiError("unreachable", msg);
+      }
+      // 503 (the API runs as much as it allows) and 429 (this user has as many operations running as
+      // allowed) both say when to come back: the load waits its turn instead of failing at once.
+      const wait = busyRetryAfterMs(response);
+      if (wait === null || attempt >= BUSY_RETRIES) break;
+      attempt += 1;
+      await new Promise((resolve) => window.setTimeout(resolve, wait));
+    }
+    if (response.status === 429) {
+      const msg = `The hub is still busy with your other requests after ${attempt} tries; wait for them to finish, then try again.`;
+      throw new ApiError("query", msg, response.status);
+    }
+    if (response.status === 503 && response.headers.has("Retry-After")) {
+      const msg = `The hub is busy serving other users and asked to come back later (tried ${attempt + 1} times).`;
       this.listener?.onUnreachable(msg);
-      throw new ApiError("unreachable", msg);
+      throw new ApiError("unreachable", msg, response.status);
     }
     if (response.status === 401 || response.status === 403) {
       const body = await safeText(response);
@@ -144,6 +159,22 @@ export class HubApi {
     }
     return payload.data;
   }
+}
+
+// How many times one operation is sent again when the hub says it is busy, and the longest wait honoured.
+const BUSY_RETRIES = 3;
+const BUSY_WAIT_MAX_MS = 10_000;
+
+/** Milliseconds to wait before sending again when the answer is "busy, come back" (429 or 503 with a
+ * Retry-After in seconds); null for any other answer. */
+function busyRetryAfterMs(response: Response): number | null {
+  if (response.status !== 429 && response.status !== 503) return null;
+  const header = response.headers.get("Retry-After");
+  if (header === null) return null;
+  const seconds = Number(header);
+  if (!Number.isFinite(seconds) || seconds < 0) return null;
+  // A little spread, so that callers refused together do not all come back in the same instant.
+  return Math.min(seconds * 1000, BUSY_WAIT_MAX_MS) * (1 + Math.random() * 0.25);
 }
 
 async function safeText(r: Response): Promise<string> {

@@ -397,11 +397,16 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
 
 class HubSchema(strawberry.Schema):
     """The schema, with every operation over HTTP admitted through :mod:`hubql.admission`: a deadline
-    for the whole operation and a cap on the operations one caller runs at once."""
+    for the whole operation, a cap on the operations one caller runs at once and one on the process's."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.admission = Admission(settings.max_concurrent_operations, settings.query_timeout_s)
+        self.admission = Admission(
+            settings.max_concurrent_operations,
+            settings.query_timeout_s,
+            max_total=settings.api_max_running_operations,
+            wait_s=settings.api_admission_wait_s,
+        )
 
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
         context = kwargs.get("context_value")

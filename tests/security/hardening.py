@@ -31,6 +31,8 @@ def secure(settings: Any, **update: Any) -> Any:
         "max_list_items",
         "max_operation_cost",
         "max_concurrent_operations",
+        "api_max_running_operations",
+        "api_admission_wait_s",
         "max_subscriptions_per_caller",
         "query_timeout_s",
     )

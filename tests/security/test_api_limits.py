@@ -262,22 +262,40 @@ def test_the_deadline_bounds_the_whole_operation(tight: Api, bulk: str) -> None:
     assert elapsed < DEADLINE_S + 1.5, elapsed
 
 
-async def _concurrently(api: Api, requests: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(timeout=60) as client:
+async def _answers(api: Api, requests: list[tuple[str, str]]) -> list[tuple[httpx.Response, float]]:
+    """Each request's response and seconds taken, all sent at once."""
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=100)) as client:
 
-        async def one(token: str, query: str) -> dict[str, Any]:
+        async def one(token: str, query: str) -> tuple[httpx.Response, float]:
+            started = time.monotonic()
             response = await client.post(
                 f"{api.base}/graphql", json={"query": query}, headers={"Authorization": f"Bearer {token}"}
             )
-            assert response.status_code == 200
-            result: dict[str, Any] = response.json()
-            return result
+            return response, time.monotonic() - started
 
         return await asyncio.gather(*(one(t, q) for t, q in requests))
 
 
+async def _concurrently(api: Api, requests: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The bodies of requests sent at once; a refusal for the caller's cap is a 429 with Retry-After."""
+    bodies = []
+    for response, _ in await _answers(api, requests):
+        body: dict[str, Any] = response.json()
+        if _too_busy(body):
+            assert response.status_code == 429, (response.status_code, body)
+            assert response.headers["retry-after"] == "1"
+        else:
+            assert response.status_code == 200, (response.status_code, body)
+        bodies.append(body)
+    return bodies
+
+
 def _too_busy(body: dict[str, Any]) -> bool:
     return any("HUB_MAX_CONCURRENT_OPERATIONS" in e["message"] for e in body.get("errors", []))
+
+
+def _saturated(body: dict[str, Any]) -> bool:
+    return any("HUB_API_MAX_RUNNING_OPERATIONS" in e["message"] for e in body.get("errors", []))
 
 
 def test_one_callers_concurrent_operations_are_capped_not_others(tight: Api, bulk: str) -> None:
@@ -293,6 +311,53 @@ def test_one_callers_concurrent_operations_are_capped_not_others(tight: Api, bul
     assert not _too_busy(other_result), other_result
     # Once the first has finished, the same caller is admitted again.
     assert not _too_busy(_post(tight, greedy, "{ me { subject } }").json())
+
+
+ADMISSION_WAIT_S = 0.2
+
+
+def _burst(api: Api, bulk: str, callers: int) -> list[tuple[httpx.Response, float]]:
+    """One heavy operation from each of ``callers`` different callers, all at once."""
+    tokens = [api.token(f"burst-{i}", None, "PUBLIC") for i in range(callers)]
+    return asyncio.run(_answers(api, [(t, _heavy(bulk)) for t in tokens]))
+
+
+def test_a_saturated_api_refuses_at_once_with_503_and_keeps_the_admitted_whole(
+    settings: Any, bulk: str
+) -> None:
+    # Two places for the whole process and eight callers, none of them over its own cap: the first two
+    # run, the rest wait at most ADMISSION_WAIT_S for a place and are then told to come back, instead of
+    # all eight running at once and each answering late.
+    update = {
+        "api_max_running_operations": 2,
+        "api_admission_wait_s": ADMISSION_WAIT_S,
+        "max_operation_cost": 100_000,
+    }
+    with serve(secure(settings, **update)) as api:
+        answers = _burst(api, bulk, 8)
+    admitted = [(r, s) for r, s in answers if r.status_code == 200]
+    refused = [(r, s) for r, s in answers if r.status_code == 503]
+    assert len(admitted) + len(refused) == len(answers), [(r.status_code, r.text[:200]) for r, _ in answers]
+    assert len(admitted) >= 2 and refused, [(r.status_code, s) for r, s in answers]
+    for response, _ in admitted:
+        pages = response.json()["data"].values()
+        assert all(len(page["nodes"]) == ROWS for page in pages)
+    for response, seconds in refused:
+        body = response.json()
+        assert body["data"] is None and _saturated(body), body
+        assert "HUB_API_ADMISSION_WAIT_S" in body["errors"][0]["message"]
+        assert response.headers["retry-after"] == "1"
+        # Refused after the wait, not after waiting out the operations ahead of it.
+        assert seconds < ADMISSION_WAIT_S + 2.0, seconds
+
+
+def test_the_same_burst_without_the_process_cap_runs_everything(settings: Any, bulk: str) -> None:
+    # The control for the test above: with no process cap, the eight run together and none is refused.
+    update = {"api_max_running_operations": 0, "max_operation_cost": 100_000}
+    with serve(secure(settings, **update)) as api:
+        answers = _burst(api, bulk, 8)
+    assert [r.status_code for r, _ in answers] == [200] * 8
+    assert not any(_saturated(r.json()) for r, _ in answers)
 
 
 async def _over_websocket(api: Api, token: str, query: str) -> dict[str, Any]:
