@@ -601,6 +601,8 @@ export class App {
   private onChange(c: Change, feed: "screen" | "discovery"): void {
     this.liveLog.push(c);
     if (this.liveLog.length > 200) this.liveLog.shift();
+    // The feed fell behind and reads on from its cursor by itself: no object to update, nothing lost.
+    if (c.change === "gap") return;
     const g = this.model.graph;
     if (g.hasNode(c.mrid)) {
       if (c.change === "delete") {

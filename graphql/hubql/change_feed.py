@@ -10,9 +10,10 @@ itself with a short-lived catch-up consumer (:meth:`ChangeFeed.catch_up`) and jo
 once it has reached it. Rewinding the shared reader instead would hold every other subscriber back, and
 a resuming subscriber may be far behind; the catch-up consumer exists only while the gap lasts.
 
-A slow subscriber never blocks the others: its queue is bounded, and when it fills the subscription is
-ended with an error telling it to resume from its last cursor (nothing is lost, because a cursor only
-moves past records that were delivered).
+A slow subscriber never blocks the others: its queue is bounded, and when it fills the tap is dropped
+from the shared reader; the subscription reads on from its last delivered position with a catch-up
+reader (see :mod:`hubql.subscriptions`; nothing is lost, because positions move only past records that
+were delivered).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Item:
 
 
 class SubscriberTooSlow(ReadError):
-    """The subscriber's queue overflowed; it must resume from its last cursor."""
+    """The subscriber's queue overflowed; it must read on from its last delivered position."""
 
 
 def _parse(partition: int, offset: int, value: bytes | None) -> ChangeRecord | None:

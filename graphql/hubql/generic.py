@@ -150,12 +150,19 @@ class DependencyReport:
     subgraph: Subgraph
 
 
-@strawberry.type(description="A committed change to an object the subscriber may see.")
+@strawberry.type(
+    description="A committed change to an object the subscriber may see, or the marker of a subscriber "
+    "that fell behind."
+)
 class Change:
     cursor: str
-    mrid: strawberry.ID
+    mrid: strawberry.ID = strawberry.field(description="The object (empty in a gap marker).")
     class_name: str
-    change: str
+    change: str = strawberry.field(
+        description="create, update or delete; or gap: more changes were waiting for this subscriber than "
+        "HUB_SUBSCRIPTION_QUEUE_SIZE, and the subscription now reads on from this marker's cursor at the "
+        "subscriber's pace (nothing is lost)."
+    )
     version: Long
     time: datetime
     node: GraphNode | None

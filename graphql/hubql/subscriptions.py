@@ -13,6 +13,11 @@ The cursor (:mod:`hubql.cursors`) is sealed and bound to the caller, and moves o
 records, so it never reflects how many hidden changes went by; resuming from it re-reads the records
 after it and delivers exactly those the subscriber may see, none twice.
 
+A subscriber that cannot keep up never holds the others back: when ``subscription_queue_size`` changes
+are waiting for it, it receives a marker (``change: "gap"``, with the cursor of the last change delivered
+and no object), and the subscription reads on from that cursor with a catch-up reader of its own, at the
+subscriber's pace, until it rejoins the shared reader. Nothing is lost and nothing is delivered twice.
+
 A socket holds at most ``max_subscriptions_per_socket`` subscriptions and a caller at most
 ``max_subscriptions_per_caller`` across the process's sockets.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -31,12 +37,15 @@ from hub.caller import Caller
 from hub.changes import ChangeRecord
 from hub.guard import Guard
 from hub.reader import Reader, ReadError
-from hubql.change_feed import ChangeFeed, Item, Tap
+from hubql.change_feed import ChangeFeed, Item, SubscriberTooSlow, Tap
 from hubql.context import HubContext
 from hubql.cursors import CursorCodec
 from hubql.generic import graph_node
 
 log = structlog.get_logger(__name__)
+
+# The ``change`` of the marker a subscriber that fell behind receives (beside create, update, delete).
+GAP = "gap"
 
 
 @dataclass(frozen=True)
@@ -143,6 +152,19 @@ class _Delivery:
             return "delete"
         return record.change
 
+    def gap(self) -> dict[str, Any]:
+        """The marker told to a subscriber that fell behind: no object, and the cursor of the last change
+        delivered, from which the subscription (or a new one, after a disconnect) reads on."""
+        return {
+            "cursor": self.codec.seal(self.topic, self.subject, self.delivered),
+            "mrid": "",
+            "class_name": "",
+            "change": GAP,
+            "version": 0,
+            "time": datetime.now(UTC),
+            "node": None,
+        }
+
     async def rows(self, items: Sequence[Item]) -> list[dict[str, Any]]:
         """Change rows for ``items`` (in order), the nodes of all of them read in one query."""
         told = [(item, change) for item in items if (change := await self._change(item)) is not None]
@@ -221,7 +243,26 @@ async def change_stream(
                         yield row
         assert tap is not None
         while True:
-            for row in await delivery.rows(await tap.get_many()):
+            try:
+                items = await tap.get_many()
+            except SubscriberTooSlow:
+                # Fallen behind the shared reader by a whole queue: the subscriber is told, and the
+                # subscription reads on from its own position with a reader of its own, at its own pace,
+                # then rejoins the shared reader; nothing is lost and nobody else waits.
+                feed.unregister(tap)
+                tap = None
+                log.info("subscription fell behind", subject=caller.subject, queue=feed.queue_size)
+                yield delivery.gap()
+                async with aclosing(feed.catch_up(dict(delivery.delivered), wants)) as gap:
+                    async for got in gap:
+                        if isinstance(got, Tap):
+                            tap = got
+                            break
+                        for row in await delivery.rows([got]):
+                            yield row
+                assert tap is not None
+                continue
+            for row in await delivery.rows(items):
                 yield row
     finally:
         if tap is not None:
