@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     # Change subscriptions: the AES-256 key that seals their cursors (base64url of 32 bytes; unset: kept
     # in the state folder in dev mode, else a random one per process, see graphql/hubql/cursors.py),
     # caps per websocket and per caller (across the process's sockets), and how many changes may wait
-    # for one subscriber before it is closed as too slow.
+    # for one subscriber before it falls back to a reader of its own (a gap marker tells it).
     cursor_key: SecretStr | None = None
     max_subscriptions_per_socket: int = 8
     max_subscriptions_per_caller: int = 32
