@@ -6,7 +6,8 @@ Inputs, by what they are:
   other's objects, so they are merged before anything is sent);
 * GasLib ``.net`` networks;
 * JSON lines (``.jsonl``, ``.ndjson``, ``.json``): one event envelope per line;
-* ``.csv`` files with a column mapping (``--mapping``; see :mod:`ingest.csv_adapter`).
+* ``.csv`` files with a column mapping (``--mapping``; the format is ``docs/csv-mapping.md``, generated from
+  :mod:`ingest.csv_mapping`, whose JSON Schema ``--mapping-schema`` prints).
 
 Every event is checked locally against the ontology before it is sent (``--no-validate`` skips that);
 rejected events are listed in the summary with the reason, and the command exits with status 2.
@@ -68,6 +69,7 @@ from hubcli.outcomes import MEANING, Outcome, OutcomeWatch, Tracked
 from hubcli.pipes import silence_stdout
 from ingest.cgmes import CgmesConverter, ConversionError
 from ingest.csv_adapter import CsvAdapter, CsvMapping, MappingError
+from ingest.csv_mapping import mapping_json_schema
 from ingest.gaslib import GasLibConverter
 from ingest.producer import Encoded, EventLike, HubProducer, LocalRejection, ProducerError
 
@@ -517,6 +519,13 @@ def warn_repeats(sources: list[Source]) -> None:
             err_console.print(f"  {repeat}", highlight=False, markup=False)
 
 
+def _print_mapping_schema(value: bool) -> None:
+    # Eager: answered before the files and the producer are asked for.
+    if value:
+        sys.stdout.write(json.dumps(mapping_json_schema(), indent=2) + "\n")
+        raise typer.Exit()
+
+
 def produce(
     paths: Annotated[
         list[Path], typer.Argument(help="Files or CGMES folders to publish.", show_default=False)
@@ -525,7 +534,22 @@ def produce(
     fmt: Annotated[
         Format, typer.Option("--format", "-f", help="Input format (default: by suffix).")
     ] = Format.auto,
-    mapping: Annotated[Path | None, typer.Option(help="Column mapping (YAML/JSON) for CSV inputs.")] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            help="Column mapping (YAML/JSON) for CSV inputs; the format, with an example per feature: "
+            "docs/csv-mapping.md, its JSON Schema: --mapping-schema."
+        ),
+    ] = None,
+    mapping_schema: Annotated[
+        bool,
+        typer.Option(
+            "--mapping-schema",
+            help="Print the JSON Schema of CSV mapping files and exit.",
+            is_eager=True,
+            callback=_print_mapping_schema,
+        ),
+    ] = False,
     label: Annotated[str | None, typer.Option(help="Security label put in every converted event.")] = None,
     label_header: Annotated[
         str | None, typer.Option(help="Security label sent as the Security-Label header of every message.")
@@ -587,6 +611,10 @@ def produce(
 ) -> None:
     """Publish CGMES, GasLib, JSON-lines or CSV files to a producer's topic.
 
+    CSV files go through a column mapping (--mapping), documented in docs/csv-mapping.md.
+
+    --mapping-schema prints the mapping format's JSON Schema.
+
     With --wait, report what the worker made of every event: applied, or dead-lettered and why.
     """
     settings = get_settings()
@@ -607,7 +635,7 @@ def produce(
         csv_mapping = CsvMapping.load(mapping) if mapping is not None else None
         sources = classify(paths, fmt)
         if any(s.format is Format.csv for s in sources) and csv_mapping is None:
-            raise typer.BadParameter("CSV inputs need --mapping FILE (see ingest/csv_adapter.py)")
+            raise typer.BadParameter("CSV inputs need --mapping FILE (see docs/csv-mapping.md)")
         from ontology.loader import load_ontology
 
         ontology = load_ontology()
