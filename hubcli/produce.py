@@ -4,9 +4,10 @@ Inputs, by what they are:
 
 * a folder of CGMES RDF/XML files, or ``.xml`` files (all of them form one model: profiles extend each
   other's objects, so they are merged before anything is sent);
-* GasLib ``.net`` networks;
+* GasLib ``.net`` networks, with their compressor-station file (``--compressors FILE.cs``);
 * JSON lines (``.jsonl``, ``.ndjson``, ``.json``): one event envelope per line;
-* ``.csv`` files with a column mapping (``--mapping``; see :mod:`ingest.csv_adapter`).
+* ``.csv`` files with a column mapping (``--mapping``; the format is ``docs/csv-mapping.md``, generated from
+  :mod:`ingest.csv_mapping`, whose JSON Schema ``--mapping-schema`` prints).
 
 Every event is checked locally against the ontology before it is sent (``--no-validate`` skips that);
 rejected events are listed in the summary with the reason, and the command exits with status 2.
@@ -68,7 +69,9 @@ from hubcli.outcomes import MEANING, Outcome, OutcomeWatch, Tracked
 from hubcli.pipes import silence_stdout
 from ingest.cgmes import CgmesConverter, ConversionError
 from ingest.csv_adapter import CsvAdapter, CsvMapping, MappingError
+from ingest.csv_mapping import mapping_json_schema
 from ingest.gaslib import GasLibConverter
+from ingest.gaslib_compressors import CompressorStationConverter
 from ingest.producer import Encoded, EventLike, HubProducer, LocalRejection, ProducerError
 
 console = Console()
@@ -183,6 +186,8 @@ class Options:
     ontology: Any
     # True when the caller chose the version (--version), to say so when a time series does not take it.
     version_given: bool = False
+    # A GasLib compressor-station file (.cs) published after the network's .net.
+    compressors: Path | None = None
 
 
 class RepeatedVersions:
@@ -262,6 +267,25 @@ def events_of(source: Source, options: Options) -> Iterator[EventLike]:
         yield from gas.convert(source.paths[0])
         if gas.stats.skipped_elements:
             source.notes.append(f"GasLib elements left out: {dict(gas.stats.skipped_elements)}")
+        if options.compressors is not None:
+            # Named as the .net's network, so that drives and units refer to the stations it published.
+            stations = CompressorStationConverter(
+                source=options.producer,
+                version=options.version,
+                label=options.label,
+                ontology=options.ontology,
+                network=gas.stats.network,
+            )
+            yield from stations.convert(options.compressors)
+            cs = stations.compressor_stats
+            source.notes.append(
+                f"{options.compressors.name}: {cs.drives} drives and {cs.units} compressor units "
+                f"of {cs.stations} stations"
+            )
+            if cs.skipped_properties:
+                source.notes.append(f"compressor data left out: {dict(cs.skipped_properties)}")
+            if cs.missing_drives:
+                source.notes.append(f"units naming a drive their station lacks: {cs.missing_drives}")
     elif source.format is Format.jsonl:
         path = source.paths[0]
         source.total = _count_lines(path)
@@ -517,6 +541,13 @@ def warn_repeats(sources: list[Source]) -> None:
             err_console.print(f"  {repeat}", highlight=False, markup=False)
 
 
+def _print_mapping_schema(value: bool) -> None:
+    # Eager: answered before the files and the producer are asked for.
+    if value:
+        sys.stdout.write(json.dumps(mapping_json_schema(), indent=2) + "\n")
+        raise typer.Exit()
+
+
 def produce(
     paths: Annotated[
         list[Path], typer.Argument(help="Files or CGMES folders to publish.", show_default=False)
@@ -525,7 +556,22 @@ def produce(
     fmt: Annotated[
         Format, typer.Option("--format", "-f", help="Input format (default: by suffix).")
     ] = Format.auto,
-    mapping: Annotated[Path | None, typer.Option(help="Column mapping (YAML/JSON) for CSV inputs.")] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            help="Column mapping (YAML/JSON) for CSV inputs; the format, with an example per feature: "
+            "docs/csv-mapping.md, its JSON Schema: --mapping-schema."
+        ),
+    ] = None,
+    mapping_schema: Annotated[
+        bool,
+        typer.Option(
+            "--mapping-schema",
+            help="Print the JSON Schema of CSV mapping files and exit.",
+            is_eager=True,
+            callback=_print_mapping_schema,
+        ),
+    ] = False,
     label: Annotated[str | None, typer.Option(help="Security label put in every converted event.")] = None,
     label_header: Annotated[
         str | None, typer.Option(help="Security label sent as the Security-Label header of every message.")
@@ -558,6 +604,16 @@ def produce(
             show_default=False,
         ),
     ] = None,
+    compressors: Annotated[
+        Path | None,
+        typer.Option(
+            "--compressors",
+            metavar="FILE.cs",
+            help="With one GasLib .net: also publish its compressor-station file (drives and compressor "
+            "units of each station, attached to the network's stations).",
+            show_default=False,
+        ),
+    ] = None,
     wait: Annotated[
         bool,
         typer.Option(
@@ -587,6 +643,10 @@ def produce(
 ) -> None:
     """Publish CGMES, GasLib, JSON-lines or CSV files to a producer's topic.
 
+    CSV files go through a column mapping (--mapping), documented in docs/csv-mapping.md.
+
+    --mapping-schema prints the mapping format's JSON Schema.
+
     With --wait, report what the worker made of every event: applied, or dead-lettered and why.
     """
     settings = get_settings()
@@ -606,8 +666,13 @@ def produce(
     try:
         csv_mapping = CsvMapping.load(mapping) if mapping is not None else None
         sources = classify(paths, fmt)
+        if compressors is not None:
+            if sum(s.format is Format.gaslib for s in sources) != 1:
+                raise typer.BadParameter("--compressors FILE.cs goes with exactly one GasLib .net input")
+            if not compressors.is_file():
+                raise typer.BadParameter(f"--compressors {str(compressors)!r} is not a file")
         if any(s.format is Format.csv for s in sources) and csv_mapping is None:
-            raise typer.BadParameter("CSV inputs need --mapping FILE (see ingest/csv_adapter.py)")
+            raise typer.BadParameter("CSV inputs need --mapping FILE (see docs/csv-mapping.md)")
         from ontology.loader import load_ontology
 
         ontology = load_ontology()
@@ -630,6 +695,7 @@ def produce(
         csv_mapping,
         ontology,
         version_given=version is not None,
+        compressors=compressors,
     )
     emitter = Emitter.open(emit_target) if emit_target is not None else None
     watch = OutcomeWatch(settings, client.topic, producer) if wait else None

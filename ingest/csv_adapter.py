@@ -1,21 +1,9 @@
 """CSV rows to hub events, through a column mapping the producer writes once (YAML or JSON).
 
 Many producers keep asset registers and readings as spreadsheets. A mapping file says which column holds
-the mRID, which ontology class the rows are, and which column feeds which CIM attribute or reference::
-
-    class: EnergyConsumer            # or  class_column: kind
-    type: upsert                     # upsert | measurement | delete, or  type_column: ...
-    mrid: {column: id, prefix: "dno-"}
-    version: 1                       # or  version_column: rev, or neither with a time_column
-    time_column: observed_at         # optional; RFC 3339, default: when the file is read
-    label: "org=dno|org=neso"        # optional, or  label_column: ...
-    attributes:
-      IdentifiedObject.name: name                     # column name
-      EnergyConsumer.p: {column: p_kw, scale: 0.001}  # kW in the file, MW in the ontology
-      Equipment.inService: {value: true}              # a constant
-    references:
-      Equipment.EquipmentContainer: {column: substation, prefix: "dno-"}
-      GasOfftake.GeneratingUnits: {column: units, separator: ";"}
+the mRID, which ontology class the rows are, and which column feeds which CIM attribute or reference. Its
+format is the model :class:`ingest.csv_mapping.CsvMapping`; ``docs/csv-mapping.md`` documents it with an
+example per feature (generated from the model), and ``hub produce --mapping-schema`` prints its JSON Schema.
 
 Versions. ``version_column`` gives each row its own version, ``version`` gives every row the same one.
 With neither, a mapping that names a ``time_column`` takes each row's version from its time: microseconds
@@ -33,7 +21,6 @@ and reported with its line number, column and value; the rest of the file still 
 from __future__ import annotations
 
 import csv
-import json
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -41,34 +28,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hub.events import Event, EventType, time_version
 from ingest.cgmes import default_ontology, event_id
+from ingest.csv_mapping import CsvMapping, MappingError
 
 _TYPES = {t.value for t in EventType}
 # Rows reported verbatim in the stats; the count is always exact.
 MAX_KEPT_ERRORS = 100
-
-
-class MappingError(ValueError):
-    """The mapping file is unusable; the message names the key and the value."""
-
-
-@dataclass(frozen=True)
-class Column:
-    """Where one value comes from: a column (with optional prefix, scale, list separator) or a constant."""
-
-    column: str | None = None
-    value: Any = None
-    prefix: str = ""
-    scale: float | None = None
-    separator: str | None = None
-
-    def read(self, row: Mapping[str, str]) -> Any:
-        if self.column is None:
-            return self.value
-        return row.get(self.column)
 
 
 @dataclass(frozen=True)
@@ -95,178 +61,6 @@ class CsvStats:
         self.skipped += 1
         if len(self.errors) < MAX_KEPT_ERRORS:
             self.errors.append(err)
-
-
-@dataclass(frozen=True)
-class CsvMapping:
-    mrid: Column
-    class_name: str | None = None
-    class_column: str | None = None
-    type: str = "upsert"
-    type_column: str | None = None
-    version: int | None = None
-    version_column: str | None = None
-    time_column: str | None = None
-    label: str | None = None
-    label_column: str | None = None
-    attributes: dict[str, Column] = field(default_factory=dict)
-    references: dict[str, Column] = field(default_factory=dict)
-    delimiter: str = ","
-
-    @classmethod
-    def load(cls, path: Path | str) -> CsvMapping:
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise MappingError(f"mapping file {str(path)!r} cannot be read: {exc.strerror}") from None
-        try:
-            data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-        except (ValueError, yaml.YAMLError) as exc:
-            raise MappingError(f"mapping file {str(path)!r} is not valid YAML/JSON: {exc}") from None
-        return cls.from_dict(data, where=str(path))
-
-    @classmethod
-    def from_dict(cls, data: object, where: str = "mapping") -> CsvMapping:
-        if not isinstance(data, Mapping):
-            raise MappingError(f"{where}: must be a mapping of keys to values, got {type(data).__name__}")
-        known = {
-            "class",
-            "class_column",
-            "type",
-            "type_column",
-            "mrid",
-            "mrid_column",
-            "version",
-            "version_column",
-            "time_column",
-            "label",
-            "label_column",
-            "attributes",
-            "references",
-            "delimiter",
-        }
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise MappingError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
-        if "mrid" in data:
-            mrid = _column(data["mrid"], f"{where}: mrid")
-        elif "mrid_column" in data:
-            mrid = _column(data["mrid_column"], f"{where}: mrid_column")
-        else:
-            raise MappingError(f"{where}: 'mrid' (or 'mrid_column') is required")
-        if mrid.column is None:
-            raise MappingError(f"{where}: mrid must name a column, got a constant {mrid.value!r}")
-        class_name, class_column = data.get("class"), data.get("class_column")
-        if (class_name is None) == (class_column is None):
-            raise MappingError(f"{where}: give exactly one of 'class' and 'class_column'")
-        kind = str(data.get("type", "upsert"))
-        if kind not in _TYPES:
-            raise MappingError(f"{where}: type = {kind!r} is not one of {sorted(_TYPES)}")
-        version = data.get("version")
-        if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
-            raise MappingError(f"{where}: version = {version!r} must be a positive integer")
-        delimiter = str(data.get("delimiter", ","))
-        if len(delimiter) != 1:
-            raise MappingError(f"{where}: delimiter = {delimiter!r} must be one character")
-        return cls(
-            mrid=mrid,
-            class_name=_opt_str(class_name, f"{where}: class"),
-            class_column=_opt_str(class_column, f"{where}: class_column"),
-            type=kind,
-            type_column=_opt_str(data.get("type_column"), f"{where}: type_column"),
-            version=version,
-            version_column=_opt_str(data.get("version_column"), f"{where}: version_column"),
-            time_column=_opt_str(data.get("time_column"), f"{where}: time_column"),
-            label=_opt_str(data.get("label"), f"{where}: label"),
-            label_column=_opt_str(data.get("label_column"), f"{where}: label_column"),
-            attributes=_columns(data.get("attributes"), f"{where}: attributes"),
-            references=_columns(data.get("references"), f"{where}: references"),
-            delimiter=delimiter,
-        )
-
-    @property
-    def versions_from_time(self) -> bool:
-        """True when each row's version is its time (the mapping names a time and no version)."""
-        return self.version is None and self.version_column is None and self.time_column is not None
-
-    def columns(self) -> set[str]:
-        """Every column the mapping reads (to check the file's header once)."""
-        names = {self.mrid.column} | {
-            c
-            for c in (
-                self.class_column,
-                self.type_column,
-                self.version_column,
-                self.time_column,
-                self.label_column,
-            )
-            if c
-        }
-        names |= {c.column for c in (*self.attributes.values(), *self.references.values()) if c.column}
-        return {n for n in names if n}
-
-    def check(self, ontology: Any) -> None:
-        """Every qualified name must belong to the class (when the class is fixed) or to some class."""
-        if self.class_name is not None:
-            try:
-                ontology.get(self.class_name)
-            except KeyError:
-                raise MappingError(f"class = {self.class_name!r} is not an ontology class") from None
-            attrs = ontology.attributes_of(self.class_name)
-            assocs = ontology.associations_of(self.class_name)
-            for qname in self.attributes:
-                if qname not in attrs:
-                    raise MappingError(
-                        f"attributes: {qname!r} is not an attribute of {self.class_name} (or its ancestors)"
-                    )
-            for qname in self.references:
-                if qname not in assocs:
-                    raise MappingError(
-                        f"references: {qname!r} is not an association of {self.class_name} (or its ancestors)"
-                    )
-
-
-def _opt_str(value: object, where: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise MappingError(f"{where} = {value!r} must be a non-empty string")
-    return value
-
-
-def _column(spec: object, where: str) -> Column:
-    if isinstance(spec, str):
-        if not spec:
-            raise MappingError(f"{where} = '' must name a column")
-        return Column(column=spec)
-    if not isinstance(spec, Mapping):
-        raise MappingError(f"{where} = {spec!r} must be a column name or a mapping")
-    unknown = sorted(set(spec) - {"column", "value", "prefix", "scale", "separator"})
-    if unknown:
-        raise MappingError(
-            f"{where}: unknown key(s) {unknown}; allowed: column, value, prefix, scale, separator"
-        )
-    if ("column" in spec) == ("value" in spec):
-        raise MappingError(f"{where}: give exactly one of 'column' and 'value', got {dict(spec)!r}")
-    scale = spec.get("scale")
-    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int | float)):
-        raise MappingError(f"{where}.scale = {scale!r} must be a number")
-    return Column(
-        column=_opt_str(spec.get("column"), f"{where}.column"),
-        value=spec.get("value"),
-        prefix=str(spec.get("prefix", "")),
-        scale=float(scale) if scale is not None else None,
-        separator=_opt_str(spec.get("separator"), f"{where}.separator"),
-    )
-
-
-def _columns(spec: object, where: str) -> dict[str, Column]:
-    if spec is None:
-        return {}
-    if not isinstance(spec, Mapping):
-        raise MappingError(f"{where} must map qualified names to columns, got {spec!r}")
-    return {str(qname): _column(col, f"{where}.{qname}") for qname, col in spec.items()}
 
 
 class _RowProblem(ValueError):
@@ -330,10 +124,10 @@ class CsvAdapter:
 
     def row_event(self, row: Mapping[str, str]) -> Event:
         m = self.mapping
-        mrid_raw = (row.get(m.mrid.column or "") or "").strip()
+        mrid_raw = (row.get(m.id_column.column or "") or "").strip()
         if not mrid_raw:
-            raise _RowProblem(m.mrid.column, mrid_raw, "the mRID is empty")
-        mrid = m.mrid.prefix + mrid_raw
+            raise _RowProblem(m.id_column.column, mrid_raw, "the mRID is empty")
+        mrid = m.id_column.prefix + mrid_raw
         class_name = m.class_name or (row.get(m.class_column or "") or "").strip()
         if m.class_name is None:
             try:

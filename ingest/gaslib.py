@@ -66,6 +66,12 @@ _LINEAR_UNITS: dict[str, tuple[str, float]] = {
     "K": ("temperature", 1.0),
     "MW": ("power", 1.0),
     "kW": ("power", 0.001),
+    # Compressor-station files (.cs): speeds, swept volumes, torques.
+    "per_min": ("rotational_speed", 1.0),
+    "1/min": ("rotational_speed", 1.0),
+    "m_cube": ("volume", 1.0),
+    "m3": ("volume", 1.0),
+    "kNm": ("torque", 1.0),
 }
 _CELSIUS = {"Celsius", "C", "°C", "degC"}
 

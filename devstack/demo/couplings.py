@@ -2,11 +2,18 @@
 
 * Gas-fired units: the CGMES dynamics profile models some machines with steam-turbine governors
   (``GovSteam*``); their generating units are published as ``ThermalGeneratingUnit`` (a subclass, so
-  every query for generating units still finds them). Each gets a ``GasOfftake`` at the GasLib sink nearest
-  to its power station, sized from the unit's maximum output.
+  every query for generating units still finds them). A ``GasOfftake`` sits at the GasLib sink nearest to
+  each of their power stations and supplies the gas-fired units nearest to that sink (all the units of one
+  power station are equally near), sized from their maximum output.
 * Electric compressors: each ``GasCompressorStation`` is fed by an ``ElectricitySupplyPoint`` (a kind of
-  energy consumer) in the voltage level nearest to the station, with a terminal on that level's
-  topological node and a location at the station's inlet node.
+  energy consumer) in the suitable voltage level nearest to the station's inlet node: one with a
+  topological node to connect to and a nominal voltage a compressor's drives are fed at
+  (:data:`SUPPLY_KV`); of the levels of one substation, the one nearest 110 kV. The supply point has a
+  terminal on that level's topological node and a location at the station's inlet node.
+
+Distances are great-circle distances (haversine) between WGS84 positions: a GasLib node's longitude and
+latitude, and for the grid the first position point of the object's location; a voltage level or a unit
+is where its substation is. Ties go to the smaller mRID, so the choice does not depend on input order.
 * Gas measurements: one ``GasMeasurement`` per GasLib node, starting mid-way between its pressure bounds.
 """
 
@@ -70,10 +77,19 @@ def thermal_units(grid: Iterable[Event]) -> list[str]:
     return sorted(units)
 
 
-def _distance(a: tuple[float, float], b: tuple[float, float]) -> float:
-    # Equirectangular: plenty for picking the nearest of a few points.
-    mean_lat = math.radians((a[1] + b[1]) / 2)
-    return math.hypot((a[0] - b[0]) * math.cos(mean_lat), a[1] - b[1])
+EARTH_RADIUS_KM = 6371.0088
+# Nominal voltages (kV) compressor drives are fed at: medium voltage up to 110 kV sub-transmission; the
+# transmission levels above serve substations, not single consumers.
+SUPPLY_KV = (10.0, 150.0)
+# Preferred within one substation: compressor stations of 10-20 MW are typically fed at 110 kV.
+PREFERRED_KV = 110.0
+
+
+def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance between two (longitude, latitude) points in degrees, in km."""
+    lon1, lat1, lon2, lat2 = map(math.radians, (a[0], a[1], b[0], b[1]))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
 class GridIndex:
@@ -105,9 +121,6 @@ class GridIndex:
                 for psr in _refs(e, "Location.PowerSystemResources"):
                     self.position[psr] = (x, y)
                 self.coordinate_system = self.coordinate_system or _ref(e, "Location.CoordinateSystem")
-        self.substations = sorted(
-            m for m, e in self.by_mrid.items() if e.class_ == "Substation" and m in self.position
-        )
         self.levels: dict[str, list[str]] = {}
         for m, e in self.by_mrid.items():
             if e.class_ == "VoltageLevel":
@@ -134,18 +147,42 @@ class GridIndex:
             container = _ref(found, "VoltageLevel.Substation") or _ref(found, "Bay.VoltageLevel")
         return None
 
-    def nearest_substation(self, point: tuple[float, float]) -> str:
-        return min(self.substations, key=lambda s: _distance(self.position[s], point))
+    def nominal_kv(self, level: str) -> float | None:
+        """A voltage level's nominal voltage, from its base voltage."""
+        base = self.by_mrid.get(_ref(self.by_mrid[level], "VoltageLevel.BaseVoltage") or "")
+        value = base.attributes.get("BaseVoltage.nominalVoltage") if base is not None else None
+        return _float(value) if value is not None else None
 
-    def supply_level(self, substation: str) -> str | None:
-        """The voltage level of a substation that a compressor would hang off: closest to 110 kV."""
-        levels = sorted(self.levels.get(substation, []))
+    def level_position(self, level: str) -> tuple[float, float] | None:
+        """Where a voltage level is: its own location, else its substation's."""
+        if level in self.position:
+            return self.position[level]
+        return self.position.get(_ref(self.by_mrid[level], "VoltageLevel.Substation") or "")
 
-        def nominal(level: str) -> float:
-            name = self.by_mrid[level].attributes.get("IdentifiedObject.name")
-            return abs(_float(name, 1e9) - 110.0)
+    def supply_levels(self) -> list[str]:
+        """Voltage levels a compressor station can be fed from: placed, connectable, at a supply voltage."""
+        found = []
+        for level in sorted(m for m, e in self.by_mrid.items() if e.class_ == "VoltageLevel"):
+            kv = self.nominal_kv(level)
+            if (
+                kv is not None
+                and SUPPLY_KV[0] <= kv <= SUPPLY_KV[1]
+                and self.nodes_of_level.get(level)
+                and self.level_position(level) is not None
+            ):
+                found.append(level)
+        return found
 
-        return min(levels, key=nominal) if levels else None
+    def nearest_supply_level(self, point: tuple[float, float]) -> str | None:
+        """The suitable voltage level nearest to ``point``; of one place's levels, the one nearest 110 kV."""
+
+        def key(level: str) -> tuple[float, float, str]:
+            where = self.level_position(level)
+            assert where is not None  # supply_levels keeps placed levels only
+            kv = self.nominal_kv(level) or 0.0
+            return (round(haversine_km(where, point), 6), abs(kv - PREFERRED_KV), level)
+
+        return min(self.supply_levels(), key=key, default=None)
 
 
 def _event(
@@ -185,42 +222,52 @@ def coupling_events(
     sinks = sorted(
         (e for e in gas if e.class_ == "GasSink" and node_point(e) is not None), key=lambda e: e.subject
     )
-    used: set[str] = set()
+    # Gas-fired units where their power station is.
+    placed: dict[str, tuple[float, float]] = {}
     for unit in thermal:
         plant = index.substation_of(unit)
-        if not sinks or plant is None or plant not in index.position:
-            continue
-        here = index.position[plant]
-        # Each unit its own sink, the nearest one still free.
-        choices = [s for s in sinks if s.subject not in used] or sinks
-        sink = min(choices, key=lambda s: _distance(node_point(s) or here, here))
-        used.add(sink.subject)
-        unit_event = index.by_mrid[unit]
-        name = unit_event.attributes.get("IdentifiedObject.name", unit)
-        max_p = _float(unit_event.attributes.get("GeneratingUnit.maxOperatingP"), 100.0)
+        if plant is not None and plant in index.position:
+            placed[unit] = index.position[plant]
+
+    def nearest_sink(point: tuple[float, float]) -> Event:
+        return min(sinks, key=lambda s: (round(haversine_km(node_point(s) or point, point), 6), s.subject))
+
+    # One offtake at the sink nearest to each gas-fired power station ...
+    sites = sorted({nearest_sink(p).subject for p in placed.values()}) if sinks else []
+    for site in sites:
+        here = node_point(gas_by_mrid[site])
+        assert here is not None  # sinks are placed
+        # ... supplying the gas-fired units nearest to it (a station's units are all equally near).
+        distances = {u: round(haversine_km(p, here), 6) for u, p in placed.items()}
+        nearest = min(distances.values())
+        supplied = sorted(u for u, d in distances.items() if d == nearest)
+        names = [index.by_mrid[u].attributes.get("IdentifiedObject.name", u) for u in supplied]
+        max_p = sum(
+            _float(index.by_mrid[u].attributes.get("GeneratingUnit.maxOperatingP"), 100.0) for u in supplied
+        )
+        sink_name = gas_by_mrid[site].attributes.get("IdentifiedObject.name", site)
         yield _event(
             NGGT,
-            f"demo-offtake-{unit}",
+            f"demo-offtake-{site}",
             "GasOfftake",
             version,
             time,
             {
-                "IdentifiedObject.name": f"Offtake for {name}",
-                "IdentifiedObject.description": f"Gas supply to gas-fired unit {name} from {sink.subject}",
+                "IdentifiedObject.name": f"Offtake at {sink_name}",
+                "IdentifiedObject.description": f"Gas supply to gas-fired units {', '.join(names)} "
+                f"({nearest:.0f} km away)",
                 "GasOfftake.flowMax": round(max_p * GAS_PER_MW, 3),
                 "GasOfftake.pressureMin": 40.0,
             },
-            {"GasOfftake.Node": sink.subject, "GasOfftake.GeneratingUnits": [unit]},
+            {"GasOfftake.Node": site, "GasOfftake.GeneratingUnits": supplied},
         )
 
     for compressor in sorted((e for e in gas if e.class_ == "GasCompressorStation"), key=lambda e: e.subject):
         inlet = gas_by_mrid.get(_ref(compressor, "GasConnection.FromNode") or "")
         point = node_point(inlet) if inlet is not None else None
-        if not index.substations:
-            continue
-        # A station without coordinates still needs power: the first substation stands in.
-        substation = index.nearest_substation(point) if point is not None else index.substations[0]
-        level = index.supply_level(substation)
+        # Without a position there is no nearest level: such a station stays unfed rather than fed from
+        # an arbitrary one.
+        level = index.nearest_supply_level(point) if point is not None else None
         if level is None:
             continue
         base_voltage = _ref(index.by_mrid[level], "VoltageLevel.BaseVoltage")

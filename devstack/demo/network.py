@@ -2,11 +2,13 @@
 
 * Electricity: the ENTSO-E CGMES MicroGrid base case (Belgian and Dutch models with their boundary), every
   profile merged into one upsert per object.
-* Gas: GasLib-40, a German transmission network with WGS84 coordinates. Coordinates are kept as given;
-  both networks lie near the Belgian, Dutch and German borders.
-* Couplings (:mod:`devstack.demo.couplings`): the generating units the CGMES dynamics model with steam-turbine
-  governors are published as thermal (gas-fired) units, each supplied by a gas offtake at the nearest
-  GasLib sink; every compressor station is fed by an electricity supply point in the nearest substation.
+* Gas: GasLib-40, a German transmission network with WGS84 coordinates. Coordinates are kept as given: the
+  gas network lies in south-western Germany and eastern France, some 250 km and more from the MicroGrid's
+  substations in Belgium and the Netherlands, so the nearest partners below are still far apart.
+* Couplings (:mod:`devstack.demo.couplings`), chosen by great-circle distance: the generating units the
+  CGMES dynamics model with steam-turbine governors are published as thermal (gas-fired) units, supplied
+  by a gas offtake at the GasLib sink nearest to their power station; every compressor station is fed by
+  an electricity supply point in the nearest suitable voltage level.
 * Measurements: one gas measurement per GasLib node (pressure, flow), which the simulator updates.
 
 Every object is assigned to one producer and labelled by :mod:`devstack.demo.producers`.

@@ -399,3 +399,67 @@ def test_wait_without_a_worker_ends_at_its_timeout_and_reports_the_events_unknow
         (event["id"], "unknown", 0)
     ]
     assert f"HUB_WORKER_ID='{publisher.prefix}-nobody'" in flat(result.stderr)
+
+
+def test_gaslib_with_compressors_lands_the_drives_on_their_stations(
+    publisher: Publisher, settings: Any, neo4j_driver: neo4j.Driver, tmp_path: Path
+) -> None:
+    from lxml import etree
+
+    data = Path(__file__).resolve().parents[3] / "shared" / "data" / "gas" / "GasLib-11"
+    # Named after the test's prefix: the network's mRIDs are the test's own.
+    net = tmp_path / f"{publisher.prefix}-gaslib-11.net"
+    cs = tmp_path / f"{publisher.prefix}-gaslib-11.cs"
+    net.write_bytes((data / "GasLib-11.net").read_bytes())
+    cs.write_bytes((data / "GasLib-11.cs").read_bytes())
+    network = f"{publisher.prefix}-gaslib-11"
+    ns = "{http://gaslib.zib.de/CompressorStations}"
+    expected: dict[str, str] = {}  # drive mRID -> its station's mRID, read here with lxml
+    units: dict[str, str] = {}  # unit mRID -> its drive's mRID
+    for station in etree.parse(str(cs)).getroot().iter(f"{ns}compressorStation"):
+        sid = station.get("id")
+        for drive in station.find(f"{ns}drives").iterchildren(tag=etree.Element):
+            expected[f"{network}.{sid}.{drive.get('id')}"] = f"{network}.{sid}"
+        for unit in station.find(f"{ns}compressors").iterchildren(tag=etree.Element):
+            units[f"{network}.{sid}.{unit.get('id')}"] = f"{network}.{sid}.{unit.get('drive')}"
+    assert expected and units
+
+    stream = Stream(publisher.prefix, {publisher.producer: {"org": "nggt", "clearance": "OFFICIAL"}})
+    worker = Worker(settings, stream, tmp_path)
+    worker.start()
+    try:
+        result = publisher.produce(str(net), "--compressors", str(cs))
+        assert result.exit_code == 0, result.output
+        assert f"{len(expected)} drives and {len(units)} compressor units" in flat(result.output)
+        worker.wait_until_done(publisher.bootstrap)
+    finally:
+        worker.stop()
+
+    records, _, _ = neo4j_driver.execute_query(
+        "MATCH (d:GasCompressorDrive)-[:DRIVE_OF]->(s:GasCompressorStation) WHERE d.mrid STARTS WITH $p "
+        "RETURN d.mrid AS drive, s.mrid AS station, d.kind AS kind",
+        p=network,
+    )
+    assert {r["drive"]: r["station"] for r in records} == expected
+    assert {r["kind"] for r in records} == {"gasTurbine"}
+    # The stations are the network's own (published from the .net), connected to their nodes.
+    stations, _, _ = neo4j_driver.execute_query(
+        "MATCH (s:GasCompressorStation)-[:FROM_NODE]->(:GasNode) WHERE s.mrid IN $m RETURN count(s) AS n",
+        m=sorted(set(expected.values())),
+    )
+    assert stations[0]["n"] == len(set(expected.values()))
+    driven, _, _ = neo4j_driver.execute_query(
+        "MATCH (u:GasCompressorUnit)-[:DRIVEN_BY]->(d:GasCompressorDrive), "
+        "(u)-[:UNIT_OF]->(:GasCompressorStation) WHERE u.mrid STARTS WITH $p "
+        "RETURN u.mrid AS unit, d.mrid AS drive",
+        p=network,
+    )
+    assert {r["unit"]: r["drive"] for r in driven} == units
+
+
+def test_compressors_need_one_gaslib_network(publisher: Publisher, tmp_path: Path) -> None:
+    cs = Path(__file__).resolve().parents[3] / "shared" / "data" / "gas" / "GasLib-11" / "GasLib-11.cs"
+    readings = publisher.csv("readings.csv", READINGS)
+    result = publisher.produce(str(readings), "--mapping", str(publisher.mapping()), "--compressors", str(cs))
+    assert result.exit_code != 0
+    assert "--compressors FILE.cs goes with exactly one GasLib .net input" in flat(result.output)

@@ -8,6 +8,7 @@ home through the GasLib names.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 # Model headers (md:FullModel) describe the file, not the grid; they are no objects of the graph.
 MODEL_DESCRIPTION = "http://iec.ch/TC57/61970-552/ModelDescription/1#"
 GASLIB_FRAMEWORK = "http://gaslib.zib.de/Framework"
+GASLIB_CS = "http://gaslib.zib.de/CompressorStations"
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +169,40 @@ def test_gaslib_names(onto: Ontology) -> None:
     assert onto.canonical_qname("pipe.id", GASLIB_NS) == "IdentifiedObject.name"
     assert onto.canonical_qname("pipe.height", GASLIB_NS) is None  # a node attribute, not a pipe's
     assert onto.canonical_class("pipe", "http://example.org/other") is None
+
+
+def test_every_gaslib_compressor_element_and_value_has_a_home(onto: Ontology) -> None:
+    """Every drive and compressor element of the GasLib .cs files, and every single value they carry."""
+    files = sorted((DATA / "gas").rglob("*.cs"))
+    assert len(files) == 2, files
+    problems: list[str] = []
+    for path in files:
+        root = etree.parse(str(path)).getroot()
+        for group in ("drives", "compressors"):
+            for container in root.iter(f"{{{GASLIB_CS}}}{group}"):
+                for element in container.iterchildren(tag=etree.Element):
+                    name = etree.QName(element).localname
+                    cls = onto.canonical_class(name, GASLIB_NS)
+                    if cls is None:
+                        problems.append(f"element {name}")
+                        continue
+                    members = {a for a in element.attrib if a != "id"}
+                    for child in element.iterchildren(tag=etree.Element):
+                        if child.get("value") is not None:
+                            # Numbered coefficients are one member: power_fun_coeff_1 -> power_fun_coeff.
+                            members.add(re.sub(r"_[0-9]+$", "", etree.QName(child).localname))
+                    for member in members:
+                        qname = onto.canonical_qname(f"{name}.{member}", GASLIB_NS)
+                        if qname is None:
+                            problems.append(f"{name}.{member}")
+                        elif qname not in onto.attributes_of(cls) and qname not in onto.associations_of(cls):
+                            problems.append(f"{name}.{member} maps to {qname}, not a member of {cls}")
+    assert problems == []
+    assert onto.canonical_class("pistonCompressor", GASLIB_NS) == "GasCompressorUnit"
+    assert onto.canonical_class("electricMotor", GASLIB_NS) == "GasCompressorDrive"
+    assert set(onto.attribute("GasCompressorDrive", "GasCompressorDrive.kind").literals) == {
+        "gasTurbine",
+        "gasDrivenMotor",
+        "electricMotor",
+        "steamTurbine",
+    }

@@ -28,6 +28,7 @@ from hub.auth import DEMO_USERS, mint_token
 from hub.graph_schema import cypher
 from hub.labels import Authorizations, evaluate, parse
 from ontology.loader import load_ontology
+from tests.devstack.demo.test_demo_users import readme_counts
 
 pytestmark = pytest.mark.services
 
@@ -169,6 +170,8 @@ def test_demo_network_through_the_stack(demo_stack: DemoStack, neo4j_driver: Any
         assert visible == expected_visible(network, user), user
         seen_by[user] = len(visible)
     assert seen_by["public.analyst"] < seen_by["grid.planner"] < seen_by["ops.engineer"] == network.count()
+    # Exactly the README's demo-user table, here through the running API.
+    assert {user: (n, network.count()) for user, n in seen_by.items()} == readme_counts()
     # As the README's table says: the administrator's SECRET clearance does not open what is labelled
     # for named organisations only (no role is a superuser), so it sees less than the system operator.
     assert seen_by["hub.admin"] < seen_by["ops.engineer"]
