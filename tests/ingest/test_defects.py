@@ -1,0 +1,278 @@
+"""Converters isolate defects at the smallest unit: a bad property is left out and its object kept, an
+object that cannot be kept is skipped, repairable defects are repaired, and every one is reported with its
+file, line, object and property.
+
+Each test writes a small file carrying the defects, states which parts are bad, and counts what should
+survive with lxml, ``csv`` or ``json`` directly (not with the converter), then compares.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from hub.validation import validate_event
+from ingest.cgmes import CgmesConverter, ConversionStats, convert_cgmes
+from ingest.defects import DefectKind, repair_datetime, split_references
+from ingest.difference import convert_difference
+from ontology.loader import load_ontology
+from ontology.model import Ontology
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "cgmes"
+MODELS = [
+    DATA / "2.4.15" / "MicroGrid-BaseCase",
+    DATA / "2.4.15" / "SmallGrid-NodeBreaker",
+    DATA / "3.0" / "MicroGrid",
+]
+TIME = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
+# The test's own idea of a well-formed rdf:ID: "_" and then mRID characters, nothing else.
+WELL_FORMED_ID = re.compile(r"^_[A-Za-z0-9][A-Za-z0-9_.:\-]*$")
+
+
+@pytest.fixture(scope="module")
+def ontology() -> Ontology:
+    return load_ontology()
+
+
+# --- CGMES -------------------------------------------------------------------------------------------
+
+CGMES_DEFECTS = """<?xml version="1.0" encoding="UTF-8"?>
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+         xmlns:cim="http://iec.ch/TC57/2013/CIM-schema-cim16#">
+  <cim:ACLineSegment rdf:ID="_line1">
+    <cim:IdentifiedObject.name>L1</cim:IdentifiedObject.name>
+    <cim:ACLineSegment.r>abc</cim:ACLineSegment.r>
+    <cim:ACLineSegment.x>0.5</cim:ACLineSegment.x>
+    <cim:Equipment.EquipmentContainer rdf:resource="#_has space"/>
+  </cim:ACLineSegment>
+  <cim:Terminal rdf:ID="_t1">
+    <cim:IdentifiedObject.name>T1</cim:IdentifiedObject.name>
+    <cim:Terminal.ConductingEquipment rdf:resource="#_line1#_line2"/>
+    <cim:Terminal.phases rdf:resource="http://iec.ch/TC57/2013/CIM-schema-cim16#PhaseCode.XYZ"/>
+    <cim:ACDCTerminal.sequenceNumber>1</cim:ACDCTerminal.sequenceNumber>
+  </cim:Terminal>
+  <cim:Terminal rdf:ID="_has space">
+    <cim:IdentifiedObject.name>lost</cim:IdentifiedObject.name>
+  </cim:Terminal>
+  <cim:Terminal>
+    <cim:IdentifiedObject.name>nameless</cim:IdentifiedObject.name>
+  </cim:Terminal>
+  <cim:GovGAST rdf:ID="_gov1">
+    <cim:IdentifiedObject.name>G1</cim:IdentifiedObject.name>
+    <cim:TurbineGovernorDynamics.SynchronousMachineDynamics rdf:resource="#_sm1#_sm2"/>
+  </cim:GovGAST>
+  <cim:LinearShuntCompensator rdf:ID="_sh1">
+    <cim:ShuntCompensator.switchOnDate>2021-03-0112:00:00</cim:ShuntCompensator.switchOnDate>
+    <cim:IdentifiedObject.name>S1</cim:IdentifiedObject.name>
+  </cim:LinearShuntCompensator>
+  <cim:LinearShuntCompensator rdf:ID="_sh2">
+    <cim:ShuntCompensator.switchOnDate>2021-03-01112:00:00</cim:ShuntCompensator.switchOnDate>
+    <cim:IdentifiedObject.name>S2</cim:IdentifiedObject.name>
+  </cim:LinearShuntCompensator>
+  <cim:Breaker rdf:ID="_b1">
+    <cim:Switch.open>maybe</cim:Switch.open>
+    <cim:Switch.normalOpen>false</cim:Switch.normalOpen>
+    <cim:IdentifiedObject.name>B1</cim:IdentifiedObject.name>
+    <cim:IdentifiedObject.name>B1 again</cim:IdentifiedObject.name>
+  </cim:Breaker>
+  <cim:BaseVoltage rdf:ID="_bv1">
+    <cim:BaseVoltage.nominalVoltage>400</cim:BaseVoltage.nominalVoltage>
+  </cim:BaseVoltage>
+</rdf:RDF>
+"""
+
+# (object, property) -> (kind, recovered), as the file above was written: every property not named here
+# is well-formed. The repeated IdentifiedObject.name of _b1 is one property given two values.
+CGMES_BAD: dict[tuple[str | None, str | None], tuple[DefectKind, bool]] = {
+    ("line1", "ACLineSegment.r"): (DefectKind.BAD_VALUE, False),
+    ("line1", "Equipment.EquipmentContainer"): (DefectKind.BAD_REFERENCE, False),
+    ("t1", "Terminal.ConductingEquipment"): (DefectKind.TOO_MANY_TARGETS, False),
+    ("t1", "Terminal.phases"): (DefectKind.BAD_VALUE, False),
+    ("sh2", "ShuntCompensator.switchOnDate"): (DefectKind.BAD_VALUE, False),
+    ("b1", "Switch.open"): (DefectKind.BAD_VALUE, False),
+    ("b1", "IdentifiedObject.name"): (DefectKind.BAD_VALUE, False),
+}
+CGMES_RECOVERED = {
+    ("t1", "Terminal.ConductingEquipment"): DefectKind.JOINED_REFERENCES,
+    ("gov1", "TurbineGovernorDynamics.SynchronousMachineDynamics"): DefectKind.JOINED_REFERENCES,
+    ("sh1", "ShuntCompensator.switchOnDate"): DefectKind.DATE_SEPARATOR,
+}
+
+
+def test_cgmes_defects_are_reported_and_the_rest_converts(tmp_path: Path, ontology: Ontology) -> None:
+    path = tmp_path / "defects_EQ.xml"
+    path.write_text(CGMES_DEFECTS, encoding="utf-8")
+    stats = ConversionStats()
+    events = list(convert_cgmes([path], source="tso-a", time=TIME, ontology=ontology, stats=stats))
+
+    # Independently: the elements with a well-formed rdf:ID, and their distinct properties.
+    root = etree.parse(str(path)).getroot()
+    kept = {
+        el.get(f"{RDF}ID")[1:]: el
+        for el in root
+        if isinstance(el.tag, str) and WELL_FORMED_ID.match(el.get(f"{RDF}ID") or "")
+    }
+    assert len([el for el in root if isinstance(el.tag, str)]) == len(kept) + 2
+    by_subject = {e.subject: e for e in events}
+    assert set(by_subject) == set(kept)
+    for mrid, element in kept.items():
+        names = {etree.QName(child).localname for child in element}
+        good = {n for n in names if (mrid, n) not in CGMES_BAD}
+        event = by_subject[mrid]
+        assert set(event.attributes) | set(event.references) == good, mrid
+        validate_event(event.to_json_dict(), ontology)
+
+    # The repairs kept the meaning.
+    assert by_subject["gov1"].references["TurbineGovernorDynamics.SynchronousMachineDynamics"] == [
+        "sm1",
+        "sm2",
+    ]
+    assert by_subject["sh1"].attributes["ShuntCompensator.switchOnDate"] == "2021-03-01T12:00:00"
+    assert by_subject["line1"].attributes["ACLineSegment.x"] == "0.5"
+
+    # Every defect is reported, with its file and the line of the property in the file.
+    lines = CGMES_DEFECTS.splitlines()
+    reported = {}
+    for defect in stats.defects:
+        assert defect.file == str(path), defect
+        if defect.kind is DefectKind.BAD_OBJECT:
+            continue
+        reported[(defect.element, defect.property, defect.recovered)] = defect.kind
+        assert defect.line is not None, defect
+        assert defect.property is not None and defect.property.rpartition(".")[2] in lines[defect.line - 1], (
+            defect
+        )
+    assert reported == {
+        **{(m, p, False): kind for (m, p), (kind, _r) in CGMES_BAD.items()},
+        **{(m, p, True): kind for (m, p), kind in CGMES_RECOVERED.items()},
+    }
+    skipped = [d for d in stats.defects if d.kind is DefectKind.BAD_OBJECT]
+    assert [(d.element, d.line) for d in skipped] == [
+        ("_has space", 1 + lines.index('  <cim:Terminal rdf:ID="_has space">')),
+        (None, 1 + lines.index("  <cim:Terminal>")),
+    ]
+    assert "'2021-03-01112:00:00'" in next(
+        d.reason for d in stats.defects if d.element == "sh2"
+    ) and "'T'" in next(d.reason for d in stats.defects if d.element == "sh2")
+    assert len(stats.defects) == len(CGMES_BAD) + len(CGMES_RECOVERED) + 2
+    assert stats.defects.recovered == len(CGMES_RECOVERED)
+
+
+def test_an_element_defect_in_one_profile_keeps_the_object_s_other_parts(
+    tmp_path: Path, ontology: Ontology
+) -> None:
+    eq = tmp_path / "m_EQ.xml"
+    ssh = tmp_path / "m_SSH.xml"
+    head = (
+        '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
+        'xmlns:cim="http://iec.ch/TC57/2013/CIM-schema-cim16#">'
+    )
+    eq.write_text(
+        head
+        + '<cim:EnergyConsumer rdf:ID="_load1"><cim:IdentifiedObject.name>Load</cim:IdentifiedObject.name>'
+        "</cim:EnergyConsumer></rdf:RDF>"
+    )
+    ssh.write_text(
+        head + '<cim:EnergyConsumer rdf:about="#_load1">\n<cim:EnergyConsumer.p>1,5</cim:EnergyConsumer.p>\n'
+        "<cim:EnergyConsumer.q>0.3</cim:EnergyConsumer.q></cim:EnergyConsumer></rdf:RDF>"
+    )
+    converter = CgmesConverter(source="tso-a", time=TIME, ontology=ontology)
+    [event] = list(converter.convert([eq, ssh]))
+    assert event.attributes == {"IdentifiedObject.name": "Load", "EnergyConsumer.q": "0.3"}
+    [defect] = converter.stats.defects
+    assert (defect.file, defect.line, defect.element, defect.property) == (
+        str(ssh),
+        2,
+        "load1",
+        "EnergyConsumer.p",
+    )
+    assert "'1,5'" in defect.reason and str(defect).startswith(f"{ssh}:2: object 'load1'")
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda p: p.name)
+def test_the_conformity_models_convert_without_a_defect(model: Path, ontology: Ontology) -> None:
+    stats = ConversionStats()
+    events = list(convert_cgmes(sorted(model.glob("*.xml")), source="tso-a", ontology=ontology, stats=stats))
+    assert events
+    assert list(stats.defects) == []
+
+
+def test_a_difference_model_skips_only_the_change_whose_class_is_unknown(ontology: Ontology) -> None:
+    path = Path(__file__).resolve().parent / "data" / "MicroGrid_BE_EQ_difference_cgmes2415.xml"
+    stats = ConversionStats()
+    events = list(convert_difference(path, source="tso-a", version=2, ontology=ontology, stats=stats))
+    root = etree.parse(str(path)).getroot()
+    # Independently: every object the two halves mention, and those described (rdf:Description) only.
+    typed: set[str] = set()
+    mentioned: set[str] = set()
+    for half in root.iter(
+        "{http://iec.ch/TC57/61970-552/DifferenceModel/1#}forwardDifferences",
+        "{http://iec.ch/TC57/61970-552/DifferenceModel/1#}reverseDifferences",
+    ):
+        for el in half:
+            mrid = (el.get(f"{RDF}about") or el.get(f"{RDF}ID") or "").lstrip("#_")
+            mentioned.add(mrid)
+            if el.tag != f"{RDF}Description":
+                typed.add(mrid)
+    untyped = mentioned - typed
+    assert untyped and {e.subject for e in events} == mentioned - untyped
+    assert {(d.element, d.kind) for d in stats.defects} == {(m, DefectKind.BAD_OBJECT) for m in untyped}
+
+
+# --- the repairs themselves ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "repaired"),
+    [
+        ("2021-03-0112:00:00", "2021-03-01T12:00:00"),
+        ("2021-03-0112:00:00Z", "2021-03-01T12:00:00Z"),
+        ("2021-03-0112:00:00.250+01:00", "2021-03-01T12:00:00.250+01:00"),
+        ("2021-03-01T12:00:00", None),  # nothing to repair
+        ("2021-03-01112:00:00", None),  # a wrong separator is not guessed at
+        ("2021-03-01_12:00:00", None),
+    ],
+)
+def test_a_date_run_into_its_time_gets_its_separator_back_and_nothing_else_is_guessed(
+    text: str, repaired: str | None
+) -> None:
+    assert repair_datetime(text) == repaired
+
+
+@pytest.mark.parametrize(
+    ("resource", "parts"),
+    [
+        ("#_a#_b", ["#_a", "#_b"]),
+        ("#_a #_b  #_c", ["#_a", "#_b", "#_c"]),
+        ("#_a,#_b", ["#_a", "#_b"]),
+        ("urn:uuid:1 urn:uuid:2", ["urn:uuid:1", "urn:uuid:2"]),
+        ("#_a", None),
+        ("#_a b", None),
+    ],
+)
+def test_references_run_together_are_split_only_when_each_part_is_a_reference(
+    resource: str, parts: list[str] | None
+) -> None:
+    assert split_references(resource) == parts
+
+
+def test_the_worker_refuses_a_date_with_a_wrong_separator_instead_of_misreading_it(
+    ontology: Ontology,
+) -> None:
+    from hub.validation import attribute_problem
+
+    assert (
+        attribute_problem(
+            ontology, "LinearShuntCompensator", "ShuntCompensator.switchOnDate", "2021-03-01T12:00:00"
+        )
+        is None
+    )
+    problem = attribute_problem(
+        ontology, "LinearShuntCompensator", "ShuntCompensator.switchOnDate", "2021-03-01112:00:00"
+    )
+    assert problem is not None and "'T'" in problem
