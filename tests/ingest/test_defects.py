@@ -19,6 +19,7 @@ from hub.validation import validate_event
 from ingest.cgmes import CgmesConverter, ConversionStats, convert_cgmes
 from ingest.defects import DefectKind, repair_datetime, split_references
 from ingest.difference import convert_difference
+from ingest.gaslib import GasLibStats, convert_gaslib
 from ontology.loader import load_ontology
 from ontology.model import Ontology
 
@@ -276,3 +277,77 @@ def test_the_worker_refuses_a_date_with_a_wrong_separator_instead_of_misreading_
         ontology, "LinearShuntCompensator", "ShuntCompensator.switchOnDate", "2021-03-01112:00:00"
     )
     assert problem is not None and "'T'" in problem
+
+
+# --- GasLib ----------------------------------------------------------------------------------------------
+
+GASLIB_DEFECTS = """<?xml version="1.0" encoding="UTF-8"?>
+<network xmlns="http://gaslib.zib.de/Gas" xmlns:framework="http://gaslib.zib.de/Framework">
+  <framework:information>
+    <framework:title>defects</framework:title>
+  </framework:information>
+  <framework:nodes>
+    <source id="entry01" x="0" y="zero">
+      <height value="0" unit="m"/>
+      <pressureMin unit="bar" value="forty"/>
+      <pressureMax unit="furlong" value="70.0"/>
+    </source>
+    <innode x="5" y="5">
+      <height value="0" unit="m"/>
+    </innode>
+    <sink id="exit01" x="10" y="0">
+      <height value="0" unit="m"/>
+    </sink>
+  </framework:nodes>
+  <framework:connections>
+    <pipe from="entry01" id="pipe01" to="exit01">
+      <length unit="km" value="55"/>
+      <diameter unit="mm" value="wide"/>
+      <roughness unit="mm" value="0.1"/>
+    </pipe>
+  </framework:connections>
+</network>
+"""
+# (element id, GasLib property) that the file above gets wrong; every other property is well-formed.
+GASLIB_BAD = {
+    ("entry01", "y"),
+    ("entry01", "pressureMin"),
+    ("entry01", "pressureMax"),
+    ("pipe01", "diameter"),
+}
+
+
+def test_gaslib_defects_are_reported_and_the_rest_converts(tmp_path: Path, ontology: Ontology) -> None:
+    path = tmp_path / "defects.net"
+    path.write_text(GASLIB_DEFECTS, encoding="utf-8")
+    stats = GasLibStats()
+    events = list(convert_gaslib(path, source="gas-tso", time=TIME, ontology=ontology, stats=stats))
+
+    # Independently: the node and connection elements with an id, and the properties each one gives.
+    root = etree.parse(str(path)).getroot()
+    gas = "{http://gaslib.zib.de/Framework}"
+    elements = [
+        el for part in ("nodes", "connections") for el in root.find(f"{gas}{part}") if isinstance(el.tag, str)
+    ]
+    with_id = {el.get("id"): el for el in elements if el.get("id")}
+    assert len(elements) == len(with_id) + 1
+    objects = {e.attributes["IdentifiedObject.name"]: e for e in events if e.class_ != "GasNetwork"}
+    assert set(objects) == set(with_id)
+    for element_id, element in with_id.items():
+        given = [n for n in element.attrib if n not in ("id",)] + [etree.QName(c).localname for c in element]
+        good = [n for n in given if (element_id, n) not in GASLIB_BAD]
+        event = objects[element_id]
+        # Each good property is one attribute or reference; the name and the network come on top.
+        assert len(event.attributes) + len(event.references) == len(good) + 2, (element_id, event)
+        validate_event(event.to_json_dict(), ontology)
+
+    reported = {(d.element, d.property) for d in stats.defects if d.kind is DefectKind.BAD_VALUE}
+    assert reported == GASLIB_BAD
+    lines = GASLIB_DEFECTS.splitlines()
+    for defect in stats.defects:
+        assert defect.file == str(path) and defect.line is not None and not defect.recovered
+        if defect.property is not None:
+            assert defect.property in lines[defect.line - 1], defect
+    [skipped] = [d for d in stats.defects if d.kind is DefectKind.BAD_OBJECT]
+    assert skipped.line == 1 + lines.index('    <innode x="5" y="5">')
+    assert "furlong" in next(d.reason for d in stats.defects if d.property == "pressureMax")
