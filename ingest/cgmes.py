@@ -435,7 +435,7 @@ def object_mrid(element: Any, path: Path, defects: Defects) -> tuple[str, bool] 
     except ConversionError as exc:
         raw = element.get(RDF_ID) or element.get(RDF_ABOUT)
         reason = str(exc).removeprefix(f"{path}: ")
-        defects.add(path, element.sourceline, raw, None, DefectKind.BAD_OBJECT, f"{reason}; element skipped")
+        defects.add(path, element.sourceline, raw, None, DefectKind.BAD_OBJECT, reason)
         return None
 
 

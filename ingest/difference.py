@@ -106,7 +106,7 @@ class DifferenceConverter(CgmesConverter):
                 None,
                 DefectKind.BAD_OBJECT,
                 "changed with rdf:Description only, so its class is unknown; pass its class in `classes` "
-                "(mRID -> class) or type the element; change skipped",
+                "(mRID -> class) or type the element",
             )
         return known
 

@@ -201,7 +201,7 @@ class GasLibConverter:
         element_id = element.get("id")
         if not element_id:
             self.stats.defects.add(
-                path, element.sourceline, None, None, DefectKind.BAD_OBJECT, f"<{local}> has no id; skipped"
+                path, element.sourceline, None, None, DefectKind.BAD_OBJECT, f"<{local}> has no id"
             )
             return None
         mrid = gaslib_mrid(network, element_id)

@@ -8,6 +8,7 @@ survive with lxml, ``csv`` or ``json`` directly (not with the converter), then c
 
 from __future__ import annotations
 
+import csv
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from lxml import etree
 
 from hub.validation import validate_event
 from ingest.cgmes import CgmesConverter, ConversionStats, convert_cgmes
+from ingest.csv_adapter import CsvMapping, CsvStats, convert_csv
 from ingest.defects import DefectKind, repair_datetime, split_references
 from ingest.difference import convert_difference
 from ingest.gaslib import GasLibStats, convert_gaslib
@@ -351,3 +353,72 @@ def test_gaslib_defects_are_reported_and_the_rest_converts(tmp_path: Path, ontol
     [skipped] = [d for d in stats.defects if d.kind is DefectKind.BAD_OBJECT]
     assert skipped.line == 1 + lines.index('    <innode x="5" y="5">')
     assert "furlong" in next(d.reason for d in stats.defects if d.property == "pressureMax")
+
+
+# --- CSV -------------------------------------------------------------------------------------------------
+
+CSV_DEFECTS = """id,name,p_kw,in_service,substation,observed_at
+ld-1,Harbour,1250,true,sub-a,2024-05-01T09:00:00Z
+ld-2,Mill,lots,true,sub-a,2024-05-01T09:00:00Z
+ld-3,Quay,10,perhaps,sub-a;sub-b,2024-05-0109:30:00Z
+ld-4,Dock,20,false,sub a,2024-05-01109:30:00Z
+,Nameless,5,true,sub-a,2024-05-01T09:00:00Z
+ld-5,Pier,30,true,,2024-05-01T10:00:00Z
+"""
+CSV_MAPPING = {
+    "class": "EnergyConsumer",
+    "mrid": "id",
+    "time_column": "observed_at",
+    "attributes": {
+        "IdentifiedObject.name": "name",
+        "EnergyConsumer.p": {"column": "p_kw", "scale": 0.001},
+        "Equipment.inService": "in_service",
+    },
+    "references": {"Equipment.EquipmentContainer": {"column": "substation", "separator": ";"}},
+}
+# (row id, column) of the cells the file above gets wrong; the rows that cannot be events at all.
+CSV_BAD_CELLS = {("ld-2", "p_kw"), ("ld-3", "in_service"), ("ld-3", "substation")}
+CSV_BAD_ROWS = {"ld-4", ""}  # a time with a wrong separator; no id
+
+
+def test_csv_defects_cost_a_cell_or_a_row_and_the_rest_converts(tmp_path: Path, ontology: Ontology) -> None:
+    path = tmp_path / "loads.csv"
+    path.write_text(CSV_DEFECTS, encoding="utf-8")
+    stats = CsvStats()
+    events = list(
+        convert_csv(path, CsvMapping.from_dict(CSV_MAPPING), source="dno", ontology=ontology, stats=stats)
+    )
+
+    # Independently, with the csv module: the rows kept, and per row the non-empty cells not known bad.
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    mapped = ["name", "p_kw", "in_service", "substation"]
+    kept = {row["id"]: row for row in rows if row["id"] not in CSV_BAD_ROWS}
+    by_subject = {e.subject: e for e in events}
+    assert list(by_subject) == list(kept)
+    for row_id, row in kept.items():
+        good = [c for c in mapped if row[c] and (row_id, c) not in CSV_BAD_CELLS]
+        event = by_subject[row_id]
+        assert len(event.attributes) + len(event.references) == len(good), (row_id, event)
+        validate_event(event.to_json_dict(), ontology)
+    # The time run into its date was read as meant.
+    assert by_subject["ld-3"].time == datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
+
+    assert (stats.rows, stats.events, stats.skipped) == (len(rows), len(kept), len(CSV_BAD_ROWS))
+    left_out = {(d.element, d.property) for d in stats.defects if not d.recovered and not d.skips_object}
+    assert left_out == CSV_BAD_CELLS
+    assert {d.element or "" for d in stats.defects if d.skips_object} == CSV_BAD_ROWS
+    [recovered] = [d for d in stats.defects if d.recovered]
+    assert (recovered.element, recovered.property, recovered.kind) == (
+        "ld-3",
+        "observed_at",
+        DefectKind.DATE_SEPARATOR,
+    )
+    wrong = next(d for d in stats.defects if d.element == "ld-4")
+    assert "'T'" in wrong.reason and wrong.line == 5
+    for defect in stats.defects:
+        assert defect.file == str(path)
+        assert (
+            defect.line is not None
+            and (defect.element or ",Nameless") in CSV_DEFECTS.splitlines()[defect.line - 1]
+        )
