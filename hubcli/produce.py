@@ -275,6 +275,14 @@ def events_of(source: Source, options: Options) -> Iterator[EventLike]:
                 f"classes unknown to the ontology left out: {sum(st.skipped_classes.values())}"
                 f" elements ({', '.join(sorted(_local(k) for k in st.skipped_classes)[:5])})"
             )
+        if st.skipped_properties:
+            # Names the ontology does not give the object's class (CGMES 3.0 names some classes' objects
+            # though 2.4.15 classes have no name): not a defect of the file, a limit of the ontology.
+            top = ", ".join(f"{_local(k)} {n}" for k, n in st.skipped_properties.most_common(5))
+            source.notes.append(
+                f"properties the ontology does not know for their class left out: "
+                f"{sum(st.skipped_properties.values())} ({top})"
+            )
         if st.dangling:
             source.notes.append(
                 f"references to {len(st.dangling)} objects defined in none of the files "
@@ -666,8 +674,8 @@ def produce(
     emit_target = (emit_to or STDOUT) if emit is not None else None
     if wait and dry_run:
         raise typer.BadParameter("--wait follows sent events; --dry-run sends none")
-    if as_json and emit_target == STDOUT:
-        raise typer.BadParameter("--json and --emit both write to stdout; give --emit-to FILE")
+    if as_json and wait and emit_target == STDOUT:
+        raise typer.BadParameter("--json with --wait and --emit both write to stdout; give --emit-to FILE")
     if wait and wait_timeout <= 0:
         raise typer.BadParameter(f"--wait-timeout {wait_timeout!r} must be a positive number of seconds")
     # Standard output carries only the events (or their outcomes) when they go there.

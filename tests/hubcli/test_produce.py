@@ -218,6 +218,64 @@ def test_json_lines_without_a_version_take_the_version_of_their_time(publisher: 
     assert "2 line(s) without a version took it from their time" in flat(result.stderr)
 
 
+def test_json_lines_that_are_no_event_objects_are_skipped_with_their_line_and_the_rest_is_sent(
+    publisher: Publisher,
+) -> None:
+    good = [envelope(publisher, f"g{i}", 1) for i in range(3)]
+    refused = envelope(publisher, "bad", 1, attributes={"EnergyConsumer.p": "lots"})
+    text = "\n".join(
+        [
+            json.dumps(good[0]),
+            '{"id": "cut-off", "source":',
+            "",
+            "[1, 2]",
+            json.dumps(good[1]),
+            '"just a string"',
+            json.dumps(good[2]),
+        ]
+    )
+    path = publisher.folder / "events.jsonl"
+    path.write_text(text + "\n", encoding="utf-8")
+    # Independently: the lines that are JSON objects, and those that are not (empty lines are no lines).
+    objects, defective = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            parsed = None
+        (objects if isinstance(parsed, dict) else defective).append(number)
+
+    result = publisher.produce(str(path), "--dry-run", "--emit-to", "-", "--json")
+
+    assert result.exit_code == produce_command.EXIT_DEFECTS, result.output
+    emitted = json_lines(result.stdout)
+    assert [e["id"] for e in emitted] == [e["id"] for e in good] and len(emitted) == len(objects)
+    defects = [
+        json.loads(line)["defect"] for line in result.stderr.splitlines() if line.startswith('{"defect"')
+    ]
+    assert [(d["file"], d["line"], d["kind"]) for d in defects] == [
+        (str(path), n, "bad-line") for n in defective
+    ]
+    summary = flat(result.stderr)
+    assert f"{path}:2: [bad-line, skipped] not JSON" in summary
+    assert f"{path}:4: [bad-line, skipped] a JSON list, not an event object" in summary
+
+    # An event that fails the local check is refused, named by its line; refused outranks defects.
+    path.write_text(text + "\n" + json.dumps(refused) + "\n", encoding="utf-8")
+    result = publisher.produce(str(path), "--dry-run")
+    assert result.exit_code == produce_command.EXIT_REFUSED, result.output
+    assert f"{publisher.mrid('bad')}: events.jsonl line 8: bad value for EnergyConsumer.p" in flat(
+        result.stdout
+    )
+
+    # --strict: the defects are listed and nothing is checked or sent.
+    result = publisher.produce(str(path), "--dry-run", "--strict", "--emit-to", "-")
+    assert result.exit_code == produce_command.EXIT_DEFECTS, result.output
+    assert result.stdout == "" and "nothing was sent" in flat(result.stderr)
+
+
 def test_two_records_of_one_object_with_one_version_are_warned_about_and_counted(
     publisher: Publisher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
