@@ -53,7 +53,11 @@ class DifferenceParts:
 class DifferenceConverter(CgmesConverter):
     """Converts one difference model file into upserts and deletes."""
 
+    # mRID -> the line where the file first names the object, to locate a change that cannot be converted.
+    lines: dict[str, int | None]
+
     def read_difference(self, path: Path) -> DifferenceParts:
+        self.lines = {}
         forward: dict[str, CimObject] = {}
         reverse: dict[str, CimObject] = {}
         header: ModelHeader | None = None
@@ -74,6 +78,7 @@ class DifferenceConverter(CgmesConverter):
             if named is None:
                 continue
             mrid, _defined = named
+            self.lines.setdefault(mrid, element.sourceline)
             index = forward if section == "forward" else reverse
             obj = index.get(mrid)
             tag = element.tag
@@ -101,7 +106,7 @@ class DifferenceConverter(CgmesConverter):
         if known is None:
             self.stats.defects.add(
                 path,
-                None,
+                self.lines.get(mrid),
                 mrid,
                 None,
                 DefectKind.BAD_OBJECT,

@@ -225,6 +225,9 @@ def test_a_difference_model_skips_only_the_change_whose_class_is_unknown(ontolog
     untyped = mentioned - typed
     assert untyped and {e.subject for e in events} == mentioned - untyped
     assert {(d.element, d.kind) for d in stats.defects} == {(m, DefectKind.BAD_OBJECT) for m in untyped}
+    text = path.read_text(encoding="utf-8").splitlines()
+    for defect in stats.defects:
+        assert defect.line is not None and f"#_{defect.element}" in text[defect.line - 1], defect
 
 
 # --- the repairs themselves ----------------------------------------------------------------------------
