@@ -136,8 +136,13 @@ def _to_string(value: object) -> str:
 def _to_datetime(value: object) -> datetime:
     if not isinstance(value, str):
         raise _BadValue("expected an RFC 3339 date-time string")
+    text = value.strip()
+    # fromisoformat takes any character between date and time ("2021-03-01112:00" is noon); RFC 3339
+    # allows "T", "t" and a space only, and anything else is refused rather than silently misread.
+    if len(text) > 10 and text[4:5] == "-" and text[10] not in "Tt ":
+        raise _BadValue(f"expected 'T' between the date and the time, got {text[10]!r}")
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         raise _BadValue("expected an RFC 3339 date-time") from None
     problem = datetime_problem(parsed)
@@ -203,6 +208,27 @@ def _class_spec(ontology: Ontology, class_name: str) -> _ClassSpec:
         spec = _ClassSpec(attributes=attrs, associations=dict(ontology.associations_of(class_name)))
         per_class[class_name] = spec
     return spec
+
+
+def attribute_problem(ontology: Ontology, class_name: str, qname: str, value: object) -> str | None:
+    """Why the worker would refuse ``value`` for attribute ``qname`` of ``class_name``, or None if it
+    takes it: lets a converter leave out one bad property instead of losing the whole object."""
+    try:
+        spec = _class_spec(ontology, class_name)
+    except KeyError:
+        return f"class {class_name!r} is not in the ontology"
+    attr_spec = spec.attributes.get(qname)
+    if attr_spec is None:
+        return f"{qname} is not an attribute of {class_name} or its superclasses"
+    if value is None:
+        return None
+    try:
+        attr_spec.convert(value)
+    except _BadValue as exc:
+        return f"bad value for {qname} ({attr_spec.attribute.datatype}): {exc}"
+    except (ValueError, OverflowError):
+        return f"bad value for {qname} ({attr_spec.attribute.datatype})"
+    return None
 
 
 # --- the check --------------------------------------------------------------------------------------

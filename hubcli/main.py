@@ -13,6 +13,7 @@ import typer
 from devstack.demo.orchestrator import demo as demo_command
 from hub.settings import get_settings
 from hubcli.deadletters import deadletters as deadletters_command
+from hubcli.produce import EXIT_STATUSES
 from hubcli.produce import produce as produce_command
 from hubcli.producers import app as producers_app
 from hubcli.schema import schema_app
@@ -24,7 +25,7 @@ app.add_typer(services_app, name="services")
 app.add_typer(schema_app, name="schema")
 app.add_typer(producers_app, name="producers")
 app.command("token")(token_command)
-app.command("produce")(produce_command)
+app.command("produce", epilog=EXIT_STATUSES)(produce_command)
 app.command("deadletters")(deadletters_command)
 app.command("demo")(demo_command)
 

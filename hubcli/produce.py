@@ -12,6 +12,17 @@ Inputs, by what they are:
 Every event is checked locally against the ontology before it is sent (``--no-validate`` skips that);
 rejected events are listed in the summary with the reason, and the command exits with status 2.
 
+Defects of the files cost as little as they can (:mod:`ingest.defects`): a bad property is left out and
+its object sent, an object that cannot be an event (an element without an mRID, a CSV row without a
+time, a JSON-lines line that is not a JSON object) is skipped, and a defect whose meaning is unambiguous
+is repaired. The summary lists every defect with its file, line, object and property (``--json`` also
+writes each as a JSON object on stderr), and the command exits with status 4; ``--strict`` sends
+nothing at all when a file has a defect.
+
+Exit statuses: 0 all converted and sent; 1 failed (a file unreadable or not XML, a bad option, Kafka
+unreachable); 2 an event refused, locally or (``--wait``) by the worker; 3 (``--wait``) events still
+unknown; 4 converted with defects (with ``--strict``: nothing sent). The first that applies wins.
+
 Versions mean time. A record of a time series carries the version of its own timestamp, in microseconds
 since the Unix epoch (:func:`hub.events.time_version`): a CSV row whose mapping names a ``time_column`` and
 no version, a JSON line without ``version`` (from its ``time``). So the latest reading of an object wins in
@@ -70,6 +81,7 @@ from hubcli.pipes import silence_stdout
 from ingest.cgmes import CgmesConverter, ConversionError
 from ingest.csv_adapter import CsvAdapter, CsvMapping, MappingError
 from ingest.csv_mapping import mapping_json_schema
+from ingest.defects import DefectKind, Defects
 from ingest.gaslib import GasLibConverter
 from ingest.gaslib_compressors import CompressorStationConverter
 from ingest.producer import Encoded, EventLike, HubProducer, LocalRejection, ProducerError
@@ -83,8 +95,16 @@ STDOUT = "-"
 # Dead letters and events of the other outcomes listed by --wait's summary (the counts are always exact).
 MAX_LISTED = 20
 # Exit statuses: an event refused (locally or by the worker); events still unknown when --wait ended.
+EXIT_FAILED = 1
 EXIT_REFUSED = 2
 EXIT_UNKNOWN = 3
+# Everything that could be converted was sent, but the files had defects (left out, skipped or repaired).
+EXIT_DEFECTS = 4
+EXIT_STATUSES = (
+    f"Exit status: 0 all converted; {EXIT_FAILED} failed; {EXIT_REFUSED} an event refused (locally, or by "
+    f"the worker with --wait); {EXIT_UNKNOWN} events still unknown after --wait; {EXIT_DEFECTS} converted "
+    "with defects (every defect is listed; with --strict nothing is sent). The first that applies wins."
+)
 
 
 class Format(StrEnum):
@@ -133,6 +153,10 @@ class Source:
     # Events that gave an object a version an earlier event of the call gave it, and the first of them.
     repeated: int = 0
     repeats: list[str] = field(default_factory=list)
+    # What the converter left out, skipped or repaired in the files, and where.
+    defects: Defects = field(default_factory=Defects)
+    # The line of the JSON-lines file whose event is being handled, to name it when it is refused.
+    line: int | None = None
 
     @property
     def title(self) -> str:
@@ -246,6 +270,7 @@ def events_of(source: Source, options: Options) -> Iterator[EventLike]:
         converter = CgmesConverter(
             source=options.producer, version=options.version, label=options.label, ontology=options.ontology
         )
+        converter.stats.defects = source.defects
         converter.read(source.paths)
         source.total = sum(1 for obj in converter.index.values() if obj.tags)
         yield from converter.emit()
@@ -254,6 +279,14 @@ def events_of(source: Source, options: Options) -> Iterator[EventLike]:
             source.notes.append(
                 f"classes unknown to the ontology left out: {sum(st.skipped_classes.values())}"
                 f" elements ({', '.join(sorted(_local(k) for k in st.skipped_classes)[:5])})"
+            )
+        if st.skipped_properties:
+            # Names the ontology does not give the object's class (CGMES 3.0 names some classes' objects
+            # though 2.4.15 classes have no name): not a defect of the file, a limit of the ontology.
+            top = ", ".join(f"{_local(k)} {n}" for k, n in st.skipped_properties.most_common(5))
+            source.notes.append(
+                f"properties the ontology does not know for their class left out: "
+                f"{sum(st.skipped_properties.values())} ({top})"
             )
         if st.dangling:
             source.notes.append(
@@ -264,6 +297,7 @@ def events_of(source: Source, options: Options) -> Iterator[EventLike]:
         gas = GasLibConverter(
             source=options.producer, version=options.version, label=options.label, ontology=options.ontology
         )
+        gas.stats.defects = source.defects
         yield from gas.convert(source.paths[0])
         if gas.stats.skipped_elements:
             source.notes.append(f"GasLib elements left out: {dict(gas.stats.skipped_elements)}")
@@ -298,10 +332,21 @@ def events_of(source: Source, options: Options) -> Iterator[EventLike]:
                 try:
                     body = json.loads(text)
                 except ValueError as exc:
-                    yield _BadLine(f"{path.name} line {number}: not JSON: {exc}")
+                    source.defects.add(path, number, None, None, DefectKind.BAD_LINE, f"not JSON: {exc}")
+                    continue
+                if not isinstance(body, dict):
+                    source.defects.add(
+                        path,
+                        number,
+                        None,
+                        None,
+                        DefectKind.BAD_LINE,
+                        f"a JSON {type(body).__name__}, not an event object",
+                    )
                     continue
                 if _version_from_time(body):
                     from_time += 1
+                source.line = number
                 yield body
         if from_time:
             source.notes.append(
@@ -322,15 +367,9 @@ def events_of(source: Source, options: Options) -> Iterator[EventLike]:
         adapter = CsvAdapter(
             mapping, source=options.producer, ontology=options.ontology, version=version, label=options.label
         )
+        adapter.stats.defects = source.defects
         source.total = max(_count_lines(source.paths[0]) - 1, 0)
         yield from adapter.convert(source.paths[0])
-        for err in adapter.stats.errors:
-            source.notes.append(f"skipped {err}")
-        source.rejected += adapter.stats.skipped
-
-
-class _BadLine(str):
-    """A JSON-lines line that is not JSON, carried to the sender so that it is counted where it fails."""
 
 
 def _version_from_time(body: object) -> bool:
@@ -378,19 +417,17 @@ async def publish(
         for event in events_of(source, options):
             if source.total is not None and progress.tasks[task].total is None:
                 progress.update(task, total=source.total)
-            if isinstance(event, _BadLine):
-                producer.stats.reject(LocalRejection(None, str(event)))
+            try:
+                encoded = producer.encode(event)
+            except LocalRejection as rejection:
+                if source.format is Format.jsonl:
+                    # Name the line, so that the producer finds the event in its file.
+                    reason = f"{source.paths[0].name} line {source.line}: {rejection.reason}"
+                    rejection = LocalRejection(rejection.subject, reason)
+                producer.stats.reject(rejection)
                 if watch is not None:
-                    watch.rejected(None, str(event), None)
+                    watch.rejected(event, rejection.reason, rejection.subject)
                 encoded = None
-            else:
-                try:
-                    encoded = producer.encode(event)
-                except LocalRejection as rejection:
-                    producer.stats.reject(rejection)
-                    if watch is not None:
-                        watch.rejected(event, rejection.reason, rejection.subject)
-                    encoded = None
             if encoded is not None:
                 if dry_run:
                     producer.stats.sent += 1
@@ -428,6 +465,7 @@ def summary(sources: list[Source], producer: HubProducer, dry_run: bool) -> Tabl
     table.add_column("format")
     table.add_column(verb, justify="right")
     table.add_column("rejected", justify="right")
+    table.add_column("defects", justify="right")
     table.add_column("seconds", justify="right")
     table.add_column("events/s", justify="right")
     # Only when it happened: events an object's earlier version in this call makes the worker ignore.
@@ -445,6 +483,7 @@ def summary(sources: list[Source], producer: HubProducer, dry_run: bool) -> Tabl
             s.format.value,
             f"{s.sent:,}",
             rejected,
+            f"[yellow]{len(s.defects):,}[/]" if s.defects else "0",
             f"{s.elapsed_s:.1f}",
             f"{rate:,.0f}",
             *repeated,
@@ -458,6 +497,7 @@ def summary(sources: list[Source], producer: HubProducer, dry_run: bool) -> Tabl
             "",
             f"[bold]{total_sent:,}[/]",
             str(sum(s.rejected for s in sources)),
+            f"{sum(len(s.defects) for s in sources):,}",
             f"{total_s:.1f}",
             f"{(total_sent / total_s if total_s else 0):,.0f}",
             *([f"{sum(s.repeated for s in sources):,}"] if repeats else []),
@@ -524,6 +564,35 @@ def report_outcomes(watch: OutcomeWatch, out: Console, timeout_s: float) -> None
         f"HUB_WORKER_ID={settings.worker_id!r}) has not committed them; is it running, and behind?",
         lambda t: f"{who(t)} at {watch.topic}/{t.partition}/{t.offset}",
     )
+
+
+def report_defects(sources: list[Source], out: Console, as_json: bool) -> None:
+    """Every defect of the files, one line each (with ``as_json`` also one JSON object each on stderr)."""
+    found = [defect for source in sources for defect in source.defects]
+    if not found:
+        return
+    recovered = sum(1 for d in found if d.recovered)
+    skipped = sum(1 for d in found if d.skips_object and not d.recovered)
+    left_out = len(found) - recovered - skipped
+    out.print(
+        f"[yellow]{len(found):,} defect(s)[/] in the files: {left_out:,} propert(ies) left out, "
+        f"{skipped:,} object(s) skipped, {recovered:,} repaired; everything else converted:",
+        highlight=False,
+    )
+    for defect in found:
+        out.print(f"  {defect}", highlight=False, markup=False, soft_wrap=True)
+    if as_json:
+        for defect in found:
+            typer.echo(json.dumps({"defect": defect.to_json()}, ensure_ascii=False), err=True)
+
+
+def strict_check(sources: list[Source], options: Options) -> list[Source]:
+    """Convert every input once without sending, for --strict: the sources with their defects."""
+    checked = [Source(s.format, s.paths) for s in sources]
+    for source in checked:
+        for _event in events_of(source, options):
+            pass
+    return checked
 
 
 def warn_repeats(sources: list[Source]) -> None:
@@ -636,8 +705,17 @@ def produce(
         bool,
         typer.Option(
             "--json",
-            help="With --wait: one JSON object per event on stdout (id, subject, version, partition, "
-            "offset, outcome, reason_class, reason); progress and summary go to stderr.",
+            help='Defects of the files as JSON on stderr, one object {"defect": {...}} each; with --wait '
+            "also one JSON object per event on stdout (id, subject, version, partition, offset, outcome, "
+            "reason_class, reason). Progress and summary go to stderr.",
+        ),
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Convert everything first and send nothing if a file has a defect (a property left out, "
+            f"an object skipped, a value repaired); exit status {EXIT_DEFECTS}.",
         ),
     ] = False,
 ) -> None:
@@ -647,6 +725,8 @@ def produce(
 
     --mapping-schema prints the mapping format's JSON Schema.
 
+    A defect in a file costs only the bad property or object: the rest is sent and every defect listed.
+
     With --wait, report what the worker made of every event: applied, or dead-lettered and why.
     """
     settings = get_settings()
@@ -655,10 +735,8 @@ def produce(
     emit_target = (emit_to or STDOUT) if emit is not None else None
     if wait and dry_run:
         raise typer.BadParameter("--wait follows sent events; --dry-run sends none")
-    if as_json and not wait:
-        raise typer.BadParameter("--json writes the outcomes of --wait; add --wait")
-    if as_json and emit_target == STDOUT:
-        raise typer.BadParameter("--json and --emit both write to stdout; give --emit-to FILE")
+    if as_json and wait and emit_target == STDOUT:
+        raise typer.BadParameter("--json with --wait and --emit both write to stdout; give --emit-to FILE")
     if wait and wait_timeout <= 0:
         raise typer.BadParameter(f"--wait-timeout {wait_timeout!r} must be a positive number of seconds")
     # Standard output carries only the events (or their outcomes) when they go there.
@@ -700,6 +778,19 @@ def produce(
     emitter = Emitter.open(emit_target) if emit_target is not None else None
     watch = OutcomeWatch(settings, client.topic, producer) if wait else None
     waited_s = 0.0
+
+    if strict:
+        try:
+            checked = strict_check(sources, options)
+        except (ConversionError, MappingError) as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(code=EXIT_FAILED) from None
+        if any(s.defects for s in checked):
+            report_defects(checked, out, as_json)
+            err_console.print(
+                "[bold red]--strict:[/] the files have defects; nothing was sent", highlight=False
+            )
+            raise typer.Exit(code=EXIT_DEFECTS)
 
     async def run() -> None:
         nonlocal waited_s
@@ -771,6 +862,7 @@ def produce(
     if emitter is not None and emitter.name != "stdout":
         out.print(f"{emitter.count:,} event(s) written to {emitter.name}", highlight=False)
     warn_repeats(sources)
+    report_defects(sources, out, as_json)
     if client.stats.rejections:
         out.print(f"[red]{client.stats.rejected} event(s) rejected locally[/], first ones:")
         for rejection in client.stats.rejections[:10]:
@@ -788,3 +880,5 @@ def produce(
         raise typer.Exit(code=EXIT_REFUSED)
     if watch is not None and watch.counts()[Outcome.unknown]:
         raise typer.Exit(code=EXIT_UNKNOWN)
+    if any(s.defects for s in sources):
+        raise typer.Exit(code=EXIT_DEFECTS)

@@ -9,6 +9,12 @@ its properties are copied into the index, so memory grows with the number of obj
 CGMES 2.4.15 (CIM16) and 3.0 (CIM100) names are mapped onto the ontology's names with
 ``Ontology.canonical_class`` / ``canonical_qname``; classes or properties the ontology does not know are
 left out of the events and counted in :class:`ConversionStats`, so what reaches Kafka is valid.
+
+A defect of the files costs no more than it must (:mod:`ingest.defects`): a property value the ontology
+refuses is left out and its object kept, an element without a usable mRID is skipped, and references run
+together in one ``rdf:resource`` or a date run into its time are repaired; each is recorded in
+``ConversionStats.defects`` with its file, line, object and property. Only a file that cannot be read
+or parsed at all stops the conversion.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from lxml import etree
 
 from hub.events import MRID_PATTERN, Event, EventType, normalise_mrid
+from ingest.defects import DefectKind, Defects, check_value, split_references
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from ontology.model import Ontology
@@ -120,6 +127,14 @@ class CimObject:
     defined: bool  # True once an rdf:ID (or a typed rdf:about in a difference model) names the object
     attributes: dict[str, Any] = field(default_factory=dict)  # qname -> str | list[str] | None
     references: dict[str, list[str]] = field(default_factory=dict)  # qname -> target mRIDs
+    # qname -> (file, line) of a property given more than one value, to locate a defect found when the
+    # class is known; made only when needed (most objects have none).
+    where: dict[str, tuple[str, int | None]] | None = None
+
+    def locate(self, qname: str, path: Path, line: int | None) -> None:
+        if self.where is None:
+            self.where = {}
+        self.where[qname] = (str(path), line)
 
 
 @dataclass
@@ -136,6 +151,7 @@ class ConversionStats:
     skipped_classes: Counter[str] = field(default_factory=Counter)  # "{ns}Class" unknown to the ontology
     skipped_properties: Counter[str] = field(default_factory=Counter)  # "Class: {ns}prop" unknown
     undefined: int = 0  # objects only extended (rdf:about) but never typed anywhere; emitted if typed
+    defects: Defects = field(default_factory=Defects)  # what was left out or repaired, and where
 
 
 class CimNameMap:
@@ -146,6 +162,7 @@ class CimNameMap:
         self._classes: dict[str, str | None] = {}
         self._props: dict[str, str | None] = {}
         self._members: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str]]] = {}
+        self._owners: dict[str, str | None] = {}
         # rdf:resource text -> normalised, checked mRID; references repeat (containers, base voltages)
         self.targets: dict[str, str] = {}
 
@@ -206,6 +223,24 @@ class CimNameMap:
     @property
     def checks_members(self) -> bool:
         return self._ontology is not None
+
+    @property
+    def ontology(self) -> Any:
+        return self._ontology
+
+    def owner(self, qname: str) -> str | None:
+        """The class that declares attribute ``qname`` ("ACLineSegment.r" -> "ACLineSegment"), whose
+        datatype is the attribute's wherever it is inherited; None if there is nothing to check it by."""
+        try:
+            return self._owners[qname]
+        except KeyError:
+            pass
+        onto: Any = self._ontology
+        owner: str | None = qname.partition(".")[0]
+        if onto is None or owner not in onto.classes or onto.attribute(owner, qname) is None:
+            owner = None
+        self._owners[qname] = owner
+        return owner
 
 
 def iter_elements(path: Path) -> Iterator[tuple[Section | ModelHeader, Any]]:
@@ -293,17 +328,55 @@ def is_reference(resource: str) -> bool:
     return resource.startswith("#") or resource.startswith("urn:uuid:")
 
 
+def _odd_targets(
+    resource: str, qname: str, obj: CimObject, path: Path, line: int | None, defects: Defects
+) -> list[str]:
+    """The targets of an ``rdf:resource`` that is not one well-formed mRID: several run together are
+    split (recovered), anything else is reported and gives none."""
+    parts = split_references(resource)
+    targets = [normalise_mrid(part) for part in parts] if parts is not None else []
+    if targets and all(MRID_PATTERN.match(t) for t in targets):
+        defects.add(
+            path,
+            line,
+            obj.mrid,
+            qname,
+            DefectKind.JOINED_REFERENCES,
+            f"rdf:resource {resource!r} holds {len(targets)} references; read as {len(targets)}",
+            recovered=True,
+        )
+        obj.locate(qname, path, line)
+        return list(dict.fromkeys(targets))
+    defects.add(
+        path,
+        line,
+        obj.mrid,
+        qname,
+        DefectKind.BAD_REFERENCE,
+        f"rdf:resource {resource!r} is not a well-formed mRID",
+    )
+    return []
+
+
 def read_properties(
     element: Any,
     names: CimNameMap,
-    attributes: dict[str, Any],
-    references: dict[str, list[str]],
+    obj: CimObject,
     skipped: Counter[str],
     path: Path,
+    defects: Defects,
 ) -> None:
-    """Copy an element's property children into ``attributes``/``references`` (merging, later wins)."""
+    """Copy an element's property children into ``obj`` (merging, later wins).
+
+    A value the ontology refuses is left out and recorded in ``defects``, as is a reference that names
+    no object; references run together and dates run into their times are repaired and recorded.
+    """
     qname_of = names.qname
     targets_of = names.targets
+    owner_of = names.owner
+    ontology = names.ontology
+    attributes = obj.attributes
+    references = obj.references
     seen: set[str] = set()
     for child in element:
         tag = child.tag
@@ -318,25 +391,52 @@ def read_properties(
             target = targets_of.get(resource)
             if target is None:
                 target = normalise_mrid(resource)
-                if not MRID_PATTERN.match(target):
-                    raise ConversionError(
-                        f"{path}: {tag} rdf:resource {resource!r} is not a well-formed mRID"
-                    )
-                targets_of[resource] = target
+                if MRID_PATTERN.match(target):
+                    targets_of[resource] = target
+                    found = [target]
+                else:
+                    found = _odd_targets(resource, qname, obj, path, child.sourceline, defects)
+                    if not found:
+                        continue
+            else:
+                found = [target]
             targets = references.get(qname)
             if targets is None or qname not in seen:
                 # A later file restating a reference replaces it, the same element repeating it adds.
-                references[qname] = [target]
-            elif target not in targets:
-                targets.append(target)
+                references[qname] = found
+            else:
+                for target in found:
+                    if target not in targets:
+                        targets.append(target)
+                obj.locate(qname, path, child.sourceline)
         else:
-            value = resource if resource is not None else (child.text or "")
+            value: Any = resource if resource is not None else (child.text or "")
+            owner = owner_of(qname)
+            if owner is not None:
+                kind, value, reason = check_value(ontology, owner, qname, value)
+                if kind is not None:
+                    recovered = kind is DefectKind.DATE_SEPARATOR
+                    defects.add(path, child.sourceline, obj.mrid, qname, kind, reason, recovered=recovered)
+                    if not recovered:
+                        continue
             if qname in seen and qname in attributes:
                 previous = attributes[qname]
                 attributes[qname] = [*previous, value] if isinstance(previous, list) else [previous, value]
+                obj.locate(qname, path, child.sourceline)
             else:
                 attributes[qname] = value
         seen.add(qname)
+
+
+def object_mrid(element: Any, path: Path, defects: Defects) -> tuple[str, bool] | None:
+    """:func:`element_mrid`, or None (the element reported as a defect) when it has no usable mRID."""
+    try:
+        return element_mrid(element, path)
+    except ConversionError as exc:
+        raw = element.get(RDF_ID) or element.get(RDF_ABOUT)
+        reason = str(exc).removeprefix(f"{path}: ")
+        defects.add(path, element.sourceline, raw, None, DefectKind.BAD_OBJECT, reason)
+        return None
 
 
 class CgmesConverter:
@@ -385,7 +485,10 @@ class CgmesConverter:
                         f"{path}: is a difference model; convert it with ingest.difference.convert_difference"
                     )
                 stats.elements += 1
-                mrid, defined = element_mrid(element, path)
+                named = object_mrid(element, path, stats.defects)
+                if named is None:
+                    continue
+                mrid, defined = named
                 obj = index.get(mrid)
                 tag = element.tag
                 if obj is None:
@@ -398,9 +501,7 @@ class CgmesConverter:
                         obj.tags.append(tag)
                 if defined:
                     obj.defined = True
-                read_properties(
-                    element, self.names, obj.attributes, obj.references, stats.skipped_properties, path
-                )
+                read_properties(element, self.names, obj, stats.skipped_properties, path, stats.defects)
 
     # -- emitting ------------------------------------------------------------------------------
 
@@ -423,6 +524,7 @@ class CgmesConverter:
         class_name: str,
         attributes: dict[str, Any],
         references: dict[str, list[str]],
+        where: dict[str, tuple[str, int | None]] | None = None,
     ) -> Event:
         names = self.names
         attrs: dict[str, Any]
@@ -432,17 +534,29 @@ class CgmesConverter:
             attrs = {}
             skipped = self.stats.skipped_properties
             for qname, value in attributes.items():
-                if qname in known_attributes:
-                    attrs[qname] = value
-                else:
+                if qname not in known_attributes:
                     skipped[f"{class_name}: {qname}"] += 1
+                elif isinstance(value, list):
+                    self._defect(
+                        mrid, qname, where, DefectKind.BAD_VALUE, f"{qname} takes one value, got {value!r}"
+                    )
+                else:
+                    attrs[qname] = value
             for qname, targets in references.items():
                 if qname not in known_associations:
                     skipped[f"{class_name}: {qname}"] += 1
-                elif qname in many or len(targets) != 1:
+                elif qname in many or not targets:
                     refs[qname] = list(targets)
-                else:
+                elif len(targets) == 1:
                     refs[qname] = targets[0]
+                else:
+                    self._defect(
+                        mrid,
+                        qname,
+                        where,
+                        DefectKind.TOO_MANY_TARGETS,
+                        f"{qname} refers to one object of {class_name}, got {len(targets)}: {targets!r}",
+                    )
         else:
             attrs = dict(attributes)
             for qname, targets in references.items():
@@ -462,6 +576,17 @@ class CgmesConverter:
             }
         )
 
+    def _defect(
+        self,
+        mrid: str,
+        qname: str,
+        where: dict[str, tuple[str, int | None]] | None,
+        kind: DefectKind,
+        reason: str,
+    ) -> None:
+        file, line = (where or {}).get(qname, ("(merged model)", None))
+        self.stats.defects.add(file, line, mrid, qname, kind, reason)
+
     def emit(self) -> Iterator[Event]:
         """One upsert per object of the index that has a known class, in first-seen order."""
         index = self.index
@@ -478,7 +603,9 @@ class CgmesConverter:
                         stats.dangling[target].add((mrid, qname))
             stats.objects += 1
             stats.classes[class_name] += 1
-            yield self.make_event(EventType.UPSERT, mrid, class_name, obj.attributes, obj.references)
+            yield self.make_event(
+                EventType.UPSERT, mrid, class_name, obj.attributes, obj.references, obj.where
+            )
 
     def convert(self, paths: Iterable[Path | str]) -> Iterator[Event]:
         self.read(paths)

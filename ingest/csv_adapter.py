@@ -14,8 +14,13 @@ caller supplies the version (``hub produce --version``, or the time of publicati
 
 The mapping is checked against the ontology before the first row is read: every qualified name must be
 an attribute or association of the class (inherited ones count). An empty cell leaves the attribute out
-(it does not remove it; the envelope's ``null`` does that). A row that cannot become an event is skipped
-and reported with its line number, column and value; the rest of the file still goes through.
+(it does not remove it; the envelope's ``null`` does that).
+
+Defects cost as little as they can (:mod:`ingest.defects`): a cell the ontology refuses (not a number, not
+a literal, several targets for a to-one reference, a target that is no mRID) is left out and the row's
+other columns kept; a row without what every event needs (its mRID, class, type, time, version) is
+skipped; a time whose date runs into its hour without the ``T`` gets it back. Each is recorded in
+``CsvStats.defects`` with the file, line, row mRID, column and value; the rest of the file goes through.
 """
 
 from __future__ import annotations
@@ -28,42 +33,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hub.events import Event, EventType, time_version
+from hub.events import MRID_PATTERN, Event, EventType, normalise_mrid, time_version
 from ingest.cgmes import default_ontology, event_id
 from ingest.csv_mapping import CsvMapping, MappingError
+from ingest.defects import DefectKind, Defects, check_value, repair_datetime
 
 _TYPES = {t.value for t in EventType}
-# Rows reported verbatim in the stats; the count is always exact.
-MAX_KEPT_ERRORS = 100
-
-
-@dataclass(frozen=True)
-class RowError:
-    line: int
-    column: str | None
-    value: object
-    reason: str
-
-    def __str__(self) -> str:
-        where = f"line {self.line}" + (f", column {self.column!r}" if self.column else "")
-        return f"{where}: value {self.value!r}: {self.reason}"
 
 
 @dataclass
 class CsvStats:
     rows: int = 0
     events: int = 0
-    skipped: int = 0
+    skipped: int = 0  # rows that became no event
     classes: Counter[str] = field(default_factory=Counter)
-    errors: list[RowError] = field(default_factory=list)
-
-    def error(self, err: RowError) -> None:
-        self.skipped += 1
-        if len(self.errors) < MAX_KEPT_ERRORS:
-            self.errors.append(err)
+    defects: Defects = field(default_factory=Defects)  # skipped rows and left-out cells, and where
 
 
 class _RowProblem(ValueError):
+    """The row cannot become an event; the caller records it and goes on with the next row."""
+
     def __init__(self, column: str | None, value: object, reason: str) -> None:
         super().__init__(reason)
         self.column, self.value, self.reason = column, value, reason
@@ -94,9 +83,11 @@ class CsvAdapter:
             )
         self.label = label if label is not None else mapping.label
         self.stats = CsvStats()
+        self._path = Path("-")
 
     def convert(self, path: Path | str) -> Iterator[Event]:
         path = Path(path)
+        self._path = path
         try:
             handle = path.open(newline="", encoding="utf-8-sig")
         except OSError as exc:
@@ -114,15 +105,31 @@ class CsvAdapter:
                 self.stats.rows += 1
                 line = reader.line_num
                 try:
-                    event = self.row_event(row)
+                    event = self.row_event(row, line)
                 except _RowProblem as problem:
-                    self.stats.error(RowError(line, problem.column, problem.value, problem.reason))
+                    self.stats.skipped += 1
+                    raw_mrid = (row.get(self.mapping.id_column.column or "") or "").strip()
+                    mrid = self.mapping.id_column.prefix + raw_mrid if raw_mrid else None
+                    self.stats.defects.add(
+                        path,
+                        line,
+                        mrid,
+                        problem.column,
+                        DefectKind.BAD_OBJECT,
+                        f"value {problem.value!r}: {problem.reason}",
+                    )
                     continue
                 self.stats.events += 1
                 self.stats.classes[event.class_] += 1
                 yield event
 
-    def row_event(self, row: Mapping[str, str]) -> Event:
+    def _cell(
+        self, line: int, mrid: str, column: str | None, kind: DefectKind, reason: str, recovered: bool = False
+    ) -> None:
+        self.stats.defects.add(self._path, line, mrid, column, kind, reason, recovered=recovered)
+
+    def row_event(self, row: Mapping[str, str], line: int = 0) -> Event:
+        """The event of one row (``line`` locates the defects); _RowProblem if the row cannot be one."""
         m = self.mapping
         mrid_raw = (row.get(m.id_column.column or "") or "").strip()
         if not mrid_raw:
@@ -140,6 +147,24 @@ class CsvAdapter:
         time = self.time
         if m.time_column:
             raw_time = (row.get(m.time_column) or "").strip()
+            repaired = repair_datetime(raw_time)
+            if repaired is not None:
+                self._cell(
+                    line,
+                    mrid,
+                    m.time_column,
+                    DefectKind.DATE_SEPARATOR,
+                    f"time {raw_time!r} runs date and time together; read as {repaired!r}",
+                    recovered=True,
+                )
+                raw_time = repaired
+            if len(raw_time) > 10 and raw_time[10] not in "Tt ":
+                # fromisoformat would take any character there and misread the time.
+                raise _RowProblem(
+                    m.time_column,
+                    raw_time,
+                    f"expected 'T' between the date and the time, got {raw_time[10]!r}",
+                )
             try:
                 time = datetime.fromisoformat(raw_time.replace("Z", "+00:00"))
             except ValueError:
@@ -165,7 +190,14 @@ class CsvAdapter:
         attributes: dict[str, Any] = {}
         for qname, col in m.attributes.items():
             if qname not in attrs:
-                raise _RowProblem(m.class_column, class_name, f"class has no attribute {qname!r}")
+                self._cell(
+                    line,
+                    mrid,
+                    col.column,
+                    DefectKind.BAD_VALUE,
+                    f"class {class_name} has no attribute {qname!r}",
+                )
+                continue
             value = col.read(row)
             if isinstance(value, str):
                 value = value.strip()
@@ -175,23 +207,58 @@ class CsvAdapter:
                     try:
                         value = float(value) * col.scale
                     except ValueError:
-                        raise _RowProblem(col.column, value, f"{qname}: not a number") from None
+                        self._cell(
+                            line,
+                            mrid,
+                            col.column,
+                            DefectKind.BAD_VALUE,
+                            f"{qname}: {value!r} is not a number",
+                        )
+                        continue
+            defect, value, reason = check_value(self.ontology, class_name, qname, value)
+            if defect is not None:
+                recovered = defect is DefectKind.DATE_SEPARATOR
+                self._cell(line, mrid, col.column, defect, reason, recovered)
+                if not recovered:
+                    continue
             attributes[qname] = value
         references: dict[str, str | list[str]] = {}
         for qname, col in m.references.items():
             association = assocs.get(qname)
             if association is None:
-                raise _RowProblem(m.class_column, class_name, f"class has no association {qname!r}")
+                self._cell(
+                    line,
+                    mrid,
+                    col.column,
+                    DefectKind.BAD_VALUE,
+                    f"class {class_name} has no association {qname!r}",
+                )
+                continue
             raw = col.read(row)
             text = "" if raw is None else str(raw).strip()
             if not text:
                 continue
             parts = [p.strip() for p in text.split(col.separator)] if col.separator else [text]
             targets = [col.prefix + p for p in parts if p]
-            if association.many:
+            bad = [t for t in targets if not MRID_PATTERN.match(normalise_mrid(t))]
+            if bad:
+                self._cell(
+                    line,
+                    mrid,
+                    col.column,
+                    DefectKind.BAD_REFERENCE,
+                    f"{qname}: {bad[0]!r} is not a well-formed mRID",
+                )
+            elif association.many:
                 references[qname] = targets
             elif len(targets) != 1:
-                raise _RowProblem(col.column, text, f"{qname} takes one target, got {len(targets)}")
+                self._cell(
+                    line,
+                    mrid,
+                    col.column,
+                    DefectKind.TOO_MANY_TARGETS,
+                    f"{qname} takes one target, got {len(targets)}: {text!r}",
+                )
             else:
                 references[qname] = targets[0]
         event_type = EventType(kind)

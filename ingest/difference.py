@@ -34,10 +34,11 @@ from ingest.cgmes import (
     ConversionStats,
     ModelHeader,
     OntologyNames,
-    element_mrid,
     iter_elements,
+    object_mrid,
     read_properties,
 )
+from ingest.defects import DefectKind
 
 
 @dataclass
@@ -52,7 +53,11 @@ class DifferenceParts:
 class DifferenceConverter(CgmesConverter):
     """Converts one difference model file into upserts and deletes."""
 
+    # mRID -> the line where the file first names the object, to locate a change that cannot be converted.
+    lines: dict[str, int | None]
+
     def read_difference(self, path: Path) -> DifferenceParts:
+        self.lines = {}
         forward: dict[str, CimObject] = {}
         reverse: dict[str, CimObject] = {}
         header: ModelHeader | None = None
@@ -69,7 +74,11 @@ class DifferenceConverter(CgmesConverter):
                     "dm:reverseDifferences; is this a full model? convert it with ingest.cgmes.convert_cgmes"
                 )
             self.stats.elements += 1
-            mrid, _defined = element_mrid(element, path)
+            named = object_mrid(element, path, self.stats.defects)
+            if named is None:
+                continue
+            mrid, _defined = named
+            self.lines.setdefault(mrid, element.sourceline)
             index = forward if section == "forward" else reverse
             obj = index.get(mrid)
             tag = element.tag
@@ -80,9 +89,7 @@ class DifferenceConverter(CgmesConverter):
             elif typed and tag not in obj.tags:
                 obj.tags.append(tag)
                 obj.defined = True
-            read_properties(
-                element, self.names, obj.attributes, obj.references, self.stats.skipped_properties, path
-            )
+            read_properties(element, self.names, obj, self.stats.skipped_properties, path, self.stats.defects)
         if header is None:
             raise ConversionError(
                 f"{path}: no dm:DifferenceModel header; not an IEC 61970-552 difference model"
@@ -97,9 +104,14 @@ class DifferenceConverter(CgmesConverter):
             return self.resolve_class(CimObject(mrid=mrid, tags=tags, defined=True))
         known = classes.get(mrid)
         if known is None:
-            raise ConversionError(
-                f"{path}: object {mrid!r} is changed with rdf:Description only, so its class is unknown; "
-                "pass its class in `classes` (mRID -> class) or type the element"
+            self.stats.defects.add(
+                path,
+                self.lines.get(mrid),
+                mrid,
+                None,
+                DefectKind.BAD_OBJECT,
+                "changed with rdf:Description only, so its class is unknown; pass its class in `classes` "
+                "(mRID -> class) or type the element",
             )
         return known
 
@@ -124,7 +136,8 @@ class DifferenceConverter(CgmesConverter):
                     references.setdefault(qname, [])
             stats.objects += 1
             stats.classes[class_name] += 1
-            yield self.make_event(EventType.UPSERT, mrid, class_name, attributes, references)
+            where = {**(removed.where or {}), **(added.where or {})} if removed is not None else added.where
+            yield self.make_event(EventType.UPSERT, mrid, class_name, attributes, references, where)
         for mrid, removed in parts.reverse.items():
             if mrid in parts.forward:
                 continue

@@ -9,6 +9,10 @@ attributes named by the ontology, with values converted into the unit the ontolo
 
 GasLib ids are only unique inside one network ("node_1" is in every file), so an object's mRID is the
 network's name and the id: ``gaslib-11.entry01``.
+
+A defect costs one property or one element (:mod:`ingest.defects`): a value that cannot be read or
+converted, or that the ontology refuses, is left out and its element kept; an element without an id is
+skipped; each is recorded in ``GasLibStats.defects`` with the file, line, element and property.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from lxml import etree
 
 from hub.events import MRID_PATTERN, Event, EventType
 from ingest.cgmes import ConversionError, default_ontology, event_id, split_tag
+from ingest.defects import DefectKind, Defects, check_value
 
 GAS_NS = "http://gaslib.zib.de/Gas"
 FRAMEWORK_NS = "http://gaslib.zib.de/Framework"
@@ -116,6 +121,7 @@ class GasLibStats:
     skipped_elements: Counter[str] = field(default_factory=Counter)  # GasLib element names, e.g. "resistor"
     skipped_properties: Counter[str] = field(default_factory=Counter)  # "pipe.someParameter"
     dangling: dict[str, list[str]] = field(default_factory=dict)  # node id -> connections naming it
+    defects: Defects = field(default_factory=Defects)  # what was left out or repaired, and where
 
 
 class GasLibConverter:
@@ -200,7 +206,10 @@ class GasLibConverter:
             return None
         element_id = element.get("id")
         if not element_id:
-            raise ConversionError(f"{path}: <{local}> has no id attribute")
+            self.stats.defects.add(
+                path, element.sourceline, None, None, DefectKind.BAD_OBJECT, f"<{local}> has no id"
+            )
+            return None
         mrid = gaslib_mrid(network, element_id)
         known_attributes = self.ontology.attributes_of(class_name)
         known_associations = self.ontology.associations_of(class_name)
@@ -212,7 +221,9 @@ class GasLibConverter:
         if NETWORK_ASSOCIATION in known_associations:
             references[NETWORK_ASSOCIATION] = network
 
-        def put(member: str, raw: str, unit: str | None) -> None:
+        defects = self.stats.defects
+
+        def put(member: str, raw: str, unit: str | None, line: int | None) -> None:
             qname = self.qname(local, member)
             if qname is None:
                 self.stats.skipped_properties[f"{local}.{member}"] += 1
@@ -221,7 +232,19 @@ class GasLibConverter:
                 association = known_associations[qname]
                 references[qname] = [target] if association.many else target
             elif qname in known_attributes:
-                attributes[qname] = self._value(class_name, qname, raw, unit, where)
+                try:
+                    value = self._value(class_name, qname, raw, unit, where)
+                except ConversionError as exc:
+                    reason = str(exc).removeprefix(f"{where}: ")
+                    defects.add(path, line, element_id, member, DefectKind.BAD_VALUE, reason)
+                    return
+                kind, value, reason = check_value(self.ontology, class_name, qname, value)
+                if kind is not None:
+                    recovered = kind is DefectKind.DATE_SEPARATOR
+                    defects.add(path, line, element_id, member, kind, reason, recovered=recovered)
+                    if not recovered:
+                        return
+                attributes[qname] = value
             else:
                 self.stats.skipped_properties[f"{local}.{member}"] += 1
 
@@ -230,7 +253,7 @@ class GasLibConverter:
                 continue
             if attr_name == "alias" and not raw:
                 continue  # GasLib writes alias="" for "no alias"
-            put(attr_name, raw, None)
+            put(attr_name, raw, None, element.sourceline)
         for child in element:
             if not isinstance(child.tag, str):
                 continue
@@ -238,7 +261,7 @@ class GasLibConverter:
             raw_value = child.get("value")
             if raw_value is None:
                 raw_value = (child.text or "").strip()
-            put(member, raw_value, child.get("unit"))
+            put(member, raw_value, child.get("unit"), child.sourceline)
         return self._upsert(mrid, class_name, attributes, references)
 
     def _upsert(
@@ -259,7 +282,7 @@ class GasLibConverter:
             }
         )
 
-    def _network_event(self, information: Any, network: str) -> Event | None:
+    def _network_event(self, information: Any, network: str, path: Path) -> Event | None:
         """The network as a whole, from ``framework:information`` (title, type, date, documentation)."""
         class_name = self.class_name("network")
         if class_name is None:
@@ -276,7 +299,17 @@ class GasLibConverter:
                 if qname is None or qname not in known:
                     self.stats.skipped_properties[f"network.{member}"] += 1
                     continue
-                attributes[qname] = (child.text or "").strip()
+                kind, value, reason = check_value(
+                    self.ontology, class_name, qname, (child.text or "").strip()
+                )
+                if kind is not None:
+                    recovered = kind is DefectKind.DATE_SEPARATOR
+                    self.stats.defects.add(
+                        path, child.sourceline, network, member, kind, reason, recovered=recovered
+                    )
+                    if not recovered:
+                        continue
+                attributes[qname] = value
         name_qname = self._name_qname("network", class_name)
         if name_qname is not None and not attributes.get(name_qname):
             attributes[name_qname] = network
@@ -300,7 +333,7 @@ class GasLibConverter:
                 if tag == INFORMATION:
                     network_done = True
                     self.stats.title = (element.findtext(f"{{{FRAMEWORK_NS}}}title") or "").strip()
-                    network_event = self._network_event(element, network)
+                    network_event = self._network_event(element, network, path)
                     if network_event is not None:
                         self.stats.classes[network_event.class_] += 1
                         yield network_event
@@ -308,7 +341,7 @@ class GasLibConverter:
                 if not network_done and parent.tag in (NODES, CONNECTIONS):
                     # No framework:information: the network object still exists, named after the file.
                     network_done = True
-                    network_event = self._network_event(None, network)
+                    network_event = self._network_event(None, network, path)
                     if network_event is not None:
                         self.stats.classes[network_event.class_] += 1
                         yield network_event

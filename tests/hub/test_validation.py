@@ -269,6 +269,22 @@ def test_rejects_bad_int_enum_and_datetime() -> None:
         envelope(**{"class": "GasMeasurement"}, attributes={"GasMeasurement.measuredAt": "1st of May"})
     )
     assert err.field == "attributes.GasMeasurement.measuredAt" and "'1st of May'" in str(err)
+    # Python reads any character between date and time ("...01112:00" as noon); RFC 3339 allows T, t, space.
+    for wrong in ("2024-05-01112:00:00Z", "2024-05-01_12:00:00Z"):
+        err = rejected(
+            envelope(**{"class": "GasMeasurement"}, attributes={"GasMeasurement.measuredAt": wrong})
+        )
+        assert (
+            err.field == "attributes.GasMeasurement.measuredAt"
+            and "'T'" in str(err)
+            and repr(wrong) in str(err)
+        )
+    for right in ("2024-05-01T12:00:00Z", "2024-05-01t12:00:00Z", "2024-05-01 12:00:00Z", "2024-05-01"):
+        valid = validate_event(
+            envelope(**{"class": "GasMeasurement"}, attributes={"GasMeasurement.measuredAt": right}),
+            load_ontology(),
+        )
+        assert valid.properties["measuredAt"].date() == datetime(2024, 5, 1, tzinfo=UTC).date()
 
 
 @pytest.mark.parametrize(

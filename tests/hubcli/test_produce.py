@@ -218,6 +218,64 @@ def test_json_lines_without_a_version_take_the_version_of_their_time(publisher: 
     assert "2 line(s) without a version took it from their time" in flat(result.stderr)
 
 
+def test_json_lines_that_are_no_event_objects_are_skipped_with_their_line_and_the_rest_is_sent(
+    publisher: Publisher,
+) -> None:
+    good = [envelope(publisher, f"g{i}", 1) for i in range(3)]
+    refused = envelope(publisher, "bad", 1, attributes={"EnergyConsumer.p": "lots"})
+    text = "\n".join(
+        [
+            json.dumps(good[0]),
+            '{"id": "cut-off", "source":',
+            "",
+            "[1, 2]",
+            json.dumps(good[1]),
+            '"just a string"',
+            json.dumps(good[2]),
+        ]
+    )
+    path = publisher.folder / "events.jsonl"
+    path.write_text(text + "\n", encoding="utf-8")
+    # Independently: the lines that are JSON objects, and those that are not (empty lines are no lines).
+    objects, defective = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            parsed = None
+        (objects if isinstance(parsed, dict) else defective).append(number)
+
+    result = publisher.produce(str(path), "--dry-run", "--emit-to", "-", "--json")
+
+    assert result.exit_code == produce_command.EXIT_DEFECTS, result.output
+    emitted = json_lines(result.stdout)
+    assert [e["id"] for e in emitted] == [e["id"] for e in good] and len(emitted) == len(objects)
+    defects = [
+        json.loads(line)["defect"] for line in result.stderr.splitlines() if line.startswith('{"defect"')
+    ]
+    assert [(d["file"], d["line"], d["kind"]) for d in defects] == [
+        (str(path), n, "bad-line") for n in defective
+    ]
+    summary = flat(result.stderr)
+    assert f"{path}:2: [bad-line, skipped] not JSON" in summary
+    assert f"{path}:4: [bad-line, skipped] a JSON list, not an event object" in summary
+
+    # An event that fails the local check is refused, named by its line; refused outranks defects.
+    path.write_text(text + "\n" + json.dumps(refused) + "\n", encoding="utf-8")
+    result = publisher.produce(str(path), "--dry-run")
+    assert result.exit_code == produce_command.EXIT_REFUSED, result.output
+    assert f"{publisher.mrid('bad')}: events.jsonl line 8: bad value for EnergyConsumer.p" in flat(
+        result.stdout
+    )
+
+    # --strict: the defects are listed and nothing is checked or sent.
+    result = publisher.produce(str(path), "--dry-run", "--strict", "--emit-to", "-")
+    assert result.exit_code == produce_command.EXIT_DEFECTS, result.output
+    assert result.stdout == "" and "nothing was sent" in flat(result.stderr)
+
+
 def test_two_records_of_one_object_with_one_version_are_warned_about_and_counted(
     publisher: Publisher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -233,8 +291,8 @@ def test_two_records_of_one_object_with_one_version_are_warned_about_and_counted
     assert result.exit_code == 0, result.output
     table = [line for line in result.stdout.splitlines() if line.startswith(("┃", "│"))]
     assert "same version" in table[0]
-    # input, format, sent, rejected, seconds, events/s, same version, classes: per file and in total
-    assert [row.split("│")[7].strip() for row in table[1:]] == ["1", "1", "2"]
+    # input, format, sent, rejected, defects, seconds, events/s, same version, classes: per file and in total
+    assert [row.split("│")[8].strip() for row in table[1:]] == ["1", "1", "2"]
     assert "warning" not in result.stdout
     warnings = flat(result.stderr)
     assert (
@@ -463,3 +521,88 @@ def test_compressors_need_one_gaslib_network(publisher: Publisher, tmp_path: Pat
     result = publisher.produce(str(readings), "--mapping", str(publisher.mapping()), "--compressors", str(cs))
     assert result.exit_code != 0
     assert "--compressors FILE.cs goes with exactly one GasLib .net input" in flat(result.output)
+
+
+def defective_model(publisher: Publisher) -> str:
+    """A CGMES equipment file of the publisher's objects with one defect of each kind the converter meets."""
+    p = publisher.prefix
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+         xmlns:cim="http://iec.ch/TC57/2013/CIM-schema-cim16#">
+  <cim:ACLineSegment rdf:ID="_{p}-line1">
+    <cim:IdentifiedObject.name>L1</cim:IdentifiedObject.name>
+    <cim:ACLineSegment.r>abc</cim:ACLineSegment.r>
+    <cim:ACLineSegment.x>0.5</cim:ACLineSegment.x>
+  </cim:ACLineSegment>
+  <cim:Terminal rdf:ID="_{p}-t1">
+    <cim:IdentifiedObject.name>T1</cim:IdentifiedObject.name>
+    <cim:Terminal.ConductingEquipment rdf:resource="#_{p}-line1#_{p}-line2"/>
+    <cim:ACDCTerminal.sequenceNumber>1</cim:ACDCTerminal.sequenceNumber>
+  </cim:Terminal>
+  <cim:Terminal rdf:ID="_{p} broken">
+    <cim:IdentifiedObject.name>lost</cim:IdentifiedObject.name>
+  </cim:Terminal>
+  <cim:LinearShuntCompensator rdf:ID="_{p}-sh1">
+    <cim:ShuntCompensator.switchOnDate>2021-03-0112:00:00Z</cim:ShuntCompensator.switchOnDate>
+    <cim:IdentifiedObject.name>S1</cim:IdentifiedObject.name>
+  </cim:LinearShuntCompensator>
+  <cim:Breaker rdf:ID="_{p}-b1">
+    <cim:Switch.open>maybe</cim:Switch.open>
+    <cim:Switch.normalOpen>false</cim:Switch.normalOpen>
+  </cim:Breaker>
+</rdf:RDF>
+"""
+
+
+def test_a_model_with_defects_lands_without_them_and_exits_with_converted_with_defects(
+    publisher: Publisher, worker: Worker, neo4j_driver: neo4j.Driver
+) -> None:
+    from lxml import etree
+
+    path = publisher.folder / "defects_EQ.xml"
+    path.write_text(defective_model(publisher), encoding="utf-8")
+    lines = publisher.folder / "defects.jsonl"
+    good_line = envelope(publisher, "from-lines", 1)
+    lines.write_text('{"not": json\n' + json.dumps(good_line) + "\n", encoding="utf-8")
+
+    # --strict sends nothing when there are defects.
+    strict = publisher.produce(str(path), str(lines), "--strict")
+    assert strict.exit_code == produce_command.EXIT_DEFECTS, strict.output
+    assert "nothing was sent" in flat(strict.stderr)
+
+    result = publisher.produce(str(path), str(lines), "--wait", "--wait-timeout", "90", "--json")
+
+    assert result.exit_code == produce_command.EXIT_DEFECTS, result.output + worker.logs()[-3000:]
+    outcomes = json_lines(result.stdout)
+    assert {o["outcome"] for o in outcomes} == {"applied"}
+    defects = [
+        json.loads(line)["defect"] for line in result.stderr.splitlines() if line.startswith('{"defect"')
+    ]
+    p = publisher.prefix
+    assert {(d["element"], d["property"], d["kind"], d["recovered"]) for d in defects} == {
+        (f"{p}-line1", "ACLineSegment.r", "bad-value", False),
+        (f"{p}-t1", "Terminal.ConductingEquipment", "joined-references", True),
+        (f"{p}-t1", "Terminal.ConductingEquipment", "too-many-targets", False),
+        (f"_{p} broken", None, "bad-object", False),
+        (f"{p}-sh1", "ShuntCompensator.switchOnDate", "date-separator", True),
+        (f"{p}-b1", "Switch.open", "bad-value", False),
+        (None, None, "bad-line", False),
+    }
+    assert next(d for d in defects if d["kind"] == "bad-line")["line"] == 1
+
+    # Independently: every element of the file with a well-formed rdf:ID, and the good line, is in the graph.
+    rdf_id = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}ID"
+    ids = [el.get(rdf_id) for el in etree.parse(str(path)).getroot()]
+    well_formed = {i[1:] for i in ids if " " not in i}
+    assert len(well_formed) == len(ids) - 1
+    records, _, _ = neo4j_driver.execute_query(
+        "MATCH (n:Entity) WHERE n.mrid STARTS WITH $p RETURN n.mrid AS mrid, properties(n) AS props",
+        p=publisher.prefix,
+    )
+    stored = {r["mrid"]: r["props"] for r in records}
+    assert set(stored) == well_formed | {publisher.mrid("from-lines")}
+    line = stored[f"{p}-line1"]
+    assert line["x"] == pytest.approx(0.5) and "r" not in line and line["name"] == "L1"
+    assert stored[f"{p}-b1"]["normalOpen"] is False and "open" not in stored[f"{p}-b1"]
+    assert str(stored[f"{p}-sh1"]["switchOnDate"]).startswith("2021-03-01T12:00:00")
+    assert stored[f"{p}-t1"]["sequenceNumber"] == 1

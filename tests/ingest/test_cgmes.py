@@ -224,8 +224,11 @@ def test_bad_input_is_an_error_naming_file_and_value(tmp_path: Path, ontology: O
         "xmlns:cim='http://iec.ch/TC57/2013/CIM-schema-cim16#'>"
         "<cim:Terminal rdf:ID='_has space'/></rdf:RDF>"
     )
-    with pytest.raises(ConversionError, match="has space"):
-        list(convert_cgmes([bad_id], source="tso-a", ontology=ontology))
+    # An element without a usable mRID is not a reason to give up the file: it is skipped and named.
+    stats = ConversionStats()
+    assert list(convert_cgmes([bad_id], source="tso-a", ontology=ontology, stats=stats)) == []
+    [defect] = stats.defects
+    assert defect.element == "_has space" and str(bad_id) in str(defect)
     with pytest.raises(ConversionError, match=r"missing\.xml"):
         list(convert_cgmes([tmp_path / "missing.xml"], source="tso-a", ontology=ontology))
     with pytest.raises(ConversionError, match="difference model"):
@@ -316,8 +319,11 @@ def test_difference_model_gives_upserts_of_changes_and_deletes_of_removals(
 
 def test_difference_without_the_class_of_a_described_object_says_which(ontology: Ontology) -> None:
     path = DIFFERENCES["2.4.15"][0]
-    with pytest.raises(ConversionError, match=LINE_1):
-        list(convert_difference(path, source="tso-a", version=2, ontology=ontology))
+    stats = ConversionStats()
+    events = list(convert_difference(path, source="tso-a", version=2, ontology=ontology, stats=stats))
+    assert LINE_1 in {d.element for d in stats.defects}
+    assert "class is unknown" in str(next(d for d in stats.defects if d.element == LINE_1))
+    assert LINE_1 not in {e.subject for e in events} and events
 
 
 def test_full_model_is_not_taken_for_a_difference(ontology: Ontology) -> None:

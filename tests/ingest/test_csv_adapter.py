@@ -62,14 +62,14 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
     return csv_path, mapping_path
 
 
-def test_rows_become_events_and_bad_rows_are_reported(files: tuple[Path, Path]) -> None:
+def test_rows_become_events_and_bad_rows_and_cells_are_reported(files: tuple[Path, Path]) -> None:
     csv_path, mapping_path = files
     ontology = load_ontology()
     stats = CsvStats()
     events = list(convert_csv(csv_path, mapping_path, source="dno", ontology=ontology, stats=stats))
 
-    assert [e.subject for e in events] == ["dno-ld-1", "dno-ld-2"]
-    first, second = events
+    assert [e.subject for e in events] == ["dno-ld-1", "dno-ld-2", "dno-ld-3"]
+    first, second, third = events
     assert first.class_ == "EnergyConsumer" and first.version == 7
     assert first.attributes["EnergyConsumer.p"] == pytest.approx(1.25)
     assert first.attributes["EnergyConsumer.q"] == pytest.approx(0.3)
@@ -83,11 +83,22 @@ def test_rows_become_events_and_bad_rows_are_reported(files: tuple[Path, Path]) 
     valid = validate_event(second.to_json_dict(), ontology)
     assert valid.properties["inService"] is False
 
-    assert (stats.rows, stats.events, stats.skipped) == (5, 2, 3)
-    reasons = [str(e) for e in stats.errors]
-    assert reasons[0].startswith("line 4, column 'id'") and "mRID is empty" in reasons[0]
-    assert "column 'p_kw'" in reasons[1] and "'lots'" in reasons[1]
-    assert "column 'observed_at'" in reasons[2] and "'yesterday'" in reasons[2]
+    # A bad number costs its cell: the row's other columns still go through.
+    assert "EnergyConsumer.p" not in third.attributes
+    assert third.attributes["IdentifiedObject.name"] == "Bad number"
+    assert third.attributes["EnergyConsumer.q"] == pytest.approx(0.001)
+
+    assert (stats.rows, stats.events, stats.skipped) == (5, 3, 2)
+    defects = list(stats.defects)
+    assert [(d.line, d.element, d.property, d.skips_object) for d in defects] == [
+        (4, None, "id", True),
+        (5, "dno-ld-3", "p_kw", False),
+        (6, "dno-ld-4", "observed_at", True),
+    ]
+    reasons = [str(d) for d in defects]
+    assert reasons[0].startswith(f"{csv_path}:4:") and "mRID is empty" in reasons[0]
+    assert "'lots'" in reasons[1]
+    assert "'yesterday'" in reasons[2]
 
 
 @pytest.mark.parametrize(
@@ -141,7 +152,8 @@ def test_class_and_type_from_columns(tmp_path: Path) -> None:
     assert [(e.subject, e.class_, e.type.value, e.version) for e in events] == [
         ("sw-1", "Breaker", "measurement", 4)
     ]
-    assert "'Nonsense'" in str(stats.errors[0]) and "not an ontology class" in str(stats.errors[0])
+    [defect] = stats.defects
+    assert "'Nonsense'" in str(defect) and "not an ontology class" in str(defect)
 
 
 def test_a_time_column_without_a_version_gives_each_row_the_version_of_its_time(tmp_path: Path) -> None:
@@ -173,8 +185,8 @@ def test_a_time_column_without_a_version_gives_each_row_the_version_of_its_time(
     ]
     # A time not after the epoch cannot be a (positive) version: the row is skipped, named with its value.
     assert stats.skipped == 2
-    assert all("column 'at'" in str(e) and "not after 1970-01-01" in str(e) for e in stats.errors)
-    assert "'1969-12-31T23:59:59+00:00'" in str(stats.errors[0])
+    assert all(d.property == "at" and "not after 1970-01-01" in d.reason for d in stats.defects)
+    assert "'1969-12-31T23:59:59+00:00'" in next(iter(stats.defects)).reason
 
 
 def test_a_version_in_the_mapping_wins_over_the_time_and_none_at_all_is_named(tmp_path: Path) -> None:
@@ -242,10 +254,10 @@ def test_csv_published_through_kafka_reads_back(files: tuple[Path, Path], csv_se
     asyncio.run(add_producer(csv_settings, pid))
     events = list(convert_csv(csv_path, mapping_path, source=pid))
     stats = produce(events, pid, settings=csv_settings, label_header="classification=OFFICIAL")
-    assert stats.sent == 2
+    assert stats.sent == 3
 
-    records = read_topic(csv_settings.kafka_bootstrap, f"{PREFIX}{pid}", 2)
-    assert sorted(r.key for r in records) == [b"dno-ld-1", b"dno-ld-2"]
+    records = read_topic(csv_settings.kafka_bootstrap, f"{PREFIX}{pid}", 3)
+    assert sorted(r.key for r in records) == [b"dno-ld-1", b"dno-ld-2", b"dno-ld-3"]
     bodies = {r.key: json.loads(r.value) for r in records}
     assert bodies[b"dno-ld-1"]["attributes"]["EnergyConsumer.p"] == pytest.approx(1.25)
     assert bodies[b"dno-ld-2"]["references"] == {"Equipment.EquipmentContainer": "dno-sub-b"}
@@ -269,9 +281,10 @@ def test_hub_produce_csv_with_mapping(files: tuple[Path, Path], csv_settings: An
     finally:
         monkeypatch.delenv("HUB_INGEST_TOPIC_PREFIX")
         get_settings.cache_clear()
-    # Three rows could not become events: the command says so and exits with status 2.
-    assert result.exit_code == 2, result.output
-    assert "line 4" in result.output and "'lots'" in result.output
-    records = read_topic(csv_settings.kafka_bootstrap, f"{PREFIX}{pid}", 2)
-    assert sorted(r.key for r in records) == [b"dno-ld-1", b"dno-ld-2"]
+    # Two rows could not become events and one cell was left out: the command lists the three defects
+    # and exits with the status of "converted with defects".
+    assert result.exit_code == 4, result.output
+    assert "'lots'" in result.output and "'yesterday'" in result.output
+    records = read_topic(csv_settings.kafka_bootstrap, f"{PREFIX}{pid}", 3)
+    assert sorted(r.key for r in records) == [b"dno-ld-1", b"dno-ld-2", b"dno-ld-3"]
     assert {json.loads(r.value)["source"] for r in records} == {pid}

@@ -92,6 +92,7 @@ def test_one_valid_object_per_node_and_connection(path: Path, ontology: Ontology
     for event in objects:
         assert event.references["GasObject.Network"] == networks[0].subject
     assert not stats.skipped_elements and not stats.skipped_properties and not stats.dangling
+    assert list(stats.defects) == []
 
 
 @pytest.mark.parametrize("path", NETWORKS, ids=lambda p: p.stem)
@@ -204,8 +205,13 @@ def test_bad_gaslib_input_is_an_error_naming_the_element(tmp_path: Path, ontolog
         '<innode id="n1" x="0" y="0"><height unit="furlong" value="3"/></innode>'
         "</framework:nodes></network>"
     )
-    with pytest.raises(ConversionError, match=r"n1.*furlong"):
-        list(convert_gaslib(bad, source="gas-tso", ontology=ontology))
+    # A unit that cannot be converted costs the value, not the node: it is left out and named.
+    stats = GasLibStats()
+    [_network, node] = list(convert_gaslib(bad, source="gas-tso", ontology=ontology, stats=stats))
+    assert node.subject == "bad.n1" and not any("height" in q.lower() for q in node.attributes)
+    [defect] = stats.defects
+    assert (defect.element, defect.property, defect.line) == ("n1", "height", 1)
+    assert "furlong" in defect.reason
     broken = tmp_path / "broken.net"
     broken.write_text("<network")
     with pytest.raises(ConversionError, match=r"broken\.net"):
