@@ -111,7 +111,7 @@ from ingest.metrics import (
     SUBSCRIBED_TOPICS,
     WRITE_RETRIES,
 )
-from ingest.records import RecordChecker, Rejection
+from ingest.records import RecordChecker, Rejection, producer_of
 
 log = get_logger("ingest.pipeline")
 
@@ -622,12 +622,25 @@ class WritePipeline:
             (msg.topic, msg.partition, msg.offset),
             self.app.conf.producer_max_request_size,
         )
-        task = asyncio.ensure_future(self._deliver(letter))
+        topics = [self.settings.deadletter_topic]
+        sender = self._sender(msg.topic)
+        if sender is not None:
+            topics.append(self.settings.producer_deadletter_topic(sender))
+        task = asyncio.ensure_future(self._deliver_all(letter, topics))
         self.deliveries.add(task)
         task.add_done_callback(self.deliveries.discard)
         return task
 
-    async def _deliver(self, letter: dead_letters.DeadLetter) -> None:
+    def _sender(self, topic: str) -> str | None:
+        """The configured producer whose topic ``topic`` is (its dead letters are its to read), or None:
+        a record on a topic no configured producer owns goes to the operator's topic only."""
+        producer = producer_of(topic, self.settings.ingest_topic_prefix)
+        return producer if producer is not None and producer in self.checker.registry else None
+
+    async def _deliver_all(self, letter: dead_letters.DeadLetter, topics: list[str]) -> None:
+        await asyncio.gather(*(self._deliver(letter, topic) for topic in topics))
+
+    async def _deliver(self, letter: dead_letters.DeadLetter, topic: str) -> None:
         """Send one dead letter. A broker that cannot be reached is waited for, as Neo4j is: nothing is
         acknowledged meanwhile, so nothing is lost. A record the topic refuses (its own size limit
         below the producer's, say) is sent again without key and value, whose headers still point at the
@@ -638,7 +651,7 @@ class WritePipeline:
         while True:
             try:
                 sent = await self.app.producer.send(
-                    self.settings.deadletter_topic, letter.key, letter.value, None, None, letter.headers
+                    topic, letter.key, letter.value, None, None, letter.headers
                 )
                 await sent
                 if attempt:
@@ -675,12 +688,13 @@ class WritePipeline:
                         "DEAD LETTER LOST: the dead-letter topic refused it; the original is still at "
                         "its source",
                         source=source,
-                        topic=self.settings.deadletter_topic,
+                        topic=topic,
                         error=error,
                     )
                     audit.record(
                         "ingest.dead_letter_lost",
                         subject=source,
+                        topic=topic,
                         reason=where.get("reason", b"").decode(errors="replace"),
                         error=error,
                     )
