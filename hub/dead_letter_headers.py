@@ -19,6 +19,14 @@ SOURCE_PARTITION: Final = "source-partition"
 SOURCE_OFFSET: Final = "source-offset"
 OMITTED: Final = "omitted"
 
+# What a sender is told instead of the worker's reason when the write was refused against the object's
+# stored state, whose label and owner the sender may not be able to see: its producer's own copy of the
+# dead letter and HTTP ingest's batch status carry these; the operator's copy has the full reason.
+SENDER_REASONS: Final = {
+    "label": "label: the write is not allowed under the object's current label and the writer's rights",
+    "ownership": "ownership: the mRID belongs to another producer",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Received:

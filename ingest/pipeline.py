@@ -85,6 +85,7 @@ from faust.types import TP, EventT, StreamT
 
 from hub import audit
 from hub.changes import ChangeRecord
+from hub.dead_letter_headers import SENDER_REASONS
 from hub.graph import ensure_schema_async, make_async_driver
 from hub.kafka_clients import WORKER, aiokafka_options
 from hub.kafka_topics import topic_names
@@ -425,7 +426,12 @@ class WritePipeline:
             for action, fields in plan.audits:
                 audit.record(action, **fields)
             for ev, reason, reason_class in plan.rejected:
-                pending.append(await self._dead_letter(ev.ref, Rejection(reason, reason_class), audited=True))
+                # Refused against the stored state: the producer's copy withholds its label and owner.
+                pending.append(
+                    await self._dead_letter(
+                        ev.ref, Rejection(reason, reason_class), audited=True, stored_state=True
+                    )
+                )
             for c in plan.changes:
                 records.append(c.stamped(committed))
                 if c.event_time is not None:
@@ -598,9 +604,11 @@ class WritePipeline:
         return attempt + 1
 
     async def _dead_letter(
-        self, event: EventT, rejection: Rejection, *, audited: bool = False
+        self, event: EventT, rejection: Rejection, *, audited: bool = False, stored_state: bool = False
     ) -> Awaitable[Any]:
-        """Send ``event`` to the dead letters; ``audited``: the refusal has its audit record already."""
+        """Send ``event`` to the dead letters; ``audited``: the refusal has its audit record already;
+        ``stored_state``: the fold refused it against the object's stored label or owner, which the
+        producer's own copy does not name (see :data:`hub.dead_letter_headers.SENDER_REASONS`)."""
         msg = event.message
         EVENTS_DEADLETTERED.labels(rejection.reason_class).inc()
         if not audited:
@@ -614,19 +622,20 @@ class WritePipeline:
                 offset=msg.offset,
                 mrid=msg.key.decode(errors="replace") if isinstance(msg.key, bytes) else None,
             )
+        source = (msg.topic, msg.partition, msg.offset)
+        limit = self.app.conf.producer_max_request_size
         letter = dead_letters.build(
-            msg.key,
-            msg.value,
-            rejection.reason,
-            rejection.reason_class,
-            (msg.topic, msg.partition, msg.offset),
-            self.app.conf.producer_max_request_size,
+            msg.key, msg.value, rejection.reason, rejection.reason_class, source, limit
         )
-        topics = [self.settings.deadletter_topic]
+        copies = [(self.settings.deadletter_topic, letter)]
         sender = self._sender(msg.topic)
         if sender is not None:
-            topics.append(self.settings.producer_deadletter_topic(sender))
-        task = asyncio.ensure_future(self._deliver_all(letter, topics))
+            told = SENDER_REASONS.get(rejection.reason_class) if stored_state else None
+            own = letter
+            if told is not None:
+                own = dead_letters.build(msg.key, msg.value, told, rejection.reason_class, source, limit)
+            copies.append((self.settings.producer_deadletter_topic(sender), own))
+        task = asyncio.ensure_future(self._deliver_all(copies))
         self.deliveries.add(task)
         task.add_done_callback(self.deliveries.discard)
         return task
@@ -637,8 +646,8 @@ class WritePipeline:
         producer = producer_of(topic, self.settings.ingest_topic_prefix)
         return producer if producer is not None and producer in self.checker.registry else None
 
-    async def _deliver_all(self, letter: dead_letters.DeadLetter, topics: list[str]) -> None:
-        await asyncio.gather(*(self._deliver(letter, topic) for topic in topics))
+    async def _deliver_all(self, copies: list[tuple[str, dead_letters.DeadLetter]]) -> None:
+        await asyncio.gather(*(self._deliver(letter, topic) for topic, letter in copies))
 
     async def _deliver(self, letter: dead_letters.DeadLetter, topic: str) -> None:
         """Send one dead letter. A broker that cannot be reached is waited for, as Neo4j is: nothing is

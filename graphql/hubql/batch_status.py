@@ -36,6 +36,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from hub.dead_letter_headers import SENDER_REASONS
 from hub.kafka_clients import API, aiokafka_options
 from hub.kafka_topics import partition_ids
 from hub.outcomes import Ledger, Outcome, Tracked, last_offsets
@@ -47,11 +48,6 @@ STATUS_PATH: Final = "/ingest/batches/"
 # How long one poll waits for records, and how often the worker's progress is looked at.
 POLL_MS: Final = 500
 PROGRESS_EVERY_S: Final = 1.0
-# Reason classes whose reasons describe the object's stored state (see the module's notes).
-_STORED_STATE: Final = {
-    "label": "label: the write is not allowed under the object's current label and this caller's rights",
-    "ownership": "ownership: the mRID belongs to another producer",
-}
 
 
 @dataclass
@@ -76,8 +72,9 @@ class Batch:
 def _event_json(index: int, t: Tracked) -> dict[str, Any]:
     outcome = "pending" if t.outcome is Outcome.unknown else t.outcome.value
     reason = t.reason
-    if t.outcome is Outcome.dead_lettered and t.reason_class in _STORED_STATE:
-        reason = _STORED_STATE[t.reason_class]
+    if t.outcome is Outcome.dead_lettered and t.reason_class in SENDER_REASONS:
+        # The caller's own mistakes of these classes were refused before the batch was accepted.
+        reason = SENDER_REASONS[t.reason_class]
     body: dict[str, Any] = {
         "index": index,
         "id": t.event_id,

@@ -377,10 +377,11 @@ def test_a_producer_reads_its_own_dead_letters_and_no_one_elses(
 
 
 def test_hub_deadletters_as_a_producer_shows_its_own_only(
-    isolated: Any, two_producers: tuple[str, str], tmp_path: Path
+    isolated: Any, two_producers: tuple[str, str], tmp_path: Path, neo4j_driver: Any
 ) -> None:
-    """A real worker dead-letters a bad event of each producer; `hub deadletters` given producer A's
-    credentials shows A's alone, refuses to read B's, and the operator still reads both."""
+    """A real worker dead-letters a bad event of each producer and A's write of an object B owns;
+    `hub deadletters` given producer A's credentials shows A's alone, without naming B as the owner,
+    refuses to read B's, and the operator still reads all of them, with the full reasons."""
     a, b = two_producers
     env = {
         **os.environ,
@@ -411,11 +412,18 @@ def test_hub_deadletters_as_a_producer_shows_its_own_only(
             "label": f"org={producer}",
         }
 
-    events = {a: bad(a), b: bad(b)}
-    for producer, event in events.items():
+    def send(producer: str, event: dict[str, Any]) -> None:
         # Sent as the producer itself, past the local checks (the worker is the one to refuse it).
         options = aiokafka_options(isolated, producer_principal(producer))
         _run(_write(options, f"{isolated.ingest_topic_prefix}{producer}", json.dumps(event).encode()))
+
+    events = {a: bad(a), b: bad(b)}
+    for producer, event in events.items():
+        send(producer, event)
+    # An object B owns, which A then tries to write.
+    owned = {**bad(b), "attributes": {"IdentifiedObject.name": "b-owned"}}
+    send(b, owned)
+    taken = {**owned, "id": str(uuid.uuid4()), "source": a, "version": 2, "label": f"org={a}"}
 
     log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - owned by the process
     worker = subprocess.Popen(
@@ -435,34 +443,50 @@ def test_hub_deadletters_as_a_producer_shows_its_own_only(
 
     try:
         deadline = time.monotonic() + 180
+        while not neo4j_driver.execute_query(
+            "MATCH (n:Entity {mrid: $mrid}) RETURN n.mrid", mrid=owned["subject"]
+        ).records:
+            log_text = (tmp_path / "worker.log").read_text()[-3000:]
+            assert time.monotonic() < deadline and worker.poll() is None, log_text
+            time.sleep(0.5)
+        send(a, taken)
         everything: list[dict[str, Any]] = []
-        while time.monotonic() < deadline and len(everything) < 2:
+        while time.monotonic() < deadline and len(everything) < 3:
             assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
             time.sleep(1)
             operator = deadletters()
             if operator.returncode == 0:
                 everything = [json.loads(line) for line in operator.stdout.splitlines()]
-        assert sorted(x["event_id"] for x in everything) == sorted(e["id"] for e in events.values()), (
+        expected = sorted([events[a]["id"], events[b]["id"], taken["id"]])
+        assert sorted(x["event_id"] for x in everything) == expected, (
             everything,
             (tmp_path / "worker.log").read_text()[-3000:],
         )
-        # The producer's copy reaches its topic with the shared one; read until it is there.
+        # The operator's copy names the owner.
+        [full] = [x for x in everything if x["event_id"] == taken["id"]]
+        assert full["reason_class"] == "ownership" and repr(b) in full["reason"], full
+        # The producer's copy reaches its topic with the shared one; read until both are there.
         own: list[dict[str, Any]] = []
-        while time.monotonic() < deadline and not own:
+        while time.monotonic() < deadline and len(own) < 2:
             as_a = deadletters(**_producer_env(isolated, a))
             assert as_a.returncode == 0, as_a.stdout + as_a.stderr
             own = [json.loads(line) for line in as_a.stdout.splitlines()]
-        assert [(x["event_id"], x["producer"], x["reason_class"]) for x in own] == [
-            (events[a]["id"], a, "attribute")
-        ], own
-        assert "Substation.noSuchThing" in own[0]["reason"]
-        assert own[0]["event"] == events[a]
+        assert sorted((x["event_id"], x["producer"], x["reason_class"]) for x in own) == sorted(
+            [(events[a]["id"], a, "attribute"), (taken["id"], a, "ownership")]
+        ), own
+        by_id = {x["event_id"]: x for x in own}
+        assert "Substation.noSuchThing" in by_id[events[a]["id"]]["reason"]
+        assert by_id[events[a]["id"]]["event"] == events[a]
+        # A is told the mRID is another producer's, not whose.
+        assert b not in json.dumps(by_id[taken["id"]]["reason"]), by_id[taken["id"]]
+        assert by_id[taken["id"]]["reason"].startswith("ownership: ")
         # Asking for another producer's, as A: refused, naming why; nothing of B's is printed.
         other = deadletters("--producer", b, **_producer_env(isolated, a))
         assert other.returncode == 1, other.stdout + other.stderr
         assert other.stdout == "" and events[b]["id"] not in other.stderr
         assert f"reads the dead letters of producer {a!r} only" in " ".join(other.stderr.split())
     finally:
+        neo4j_driver.execute_query("MATCH (n:Entity {mrid: $mrid}) DETACH DELETE n", mrid=owned["subject"])
         worker.terminate()
         try:
             worker.wait(timeout=30)
