@@ -75,6 +75,8 @@ class Tracked:
     change: str | None = None
     # For a superseded event: the version and event id of the change that took its place.
     by: tuple[int, str | None] | None = None
+    # The newest change of its object seen since it was tracked, (version, event id).
+    newest: tuple[int, str | None] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -105,15 +107,14 @@ def event_id_of(value: bytes) -> str | None:
 class Ledger:
     """The events being followed, indexed by where they lie and by (event id, mRID), and settled by the
     change records and dead letters handed to it. Events are added with :meth:`track` once the broker
-    has placed them and dropped with :meth:`forget`; only records about tracked mRIDs are kept."""
+    has placed them and dropped with :meth:`forget`; a change record is looked at only when it is about a
+    tracked object, and then only from the events it may settle or supersede."""
 
     def __init__(self) -> None:
         self._at: dict[tuple[str, int, int], Tracked] = {}
         self._by_id: dict[tuple[str, str], list[Tracked]] = {}
         # Tracked events per mRID key: change records of other objects are passed over unparsed.
-        self._keys: dict[bytes, int] = {}
-        # Per tracked mRID: the newest change record seen, (version, event id).
-        self._latest: dict[str, tuple[int, str | None]] = {}
+        self._by_key: dict[bytes, list[Tracked]] = {}
 
     def __len__(self) -> int:
         return len(self._at)
@@ -122,8 +123,7 @@ class Ledger:
         assert tracked.topic is not None and tracked.partition is not None and tracked.offset is not None
         self._at[(tracked.topic, tracked.partition, tracked.offset)] = tracked
         if tracked.mrid is not None:
-            key = tracked.mrid.encode()
-            self._keys[key] = self._keys.get(key, 0) + 1
+            self._by_key.setdefault(tracked.mrid.encode(), []).append(tracked)
             if tracked.event_id is not None:
                 self._by_id.setdefault((tracked.event_id, tracked.mrid), []).append(tracked)
 
@@ -137,12 +137,11 @@ class Ledger:
             if tracked.mrid is None:
                 continue
             key = tracked.mrid.encode()
-            left = self._keys.get(key, 1) - 1
-            if left:
-                self._keys[key] = left
+            others = [t for t in self._by_key.get(key, []) if t is not tracked]
+            if others:
+                self._by_key[key] = others
             else:
-                self._keys.pop(key, None)
-                self._latest.pop(tracked.mrid, None)
+                self._by_key.pop(key, None)
             if tracked.event_id is not None:
                 same = self._by_id.get((tracked.event_id, tracked.mrid), [])
                 rest = [t for t in same if t is not tracked]
@@ -153,15 +152,17 @@ class Ledger:
 
     def change(self, key: bytes | None, value: bytes | None) -> list[Tracked]:
         """Note a change-feed record; returns the events it settles as applied."""
-        if key is None or key not in self._keys or value is None:
+        same = self._by_key.get(key) if key is not None else None
+        if not same or value is None:
             return []
         try:
             change = ChangeRecord.from_json(value)
         except (ValueError, KeyError, TypeError):
             return []  # not a change record the API would read either
-        newest = self._latest.get(change.mrid)
-        if newest is None or change.version >= newest[0]:
-            self._latest[change.mrid] = (change.version, change.event_id)
+        # Newer versions written after an event was sent: what supersedes it, if nothing names it.
+        for t in same:
+            if t.outcome is Outcome.unknown and (t.newest is None or change.version >= t.newest[0]):
+                t.newest = (change.version, change.event_id)
         if change.event_id is None:
             return []
         matches = [
@@ -193,7 +194,7 @@ class Ledger:
         """Settle an event the worker has committed without a change record or dead letter naming it."""
         if tracked.outcome is not Outcome.unknown:
             return
-        newer = self._latest.get(tracked.mrid) if tracked.mrid is not None else None
+        newer = tracked.newest
         if newer is not None and tracked.version is not None and newer[0] > tracked.version:
             tracked.outcome, tracked.by = Outcome.superseded, newer
         else:
