@@ -131,7 +131,7 @@ class Settings(BaseSettings):
     # Outcomes of HTTP ingest batches (GET /ingest/batches/{id}, see graphql/hubql/batch_status.py): how
     # long a batch is kept after it was accepted, and how many are kept at most (the oldest go first).
     ingest_batch_ttl_s: float = 900.0
-    ingest_max_batches: int = 10_000
+    ingest_max_batches: int = 1000
     # Change subscriptions: the AES-256 key that seals their cursors (base64url of 32 bytes; unset: kept
     # in the state folder in dev mode, else a random one per process, see graphql/hubql/cursors.py),
     # caps per websocket and per caller (across the process's sockets), and how many changes may wait

@@ -72,11 +72,11 @@ async def _end_offset(settings: Any, topic: str) -> int:
         await consumer.stop()
 
 
-async def _write(options: dict[str, Any], topic: str, value: bytes = b"{}") -> None:
+async def _write(options: dict[str, Any], topic: str, value: bytes = b"{}", key: bytes = b"k") -> None:
     producer = AIOKafkaProducer(**options, acks="all", request_timeout_ms=15_000)
     try:
         await asyncio.wait_for(producer.start(), CONNECT_TIMEOUT_S)
-        await asyncio.wait_for(producer.send_and_wait(topic, value, key=b"k"), CONNECT_TIMEOUT_S)
+        await asyncio.wait_for(producer.send_and_wait(topic, value, key=key), CONNECT_TIMEOUT_S)
     finally:
         await producer.stop()
 
@@ -415,7 +415,8 @@ def test_hub_deadletters_as_a_producer_shows_its_own_only(
     def send(producer: str, event: dict[str, Any]) -> None:
         # Sent as the producer itself, past the local checks (the worker is the one to refuse it).
         options = aiokafka_options(isolated, producer_principal(producer))
-        _run(_write(options, f"{isolated.ingest_topic_prefix}{producer}", json.dumps(event).encode()))
+        topic = f"{isolated.ingest_topic_prefix}{producer}"
+        _run(_write(options, topic, json.dumps(event).encode(), key=event["subject"].encode()))
 
     events = {a: bad(a), b: bad(b)}
     for producer, event in events.items():
