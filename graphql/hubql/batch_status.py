@@ -37,7 +37,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from hub.dead_letter_headers import SENDER_REASONS
-from hub.kafka_clients import API, aiokafka_options
+from hub.kafka_clients import API, KafkaCredentialsError, aiokafka_options
 from hub.kafka_topics import partition_ids
 from hub.outcomes import Ledger, Outcome, Tracked, last_offsets
 from hub.settings import Settings
@@ -127,7 +127,13 @@ class BatchOutcomes:
                 await consumer.stop()
                 raise
             self._consumer, self._admin = consumer, admin
-            await self._assign(at_start=True)
+            try:
+                await self._assign(at_start=True)
+            except BaseException:
+                self._consumer = self._admin = None
+                await consumer.stop()
+                await admin.close()
+                raise
             self._task = asyncio.create_task(self._run(), name="ingest-batch-outcomes")
 
     async def close(self) -> None:
@@ -169,8 +175,15 @@ class BatchOutcomes:
     @asynccontextmanager
     async def sending(self) -> AsyncIterator[None]:
         """Around sending a batch and :meth:`record`-ing it: the reader is running (from before the
-        first record is sent) and holds back what it fetches until the batch is in the ledger."""
-        await self._start()
+        first record is sent) and holds back what it fetches until the batch is in the ledger. A reader
+        that cannot start does not stop ingest: the batch is accepted, and its events stay pending (the
+        reader is tried again with the next batch)."""
+        try:
+            await self._start()
+        except (KafkaError, OSError, KafkaCredentialsError) as exc:
+            log.warning(
+                "ingest batch outcomes cannot be read; the batch's events stay pending", error=repr(exc)
+            )
         async with self._dispatch:
             yield
 
