@@ -18,7 +18,10 @@ else (:mod:`hub.kafka_access`). Both, rather than the producers' topics alone: t
 holding every refusal in one order, read with one consumer and one ACL, whatever producers come and go,
 and the records nobody owns (a topic no configured producer owns) have a place; the second copy costs
 one more record per refused event, and refused events are few. A record whose producer is not known
-goes to the shared topic only, since no producer may be told about it.
+goes to the shared topic only, since no producer may be told about it. The two copies differ only where
+the writer refused an event against the object's stored label or owner, which the producer may not be
+able to see: its copy's ``reason`` then says so without naming them
+(:data:`hub.dead_letter_headers.SENDER_REASONS`).
 """
 
 from __future__ import annotations
