@@ -3,14 +3,17 @@
 The policy (deny unless allowed; only ``admin`` is a super user):
 
 - ``worker``: read every ingest topic (prefix) in its consumer group (prefix ``HUB_WORKER_ID``); write and
-  create the change feed, the dead-letter and the audit topics; describe the cluster. It cannot write an
-  ingest topic, so it cannot pose as a producer.
+  create the change feed, the dead-letter and the audit topics, and every producer's dead-letter topic
+  (prefix ``<HUB_DEADLETTER_TOPIC>.``); describe the cluster. It cannot write an ingest topic, so it
+  cannot pose as a producer.
 - ``api``: write (and create) every ingest topic (HTTP ingest publishes on behalf of the producers its
-  callers belong to; the API checks that), read the change feed without a group or in its own groups
-  (prefix ``hub-api``),
-  write (and create) the audit topic. It cannot read the raw ingest topics.
-- ``producer-<id>``: write (and describe) its own topic ``<prefix><id>`` and nothing else; it cannot create
-  topics, so the admin creates the topic when the producer is added.
+  callers belong to; the API checks that), read the change feed and the shared dead-letter topic without
+  a group or in its own groups (prefix ``hub-api``), see the worker group's committed offsets (HTTP
+  ingest tells each batch's outcome: see ``hubql.batch_status``), write (and create) the audit topic. It
+  cannot read the raw ingest topics.
+- ``producer-<id>``: write (and describe) its own topic ``<prefix><id>``; read (and describe) its own
+  dead-letter topic ``<HUB_DEADLETTER_TOPIC>.<id>``, in no group or in the group of that same name; nothing
+  else. It cannot create topics, so the admin creates both when the producer is added.
 
 The worker therefore learns a record's producer from the topic, which only that producer can write.
 
@@ -94,11 +97,18 @@ def service_grants(settings: Settings) -> list[Grant]:
     """The ACLs of the worker and the API (the launcher applies them whenever it starts Kafka)."""
     prefix = settings.ingest_topic_prefix
     outputs = [settings.changes_topic, settings.deadletter_topic, settings.audit_topic]
+    # The producers' own dead-letter topics; the dot ends the prefix, so it covers no other topic whose
+    # name merely starts like the shared one.
+    producer_letters = f"{settings.deadletter_topic}."
     return [
         Grant(WORKER, Operation.READ, Resource.TOPIC, prefix, Pattern.PREFIXED),
         Grant(WORKER, Operation.DESCRIBE, Resource.TOPIC, prefix, Pattern.PREFIXED),
         Grant(WORKER, Operation.READ, Resource.GROUP, settings.worker_id, Pattern.PREFIXED),
         *_topic_grants(WORKER, outputs, Operation.WRITE, Operation.DESCRIBE, Operation.CREATE),
+        *[
+            Grant(WORKER, op, Resource.TOPIC, producer_letters, Pattern.PREFIXED)
+            for op in (Operation.WRITE, Operation.DESCRIBE, Operation.CREATE)
+        ],
         Grant(WORKER, Operation.DESCRIBE, Resource.CLUSTER, CLUSTER_RESOURCE),
         Grant(WORKER, Operation.IDEMPOTENT_WRITE, Resource.CLUSTER, CLUSTER_RESOURCE),
         Grant(API, Operation.WRITE, Resource.TOPIC, prefix, Pattern.PREFIXED),
@@ -111,14 +121,26 @@ def service_grants(settings: Settings) -> list[Grant]:
         # The API may be the first to publish an audit record, so it may create that topic.
         *_topic_grants(API, [settings.audit_topic], Operation.WRITE, Operation.DESCRIBE, Operation.CREATE),
         Grant(API, Operation.READ, Resource.GROUP, API_GROUP_PREFIX, Pattern.PREFIXED),
+        # HTTP ingest's batch outcomes: the refused events (the shared topic holds them all) and how far
+        # the worker has committed (offset fetch needs DESCRIBE on the group).
+        *_topic_grants(API, [settings.deadletter_topic], Operation.READ, Operation.DESCRIBE),
+        Grant(API, Operation.DESCRIBE, Resource.GROUP, settings.worker_id),
         Grant(API, Operation.IDEMPOTENT_WRITE, Resource.CLUSTER, CLUSTER_RESOURCE),
     ]
 
 
 def producer_grants(settings: Settings, producer_id: str) -> list[Grant]:
-    """A producer writes its own topic only (idempotent producing needs no more since Kafka 2.8)."""
+    """A producer writes its own topic only (idempotent producing needs no more since Kafka 2.8) and reads
+    its own dead letters only, with or without a consumer group (named as the topic, so that it is its
+    own)."""
+    principal = producer_principal(producer_id)
     topic = f"{settings.ingest_topic_prefix}{producer_id}"
-    return _topic_grants(producer_principal(producer_id), [topic], Operation.WRITE, Operation.DESCRIBE)
+    letters = settings.producer_deadletter_topic(producer_id)
+    return [
+        *_topic_grants(principal, [topic], Operation.WRITE, Operation.DESCRIBE),
+        *_topic_grants(principal, [letters], Operation.READ, Operation.DESCRIBE),
+        Grant(principal, Operation.READ, Resource.GROUP, letters),
+    ]
 
 
 async def admin_client(settings: Settings) -> AIOKafkaAdminClient:

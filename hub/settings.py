@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     kafka_version: str = "3.9.1"
     kafka_heap: str = "1g"
     ingest_topic_prefix: str = "cim.ingest."
+    # Every refused event, for the operator; a configured producer's refused events also go to
+    # `<deadletter_topic>.<producer id>`, which that producer may read (see ingest/dead_letters.py).
     deadletter_topic: str = "cim.deadletter"
     changes_topic: str = "cim.changes"
     # Every security decision (refusals, label changes, ownership) as JSON records; see hub/audit.py.
@@ -126,6 +128,10 @@ class Settings(BaseSettings):
     max_subgraph_nodes: int = 5000
     label_cache_ttl_s: float = 2.0
     ingest_max_batch: int = 1000
+    # Outcomes of HTTP ingest batches (GET /ingest/batches/{id}, see graphql/hubql/batch_status.py): how
+    # long a batch is kept after it was accepted, and how many are kept at most (the oldest go first).
+    ingest_batch_ttl_s: float = 900.0
+    ingest_max_batches: int = 1000
     # Change subscriptions: the AES-256 key that seals their cursors (base64url of 32 bytes; unset: kept
     # in the state folder in dev mode, else a random one per process, see graphql/hubql/cursors.py),
     # caps per websocket and per caller (across the process's sockets), and how many changes may wait
@@ -202,6 +208,10 @@ class Settings(BaseSettings):
             )
         self.producers = {**added, **self.producers}
         return self
+
+    def producer_deadletter_topic(self, producer_id: str) -> str:
+        """The dead-letter topic only ``producer_id`` (and the operator) may read."""
+        return f"{self.deadletter_topic}.{producer_id}"
 
 
 @lru_cache(maxsize=1)

@@ -8,9 +8,12 @@ source topic is the producer's topic, which only that producer may write), and p
 ``--json``, one JSON object per dead letter. ``--follow`` keeps reading until Ctrl-C, one line per dead
 letter.
 
-The dead letters of every producer share one topic, and a producer's own Kafka principal may write only
-its topic: it cannot read them. The command reads as the operator (the ``admin`` principal whose
-credentials the launcher keeps in the state folder, or ``HUB_KAFKA_USERNAME``/``HUB_KAFKA_PASSWORD``).
+Who reads what. The operator (the ``admin`` principal whose credentials the launcher keeps in the state
+folder, or any ``HUB_KAFKA_USERNAME`` that is not a producer's) reads the shared topic, which holds every
+producer's dead letters. A process given a producer's own credentials (``HUB_KAFKA_USERNAME=producer-<id>``
+and its password, as ``hub produce`` signs in) reads that producer's own dead-letter topic
+``<HUB_DEADLETTER_TOPIC>.<id>``, the only one its ACLs allow (see :mod:`ingest.dead_letters`): it sees its
+own refused events and nothing of any other producer's.
 """
 
 from __future__ import annotations
@@ -31,17 +34,16 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from hub.kafka_clients import ADMIN, KafkaCredentialsError, aiokafka_options
+from hub import dead_letter_headers
+from hub.kafka_clients import ADMIN, KafkaCredentialsError, aiokafka_options, producer_principal
 from hub.kafka_topics import partition_ids, topic_admin
 from hub.settings import Settings, get_settings
 from hubcli.pipes import silence_stdout
-from ingest import dead_letters
 
 console = Console()
 err_console = Console(stderr=True)
 
-# The principal that reads the dead letters and the change feed for the command line: the only one
-# (besides the worker, which writes them) whose ACLs allow it.
+# The principal that reads every dead letter and the change feed for the command line (the operator).
 READER: Final = ADMIN
 # How long one poll of the topic waits for records.
 POLL_MS: Final = 500
@@ -89,13 +91,13 @@ class Letter:
     producer: str | None
     mrid: str | None
     event_id: str | None
-    letter: dead_letters.Received
+    letter: dead_letter_headers.Received
     # The refused event: its JSON value, or its text when it is not JSON (None: the record has none).
     event: Any
 
     @classmethod
     def of(cls, record: ConsumerRecord[bytes, bytes], prefix: str) -> Letter:
-        received = dead_letters.read(record.key, record.value, list(record.headers or ()))
+        received = dead_letter_headers.read(record.key, record.value, list(record.headers or ()))
         event: Any = None
         if received.value is not None:
             text = received.value.decode("utf-8", "replace")
@@ -136,10 +138,33 @@ class Letter:
         }
 
 
-def reader(settings: Settings, **options: Any) -> AIOKafkaConsumer:
-    """A consumer that reads as :data:`READER`, in no group and committing nothing."""
+@dataclass(frozen=True)
+class Reading:
+    """Who this process reads the dead letters as: the operator, or one producer (its own only)."""
+
+    principal: str
+    producer: str | None
+
+    def deadletter_topic(self, settings: Settings) -> str:
+        if self.producer is None:
+            return settings.deadletter_topic
+        return settings.producer_deadletter_topic(self.producer)
+
+
+def reading_as(settings: Settings) -> Reading:
+    """The producer whose credentials the process was given (``HUB_KAFKA_USERNAME=producer-<id>``), else
+    the operator."""
+    user = settings.kafka_username
+    prefix = producer_principal("")
+    if user and user.startswith(prefix) and len(user) > len(prefix):
+        return Reading(user, user[len(prefix) :])
+    return Reading(READER, None)
+
+
+def reader(settings: Settings, principal: str = READER, **options: Any) -> AIOKafkaConsumer:
+    """A consumer that reads as ``principal``, in no group and committing nothing."""
     return AIOKafkaConsumer(
-        **aiokafka_options(settings, READER),
+        **aiokafka_options(settings, principal),
         group_id=None,
         enable_auto_commit=False,
         max_partition_fetch_bytes=FETCH_BYTES,
@@ -148,16 +173,16 @@ def reader(settings: Settings, **options: Any) -> AIOKafkaConsumer:
     )
 
 
-def read_error(exc: BaseException, settings: Settings, what: str) -> ReadError:
+def read_error(exc: BaseException, settings: Settings, what: str, principal: str = READER) -> ReadError:
     """One line for a Kafka failure while reading ``what`` (topics and their settings)."""
     if isinstance(exc, KafkaConnectionError):
         return ReadError(f"cannot reach Kafka at HUB_KAFKA_BOOTSTRAP={settings.kafka_bootstrap!r}: {exc}")
     if "Authorization" in type(exc).__name__:
-        who = settings.kafka_username or READER
+        who = settings.kafka_username or principal
         return ReadError(
-            f"principal {who!r} may not read {what}: reading the change feed and the dead letters takes "
-            "the operator's credentials (admin, kept in the state folder); a producer's own may only write "
-            "its topic"
+            f"principal {who!r} may not read {what}: the change feed and the shared dead letters take the "
+            "operator's credentials (admin, kept in the state folder); a producer's own read its own "
+            f"dead letters only ({settings.deadletter_topic}.<producer id>)"
         )
     return ReadError(f"reading {what} from {settings.kafka_bootstrap} failed: {exc!r}")
 
@@ -195,20 +220,29 @@ async def read_letters(
     show: Callable[[list[Letter]], None],
 ) -> int:
     """Read the dead letters from ``since`` and hand each fetched batch (in time order) to ``show``;
-    without ``follow`` stops at the topic's end as it was when reading began. Returns how many were shown."""
-    topic = settings.deadletter_topic
+    without ``follow`` stops at the topic's end as it was when reading began. Returns how many were shown.
+    As a producer (:func:`reading_as`), reads that producer's own topic."""
+    reading = reading_as(settings)
+    if reading.producer is not None and producer not in (None, reading.producer):
+        raise ReadError(
+            f"HUB_KAFKA_USERNAME={settings.kafka_username!r} reads the dead letters of producer "
+            f"{reading.producer!r} only, not those of --producer {producer!r}"
+        )
+    topic = reading.deadletter_topic(settings)
+    what = f"dead-letter topic {topic!r}"
     wanted = None if producer is None else f"{settings.ingest_topic_prefix}{producer}"
     try:
-        async with topic_admin(aiokafka_options(settings, READER)) as admin:
+        async with topic_admin(aiokafka_options(settings, reading.principal)) as admin:
             parts = await partitions(admin, topic)
     except (KafkaError, OSError) as exc:
-        raise read_error(exc, settings, f"HUB_DEADLETTER_TOPIC={topic!r}") from None
+        raise read_error(exc, settings, what, reading.principal) from None
     if not parts:
         raise ReadError(
-            f"HUB_DEADLETTER_TOPIC={topic!r} does not exist on Kafka at {settings.kafka_bootstrap} "
-            "(the worker creates it when it starts)"
+            f"{what} (HUB_DEADLETTER_TOPIC={settings.deadletter_topic!r}) does not exist on Kafka at "
+            f"{settings.kafka_bootstrap} (the worker creates it when it starts; `hub producers add` "
+            "a producer's own)"
         )
-    consumer = reader(settings)
+    consumer = reader(settings, reading.principal)
     shown = 0
     try:
         await consumer.start()
@@ -236,7 +270,7 @@ async def read_letters(
     except (ReadError, KafkaCredentialsError, BrokenPipeError, asyncio.CancelledError, KeyboardInterrupt):
         raise
     except (KafkaError, OSError) as exc:
-        raise read_error(exc, settings, f"HUB_DEADLETTER_TOPIC={topic!r}") from None
+        raise read_error(exc, settings, what, reading.principal) from None
     finally:
         await consumer.stop()
 
@@ -293,13 +327,15 @@ def deadletters(
 ) -> None:
     """Read the dead letters: the events the worker refused, with their reasons.
 
-    Reads HUB_DEADLETTER_TOPIC as the operator (the admin credentials in the state folder, or
-    HUB_KAFKA_USERNAME/HUB_KAFKA_PASSWORD): a producer's own credentials cannot read it, since every
-    producer's dead letters share the topic and a producer may only write its own topic.
+    Reads HUB_DEADLETTER_TOPIC, every producer's, as the operator (the admin credentials in the state
+    folder). Given a producer's credentials (HUB_KAFKA_USERNAME=producer-<id> and HUB_KAFKA_PASSWORD),
+    reads that producer's own dead letters only, from HUB_DEADLETTER_TOPIC.<id>.
     """
     settings = get_settings()
     start = parse_since(since) if since is not None else None
-    title = f"Dead letters in {settings.deadletter_topic}" + (f" of {producer}" if producer else "")
+    title = f"Dead letters in {reading_as(settings).deadletter_topic(settings)}" + (
+        f" of {producer}" if producer else ""
+    )
     collected: list[Letter] = []
 
     def show(letters: list[Letter]) -> None:

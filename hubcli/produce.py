@@ -39,7 +39,9 @@ When they go to stdout, the progress bars and the summary go to stderr.
 (a change record names it), dead-lettered (with the worker's reason), superseded or unchanged (the worker
 passed it without a change of its own), or still unknown when ``--wait-timeout`` ran out; the counts and
 the reasons follow the summary, and ``--json`` writes one JSON object per event to stdout instead. It
-reads the change feed and the dead letters as the operator: see :mod:`hubcli.deadletters`.
+reads the change feed and the dead letters as the operator; given the producer's own credentials
+(``HUB_KAFKA_USERNAME=producer-<id>``) it reads that producer's own dead letters only, and reports the
+events not dead-lettered by the end of ``--wait-timeout`` as unknown: see :mod:`hubcli.outcomes`.
 """
 
 from __future__ import annotations
@@ -560,7 +562,11 @@ def report_outcomes(watch: OutcomeWatch, out: Console, timeout_s: float) -> None
     )
     listed(
         Outcome.unknown,
-        f"[yellow]still unknown[/] after --wait-timeout {timeout_s:g} s: the worker (group "
+        f"[yellow]not dead-lettered[/] within --wait-timeout {timeout_s:g} s: applied, superseded or "
+        "unchanged, or not reached yet; reading as the producer, only the dead letters are known (the "
+        "change feed and the worker's progress take the operator's credentials)"
+        if watch.as_producer
+        else f"[yellow]still unknown[/] after --wait-timeout {timeout_s:g} s: the worker (group "
         f"HUB_WORKER_ID={settings.worker_id!r}) has not committed them; is it running, and behind?",
         lambda t: f"{who(t)} at {watch.topic}/{t.partition}/{t.offset}",
     )
@@ -690,7 +696,8 @@ def produce(
             help="Then follow each sent event to its outcome in the worker: applied (the change feed), "
             "dead-lettered (with the reason), or passed without a change; print the counts and the "
             "reasons. Reads the change feed and the dead letters with the operator's (admin) Kafka "
-            "credentials from the state folder: a producer's own may only write its topic. Exit status "
+            "credentials from the state folder; given the producer's own (HUB_KAFKA_USERNAME=producer-ID), "
+            "reads its own dead letters only, and the rest stay unknown. Exit status "
             f"{EXIT_REFUSED} if any event was refused, {EXIT_UNKNOWN} if any was still unknown.",
         ),
     ] = False,
@@ -776,7 +783,11 @@ def produce(
         compressors=compressors,
     )
     emitter = Emitter.open(emit_target) if emit_target is not None else None
-    watch = OutcomeWatch(settings, client.topic, producer) if wait else None
+    try:
+        watch = OutcomeWatch(settings, client.topic, producer) if wait else None
+    except ReadError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(code=1) from None
     waited_s = 0.0
 
     if strict:

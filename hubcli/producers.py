@@ -26,8 +26,8 @@ def add(
     ] = None,
     owns: Annotated[str | None, typer.Option(help="mRID prefix the producer may write.")] = None,
 ) -> None:
-    """Create producer-<id> (SCRAM credentials kept in the state folder), its topic, its write-only ACL on
-    that topic, and its entry in the producers file."""
+    """Create producer-<id> (SCRAM credentials kept in the state folder), its topic and its dead-letter
+    topic, its ACLs (write its topic, read its own dead letters), and its entry in the producers file."""
     settings = get_settings()
     try:
         added = asyncio.run(
@@ -39,7 +39,8 @@ def add(
         _console.print(f"[red]error:[/red] adding producer {producer_id!r} failed: {exc}", highlight=False)
         raise typer.Exit(1) from None
     _console.print(
-        f"Producer {added.producer_id!r}: principal {added.principal}, topic {added.topic}\n"
+        f"Producer {added.producer_id!r}: principal {added.principal}, topic {added.topic}, "
+        f"dead letters {added.deadletter_topic}\n"
         f"  credentials: {added.credentials_file}\n  configuration: {added.producers_file}",
         highlight=False,
     )

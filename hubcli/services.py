@@ -134,8 +134,8 @@ def kafka_compose(
 
 @app.command("kafka-acls")
 def kafka_acls() -> None:
-    """Grant the worker and the API their Kafka ACLs (as the admin principal)."""
+    """Grant the worker, the API and the configured producers their Kafka ACLs (as the admin principal)."""
     from devstack.services import kafka
 
     kafka.apply_service_acls(get_settings())
-    console.print("ACLs of the worker and the API are in place.")
+    console.print("ACLs of the worker, the API and the configured producers are in place.")

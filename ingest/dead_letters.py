@@ -9,27 +9,41 @@ stop the stream behind it, so the copy is made to fit by construction: the ``rea
 cut to what fits, and a ``value-truncated`` (``key-truncated``) header gives the original's size and
 SHA-256. The whole original stays where the ``source-topic``, ``source-partition`` and
 ``source-offset`` headers point.
+
+Who reads them. Every dead letter goes to the shared topic ``HUB_DEADLETTER_TOPIC``, which only the
+operator (and the API, for HTTP ingest's batch outcomes) may read; a dead letter of a configured
+producer's topic goes, with the same headers, to that producer's own topic
+``<HUB_DEADLETTER_TOPIC>.<producer id>`` as well, which that producer's principal may read and nothing
+else (:mod:`hub.kafka_access`). Both, rather than the producers' topics alone: the operator keeps one topic
+holding every refusal in one order, read with one consumer and one ACL, whatever producers come and go,
+and the records nobody owns (a topic no configured producer owns) have a place; the second copy costs
+one more record per refused event, and refused events are few. A record whose producer is not known
+goes to the shared topic only, since no producer may be told about it. The two copies differ only where
+the writer refused an event against the object's stored label or owner, which the producer may not be
+able to see: its copy's ``reason`` then says so without naming them
+(:data:`hub.dead_letter_headers.SENDER_REASONS`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+# The headers are read back by `hub deadletters`, `hub produce --wait` and the API's batch outcomes.
+from hub.dead_letter_headers import (
+    OMITTED,
+    REASON,
+    REASON_CLASS,
+    SOURCE_OFFSET,
+    SOURCE_PARTITION,
+    SOURCE_TOPIC,
+)
+
 MAX_REASON_BYTES: Final = 4096
-# The headers of a dead letter, read back by `hub deadletters` and `hub produce --wait`.
-REASON: Final = "reason"
-REASON_CLASS: Final = "reason-class"
-SOURCE_TOPIC: Final = "source-topic"
-SOURCE_PARTITION: Final = "source-partition"
-SOURCE_OFFSET: Final = "source-offset"
-OMITTED: Final = "omitted"
 
 Headers = list[tuple[str, bytes]]
 
@@ -113,33 +127,6 @@ def minimal(letter: DeadLetter) -> DeadLetter:
         (OMITTED, b"key and value: the dead-letter topic refused the record with them"),
     ]
     return DeadLetter(None, None, headers)
-
-
-@dataclass(frozen=True, slots=True)
-class Received:
-    """A dead letter as read back from its topic: why the worker refused the event, and where it was.
-
-    ``source`` is None for a record without the source headers (written by something other than the
-    worker); ``cut`` says the key or value is not the original's whole (see the module's notes).
-    """
-
-    reason: str
-    reason_class: str
-    source: tuple[str, int, int] | None
-    key: bytes | None
-    value: bytes | None
-    cut: bool
-
-
-def read(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Received:
-    """The dead letter of a consumed record's key, value and headers."""
-    found = {name: data.decode("utf-8", "replace") for name, data in headers}
-    source: tuple[str, int, int] | None = None
-    # A record without them is not one of the worker's: it is still shown, without its origin.
-    with contextlib.suppress(KeyError, ValueError):
-        source = (found[SOURCE_TOPIC], int(found[SOURCE_PARTITION]), int(found[SOURCE_OFFSET]))
-    cut = OMITTED in found or any(name.endswith("-truncated") for name in found)
-    return Received(found.get(REASON, ""), found.get(REASON_CLASS, ""), source, key, value, cut)
 
 
 def send_retriable(exc: BaseException) -> bool:

@@ -85,6 +85,7 @@ from faust.types import TP, EventT, StreamT
 
 from hub import audit
 from hub.changes import ChangeRecord
+from hub.dead_letter_headers import SENDER_REASONS
 from hub.graph import ensure_schema_async, make_async_driver
 from hub.kafka_clients import WORKER, aiokafka_options
 from hub.kafka_topics import topic_names
@@ -111,7 +112,7 @@ from ingest.metrics import (
     SUBSCRIBED_TOPICS,
     WRITE_RETRIES,
 )
-from ingest.records import RecordChecker, Rejection
+from ingest.records import RecordChecker, Rejection, producer_of
 
 log = get_logger("ingest.pipeline")
 
@@ -425,7 +426,12 @@ class WritePipeline:
             for action, fields in plan.audits:
                 audit.record(action, **fields)
             for ev, reason, reason_class in plan.rejected:
-                pending.append(await self._dead_letter(ev.ref, Rejection(reason, reason_class), audited=True))
+                # Refused against the stored state: the producer's copy withholds its label and owner.
+                pending.append(
+                    await self._dead_letter(
+                        ev.ref, Rejection(reason, reason_class), audited=True, stored_state=True
+                    )
+                )
             for c in plan.changes:
                 records.append(c.stamped(committed))
                 if c.event_time is not None:
@@ -598,9 +604,11 @@ class WritePipeline:
         return attempt + 1
 
     async def _dead_letter(
-        self, event: EventT, rejection: Rejection, *, audited: bool = False
+        self, event: EventT, rejection: Rejection, *, audited: bool = False, stored_state: bool = False
     ) -> Awaitable[Any]:
-        """Send ``event`` to the dead letters; ``audited``: the refusal has its audit record already."""
+        """Send ``event`` to the dead letters; ``audited``: the refusal has its audit record already;
+        ``stored_state``: the fold refused it against the object's stored label or owner, which the
+        producer's own copy does not name (see :data:`hub.dead_letter_headers.SENDER_REASONS`)."""
         msg = event.message
         EVENTS_DEADLETTERED.labels(rejection.reason_class).inc()
         if not audited:
@@ -614,20 +622,34 @@ class WritePipeline:
                 offset=msg.offset,
                 mrid=msg.key.decode(errors="replace") if isinstance(msg.key, bytes) else None,
             )
+        source = (msg.topic, msg.partition, msg.offset)
+        limit = self.app.conf.producer_max_request_size
         letter = dead_letters.build(
-            msg.key,
-            msg.value,
-            rejection.reason,
-            rejection.reason_class,
-            (msg.topic, msg.partition, msg.offset),
-            self.app.conf.producer_max_request_size,
+            msg.key, msg.value, rejection.reason, rejection.reason_class, source, limit
         )
-        task = asyncio.ensure_future(self._deliver(letter))
+        copies = [(self.settings.deadletter_topic, letter)]
+        sender = self._sender(msg.topic)
+        if sender is not None:
+            told = SENDER_REASONS.get(rejection.reason_class) if stored_state else None
+            own = letter
+            if told is not None:
+                own = dead_letters.build(msg.key, msg.value, told, rejection.reason_class, source, limit)
+            copies.append((self.settings.producer_deadletter_topic(sender), own))
+        task = asyncio.ensure_future(self._deliver_all(copies))
         self.deliveries.add(task)
         task.add_done_callback(self.deliveries.discard)
         return task
 
-    async def _deliver(self, letter: dead_letters.DeadLetter) -> None:
+    def _sender(self, topic: str) -> str | None:
+        """The configured producer whose topic ``topic`` is (its dead letters are its to read), or None:
+        a record on a topic no configured producer owns goes to the operator's topic only."""
+        producer = producer_of(topic, self.settings.ingest_topic_prefix)
+        return producer if producer is not None and producer in self.checker.registry else None
+
+    async def _deliver_all(self, copies: list[tuple[str, dead_letters.DeadLetter]]) -> None:
+        await asyncio.gather(*(self._deliver(letter, topic) for topic, letter in copies))
+
+    async def _deliver(self, letter: dead_letters.DeadLetter, topic: str) -> None:
         """Send one dead letter. A broker that cannot be reached is waited for, as Neo4j is: nothing is
         acknowledged meanwhile, so nothing is lost. A record the topic refuses (its own size limit
         below the producer's, say) is sent again without key and value, whose headers still point at the
@@ -638,7 +660,7 @@ class WritePipeline:
         while True:
             try:
                 sent = await self.app.producer.send(
-                    self.settings.deadletter_topic, letter.key, letter.value, None, None, letter.headers
+                    topic, letter.key, letter.value, None, None, letter.headers
                 )
                 await sent
                 if attempt:
@@ -675,12 +697,13 @@ class WritePipeline:
                         "DEAD LETTER LOST: the dead-letter topic refused it; the original is still at "
                         "its source",
                         source=source,
-                        topic=self.settings.deadletter_topic,
+                        topic=topic,
                         error=error,
                     )
                     audit.record(
                         "ingest.dead_letter_lost",
                         subject=source,
+                        topic=topic,
                         reason=where.get("reason", b"").decode(errors="replace"),
                         error=error,
                     )

@@ -5,8 +5,9 @@ which, acting as the admin principal:
 
 1. keeps a password for ``producer-<ID>`` in the state folder (owner-only file; made once);
 2. stores it on the broker as a SCRAM-SHA-512 user;
-3. creates the topic ``<prefix><ID>`` (the producer itself may not create topics);
-4. allows ``producer-<ID>`` to write that topic and nothing else;
+3. creates the topic ``<prefix><ID>`` and the producer's dead-letter topic ``<HUB_DEADLETTER_TOPIC>.<ID>``
+   (the producer itself may not create topics);
+4. allows ``producer-<ID>`` to write its topic and to read its dead letters, and nothing else;
 5. writes the producer's entry (organisation, clearance, default label, owned mRIDs) into the producers
    file that :class:`hub.settings.Settings` merges into ``producers``, so processes started afterwards
    know it.
@@ -37,6 +38,7 @@ class AddedProducer:
     producer_id: str
     principal: str
     topic: str
+    deadletter_topic: str
     credentials_file: Path
     producers_file: Path
 
@@ -86,12 +88,13 @@ async def add_producer(
     }
     principal = producer_principal(producer_id)
     topic = topic_for(producer_id, settings)
+    letters = settings.producer_deadletter_topic(producer_id)
     creds = ensure_credentials(settings, principal)
     admin = await admin_client(settings)
     try:
         if secured(settings):
             await set_scram_user(admin, creds.username, creds.password)
-        await ensure_topics(admin, [topic], settings.topic_partitions)
+        await ensure_topics(admin, [topic, letters], settings.topic_partitions)
         if secured(settings):
             await grant(admin, producer_grants(settings, producer_id))
     finally:
@@ -100,9 +103,10 @@ async def add_producer(
     audit.record(
         "producer.added",
         subject=principal,
-        reason=f"producer {producer_id!r} may write topic {topic!r} only",
+        reason=f"producer {producer_id!r} may write topic {topic!r} and read {letters!r} only",
         producer=producer_id,
         topic=topic,
+        deadletter_topic=letters,
         org=entry["org"],
     )
-    return AddedProducer(producer_id, principal, topic, credentials_file(settings, principal), path)
+    return AddedProducer(producer_id, principal, topic, letters, credentials_file(settings, principal), path)

@@ -52,12 +52,17 @@ def shutdown_deadline(timeout_s: float) -> threading.Timer:
 
 
 async def _topics(settings: Settings) -> list[str]:
-    """Create the worker's output topics if they are missing (a cluster may forbid auto-creation), then
-    list the producers' topics."""
+    """Create the worker's output topics if they are missing (a cluster may forbid auto-creation), the
+    configured producers' dead-letter topics among them, then list the producers' topics."""
     async with topic_admin(aiokafka_options(settings, WORKER), request_timeout_ms=10_000) as admin:
         await ensure_topics(
             admin,
-            [settings.deadletter_topic, settings.changes_topic, settings.audit_topic],
+            [
+                settings.deadletter_topic,
+                settings.changes_topic,
+                settings.audit_topic,
+                *(settings.producer_deadletter_topic(p) for p in sorted(settings.producers)),
+            ],
             settings.topic_partitions,
         )
         return await topic_names(admin, settings.ingest_topic_prefix)

@@ -16,7 +16,7 @@ from devstack.services.distribution import Distribution
 from devstack.services.endpoint import Endpoint, kafka_endpoint
 from devstack.services.errors import ServiceError
 from devstack.services.layout import StateLayout
-from hub.kafka_access import admin_client, grant, service_grants
+from hub.kafka_access import admin_client, grant, producer_grants, service_grants
 from hub.kafka_clients import (
     ADMIN,
     API,
@@ -272,7 +272,8 @@ async def _probe(settings: Settings, timeout_s: float) -> None:
 
 
 def apply_service_acls(settings: Settings) -> None:
-    """Give the worker and the API their ACLs (see hub.kafka_access); idempotent."""
+    """Give the worker and the API their ACLs, and every configured producer its own (see
+    hub.kafka_access), so that a state folder made before a grant was added gets it too; idempotent."""
     if secured(settings):
         run_coroutine(_apply_service_acls(settings))
 
@@ -281,5 +282,7 @@ async def _apply_service_acls(settings: Settings) -> None:
     admin = await admin_client(settings)
     try:
         await grant(admin, service_grants(settings))
+        for producer_id in sorted(settings.producers):
+            await grant(admin, producer_grants(settings, producer_id))
     finally:
         await admin.close()

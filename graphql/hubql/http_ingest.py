@@ -16,7 +16,9 @@ refused event is an audit record (``ingest.refused``) with its reason.
 
 A request is one event object, a list of them, or ``{"events": [...]}``. The batch is all or nothing: if any
 event is invalid the answer is 422 with the reason for each invalid one and nothing is written; otherwise
-202 once Kafka has acknowledged every record.
+202 once Kafka has acknowledged every record, with ``Location: /ingest/batches/{id}`` (and the same in the
+body's ``status``): there the caller who posted the batch, and nobody else, reads what the worker made of
+each event (:mod:`hubql.batch_status`).
 """
 
 from __future__ import annotations
@@ -28,17 +30,19 @@ from typing import Annotated, Any
 import structlog
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter
 
 from hub import audit
 from hub.caller import Caller
 from hub.kafka_clients import API, aiokafka_options
 from hub.labels import LabelError, parse
+from hub.outcomes import Tracked
 from hub.producers import Producer, ProducerConfigError, ProducerRegistry
 from hub.settings import Settings
 from hub.validation import EventRejected, validate_event
 from hub.write_policy import WriteRights, check_all, encode_rights
+from hubql.batch_status import STATUS_PATH, BatchOutcomes
 from hubql.callers import RequestCaller, refused
 from ontology.model import Ontology
 
@@ -73,6 +77,7 @@ class IngestService:
         self.registry = ProducerRegistry.from_settings(settings)
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
+        self.outcomes = BatchOutcomes(settings)
 
     async def producer(self) -> AIOKafkaProducer:
         async with self._lock:
@@ -88,6 +93,7 @@ class IngestService:
             return self._producer
 
     async def close(self) -> None:
+        await self.outcomes.close()
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
@@ -149,6 +155,7 @@ async def ingest(
             f"ingest_max_batch={service.settings.ingest_max_batch}",
         )
     accepted: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] = []
+    sent: list[Tracked] = []
     rejected: list[dict[str, Any]] = []
     for index, event in enumerate(events):
         try:
@@ -210,17 +217,57 @@ async def ingest(
                 encode_rights(rights, caller.subject),
             )
         )
+        sent.append(
+            Tracked(
+                valid.event.id,
+                valid.event.subject,
+                valid.mrid,
+                valid.class_name,
+                valid.event.version,
+                topic=service.settings.ingest_topic_prefix + source,
+                producer=source,
+            )
+        )
     if rejected:
         INGESTED.labels("rejected").inc(len(rejected))
         log.info("http ingest rejected", subject=caller.subject, rejected=len(rejected), total=len(events))
         return JSONResponse({"accepted": 0, "rejected": rejected}, status_code=422)
     kafka = await service.producer()
-    futures = [
-        await kafka.send(topic, value=value, key=key, headers=headers)
-        for topic, key, value, headers in accepted
-    ]
-    await asyncio.gather(*futures)
+    # The outcome reader starts before the first record goes out, and waits for the batch's places.
+    async with service.outcomes.sending():
+        futures = [
+            await kafka.send(topic, value=value, key=key, headers=headers)
+            for topic, key, value, headers in accepted
+        ]
+        for tracked, meta in zip(sent, await asyncio.gather(*futures), strict=True):
+            tracked.partition, tracked.offset = meta.partition, meta.offset
+        batch_id = service.outcomes.record(caller.subject, sent)
     INGESTED.labels("accepted").inc(len(accepted))
     topics = sorted({t for t, _, _, _ in accepted})
-    log.info("http ingest accepted", subject=caller.subject, events=len(accepted), topics=topics)
-    return JSONResponse({"accepted": len(accepted), "rejected": [], "topics": topics}, status_code=202)
+    status = STATUS_PATH + batch_id
+    log.info(
+        "http ingest accepted", subject=caller.subject, events=len(accepted), topics=topics, batch=batch_id
+    )
+    return JSONResponse(
+        {"accepted": len(accepted), "rejected": [], "topics": topics, "batch": batch_id, "status": status},
+        status_code=202,
+        headers={"Location": status},
+    )
+
+
+# One answer for a batch that does not exist and for one that is another caller's.
+_NO_SUCH_BATCH = b'{"detail":"no such batch"}'
+
+
+@router.get(STATUS_PATH + "{batch_id}")
+async def batch_status(
+    batch_id: str,
+    identified: RequestCaller,
+    service: Annotated[IngestService, Depends(_service)],
+) -> Response:
+    """What became of each event of a batch this caller posted (see :mod:`hubql.batch_status`)."""
+    subject = None if identified is None or identified.anonymous else identified.subject
+    found = service.outcomes.status(subject, batch_id) if subject is not None else None
+    if found is None:
+        return Response(_NO_SUCH_BATCH, status_code=404, media_type="application/json")
+    return JSONResponse(found)

@@ -236,7 +236,15 @@ def test_http_ingest(api: Api, settings: Any, run_id: str) -> None:
         good = {"events": [_event(producer, f"{run_id}-a"), _event(producer, f"{run_id}-b", version=2)]}
         response = httpx.post(url, json=good, headers={"Authorization": f"Bearer {token}"}, timeout=30)
         assert response.status_code == 202, response.text
-        assert response.json() == {"accepted": 2, "rejected": [], "topics": [prefix + producer]}
+        body = response.json()
+        batch = body.pop("batch")
+        assert body == {
+            "accepted": 2,
+            "rejected": [],
+            "topics": [prefix + producer],
+            "status": f"/ingest/batches/{batch}",
+        }
+        assert response.headers["location"] == f"/ingest/batches/{batch}"
         single = httpx.post(
             url, json=_event(producer, f"{run_id}-c"), headers={"Authorization": f"Bearer {token}"}
         )

@@ -4,6 +4,9 @@ back with their reasons, by producer, from a time on, as JSON lines and as a tab
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,7 +22,7 @@ from hub.settings import get_settings
 from hubcli import deadletters as deadletters_command
 from hubcli.deadletters import parse_since
 from hubcli.main import app
-from tests.ingest.test_poison import Stream, Worker, _produce, keyed, run, stream  # noqa: F401
+from tests.ingest.test_poison import REPO, Stream, Worker, _produce, keyed, run, stream  # noqa: F401
 
 pytestmark = pytest.mark.services
 
@@ -127,3 +130,43 @@ def test_since_takes_a_time_or_a_duration_and_names_what_it_cannot_read() -> Non
     assert parse_since("2026-12-01") == datetime(2026, 12, 1, tzinfo=UTC)
     with pytest.raises(typer.BadParameter, match="--since 'yesterday' is neither a time"):
         parse_since("yesterday")
+
+
+def test_follow_shows_a_new_dead_letter_and_stops_promptly_on_sigint(
+    stream: Stream,  # noqa: F811 - the fixture imported above
+    worker: Worker,
+    kafka_bootstrap: str,
+) -> None:
+    """`hub deadletters --follow` as a process: a dead letter written after it started appears as a line,
+    and SIGINT ends it at once with status 0."""
+    st = stream
+    # The worker makes the dead-letter topic when it starts; the command needs it there.
+    run(_produce(kafka_bootstrap, [keyed(st, st.a, st.event(st.a, "warm"))]))
+    worker.wait_until_done(kafka_bootstrap)
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "hubcli.main", "deadletters", "--follow", "--json"],
+        cwd=REPO,
+        env=worker.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        refused = st.event(st.b, "refused", attributes={"AccumulatorValue.nonsense": 1})
+        # Produced once the command has been reading for a while; the topic holds no dead letter before
+        # it, so the first line must be its.
+        time.sleep(3.0)
+        assert follow.poll() is None, follow.stderr.read() if follow.stderr else ""
+        run(_produce(kafka_bootstrap, [keyed(st, st.b, refused)]))
+        assert follow.stdout is not None
+        got = json.loads(follow.stdout.readline())
+        assert (got["event_id"], got["producer"], got["reason_class"]) == (refused["id"], st.b, "attribute")
+        signalled = time.monotonic()
+        follow.send_signal(signal.SIGINT)
+        status = follow.wait(timeout=10)
+        assert time.monotonic() - signalled < 5.0
+        assert status in (0, 130), follow.stderr.read() if follow.stderr else ""
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.wait(timeout=10)

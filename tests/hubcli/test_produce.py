@@ -606,3 +606,47 @@ def test_a_model_with_defects_lands_without_them_and_exits_with_converted_with_d
     assert stored[f"{p}-b1"]["normalOpen"] is False and "open" not in stored[f"{p}-b1"]
     assert str(stored[f"{p}-sh1"]["switchOnDate"]).startswith("2021-03-01T12:00:00")
     assert stored[f"{p}-t1"]["sequenceNumber"] == 1
+
+
+def test_wait_as_the_producer_reads_its_own_dead_letters_and_leaves_the_rest_unknown(
+    publisher: Publisher, worker: Worker, settings: Any
+) -> None:
+    """Given the producer's own credentials (which read neither the change feed nor the worker's
+    progress), --wait reports the dead-lettered event with its reason and the others unknown."""
+    # The producer's dead-letter topic and its read grant, under the worker's dead-letter topic name.
+    mine = settings.model_copy(
+        update={
+            "ingest_topic_prefix": f"{publisher.prefix}.cim.ingest.",
+            "deadletter_topic": worker.env["HUB_DEADLETTER_TOPIC"],
+            "producers_file": publisher.folder / "producers.json",
+            "topic_partitions": 1,
+        }
+    )
+    asyncio.run(add_producer(mine, publisher.producer))
+    stored = (
+        settings.state_dir.expanduser().resolve() / "kafka" / "users" / f"producer-{publisher.producer}.json"
+    )
+    creds = json.loads(stored.read_text())
+    good = envelope(publisher, "fine", 1)
+    odd = envelope(publisher, "odd", 1, attributes={"EnergyConsumer.nonsense": 1})
+    path = publisher.folder / "as-producer.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in (good, odd)), encoding="utf-8")
+
+    os.environ.update(HUB_KAFKA_USERNAME=creds["username"], HUB_KAFKA_PASSWORD=creds["password"])
+    get_settings.cache_clear()
+    try:
+        result = publisher.produce(str(path), "--no-validate", "--wait", "--wait-timeout", "20", "--json")
+    finally:
+        for name in ("HUB_KAFKA_USERNAME", "HUB_KAFKA_PASSWORD"):
+            del os.environ[name]
+        get_settings.cache_clear()
+
+    assert result.exit_code == 2, result.output + worker.logs()[-3000:]
+    outcomes = {o["id"]: o for o in json_lines(result.stdout)}
+    assert {i: o["outcome"] for i, o in outcomes.items()} == {
+        good["id"]: "unknown",
+        odd["id"]: "dead-lettered",
+    }
+    assert outcomes[odd["id"]]["reason_class"] == "attribute"
+    assert "EnergyConsumer.nonsense" in outcomes[odd["id"]]["reason"]
+    assert "not dead-lettered" in flat(result.stderr)

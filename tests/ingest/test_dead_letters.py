@@ -10,8 +10,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hub.dead_letter_headers import read
 from hub.kafka_clients import admin_options
-from ingest.dead_letters import MAX_REASON_BYTES, build, minimal, read, record_size
+from ingest.dead_letters import MAX_REASON_BYTES, build, minimal, record_size
 
 FAUST_LIMIT = 1_000_000  # Faust's producer_max_request_size, the worker's
 

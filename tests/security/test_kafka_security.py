@@ -72,11 +72,11 @@ async def _end_offset(settings: Any, topic: str) -> int:
         await consumer.stop()
 
 
-async def _write(options: dict[str, Any], topic: str, value: bytes = b"{}") -> None:
+async def _write(options: dict[str, Any], topic: str, value: bytes = b"{}", key: bytes = b"k") -> None:
     producer = AIOKafkaProducer(**options, acks="all", request_timeout_ms=15_000)
     try:
         await asyncio.wait_for(producer.start(), CONNECT_TIMEOUT_S)
-        await asyncio.wait_for(producer.send_and_wait(topic, value, key=b"k"), CONNECT_TIMEOUT_S)
+        await asyncio.wait_for(producer.send_and_wait(topic, value, key=key), CONNECT_TIMEOUT_S)
     finally:
         await producer.stop()
 
@@ -323,3 +323,174 @@ def test_explicit_credentials_override_the_state_folder(settings: Any, tmp_path:
     assert (creds.username, creds.password) == ("svc-worker", "s3cret")
     with pytest.raises(KafkaCredentialsError, match="HUB_KAFKA_PASSWORD"):
         load_credentials(empty.model_copy(update={"kafka_username": "svc-worker"}), WORKER)
+
+
+def _producer_env(settings: Any, producer_id: str) -> dict[str, str]:
+    """The environment of a process given a producer's own credentials (as a producer runs `hub`)."""
+    creds = settings.state_dir.expanduser().resolve() / "kafka" / "users"
+    stored = json.loads((creds / f"{producer_principal(producer_id)}.json").read_text())
+    return {"HUB_KAFKA_USERNAME": stored["username"], "HUB_KAFKA_PASSWORD": stored["password"]}
+
+
+def test_a_producer_reads_its_own_dead_letters_and_no_one_elses(
+    isolated: Any, two_producers: tuple[str, str]
+) -> None:
+    """`hub producers add` lets a producer read its own dead-letter topic (in no group, or in the group
+    named as the topic) and neither another producer's nor the shared one."""
+    a, b = two_producers
+    own, others = isolated.producer_deadletter_topic(a), isolated.producer_deadletter_topic(b)
+    worker = aiokafka_options(isolated, WORKER)
+    mine = json.dumps({"refused": "a-" + uuid.uuid4().hex}).encode()
+    theirs = json.dumps({"refused": "b-" + uuid.uuid4().hex}).encode()
+    # The worker writes them (the producers' topics were made by `add_producer`).
+    _run(_write(worker, own, mine))
+    _run(_write(worker, others, theirs))
+    _run(_write(worker, isolated.deadletter_topic, theirs))
+    as_a = aiokafka_options(isolated, producer_principal(a))
+    assert mine in _run(_read(as_a, own))
+
+    async def read_in_group(group: str) -> list[bytes]:
+        consumer = AIOKafkaConsumer(
+            own, **as_a, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False
+        )
+        try:
+            await asyncio.wait_for(consumer.start(), CONNECT_TIMEOUT_S)
+            batch = await asyncio.wait_for(consumer.getmany(timeout_ms=10_000), CONNECT_TIMEOUT_S)
+            return [m.value or b"" for msgs in batch.values() for m in msgs]
+        finally:
+            await consumer.stop()
+
+    assert mine in _run(read_in_group(own))
+    exc = _refused(read_in_group(f"{own}-other"))
+    assert "Authorization" in type(exc).__name__ or "uthoriz" in str(exc), repr(exc)
+    for topic in (others, isolated.deadletter_topic):
+        try:
+            got = _run(_read(as_a, topic))
+        except (TimeoutError, KafkaError) as exc:
+            assert "Authorization" in type(exc).__name__ or "uthoriz" in str(exc), repr(exc)
+            continue
+        assert theirs not in got and got == [], f"producer {a} read {topic}: {got!r}"
+    # Writing its dead letters is the worker's: a producer cannot plant one.
+    before = _run(_end_offset(isolated, own))
+    _refused(_write(as_a, own))
+    assert _run(_end_offset(isolated, own)) == before
+
+
+def test_hub_deadletters_as_a_producer_shows_its_own_only(
+    isolated: Any, two_producers: tuple[str, str], tmp_path: Path, neo4j_driver: Any
+) -> None:
+    """A real worker dead-letters a bad event of each producer and A's write of an object B owns;
+    `hub deadletters` given producer A's credentials shows A's alone, without naming B as the owner,
+    refuses to read B's, and the operator still reads all of them, with the full reasons."""
+    a, b = two_producers
+    env = {
+        **os.environ,
+        "HUB_INGEST_TOPIC_PREFIX": isolated.ingest_topic_prefix,
+        "HUB_CHANGES_TOPIC": isolated.changes_topic,
+        "HUB_DEADLETTER_TOPIC": isolated.deadletter_topic,
+        "HUB_AUDIT_TOPIC": isolated.audit_topic,
+        "HUB_WORKER_ID": isolated.worker_id,
+        "HUB_PRODUCERS_FILE": str(isolated.producers_file),
+        "HUB_TOPIC_PARTITIONS": "1",
+        "HUB_WORKER_WEB_PORT": "0",
+        "HUB_METRICS_PORT": "0",
+        "HUB_BATCH_TIMEOUT_S": "0.2",
+    }
+    for name in ("HUB_KAFKA_USERNAME", "HUB_KAFKA_PASSWORD"):
+        env.pop(name, None)
+
+    def bad(producer: str) -> dict[str, Any]:
+        return {
+            "id": str(uuid.uuid4()),
+            "source": producer,
+            "type": "upsert",
+            "subject": str(uuid.uuid4()),
+            "time": "2026-12-01T10:00:00Z",
+            "version": 1,
+            "class": "Substation",
+            "attributes": {"Substation.noSuchThing": 1},
+            "label": f"org={producer}",
+        }
+
+    def send(producer: str, event: dict[str, Any]) -> None:
+        # Sent as the producer itself, past the local checks (the worker is the one to refuse it).
+        options = aiokafka_options(isolated, producer_principal(producer))
+        topic = f"{isolated.ingest_topic_prefix}{producer}"
+        _run(_write(options, topic, json.dumps(event).encode(), key=event["subject"].encode()))
+
+    events = {a: bad(a), b: bad(b)}
+    for producer, event in events.items():
+        send(producer, event)
+    # An object B owns, which A then tries to write.
+    owned = {**bad(b), "attributes": {"IdentifiedObject.name": "b-owned"}}
+    send(b, owned)
+    taken = {**owned, "id": str(uuid.uuid4()), "source": a, "version": 2, "label": f"org={a}"}
+
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - owned by the process
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "ingest.worker"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+
+    def deadletters(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hubcli.main", "deadletters", "--json", *args],
+            cwd=REPO,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    try:
+        deadline = time.monotonic() + 180
+        while not neo4j_driver.execute_query(
+            "MATCH (n:Entity {mrid: $mrid}) RETURN n.mrid", mrid=owned["subject"]
+        ).records:
+            log_text = (tmp_path / "worker.log").read_text()[-3000:]
+            assert time.monotonic() < deadline and worker.poll() is None, log_text
+            time.sleep(0.5)
+        send(a, taken)
+        everything: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and len(everything) < 3:
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+            time.sleep(1)
+            operator = deadletters()
+            if operator.returncode == 0:
+                everything = [json.loads(line) for line in operator.stdout.splitlines()]
+        expected = sorted([events[a]["id"], events[b]["id"], taken["id"]])
+        assert sorted(x["event_id"] for x in everything) == expected, (
+            everything,
+            (tmp_path / "worker.log").read_text()[-3000:],
+        )
+        # The operator's copy names the owner.
+        [full] = [x for x in everything if x["event_id"] == taken["id"]]
+        assert full["reason_class"] == "ownership" and repr(b) in full["reason"], full
+        # The producer's copy reaches its topic with the shared one; read until both are there.
+        own: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and len(own) < 2:
+            as_a = deadletters(**_producer_env(isolated, a))
+            assert as_a.returncode == 0, as_a.stdout + as_a.stderr
+            own = [json.loads(line) for line in as_a.stdout.splitlines()]
+        assert sorted((x["event_id"], x["producer"], x["reason_class"]) for x in own) == sorted(
+            [(events[a]["id"], a, "attribute"), (taken["id"], a, "ownership")]
+        ), own
+        by_id = {x["event_id"]: x for x in own}
+        assert "Substation.noSuchThing" in by_id[events[a]["id"]]["reason"]
+        assert by_id[events[a]["id"]]["event"] == events[a]
+        # A is told the mRID is another producer's, not whose.
+        assert b not in json.dumps(by_id[taken["id"]]["reason"]), by_id[taken["id"]]
+        assert by_id[taken["id"]]["reason"].startswith("ownership: ")
+        # Asking for another producer's, as A: refused, naming why; nothing of B's is printed.
+        other = deadletters("--producer", b, **_producer_env(isolated, a))
+        assert other.returncode == 1, other.stdout + other.stderr
+        assert other.stdout == "" and events[b]["id"] not in other.stderr
+        assert f"reads the dead letters of producer {a!r} only" in " ".join(other.stderr.split())
+    finally:
+        neo4j_driver.execute_query("MATCH (n:Entity {mrid: $mrid}) DETACH DELETE n", mrid=owned["subject"])
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
