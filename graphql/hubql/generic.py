@@ -159,7 +159,8 @@ class Change:
     mrid: strawberry.ID = strawberry.field(description="The object (empty in a gap marker).")
     class_name: str
     change: str = strawberry.field(
-        description="create, update or delete; or gap: more changes were waiting for this subscriber than "
+        description="upsert, measurement, stub or delete (also for an object relabelled out of your "
+        "sight); or gap: more changes were waiting for this subscriber than "
         "HUB_SUBSCRIPTION_QUEUE_SIZE, and the subscription now reads on from this marker's cursor at the "
         "subscriber's pace (nothing is lost)."
     )

@@ -44,7 +44,7 @@ from hubql.generic import graph_node
 
 log = structlog.get_logger(__name__)
 
-# The ``change`` of the marker a subscriber that fell behind receives (beside create, update, delete).
+# The ``change`` of the marker a subscriber that fell behind receives (beside the record kinds).
 GAP = "gap"
 
 

@@ -516,3 +516,61 @@ async def test_a_subscription_completed_by_its_client_is_audited_as_ok_with_its_
         and e["operation_type"] == "subscription"
     ]
     assert operation["outcome"] == "ok" and operation["errors"] == []
+
+
+async def test_two_api_instances_deliver_the_same_records_and_honour_each_others_cursors(
+    stack: Stack,
+) -> None:
+    # Scaling out: a second API on the same change topic (its own shared reader and consumer group) gives
+    # an equivalent subscriber exactly what the first gives, hidden and relabelled-away objects included,
+    # and a cursor received from one resumes on the other (same HUB_CURSOR_KEY).
+    with serve(stack.settings) as second:
+        user = f"twin-{uuid.uuid4().hex[:6]}"
+        seen, hidden, moved = stack.mrid("seen"), stack.mrid("hidden"), stack.mrid("moved")
+        async with (
+            Socket(stack.api.ws_url, stack.api.token(user, None, "PUBLIC")) as one,
+            Socket(second.ws_url, second.token(user, None, "PUBLIC")) as two,
+        ):
+            mrids = [seen, hidden, moved]
+            await one.subscribe("1", {"mrids": mrids})
+            await two.subscribe("1", {"mrids": mrids})
+            # Both are live once a first change reaches them.
+            version = 0
+            while not (one.received["1"] and two.received["1"]):
+                version += 1
+                await publish(stack, [event(seen, version)])
+                with contextlib.suppress(AssertionError):
+                    await until(lambda: bool(one.received["1"] and two.received["1"]), 5, "warm-up")
+
+            def told(ws: Socket) -> list[tuple[str, str, int]]:
+                return [(c["mrid"], c["change"], int(c["version"])) for c in ws.received["1"]]
+
+            def both(change: tuple[str, str, int]) -> Callable[[], bool]:
+                return lambda: change in told(one) and change in told(two)
+
+            # In two steps: the worker folds the changes to one object within a batch into one.
+            await publish(stack, [event(hidden, 1, SECRET), event(moved, 1)])
+            await until(both((moved, "upsert", 1)), 120, "the first changes on both instances")
+            second_step = [event(moved, 2, SECRET), event(seen, version + 1)]
+            await publish(stack, [*second_step, event(hidden, 2, SECRET, kind="delete")])
+            await until(both((moved, "delete", 2)), 120, "the relabel away on both instances")
+            await until(both((seen, "upsert", version + 1)), 120, "the last change on both instances")
+            cursor = one.received["1"][-1]["cursor"]
+        assert not one.errors and not two.errors
+        # Per object, the same changes in the same order (across objects, order is per partition).
+        for mrid in mrids:
+            assert [t for t in told(one) if t[0] == mrid] == [t for t in told(two) if t[0] == mrid]
+        assert [t for t in told(one) if t[0] == moved] == [(moved, "upsert", 1), (moved, "delete", 2)]
+        assert not [t for t in told(one) if t[0] == hidden]
+
+        # A cursor from the first instance resumes on the second: only what came after it.
+        later = stack.mrid("later")
+        await publish(stack, [event(later, 1)])
+        async with Socket(second.ws_url, second.token(user, None, "PUBLIC")) as resumed:
+            await resumed.subscribe("1", {"after": cursor, "mrids": [*mrids, later]})
+            await until(
+                lambda: any(c["mrid"] == later for c in resumed.received["1"]), 120, "the resumed change"
+            )
+            await asyncio.sleep(1.0)
+        assert not resumed.errors
+        assert [c["mrid"] for c in resumed.received["1"]] == [later]
