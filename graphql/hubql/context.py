@@ -100,7 +100,8 @@ class HubContext(BaseContext):
         self.reader = self.services.reader(self.guard)
         self._loaders.clear()
         # Derived geometry, diagram points and network levels: one batch of queries per request level
-        # for every object selected there, each through this caller's guard.
+        # for every object selected there, each through this caller's guard. Not cached: a websocket
+        # context lives as long as its connection, and a change may move an object or its container.
         geography = Geography(self.guard, self.services.ontology)
         levels = NetworkLevels(self.guard, self.services.ontology)
 
@@ -116,9 +117,11 @@ class HubContext(BaseContext):
             found = await levels.levels(mrids)
             return [found.get(m) for m in mrids]
 
-        self.geometry: DataLoader[str, Geometry | None] = DataLoader(load_fn=load_geometry)
-        self.diagram_points: DataLoader[str, list[DiagramPoint]] = DataLoader(load_fn=load_diagram_points)
-        self.levels: DataLoader[str, NetworkLevel | None] = DataLoader(load_fn=load_levels)
+        self.geometry: DataLoader[str, Geometry | None] = DataLoader(load_fn=load_geometry, cache=False)
+        self.diagram_points: DataLoader[str, list[DiagramPoint]] = DataLoader(
+            load_fn=load_diagram_points, cache=False
+        )
+        self.levels: DataLoader[str, NetworkLevel | None] = DataLoader(load_fn=load_levels, cache=False)
 
     def require_caller(self) -> Caller:
         if self.caller is None:  # a websocket operation before connection_init: the handler prevents it
