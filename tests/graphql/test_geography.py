@@ -67,7 +67,9 @@ def scenario(p: str) -> list[dict[str, Any]]:
     location; two public located substations joined by a line without a location of its own."""
     cs = f"{p}cs"
 
-    def located(sub: str, sub_label: str, loc_label: str, lon: float, lat: float) -> list[dict[str, Any]]:
+    def located(
+        sub: str, sub_label: str, loc_label: str, lon: float, lat: float, **vl_refs: str
+    ) -> list[dict[str, Any]]:
         return [
             _event(sub, "Substation", sub_label, {}, {}),
             _event(
@@ -89,12 +91,14 @@ def scenario(p: str) -> list[dict[str, Any]]:
                 },
                 {"PositionPoint.Location": f"{sub}-loc"},
             ),
-            _event(f"{sub}-vl", "VoltageLevel", PUBLIC, {}, {"VoltageLevel.Substation": sub}),
+            _event(f"{sub}-vl", "VoltageLevel", PUBLIC, {}, {"VoltageLevel.Substation": sub, **vl_refs}),
         ]
 
     events = [
         _event(cs, "CoordinateSystem", PUBLIC, {"CoordinateSystem.crsUrn": "urn:ogc:def:crs:EPSG::4326"}, {}),
-        *located(f"{p}hidden", SECRET, PUBLIC, 5.1, 50.4),
+        # A voltage level's base voltage only the cleared may see: its level is theirs alone as well.
+        _event(f"{p}bv", "BaseVoltage", SECRET, {"BaseVoltage.nominalVoltage": 380.0}, {}),
+        *located(f"{p}hidden", SECRET, PUBLIC, 5.1, 50.4, **{"VoltageLevel.BaseVoltage": f"{p}bv"}),
         _event(f"{p}brk", "Breaker", PUBLIC, {}, {"Equipment.EquipmentContainer": f"{p}hidden-vl"}),
         *located(f"{p}hiddenloc", PUBLIC, SECRET, 5.6, 50.9),
         *located(f"{p}a", PUBLIC, PUBLIC, 4.0, 50.8),
@@ -289,12 +293,13 @@ def test_no_position_through_a_hidden_substation(api: Api, loaded: Loaded, publi
     assert geo(api, f"{p}hidden", public) is None
     for mrid in (f"{p}brk", f"{p}hidden-vl"):
         got = geo(api, mrid, public)
-        assert got is not None and got["geometry"] is None, got
+        assert got is not None and got["geometry"] is None and got["level"] is None, got
     # Positive control: a caller who may see the substation gets the same objects placed.
     for mrid in (f"{p}brk", f"{p}hidden-vl", f"{p}hidden"):
         got = geo(api, mrid, secret)
         assert got is not None and got["geometry"] is not None, mrid
         assert got["geometry"]["coordinates"] == [5.1, 50.4]
+        assert got["level"] == {"nominalVoltage": 380.0, "pressureMax": None}, mrid
 
 
 def test_no_position_through_a_hidden_location(api: Api, loaded: Loaded, public: str, secret: str) -> None:
