@@ -123,3 +123,44 @@ def test_map_shows_microgrid_substations_and_lines_in_belgium_and_the_netherland
     page.locator('[data-testid="map-key"]').scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "map-geography.png"))
     assert not page.errors
+
+
+def test_map_draws_pipes_along_their_nodes_coloured_by_pressure(
+    browser_page: Any, hub_stack: Any, network: Any, ui: Any
+) -> None:
+    """A pipe has no location of its own: the API draws it between its nodes, at the highest pressure of
+    the two, and the map colours it and its nodes by pressure tier."""
+    page, m = browser_page, network.mrids
+    ui.sign_in(page, hub_stack.base_url, "hub.admin")
+    ui.open_and_expand(page, network.names["emden"], m["emden"], {m["pipe1"], m["pipe2"]})
+    ui.open_and_expand(page, network.names["aachen"], m["aachen"], {m["aachen"], m["offtake"]})
+    ui.search_and_open(page, network.names["werne"], m["werne"])
+    ui.wait_for_nodes(page, {m["werne"]})
+    page.click('[data-testid="layout-geo"]')
+    page.wait_for_selector('[data-testid="stage"][data-layout="geo"]')
+    time.sleep(1.5)
+    got = page.evaluate(
+        """ms => Object.fromEntries(ms.map(m => {
+             const a = window.__hub.graph.getNodeAttributes(m);
+             const d = window.__hub.sigma.getNodeDisplayData(m);
+             return [m, { bar: a.bar, geometry: a.geometry, color: d.color, hidden: Boolean(d.hidden) }];
+           }))""",
+        [m["emden"], m["aachen"], m["pipe1"], m["offtake"]],
+    )
+    emden, aachen = network.points["emden"], network.points["aachen"]
+    pipe = got[m["pipe1"]]
+    assert pipe["geometry"] == {"type": "LineString", "coordinates": [list(emden), list(aachen)]}
+    assert pipe["bar"] == 84.0  # the higher of its nodes' maximum pressures (84 and 70 bar)
+    # The offtake sits at its node.
+    assert got[m["offtake"]]["geometry"] == {"type": "Point", "coordinates": [list(aachen)]}
+    tier70 = "#78350f"
+    assert got[m["emden"]]["color"] == tier70 and got[m["aachen"]]["color"] == tier70
+    assert page.evaluate("() => window.__hub.app.view.geometry.drawn") >= 2
+    counts = page.evaluate(
+        "() => Object.fromEntries([...document.querySelectorAll('[data-testid=map-key-item]')]"
+        ".map(e => [e.dataset.band, Number(e.dataset.count)]))"
+    )
+    assert counts["bar-70"] >= 4
+    page.locator('[data-testid="map-key"]').scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "map-gas-pressure.png"))
+    assert not page.errors
