@@ -71,6 +71,9 @@ ENDS: Final[tuple[tuple[str, str, str, str | None], ...]] = (
 # Geographic attributes of an object's own (class, longitude qname, latitude qname).
 OWN_LON_LAT: Final[tuple[tuple[str, str, str], ...]] = (("GasNode", "GasNode.longitude", "GasNode.latitude"),)
 MAX_HOPS: Final = 6
+# Classes whose published x/y are diagram-layout coordinates: never a position on the earth, so a
+# geographic filter (``objects(bbox:)``) never matches them.
+DIAGRAM_LAYOUT_CLASSES: Final = ("DiagramObjectPoint",)
 
 LonLat = tuple[float, float]
 

@@ -324,3 +324,15 @@ def test_graph_nodes_carry_geometry(api: Api, loaded: Loaded, public: str) -> No
     vls = [n for n in nodes if n["className"] == "VoltageLevel"]
     assert vls and all(n["geometry"] == {"type": "Point", "basis": "placement"} for n in vls)
     assert all(n["level"]["nominalVoltage"] > 0 for n in vls)
+
+
+def test_a_geographic_box_never_holds_diagram_points(api: Api, loaded: Loaded, public: str) -> None:
+    q = """query($b: [Float!]) {
+      objects(className: "DiagramObjectPoint", bbox: $b, first: 1) { totalCount } }"""
+    everything = [-1e9, -1e9, 1e9, 1e9]
+    body = api.query(q, {"b": None}, token=public)
+    assert body["data"]["objects"]["totalCount"] >= len(loaded.of_class("DiagramObjectPoint"))
+    assert api.query(q, {"b": everything}, token=public)["data"]["objects"]["totalCount"] == 0
+    # Geographic points still fall in a box around them.
+    q = """query($b: [Float!]) { objects(className: "PositionPoint", bbox: $b, first: 1) { totalCount } }"""
+    assert api.query(q, {"b": [2.5, 49.5, 7.3, 53.6]}, token=public)["data"]["objects"]["totalCount"] > 0
