@@ -260,11 +260,15 @@ class Geography:
         )
         return {r["id"]: list(dict.fromkeys(r["others"])) for r in rows}
 
-    async def _placed_points(self, mrids: Sequence[str]) -> dict[str, LonLat]:
-        """A point for each object: the centre of its own geometry, else of the first placed object up
-        the placement associations (level by level, every object on the way visible)."""
+    async def _placed_points(
+        self, mrids: Sequence[str], own: dict[str, Geometry] | None = None
+    ) -> dict[str, LonLat]:
+        """A point for each object: the centre of its own geometry (``own``, when the caller already
+        read it), else of the first placed object up the placement associations (level by level, every
+        object on the way visible)."""
         placement = self._placement()
-        own = await self.own(list(mrids))
+        if own is None:
+            own = await self.own(list(mrids))
         out = {m: g.centre for m, g in own.items()}
         # origin -> objects reached at the current level; seen per origin keeps cycles out
         frontier = {m: [m] for m in mrids if m not in out}
@@ -313,7 +317,8 @@ class Geography:
                     out[m] = line
             rest = [m for m in rest if m not in out]
         if rest:
-            for m, point in (await self._placed_points(rest)).items():
+            # Their own geometry was read above (they have none): start climbing at once.
+            for m, point in (await self._placed_points(rest, own={})).items():
                 out[m] = Geometry("Point", (point,), "placement")
         return out
 
