@@ -119,6 +119,19 @@ def test_map_shows_microgrid_substations_and_lines_in_belgium_and_the_netherland
         ".map(e => [e.dataset.band, Number(e.dataset.count)]))"
     )
     assert sum(v for k, v in counts.items() if k.startswith("kv-")) >= len(subs) + len(lines)
+    # Names stay on the map without a hover: the label grid draws the substations' names (one per place:
+    # other test runs' copies of MicroGrid share the positions).
+    page.mouse.move(1, 1)
+    page.wait_for_function(
+        """names => {
+             const g = window.__hub.graph;
+             const shown = [...window.__hub.sigma.displayedNodeLabels]
+               .map(n => g.getNodeAttribute(n, 'label'));
+             return names.every(x => shown.includes(x));
+           }""",
+        arg=list(subs),
+        timeout=20_000,
+    )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.locator('[data-testid="map-key"]').scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "map-geography.png"))
