@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from hub.geography import DIAGRAM_LAYOUT_CLASSES
 from hub.graph_schema import CLASS, DOMAIN, LABEL, cypher
 from hub.guard import Guard, visible
 from ontology.connectivity import physical_network
@@ -278,6 +279,10 @@ class Reader:
                 raise ReadError(f"bbox {list(bbox)!r} has min greater than max")
             where.append(cypher("n.@x >= $x0 AND n.@x <= $x1 AND n.@y >= $y0 AND n.@y <= $y1"))
             params.update(x0=x0, y0=y0, x1=x1, y1=y1)
+            # A box on the earth: schematic diagram coordinates are not in it, whatever their values.
+            for cls in DIAGRAM_LAYOUT_CLASSES:
+                if cls in self.ontology.classes:
+                    where.append(f"NOT n:`{cls}`")
         return label, where, params
 
     async def objects(

@@ -12,6 +12,7 @@ import { clearToken, getToken, setToken, tokenExpiry } from "./session";
 import { renderDetail, type DetailState } from "./ui/detail";
 import { SearchBox, swatch } from "./ui/search";
 import { FLASH, GraphView, HIGHLIGHT_EDGE, type LayoutMode } from "./view";
+import { PRESSURE_BANDS, VOLTAGE_BANDS, pressureBand, voltageBand, type Band } from "./gridStyle";
 
 const PAGE_SIZE = 500;
 const MAX_ON_SCREEN = 6000;
@@ -708,7 +709,9 @@ export class App {
     const count = byTestId("screen-count");
     count.textContent = shown === g.order ? all : `${shown.toLocaleString("en-GB")} of ${all} shown`;
     count.dataset.shown = String(shown);
+    this.renderUnplaced();
     this.renderLegend();
+    this.renderMapKey();
     if (this.detail) {
       const on = g.hasNode(this.detail.detail.mrid);
       if (on !== this.detail.onScreen) {
@@ -718,6 +721,56 @@ export class App {
     }
     this.watchScreen();
   }, 120);
+
+  /** On the map: how many objects on screen have no geographic position (and so are not drawn). */
+  private renderUnplaced(): void {
+    const note = byTestId("unplaced-count");
+    const n = this.view.mode === "geo" ? this.view.unplacedCount() : 0;
+    note.hidden = n === 0;
+    note.dataset.count = String(n);
+    note.textContent = `${n.toLocaleString("en-GB")} object${n === 1 ? "" : "s"} on screen ${n === 1 ? "has" : "have"} no geographic position and ${n === 1 ? "is" : "are"} not drawn on the map`;
+  }
+
+  /** On the map: what the voltage and pressure colours mean, for markers and for lines and pipes alike. */
+  private renderMapKey(): void {
+    const key = byTestId("map-key");
+    clear(key);
+    if (this.view.mode !== "geo") {
+      key.hidden = true;
+      return;
+    }
+    const g = this.model.graph;
+    const kv = new Map<string, number>();
+    const bar = new Map<string, number>();
+    g.forEachNode((_, a) => {
+      const v = voltageBand(a.kv);
+      if (v) kv.set(v.key, (kv.get(v.key) ?? 0) + 1);
+      else {
+        const p = pressureBand(a.bar);
+        if (p) bar.set(p.key, (bar.get(p.key) ?? 0) + 1);
+      }
+    });
+    const line = (color: string) => h("i", { className: "line-swatch", style: `background:${color}` });
+    const rows = (title: string, bands: Band[], counts: Map<string, number>) => {
+      key.append(h("div", { className: "map-key-title" }, title));
+      for (const b of bands) {
+        key.append(
+          h(
+            "div",
+            { className: "map-key-row", testid: "map-key-item", "data-band": b.key, "data-count": String(counts.get(b.key) ?? 0) },
+            swatch(b.color, "circle"),
+            line(b.color),
+            h("span", { className: "cls" }, b.label),
+            h("span", { className: "n" }, (counts.get(b.key) ?? 0).toLocaleString("en-GB")),
+          ),
+        );
+      }
+    };
+    rows("Nominal voltage (objects and lines)", VOLTAGE_BANDS, kv);
+    rows("Gas pressure (nodes and pipes)", PRESSURE_BANDS, bar);
+    key.append(h("div", { className: "hint" }, "Objects of no known level keep their class colour; lines and pipes of no known level are grey."));
+    key.hidden = false;
+  }
 
   private renderLegend(): void {
     const g = this.model.graph;
@@ -875,7 +928,10 @@ export class App {
       domain: a.domain as Q.Domain,
       name: a.label,
       label: a.secLabel,
-      point: a.lon !== null && a.lat !== null ? { x: a.lon, y: a.lat } : null,
+      geometry: a.geometry
+        ? { type: a.geometry.type, coordinates: a.geometry.type === "Point" ? a.geometry.coordinates[0] : a.geometry.coordinates }
+        : null,
+      level: a.kv !== null || a.bar !== null ? { nominalVoltage: a.kv, pressureMax: a.bar } : null,
     };
   }
 }

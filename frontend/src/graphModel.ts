@@ -17,11 +17,17 @@ export interface NodeAttrs {
   className: string;
   domain: string;
   secLabel: string;
-  // Geographic position (projected), when the object has a point.
+  // Geographic position (projected) of the object's marker: the centre of its WGS84 geometry.
   gx: number | null;
   gy: number | null;
   lon: number | null;
   lat: number | null;
+  // The WGS84 geometry the API derived, and a line string's vertices projected (null for a point).
+  geometry: LonLatGeometry | null;
+  path: { x: number; y: number }[] | null;
+  // Network level: nominal voltage (kV) or maximum gas pressure (bar), when known.
+  kv: number | null;
+  bar: number | null;
   // Force-layout position kept while the map is shown.
   fx: number;
   fy: number;
@@ -42,6 +48,39 @@ export interface EdgeAttrs {
   type?: string;
   curvature?: number;
   [key: string]: unknown;
+}
+
+/** A WGS84 geometry as the API gives it (GeoJSON coordinates: [longitude, latitude]). */
+export interface LonLatGeometry {
+  type: "Point" | "LineString";
+  coordinates: [number, number][];
+}
+
+function isPair(v: unknown): v is [number, number] {
+  return Array.isArray(v) && v.length >= 2 && typeof v[0] === "number" && typeof v[1] === "number";
+}
+
+/** The API's geometry, checked: a Point's or LineString's coordinates, or null for anything else. */
+export function readGeometry(g: GraphNode["geometry"] | undefined): LonLatGeometry | null {
+  if (!g) return null;
+  const c: unknown = g.coordinates;
+  if (g.type === "Point" && isPair(c)) return { type: "Point", coordinates: [[c[0], c[1]]] };
+  if (g.type === "LineString" && Array.isArray(c)) {
+    const pts = (c as unknown[]).filter(isPair).map((p): [number, number] => [p[0], p[1]]);
+    if (pts.length >= 2) return { type: "LineString", coordinates: pts };
+    if (pts.length === 1) return { type: "Point", coordinates: pts };
+  }
+  return null;
+}
+
+export function geometryCentre(g: LonLatGeometry): { lon: number; lat: number } {
+  let lon = 0;
+  let lat = 0;
+  for (const [x, y] of g.coordinates) {
+    lon += x;
+    lat += y;
+  }
+  return { lon: lon / g.coordinates.length, lat: lat / g.coordinates.length };
 }
 
 export type HubGraph = Graph<NodeAttrs, EdgeAttrs>;
@@ -70,7 +109,9 @@ export class GraphModel {
   /** Adds or refreshes a node; new nodes start near `near` (their parent) so the layout settles fast. */
   upsertNode(n: GraphNode, near?: string): boolean {
     const shape = this.styles.shape(n.className, n.domain);
-    const geo = n.point ? lonLatToMap(n.point.x, n.point.y) : null;
+    const geometry = readGeometry(n.geometry);
+    const centre = geometry ? geometryCentre(geometry) : null;
+    const geo = centre ? lonLatToMap(centre.lon, centre.lat) : null;
     const common = {
       label: n.name && n.name.trim() ? n.name : n.mrid,
       mrid: n.mrid,
@@ -82,8 +123,12 @@ export class GraphModel {
       size: nodeSize(shape),
       gx: geo ? geo.x : null,
       gy: geo ? geo.y : null,
-      lon: n.point ? n.point.x : null,
-      lat: n.point ? n.point.y : null,
+      lon: centre ? centre.lon : null,
+      lat: centre ? centre.lat : null,
+      geometry,
+      path: geometry && geometry.type === "LineString" ? geometry.coordinates.map(([x, y]) => lonLatToMap(x, y)) : null,
+      kv: n.level?.nominalVoltage ?? null,
+      bar: n.level?.pressureMax ?? null,
     };
     if (this.graph.hasNode(n.mrid)) {
       this.graph.mergeNodeAttributes(n.mrid, common);

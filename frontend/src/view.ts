@@ -11,6 +11,8 @@ import FA2Layout from "graphology-layout-forceatlas2/worker";
 import forceAtlas2 from "graphology-layout-forceatlas2";
 import type { EdgeAttrs, GraphModel, NodeAttrs } from "./graphModel";
 import { Basemap } from "./basemap";
+import { GeometryLayer } from "./geometryLayer";
+import { levelColor } from "./gridStyle";
 import { lonLatToMap } from "./projection";
 
 export type LayoutMode = "force" | "geo";
@@ -38,6 +40,7 @@ export interface ViewListener {
 export class GraphView {
   readonly sigma: Sigma<NodeAttrs, EdgeAttrs>;
   readonly basemap: Basemap;
+  readonly geometry: GeometryLayer;
   private readonly model: GraphModel;
   private readonly listener: ViewListener;
   private fa2: FA2Layout | null = null;
@@ -84,6 +87,8 @@ export class GraphView {
     });
     this.basemap = new Basemap(this.sigma as unknown as Sigma);
     this.basemap.hide();
+    this.geometry = new GeometryLayer(this.sigma as unknown as Sigma, model, (a) => this.isShown(a));
+    this.geometry.hide();
     this.sigma.on("clickNode", ({ node, event }) => {
       const original = event.original as MouseEvent;
       this.listener.onClickNode(node, Boolean(original.shiftKey));
@@ -120,6 +125,13 @@ export class GraphView {
     if (!this.isShown(data)) {
       res.hidden = true;
       return res;
+    }
+    if (this.mode === "geo") {
+      // On the map an object takes the colour of its voltage or pressure (the map key), where known.
+      const level = levelColor(data.kv, data.bar);
+      if (level) res.color = level;
+      // Lines and pipes are drawn along their geometry: their marker is a small handle at the centre.
+      if (data.path) res.size = Math.max(3, data.size * 0.6);
     }
     if (this.highlightNodes && !this.highlightNodes.has(node)) {
       res.color = DIM_NODE;
@@ -184,6 +196,7 @@ export class GraphView {
   setHighlight(nodes: Iterable<string> | null, edges: Iterable<string> | null): void {
     this.highlightNodes = nodes ? new Set(nodes) : null;
     this.highlightEdges = edges ? new Set(edges) : null;
+    this.geometry.emphasised = this.highlightNodes;
     this.sigma.refresh();
     if (this.highlightNodes) this.keepInView();
   }
@@ -278,6 +291,7 @@ export class GraphView {
         targets[n] = this.geoTarget(n);
       });
       this.updateGeoBBox();
+      this.geometry.show();
       await this.basemap.show();
       animateNodes(g, targets, { duration: 600 }, () => this.fitToNodes());
     } else {
@@ -289,6 +303,7 @@ export class GraphView {
       this.model.geoMode = false;
       this.sigma.setCustomBBox(null);
       this.basemap.hide();
+      this.geometry.hide();
       animateNodes(g, targets, { duration: 600 }, () => {
         this.fit();
         this.runForce(1500);
@@ -297,9 +312,10 @@ export class GraphView {
   }
 
   /**
-   * Where an object goes on the map: its own point, else the centre of its located neighbours
-   * (one or two hops: a Terminal is usually one step from located equipment). Objects with no
-   * located neighbour are not drawn on the map; they sit at the centre so they do not stretch it.
+   * Where an object goes on the map: the centre of the WGS84 geometry the API derived for it (its own
+   * location, its line's ends, or where it sits). An object without one is not drawn on the map (and
+   * counted, see unplacedCount); it waits at the centre so that it does not stretch the view.
+   * Diagram-layout coordinates are never used here.
    */
   geoTarget(n: string): { x: number; y: number } {
     const g = this.model.graph;
@@ -308,24 +324,17 @@ export class GraphView {
       g.setNodeAttribute(n, "unplaced", false);
       return { x: a.gx, y: a.gy };
     }
-    let sx = 0;
-    let sy = 0;
-    let k = 0;
-    const visit = (m: string) => {
-      const b = g.getNodeAttributes(m);
-      if (b.gx !== null && b.gy !== null) {
-        sx += b.gx;
-        sy += b.gy;
-        k++;
-      }
-    };
-    g.forEachNeighbor(n, visit);
-    if (k === 0) g.forEachNeighbor(n, (m) => g.forEachNeighbor(m, visit));
-    const jitter = () => (Math.random() - 0.5) * 0.01;
-    g.setNodeAttribute(n, "unplaced", k === 0);
-    if (k > 0) return { x: sx / k + jitter(), y: sy / k + jitter() };
-    const c = this.locatedCentre();
-    return { x: c.x + jitter(), y: c.y + jitter() };
+    g.setNodeAttribute(n, "unplaced", true);
+    return this.locatedCentre();
+  }
+
+  /** Objects on the canvas, shown under the domain and class filters, that have no geographic position. */
+  unplacedCount(): number {
+    let n = 0;
+    this.model.graph.forEachNode((_, a) => {
+      if (a.gx === null && !this.hiddenDomains.has(a.domain) && !this.hiddenClasses.has(a.className)) n++;
+    });
+    return n;
   }
 
   private locatedExtent(): { minX: number; maxX: number; minY: number; maxY: number } | null {
@@ -333,12 +342,16 @@ export class GraphView {
     let maxX = -Infinity;
     let minY = Infinity;
     let maxY = -Infinity;
+    const add = (x: number, y: number) => {
+      minX = Math.min(minX, x);
+      maxX = Math.max(maxX, x);
+      minY = Math.min(minY, y);
+      maxY = Math.max(maxY, y);
+    };
     this.model.graph.forEachNode((_, a) => {
       if (a.gx === null || a.gy === null) return;
-      minX = Math.min(minX, a.gx);
-      maxX = Math.max(maxX, a.gx);
-      minY = Math.min(minY, a.gy);
-      maxY = Math.max(maxY, a.gy);
+      add(a.gx, a.gy);
+      for (const p of a.path ?? []) add(p.x, p.y);
     });
     return isFinite(minX) ? { minX, maxX, minY, maxY } : null;
   }

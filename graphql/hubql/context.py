@@ -17,9 +17,11 @@ from strawberry.fastapi import BaseContext
 
 from hub.auth import Authenticator, AuthError
 from hub.caller import Caller
+from hub.geography import DiagramPoint, Geography, Geometry
 from hub.graph import AsyncDriver
 from hub.guard import Guard, LabelDirectory
 from hub.labels import LabelCache
+from hub.network_level import NetworkLevel, NetworkLevels
 from hub.reader import Prefetch, Reader
 from hub.settings import Settings
 from hubql.callers import RequestCaller, client_address
@@ -97,6 +99,29 @@ class HubContext(BaseContext):
         self.guard = self.services.guard(caller)
         self.reader = self.services.reader(self.guard)
         self._loaders.clear()
+        # Derived geometry, diagram points and network levels: one batch of queries per request level
+        # for every object selected there, each through this caller's guard. Not cached: a websocket
+        # context lives as long as its connection, and a change may move an object or its container.
+        geography = Geography(self.guard, self.services.ontology)
+        levels = NetworkLevels(self.guard, self.services.ontology)
+
+        async def load_geometry(mrids: list[str]) -> list[Geometry | None]:
+            found = await geography.geometries(mrids)
+            return [found.get(m) for m in mrids]
+
+        async def load_diagram_points(mrids: list[str]) -> list[list[DiagramPoint]]:
+            found = await geography.diagram_points(mrids)
+            return [found.get(m, []) for m in mrids]
+
+        async def load_levels(mrids: list[str]) -> list[NetworkLevel | None]:
+            found = await levels.levels(mrids)
+            return [found.get(m) for m in mrids]
+
+        self.geometry: DataLoader[str, Geometry | None] = DataLoader(load_fn=load_geometry, cache=False)
+        self.diagram_points: DataLoader[str, list[DiagramPoint]] = DataLoader(
+            load_fn=load_diagram_points, cache=False
+        )
+        self.levels: DataLoader[str, NetworkLevel | None] = DataLoader(load_fn=load_levels, cache=False)
 
     def require_caller(self) -> Caller:
         if self.caller is None:  # a websocket operation before connection_init: the handler prevents it

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types.info import Info
 
 from hub.graph_schema import CLASS, DOMAIN, LABEL, X, Y
 from hubql.scalars import Long
@@ -64,10 +65,121 @@ class AttributeValue:
     unit: str | None
 
 
-@strawberry.type(description="A geographic point (longitude/latitude where the source is WGS84).")
+@strawberry.type(
+    description="The raw x/y an object was published with: a WGS84 position point, a gas node's "
+    "longitude/latitude, or a diagram-layout point. Deprecated: see geometry and diagramPoints."
+)
 class Point:
     x: float
     y: float
+
+
+@strawberry.type(description="A position on the earth in WGS84 degrees.")
+class LonLat:
+    longitude: float
+    latitude: float
+
+
+@strawberry.type(
+    description="Where an object is on the earth, in WGS84 (EPSG:4326), shaped like a GeoJSON geometry: "
+    "a Point or a LineString. Derived by the server through objects the caller may see only: the object's "
+    "own Location (or longitude/latitude), else a line's or pipe's ends, else the object it sits in "
+    "(bay, voltage level, substation, node)."
+)
+class Geometry:
+    type: str = strawberry.field(description="Point or LineString.")
+    coordinates: JSON = strawberry.field(
+        description="GeoJSON coordinates: [longitude, latitude] for a Point, a list of them for a LineString."
+    )
+    points: list[LonLat] = strawberry.field(description="The vertices, in order.")
+    centre: LonLat = strawberry.field(description="The mean of the vertices (a point to put a marker at).")
+    basis: str = strawberry.field(
+        description="How it was found: own (the object's own location), ends (through a line's or pipe's "
+        "ends), placement (where the object sits: its container, node or machine)."
+    )
+
+
+@strawberry.type(description="A diagram of the diagram-layout profile.")
+class DiagramRef:
+    mrid: strawberry.ID
+    name: str | None
+
+
+@strawberry.type(
+    description="A point of an object on a schematic diagram (diagram-layout x/y, never a position on "
+    "the earth)."
+)
+class DiagramPoint:
+    diagram: DiagramRef
+    diagram_object: strawberry.ID = strawberry.field(description="The DiagramObject the point belongs to.")
+    sequence_number: int | None
+    x: float
+    y: float
+
+
+@strawberry.type(
+    description="The level of the network an object belongs to, derived through objects the caller may "
+    "see: nominal voltage in electricity, maximum pressure in gas."
+)
+class NetworkLevel:
+    nominal_voltage: float | None = strawberry.field(
+        description="Nominal voltage in kV: the object's base voltage, else its transformer ends', "
+        "substation's voltage levels' (highest) or container's."
+    )
+    pressure_max: float | None = strawberry.field(
+        description="Maximum pressure in bar: the object's own, else the highest of the gas nodes it joins."
+    )
+
+
+def geometry_value(found: Any) -> Geometry | None:
+    """A :class:`hub.geography.Geometry` as the GraphQL type."""
+    if found is None:
+        return None
+    coords = [list(c) for c in found.coordinates]
+    centre = found.centre
+    return Geometry(
+        type=found.type,
+        coordinates=cast(JSON, coords[0] if found.type == "Point" else coords),
+        points=[LonLat(longitude=c[0], latitude=c[1]) for c in found.coordinates],
+        centre=LonLat(longitude=centre[0], latitude=centre[1]),
+        basis=found.basis,
+    )
+
+
+def diagram_point_value(p: Any) -> DiagramPoint:
+    """A :class:`hub.geography.DiagramPoint` as the GraphQL type."""
+    return DiagramPoint(
+        diagram=DiagramRef(mrid=strawberry.ID(p.diagram_mrid), name=p.diagram_name),
+        diagram_object=strawberry.ID(p.diagram_object),
+        sequence_number=p.sequence_number,
+        x=p.x,
+        y=p.y,
+    )
+
+
+async def resolve_geometry(root: Any, info: Info) -> Geometry | None:
+    return geometry_value(await info.context.geometry.load(root["mrid"]))
+
+
+async def resolve_diagram_points(root: Any, info: Info) -> list[DiagramPoint]:
+    return [diagram_point_value(p) for p in await info.context.diagram_points.load(root["mrid"])]
+
+
+async def resolve_level(root: Any, info: Info) -> NetworkLevel | None:
+    found = await info.context.levels.load(root["mrid"])
+    if found is None:
+        return None
+    return NetworkLevel(nominal_voltage=found.nominal_voltage_kv, pressure_max=found.pressure_max_bar)
+
+
+GEOMETRY_DESCRIPTION = (
+    "Where the object is on the earth (WGS84), derived through objects you may see; null when unknown."
+)
+DIAGRAM_POINTS_DESCRIPTION = "The object's points on schematic diagrams (diagram-layout x/y), by diagram."
+LEVEL_DESCRIPTION = "Nominal voltage or gas pressure of the network the object belongs to, when known."
+POINT_DEPRECATION = (
+    "Mixes geographic and diagram-layout coordinates: use geometry (WGS84) or diagramPoints (diagrams)."
+)
 
 
 @strawberry.type(description="An object as a node of a graph view.")
@@ -77,7 +189,12 @@ class GraphNode:
     domain: Domain
     name: str | None
     label: str
-    point: Point | None
+    point: Point | None = strawberry.field(deprecation_reason=POINT_DEPRECATION)
+    geometry: Geometry | None = strawberry.field(resolver=resolve_geometry, description=GEOMETRY_DESCRIPTION)
+    diagram_points: list[DiagramPoint] = strawberry.field(
+        resolver=resolve_diagram_points, description=DIAGRAM_POINTS_DESCRIPTION
+    )
+    level: NetworkLevel | None = strawberry.field(resolver=resolve_level, description=LEVEL_DESCRIPTION)
 
 
 @strawberry.type(
@@ -170,7 +287,21 @@ class Change:
 
 
 GENERIC_FIELD_NAMES = frozenset(
-    {"mrid", "className", "domain", "name", "label", "producer", "version", "updated", "point", "attributes"}
+    {
+        "mrid",
+        "className",
+        "domain",
+        "name",
+        "label",
+        "producer",
+        "version",
+        "updated",
+        "point",
+        "geometry",
+        "diagramPoints",
+        "level",
+        "attributes",
+    }
 )
 GENERIC_TYPE_NAMES = frozenset(
     {
@@ -178,6 +309,11 @@ GENERIC_TYPE_NAMES = frozenset(
         "Caller",
         "AttributeValue",
         "Point",
+        "LonLat",
+        "Geometry",
+        "DiagramRef",
+        "DiagramPoint",
+        "NetworkLevel",
         "GraphNode",
         "GraphEdge",
         "Subgraph",

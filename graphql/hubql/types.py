@@ -8,8 +8,8 @@ Design:
   under ``<Name>Instance`` (objects of non-leaf classes exist: ``Switch``, ``GeneratingUnit``, stubs whose
   class is only known as the target of an association).
 - ``IdentifiedObject`` is the root interface. It carries the generic fields (mrid, className, domain, name,
-  label, producer, version, updated, point, attributes); a class whose ancestry does not reach the
-  ontology's ``IdentifiedObject`` (if there is one) implements it directly.
+  label, producer, version, updated, point, geometry, diagramPoints, level, attributes); a class whose
+  ancestry does not reach the ontology's ``IdentifiedObject`` (if there is one) implements it directly.
 - Fields: one per attribute (scalar by datatype; enumerations as String, the literals in the description)
   and per association: forward under ``key`` (a list when ``many``), reverse under ``inverse_key`` on the
   target class (always a list). Associations resolve through per-request batch loaders: one Cypher query
@@ -34,12 +34,22 @@ from strawberry.types.info import Info
 from hub.graph_schema import CLASS, DOMAIN, LABEL, OWNER, PRODUCER, UPDATED, VERSION, X, Y
 from hub.reader import Prefetch
 from hubql.generic import (
+    DIAGRAM_POINTS_DESCRIPTION,
     DOMAIN_BY_NAME,
     GENERIC_FIELD_NAMES,
     GENERIC_TYPE_NAMES,
+    GEOMETRY_DESCRIPTION,
+    LEVEL_DESCRIPTION,
+    POINT_DEPRECATION,
     AttributeValue,
+    DiagramPoint,
     Domain,
+    Geometry,
+    NetworkLevel,
     Point,
+    resolve_diagram_points,
+    resolve_geometry,
+    resolve_level,
 )
 from hubql.scalars import Long, native
 from ontology.model import Association, Attribute, Ontology
@@ -220,7 +230,22 @@ def _generic_namespace() -> dict[str, Any]:
         "producer": strawberry.field(description="Producer that last wrote the object."),
         "version": strawberry.field(description="Version of the last applied event."),
         "updated": strawberry.field(description="Commit time of the last change."),
-        "point": strawberry.field(default=None, description="Geographic position, when known."),
+        "point": strawberry.field(
+            default=None,
+            description="The raw x/y the object was published with (geographic or diagram-layout).",
+            deprecation_reason=POINT_DEPRECATION,
+        ),
+        "geometry": strawberry.field(
+            resolver=resolve_geometry, graphql_type=Geometry | None, description=GEOMETRY_DESCRIPTION
+        ),
+        "diagram_points": strawberry.field(
+            resolver=resolve_diagram_points,
+            graphql_type=list[DiagramPoint],
+            description=DIAGRAM_POINTS_DESCRIPTION,
+        ),
+        "level": strawberry.field(
+            resolver=resolve_level, graphql_type=NetworkLevel | None, description=LEVEL_DESCRIPTION
+        ),
         "attributes": strawberry.field(
             resolver=_attributes_resolver,
             graphql_type=list[AttributeValue],
@@ -257,6 +282,9 @@ def build_types(ontology: Ontology) -> TypeRegistry:
         "version",
         "updated",
         "point",
+        "geometry",
+        "diagram_points",
+        "level",
         "attributes",
         "resolve_type",
         "is_type_of",

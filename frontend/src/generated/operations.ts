@@ -24,7 +24,7 @@ export type ChangesSubscriptionVariables = Exact<{
 }>;
 
 
-export type ChangesSubscription = { changes: { cursor: string, mrid: string, className: string, change: string, version: number, time: string, node: { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null } | null } };
+export type ChangesSubscription = { changes: { cursor: string, mrid: string, className: string, change: string, version: number, time: string, node: { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null } | null } };
 
 export type ContainmentQueryVariables = Exact<{
   mrid: string;
@@ -46,7 +46,7 @@ export type DependenciesQueryVariables = Exact<{
 }>;
 
 
-export type DependenciesQuery = { dependencies: { capacityMW: number | null, root: { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null } | null, dependents: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }>, steps: Array<{ depth: number, domain: Domain, capacityMW: number | null, dependents: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }> }>, subgraph: { nodes: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }>, edges: Array<{ source: string, target: string, type: string, key: string }> } } };
+export type DependenciesQuery = { dependencies: { capacityMW: number | null, root: { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null } | null, dependents: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }>, steps: Array<{ depth: number, domain: Domain, capacityMW: number | null, dependents: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }> }>, subgraph: { nodes: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }>, edges: Array<{ source: string, target: string, type: string, key: string }> } } };
 
 export type GasFiredGenerationQueryVariables = Exact<{
   first?: number | null | undefined;
@@ -91,9 +91,9 @@ export type NeighbourhoodQueryVariables = Exact<{
 }>;
 
 
-export type NeighbourhoodQuery = { neighbourhood: { nodes: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }>, edges: Array<{ source: string, target: string, type: string, key: string }> } };
+export type NeighbourhoodQuery = { neighbourhood: { nodes: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }>, edges: Array<{ source: string, target: string, type: string, key: string }> } };
 
-export type SubgraphViewFragment = { nodes: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }>, edges: Array<{ source: string, target: string, type: string, key: string }> };
+export type SubgraphViewFragment = { nodes: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }>, edges: Array<{ source: string, target: string, type: string, key: string }> };
 
 export type ObjectDetailQueryVariables = Exact<{
   mrid: string;
@@ -101,27 +101,27 @@ export type ObjectDetailQueryVariables = Exact<{
 
 
 export type ObjectDetailQuery = { object:
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
-    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, point: { x: number, y: number } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
+    | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
    | null };
 
 export type ObjectsPageQueryVariables = Exact<{
@@ -135,27 +135,27 @@ export type ObjectsPageQueryVariables = Exact<{
 
 
 export type ObjectsPageQuery = { objects: { totalCount: number, pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ cursor: string, node:
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
-        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
+        | { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }
        }> } };
 
 export type OntologyClassesQueryVariables = Exact<{ [key: string]: never; }>;
@@ -178,7 +178,7 @@ export type ShortestPathQueryVariables = Exact<{
 }>;
 
 
-export type ShortestPathQuery = { shortestPath: { nodes: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, point: { x: number, y: number } | null }>, edges: Array<{ source: string, target: string, type: string, key: string }> } | null };
+export type ShortestPathQuery = { shortestPath: { nodes: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }>, edges: Array<{ source: string, target: string, type: string, key: string }> } | null };
 
 export type SubstationTreeQueryVariables = Exact<{
   mrid: string;
@@ -246,9 +246,13 @@ export const SubgraphViewFragmentDoc = new TypedDocumentString(`
     domain
     name
     label
-    point {
-      x
-      y
+    geometry {
+      type
+      coordinates
+    }
+    level {
+      nominalVoltage
+      pressureMax
     }
   }
   edges {
@@ -274,9 +278,13 @@ export const ChangesDocument = new TypedDocumentString(`
       domain
       name
       label
-      point {
-        x
-        y
+      geometry {
+        type
+        coordinates
+      }
+      level {
+        nominalVoltage
+        pressureMax
       }
     }
   }
@@ -316,9 +324,13 @@ export const DependenciesDocument = new TypedDocumentString(`
       domain
       name
       label
-      point {
-        x
-        y
+      geometry {
+        type
+        coordinates
+      }
+      level {
+        nominalVoltage
+        pressureMax
       }
     }
     dependents {
@@ -327,9 +339,13 @@ export const DependenciesDocument = new TypedDocumentString(`
       domain
       name
       label
-      point {
-        x
-        y
+      geometry {
+        type
+        coordinates
+      }
+      level {
+        nominalVoltage
+        pressureMax
       }
     }
     capacityMW
@@ -343,9 +359,13 @@ export const DependenciesDocument = new TypedDocumentString(`
         domain
         name
         label
-        point {
-          x
-          y
+        geometry {
+          type
+          coordinates
+        }
+        level {
+          nominalVoltage
+          pressureMax
         }
       }
     }
@@ -356,9 +376,13 @@ export const DependenciesDocument = new TypedDocumentString(`
         domain
         name
         label
-        point {
-          x
-          y
+        geometry {
+          type
+          coordinates
+        }
+        level {
+          nominalVoltage
+          pressureMax
         }
       }
       edges {
@@ -425,9 +449,13 @@ export const NeighbourhoodDocument = new TypedDocumentString(`
     domain
     name
     label
-    point {
-      x
-      y
+    geometry {
+      type
+      coordinates
+    }
+    level {
+      nominalVoltage
+      pressureMax
     }
   }
   edges {
@@ -445,9 +473,22 @@ export const ObjectDetailDocument = new TypedDocumentString(`
     domain
     name
     label
-    point {
+    geometry {
+      type
+      coordinates
+      basis
+    }
+    diagramPoints {
+      diagram {
+        mrid
+        name
+      }
       x
       y
+    }
+    level {
+      nominalVoltage
+      pressureMax
     }
     producer
     version
@@ -484,9 +525,13 @@ export const ObjectsPageDocument = new TypedDocumentString(`
         domain
         name
         label
-        point {
-          x
-          y
+        geometry {
+          type
+          coordinates
+        }
+        level {
+          nominalVoltage
+          pressureMax
         }
       }
     }
@@ -522,9 +567,13 @@ export const ShortestPathDocument = new TypedDocumentString(`
       domain
       name
       label
-      point {
-        x
-        y
+      geometry {
+        type
+        coordinates
+      }
+      level {
+        nominalVoltage
+        pressureMax
       }
     }
     edges {

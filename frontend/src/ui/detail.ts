@@ -189,7 +189,9 @@ export function renderDetail(panel: HTMLElement, st: DetailState, styles: ClassS
         h("span", { className: "k" }, "Updated"),
         h("span", { testid: "detail-updated", "data-iso": d.updated }, formatTime(d.updated)),
         h("span", { className: "k" }, "Location"),
-        h("span", { testid: "detail-point" }, d.point ? `${d.point.y.toFixed(4)}° N, ${d.point.x.toFixed(4)}° E` : "—"),
+        h("span", { testid: "detail-point" }, describeGeometry(d.geometry)),
+        h("span", { className: "k" }, "Diagrams"),
+        h("span", { testid: "detail-diagrams" }, describeDiagrams(d.diagramPoints)),
       ),
     ),
   );
@@ -264,4 +266,36 @@ function lockIcon(): SVGElement {
   for (const [k, v] of Object.entries({ d: "M5 7V5a3 3 0 0 1 6 0v2", fill: "none", stroke: "currentColor", "stroke-width": "1.8" })) shackle.setAttribute(k, v);
   svg.append(body, shackle);
   return svg;
+}
+
+function lonLatText(lon: number, lat: number): string {
+  return `${Math.abs(lat).toFixed(4)}° ${lat >= 0 ? "N" : "S"}, ${Math.abs(lon).toFixed(4)}° ${lon >= 0 ? "E" : "W"}`;
+}
+
+const BASIS: Record<string, string> = {
+  own: "its own location",
+  ends: "through its ends",
+  placement: "where it sits",
+};
+
+/** The object's WGS84 geometry in words: a point, or a line with its ends, and how the hub found it. */
+function describeGeometry(g: ObjectDetail["geometry"]): string {
+  if (!g) return "—";
+  const c = g.coordinates as number[] | number[][];
+  const basis = BASIS[g.basis] ?? g.basis;
+  if (g.type === "Point" && typeof c[0] === "number") return `${lonLatText(c[0], c[1] as number)} (${basis})`;
+  if (g.type === "LineString" && Array.isArray(c[0])) {
+    const pts = c as number[][];
+    const a = pts[0];
+    const b = pts[pts.length - 1];
+    return `line of ${pts.length} points from ${lonLatText(a[0], a[1])} to ${lonLatText(b[0], b[1])} (${basis})`;
+  }
+  return "—";
+}
+
+/** Diagram-layout points are schematic: only which diagrams draw the object is worth a line here. */
+function describeDiagrams(points: ObjectDetail["diagramPoints"]): string {
+  if (points.length === 0) return "—";
+  const names = [...new Set(points.map((p) => p.diagram.name ?? p.diagram.mrid))];
+  return `drawn on ${names.join(", ")}`;
 }
