@@ -745,11 +745,13 @@ class Enforcer:
         on_create = CreateTerms(c.id, c.version, tuple(required)) if required else None
         return ClassRules(c.id, c.version, tuple(checks), on_create)
 
-    def label(self, lid: int, label: Label) -> Breach | None:
+    def label(self, lid: int, label: Label | str) -> Breach | None:
         """Whether an object labelled ``label`` (interned as ``lid``) stays within the maximum label."""
         if lid in self._labels:
             return self._labels[lid]
         verdict: Breach | None = None
+        if isinstance(label, str):
+            label = parse(label)
         if not implies(self.maximum, label):
             c = self.contract
             verdict = Breach(

@@ -424,8 +424,10 @@ class WritePipeline:
             # Committed: the fold's decisions happened.
             for action, fields in plan.audits:
                 audit.record(action, **fields)
-            for ev, reason, reason_class in plan.rejected:
-                pending.append(await self._dead_letter(ev.ref, Rejection(reason, reason_class), audited=True))
+            for ev, reason, reason_class, headers in plan.rejected:
+                pending.append(
+                    await self._dead_letter(ev.ref, Rejection(reason, reason_class, headers), audited=True)
+                )
             for c in plan.changes:
                 records.append(c.stamped(committed))
                 if c.event_time is not None:
@@ -621,6 +623,7 @@ class WritePipeline:
             rejection.reason_class,
             (msg.topic, msg.partition, msg.offset),
             self.app.conf.producer_max_request_size,
+            rejection.headers,
         )
         task = asyncio.ensure_future(self._deliver(letter))
         self.deliveries.add(task)
