@@ -43,7 +43,7 @@ import yaml
 from open_data_contract_standard.model import OpenDataContractStandard, SchemaProperty
 from pydantic import ValidationError
 
-from hub.labels import Label, LabelError, canonical, parse
+from hub.labels import Authorizations, Label, LabelError, canonical, evaluate, parse
 from hub.producers import ProducerConfigError, ProducerRegistry
 from hub.write_policy import implies, may_assign
 from ontology.model import Attribute, Ontology
@@ -153,6 +153,15 @@ class Contract:
     @property
     def major(self) -> int:
         return semver(self.version)[0]
+
+    def metadata_visible(self, auths: Authorizations) -> bool:
+        """Whether a caller holding ``auths`` may know the product exists (its ``metadataLabel``); a label
+        that does not parse hides it from everyone (lint names it)."""
+        try:
+            label = parse(self.metadata_label)
+        except LabelError:
+            return False
+        return evaluate(label, auths)
 
 
 def semver(text: str) -> tuple[int, int, int, str]:
