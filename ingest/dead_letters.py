@@ -22,6 +22,8 @@ from typing import Final
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from hub.contracts import CONTRACT_CLAUSE_HEADER, CONTRACT_ID_HEADER, CONTRACT_VERSION_HEADER
+
 MAX_REASON_BYTES: Final = 4096
 # The headers of a dead letter, read back by `hub deadletters` and `hub produce --wait`.
 REASON: Final = "reason"
@@ -132,6 +134,8 @@ class Received:
     key: bytes | None
     value: bytes | None
     cut: bool
+    # The contract an event broke: {"id", "version", "clause"} (reason class ``contract``), else None.
+    contract: dict[str, str] | None = None
 
 
 def read(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Received:
@@ -142,7 +146,14 @@ def read(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, by
     with contextlib.suppress(KeyError, ValueError):
         source = (found[SOURCE_TOPIC], int(found[SOURCE_PARTITION]), int(found[SOURCE_OFFSET]))
     cut = OMITTED in found or any(name.endswith("-truncated") for name in found)
-    return Received(found.get(REASON, ""), found.get(REASON_CLASS, ""), source, key, value, cut)
+    contract: dict[str, str] | None = None
+    if CONTRACT_ID_HEADER in found:
+        contract = {
+            "id": found[CONTRACT_ID_HEADER],
+            "version": found.get(CONTRACT_VERSION_HEADER, ""),
+            "clause": found.get(CONTRACT_CLAUSE_HEADER, ""),
+        }
+    return Received(found.get(REASON, ""), found.get(REASON_CLASS, ""), source, key, value, cut, contract)
 
 
 def send_retriable(exc: BaseException) -> bool:

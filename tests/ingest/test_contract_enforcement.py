@@ -21,6 +21,7 @@ import yaml
 
 from hub.contracts import ContractError
 from hub.settings import Settings
+from ingest.dead_letters import read
 from ingest.records import RecordChecker, Rejection
 from ontology.loader import load_ontology
 from tests.ingest.test_poison import (  # noqa: F401 - the fixtures are used by name
@@ -163,6 +164,9 @@ def test_each_breach_is_dead_lettered_with_its_clause_and_the_stream_goes_on(
     assert len(letters) == len(refused), [h for h, _ in letters]
     by_mrid = {msg.key.decode(): headers for headers, msg in letters}
     assert {m: h["contract-clause"] for m, h in by_mrid.items()} == refused
+    # `hub deadletters` reads the contract back from the headers.
+    received = [read(msg.key, msg.value, msg.headers) for _, msg in letters]
+    assert {r.contract["clause"] for r in received if r.contract} == set(refused.values())
     for mrid, headers in by_mrid.items():
         assert headers["reason-class"] == "contract", headers
         assert headers["contract-id"] == CONTRACT_ID and headers["contract-version"] == "2.1.0"
