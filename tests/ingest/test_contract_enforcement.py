@@ -221,3 +221,27 @@ def test_a_contract_folder_that_does_not_lint_stops_the_checker(tmp_path: Path) 
     }
     result = checker.check("cim.ingest.pipes", b"x1", json.dumps(event).encode(), [])
     assert not isinstance(result, Rejection), result
+
+
+def test_a_worker_whose_contracts_do_not_lint_does_not_start(
+    stream: Stream,  # noqa: F811
+    worker_factory: Any,  # noqa: F811
+    tmp_path: Path,
+    kafka_bootstrap: str,
+) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    doc = contract(stream.a)
+    doc["schema"].append({"name": "Unicorn"})
+    (folder / "pipes.yaml").write_text(yaml.safe_dump(doc))
+    records, _, _ = scenario(stream)
+    run(_produce(kafka_bootstrap, records))
+    worker = worker_factory(HUB_CONTRACTS_DIR=str(folder))
+    worker.start()
+    assert worker.proc is not None
+    assert worker.proc.wait(timeout=120) == 2, worker.logs()[-3000:]
+    logs = worker.logs()
+    assert (
+        "the data contracts do not lint" in logs
+        and "schema[Unicorn]: class 'Unicorn' is not in the ontology" in logs
+    )
