@@ -16,6 +16,7 @@ from rdflib import Graph, Literal, Namespace, URIRef
 from rdflib.compare import isomorphic
 from rdflib.namespace import DCTERMS, RDF, XSD
 
+from devstack.demo.producers import PRODUCER_CONFIG
 from hub.caller import ANONYMOUS, Caller
 from hub.contracts import load_contracts, parse_contract
 
@@ -27,9 +28,9 @@ HUB = Namespace("https://w3id.org/energy-hub/ontology#")
 
 @pytest.fixture(scope="module")
 def portal(settings: Any) -> Iterator[Api]:
-    with serve(
-        settings.model_copy(update={"contracts_dir": DEMO_CONTRACTS, "anonymous_access": True})
-    ) as api:
+    # As the demo runs its API: its producers configured, their contracts in the folder.
+    update = {"contracts_dir": DEMO_CONTRACTS, "producers": PRODUCER_CONFIG, "anonymous_access": True}
+    with serve(settings.model_copy(update=update)) as api:
         yield api
 
 
