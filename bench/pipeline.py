@@ -1,6 +1,8 @@
 """Ingest pipeline benchmark: topic -> worker -> committed graph, beside a plain batched UNWIND loader.
 
-``python -m bench.pipeline [--events N] [--rounds R] [--warmup-events W] [--rate R] [--stream-seconds S]``
+``python -m bench.pipeline [--events N] [--rounds R] [--warmup-events W] [--rate R] [--stream-seconds S]
+[--contract]`` (``--contract``: the worker holds every event to a data contract promising each class and
+attribute the benchmark writes, see :func:`write_contract`)
 
 Two measurements, each taken for the pipeline and for the raw baseline in the same run, on the same
 kind of events (upserts of electricity and gas objects with their attributes and references, new mRIDs
@@ -44,6 +46,7 @@ import os
 import platform
 import queue
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -57,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 import neo4j
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
@@ -155,6 +159,60 @@ def generate(n: int, prefix: str, producer: str, seed: int = 7) -> Iterator[dict
             "attributes": body,
             "references": refs,
         }
+
+
+def write_contract(folder: Path, producer: str) -> Path:
+    """A data contract for the benchmark's producer (hub/contracts.py) that every generated event keeps:
+    each class promised with every attribute :func:`generate` sets, numbers within the ranges it draws
+    from and the name required where it is set, so that the worker checks each event against it."""
+    ont = load_ontology()
+    schema = []
+    for cls in (c for c in CLASSES if c in ont.classes):
+        props: list[dict[str, Any]] = []
+        simple = [
+            (q, a)
+            for q, a in ont.attributes_of(cls).items()
+            if a.datatype in SIMPLE and q != "IdentifiedObject.mRID"
+        ]
+        for q, a in simple[:8]:
+            prop: dict[str, Any] = {"name": q, "logicalType": LOGICAL[a.datatype]}
+            if a.datatype == "float":
+                prop["logicalTypeOptions"] = {"minimum": 0, "maximum": 400}
+            elif a.datatype == "int":
+                prop["logicalTypeOptions"] = {"minimum": 0, "maximum": 99}
+            elif q == "IdentifiedObject.name":
+                prop["required"] = True
+            props.append(prop)
+        schema.append({"name": cls, "properties": props})
+    contract = {
+        "apiVersion": "v3.2.0",
+        "kind": "DataContract",
+        "id": f"urn:energy-hub:contract:{producer}",
+        "name": "Benchmark stream",
+        "version": "1.0.0",
+        "status": "active",
+        "description": {"purpose": "The pipeline benchmark's events.", "limitations": "Synthetic."},
+        "team": {"name": "bench"},
+        "support": [{"channel": "email", "url": "mailto:bench@example.test"}],
+        "slaProperties": [
+            {"property": "frequency", "value": 1, "unit": "s"},
+            {"property": "latency", "value": 1, "unit": "s"},
+        ],
+        "customProperties": [
+            {"property": "producer", "value": producer},
+            {"property": "defaultLabel", "value": "org=bench"},
+            {"property": "maximumLabel", "value": "org=bench"},
+            {"property": "licence", "value": "https://creativecommons.org/licenses/by/4.0/"},
+            {"property": "sensitivity", "value": "OE-SB"},
+        ],
+        "schema": schema,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bench.yaml").write_text(yaml.safe_dump(contract, sort_keys=False))
+    return folder
+
+
+LOGICAL = {"float": "number", "int": "integer", "bool": "boolean", "string": "string"}
 
 
 # -------------------------------------------------------------------------------------- baseline
@@ -496,7 +554,9 @@ async def change_freshness(bootstrap: str, topic: str, since: float) -> list[flo
 
 
 class Worker:
-    def __init__(self, settings: Settings, prefix: str, producer: str, log_path: Path) -> None:
+    def __init__(
+        self, settings: Settings, prefix: str, producer: str, log_path: Path, contracts: Path | None = None
+    ) -> None:
         self.group = f"{prefix}-worker"
         self.topic = f"{prefix}.cim.ingest.{producer}"
         self.changes_topic = f"{prefix}.cim.changes"
@@ -511,6 +571,8 @@ class Worker:
             "HUB_LOG_LEVEL": "WARNING",
             "HUB_PRODUCERS": json.dumps({producer: {"org": "bench", "clearance": "OFFICIAL"}}),
         }
+        if contracts is not None:
+            self.env["HUB_CONTRACTS_DIR"] = str(contracts)
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
         # The worker signs in as its principal, whose ACLs follow these topic names.
@@ -654,7 +716,7 @@ def pipeline_round(
 ) -> tuple[Worker, float, dict[str, float]]:
     """The pipeline side of a round: events into a fresh topic, then a fresh worker on it (the previous
     round's worker is stopped first)."""
-    worker = Worker(settings, prefix, producer, worker_log)
+    worker = Worker(settings, prefix, producer, worker_log, args.contracts_dir)
     asyncio.run(create_topic(settings.kafka_bootstrap, worker.topic, args.partitions))
     asyncio.run(
         produce(
@@ -691,7 +753,8 @@ def write_results(result: dict[str, Any], name: str = "pipeline") -> None:
     lines = [
         "# Ingest pipeline benchmark",
         "",
-        f"Kafka security: {result.get('kafka_security', 'plaintext')} (HUB_KAFKA_SECURITY).",
+        f"Kafka security: {result.get('kafka_security', 'plaintext')} (HUB_KAFKA_SECURITY). Data contract "
+        f"enforced by the worker: {'yes' if result.get('contract_enforced') else 'no'} (--contract).",
         "",
         f"Run {result['when']} on {result['machine']['cpus']} CPUs ({result['machine']['platform']}); "
         f"batch size {result['batch_size']}; {t['rounds']} rounds of {t['events']} events for throughput, "
@@ -746,6 +809,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--name", default="pipeline", help="results file name under bench/results/ (without extension)"
     )
+    parser.add_argument(
+        "--contract",
+        action="store_true",
+        help="the worker enforces a data contract promising every benchmark class and attribute",
+    )
     args = parser.parse_args(argv)
 
     settings = get_settings()
@@ -753,6 +821,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     producer = f"{run_id}-bench"
     RESULTS.mkdir(parents=True, exist_ok=True)
     worker_log = RESULTS / "pipeline-worker.log.tmp"
+    args.contracts_dir = write_contract(RESULTS / f"{run_id}-contracts", producer) if args.contract else None
     worker_log.unlink(missing_ok=True)
     driver = make_driver(settings)
     ensure_schema(driver, settings.neo4j_database)
@@ -825,6 +894,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         if worker is not None:
             worker.stop()
+        if args.contracts_dir is not None:
+            shutil.rmtree(args.contracts_dir, ignore_errors=True)
         log("removing the benchmark's nodes and topics")
         remove_nodes(driver, settings, run_id)
         driver.close()
@@ -842,6 +913,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "python": platform.python_version(),
         },
         "batch_size": batch,
+        "contract_enforced": args.contract,
         "throughput": {
             "events": args.events,
             "rounds": args.rounds,

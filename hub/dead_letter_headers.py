@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from hub.contracts import CONTRACT_CLAUSE_HEADER, CONTRACT_ID_HEADER, CONTRACT_VERSION_HEADER
+
 REASON: Final = "reason"
 REASON_CLASS: Final = "reason-class"
 SOURCE_TOPIC: Final = "source-topic"
@@ -42,6 +44,8 @@ class Received:
     key: bytes | None
     value: bytes | None
     cut: bool
+    # The contract an event broke: {"id", "version", "clause"} (reason class ``contract``), else None.
+    contract: dict[str, str] | None = None
 
 
 def read(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Received:
@@ -52,4 +56,11 @@ def read(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, by
     with contextlib.suppress(KeyError, ValueError):
         source = (found[SOURCE_TOPIC], int(found[SOURCE_PARTITION]), int(found[SOURCE_OFFSET]))
     cut = OMITTED in found or any(name.endswith("-truncated") for name in found)
-    return Received(found.get(REASON, ""), found.get(REASON_CLASS, ""), source, key, value, cut)
+    contract: dict[str, str] | None = None
+    if CONTRACT_ID_HEADER in found:
+        contract = {
+            "id": found[CONTRACT_ID_HEADER],
+            "version": found.get(CONTRACT_VERSION_HEADER, ""),
+            "clause": found.get(CONTRACT_CLAUSE_HEADER, ""),
+        }
+    return Received(found.get(REASON, ""), found.get(REASON_CLASS, ""), source, key, value, cut, contract)

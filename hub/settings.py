@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     # Producers added with `hub producers add` (JSON, same shape as HUB_PRODUCERS, which wins on a clash);
     # default: <state_dir>/producers.json.
     producers_file: Path | None = None
+    # The operator's folder of data contracts, one ODCS v3 YAML file per producer stream (hub/contracts.py);
+    # unset: no contracts. `hub contracts check` lints it; the worker loads it at start and refuses to
+    # start on a contract that does not lint.
+    contracts_dir: Path | None = None
+    # Whether the worker dead-letters events that break their producer's contract (class not promised,
+    # required attribute missing on create, value out of range or enumeration, label above the maximum).
+    contracts_enforce: bool = True
 
     # API
     api_host: str = "127.0.0.1"

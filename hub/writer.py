@@ -56,6 +56,7 @@ from typing import Any, Final, NamedTuple, Protocol
 import neo4j
 
 from hub.changes import ChangeKind, ChangeRecord
+from hub.contracts import CreateTerms
 from hub.graph import ENTITY, STUB, STUB_LABEL_TEXT, TOMBSTONE, cypher_name
 from hub.graph_schema import cypher
 from hub.labels import Label, LabelError, label_id, parse
@@ -123,6 +124,9 @@ class Accepted:
     rights: tuple[WriteRights, ...] = ()
     # The HTTP caller's subject the event was published for (audit only).
     on_behalf_of: str | None = None
+    # What the producer's contract requires of the upsert that creates the object (hub/contracts.py):
+    # only the fold knows whether an upsert does.
+    on_create: CreateTerms | None = None
 
 
 class Refusal(NamedTuple):
@@ -131,6 +135,8 @@ class Refusal(NamedTuple):
     event: Accepted
     reason: str
     reason_class: str
+    # Further dead-letter headers (a contract breach names its contract, version and clause).
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class LabelBook:
@@ -248,8 +254,14 @@ class _Track:
         self.transitions: list[tuple[int, bool]] = []
 
 
-def _refuse(plan: Plan, ev: Accepted, reason: str, reason_class: str) -> None:
-    plan.rejected.append(Refusal(ev, reason, reason_class))
+def _refuse(
+    plan: Plan,
+    ev: Accepted,
+    reason: str,
+    reason_class: str,
+    headers: tuple[tuple[str, bytes], ...] = (),
+) -> None:
+    plan.rejected.append(Refusal(ev, reason, reason_class, headers))
     action = "ownership.refused" if reason_class == "ownership" else "write.refused"
     plan.audits.append(
         (
@@ -339,6 +351,13 @@ def fold(
         if verdict.reason is not None:
             _refuse(plan, ev, f"{verdict.reason} (mRID {mrid!r}, producer {ev.producer!r})", "label")
             continue
+        if kind == UPSERT and tr.status != LIVE and ev.on_create is not None:
+            # The upsert creates the object (or brings it back): its contract's required attributes must
+            # all be in it.
+            breach = ev.on_create.missing(ev.props)
+            if breach is not None:
+                _refuse(plan, ev, f"{breach.reason} (mRID {mrid!r})", "contract", breach.headers)
+                continue
         if kind == UPSERT and tr.status == LIVE and tr.label != ev.label_id:
             plan.audits.append(
                 (

@@ -5,8 +5,9 @@ The worker copies every event it refuses to ``HUB_DEADLETTER_TOPIC`` with header
 :mod:`ingest.dead_letters`). This command reads them from the beginning, or from ``--since`` (found with
 Kafka's offsets-for-times, so older records are not fetched at all), keeps those of ``--producer`` (the
 source topic is the producer's topic, which only that producer may write), and prints a table or, with
-``--json``, one JSON object per dead letter. ``--follow`` keeps reading until Ctrl-C, one line per dead
-letter.
+``--json``, one JSON object per dead letter (with ``contract``: the id, version and clause of the data
+contract an event broke, for reason class ``contract``). ``--follow`` keeps reading until Ctrl-C, one
+line per dead letter.
 
 Who reads what. The operator (the ``admin`` principal whose credentials the launcher keeps in the state
 folder, or any ``HUB_KAFKA_USERNAME`` that is not a producer's) reads the shared topic, which holds every
@@ -134,6 +135,7 @@ class Letter:
             "partition": self.partition,
             "offset": self.offset,
             "cut": self.letter.cut,
+            "contract": self.letter.contract,
             "event": self.event,
         }
 

@@ -12,6 +12,7 @@ import typer
 
 from devstack.demo.orchestrator import demo as demo_command
 from hub.settings import get_settings
+from hubcli.contracts import app as contracts_app
 from hubcli.deadletters import deadletters as deadletters_command
 from hubcli.produce import EXIT_STATUSES
 from hubcli.produce import produce as produce_command
@@ -24,6 +25,7 @@ app = typer.Typer(help="The energy knowledge-graph hub.", no_args_is_help=True)
 app.add_typer(services_app, name="services")
 app.add_typer(schema_app, name="schema")
 app.add_typer(producers_app, name="producers")
+app.add_typer(contracts_app, name="contracts")
 app.command("token")(token_command)
 app.command("produce", epilog=EXIT_STATUSES)(produce_command)
 app.command("deadletters")(deadletters_command)

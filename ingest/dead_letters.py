@@ -27,6 +27,7 @@ able to see: its copy's ``reason`` then says so without naming them
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -79,9 +80,11 @@ def build(
     reason_class: str,
     source: tuple[str, int, int],
     limit: int,
+    extra: Sequence[tuple[str, bytes]] = (),
 ) -> DeadLetter:
     """The dead-letter record for a rejected record at ``source`` (topic, partition, offset), no larger
-    than ``limit`` bytes as the producer measures it."""
+    than ``limit`` bytes as the producer measures it; ``extra`` headers (a contract breach's
+    ``contract-id``, ``-version`` and ``-clause``, each short) follow the standard ones."""
     topic, partition, offset = source
     headers: Headers = [
         (REASON, _cut_reason(reason)),
@@ -89,6 +92,7 @@ def build(
         (SOURCE_TOPIC, topic.encode()),
         (SOURCE_PARTITION, str(partition).encode()),
         (SOURCE_OFFSET, str(offset).encode()),
+        *((name, value[:MAX_REASON_BYTES]) for name, value in extra),
     ]
     if record_size(key, value, headers) <= limit:
         return DeadLetter(key, value, headers)

@@ -425,11 +425,11 @@ class WritePipeline:
             # Committed: the fold's decisions happened.
             for action, fields in plan.audits:
                 audit.record(action, **fields)
-            for ev, reason, reason_class in plan.rejected:
+            for ev, reason, reason_class, headers in plan.rejected:
                 # Refused against the stored state: the producer's copy withholds its label and owner.
                 pending.append(
                     await self._dead_letter(
-                        ev.ref, Rejection(reason, reason_class), audited=True, stored_state=True
+                        ev.ref, Rejection(reason, reason_class, headers), audited=True, stored_state=True
                     )
                 )
             for c in plan.changes:
@@ -625,7 +625,7 @@ class WritePipeline:
         source = (msg.topic, msg.partition, msg.offset)
         limit = self.app.conf.producer_max_request_size
         letter = dead_letters.build(
-            msg.key, msg.value, rejection.reason, rejection.reason_class, source, limit
+            msg.key, msg.value, rejection.reason, rejection.reason_class, source, limit, rejection.headers
         )
         copies = [(self.settings.deadletter_topic, letter)]
         sender = self._sender(msg.topic)

@@ -8,6 +8,13 @@ the rights of the HTTP caller the event was published for (``Hub-Writer-*`` head
 header, else the producer's default; a producer may not assign a label it does not itself satisfy. The
 write check against the object's stored state comes later, in the writer's fold. Label parsing and the
 may-assign verdict are cached per (producer, text): distinct labels are few, events are many.
+
+Last, the producer's data contract (:mod:`hub.contracts`), when it has one and ``contracts_enforce`` is on:
+the class must be promised, promised attributes within their range and enumeration, a required one never
+removed, and an upsert's label no more restrictive than the contract's maximum. The required attributes
+of an upsert that creates its object go with the event to the writer's fold, which alone knows whether
+it does. A breach is refused with reason class ``contract`` and ``contract-*`` headers naming the
+contract, its version and the clause.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from hub.contracts import Breach, ContractBook, CreateTerms
 from hub.events import normalise_mrid
 from hub.graph_schema import X, Y
 from hub.labels import LabelError, canonical, label_id, parse
@@ -49,6 +57,13 @@ class Rejection:
 
     reason: str
     reason_class: str
+    # Further dead-letter headers (the contract's id, version and clause for a contract breach).
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def breach_rejection(breach: Breach) -> Rejection:
+    """The rejection of an event that breaks its producer's contract."""
+    return Rejection(breach.reason, "contract", breach.headers)
 
 
 def producer_of(topic: str, prefix: str) -> str | None:
@@ -89,11 +104,22 @@ def header_value(headers: Any, name_lower: str) -> bytes | None:
 class RecordChecker:
     """Turns records into :class:`Accepted` events or :class:`Rejection` s; never raises for bad input."""
 
-    def __init__(self, ontology: Any, settings: Settings, registry: ProducerRegistry | None = None) -> None:
+    def __init__(
+        self,
+        ontology: Any,
+        settings: Settings,
+        registry: ProducerRegistry | None = None,
+        contracts: ContractBook | None = None,
+    ) -> None:
         self.ontology = ontology
         self.prefix = settings.ingest_topic_prefix
         self.max_bytes = settings.max_event_bytes
         self.registry = registry or ProducerRegistry.from_settings(settings)
+        if contracts is None and settings.contracts_enforce and settings.contracts_dir is not None:
+            # A folder that does not lint stops the worker here, naming every problem: enforcing part of
+            # a contract, or none, would pass events the operator meant to refuse.
+            contracts = ContractBook.from_folder(settings.contracts_dir, ontology, self.registry)
+        self.contracts = contracts if settings.contracts_enforce else None
         # (producer, label text or None for the default) -> (id, canonical) or the rejection.
         self._labels: dict[tuple[str, str | None], tuple[int, str] | Rejection] = {}
         # Decoded Hub-Writer-* header values (one per caller, in practice).
@@ -195,6 +221,19 @@ class RecordChecker:
                 return verdict
             lid, ltext = verdict
         props = valid.properties
+        on_create: CreateTerms | None = None
+        enforcer = self.contracts.enforcer(producer) if self.contracts is not None else None
+        if enforcer is not None:
+            rules = enforcer.rules(valid.class_name)
+            if isinstance(rules, Breach):
+                return breach_rejection(rules)
+            breach = rules.check(props)
+            if breach is None and lid is not None and ltext is not None:
+                breach = enforcer.label(lid, ltext)
+            if breach is not None:
+                return breach_rejection(breach)
+            if kind == "upsert":
+                on_create = rules.on_create
         for xk, yk in POINT_KEYS:
             if xk in props or yk in props:
                 x, y = _number(props.get(xk)), _number(props.get(yk))
@@ -216,6 +255,7 @@ class RecordChecker:
             ref=ref,
             rights=rights,
             on_behalf_of=on_behalf_of,
+            on_create=on_create,
         )
 
     def _caller_rights(self, value: bytes, declassify: bytes | None) -> WriteRights | Rejection:

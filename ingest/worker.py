@@ -1,8 +1,9 @@
 """Start an ingest worker process: ``hub worker`` or ``python -m ingest.worker``.
 
-Before Faust starts, the worker waits for Kafka, creates the dead-letter and change topics if missing,
-and subscribes to the producer topics that exist (it waits for the first one: an empty subscription is
-not allowed by Kafka). Settings come from ``HUB_*`` variables like everywhere else.
+Before Faust starts, the worker checks the producers' data contracts (a folder that does not lint stops
+it, with status 2 and every problem logged), waits for Kafka, creates the dead-letter and change topics if
+missing, and subscribes to the producer topics that exist (it waits for the first one: an empty
+subscription is not allowed by Kafka). Settings come from ``HUB_*`` variables like everywhere else.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import signal
 import threading
 import time
 
+from hub.contracts import ContractBook, ContractError
 from hub.kafka_clients import WORKER, aiokafka_options
 from hub.kafka_topics import ensure_topics, topic_admin, topic_names
 from hub.logging import configure_logging, get_logger, json_handler
 from hub.metrics_server import start_metrics_server
+from hub.producers import ProducerConfigError, ProducerRegistry
 from hub.settings import Settings, get_settings
 from ingest.metrics import SUBSCRIBED_TOPICS
 
@@ -91,6 +94,27 @@ def _prepare(settings: Settings) -> list[str]:
         )
 
 
+def _check_contracts(settings: Settings) -> None:
+    """Stop before reading any event when the contracts to enforce do not lint: enforcing some of them, or
+    none, would let through events the operator meant to refuse."""
+    if settings.contracts_dir is None or not settings.contracts_enforce:
+        return
+    from ontology.loader import load_ontology
+
+    try:
+        book = ContractBook.from_folder(
+            settings.contracts_dir, load_ontology(), ProducerRegistry.from_settings(settings)
+        )
+    except (ContractError, ProducerConfigError) as exc:
+        log.error("the data contracts do not lint; the worker does not start", error=str(exc))
+        raise SystemExit(2) from None
+    log.info(
+        "data contracts enforced",
+        folder=str(settings.contracts_dir),
+        contracts={p: c.version for p, c in book.contracts.items()},
+    )
+
+
 def run(settings: Settings | None = None) -> None:
     """Run one worker until SIGINT/SIGTERM."""
     settings = settings or get_settings()
@@ -98,6 +122,7 @@ def run(settings: Settings | None = None) -> None:
     if settings.metrics_port >= 0:
         port = start_metrics_server(settings.metrics_port, settings.metrics_host)
         log.info("metrics served", host=settings.metrics_host, port=port)
+    _check_contracts(settings)
     topics = _prepare(settings)
     if settings.worker_event_loop == "uvloop":
         # Before Faust creates its loop. Faust's wake-ups, timers and socket reads cost less CPU per

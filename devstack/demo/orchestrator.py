@@ -34,7 +34,7 @@ from rich.table import Table
 
 from devstack import page_build
 from devstack.demo.network import DemoNetwork, build_network
-from devstack.demo.producers import NESO, PRODUCER_CONFIG, PRODUCER_IDS, producers_json
+from devstack.demo.producers import CONTRACTS_DIR, NESO, PRODUCER_CONFIG, PRODUCER_IDS, producers_json
 from devstack.demo.simulator import Simulator
 from devstack.demo.stack import DemoError, DemoStack, child_env, ensure_services, visible_count
 from devstack.services import launcher
@@ -356,7 +356,11 @@ def demo(
             # hands out demo tokens and serves callers without a token. Said out loud below.
             env = child_env(
                 settings,
-                {"HUB_PRODUCERS": producers_json(), **DEMO_INSECURE_SETTINGS},
+                {
+                    "HUB_PRODUCERS": producers_json(),
+                    "HUB_CONTRACTS_DIR": str(CONTRACTS_DIR),
+                    **DEMO_INSECURE_SETTINGS,
+                },
             )
             stack = DemoStack(settings, env, StateLayout.of(settings.state_dir).logs_dir())
             stack.start(spinner.update)

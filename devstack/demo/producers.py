@@ -16,6 +16,7 @@ OFFICIAL-SENSITIVE (or the gas owner's staff), and some data is for the owner an
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Final
 
 from ontology.model import Ontology
@@ -45,6 +46,10 @@ PRODUCER_CONFIG: Final[dict[str, dict[str, str]]] = {
     NGGT: {"org": "nggt", "clearance": "OFFICIAL-SENSITIVE", "default_label": OFFICIAL},
     NESO: {"org": "neso", "clearance": "OFFICIAL-SENSITIVE", "default_label": OFFICIAL},
 }
+
+# Each producer's data contract (ODCS v3, hub/contracts.py): the demo's worker enforces them and the API
+# publishes them (HUB_CONTRACTS_DIR).
+CONTRACTS_DIR: Final = Path(__file__).resolve().parent / "contracts"
 
 # The system operator sends its label once per message, in the Security-Label header, as some
 # producers' tools do; the others put a label in each event.

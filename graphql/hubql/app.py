@@ -37,6 +37,8 @@ from hub.kafka_clients import API, aiokafka_options
 from hub.metrics_server import metrics_server
 from hub.settings import Settings, get_settings
 from hubql.callers import identify
+from hubql.catalog import Catalogue
+from hubql.catalog import router as catalog_router
 from hubql.context import ApiServices, HubContext, get_context
 from hubql.encoding import encode_json
 from hubql.http_ingest import IngestService
@@ -222,6 +224,10 @@ def create_app(
     # Read by the caller dependency (hubql.callers) of every route, GraphQL and HTTP ingest alike.
     app.state.authenticator = authenticator
     app.include_router(ingest_router)
+    # The data products' catalogue, read from the contracts folder once (a folder that cannot be read stops
+    # the API here, naming the file and clause).
+    app.state.catalogue = Catalogue(settings, ontology)
+    app.include_router(catalog_router)
 
     @app.get("/healthz")
     async def healthz(request: Request) -> JSONResponse:

@@ -14,6 +14,11 @@ A caller may widen who sees an object only with the role ``declassifier:<id>`` (
 every producer it may publish as), and only if the producer itself is configured to declassify. Every
 refused event is an audit record (``ingest.refused``) with its reason.
 
+The producer's data contract (:mod:`hub.contracts`) is checked here too, as far as it can be without the
+stored state (class promised, ranges, enumerations, required attributes not removed, label within the
+maximum), so that a breach is answered at once with its clause (field ``contract``); whether an upsert
+creates its object, and so must carry the required attributes, only the worker knows.
+
 A request is one event object, a list of them, or ``{"events": [...]}``. The batch is all or nothing: if any
 event is invalid the answer is 422 with the reason for each invalid one and nothing is written; otherwise
 202 once Kafka has acknowledged every record, with ``Location: /ingest/batches/{id}`` (and the same in the
@@ -35,8 +40,9 @@ from prometheus_client import Counter
 
 from hub import audit
 from hub.caller import Caller
+from hub.contracts import Breach, ContractBook
 from hub.kafka_clients import API, aiokafka_options
-from hub.labels import LabelError, parse
+from hub.labels import LabelError, intern, parse
 from hub.outcomes import Tracked
 from hub.producers import Producer, ProducerConfigError, ProducerRegistry
 from hub.settings import Settings
@@ -75,6 +81,12 @@ class IngestService:
         self.settings = settings
         self.ontology = ontology
         self.registry = ProducerRegistry.from_settings(settings)
+        # As the worker holds them (a folder that does not lint stops the API, naming every problem).
+        self.contracts = (
+            ContractBook.from_folder(settings.contracts_dir, ontology, self.registry)
+            if settings.contracts_enforce and settings.contracts_dir is not None
+            else None
+        )
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
         self.outcomes = BatchOutcomes(settings)
@@ -185,6 +197,16 @@ async def ingest(
                     raise EventRejected(
                         verdict.reason, "label", valid.event.label or producer.default_label_text
                     )
+            else:
+                label = None
+            enforcer = service.contracts.enforcer(source) if service.contracts is not None else None
+            if enforcer is not None:
+                rules = enforcer.rules(valid.class_name)
+                breach = rules if isinstance(rules, Breach) else rules.check(valid.properties)
+                if breach is None and label is not None:
+                    breach = enforcer.label(intern(label)[0], label)
+                if breach is not None:
+                    raise EventRejected(breach.reason, "contract", breach.clause)
         except EventRejected as exc:
             rejected.append(
                 {

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hub.contracts import Breach
 from hub.dead_letter_headers import read
 from hub.kafka_clients import admin_options
 from ingest.dead_letters import MAX_REASON_BYTES, build, minimal, record_size
@@ -79,6 +80,16 @@ def test_a_dead_letter_reads_back_as_built_and_says_when_it_was_cut() -> None:
     assert read(None, None, minimal(whole).headers).cut
     # A record someone else wrote to the topic: shown, without an origin.
     assert read(b"k", b"v", [("reason", b"odd")]).source is None
+    assert got.contract is None
+
+
+def test_a_contract_breach_reads_back_with_its_contract() -> None:
+    breach = Breach("urn:c:pipes", "2.1.0", "schema[GasPipe].properties[GasPipe.length].required", "missing")
+    letter = build(b"m", b"{}", breach.reason, "contract", ("t", 0, 7), FAUST_LIMIT, breach.headers)
+    got = read(letter.key, letter.value, letter.headers)
+    assert got.reason_class == "contract" and got.reason == breach.reason
+    assert got.contract == {"id": "urn:c:pipes", "version": "2.1.0", "clause": breach.clause}
+    assert got.source == ("t", 0, 7)
 
 
 async def _send_and_read(bootstrap: str, topic: str, letters: list[Any]) -> list[Any]:

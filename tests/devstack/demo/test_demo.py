@@ -10,7 +10,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
+from rdflib import Graph, URIRef
 
 from devstack.demo.network import DemoNetwork, build_network
 from devstack.demo.orchestrator import (
@@ -20,7 +22,7 @@ from devstack.demo.orchestrator import (
     publish_network,
     wait_applied,
 )
-from devstack.demo.producers import PRODUCER_CONFIG, PRODUCER_IDS, producers_json
+from devstack.demo.producers import CONTRACTS_DIR, PRODUCER_CONFIG, PRODUCER_IDS, producers_json
 from devstack.demo.simulator import Simulator
 from devstack.demo.stack import DemoStack, child_env, graphql
 from devstack.services import kafka
@@ -28,6 +30,7 @@ from hub.auth import DEMO_USERS, mint_token
 from hub.graph_schema import cypher
 from hub.labels import Authorizations, evaluate, parse
 from ontology.loader import load_ontology
+from ontology.model import HUB_NS
 from tests.devstack.demo.test_demo_users import readme_counts
 
 pytestmark = pytest.mark.services
@@ -64,6 +67,8 @@ def demo_stack(settings: Any, clean_graph: Any, tmp_path: Any) -> Iterator[DemoS
         isolated,
         {
             "HUB_PRODUCERS": producers_json(),
+            # As `hub demo` runs its worker: every event held to its producer's data contract.
+            "HUB_CONTRACTS_DIR": str(CONTRACTS_DIR),
             "HUB_WORKER_ID": f"demo-test-{run}",
             "HUB_WORKER_WEB_PORT": "0",
             "HUB_METRICS_PORT": "0",
@@ -175,6 +180,20 @@ def test_demo_network_through_the_stack(demo_stack: DemoStack, neo4j_driver: Any
     # As the README's table says: the administrator's SECRET clearance does not open what is labelled
     # for named organisations only (no role is a superuser), so it sees less than the system operator.
     assert seen_by["hub.admin"] < seen_by["ops.engineer"]
+
+    # The demo's API publishes the contracts as a catalogue: the generator's product only for callers
+    # cleared OFFICIAL (its metadata label), every other one for anyone.
+    products = {}
+    for user in ("public.analyst", "ops.engineer"):
+        answer = httpx.get(
+            f"{base}/catalog",
+            headers={"Accept": "text/turtle", "Authorization": f"Bearer {_token(settings, user)}"},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        g = Graph().parse(data=answer.text, format="turtle")
+        products[user] = {str(p) for p in g.objects(None, URIRef(HUB_NS + "#producer"))}
+    assert products == {"public.analyst": set(PRODUCER_IDS) - {"genco"}, "ops.engineer": set(PRODUCER_IDS)}
 
     compressor = next(m for m, (_, cls) in network.objects.items() if cls == "GasCompressorStation")
     query = "query($m: ID!) { object(mrid: $m) { mrid label } }"
