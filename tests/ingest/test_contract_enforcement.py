@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from hub.contracts import ContractError
+from hub.dead_letter_headers import read
 from hub.settings import Settings
-from ingest.dead_letters import read
 from ingest.records import RecordChecker, Rejection
 from ontology.loader import load_ontology
 from tests.ingest.test_poison import (  # noqa: F401 - the fixtures are used by name
