@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from hub.changes import ChangeRecord
 from hub.dead_letter_headers import read
@@ -218,5 +219,13 @@ async def committed_past(
     """The partitions of ``last`` in which ``group`` has committed an offset past the one given."""
     if not last:
         return set()
-    committed = await admin.list_consumer_group_offsets(group, partitions=list(last))
+    try:
+        committed = await admin.list_consumer_group_offsets(group, partitions=list(last))
+    except KafkaError as exc:
+        # A broker that has just started has no group coordinator until its offsets topic exists
+        # (GroupCoordinatorNotAvailable, CoordinatorLoadInProgress, NotCoordinator): nothing is known to be
+        # committed yet, and the caller asks again on its next round.
+        if not exc.retriable:
+            raise
+        return set()
     return {tp for tp, offset in last.items() if tp in committed and committed[tp].offset > offset}

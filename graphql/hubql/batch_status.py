@@ -272,7 +272,12 @@ class BatchOutcomes:
         if not pending or {tp.topic for tp in consumer.assignment()} != set(self._watched):
             return
         parts = list(last_offsets(pending))
-        committed = await admin.list_consumer_group_offsets(self.settings.worker_id, partitions=parts)
+        try:
+            committed = await admin.list_consumer_group_offsets(self.settings.worker_id, partitions=parts)
+        except KafkaError as exc:
+            if not exc.retriable:  # no group coordinator yet on a new broker: ask again next round
+                raise
+            return
         # Per event: one is past once the group's commit is past its offset.
         done = [
             t

@@ -27,6 +27,7 @@ import neo4j
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from devstack.services import kafka
 from hub.kafka_clients import admin_options
@@ -141,7 +142,16 @@ async def _progress(bootstrap: str, group: str, topics: list[str]) -> tuple[int,
     try:
         parts = [TopicPartition(t, 0) for t in topics]
         end = await consumer.end_offsets(parts)
-        committed = await admin.list_consumer_group_offsets(group, partitions=parts)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                committed = await admin.list_consumer_group_offsets(group, partitions=parts)
+                break
+            except KafkaError as exc:
+                # A broker that has just started has no group coordinator for a moment.
+                if not exc.retriable or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
         done = sum(max(0, committed[tp].offset) if tp in committed else 0 for tp in parts)
         return done, sum(end.values())
     finally:

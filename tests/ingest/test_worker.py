@@ -36,6 +36,7 @@ import neo4j
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 from write_model import Model, Node, expected_graph
 
@@ -499,7 +500,13 @@ async def group_done(bootstrap: str, group: str, topics: list[str]) -> tuple[int
         parts = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
         assert len(parts) == len(topics) * PARTITIONS, described
         end = await consumer.end_offsets(parts)
-        committed = await admin.list_consumer_group_offsets(group, partitions=parts)
+        try:
+            committed = await admin.list_consumer_group_offsets(group, partitions=parts)
+        except KafkaError as exc:
+            # A broker that has just started has no group coordinator for a moment: nothing committed yet.
+            if not exc.retriable:
+                raise
+            committed = {}
         done = sum(max(0, committed[tp].offset) if tp in committed else 0 for tp in parts)
         return done, sum(end.values())
     finally:
