@@ -19,7 +19,8 @@ organisations (and their package counts) leave it out.
 
 Search is over the few fields a package has, in memory: ``q`` and ``fq`` are whitespace-separated terms,
 all of which must hold: ``field:value`` (``field:"two words"``, ``value*`` for a prefix, ``*`` for any),
-a bare word (in the name, title, notes, tags, organisation or extras), ``-`` before a term negates it,
+``field:(a OR b)`` for any of them, a bare word (in the name, title, notes, tags, organisation or
+extras), ``-`` before a term negates it,
 ``*:*`` matches everything. Fields: ``name``, ``id``, ``title``, ``notes``, ``organization``, ``tags``,
 ``res_format``, ``license_id``, ``text`` and the extras (``sensitivity_class`` or
 ``extras_sensitivity_class``, ...). An unknown field is a Search Query Error, as in CKAN.
@@ -67,7 +68,11 @@ EXTRAS: Final = (
     "freshness_sla",
     "limitations",
 )
-_TERM: Final = re.compile(r'(?P<sign>[+-]?)(?:(?P<field>[A-Za-z_][\w.]*):)?(?P<value>"(?:[^"\\]|\\.)*"|\S+)')
+_QUOTED: Final = r'"(?:[^"\\]|\\.)*"'
+_TERM: Final = re.compile(
+    rf"(?P<sign>[+-]?)(?:(?P<field>[A-Za-z_][\w.]*):)?(?P<value>{_QUOTED}|\((?:{_QUOTED}|[^()\"])*\)|\S+)"
+)
+_ALTERNATIVE: Final = re.compile(rf"{_QUOTED}|[^\s\"]+")
 
 
 class CkanError(Exception):
@@ -100,7 +105,7 @@ def _invalid(field: str, message: str) -> CkanError:
 class Term:
     negated: bool
     field: str | None
-    value: str
+    values: tuple[str, ...]  # the term holds when any of them matches
 
 
 def parse_query(text: str, param: str) -> list[Term]:
@@ -108,8 +113,24 @@ def parse_query(text: str, param: str) -> list[Term]:
     terms: list[Term] = []
     for match in _TERM.finditer(text):
         field, value = match["field"], match["value"]
+        alternatives: tuple[str, ...] = (value,)
         if value.startswith('"'):
-            value = json.loads(value) if value.endswith('"') and len(value) > 1 else value.strip('"')
+            alternatives = (_unquote(value),)
+        elif field is not None and value.startswith("(") and value.endswith(")"):
+            # field:(a OR b OR "c d"): any of them.
+            words = _ALTERNATIVE.findall(value[1:-1])
+            if (
+                not words
+                or words[0] == "OR"
+                or words[-1] == "OR"
+                or any((w == "OR") == (i % 2 == 0) for i, w in enumerate(words))
+            ):
+                raise CkanError(
+                    409,
+                    "Search Query Error",
+                    f"Search Query is invalid: {param}={text!r}: {value!r}: expected (a OR b ...)",
+                )
+            alternatives = tuple(_unquote(w) for w in words[::2])
         elif field is None and value == "AND":
             continue  # every term must hold anyway
         elif field is None and (value in ("OR", "NOT") or value[0] in "()"):
@@ -122,8 +143,15 @@ def parse_query(text: str, param: str) -> list[Term]:
             continue
         if field is not None and field not in FIELDS and field.removeprefix("extras_") not in EXTRAS:
             raise CkanError(409, "Search Query Error", f"Search Query is invalid: undefined field {field}")
-        terms.append(Term(match["sign"] == "-", field, value))
+        terms.append(Term(match["sign"] == "-", field, alternatives))
     return terms
+
+
+def _unquote(value: str) -> str:
+    if value.startswith('"') and value.endswith('"') and len(value) > 1:
+        text: str = json.loads(value)
+        return text
+    return value.strip('"')
 
 
 class CkanPortal:
@@ -303,7 +331,11 @@ def _field_values(field: str, package: Mapping[str, Any]) -> list[str] | None:
 def _holds(term: Term, package: Mapping[str, Any]) -> bool:
     field = term.field or "text"
     values = _field_values(field, package) or []
-    wanted = term.value.lower()
+    found = any(_holds_one(field, wanted.lower(), values) for wanted in term.values)
+    return found != term.negated
+
+
+def _holds_one(field: str, wanted: str, values: list[str]) -> bool:
     if wanted == "*":
         found = bool(values)
     elif field in (*_TEXT_FIELDS, "text"):
@@ -312,7 +344,7 @@ def _holds(term: Term, package: Mapping[str, Any]) -> bool:
         found = all(_matches(w, words) for w in re.findall(r"\w+\*?", wanted))
     else:
         found = _matches(wanted, {v.lower() for v in values})
-    return found != term.negated
+    return found
 
 
 def _matches(wanted: str, values: set[str]) -> bool:

@@ -107,6 +107,8 @@ def test_ckanapi_lists_shows_and_searches_the_demos_products(portal: Api) -> Non
     # fq: organisation, tag, resource format, an extra; q: a word of the title, a field term.
     by_org = ckan.action.package_search(fq="organization:ngt")
     assert [p["name"] for p in by_org["results"]] == ["ngt"]
+    either = ckan.action.package_search(fq='organization:(ngt OR "nggt")')
+    assert [p["name"] for p in either["results"]] == ["nggt", "ngt"]
     with_class = sorted(p for p, c in contracts.items() if "Terminal" in c.classes)
     assert with_class and len(with_class) < len(contracts)
     tagged = ckan.action.package_search(fq="tags:Terminal", rows=100)
@@ -240,6 +242,8 @@ def test_both_paths_both_token_forms_and_ckans_errors(portal: Api) -> None:
         assert refused.status_code == 401 and refused.json()["success"] is False
         assert refused.json()["error"]["__type"] == "Authorization Error"
         assert "WWW-Authenticate" in refused.headers
+    # The bare form is CKAN's, accepted on these paths only: elsewhere a token needs its scheme.
+    assert portal.client.get(f"{portal.base}/catalog", headers={"Authorization": token}).status_code == 401
     unknown = action(portal, "package_delete", token, id="genco")
     assert unknown.status_code == 400 and unknown.json()["success"] is False
     assert "Action name not known: package_delete" in unknown.json()["error"]["message"]
