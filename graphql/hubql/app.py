@@ -31,6 +31,7 @@ from hub import audit
 from hub.audit import AuditPublisher
 from hub.auth import Authenticator, AuthError, dev_tokens
 from hub.caller import Caller
+from hub.data_products import DataProducts
 from hub.graph import make_async_driver
 from hub.guard import LabelDirectory
 from hub.kafka_clients import API, aiokafka_options
@@ -39,6 +40,8 @@ from hub.settings import Settings, get_settings
 from hubql.callers import identify
 from hubql.catalog import Catalogue
 from hubql.catalog import router as catalog_router
+from hubql.ckan import CkanPortal
+from hubql.ckan import router as ckan_router
 from hubql.context import ApiServices, HubContext, get_context
 from hubql.encoding import encode_json
 from hubql.http_ingest import IngestService
@@ -226,8 +229,12 @@ def create_app(
     app.include_router(ingest_router)
     # The data products' catalogue, read from the contracts folder once (a folder that cannot be read stops
     # the API here, naming the file and clause).
-    app.state.catalogue = Catalogue(settings, ontology)
+    products = DataProducts(settings, ontology)
+    app.state.catalogue = Catalogue(settings, products)
     app.include_router(catalog_router)
+    # The same products through CKAN's action API, for the clients of CKAN portals.
+    app.state.ckan = CkanPortal(settings, products)
+    app.include_router(ckan_router)
 
     @app.get("/healthz")
     async def healthz(request: Request) -> JSONResponse:

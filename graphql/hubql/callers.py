@@ -5,6 +5,8 @@ audited (``token.refused``, with the subject the token claims, marked unverified
 
 - HTTP, GraphQL queries and ``POST /ingest`` alike: the ``Authorization`` header, through the FastAPI
   dependency :data:`RequestCaller`; a refusal is answered 401 with the reason and nothing else.
+- the CKAN API (:mod:`hubql.ckan`): as HTTP, and also the bare token with no scheme, which is how CKAN
+  clients send their API token (:func:`http_caller` with ``bare_token=True``).
 - websocket: the token arrives in the ``connection_init`` message, after the connection's dependencies
   have run, so :data:`RequestCaller` is ``None`` there and the GraphQL handler identifies the caller from
   the connection parameters itself (:mod:`hubql.app`); a refusal closes the socket with 4401.
@@ -79,19 +81,37 @@ def refused(connection: HTTPConnection, reason: str) -> HTTPException:
     return unauthorized(exc)
 
 
+def bearer_form(authorization: str | None) -> str | None:
+    """A bare token as CKAN clients send it (one word, no scheme) as ``Bearer <token>``; any other value as
+    it is, so it is verified or refused exactly as any ``Authorization`` header."""
+    if authorization is None:
+        return None
+    value = authorization.strip()
+    if value and " " not in value and value.lower() != "bearer":
+        return f"Bearer {value}"
+    return authorization
+
+
+def http_caller(connection: HTTPConnection, *, bare_token: bool = False) -> Caller:
+    """The caller an HTTP request names in its ``Authorization`` header; :class:`AuthError` (audited) on a
+    refusal. ``bare_token``: also accept the token alone, with no scheme (the CKAN API)."""
+    authenticator: Authenticator = connection.app.state.authenticator
+    presented = connection.headers.get("authorization")
+    return identify(
+        authenticator,
+        bearer_form(presented) if bare_token else presented,
+        channel="http",
+        client=client_address(connection),
+    )
+
+
 async def request_caller(connection: HTTPConnection) -> Caller | None:
     """FastAPI dependency: the caller of an HTTP request (401 on a bad token); ``None`` on a websocket,
     whose caller is known only once ``connection_init`` has been received."""
     if connection.scope["type"] == "websocket":
         return None
-    authenticator: Authenticator = connection.app.state.authenticator
     try:
-        return identify(
-            authenticator,
-            connection.headers.get("authorization"),
-            channel="http",
-            client=client_address(connection),
-        )
+        return http_caller(connection)
     except AuthError as exc:
         raise unauthorized(exc) from None
 

@@ -17,8 +17,6 @@ that does not exist (the same 404).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Final
 
 import yaml
@@ -28,10 +26,10 @@ from rdflib import BNode, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCTERMS, FOAF, RDF, RDFS, XSD
 
 from hub.caller import Caller
-from hub.contracts import Contract, load_contracts
+from hub.data_products import DataProduct, DataProducts, iso_duration
 from hub.settings import Settings
 from hubql.callers import RequestCaller
-from ontology.model import CIM16_NS, GAS_NS, HUB_NS, Ontology
+from ontology.model import HUB_NS
 
 DCAT: Final = Namespace("http://www.w3.org/ns/dcat#")
 VCARD: Final = Namespace("http://www.w3.org/2006/vcard/ns#")
@@ -39,21 +37,6 @@ HUB: Final = Namespace(HUB_NS + "#")
 ACCESS_RIGHT: Final = Namespace("http://publications.europa.eu/resource/authority/access-right/")
 FREQUENCY: Final = Namespace("http://publications.europa.eu/resource/authority/frequency/")
 FILE_TYPE: Final = Namespace("http://publications.europa.eu/resource/authority/file-type/")
-# Open Energy's sensitivity classes and the EU access right each amounts to.
-ACCESS_RIGHTS: Final[dict[str, str]] = {
-    "OE-O": "PUBLIC",
-    "OE-SA": "RESTRICTED",
-    "OE-SB": "RESTRICTED",
-    "OE-SP": "RESTRICTED",
-    "OE-C": "NON_PUBLIC",
-}
-SENSITIVITY_NAMES: Final[dict[str, str]] = {
-    "OE-O": "Open",
-    "OE-SA": "Shared: any registered user",
-    "OE-SB": "Shared: users meeting conditions",
-    "OE-SP": "Shared: personal data",
-    "OE-C": "Closed",
-}
 # Update frequencies the EU frequency authority table names, in seconds.
 FREQUENCIES: Final[dict[float, str]] = {
     60: "1MIN",
@@ -65,7 +48,6 @@ FREQUENCIES: Final[dict[float, str]] = {
     86400: "DAILY",
     7 * 86400: "WEEKLY",
 }
-DOMAIN_NAMESPACES: Final[dict[str, str]] = {"Electricity": CIM16_NS, "Gas": GAS_NS}
 TURTLE: Final = "text/turtle"
 JSON_LD: Final = "application/ld+json"
 # What each media type a client may ask for is answered with.
@@ -90,18 +72,11 @@ router = APIRouter()
 
 
 class Catalogue:
-    """The contracts the catalogue describes, read once when the API starts."""
+    """The DCAT view of the data products (:mod:`hub.data_products`)."""
 
-    def __init__(self, settings: Settings, ontology: Ontology) -> None:
+    def __init__(self, settings: Settings, products: DataProducts) -> None:
         self.settings = settings
-        self.ontology = ontology
-        folder: Path | None = settings.contracts_dir
-        self.contracts: Mapping[str, Contract] = load_contracts(folder) if folder is not None else {}
-
-    def visible(self, caller: Caller) -> list[Contract]:
-        """The products ``caller`` may know exist, by producer id."""
-        auths = caller.authorizations
-        return [c for _, c in sorted(self.contracts.items()) if c.metadata_visible(auths)]
+        self.products = products
 
     def graph(self, caller: Caller, base: str) -> Graph:
         g = Graph(bind_namespaces="none")
@@ -117,15 +92,16 @@ class Catalogue:
         g.add((service, DCTERMS.title, Literal("Energy hub GraphQL API", lang="en")))
         g.add((service, DCAT.endpointURL, service))
         g.add((service, DCTERMS.conformsTo, URIRef("https://spec.graphql.org/")))
-        for contract in self.visible(caller):
-            dataset = self._dataset(g, contract, base, service)
+        for product in self.products.visible(caller):
+            dataset = self._dataset(g, product, base, service)
             g.add((catalog, DCAT.dataset, dataset))
             g.add((service, DCAT.servesDataset, dataset))
         return g
 
-    def _dataset(self, g: Graph, c: Contract, base: str, service: URIRef) -> URIRef:
+    def _dataset(self, g: Graph, product: DataProduct, base: str, service: URIRef) -> URIRef:
+        c = product.contract
         ds = URIRef(f"{base}/catalog/datasets/{c.producer}")
-        contract_iri = URIRef(f"{base}/catalog/contracts/{c.producer}")
+        contract_iri = URIRef(product.contract_url(base))
         g.add((ds, RDF.type, DCAT.Dataset))
         g.add((ds, DCTERMS.identifier, Literal(c.id)))
         g.add((ds, DCTERMS.title, Literal(c.name, lang="en")))
@@ -133,10 +109,10 @@ class Catalogue:
         g.add((ds, HUB.limitations, Literal(c.limitations, lang="en")))
         g.add((ds, DCAT.version, Literal(c.version)))
         g.add((ds, HUB.producer, Literal(c.producer)))
-        publisher = URIRef(f"{base}/catalog/publishers/{c.document.tenant or c.producer}")
+        publisher = URIRef(f"{base}/catalog/publishers/{product.publisher}")
         g.add((ds, DCTERMS.publisher, publisher))
         g.add((publisher, RDF.type, FOAF.Agent))
-        g.add((publisher, FOAF.name, Literal(c.document.tenant or c.producer)))
+        g.add((publisher, FOAF.name, Literal(product.publisher)))
         contact = BNode()
         g.add((ds, DCAT.contactPoint, contact))
         g.add((contact, RDF.type, VCARD.Organization))
@@ -146,12 +122,12 @@ class Catalogue:
         licence = URIRef(c.licence)
         g.add((ds, DCTERMS.license, licence))
         g.add((licence, RDF.type, DCTERMS.LicenseDocument))
-        g.add((ds, DCTERMS.accessRights, ACCESS_RIGHT[ACCESS_RIGHTS.get(c.sensitivity, "NON_PUBLIC")]))
+        g.add((ds, DCTERMS.accessRights, ACCESS_RIGHT[product.access_right]))
         rights = BNode()
         g.add((ds, DCTERMS.rights, rights))
         g.add((rights, RDF.type, DCTERMS.RightsStatement))
         g.add((rights, DCTERMS.identifier, Literal(c.sensitivity)))
-        name = SENSITIVITY_NAMES.get(c.sensitivity, c.sensitivity)
+        name = product.sensitivity_name
         g.add(
             (
                 rights,
@@ -163,41 +139,41 @@ class Catalogue:
         frequency = FREQUENCIES.get(c.frequency.seconds)
         if frequency is not None:
             g.add((ds, DCTERMS.accrualPeriodicity, FREQUENCY[frequency]))
-        g.add((ds, DCAT.temporalResolution, Literal(_duration(c.frequency.seconds), datatype=XSD.duration)))
-        g.add((ds, HUB.freshness, Literal(_duration(c.freshness.seconds), datatype=XSD.duration)))
+        g.add(
+            (ds, DCAT.temporalResolution, Literal(iso_duration(c.frequency.seconds), datatype=XSD.duration))
+        )
+        g.add((ds, HUB.freshness, Literal(iso_duration(c.freshness.seconds), datatype=XSD.duration)))
         g.add((ds, DCTERMS.conformsTo, contract_iri))
         g.add((contract_iri, RDF.type, DCTERMS.Standard))
         g.add((contract_iri, DCTERMS.title, Literal(f"Data contract {c.id} {c.version} (ODCS)", lang="en")))
-        domains = set()
-        for cls in c.classes:
+        for cls in product.classes:
             g.add((ds, DCAT.keyword, Literal(cls)))
-            if cls in self.ontology.classes:
-                domains.add(self.ontology.domain(cls))
-        for domain in sorted(domains):
-            namespace = DOMAIN_NAMESPACES.get(domain)
-            if namespace is not None:
-                g.add((ds, DCTERMS.conformsTo, URIRef(namespace)))
+        for namespace in product.namespaces:
+            g.add((ds, DCTERMS.conformsTo, URIRef(namespace)))
         if c.document.domain:
             g.add((ds, DCAT.theme, Literal(c.document.domain)))
-        view = URIRef(f"{base}/catalog/datasets/{c.producer}/graphql")
-        g.add((ds, DCAT.distribution, view))
-        g.add((view, RDF.type, DCAT.Distribution))
-        g.add((view, DCTERMS.title, Literal("GraphQL view", lang="en")))
-        g.add((view, DCTERMS.description, Literal(_VIEW_TEXT.format(producer=c.producer), lang="en")))
-        g.add((view, DCAT.accessURL, service))
-        g.add((view, DCAT.accessService, service))
-        g.add((view, DCAT.mediaType, URIRef("https://www.iana.org/assignments/media-types/application/json")))
-        g.add((view, DCTERMS.format, FILE_TYPE.JSON))
-        g.add((view, DCTERMS.license, licence))
-        feed = URIRef(f"{base}/catalog/datasets/{c.producer}/changes")
-        g.add((ds, DCAT.distribution, feed))
-        g.add((feed, RDF.type, DCAT.Distribution))
-        g.add((feed, DCTERMS.title, Literal("Change feed", lang="en")))
-        g.add((feed, DCTERMS.description, Literal(_FEED_TEXT.format(producer=c.producer), lang="en")))
-        g.add((feed, DCAT.accessURL, URIRef(f"{base.replace('http', 'ws', 1)}/graphql")))
-        g.add((feed, HUB.kafkaTopic, Literal(self.settings.changes_topic)))
-        g.add((feed, DCTERMS.format, FILE_TYPE.JSON))
-        g.add((feed, DCTERMS.license, licence))
+        for dist in product.distributions(base):
+            if dist.key == "contract":
+                continue  # the contract is what the dataset conforms to (above), not a distribution
+            node = URIRef(f"{base}/catalog/datasets/{c.producer}/{dist.key}")
+            g.add((ds, DCAT.distribution, node))
+            g.add((node, RDF.type, DCAT.Distribution))
+            g.add((node, DCTERMS.title, Literal(dist.title, lang="en")))
+            g.add((node, DCTERMS.description, Literal(dist.description, lang="en")))
+            g.add((node, DCAT.accessURL, URIRef(dist.url)))
+            g.add((node, DCTERMS.format, FILE_TYPE[dist.format]))
+            g.add((node, DCTERMS.license, licence))
+            if dist.key == "graphql":
+                g.add((node, DCAT.accessService, service))
+                g.add(
+                    (
+                        node,
+                        DCAT.mediaType,
+                        URIRef(f"https://www.iana.org/assignments/media-types/{dist.media_type}"),
+                    )
+                )
+            else:
+                g.add((node, HUB.kafkaTopic, Literal(self.settings.changes_topic)))
         return ds
 
 
@@ -205,24 +181,6 @@ _CATALOG_TEXT: Final = (
     "Every producer stream of the hub with a data contract: who publishes it, under what licence and "
     "sensitivity, how often it is updated and where to read it. Each caller sees the products it may know of."
 )
-_VIEW_TEXT: Final = (
-    "The producer's objects in the hub's graph, queried over GraphQL (each object names its producer, "
-    "here {producer!r}); each caller sees the objects its clearance allows."
-)
-_FEED_TEXT: Final = (
-    "Changes to the producer's objects ({producer!r}) as they are committed: GraphQL subscriptions over "
-    "a websocket, fed from the hub's Kafka change topic; each caller receives the changes it may see."
-)
-
-
-def _duration(seconds: float) -> str:
-    """An xsd:duration such as ``PT15M`` or ``P1D``."""
-    whole = int(seconds)
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    time = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M"), (secs, "S")) if n)
-    return "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "") if whole else "PT0S"
 
 
 def negotiate(accept: str | None, format_: str | None) -> str | None:
@@ -284,10 +242,12 @@ async def catalog(request: Request, identified: RequestCaller, format: str | Non
 async def contract(request: Request, producer: str, identified: RequestCaller) -> Response:
     """A product's data contract (ODCS YAML); 404 alike for a product that is missing or hidden."""
     assert identified is not None
-    found = _catalogue(request).contracts.get(producer)
-    if found is None or not found.metadata_visible(identified.authorizations):
+    found = _catalogue(request).products.find(producer, identified)
+    if found is None:
         raise HTTPException(404, detail="Not Found")
     text = yaml.safe_dump(
-        found.document.model_dump(exclude_none=True, by_alias=True), sort_keys=False, allow_unicode=True
+        found.contract.document.model_dump(exclude_none=True, by_alias=True),
+        sort_keys=False,
+        allow_unicode=True,
     )
     return _private(text, "application/yaml")
