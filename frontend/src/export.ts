@@ -70,18 +70,19 @@ export async function fetchDetails(
 
 /**
  * The CSV table: one row per object with mRID, class, domain, name and security label, then one column
- * per attribute key (sorted; the unit in brackets when the API gives one, e.g. `VoltageLevel.highVoltageLimit [kV]`).
+ * per attribute, headed by its qualified name (sorted; unique across classes and never one of the fixed
+ * columns), with the unit in brackets when the API gives one, e.g. `VoltageLevel.highVoltageLimit [kV]`.
  */
 export function detailsToCsv(details: ObjectDetail[]): string {
   const units = new Map<string, string>();
   for (const d of details) {
-    for (const a of d.attributes) if (!units.has(a.key) || (a.unit && !units.get(a.key))) units.set(a.key, a.unit ?? "");
+    for (const a of d.attributes) if (!units.get(a.qname)) units.set(a.qname, a.unit ?? "");
   }
-  const keys = [...units.keys()].sort((a, b) => a.localeCompare(b));
-  const header = [...FIXED_COLUMNS, ...keys.map((k) => (units.get(k) ? `${k} [${units.get(k)}]` : k))];
+  const columns = [...units.keys()].sort((a, b) => a.localeCompare(b));
+  const header = [...FIXED_COLUMNS, ...columns.map((q) => (units.get(q) ? `${q} [${units.get(q)}]` : q))];
   const rows = details.map((d) => {
-    const byKey = new Map(d.attributes.map((a) => [a.key, a.value] as const));
-    return [d.mrid, d.className, d.domain, d.name ?? "", d.label, ...keys.map((k) => cellValue(byKey.get(k)))];
+    const byName = new Map(d.attributes.map((a) => [a.qname, a.value] as const));
+    return [d.mrid, d.className, d.domain, d.name ?? "", d.label, ...columns.map((q) => cellValue(byName.get(q)))];
   });
   return toCsv([header, ...rows]);
 }
