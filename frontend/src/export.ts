@@ -126,7 +126,7 @@ export function toGeoJson(objects: NodeAttrs[]): { text: string; features: numbe
  * The canvas as one PNG: sigma draws on several stacked canvases (country outlines, line geometry, WebGL
  * edges and nodes, labels). It renders synchronously first, so the WebGL drawing buffers still hold the
  * frame when they are copied in the same task (they are not preserved across frames), then the layers
- * are drawn in their stacking order onto a white 2D canvas.
+ * are drawn in their stacking order onto a 2D canvas.
  */
 export function renderPng(sigma: { refresh(): unknown; getContainer(): HTMLElement }, note: string): Promise<Blob> {
   sigma.refresh();
@@ -141,7 +141,8 @@ export function renderPng(sigma: { refresh(): unknown; getContainer(): HTMLEleme
   out.height = height;
   const ctx = out.getContext("2d");
   if (!ctx) return Promise.reject(new Error("no 2D canvas context for the PNG export"));
-  ctx.fillStyle = "#ffffff";
+  // The page's own background under the canvases (the sea on the map), so the picture looks as the view does.
+  ctx.fillStyle = backgroundOf(sigma.getContainer());
   ctx.fillRect(0, 0, width, height);
   for (const c of layers) ctx.drawImage(c, 0, 0);
   const ratio = window.devicePixelRatio || 1;
@@ -153,6 +154,15 @@ export function renderPng(sigma: { refresh(): unknown; getContainer(): HTMLEleme
   return new Promise((resolve, reject) =>
     out.toBlob((b) => (b ? resolve(b) : reject(new Error("the browser could not encode the PNG"))), "image/png"),
   );
+}
+
+/** The first opaque background colour at or above `el`, white when there is none. */
+function backgroundOf(el: HTMLElement): string {
+  for (let e: HTMLElement | null = el; e; e = e.parentElement) {
+    const c = getComputedStyle(e).backgroundColor;
+    if (c && c !== "transparent" && !/rgba\(.*,\s*0\)$/.test(c)) return c;
+  }
+  return "#ffffff";
 }
 
 /** Hands a file to the browser as a download. */

@@ -69,8 +69,8 @@ def _cell(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _png_pixels(data: bytes) -> tuple[int, int, set[bytes]]:
-    """Decodes an 8-bit RGB(A) PNG (what a canvas encodes): width, height and the set of its colours."""
+def _png_pixels(data: bytes) -> tuple[int, int, set[bytes], list[bytearray]]:
+    """Decodes an 8-bit RGB(A) PNG (what a canvas encodes): width, height, a sample of its colours, rows."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:8]
     pos, idat, ihdr = 8, b"", b""
     while pos < len(data):
@@ -91,6 +91,7 @@ def _png_pixels(data: bytes) -> tuple[int, int, set[bytes]]:
     assert len(raw) == height * (stride + 1)
     prev = bytearray(stride)
     colours: set[bytes] = set()
+    rows: list[bytearray] = []
     for y in range(height):
         f = raw[y * (stride + 1)]
         line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
@@ -112,7 +113,12 @@ def _png_pixels(data: bytes) -> tuple[int, int, set[bytes]]:
             for x in range(0, width, 4):
                 colours.add(bytes(line[x * bpp : x * bpp + 3]))
         prev = line
-    return width, height, colours
+        rows.append(line)
+    return width, height, colours, [bytearray(b for i, b in enumerate(r) if i % bpp < 3) for r in rows]
+
+
+def _near(a: bytes | bytearray, b: bytes, tolerance: int = 24) -> bool:
+    return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=True))
 
 
 def test_export_csv_geojson_and_png_of_microgrid(
@@ -179,6 +185,34 @@ def test_export_csv_geojson_and_png_of_microgrid(
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "export-csv.png"))
 
+    # PNG of the topology: sigma's WebGL nodes are in the picture, each at its place on screen.
+    page.wait_for_function("() => !window.__hub.app.view.forceRunning", timeout=30_000)
+    time.sleep(0.8)  # the camera settles
+    marks = page.evaluate(
+        """() => {
+             const s = window.__hub.sigma, out = [], r = window.devicePixelRatio || 1;
+             window.__hub.graph.forEachNode((n) => {
+               const d = s.getNodeDisplayData(n);
+               if (!d || d.hidden || d.type !== 'circle') return;
+               const p = s.framedGraphToViewport(d);
+               out.push([Math.round(p.x * r), Math.round(p.y * r), d.color]);
+             });
+             return out;
+           }"""
+    )
+    _, data = _download(page, "export-png", "png")
+    width, height, colours, pixels = _png_pixels(data)
+    assert width > 0 and height > 0 and len(colours) > 5, (width, height, len(colours))
+    inside_png = [(x, y, c) for x, y, c in marks if 0 <= x < width and 0 <= y < height]
+    assert len(inside_png) >= 10, marks
+    hits = sum(
+        _near(pixels[y][3 * x : 3 * x + 3], bytes.fromhex(c.lstrip("#")[:6])) for x, y, c in inside_png
+    )
+    # Nodes may overlap one another: most, not all, show their own colour at their centre.
+    assert hits >= 0.7 * len(inside_png), (hits, len(inside_png))
+    page.screenshot(path=str(ARTIFACTS / "export-topology-png.png"))
+    (ARTIFACTS / "export-topology-view.png").write_bytes(data)
+
     # GeoJSON, from the map: every object in view with a WGS84 geometry, the others counted, never placed.
     page.click('[data-testid="layout-geo"]')
     page.wait_for_selector('[data-testid="stage"][data-layout="geo"]')
@@ -222,14 +256,14 @@ def test_export_csv_geojson_and_png_of_microgrid(
 
     # PNG of the map: the outlines, the lines' geometry and the nodes composited into one picture.
     _, data = _download(page, "export-png", "png")
-    width, height, colours = _png_pixels(data)
+    width, height, colours, _ = _png_pixels(data)
     canvas = page.evaluate(
         "() => { const c = document.querySelector('[data-testid=basemap]'); return [c.width, c.height]; }"
     )
     assert [width, height] == canvas and width > 0 and height > 0
     assert len(colours) > 20, f"the picture has only {len(colours)} colours"
-    land = bytes.fromhex("eef2f0")  # the basemap's land fill: the outlines are in the picture
-    assert land in colours
+    # The basemap's land fill and the map's sea (the stage's background) are in the picture.
+    assert bytes.fromhex("eef2f0") in colours and bytes.fromhex("dde9f3") in colours
     page.screenshot(path=str(ARTIFACTS / "export-png.png"))
     (ARTIFACTS / "export-view.png").write_bytes(data)
     assert not page.errors
