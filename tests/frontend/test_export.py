@@ -143,6 +143,11 @@ def test_export_csv_geojson_and_png_of_microgrid(
     _wait_written(hub_stack, [*last.values(), *subs, *lines, odd])
 
     ui.sign_in(page, hub_stack.base_url, "hub.admin")
+    # Nothing on the canvas: the page says so in a sentence and saves nothing.
+    page.click('[data-testid="export-csv"]')
+    toast = page.locator('[data-testid="toast"].error', has_text="Nothing to export")
+    toast.wait_for(timeout=10_000)
+    assert "no object is in view" in (toast.text_content() or "")
     _load_class(page, "Substation", subs | {odd})
     _load_class(page, "ACLineSegment", lines)
     ui.search_and_open(page, dop, dop)  # a diagram-layout point: schematic x/y, no geography
@@ -212,6 +217,15 @@ def test_export_csv_geojson_and_png_of_microgrid(
     assert hits >= 0.7 * len(inside_png), (hits, len(inside_png))
     page.screenshot(path=str(ARTIFACTS / "export-topology-png.png"))
     (ARTIFACTS / "export-topology-view.png").write_bytes(data)
+
+    # The view is what the filters leave: with lines hidden, the CSV holds no line.
+    page.uncheck('[data-testid="filter-class-ACLineSegment"]')
+    shown = page.evaluate("() => window.__hub.graph.filterNodes((n, a) => a.className !== 'ACLineSegment')")
+    _, data = _download(page, "export-csv", "csv")
+    body = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))[1:]
+    assert {r[0] for r in body} == set(shown) and len(body) == len(shown) < len(on_screen)
+    assert all(r[1] != "ACLineSegment" for r in body)
+    page.check('[data-testid="filter-class-ACLineSegment"]')
 
     # GeoJSON, from the map: every object in view with a WGS84 geometry, the others counted, never placed.
     page.click('[data-testid="layout-geo"]')
