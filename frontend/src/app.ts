@@ -5,6 +5,7 @@ import { ApiError, HubApi, fetchDemoUsers, type DemoUser } from "./api";
 import { ClassStyles, SHAPE_LABEL, type Shape } from "./classStyle";
 import { byTestId, clear, debounce, h } from "./dom";
 import { EDGE_COLOR, GraphModel, edgeId } from "./graphModel";
+import { MAX_CSV_OBJECTS, detailsToCsv, download, exportFileName, fetchDetails, objectsInView, renderPng, toGeoJson } from "./export";
 import { LiveFeed, type LiveState } from "./live";
 import * as Q from "./queries";
 import type { Caller, Change, ClassCount, GraphNode, ObjectDetail, PathVia, Subgraph } from "./queries";
@@ -39,6 +40,7 @@ export class App {
   // Class loads run one after another: a click while one loads queues the next.
   private classLoads: Promise<void> = Promise.resolve();
   private readonly queuedClasses: string[] = [];
+  private exporting = false;
   liveLog: Change[] = [];
 
   constructor() {
@@ -577,6 +579,120 @@ export class App {
     }
   }
 
+  // ---------------------------------------------------------------- export
+
+  /** Runs one export at a time, with the buttons disabled meanwhile; failures are told as sentences. */
+  private async runExport(kind: string, job: () => Promise<void>): Promise<void> {
+    if (this.exporting) {
+      this.toast("An export is already running; wait for it to finish.");
+      return;
+    }
+    this.exporting = true;
+    const buttons = ["export-csv", "export-geojson", "export-png"].map((id) => byTestId<HTMLButtonElement>(id));
+    for (const b of buttons) b.disabled = true;
+    try {
+      await job();
+    } catch (e) {
+      if (e instanceof ApiError) {
+        const why =
+          e.kind === "query" ? e.message : e.kind === "unreachable" ? "the API could not be reached." : "your sign-in is no longer accepted.";
+        this.toast(`The ${kind} export stopped and nothing was saved: ${why}`, true);
+      } else {
+        console.error(e);
+        this.toast(`The ${kind} export failed because of a fault in the page; nothing was saved. The details are in the browser's console.`, true);
+      }
+    } finally {
+      this.exporting = false;
+      for (const b of buttons) b.disabled = false;
+    }
+  }
+
+  /** The objects the filters leave in view; says so and returns null when there are none. */
+  private exportObjects(): ReturnType<typeof objectsInView> | null {
+    const objects = objectsInView(this.model, (a) => this.view.passesFilters(a));
+    if (objects.length === 0) {
+      this.toast("Nothing to export: no object is in view. Open an object or load a class first.", true);
+      return null;
+    }
+    return objects;
+  }
+
+  /** CSV of the objects in view with every attribute the caller may see, read through the API. */
+  exportCsv(): Promise<void> {
+    return this.runExport("CSV", async () => {
+      const objects = this.exportObjects();
+      if (!objects) return;
+      if (objects.length > MAX_CSV_OBJECTS) {
+        this.toast(
+          `The view holds ${objects.length.toLocaleString("en-GB")} objects; the CSV export reads each one's attributes and takes at most ${MAX_CSV_OBJECTS.toLocaleString("en-GB")}. Hide classes or domains with the filters on the left, or clear the canvas and load less, then export again.`,
+          true,
+        );
+        return;
+      }
+      const progress = byTestId("progress");
+      const text = byTestId("progress-text");
+      const fill = byTestId("progress-fill");
+      progress.hidden = false;
+      try {
+        const details = await fetchDetails(
+          objects.map((a) => a.mrid),
+          (m) => this.fetchDetail(m),
+          (done) => {
+            text.textContent = `Exporting: ${done.toLocaleString("en-GB")} of ${objects.length.toLocaleString("en-GB")} objects read`;
+            fill.style.width = `${(done / objects.length) * 100}%`;
+          },
+        );
+        const found = details.filter((d): d is ObjectDetail => d !== null);
+        const name = exportFileName("csv");
+        download(name, new Blob([detailsToCsv(found)], { type: "text/csv;charset=utf-8" }));
+        const gone = details.length - found.length;
+        this.toast(
+          `Saved ${found.length.toLocaleString("en-GB")} object${found.length === 1 ? "" : "s"} to ${name}.` +
+            (gone > 0 ? ` ${gone} object${gone === 1 ? " is" : "s are"} no longer visible to you and ${gone === 1 ? "was" : "were"} left out.` : ""),
+        );
+      } finally {
+        progress.hidden = true;
+        fill.style.width = "0";
+      }
+    });
+  }
+
+  /** GeoJSON of the objects in view that have a WGS84 geometry; the others are only counted. */
+  exportGeoJson(): Promise<void> {
+    return this.runExport("GeoJSON", () => {
+      const objects = this.exportObjects();
+      if (!objects) return Promise.resolve();
+      const geo = toGeoJson(objects);
+      const without = geo.without > 0
+        ? ` ${geo.without.toLocaleString("en-GB")} object${geo.without === 1 ? " has" : "s have"} no geographic position and ${geo.without === 1 ? "is" : "are"} not in the file.`
+        : "";
+      if (geo.features === 0) {
+        this.toast(`No object in view has a geographic position, so there is nothing to save as GeoJSON.${without}`, true);
+        return Promise.resolve();
+      }
+      const name = exportFileName("geojson");
+      download(name, new Blob([geo.text], { type: "application/geo+json" }));
+      this.toast(`Saved ${geo.features.toLocaleString("en-GB")} object${geo.features === 1 ? "" : "s"} to ${name}.${without}`);
+      return Promise.resolve();
+    });
+  }
+
+  /** The canvas as a PNG picture, with the country outlines when the map is shown. */
+  exportPng(): Promise<void> {
+    return this.runExport("PNG", async () => {
+      if (this.model.graph.order === 0) {
+        this.toast("Nothing to export: the canvas is empty. Open an object or load a class first.", true);
+        return;
+      }
+      const stamp = new Date().toISOString().slice(0, 16).replace("T", " ");
+      const note = `Energy hub · ${stamp} UTC${this.view.mode === "geo" ? " · Outlines: Natural Earth" : ""}`;
+      const png = await renderPng(this.view.sigma, note);
+      const name = exportFileName("png");
+      download(name, png);
+      this.toast(`Saved the picture of the view to ${name}.`);
+    });
+  }
+
   // ---------------------------------------------------------------- live
 
   private watchScreen = debounce(() => {
@@ -895,6 +1011,9 @@ export class App {
     byTestId("relayout").addEventListener("click", () => this.view.runForce(4000));
     byTestId("clear-graph").addEventListener("click", () => this.clearGraph());
     byTestId("path-clear").addEventListener("click", () => this.clearHighlight());
+    byTestId("export-csv").addEventListener("click", () => void this.exportCsv());
+    byTestId("export-geojson").addEventListener("click", () => void this.exportGeoJson());
+    byTestId("export-png").addEventListener("click", () => void this.exportPng());
     for (const d of ["ELECTRICITY", "GAS"]) {
       const box = byTestId<HTMLInputElement>(`filter-domain-${d}`);
       box.addEventListener("change", () => {

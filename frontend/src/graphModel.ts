@@ -13,6 +13,8 @@ export interface NodeAttrs {
   color: string;
   type: string;
   label: string;
+  // The object's own name (null when it has none; the label then shows its mRID).
+  name: string | null;
   mrid: string;
   className: string;
   domain: string;
@@ -114,6 +116,7 @@ export class GraphModel {
     const geo = centre ? lonLatToMap(centre.lon, centre.lat) : null;
     const common = {
       label: n.name && n.name.trim() ? n.name : n.mrid,
+      name: n.name ?? null,
       mrid: n.mrid,
       className: n.className,
       domain: n.domain,

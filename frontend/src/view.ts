@@ -113,11 +113,12 @@ export class GraphView {
 
   /** Whether an object on the canvas is drawn under the domain and class filters and the layout. */
   isShown(data: NodeAttrs): boolean {
-    return !(
-      this.hiddenDomains.has(data.domain) ||
-      this.hiddenClasses.has(data.className) ||
-      (this.mode === "geo" && data.unplaced === true)
-    );
+    return this.passesFilters(data) && !(this.mode === "geo" && data.unplaced === true);
+  }
+
+  /** Whether the domain and class filters leave an object in the view, whatever the layout. */
+  passesFilters(data: NodeAttrs): boolean {
+    return !(this.hiddenDomains.has(data.domain) || this.hiddenClasses.has(data.className));
   }
 
   private reduceNode(node: string, data: NodeAttrs): Partial<NodeAttrs> & Record<string, unknown> {
