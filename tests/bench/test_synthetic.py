@@ -40,9 +40,25 @@ def test_a_whole_tile_has_the_real_models_shape() -> None:
     assert copy.in_degree == real.in_degree
     assert copy.depth == real.depth
     assert set(real.domains) == {"Electricity", "Gas"}
-    # Whole-system: gas offtakes supply thermal units; compressors have an electricity supply point.
-    assert real.classes["GasOfftake"] == real.classes["ThermalGeneratingUnit"] > 0
-    assert real.classes["ElectricitySupplyPoint"] == real.classes["GasCompressorStation"] > 0
+    # Whole-system: gas offtakes supply thermal units, each unit at most once (an offtake supplies the
+    # placed units nearest to it; a unit without a position has no nearest offtake); compressors have an
+    # electricity supply point.
+    supplied = [
+        unit
+        for body in tile.events
+        if body["class"] == "GasOfftake"
+        for unit in body["references"]["GasOfftake.GeneratingUnits"]
+    ]
+    thermal = {body["subject"] for body in tile.events if body["class"] == "ThermalGeneratingUnit"}
+    assert real.classes["GasOfftake"] > 0 and supplied
+    assert len(supplied) == len(set(supplied)) and set(supplied) <= thermal
+    fed = [
+        body["references"]["ElectricitySupplyPoint.GasCompressorStation"]
+        for body in tile.events
+        if body["class"] == "ElectricitySupplyPoint"
+    ]
+    stations = {body["subject"] for body in tile.events if body["class"] == "GasCompressorStation"}
+    assert fed and len(fed) == len(set(fed)) and set(fed) <= stations
 
 
 def test_later_tiles_are_tied_to_earlier_ones() -> None:
