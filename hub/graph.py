@@ -78,6 +78,10 @@ def make_async_driver(settings: Settings | None = None, *, fail_fast: bool = Tru
         # hanging inside the driver so the retry loop stays in control.
         connection_acquisition_timeout=10.0,
         connection_timeout=5.0,
+        # Managed transactions (the schema check, execute_query) give up after a second rather than the
+        # driver's 30 s of growing waits (up to a minute and more in all): the worker's own loop then
+        # logs the outage and backs off, and a SIGTERM is not held up inside the driver.
+        max_transaction_retry_time=1.0,
         notifications_min_severity="OFF",
     )
 
