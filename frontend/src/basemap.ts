@@ -9,6 +9,7 @@ import type { Topology, GeometryCollection } from "topojson-specification";
 import type { Feature, Geometry, Position } from "geojson";
 import countriesUrl from "world-atlas/countries-50m.json?url";
 import { lonLatToMap } from "./projection";
+import { fitAndClear } from "./overlayCanvas";
 
 // Europe and its surroundings: the demo networks are in Belgium, the Netherlands and Germany.
 const REGION = { minLon: -32, maxLon: 48, minLat: 30, maxLat: 73 };
@@ -111,19 +112,8 @@ export class Basemap {
   }
 
   draw(): void {
-    const { width, height } = this.sigma.getDimensions();
-    const ratio = window.devicePixelRatio || 1;
-    const w = Math.round(width * ratio);
-    const hgt = Math.round(height * ratio);
-    if (this.canvas.width !== w || this.canvas.height !== hgt) {
-      this.canvas.width = w;
-      this.canvas.height = hgt;
-      this.canvas.style.width = `${width}px`;
-      this.canvas.style.height = `${height}px`;
-    }
+    const { width, height, ratio } = fitAndClear(this.canvas, this.ctx, this.sigma);
     const ctx = this.ctx;
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.clearRect(0, 0, w, hgt);
     if (!this.visible || this.outlines.length === 0) return;
     // graph -> viewport is affine: read it off three points and draw the cached paths through it.
     const o = this.sigma.graphToViewport({ x: 0, y: 0 });

@@ -6,6 +6,7 @@
 import type Sigma from "sigma";
 import type { GraphModel, NodeAttrs } from "./graphModel";
 import { UNKNOWN_LEVEL, levelColor } from "./gridStyle";
+import { fitAndClear } from "./overlayCanvas";
 
 export class GeometryLayer {
   private readonly sigma: Sigma;
@@ -41,19 +42,8 @@ export class GeometryLayer {
   }
 
   draw(): void {
-    const { width, height } = this.sigma.getDimensions();
-    const ratio = window.devicePixelRatio || 1;
-    const w = Math.round(width * ratio);
-    const hgt = Math.round(height * ratio);
-    if (this.canvas.width !== w || this.canvas.height !== hgt) {
-      this.canvas.width = w;
-      this.canvas.height = hgt;
-      this.canvas.style.width = `${width}px`;
-      this.canvas.style.height = `${height}px`;
-    }
+    const { ratio } = fitAndClear(this.canvas, this.ctx, this.sigma);
     const ctx = this.ctx;
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.clearRect(0, 0, w, hgt);
     this.drawn = 0;
     if (!this.visible) return;
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
