@@ -70,6 +70,14 @@ GENERIC_FIELDS: Final[dict[str, GenericField]] = {
     "updated": GenericField(f"{{v}}.{UPDATED}", "datetime"),
 }
 RESERVED: Final = frozenset({*GENERIC_FIELDS, *LOGIC})
+# Generic fields with an index on every object (hub.graph), by preference, and the operators an index
+# seek serves; the property each index is on.
+SEEKABLE: Final[dict[str, frozenset[str]]] = {
+    "mrid": frozenset({"eq", "in", "startsWith"}),
+    "name": frozenset({"eq", "in", "startsWith"}),
+    "updated": frozenset({"eq", "in", "lt", "lte", "gt", "gte"}),
+}
+INDEXED_KEYS: Final[dict[str, str]] = {"mrid": "mrid", "name": "name", "updated": UPDATED}
 
 
 def filterable_attributes(ontology: Ontology, class_name: str) -> dict[str, Attribute]:
@@ -95,10 +103,21 @@ class FilterLimits:
 
 @dataclass
 class Compiled:
-    """A predicate over the node variable it was compiled for, and its parameters."""
+    """A predicate over the node variable it was compiled for, its parameters, and the indexed generic
+    fields a top-level conjunct compares in a way an index seek serves (see :data:`SEEKABLE`)."""
 
     predicate: str
     params: dict[str, Any] = field(default_factory=dict)
+    seekable: list[str] = field(default_factory=list)
+
+    def index_hint(self, var: str) -> str:
+        """``USING INDEX`` for the best indexed field the filter pins down, or nothing. The guard's own
+        ``_label IN $visible`` is indexed too, and on a graph whose statistics are thin the planner may
+        start from it, reading every visible object: the hint keeps a look-up a look-up."""
+        for key in SEEKABLE:
+            if key in self.seekable:
+                return f" USING INDEX {var}:Entity({INDEXED_KEYS[key]})"
+        return ""
 
 
 class FilterError(ReadError):
@@ -120,12 +139,15 @@ class FilterCompiler:
         if class_name not in self.ontology.classes:
             raise FilterError(f"{class_name!r} is not a class of the ontology")
         state = _State(self.limits)
-        predicate = self._where(class_name, where or {}, var, state, depth=0)
-        return Compiled(predicate, state.params)
+        predicate = self._where(class_name, where or {}, var, state, depth=0, top=True)
+        return Compiled(predicate, state.params, sorted(state.seekable))
 
     # --- recursion ----------------------------------------------------------------------------------
 
-    def _where(self, cls: str, where: Mapping[str, Any], var: str, state: _State, depth: int) -> str:
+    def _where(
+        self, cls: str, where: Mapping[str, Any], var: str, state: _State, depth: int, top: bool = False
+    ) -> str:
+        """``top``: this filter's conjuncts are conjuncts of the whole predicate (it may use an index)."""
         parts: list[str] = []
         attributes = filterable_attributes(self.ontology, cls)
         links = self.links.get(cls, {})
@@ -133,7 +155,7 @@ class FilterCompiler:
             if value is None:
                 continue
             if key == "AND":
-                parts.extend(f"({self._where(cls, w, var, state, depth)})" for w in value)
+                parts.extend(f"({self._where(cls, w, var, state, depth, top)})" for w in value)
             elif key == "OR":
                 alternatives = [f"({self._where(cls, w, var, state, depth)})" for w in value]
                 parts.append("(" + " OR ".join(alternatives) + ")" if alternatives else "false")
@@ -142,6 +164,12 @@ class FilterCompiler:
             elif key in GENERIC_FIELDS:
                 spec = GENERIC_FIELDS[key]
                 parts.extend(self._leaf(key, spec.expr.format(v=var), spec.kind, value, state))
+                if (
+                    top
+                    and key in SEEKABLE
+                    and any(v is not None for op, v in value.items() if op in SEEKABLE[key])
+                ):
+                    state.seekable.add(key)
             elif key in attributes:
                 attr = attributes[key]
                 parts.extend(self._leaf(key, f"{var}.`{attr.key}`", attr.datatype, value, state))
@@ -244,6 +272,7 @@ class _State:
     def __init__(self, limits: FilterLimits) -> None:
         self.limits = limits
         self.params: dict[str, Any] = {}
+        self.seekable: set[str] = set()
         self.terms = 0
         self._vars = 0
 

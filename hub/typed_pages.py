@@ -1,7 +1,8 @@
 """Pages and counts of one ontology class under a ``where`` filter and an order (the typed root fields).
 
 Each query matches the class with its ``Entity`` label as well, so the planner may start from the
-indexes the hub keeps on every object (:mod:`hub.graph`: the mRID constraint, name and update time),
+indexes the hub keeps on every object (:mod:`hub.graph`: the mRID constraint, name and update time), and
+is told to when the filter pins one of them down (:meth:`hub.filters.Compiled.index_hint`),
 filters by the caller's visible labels (:func:`hub.guard.visible`) like every read, and compiles the
 filter with :mod:`hub.filters`, whose relationship filters look at visible objects only. Sorting and
 cursors are :mod:`hub.ordering`'s.
@@ -39,7 +40,8 @@ def match(reader: Reader, compiler: FilterCompiler, query: Query) -> tuple[str, 
     compiled = compiler.compile(label, query.where, "n")
     where = [compiled.predicate] if compiled.predicate != "true" else []
     where.append(visible("n"))
-    return f"MATCH (n:Entity:`{label}`) WHERE {' AND '.join(where)}", compiled.params
+    hint = compiled.index_hint("n")
+    return f"MATCH (n:Entity:`{label}`){hint} WHERE {' AND '.join(where)}", compiled.params
 
 
 def page_query(
