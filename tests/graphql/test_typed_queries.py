@@ -224,6 +224,25 @@ def test_sorting_is_stable_across_pages(api: Api, ids: dict[str, str], tokens: d
     assert "after" in message[0] and "orderBy" in message[0]
 
 
+def test_sorting_by_update_time_pages_through_ties(
+    api: Api, ids: dict[str, str], tokens: dict[str, str]
+) -> None:
+    # The units were written in one statement: one update time (to the nanosecond), so mRIDs decide, and
+    # the cursors carry the time with its nanoseconds.
+    scope = {"mrid": {"startsWith": ids["u1"][:-2]}}
+    order = [{"field": "updated", "direction": "DESC"}, {"field": "version"}]
+    seen: list[str] = []
+    after = None
+    while True:
+        got = data(api, UNITS, {"where": scope, "order": order, "first": 2, "after": after}, tokens["ngt"])
+        conn = got["thermalGeneratingUnits"]
+        seen += [e["node"]["mrid"].rsplit("-", 1)[1] for e in conn["edges"]]
+        if not conn["pageInfo"]["hasNextPage"]:
+            break
+        after = conn["pageInfo"]["endCursor"]
+    assert seen == ["u1", "u2", "u3", "u4", "u5"]
+
+
 def test_plain_order_cursors_are_the_objects_cursors(
     api: Api, ids: dict[str, str], tokens: dict[str, str]
 ) -> None:
