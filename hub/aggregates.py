@@ -2,8 +2,9 @@
 attributes, over all matching objects or per value of one attribute.
 
 Only objects the caller may see contribute: the match is :func:`hub.typed_pages.match`, filtered by the
-guard, and its relationship filters look at visible objects only. A sum over no stated value is null (not
-0), as are min, max and avg.
+guard, and its relationship filters look at visible objects only. Grouping by an attribute of related
+objects (``fossilFuels.fossilFuelType``) reads the related objects through the guard as well. A sum over
+no stated value is null (not 0), as are min, max and avg.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from hub.filters import GENERIC_FIELDS, FilterCompiler, FilterError, filterable_attributes
+from hub.guard import visible
 from hub.ordering import SORTABLE_GENERIC
 from hub.reader import Reader
 from hub.typed_pages import Query, match
@@ -69,6 +71,8 @@ def aggregate_query(
                 parts.append(f"{function}({expr}) AS {column}")
     if group_by is None:
         return f"{text} RETURN null AS key, {', '.join(parts)}", params, columns
+    if "." in group_by:
+        return (*_by_related(reader, compiler, query, group_by, text, params, parts), columns)
     if group_by not in group_keys(ontology, query.class_name):
         raise FilterError(f"groupBy: {query.class_name} cannot be grouped by {group_by!r}")
     key = (
@@ -77,6 +81,38 @@ def aggregate_query(
         else f"n.`{filterable_attributes(ontology, query.class_name)[group_by].key}`"
     )
     return f"{text} WITH {key} AS key, n RETURN key, {', '.join(parts)} ORDER BY key", params, columns
+
+
+def _by_related(
+    reader: Reader,
+    compiler: FilterCompiler,
+    query: Query,
+    group_by: str,
+    text: str,
+    params: dict[str, Any],
+    parts: list[str],
+) -> tuple[str, dict[str, Any]]:
+    """Groups by an attribute of related objects (``association.attribute``): an object counts once in
+    the group of each distinct value among its related objects the caller may see, and in the null group
+    when it has none (hidden ones are absent, as everywhere)."""
+    ontology = reader.ontology
+    association, _, attribute = group_by.partition(".")
+    link = compiler.links.get(query.class_name, {}).get(association)
+    if link is None:
+        raise FilterError(f"groupByRelated: {query.class_name} has no association {association!r}")
+    attrs = filterable_attributes(ontology, link.other)
+    if attribute in GENERIC_FIELDS and attribute in group_keys(ontology, link.other):
+        key = GENERIC_FIELDS[attribute].expr.format(v="g")
+    elif attribute in attrs:
+        key = f"g.`{attrs[attribute].key}`"
+    else:
+        raise FilterError(f"groupByRelated: {link.other} has no field {attribute!r} to group by")
+    arrow = f"-[:`{link.rel_type}`]->" if link.direction == "out" else f"<-[:`{link.rel_type}`]-"
+    return (
+        f"{text} OPTIONAL MATCH (n){arrow}(g:`{link.other}`) WHERE {visible('g')} "
+        f"WITH DISTINCT n, {key} AS key RETURN key, {', '.join(parts)} ORDER BY key",
+        params,
+    )
 
 
 async def aggregate(

@@ -13,10 +13,11 @@ and once per use of a fragment:
   more batched query; ``totalCount`` costs as much as a count;
 - scalar fields cost nothing;
 - the typed pages (``acLineSegments``) cost what ``objects`` costs, the typed aggregates 10 (and 10 more
-  with ``groupBy``); their ``where`` adds ``5 * 2 ** (d - 1)`` for every relationship filter (``some``,
-  ``none``, ``all``, ``single``) at nesting depth ``d``, since each level is a subquery per candidate of
-  the level above. A ``where`` given as a variable counts as a chain of relationship filters as deep as
-  the server allows (``max_filter_depth``); the resolver refuses deeper or larger filters anyway.
+  with ``groupBy``, 15 with ``groupByRelated``); their ``where`` adds ``5 * 2 ** (d - 1)`` for every
+  relationship filter (``some``, ``none``, ``all``, ``single``) at nesting depth ``d``, since each level is
+  a subquery per candidate of the level above. A ``where`` given as a variable counts as a chain of
+  relationship filters as deep as the server allows (``max_filter_depth``); the resolver refuses deeper
+  or larger filters anyway.
 
 A document with an operation costing more than ``max_operation_cost`` is refused with its cost and the
 budget. The page's own requests, the largest a batch of 25 neighbourhoods, stay well inside the default.
@@ -141,6 +142,8 @@ class _Costing:
             return 1 + math.ceil(rows / ROWS_PER_UNIT) + _where_cost(_arg(node, "where"), 0, lim)
         if name in lim.typed_aggregates:
             grouped = AGGREGATE_COST if _arg(node, "groupBy") is not None else 0
+            if _arg(node, "groupByRelated") is not None:
+                grouped = AGGREGATE_COST + relation_cost(1)
             return AGGREGATE_COST + grouped + _where_cost(_arg(node, "where"), 0, lim)
         if name == "search":
             return 4 + math.ceil(_int_arg(node, "first", 20, lim.max_page_size) / ROWS_PER_UNIT)

@@ -34,7 +34,7 @@ from strawberry.types.info import Info
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from hub import aggregates, typed_pages
-from hub.filters import GENERIC_FIELDS, FilterCompiler, FilterLimits, filterable_attributes
+from hub.filters import GENERIC_FIELDS, FilterCompiler, FilterError, FilterLimits, filterable_attributes
 from hub.ordering import SORTABLE_GENERIC, sort_keys
 from hub.settings import Settings
 from hubql import prefetch
@@ -491,27 +491,35 @@ def _aggregate_field(compiler: FilterCompiler, t: TypedClass, field_name: str) -
     agg_ann["groups"] = list[group_type]  # type: ignore[valid-type]
     agg_ns = {k: v for k, v in group_ns.items() if k != "key"}
     agg_ns["__annotations__"] = agg_ann
-    agg_ns["groups"] = strawberry.field(description="Per value of groupBy (empty without groupBy).")
+    agg_ns["groups"] = strawberry.field(description="Per group (empty without groupBy or groupByRelated).")
     agg_type = strawberry.type(
         type(f"{c}Aggregate", (), agg_ns),
         name=f"{c}Aggregate",
         description=f"Aggregates of the visible {c} objects matching the filter.",
     )
 
-    async def resolve(info: Info, where: Any = None, group_by: Any = None) -> Any:
+    async def resolve(
+        info: Info, where: Any = None, group_by: Any = None, group_by_related: str | None = None
+    ) -> Any:
         ctx = info.context
+        if group_by is not None and group_by_related is not None:
+            raise FilterError("give groupBy or groupByRelated, not both")
+        grouping = str(plain(group_by)) if group_by is not None else group_by_related
+        if grouping is not None and group_by_related is not None and "." not in grouping:
+            raise FilterError(f"groupByRelated {grouping[:80]!r} is not association.field")
         query = typed_pages.Query(c, plain(where))
         selected = info.selected_fields[0].selections
         names = {f.name for f in _selections(selected)}
+        if grouping is not None:
+            # Refused the same whether or not groups are selected.
+            aggregates.aggregate_query(ctx.reader, compiler, query, {}, grouping)
         result: dict[str, Any] = {"count": 0, "groups": []}
         if names - {"groups", "__typename"}:
             overall = await aggregates.aggregate(ctx.reader, compiler, query, _wanted(selected))
             result.update(_group_row(overall[0], t.numeric))
-        if "groups" in names and group_by is not None:
+        if "groups" in names and grouping is not None:
             group_sel = [s for f in _selections(selected) if f.name == "groups" for s in f.selections]
-            found = await aggregates.aggregate(
-                ctx.reader, compiler, query, _wanted(group_sel), str(plain(group_by))
-            )
+            found = await aggregates.aggregate(ctx.reader, compiler, query, _wanted(group_sel), grouping)
             result["groups"] = [_group_row(g, t.numeric) for g in found]
         return result
 
@@ -519,11 +527,14 @@ def _aggregate_field(compiler: FilterCompiler, t: TypedClass, field_name: str) -
         "info": Info,
         "where": t.where | None,
         "group_by": t.field_enum | None,
+        "group_by_related": str | None,
         "return": agg_type,
     }
     return strawberry.field(
         name=field_name,
         resolver=resolve,
         description=f"Count and min / max / avg / sum of the numeric attributes of the visible {c} objects "
-        "matching where, overall and per value of groupBy.",
+        "matching where, overall and per group: per value of groupBy, or with groupByRelated "
+        "(association.field, e.g. fossilFuels.fossilFuelType) per value among the related objects you may "
+        "see (an object counts once in each of its values' groups, in the null group when it has none).",
     )

@@ -295,6 +295,22 @@ def test_aggregates_count_only_visible_objects(api: Api, ids: dict[str, str], to
     }
     got = data(api, AGG, {"w": gas}, tokens["ngt"])["thermalGeneratingUnitAggregate"]
     assert got["sum"] == {"maxOperatingP": 900.0} and got["groups"] == []
+    by_fuel = """query($w: ThermalGeneratingUnitWhere) {
+      thermalGeneratingUnitAggregate(where: $w, groupByRelated: "fossilFuels.fossilFuelType") {
+        groups { key count sum { maxOperatingP } } } }"""
+    # u1 burns coal, and gas as NGT sees it: once in each of its groups, never twice in one.
+    assert data(api, by_fuel, {"w": scope}, tokens["public"])["thermalGeneratingUnitAggregate"]["groups"] == [
+        {"key": "coal", "count": 1, "sum": {"maxOperatingP": 400.0}},
+        {"key": "gas", "count": 1, "sum": {"maxOperatingP": 250.0}},
+        {"key": None, "count": 2, "sum": {"maxOperatingP": 90.0}},
+    ]
+    assert data(api, by_fuel, {"w": scope}, tokens["ngt"])["thermalGeneratingUnitAggregate"]["groups"] == [
+        {"key": "coal", "count": 1, "sum": {"maxOperatingP": 400.0}},
+        {"key": "gas", "count": 3, "sum": {"maxOperatingP": 900.0}},
+        {"key": None, "count": 2, "sum": {"maxOperatingP": 90.0}},
+    ]
+    bad = 'query { thermalGeneratingUnitAggregate(groupByRelated: "fossilFuels.nope") { count } }'
+    assert "nope" in errors(api, bad, {}, tokens["public"])[0]
     empty = {"AND": [scope, {"maxOperatingP": {"gt": 10_000.0}}]}
     got = data(api, AGG, {"w": empty}, tokens["ngt"])["thermalGeneratingUnitAggregate"]
     assert (

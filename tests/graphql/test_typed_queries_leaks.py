@@ -5,7 +5,8 @@ objects that caller may see.
 The graph is units and their fuels at four labels (one hidden from both callers), related in both
 directions, so relationship filters (some / none / all / single, nested two deep) reach hidden objects; the
 oracle simply does not know them. Every page of a random order is read with a random page size through the
-cursors, and must give the oracle's order; totals and aggregates (per group too) must be the oracle's.
+cursors, and must give the oracle's order; totals and aggregates (per group too, grouped by the units' own
+attributes or by the type of the fuels each caller may see) must be the oracle's.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ CAPACITIES = (None, 50.0, 100.0, 250.0, 400.0)
 CONTROLS = (None, "onAGC", "offAGC")
 FUELS = ("coal", "gas", "oil")
 NAMES = ("Alpha", "Bravo", "alpha", "Delta", "Echo", "Foxtrot")
+RELATED_GROUP = "fossilFuels.fossilFuelType"
 
 
 def _fuel_rel() -> str:
@@ -150,7 +152,12 @@ class Oracle:
             }
 
         groups: dict[Any, list[dict[str, Any]]] = {}
-        if group_by is not None:
+        if group_by == RELATED_GROUP:
+            for u in matching:
+                fuels = self.related.get(("fossilFuels", u["mrid"]), [])
+                for key in {f.get("fossilFuelType") for f in fuels} or {None}:
+                    groups.setdefault(key, []).append(u)
+        elif group_by is not None:
             for u in matching:
                 groups.setdefault(u.get(group_by), []).append(u)
         keys = sorted(k for k in groups if k is not None) + ([None] if None in groups else [])
@@ -236,8 +243,8 @@ PAGE = """query($w: ThermalGeneratingUnitWhere, $o: [ThermalGeneratingUnitSort!]
             $after: String) {
   thermalGeneratingUnits(where: $w, orderBy: $o, first: $first, after: $after) {
     totalCount pageInfo { hasNextPage endCursor } nodes { mrid } } }"""
-AGG = """query($w: ThermalGeneratingUnitWhere, $g: ThermalGeneratingUnitField) {
-  thermalGeneratingUnitAggregate(where: $w, groupBy: $g) {
+AGG = """query($w: ThermalGeneratingUnitWhere, $g: ThermalGeneratingUnitField, $r: String) {
+  thermalGeneratingUnitAggregate(where: $w, groupBy: $g, groupByRelated: $r) {
     count min { maxOperatingP } max { maxOperatingP } avg { maxOperatingP } sum { maxOperatingP }
     groups { key count min { maxOperatingP } max { maxOperatingP } avg { maxOperatingP }
              sum { maxOperatingP } }
@@ -271,7 +278,7 @@ def _same_summary(got: dict[str, Any], want: dict[str, Any]) -> bool:
     where=wheres(UNIT),
     order=orders,
     size=st.integers(1, 6),
-    group_by=st.sampled_from([None, "genControlSource", "maxOperatingP", "name"]),
+    group_by=st.sampled_from([None, "genControlSource", "maxOperatingP", "name", RELATED_GROUP]),
 )
 def test_typed_queries_answer_as_over_visible_objects_only(
     api: Api,
@@ -300,7 +307,8 @@ def test_typed_queries_answer_as_over_visible_objects_only(
             assert len(got) <= len(want), (caller, where, order)
         assert got == want, (caller, where, order)
 
-        agg = _ask(api, AGG, {"w": scoped, "g": group_by}, token)["thermalGeneratingUnitAggregate"]
+        grouping = {"r": group_by} if group_by == RELATED_GROUP else {"g": group_by}
+        agg = _ask(api, AGG, {"w": scoped, **grouping}, token)["thermalGeneratingUnitAggregate"]
         expected = oracle.aggregate(where, group_by)
         assert _same_summary(agg, expected["all"]), (caller, where, agg, expected)
         assert [g["key"] for g in agg["groups"]] == [k for k, _ in expected["groups"]], (caller, where)
