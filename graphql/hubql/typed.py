@@ -289,6 +289,9 @@ def build(registry: TypeRegistry, settings: Settings, taken: set[str]) -> TypedS
     limits = FilterLimits(settings.max_filter_depth, settings.max_filter_terms, settings.max_list_items)
     compiler = FilterCompiler(ontology, registry.links, limits)
     classes = sorted(ontology.classes)
+    shared = SHARED_TYPE_NAMES & set(classes)
+    if shared:
+        raise ValueError(f"ontology classes {sorted(shared)} clash with the typed queries' input types")
     for name in classes:
         for suffix in SUFFIXES:
             if f"{name}{suffix}" in ontology.classes or f"{name}{suffix}" in SHARED_TYPE_NAMES:
