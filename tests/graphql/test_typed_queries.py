@@ -48,8 +48,20 @@ def ids(run_id: str, graph_writer: Callable[[list[Obj], list[Rel]], None]) -> di
     }
     tgu = "ThermalGeneratingUnit"
     objects = [
-        Obj(k["u1"], tgu, PUBLIC, f"Alpha {run_id}", {"maxOperatingP": 400.0, "genControlSource": "onAGC"}),
-        Obj(k["u2"], tgu, PUBLIC, f"Bravo {run_id}", {"maxOperatingP": 250.0, "genControlSource": "offAGC"}),
+        Obj(
+            k["u1"],
+            tgu,
+            PUBLIC,
+            f"Alpha {run_id}",
+            {"maxOperatingP": 400.0, "genControlSource": "onAGC", "inService": True},
+        ),
+        Obj(
+            k["u2"],
+            tgu,
+            PUBLIC,
+            f"Bravo {run_id}",
+            {"maxOperatingP": 250.0, "genControlSource": "offAGC", "inService": False},
+        ),
         Obj(k["u3"], tgu, NGT, f"Charlie {run_id}", {"maxOperatingP": 250.0, "genControlSource": "onAGC"}),
         Obj(k["u4"], tgu, PUBLIC, f"Delta {run_id}", {"maxOperatingP": 90.0}),
         Obj(k["u5"], tgu, PUBLIC, f"Echo {run_id}", {}),
@@ -127,6 +139,10 @@ def test_attribute_operators(api: Api, ids: dict[str, str], tokens: dict[str, st
     assert units(api, ids, {"name": {"startsWith": "D"}}, t) == ["u4"]
     assert units(api, ids, {"genControlSource": {"eq": "onAGC"}}, t) == ["u1"]
     assert units(api, ids, {"mrid": {"in": [ids["u2"], ids["u3"]]}}, t) == ["u2"]
+    assert units(api, ids, {"inService": {"eq": True}}, t) == ["u1"]
+    assert units(api, ids, {"inService": {"eq": False}}, t) == ["u2"]
+    assert units(api, ids, {"inService": {"isNull": True}}, t) == ["u4", "u5"]
+    assert units(api, ids, {"genControlSource": {"in": ["offAGC", "x"]}}, t) == ["u2"]
     assert units(api, ids, {"mrid": {"eq": ids["u3"]}}, tokens["ngt"]) == ["u3"]
 
 
@@ -186,6 +202,23 @@ def test_relationship_filters_see_only_visible_objects(
         assert [n["mrid"] for n in got["nodes"]] == want_above and got["totalCount"] == len(want_above)
         got = data(api, lines, {"w": none_above}, token)["acLineSegments"]
         assert [n["mrid"] for n in got["nodes"]] == want_none
+
+
+def test_hidden_and_missing_objects_give_identical_answers(
+    api: Api, ids: dict[str, str], tokens: dict[str, str]
+) -> None:
+    q = """query($m: ID!) {
+      baseVoltages(where: {mrid: {eq: $m}}) { totalCount pageInfo { hasNextPage endCursor } nodes { mrid } }
+      baseVoltageAggregate(where: {mrid: {eq: $m}}, groupBy: name) {
+        count sum { nominalVoltage } groups { key } }
+      acLineSegments(where: {baseVoltage: {some: {mrid: {eq: $m}}}}) { totalCount nodes { mrid } } }"""
+    hidden = api.query(q, {"m": ids["bvx"]}, token=tokens["public"], raw=True)
+    missing = api.query(q, {"m": ids["bvx"] + "-nope"}, token=tokens["public"], raw=True)
+    assert hidden.status_code == missing.status_code == 200
+    assert hidden.content == missing.content
+    assert b"errors" not in hidden.content
+    seen = data(api, q, {"m": ids["bvx"]}, tokens["admin"])
+    assert seen["baseVoltages"]["totalCount"] == 1 and seen["acLineSegments"]["totalCount"] == 1
 
 
 def test_sorting_is_stable_across_pages(api: Api, ids: dict[str, str], tokens: dict[str, str]) -> None:
