@@ -1,8 +1,10 @@
 """Read-side queries over the labelled graph, each filtered through the access guard.
 
-Every query here is built from the guard's fragments and run by :meth:`hub.guard.Guard.read`; labels and
-relationship types come only from the ontology (validated before they reach Cypher). Results are plain
-dicts: full property maps for objects (``n {.*}``) and a light projection for graph views.
+Every query here is built from the guard's fragments and run by :meth:`hub.guard.Guard.read`; labels,
+relationship types and property keys come only from the ontology (validated before they reach Cypher).
+Results are plain dicts: for objects, the properties the caller's selection asks for (a :data:`Fields`
+projection, ``n {.mrid, .`_class`, .name}``; ``None`` reads every property, ``n {.*}``), and a light
+projection for graph views. A page of 5,000 rows with four fields reads those four fields, not all.
 
 Traversals (neighbourhood, containment, dependency regions) expand level by level and never step onto a
 hidden node, so what lies behind a hidden node is unreachable as well as unseen.
@@ -17,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from hub.geography import DIAGRAM_LAYOUT_CLASSES
-from hub.graph_schema import CLASS, DOMAIN, LABEL, cypher
+from hub.graph_schema import BOOKKEEPING, CLASS, DOMAIN, LABEL, cypher
 from hub.guard import Guard, visible
+from hub.name_search import NameSearch
 from ontology.connectivity import physical_network
 from ontology.model import Association, Ontology
 
@@ -47,6 +50,18 @@ def lite(var: str) -> str:
     return LITE.format(v=var)
 
 
+# The properties of an object a read returns: ``None`` for all of them, else these keys (plus
+# :data:`ALWAYS`). Keys are ontology attribute keys or bookkeeping keys, never request text.
+Fields = frozenset[str] | None
+# Every row carries its id and class: cursors, batch loaders and the GraphQL type of a row need them.
+ALWAYS: Final = frozenset({"mrid", CLASS})
+
+
+def merge_fields(a: Fields, b: Fields) -> Fields:
+    """What two selections of the same objects need together."""
+    return None if a is None or b is None else a | b
+
+
 class ReadError(ValueError):
     """Bad query input; the message names the argument and the value and never mentions data."""
 
@@ -64,6 +79,8 @@ class Prefetch:
     other: str
     owner: str
     children: tuple[Prefetch, ...] = ()
+    # The properties selected on the objects at the other end (None: all).
+    fields: Fields = None
 
     @property
     def key(self) -> str:
@@ -162,6 +179,13 @@ class Reader:
         self.max_depth = max_depth
         self.max_path_length = max_path_length
         self.max_subgraph_nodes = max_subgraph_nodes
+        self.names = NameSearch(ontology)
+        self._property_keys = (
+            frozenset(a.key for c in ontology.classes.values() for a in c.attributes.values())
+            | BOOKKEEPING
+            | ALWAYS
+            | {"name"}
+        )
 
     # --- argument checks ----------------------------------------------------------------------------
 
@@ -189,10 +213,12 @@ class Reader:
 
     # --- single objects -----------------------------------------------------------------------------
 
-    async def object(self, mrid: str, prefetch: Sequence[Prefetch] = ()) -> dict[str, Any] | None:
+    async def object(
+        self, mrid: str, prefetch: Sequence[Prefetch] = (), fields: Fields = None
+    ) -> dict[str, Any] | None:
         rows = await self.guard.read(
             "OPTIONAL MATCH (n:Entity {mrid: $mrid}) "
-            f"RETURN CASE WHEN {visible('n')} THEN n {{{self._projection('n', prefetch)}}} END AS n, "
+            f"RETURN CASE WHEN {visible('n')} THEN n {{{self._projection('n', prefetch, fields)}}} END AS n, "
             f"n IS NOT NULL AND NOT coalesce({visible('n')}, false) AS withheld",
             {"mrid": mrid},
         )
@@ -204,10 +230,23 @@ class Reader:
             self.guard.stats.rows += 1 + _prefetched_count(found, prefetch)
         return found
 
-    def _projection(self, var: str, prefetch: Sequence[Prefetch], depth: int = 0) -> str:
-        """``.*`` plus one pattern comprehension per prefetched association, nested for its children;
-        every object reached is filtered by the guard like any other read."""
-        parts = [".*"]
+    def properties(self, fields: Fields) -> str:
+        """The map projection items reading ``fields`` (``.*`` for all); every key is checked against the
+        ontology's attribute keys and the bookkeeping keys before it is written into Cypher."""
+        if fields is None:
+            return ".*"
+        keys = sorted(fields | ALWAYS)
+        for key in keys:
+            if key not in self._property_keys:
+                raise ReadError(f"property {key!r} is not an attribute of the ontology")
+        return ", ".join(f".`{key}`" for key in keys)
+
+    def _projection(
+        self, var: str, prefetch: Sequence[Prefetch], fields: Fields = None, depth: int = 0
+    ) -> str:
+        """The selected properties plus one pattern comprehension per prefetched association, nested for
+        its children; every object reached is filtered by the guard like any other read."""
+        parts = [self.properties(fields)]
         if depth >= MAX_PREFETCH_DEPTH:
             return parts[0]
         known = self.ontology.rel_types()
@@ -217,7 +256,7 @@ class Reader:
             other, owner = self.class_label(p.other), self.class_label(p.owner)
             m = f"{var}_{i}"
             arrow = f"-[:`{p.rel_type}`]->" if p.direction == "out" else f"<-[:`{p.rel_type}`]-"
-            inner = self._projection(m, p.children, depth + 1)
+            inner = self._projection(m, p.children, p.fields, depth + 1)
             parts.append(
                 f"`{p.key}`: [({var}){arrow}({m}:`{other}`) WHERE {var}:`{owner}` AND {visible(m)} "
                 f"| {m} {{{inner}}}]"
@@ -233,7 +272,7 @@ class Reader:
         return {r["n"]["mrid"]: r["n"] for r in rows}
 
     async def related(
-        self, mrids: Sequence[str], rel_type: str, direction: str, other_class: str
+        self, mrids: Sequence[str], rel_type: str, direction: str, other_class: str, fields: Fields = None
     ) -> dict[str, list[dict[str, Any]]]:
         """Visible objects at the other end of one association for many source objects (one query)."""
         if rel_type not in self.ontology.rel_types():
@@ -242,7 +281,7 @@ class Reader:
         pattern = f"-[:`{rel_type}`]->" if direction == "out" else f"<-[:`{rel_type}`]-"
         rows = await self.guard.read(
             f"UNWIND $mrids AS id MATCH (a:Entity {{mrid: id}}){pattern}(b:`{label}`) WHERE {visible('b')} "
-            "WITH id, b ORDER BY b.mrid RETURN id, collect(b {.*}) AS items",
+            f"WITH id, b ORDER BY b.mrid RETURN id, collect(b {{{self.properties(fields)}}}) AS items",
             {"mrids": list(mrids)},
         )
         out = {r["id"]: r["items"] for r in rows}
@@ -295,6 +334,7 @@ class Reader:
         first: int | None = None,
         after: str | None = None,
         prefetch: Sequence[Prefetch] = (),
+        fields: Fields = None,
     ) -> Page:
         size = self.page_size(first)
         label, where, params = self._list_filter(class_name, domain, name, bbox)
@@ -305,7 +345,8 @@ class Reader:
         params["limit"] = size + 1
         rows = await self.guard.read(
             f"MATCH (n:`{label}`) WHERE {' AND '.join(where)} "
-            f"WITH n ORDER BY n.mrid LIMIT $limit RETURN n {{{self._projection('n', prefetch)}}} AS n",
+            "WITH n ORDER BY n.mrid LIMIT $limit "
+            f"RETURN n {{{self._projection('n', prefetch, fields)}}} AS n",
             params,
         )
         has_next = len(rows) > size
@@ -332,17 +373,29 @@ class Reader:
         self.guard.stats.withheld += rows[0]["all"] - rows[0]["visible"]
         return int(rows[0]["visible"])
 
-    async def search(self, text: str, first: int) -> list[dict[str, Any]]:
+    async def search(
+        self, text: str, first: int, *, class_name: str | None = None, fuzzy: bool = False
+    ) -> list[dict[str, Any]]:
+        """Visible objects whose mRID is ``text``, then those whose identifying strings match its words
+        through the full-text index (:mod:`hub.name_search`), of ``class_name`` (subclasses included)
+        when given; ordered by the exact match, the length of the name and the mRID (never by the
+        index's score, which counts hidden objects)."""
         size = self.page_size(first, default=20)
-        needle = text.strip().lower()
-        if not needle:
+        exact = text.strip()
+        label = self.class_label(class_name) if class_name else "Entity"
+        query = self.names.query(text, fuzzy=fuzzy)
+        if not exact or size == 0:
             return []
+        branches = ["MATCH (n:Entity {mrid: $exact}) RETURN n, 0 AS rank"]
+        if query is not None:
+            branches.append(
+                "CALL db.index.fulltext.queryNodes($index, $query) YIELD node RETURN node AS n, 1 AS rank"
+            )
         rows = await self.guard.read(
-            "MATCH (n:Entity) WHERE (n.mrid = $exact OR toLower(n.name) CONTAINS $text) "
-            f"AND {visible('n')} "
-            f"RETURN {lite('n')} AS n ORDER BY n.mrid <> $exact, size(coalesce(n.name, '')), n.mrid "
-            "LIMIT $limit",
-            {"exact": text.strip(), "text": needle, "limit": size},
+            f"CALL () {{ {' UNION ALL '.join(branches)} }} "
+            f"WITH n, min(rank) AS rank WHERE n:`{label}` AND {visible('n')} "
+            f"RETURN {lite('n')} AS n ORDER BY rank, size(coalesce(n.name, '')), n.mrid LIMIT $limit",
+            {"exact": exact, "index": self.names.index, "query": query, "limit": size},
         )
         self.guard.stats.rows += len(rows)
         return [r["n"] for r in rows]
