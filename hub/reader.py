@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from hub.geography import DIAGRAM_LAYOUT_CLASSES
-from hub.graph_schema import BOOKKEEPING, CLASS, DOMAIN, LABEL, cypher
+from hub.graph_schema import BOOKKEEPING, CLASS, DOMAIN, LABEL, X, Y, cypher
 from hub.guard import Guard, visible
 from hub.name_search import NameSearch
 from ontology.connectivity import physical_network
@@ -46,8 +46,19 @@ LITE: Final = cypher(
 EDGE: Final = "{source: startNode(r).mrid, target: endNode(r).mrid, type: type(r)}"
 
 
-def lite(var: str) -> str:
-    return LITE.format(v=var)
+# Of the light projection, what the hub itself needs of every node of a graph view (the id; the class for
+# edge keys and the path check; the domain for dependencies; the label for the path check) and what only
+# the selection may ask for (the name, the raw point).
+VIEW_CORE: Final = frozenset({"mrid", CLASS, DOMAIN, LABEL})
+VIEW_SELECTABLE: Final = frozenset({"name", X, Y})
+
+
+def lite(var: str, fields: frozenset[str] | None = None) -> str:
+    """The light projection of node ``var``: all of it, or its core and the selected ``fields``."""
+    if fields is None:
+        return LITE.format(v=var)
+    keys = sorted(VIEW_CORE | (fields & VIEW_SELECTABLE))
+    return "{" + ", ".join(f"`{k}`: {var}.`{k}`" for k in keys) + "}"
 
 
 # The properties of an object a read returns: ``None`` for all of them, else these keys (plus
@@ -288,9 +299,10 @@ class Reader:
         self.guard.stats.rows += sum(len(v) for v in out.values())
         return out
 
-    async def nodes_lite(self, mrids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    async def nodes_lite(self, mrids: Sequence[str], fields: Fields = None) -> dict[str, dict[str, Any]]:
         rows = await self.guard.read(
-            f"UNWIND $mrids AS id MATCH (n:Entity {{mrid: id}}) WHERE {visible('n')} RETURN {lite('n')} AS n",
+            f"UNWIND $mrids AS id MATCH (n:Entity {{mrid: id}}) WHERE {visible('n')} "
+            f"RETURN {lite('n', fields)} AS n",
             {"mrids": list(mrids)},
         )
         return {r["n"]["mrid"]: r["n"] for r in rows}
@@ -374,7 +386,13 @@ class Reader:
         return int(rows[0]["visible"])
 
     async def search(
-        self, text: str, first: int, *, class_name: str | None = None, fuzzy: bool = False
+        self,
+        text: str,
+        first: int,
+        *,
+        class_name: str | None = None,
+        fuzzy: bool = False,
+        fields: Fields = None,
     ) -> list[dict[str, Any]]:
         """Visible objects whose mRID is ``text``, then those whose identifying strings match its words
         through the full-text index (:mod:`hub.name_search`), of ``class_name`` (subclasses included)
@@ -394,7 +412,7 @@ class Reader:
         rows = await self.guard.read(
             f"CALL () {{ {' UNION ALL '.join(branches)} }} "
             f"WITH n, min(rank) AS rank WHERE n:`{label}` AND {visible('n')} "
-            f"RETURN {lite('n')} AS n ORDER BY rank, size(coalesce(n.name, '')), n.mrid LIMIT $limit",
+            f"RETURN {lite('n', fields)} AS n ORDER BY rank, size(coalesce(n.name, '')), n.mrid LIMIT $limit",
             {"exact": exact, "index": self.names.index, "query": query, "limit": size},
         )
         self.guard.stats.rows += len(rows)
@@ -419,7 +437,11 @@ class Reader:
     # --- traversals ---------------------------------------------------------------------------------
 
     async def _expand(
-        self, frontier: Sequence[str], steps: Sequence[Step], node_label: str | None = None
+        self,
+        frontier: Sequence[str],
+        steps: Sequence[Step],
+        node_label: str | None = None,
+        fields: Fields = None,
     ) -> list[dict[str, Any]]:
         """Visible and hidden neighbours of ``frontier`` along ``steps`` (one query per level).
 
@@ -435,7 +457,7 @@ class Reader:
             "UNWIND $frontier AS id MATCH (a:Entity {mrid: id}) "
             f"CALL (a) {{ {' UNION '.join(branches)} }} "
             f"WITH r, b, {visible('b')} AS ok "
-            f"RETURN CASE WHEN ok THEN {EDGE} END AS edge, CASE WHEN ok THEN {lite('b')} END AS node",
+            f"RETURN CASE WHEN ok THEN {EDGE} END AS edge, CASE WHEN ok THEN {lite('b', fields)} END AS node",
             {"frontier": list(frontier)},
         )
 
@@ -446,6 +468,7 @@ class Reader:
         steps: Sequence[Step],
         node_label: str | None = None,
         graph: Subgraph | None = None,
+        fields: Fields = None,
     ) -> Subgraph:
         """Breadth-first from ``root`` through visible nodes only: a hidden node is never expanded."""
         graph = graph or Subgraph()
@@ -454,7 +477,7 @@ class Reader:
         for _ in range(depth):
             if not frontier or len(graph.nodes) >= self.max_subgraph_nodes:
                 break
-            rows = await self._expand(frontier, steps, node_label)
+            rows = await self._expand(frontier, steps, node_label, fields)
             next_frontier: list[str] = []
             edges = []
             for row in rows:
@@ -483,27 +506,31 @@ class Reader:
         )
         graph.add_edges(rows)
 
-    async def root(self, mrid: str) -> dict[str, Any] | None:
-        found = await self.nodes_lite([mrid])
+    async def root(self, mrid: str, fields: Fields = None) -> dict[str, Any] | None:
+        found = await self.nodes_lite([mrid], fields)
         return found.get(mrid)
 
-    async def neighbourhood(self, mrid: str, depth: int, types: Sequence[str] | None) -> Subgraph:
+    async def neighbourhood(
+        self, mrid: str, depth: int, types: Sequence[str] | None, fields: Fields = None
+    ) -> Subgraph:
         if depth < 0 or depth > self.max_depth:
             raise ReadError(f"depth must be between 0 and {self.max_depth}, got {depth}")
         rel_types = self.rel_types(types)
-        root = await self.root(mrid)
+        root = await self.root(mrid, fields)
         if root is None:
             return Subgraph()
-        graph = await self._bfs(root, depth, [(rel_types, "both")])
+        graph = await self._bfs(root, depth, [(rel_types, "both")], fields=fields)
         await self._induced_edges(graph, rel_types)
         self.guard.stats.rows += len(graph.nodes)
         return graph
 
-    async def shortest_path(self, source: str, target: str, physical: bool = True) -> Subgraph | None:
+    async def shortest_path(
+        self, source: str, target: str, physical: bool = True, fields: Fields = None
+    ) -> Subgraph | None:
         """The shortest path between two objects through objects the caller may see. ``physical``: only
         along the physical network (:mod:`ontology.connectivity`), never through reference data; else
         along any relationship."""
-        ends = await self.nodes_lite([source, target])
+        ends = await self.nodes_lite([source, target], fields)
         if source not in ends or target not in ends:
             return None
         if source == target:
@@ -528,7 +555,7 @@ class Reader:
             f"WHERE {visible('a')} AND {visible('b')} "
             f"MATCH p = ANY SHORTEST (a)((u)-{step}-(v) WHERE {visible('v')}{on_network})"
             f"{{1,{self.max_path_length:d}}}(b) "
-            f"RETURN [x IN nodes(p) | {lite('x')}] AS nodes, "
+            f"RETURN [x IN nodes(p) | {lite('x', fields)}] AS nodes, "
             f"[r IN relationships(p) | {EDGE}] AS edges",
             {"source": source, "target": target},
         )
@@ -557,16 +584,16 @@ class Reader:
                     out.append(assoc)
         return sorted(out, key=lambda a: a.qname)
 
-    async def containment(self, mrid: str, depth: int) -> Subgraph:
+    async def containment(self, mrid: str, depth: int, fields: Fields = None) -> Subgraph:
         if depth < 0 or depth > self.max_depth:
             raise ReadError(f"depth must be between 0 and {self.max_depth}, got {depth}")
-        root = await self.root(mrid)
+        root = await self.root(mrid, fields)
         if root is None:
             return Subgraph()
         types = sorted({a.rel_type for a in self.containment_associations()})
         if not types:
             return Subgraph(nodes={root["mrid"]: root})
-        graph = await self._bfs(root, depth, [(types, "in")])
+        graph = await self._bfs(root, depth, [(types, "in")], fields=fields)
         self.guard.stats.rows += len(graph.nodes)
         return graph
 
@@ -606,7 +633,9 @@ class Reader:
             steps.append((attach, "in"))
         return steps, ([(attach, "out")] if attach else [])
 
-    async def _region(self, starts: Sequence[dict[str, Any]], domain: str, graph: Subgraph) -> Subgraph:
+    async def _region(
+        self, starts: Sequence[dict[str, Any]], domain: str, graph: Subgraph, fields: Fields = None
+    ) -> Subgraph:
         """What the ``starts`` (all of ``domain``) supply within their domain, added to ``graph``: gas
         downstream along the flow (an attached supplier first climbs to its node), or the whole gas network
         when the ontology gives no flow; in electricity, what the starts contain."""
@@ -622,30 +651,36 @@ class Reader:
                 tops = [start]
                 if climb and not is_coupling_owner:
                     # A storage or terminal supplies the node it is attached to, and so all downstream.
-                    up = await self._bfs(start, 1, climb, node_label="Gas", graph=Subgraph())
+                    up = await self._bfs(start, 1, climb, node_label="Gas", graph=Subgraph(), fields=fields)
                     tops = list(up.nodes.values())
                 for top in tops:
-                    await self._bfs(top, self.max_subgraph_nodes, steps, node_label="Gas", graph=region)
+                    await self._bfs(
+                        top, self.max_subgraph_nodes, steps, node_label="Gas", graph=region, fields=fields
+                    )
         elif domain == "Gas":
             network = [(self.network_rel_types("Gas"), "both")]
             for start in starts:
-                await self._bfs(start, self.max_subgraph_nodes, network, node_label="Gas", graph=region)
+                await self._bfs(
+                    start, self.max_subgraph_nodes, network, node_label="Gas", graph=region, fields=fields
+                )
         else:
             types = sorted({a.rel_type for a in self.containment_associations()})
             if types:
                 for start in starts:
-                    await self._bfs(start, self.max_depth, [(types, "in")], graph=region)
+                    await self._bfs(start, self.max_depth, [(types, "in")], graph=region, fields=fields)
         graph.nodes.update(region.nodes)
         graph.add_edges({"source": e.source, "target": e.target, "type": e.type} for e in region.edges)
         return region
 
-    async def dependencies(self, mrid: str) -> tuple[dict[str, Any] | None, list[DependencyStep], Subgraph]:
+    async def dependencies(
+        self, mrid: str, fields: Fields = None
+    ) -> tuple[dict[str, Any] | None, list[DependencyStep], Subgraph]:
         """What depends on ``mrid`` across the domains, step by step and transitively: from gas, the
         generating units supplied downstream; from electricity, the compressor stations and terminals it
         powers, then what those supply in turn (electricity -> compressor -> gas downstream -> offtake ->
         generating unit ...). Each step holds the objects newly reached and the capacity at stake among
         them; an object is reached once, so cycles end. Only objects the caller may see are walked."""
-        root = await self.root(mrid)
+        root = await self.root(mrid, fields)
         if root is None:
             return None, [], Subgraph()
         graph = Subgraph(nodes={root["mrid"]: root})
@@ -653,14 +688,14 @@ class Reader:
         frontier, domain = [root], root[DOMAIN]
         steps: list[DependencyStep] = []
         while frontier and domain in DOMAINS and len(graph.nodes) < self.max_subgraph_nodes:
-            region = await self._region(frontier, domain, graph)
+            region = await self._region(frontier, domain, graph, fields)
             coupling_types = sorted(
                 {c.rel_type for c in self.couplings() if self.ontology.domain(c.owner) == domain}
             )
             if not coupling_types:
                 break
             other = "Electricity" if domain == "Gas" else "Gas"
-            rows = await self._expand(list(region.nodes), [(coupling_types, "out")], other)
+            rows = await self._expand(list(region.nodes), [(coupling_types, "out")], other, fields)
             found: dict[str, dict[str, Any]] = {}
             for row in rows:
                 if row["node"] is None:

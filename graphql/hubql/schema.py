@@ -200,7 +200,9 @@ async def _search(
     ] = False,
 ) -> list[SearchHit]:
     size = 20 if first is None else first
-    found = await info.context.reader.search(text, size, class_name=class_name, fuzzy=fuzzy)
+    found = await info.context.reader.search(
+        text, size, class_name=class_name, fuzzy=fuzzy, fields=_properties(info, ())
+    )
     return [graph_node(n, info.context.guard.label_text) for n in found]  # type: ignore[misc]
 
 
@@ -208,7 +210,8 @@ async def _neighbourhood(
     info: Info, mrid: strawberry.ID, depth: int | None = 1, types: list[str] | None = None
 ) -> Subgraph:
     types = bounded_list(info, "types", types)
-    graph = await info.context.reader.neighbourhood(str(mrid), 1 if depth is None else depth, types)
+    fields = _properties(info, ("nodes",))
+    graph = await info.context.reader.neighbourhood(str(mrid), 1 if depth is None else depth, types, fields)
     return subgraph_row(info, graph)  # type: ignore[return-value]
 
 
@@ -218,17 +221,21 @@ async def _shortest_path(
     to: strawberry.ID,
     via: PathVia = PathVia.PHYSICAL,
 ) -> Subgraph | None:
-    graph = await info.context.reader.shortest_path(str(from_), str(to), physical=via is PathVia.PHYSICAL)
+    graph = await info.context.reader.shortest_path(
+        str(from_), str(to), physical=via is PathVia.PHYSICAL, fields=_properties(info, ("nodes",))
+    )
     return None if graph is None else subgraph_row(info, graph)  # type: ignore[return-value]
 
 
 async def _containment(info: Info, mrid: strawberry.ID, depth: int | None = 3) -> Subgraph:
-    graph = await info.context.reader.containment(str(mrid), 3 if depth is None else depth)
+    fields = _properties(info, ("nodes",))
+    graph = await info.context.reader.containment(str(mrid), 3 if depth is None else depth, fields)
     return subgraph_row(info, graph)  # type: ignore[return-value]
 
 
 async def _dependencies(info: Info, mrid: strawberry.ID) -> DependencyReport:
-    root, steps, graph = await info.context.reader.dependencies(str(mrid))
+    fields = _properties(info, ("root",), ("dependents",), ("steps", "dependents"), ("subgraph", "nodes"))
+    root, steps, graph = await info.context.reader.dependencies(str(mrid), fields)
     label_text = info.context.guard.label_text
     rows = [
         {

@@ -128,3 +128,25 @@ def test_nested_objects_and_a_single_object_are_projected_too(
     names = {e["equipmentContainer"]["substation"]["name"] for vl in subs for e in vl["equipments"] if e}
     assert names == {f"Sub {run_id}"}
     assert not any(".*" in q for q in sent), sent
+
+
+def test_graph_views_read_the_name_and_point_only_when_selected(
+    api: Api, lines: dict[str, Obj], run_id: str, sent: list[str]
+) -> None:
+    token = api.token(clearance="PUBLIC")
+    lean = """query($m: ID!) { neighbourhood(mrid: $m, depth: 1) { nodes { mrid className } } }"""
+    rich = """query($m: ID!) { neighbourhood(mrid: $m, depth: 1) {
+      nodes { mrid className name label point { x y } } edges { source target key } } }"""
+    first = api.query(lean, {"m": f"{run_id}-vl"}, token=token)["data"]["neighbourhood"]["nodes"]
+    assert sent and not any(".`name`" in q or "_x" in q for q in sent), sent
+    sent.clear()
+    full = api.query(rich, {"m": f"{run_id}-vl"}, token=token)["data"]["neighbourhood"]["nodes"]
+    assert any(".name" in q or ".`name`" in q for q in sent), sent
+    assert first == [{"mrid": n["mrid"], "className": n["className"]} for n in full]
+    by_mrid = {n["mrid"]: n for n in full}
+    visible = [m for m, o in lines.items() if o.label == PUBLIC]
+    assert sorted(by_mrid) == sorted(visible)
+    for mrid in visible:
+        o = lines[mrid]
+        assert by_mrid[mrid]["name"] == o.name
+        assert by_mrid[mrid]["point"] == ({"x": o.x, "y": o.y} if o.x is not None else None)
