@@ -40,8 +40,14 @@ _WORD: Final = re.compile(r"\w+(?:[.'\u2019]\w+)*")
 # longer ones: the spelled-out variants grow quadratically). Others are matched as prefixes only.
 FUZZY_MIN: Final = 3
 FUZZY_MAX: Final = 24
+# Words per search text: each is a clause of the Lucene query, which refuses more than 1,024 in all.
+MAX_WORDS: Final = 32
 # Characters Lucene's regular expressions treat specially.
 _REGEX_SPECIAL: Final = frozenset('.?+*|{}[]()"\\#@&<>~/^$')
+
+
+class SearchTextError(ValueError):
+    """A search text the index cannot take; the message names the limit, never data."""
 
 
 def name_properties(ontology: Ontology) -> list[str]:
@@ -116,6 +122,8 @@ class NameSearch:
         found = words(text)
         if not found:
             return None
+        if len(found) > MAX_WORDS:
+            raise SearchTextError(f"text has {len(found)} words; a search takes at most {MAX_WORDS}")
         clauses = []
         for word in found:
             prefix = f"{_escape_term(word)}*"

@@ -21,7 +21,7 @@ from typing import Any, Final
 from hub.geography import DIAGRAM_LAYOUT_CLASSES
 from hub.graph_schema import BOOKKEEPING, CLASS, DOMAIN, LABEL, X, Y, cypher
 from hub.guard import Guard, visible
-from hub.name_search import NameSearch
+from hub.name_search import NameSearch, SearchTextError
 from ontology.connectivity import physical_network
 from ontology.model import Association, Ontology
 
@@ -401,7 +401,10 @@ class Reader:
         size = self.page_size(first, default=20)
         exact = text.strip()
         label = self.class_label(class_name) if class_name else "Entity"
-        query = self.names.query(text, fuzzy=fuzzy)
+        try:
+            query = self.names.query(text, fuzzy=fuzzy)
+        except SearchTextError as exc:
+            raise ReadError(str(exc)) from None
         if not exact or size == 0:
             return []
         branches = ["MATCH (n:Entity {mrid: $exact}) RETURN n, 0 AS rank"]

@@ -104,3 +104,8 @@ def test_hidden_objects_are_absent_from_search_byte_for_byte(
         keep=[o.mrid for o in _visible(run_id)],
     )
     assert _run(api, token, searches) == with_hidden
+
+
+def test_a_text_of_too_many_words_is_refused_with_a_clear_message(api: Api) -> None:
+    found = api.query(SEARCH, {"t": " ".join(["w"] * 33), "c": None, "f": False, "n": 5})
+    assert found["errors"][0]["message"] == "text has 33 words; a search takes at most 32"
