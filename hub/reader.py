@@ -415,7 +415,9 @@ class Reader:
         rows = await self.guard.read(
             f"CALL () {{ {' UNION ALL '.join(branches)} }} "
             f"WITH n, min(rank) AS rank WHERE n:`{label}` AND {visible('n')} "
-            f"RETURN {lite('n', fields)} AS n ORDER BY rank, size(coalesce(n.name, '')), n.mrid LIMIT $limit",
+            # Ordered before the projection: the returned map need not hold the name.
+            "WITH n ORDER BY rank, size(coalesce(n.name, '')), n.mrid LIMIT $limit "
+            f"RETURN {lite('n', fields)} AS n",
             {"exact": exact, "index": self.names.index, "query": query, "limit": size},
         )
         self.guard.stats.rows += len(rows)

@@ -86,6 +86,11 @@ def test_search_matches_word_prefixes_fuzzy_words_and_classes(
     assert hits(f"{p} alpa nrth", fuzzy=True) == [f"{p}-s1"]
     assert hits(f"{p} alp", cls="Substation") == [f"{p}-s2", f"{p}-s1"]
     assert hits(f"{p} alp", cls="ConductingEquipment") == [f"{p}-b1", f"{p}-l1"]
+    # The order is the same when the name is not selected (it is read for ordering, not returned).
+    only_ids = api.query("query($t: String!) { search(text: $t) { mrid } }", {"t": f"{p} alp"}, token=token)[
+        "data"
+    ]["search"]
+    assert [h["mrid"] for h in only_ids] == hits(f"{p} alp")
     # The exact mRID comes first, whatever its name.
     assert hits(f"{p}-l1")[:1] == [f"{p}-l1"]
 
