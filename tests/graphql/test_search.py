@@ -3,16 +3,26 @@ first; and hidden objects are absent, byte for byte, whatever they are called.""
 
 from __future__ import annotations
 
+import itertools
+import json
+import os
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from graphkit import Api, Obj, Rel
+from graphkit import Api, Obj, Rel, write_graph
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ontology.loader import load_ontology
 
 pytestmark = pytest.mark.services
 
 PUBLIC = "classification=PUBLIC"
 HIDDEN = "group=search-admins"
+
+ONT = load_ontology()
+_counter = itertools.count()
 
 SEARCH = """query($t: String!, $c: String, $f: Boolean!, $n: Int) {
   search(text: $t, className: $c, fuzzy: $f, first: $n) { mrid className name } }"""
@@ -114,3 +124,60 @@ def test_hidden_objects_are_absent_from_search_byte_for_byte(
 def test_a_text_of_too_many_words_is_refused_with_a_clear_message(api: Api) -> None:
     found = api.query(SEARCH, {"t": " ".join(["w"] * 33), "c": None, "f": False, "n": 5})
     assert found["errors"][0]["message"] == "text has 33 words; a search takes at most 32"
+
+
+# Names from a few short, similar words: hidden and visible objects collide on words, prefixes and one-edit
+# neighbours, where an index that chose among its terms or scored by frequency would let hidden ones show.
+WORDS = ["alpha", "alpah", "alph", "alps", "beta", "betta", "bet", "north", "nrth", "n0rth"]
+CLASSES = ["Substation", "ACLineSegment", "Breaker", "GasPipe"]
+
+
+@settings(
+    max_examples=int(os.environ.get("HUB_SECURITY_EXAMPLES", "15")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_random_searches_answer_as_if_hidden_objects_did_not_exist(
+    api: Api, neo4j_driver: Any, run_id: str, data: st.DataObject
+) -> None:
+    prefix = f"{run_id}r{next(_counter)}"
+    n = data.draw(st.integers(1, 12), label="objects")
+    objects = [
+        Obj(
+            f"{prefix}-{i:02d}",
+            data.draw(st.sampled_from(CLASSES)),
+            data.draw(st.sampled_from([PUBLIC, HIDDEN])),
+            f"{prefix} " + " ".join(data.draw(st.lists(st.sampled_from(WORDS), min_size=1, max_size=3))),
+        )
+        for i in range(n)
+    ]
+    searches = [
+        {
+            "t": f"{prefix} " + " ".join(data.draw(st.lists(st.sampled_from(WORDS), min_size=0, max_size=2))),
+            "c": data.draw(st.sampled_from([None, "ConductingEquipment", *CLASSES])),
+            "f": data.draw(st.booleans()),
+            "n": data.draw(st.integers(1, 5)),
+        }
+        for _ in range(4)
+    ]
+    searches.append({"t": f"{prefix}-00", "c": None, "f": False, "n": 3})
+    searches.append({"t": prefix, "c": None, "f": False, "n": 20})  # every object of the example
+    token = api.token(clearance="PUBLIC")
+    visible = [o for o in objects if o.label == PUBLIC]
+    try:
+        write_graph(neo4j_driver, ONT, objects, [], label_ttl_s=api.settings.label_cache_ttl_s)
+        with_hidden = _run(api, token, searches)
+        everything = json.loads(with_hidden[-1])["data"]["search"]
+        oracle = sorted(visible, key=lambda o: (len(o.name or ""), o.mrid))
+        assert [h["mrid"] for h in everything] == [o.mrid for o in oracle]
+        neo4j_driver.execute_query(
+            "MATCH (n:Entity) WHERE n.mrid STARTS WITH $p AND NOT n.mrid IN $keep DETACH DELETE n",
+            p=prefix + "-",
+            keep=[o.mrid for o in visible],
+        )
+        assert _run(api, token, searches) == with_hidden
+    finally:
+        neo4j_driver.execute_query(
+            "MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix + "-"
+        )
