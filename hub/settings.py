@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     max_page_size: int = 5000
     max_query_depth: int = 12
     query_timeout_s: float = 10.0
+    # How long the schema set-up waits for the name search's full-text index to come online (a new index
+    # reads every object once; on a million objects that takes a while).
+    search_index_wait_s: float = 600.0
     # GraphQL guard rails: aliases and tokens per document, traversal sizes, and how long the table of
     # security labels is trusted before it is read again (new labels appear as producers write).
     max_aliases: int = 30

@@ -22,7 +22,7 @@ from hub.graph import AsyncDriver
 from hub.guard import Guard, LabelDirectory
 from hub.labels import LabelCache
 from hub.network_level import NetworkLevel, NetworkLevels
-from hub.reader import Prefetch, Reader
+from hub.reader import Fields, Prefetch, Reader
 from hub.settings import Settings
 from hubql.callers import RequestCaller, client_address
 from hubql.change_feed import ChangeFeed
@@ -87,7 +87,7 @@ class HubContext(BaseContext):
         self.client = client
         self.registry = services.registry
         self.operation_name: str | None = None
-        self._loaders: dict[tuple[str, str, str], DataLoader[str, list[dict[str, Any]]]] = {}
+        self._loaders: dict[tuple[str, str, str, Fields], DataLoader[str, list[dict[str, Any]]]] = {}
         self.caller: Caller | None = None
         # Change subscriptions open on this websocket (capped by max_subscriptions_per_socket).
         self.subscriptions = 0
@@ -137,15 +137,18 @@ class HubContext(BaseContext):
         make, label_text = self.registry.row, self.guard.label_text
         return [make(p, label_text, prefetch) for p in props]
 
-    def related(self, rel_type: str, direction: str, other: str) -> DataLoader[str, list[dict[str, Any]]]:
-        """Batch loader of the objects on the other end of one association, by source mRID."""
-        key = (rel_type, direction, other)
+    def related(
+        self, rel_type: str, direction: str, other: str, fields: Fields = None
+    ) -> DataLoader[str, list[dict[str, Any]]]:
+        """Batch loader of the objects on the other end of one association, by source mRID, reading
+        ``fields`` of them (one loader per selection of properties)."""
+        key = (rel_type, direction, other, fields)
         loader = self._loaders.get(key)
         if loader is None:
             reader = self.reader
 
             async def load(mrids: list[str]) -> list[list[dict[str, Any]]]:
-                found = await reader.related(mrids, rel_type, direction, other)
+                found = await reader.related(mrids, rel_type, direction, other, fields)
                 return [self.rows(found.get(m, [])) for m in mrids]
 
             loader = self._loaders[key] = DataLoader(load_fn=load)
