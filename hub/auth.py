@@ -272,6 +272,22 @@ DEMO_USERS: tuple[DemoUser, ...] = (
         "network planner at the electricity transmission owner",
     ),
     DemoUser(
+        "grid.officer",
+        "ngt",
+        "OFFICIAL",
+        ("data-officer",),
+        (),
+        "data officer at the electricity transmission owner: decides access requests for its data products",
+    ),
+    DemoUser(
+        "gas.officer",
+        "nggt",
+        "OFFICIAL",
+        ("data-officer",),
+        (),
+        "data officer at the gas transmission owner: decides access requests for its data products",
+    ),
+    DemoUser(
         "public.analyst", "public", "PUBLIC", ("analyst",), (), "analyst with access to public data only"
     ),
     DemoUser(
@@ -376,6 +392,7 @@ def caller_from_claims(claims: Mapping[str, Any], settings: Settings) -> Caller:
         roles=_string_list(claims, settings.claim_roles),
         groups=_string_list(claims, settings.claim_groups),
         anonymous=False,
+        issuer=issuer if isinstance(issuer := claims.get("iss"), str) and issuer else None,
         expires_at=_expiry(claims),
     )
 

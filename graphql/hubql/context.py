@@ -18,6 +18,7 @@ from strawberry.fastapi import BaseContext
 from hub.auth import Authenticator, AuthError
 from hub.caller import Caller
 from hub.geography import DiagramPoint, Geography, Geometry
+from hub.grants import RequestDesk
 from hub.graph import AsyncDriver
 from hub.guard import Guard, LabelDirectory
 from hub.labels import LabelCache
@@ -43,6 +44,8 @@ class ApiServices:
     registry: TypeRegistry
     directory: LabelDirectory
     authenticator: Authenticator
+    # Access requests and the process's book of live grants (hub.grants).
+    desk: RequestDesk
     label_cache: LabelCache = field(default_factory=LabelCache)
     extras: dict[str, Any] = field(default_factory=dict)
     # The change subscriptions' shared reader and the codec of their cursors (see hubql.subscriptions).
@@ -54,15 +57,20 @@ class ApiServices:
         self.cursors = CursorCodec(cursor_key(self.settings))
 
     def guard(self, caller: Caller, *, follow_labels: bool = False) -> Guard:
+        """The caller's guard: the token's authorizations merged with its live grants, as they stand now;
+        a long-lived guard (``follow_labels``: subscriptions, a websocket) follows them as grants are made,
+        expire and are revoked, as it follows the label table."""
         s = self.settings
+        book = self.desk.book
         return Guard(
             driver=self.driver,
             database=s.neo4j_database,
             directory=self.directory,
-            auths=caller.authorizations,
+            auths=book.authorizations(caller),
             timeout_s=s.query_timeout_s,
             cache=self.label_cache,
             follow_labels=follow_labels,
+            auths_source=(lambda: book.authorizations(caller)) if follow_labels else None,
         )
 
     def reader(self, guard: Guard) -> Reader:
@@ -94,9 +102,10 @@ class HubContext(BaseContext):
         if caller is not None:
             self.set_caller(caller)
 
-    def set_caller(self, caller: Caller) -> None:
+    def set_caller(self, caller: Caller, *, live: bool = False) -> None:
+        """``live``: the context lasts as long as a websocket, so its guard follows labels and grants."""
         self.caller = caller
-        self.guard = self.services.guard(caller)
+        self.guard = self.services.guard(caller, follow_labels=live)
         self.reader = self.services.reader(self.guard)
         self._loaders.clear()
         # Derived geometry, diagram points and network levels: one batch of queries per request level
