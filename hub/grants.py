@@ -45,7 +45,7 @@ from neo4j import AsyncDriver, RoutingControl
 from hub import audit
 from hub.caller import Caller
 from hub.data_products import DataProduct, DataProducts
-from hub.labels import CLASSIFICATION, Authorizations, parse, tokens
+from hub.labels import Authorizations, Label, Or, Token, parse
 from hub.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -62,12 +62,29 @@ class AccessError(ValueError):
 
 
 def grantable_attributes(product: DataProduct) -> frozenset[str]:
-    """The attribute tokens a product's labels need (classification aside)."""
+    """The attribute tokens a product's labels need (classification aside): for each of its labels one
+    smallest set of tokens that satisfies it, preferring the alternative that names the owner
+    (``org=<owner>``), so that a label such as ``org=genco|org=neso`` needs ``org=genco`` and never makes a
+    grant of the generator's data a grant of everything labelled for the system operator."""
     c = product.contract
+    owner = f"org={product.publisher}"
     found: set[str] = set()
     for text in (c.default_label, c.maximum_label):
-        found |= tokens(parse(text))
-    return frozenset(t for t in found if not t.startswith(f"{CLASSIFICATION}="))
+        options = _satisfying(parse(text))
+        found |= min(options, key=lambda o: (owner not in o, len(o), sorted(o)))
+    return frozenset(found)
+
+
+def _satisfying(label: Label) -> list[frozenset[str]]:
+    """The token sets (classification tokens left out) each of which satisfies ``label``."""
+    if isinstance(label, Token):
+        return [frozenset() if label.level is not None else frozenset((label.text,))]
+    if isinstance(label, Or):
+        return [o for op in label.operands for o in _satisfying(op)]
+    combined: list[frozenset[str]] = [frozenset()]
+    for op in label.operands:
+        combined = [a | b for a in combined for b in _satisfying(op)][:MAX_LIST]
+    return combined
 
 
 @dataclass(frozen=True)
