@@ -133,6 +133,17 @@ class Guard:
         self._visible_list = sorted(ids)
         self._generation = self.directory.generation
 
+    def regrant(self, auths: Authorizations) -> Guard | None:
+        """Take ``auths`` as the caller's authorizations from now on (its grants changed); a guard that
+        still holds the previous ones is returned, to read what the caller could see until now (None when
+        nothing changed)."""
+        if auths == self.auths:
+            return None
+        before = Guard(self.driver, self.database, self.directory, self.auths, self.timeout_s, self.cache)
+        self.auths = auths
+        self._visible = None
+        return before
+
     async def refresh(self) -> frozenset[int]:
         """Re-read the label table (new labels may have been written) and re-evaluate."""
         # Always read: the label may have been committed after another task's most recent reload.

@@ -56,10 +56,11 @@ class ApiServices:
         self.feed = ChangeFeed(self.settings)
         self.cursors = CursorCodec(cursor_key(self.settings))
 
-    def guard(self, caller: Caller, *, follow_labels: bool = False) -> Guard:
+    def guard(self, caller: Caller, *, follow_labels: bool = False, follow_grants: bool = True) -> Guard:
         """The caller's guard: the token's authorizations merged with its live grants, as they stand now;
-        a long-lived guard (``follow_labels``: subscriptions, a websocket) follows them as grants are made,
-        expire and are revoked, as it follows the label table."""
+        a long-lived guard (``follow_labels``: a websocket) follows them as grants are made, expire and are
+        revoked, as it follows the label table, unless its owner does that itself (``follow_grants``
+        False: a subscription, which tells its subscriber what the change shows or hides)."""
         s = self.settings
         book = self.desk.book
         return Guard(
@@ -70,7 +71,7 @@ class ApiServices:
             timeout_s=s.query_timeout_s,
             cache=self.label_cache,
             follow_labels=follow_labels,
-            auths_source=(lambda: book.authorizations(caller)) if follow_labels else None,
+            auths_source=(lambda: book.authorizations(caller)) if follow_labels and follow_grants else None,
         )
 
     def reader(self, guard: Guard) -> Reader:

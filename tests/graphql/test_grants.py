@@ -194,6 +194,18 @@ async def next_round(settings: Any, stack: Stack, sub: Subscriber) -> set[str]:
     return {c["mrid"] for c in sub.received if c["version"] == version}
 
 
+async def told(sub: Subscriber, change: str, mrids: list[str], since: int, bound: float = BOUND_S) -> float:
+    """Seconds until the subscriber, among what it received after its first ``since`` changes, was told
+    ``change`` for every one of ``mrids`` (with no write in between: its grants changed)."""
+
+    async def done() -> bool:
+        assert not sub.errors, sub.errors
+        got = {c["mrid"] for c in sub.received[since:] if c["change"] == change}
+        return set(mrids) <= got
+
+    return await within(done, bound)
+
+
 def until(seconds: float) -> str:
     return datetime.fromtimestamp(time.time() + seconds, UTC).isoformat()
 
@@ -256,6 +268,7 @@ async def test_a_grant_shows_the_product_within_two_seconds_and_revocation_hides
         assert "data officer" in error(a.query(APPROVE, {"id": rid}, token=consumer))
 
         # Approved on the other replica: the consumer's queries on this one see ngt's objects within 2 s.
+        seen = len(sub.received)
         approved = ok(a2.query(APPROVE, {"id": rid}, token=officer), "approveAccessRequest")
         decided = time.monotonic()
         assert approved["status"] == "APPROVED" and approved["grantedAttributes"] == ["org=ngt"]
@@ -266,6 +279,10 @@ async def test_a_grant_shows_the_product_within_two_seconds_and_revocation_hides
 
         took = await within(granted)
         print(f"grant seen by a query on the other replica after {took:.2f} s")
+        # The subscription is told of the objects the grant shows, as if they had been relabelled to it.
+        took = await told(sub, "upsert", stack.grid, seen, BOUND_S - (time.monotonic() - decided))
+        print(f"grant told to the open subscription {time.monotonic() - decided:.2f} s after the decision")
+        assert {c["mrid"] for c in sub.received[seen:]} == set(stack.grid)
         # The open subscription receives them from the 2-second mark on.
         await asyncio.sleep(max(0.0, decided + BOUND_S - time.monotonic()))
         assert await next_round(settings, stack, sub) == everything
@@ -279,6 +296,7 @@ async def test_a_grant_shows_the_product_within_two_seconds_and_revocation_hides
         assert ok(b.query(LISTS, token=namesake), "accessRequests") == []
 
         # Revoked on the other replica: gone from queries within 2 s, and from the subscription.
+        seen = len(sub.received)
         revoked = ok(a2.query(REVOKE, {"id": rid}, token=officer), "revokeGrant")
         decided = time.monotonic()
         assert revoked["status"] == "REVOKED"
@@ -288,6 +306,10 @@ async def test_a_grant_shows_the_product_within_two_seconds_and_revocation_hides
 
         took = await within(hidden)
         print(f"revocation seen by a query on the other replica after {took:.2f} s")
+        # ... and of the objects it hides, each as a delete (as for an object relabelled away).
+        await told(sub, "delete", stack.grid, seen, BOUND_S - (time.monotonic() - decided))
+        print(f"revocation told to the open subscription {time.monotonic() - decided:.2f} s after it")
+        assert {(c["mrid"], c["change"]) for c in sub.received[seen:]} == {(m, "delete") for m in stack.grid}
         await asyncio.sleep(max(0.0, decided + BOUND_S - time.monotonic()))
         assert await next_round(settings, stack, sub) == public
 
@@ -351,12 +373,15 @@ async def test_expiry_takes_the_grant_away_within_two_seconds(
         assert await next_round(settings, stack, sub) == everything
 
         await asyncio.sleep(max(0.0, ends - time.monotonic()))
+        seen = len(sub.received)
 
         async def hidden() -> bool:
             return await sees(a, consumer, stack) == public
 
         took = await within(hidden)
         print(f"expiry seen by a query after {took:.2f} s")
+        await told(sub, "delete", stack.grid, seen, BOUND_S - (time.monotonic() - ends))
+        print(f"expiry told to the open subscription {time.monotonic() - ends:.2f} s after it")
         await asyncio.sleep(max(0.0, ends + BOUND_S - time.monotonic()))
         assert await next_round(settings, stack, sub) == public
         mine = ok(a.query(LISTS, token=consumer), "myGrants")
