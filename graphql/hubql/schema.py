@@ -117,6 +117,8 @@ def _me(info: Info) -> Caller:
         roles=list(c.roles),
         groups=list(c.groups),
         anonymous=c.anonymous,
+        issuer=c.issuer,
+        granted=sorted(info.context.services.desk.book.granted(c)),
     )
 
 
