@@ -196,14 +196,21 @@ class RequestStore:
         return AccessRequest.from_node(rows[0]["r"]) if rows else None
 
     async def visible(
-        self, issuer: str | None, subject: str, officer_of: Sequence[str], operator: bool, where: str = ""
+        self,
+        issuer: str | None,
+        subject: str,
+        officer_of: Sequence[str],
+        operator: bool,
+        where: str = "",
+        limit: int = 1000,
     ) -> list[AccessRequest]:
         """Requests the caller may see: its own, its organisation's as an officer, all as an operator; then
-        ``where`` (a fixed fragment over ``r``), newest first."""
+        ``where`` (a fixed fragment over ``r``), the newest ``limit``."""
         rows = await self._run(
             "MATCH (r:AccessRequest) WHERE ((r.issuer = $issuer AND r.subject = $subject) "
             "OR r.owner IN $officer_of OR $operator) "
-            f"{where} {_RETURN} ORDER BY r.created_at DESC, r.id",
+            f"{where} {_RETURN} ORDER BY r.created_at DESC, r.id LIMIT $limit",
+            limit=limit,
             write=False,
             issuer=issuer,
             subject=subject,
@@ -387,7 +394,12 @@ class RequestDesk:
         if caller.anonymous:
             return []
         return await self.store.visible(
-            caller.issuer, caller.subject, self.officer_of(caller), self.is_operator(caller), where
+            caller.issuer,
+            caller.subject,
+            self.officer_of(caller),
+            self.is_operator(caller),
+            where,
+            self.settings.max_page_size,
         )
 
     async def my_grants(self, caller: Caller) -> list[AccessRequest]:
@@ -400,6 +412,7 @@ class RequestDesk:
             [],
             False,
             "AND r.issuer = $issuer AND r.subject = $subject AND r.status IN ['approved', 'revoked']",
+            self.settings.max_page_size,
         )
 
     async def grants_held(self, caller: Caller) -> list[AccessRequest]:
@@ -412,6 +425,7 @@ class RequestDesk:
             self.officer_of(caller),
             self.is_operator(caller),
             "AND r.status IN ['approved', 'revoked']",
+            self.settings.max_page_size,
         )
 
     # the steps

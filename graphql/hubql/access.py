@@ -179,7 +179,7 @@ QUERIES: dict[str, Any] = {
     "access_requests": strawberry.field(
         resolver=access_requests,
         description="Access requests you may see (your own; your organisation's as its data officer; all "
-        "as an operator), newest first.",
+        "as an operator), newest first, at most the server's page size.",
     ),
     "my_grants": strawberry.field(
         resolver=my_grants, description="Your grants (approved requests), live, expired and revoked."

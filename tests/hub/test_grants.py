@@ -242,3 +242,40 @@ def test_every_caller_holds_exactly_its_token_and_its_live_grants(
     settings: Any, steps: list[tuple[Any, ...]]
 ) -> None:
     asyncio.run(run(settings, steps))
+
+
+async def decide_at_once(settings: Any) -> list[str]:
+    products = DataProducts(
+        settings.model_copy(update={"contracts_dir": CONTRACTS, "producers": PRODUCER_CONFIG}),
+        load_ontology(),
+    )
+    driver = make_async_driver(settings, fail_fast=False)
+    try:
+        store = RequestStore(driver, settings.neo4j_database)
+        await store.ensure_schema()
+        one, two = RequestDesk(settings, store, products), RequestDesk(settings, store, products)
+        w = world()
+        consumer, officer = w.principals[0], w.officers[0]
+        licence = products.products["ngt"].contract.licence
+        outcomes = []
+        for _ in range(5):
+            r = await one.request(consumer, "ngt", "a study", licence, time.time() + 60)
+            done = await asyncio.gather(
+                attempt(one.approve(officer, r.id)),
+                attempt(two.reject(officer, r.id, "no")),
+                attempt(two.approve(officer, r.id)),
+            )
+            assert sum(d is not None for d in done) == 1, done
+            final = await store.get(r.id)
+            assert final is not None
+            winner = next(d for d in done if d is not None)
+            assert final.status == winner.status
+            outcomes.append(final.status)
+        return outcomes
+    finally:
+        await driver.close()
+
+
+def test_two_processes_deciding_at_once_settle_on_one_decision(settings: Any) -> None:
+    outcomes = asyncio.run(decide_at_once(settings))
+    assert set(outcomes) <= {"approved", "rejected"} and len(outcomes) == 5
