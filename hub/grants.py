@@ -314,6 +314,14 @@ class GrantBook:
         else:
             self._by_principal.pop(key, None)
 
+    def live(self, caller: Caller, now: float | None = None) -> tuple[LiveGrant, ...]:
+        """The caller's live grants."""
+        if caller.issuer is None:
+            return ()
+        grants = self._by_principal.get((caller.issuer, caller.subject), ())
+        t = time.time() if now is None else now
+        return tuple(g for g in grants if g.until > t)
+
     def granted(self, caller: Caller, now: float | None = None) -> frozenset[str]:
         """Attributes the caller's live grants add (empty for callers without grants)."""
         if caller.issuer is None:

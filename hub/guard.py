@@ -110,6 +110,9 @@ class Guard:
     # A long-lived guard's source of the caller's authorizations as they stand now (the token's merged
     # with its live grants, see hub.grants): consulted at every read, re-evaluating when they changed.
     auths_source: Callable[[], Authorizations] | None = None
+    # The access grants (request ids) whose attributes these authorizations hold beyond the token's: the
+    # operation's audit line names them as used (see hub.grants).
+    grants: tuple[str, ...] = ()
     _visible: frozenset[int] | None = None
     _visible_list: list[int] = field(default_factory=list)
     _generation: int = -1

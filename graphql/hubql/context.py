@@ -63,11 +63,16 @@ class ApiServices:
         False: a subscription, which tells its subscriber what the change shows or hides)."""
         s = self.settings
         book = self.desk.book
+        auths = book.authorizations(caller)
+        adding = auths.attributes - caller.authorizations.attributes
         return Guard(
             driver=self.driver,
             database=s.neo4j_database,
             directory=self.directory,
-            auths=book.authorizations(caller),
+            auths=auths,
+            grants=tuple(sorted(g.request_id for g in book.live(caller) if g.attributes & adding))
+            if adding
+            else (),
             timeout_s=s.query_timeout_s,
             cache=self.label_cache,
             follow_labels=follow_labels,

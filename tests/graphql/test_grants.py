@@ -223,8 +223,8 @@ async def audit_records(settings: Any, topic: str, ids: set[str], actions: set[t
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 for record in records:
                     entry = json.loads(record.value)
-                    if entry.get("request") in ids:
-                        found.add((entry["action"], entry["request"]))
+                    for rid in {entry.get("request"), *entry.get("grants", ())} & ids:
+                        found.add((entry["action"], rid))
     finally:
         await consumer.stop()
     return found
@@ -338,6 +338,7 @@ async def test_a_grant_shows_the_product_within_two_seconds_and_revocation_hides
         {
             ("access.requested", rid),
             ("access.approved", rid),
+            ("access.used", rid),
             ("access.revoked", rid),
             ("access.rejected", again["id"]),
         },
@@ -345,6 +346,7 @@ async def test_a_grant_shows_the_product_within_two_seconds_and_revocation_hides
     assert {
         ("access.requested", rid),
         ("access.approved", rid),
+        ("access.used", rid),
         ("access.revoked", rid),
         ("access.requested", again["id"]),
         ("access.rejected", again["id"]),
