@@ -307,6 +307,34 @@ class Reader:
         )
         return {r["n"]["mrid"]: r["n"] for r in rows}
 
+    async def labelled(
+        self,
+        labels: Iterable[int],
+        classes: Iterable[str] | None,
+        domain: str | None,
+        mrids: Iterable[str] | None,
+    ) -> list[dict[str, Any]]:
+        """Objects the caller may see that carry one of ``labels`` (label ids), within a subscription's
+        filter: the light projection and the version, by mRID (a subscription whose caller's grants
+        changed is told of them as if they had been relabelled)."""
+        where = [visible("n"), cypher("n.@label IN $labels")]
+        params: dict[str, Any] = {"labels": sorted(labels)}
+        if classes is not None:
+            where.append(cypher("n.@class IN $classes"))
+            params["classes"] = sorted(classes)
+        if domain is not None:
+            where.append(cypher("n.@domain = $domain"))
+            params["domain"] = domain
+        if mrids is not None:
+            where.append("n.mrid IN $mrids")
+            params["mrids"] = sorted(mrids)
+        rows = await self.guard.read(
+            f"MATCH (n:Entity) WHERE {' AND '.join(where)} "
+            + cypher(f"RETURN {lite('n')} AS n, n.@version AS version ORDER BY n.mrid"),
+            params,
+        )
+        return [{**r["n"], "version": r["version"]} for r in rows]
+
     # --- lists --------------------------------------------------------------------------------------
 
     def _list_filter(

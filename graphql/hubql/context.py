@@ -18,6 +18,7 @@ from strawberry.fastapi import BaseContext
 from hub.auth import Authenticator, AuthError
 from hub.caller import Caller
 from hub.geography import DiagramPoint, Geography, Geometry
+from hub.grants import RequestDesk
 from hub.graph import AsyncDriver
 from hub.guard import Guard, LabelDirectory
 from hub.labels import LabelCache
@@ -43,6 +44,8 @@ class ApiServices:
     registry: TypeRegistry
     directory: LabelDirectory
     authenticator: Authenticator
+    # Access requests and the process's book of live grants (hub.grants).
+    desk: RequestDesk
     label_cache: LabelCache = field(default_factory=LabelCache)
     extras: dict[str, Any] = field(default_factory=dict)
     # The change subscriptions' shared reader and the codec of their cursors (see hubql.subscriptions).
@@ -53,16 +56,27 @@ class ApiServices:
         self.feed = ChangeFeed(self.settings)
         self.cursors = CursorCodec(cursor_key(self.settings))
 
-    def guard(self, caller: Caller, *, follow_labels: bool = False) -> Guard:
+    def guard(self, caller: Caller, *, follow_labels: bool = False, follow_grants: bool = True) -> Guard:
+        """The caller's guard: the token's authorizations merged with its live grants, as they stand now;
+        a long-lived guard (``follow_labels``: a websocket) follows them as grants are made, expire and are
+        revoked, as it follows the label table, unless its owner does that itself (``follow_grants``
+        False: a subscription, which tells its subscriber what the change shows or hides)."""
         s = self.settings
+        book = self.desk.book
+        auths = book.authorizations(caller)
+        adding = auths.attributes - caller.authorizations.attributes
         return Guard(
             driver=self.driver,
             database=s.neo4j_database,
             directory=self.directory,
-            auths=caller.authorizations,
+            auths=auths,
+            grants=tuple(sorted(g.request_id for g in book.live(caller) if g.attributes & adding))
+            if adding
+            else (),
             timeout_s=s.query_timeout_s,
             cache=self.label_cache,
             follow_labels=follow_labels,
+            auths_source=(lambda: book.authorizations(caller)) if follow_labels and follow_grants else None,
         )
 
     def reader(self, guard: Guard) -> Reader:
@@ -94,9 +108,10 @@ class HubContext(BaseContext):
         if caller is not None:
             self.set_caller(caller)
 
-    def set_caller(self, caller: Caller) -> None:
+    def set_caller(self, caller: Caller, *, live: bool = False) -> None:
+        """``live``: the context lasts as long as a websocket, so its guard follows labels and grants."""
         self.caller = caller
-        self.guard = self.services.guard(caller)
+        self.guard = self.services.guard(caller, follow_labels=live)
         self.reader = self.services.reader(self.guard)
         self._loaders.clear()
         # Derived geometry, diagram points and network levels: one batch of queries per request level

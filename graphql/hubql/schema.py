@@ -31,6 +31,8 @@ from hub.auth import AuthError
 from hub.graph_schema import CLASS
 from hub.settings import Settings, get_settings
 from hubql import prefetch
+from hubql.access import MUTATIONS as ACCESS_MUTATIONS
+from hubql.access import QUERIES as ACCESS_QUERIES
 from hubql.admission import Admission, TooBusy, admit
 from hubql.cost import Limits, cost_rule
 from hubql.execution import HubExecutionContext
@@ -116,6 +118,8 @@ def _me(info: Info) -> Caller:
         roles=list(c.roles),
         groups=list(c.groups),
         anonymous=c.anonymous,
+        issuer=c.issuer,
+        granted=sorted(info.context.services.desk.book.granted(c)),
     )
 
 
@@ -382,7 +386,9 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
             resolver=_ontology_classes, description="The ontology's classes."
         ),
     }
+    query_ns.update(ACCESS_QUERIES)
     query = strawberry.type(type("Query", (), query_ns), name="Query")
+    mutation = strawberry.type(type("Mutation", (), dict(ACCESS_MUTATIONS)), name="Mutation")
     subscription = strawberry.type(
         type(
             "Subscription",
@@ -422,6 +428,7 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
     schema = HubSchema(
         settings,
         query=query,
+        mutation=mutation,
         subscription=subscription,
         types=registry.all_types(),
         config=StrawberryConfig(default_resolver=resolve_from_source, scalar_map=SCALAR_MAP),
