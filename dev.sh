@@ -150,8 +150,16 @@ cmd_test() {
   (cd frontend && npm run --silent typecheck)
   (cd frontend && npm run --silent lint)
   log "Running the tests"
+  # The whole suite, unless the arguments name test files or folders (`./dev.sh test tests/hub`).
+  local targets=(tests) arg
+  for arg in "$@"; do
+    if [[ $arg != -* && -e ${arg%%::*} ]]; then
+      targets=()
+      break
+    fi
+  done
   local rc=0
-  "$PY" -m pytest tests "$@" || rc=$?
+  "$PY" -m pytest "${targets[@]}" "$@" || rc=$?
   if [[ $rc -eq 5 ]]; then
     printf 'error: pytest ran no tests\n' >&2
     rc=1

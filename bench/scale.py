@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hub.graph_schema import cypher
+from hub.name_search import NameSearch
+from ontology.loader import load_ontology
 
 if TYPE_CHECKING:
     from devstack.services.layout import ServiceName
@@ -634,6 +636,7 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
             a, b = rng.sample(by_class["Substation"], 2)
             return {"a": synthetic_mrid(seed, t, a), "b": synthetic_mrid(seed, t, b)}
 
+        name_search = NameSearch(load_ontology())
         names = [
             b["attributes"].get("IdentifiedObject.name", "")
             for b in tile.events
@@ -674,11 +677,14 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
                 "search by name",
                 "query($t: String!) { search(text: $t, first: 20) { mrid className name } }",
                 lambda: {"t": f"{rng.choice(names)} #{rng.randrange(tiles)}"},
+                # The same full-text query (hub.name_search) and exact-mRID seek, without the label filter.
                 cypher(
-                    "MATCH (n:Entity) WHERE n.mrid = $t OR toLower(n.name) CONTAINS toLower($t) "
-                    "RETURN n.mrid, n.@class, n.name ORDER BY size(coalesce(n.name, '')), n.mrid LIMIT 20"
+                    "CALL () { MATCH (n:Entity {mrid: $t}) RETURN n, 0 AS rank UNION ALL "
+                    "CALL db.index.fulltext.queryNodes($index, $q) YIELD node RETURN node AS n, 1 AS rank } "
+                    "WITH n, min(rank) AS rank ORDER BY rank, size(coalesce(n.name, '')), n.mrid LIMIT 20 "
+                    "RETURN n.mrid, n.@class, n.name"
                 ),
-                lambda v: {"t": v["t"]},
+                lambda v: {"t": v["t"], "index": name_search.index, "q": name_search.query(v["t"])},
             ),
             (
                 "neighbourhood depth 2 of a substation",

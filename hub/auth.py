@@ -272,6 +272,22 @@ DEMO_USERS: tuple[DemoUser, ...] = (
         "network planner at the electricity transmission owner",
     ),
     DemoUser(
+        "grid.officer",
+        "ngt",
+        "OFFICIAL",
+        ("data-officer",),
+        (),
+        "data officer at the electricity transmission owner: decides access requests for its data products",
+    ),
+    DemoUser(
+        "gas.officer",
+        "nggt",
+        "OFFICIAL",
+        ("data-officer",),
+        (),
+        "data officer at the gas transmission owner: decides access requests for its data products",
+    ),
+    DemoUser(
         "public.analyst", "public", "PUBLIC", ("analyst",), (), "analyst with access to public data only"
     ),
     DemoUser(
@@ -356,6 +372,12 @@ def _expiry(claims: Mapping[str, Any]) -> float | None:
     return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
 
 
+def _issuer(claims: Mapping[str, Any]) -> str | None:
+    # The verifier requires ``iss`` (and checks it); claims given without one (tests, tools) have none.
+    iss = claims.get("iss")
+    return iss if isinstance(iss, str) and iss else None
+
+
 def caller_from_claims(claims: Mapping[str, Any], settings: Settings) -> Caller:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
@@ -376,6 +398,7 @@ def caller_from_claims(claims: Mapping[str, Any], settings: Settings) -> Caller:
         roles=_string_list(claims, settings.claim_roles),
         groups=_string_list(claims, settings.claim_groups),
         anonymous=False,
+        issuer=_issuer(claims),
         expires_at=_expiry(claims),
     )
 

@@ -15,6 +15,9 @@ class Caller:
     roles: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     anonymous: bool = False
+    # The token's ``iss``: with ``subject`` it names the caller (grants are keyed by both); None for the
+    # anonymous caller.
+    issuer: str | None = None
     # The token's ``exp`` (Unix seconds); None for the anonymous caller. A websocket authenticated once
     # at connection_init is closed when it passes, so a subscription cannot outlive its token.
     expires_at: float | None = field(default=None, compare=False)

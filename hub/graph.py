@@ -2,7 +2,8 @@
 
 The unique constraint on ``Entity.mrid`` is both the identity rule and the index every ``MERGE`` of the
 writer looks up, so it must exist before the first batch; :func:`ensure_schema` is idempotent and every
-worker runs it at start.
+worker runs it at start. It also creates the name search's full-text index (:mod:`hub.name_search`),
+generated from the ontology, drops one generated from an earlier ontology, and waits until it is online.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Final
 import neo4j
 
 from hub.graph_schema import cypher
+from hub.name_search import INDEX_PREFIX, NameSearch
 from hub.settings import Settings, get_settings
+from ontology.loader import load_ontology
 
 ENTITY: Final = "Entity"
 STUB: Final = "Stub"
@@ -89,13 +92,45 @@ def make_async_driver(settings: Settings | None = None, *, fail_fast: bool = Tru
     )
 
 
+# Full-text indexes of the name search other than the current one (an earlier ontology's).
+_STALE_NAME_INDEXES: Final = (
+    "SHOW FULLTEXT INDEXES YIELD name WHERE name STARTS WITH $prefix AND name <> $current RETURN name"
+)
+_AWAIT_INDEX: Final = "CALL db.awaitIndex($name, $timeout)"
+
+
+def schema_statements() -> list[str]:
+    """The constraints and indexes, the name search's full-text index (from the ontology) included."""
+    return [*SCHEMA_STATEMENTS, NameSearch(load_ontology()).create_statement()]
+
+
 def ensure_schema(driver: neo4j.Driver, database: str | None = None) -> None:
-    database = database or get_settings().neo4j_database
-    for statement in SCHEMA_STATEMENTS:
+    settings = get_settings()
+    database = database or settings.neo4j_database
+    for statement in schema_statements():
         driver.execute_query(statement, database_=database)
+    current = NameSearch(load_ontology()).index
+    records, _, _ = driver.execute_query(
+        _STALE_NAME_INDEXES, prefix=INDEX_PREFIX, current=current, database_=database
+    )
+    for record in records:
+        driver.execute_query(f"DROP INDEX {cypher_name(record['name'])} IF EXISTS", database_=database)
+    driver.execute_query(
+        _AWAIT_INDEX, name=current, timeout=int(settings.search_index_wait_s), database_=database
+    )
 
 
 async def ensure_schema_async(driver: neo4j.AsyncDriver, database: str | None = None) -> None:
-    database = database or get_settings().neo4j_database
-    for statement in SCHEMA_STATEMENTS:
+    settings = get_settings()
+    database = database or settings.neo4j_database
+    for statement in schema_statements():
         await driver.execute_query(statement, database_=database)
+    current = NameSearch(load_ontology()).index
+    records, _, _ = await driver.execute_query(
+        _STALE_NAME_INDEXES, prefix=INDEX_PREFIX, current=current, database_=database
+    )
+    for record in records:
+        await driver.execute_query(f"DROP INDEX {cypher_name(record['name'])} IF EXISTS", database_=database)
+    await driver.execute_query(
+        _AWAIT_INDEX, name=current, timeout=int(settings.search_index_wait_s), database_=database
+    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, LiteralString, cast
 
@@ -107,6 +107,12 @@ class Guard:
     stats: ReadStats = field(default_factory=ReadStats)
     # Long-lived guards (subscriptions) follow the label table as it grows; a request keeps one view.
     follow_labels: bool = False
+    # A long-lived guard's source of the caller's authorizations as they stand now (the token's merged
+    # with its live grants, see hub.grants): consulted at every read, re-evaluating when they changed.
+    auths_source: Callable[[], Authorizations] | None = None
+    # The access grants (request ids) whose attributes these authorizations hold beyond the token's: the
+    # operation's audit line names them as used (see hub.grants).
+    grants: tuple[str, ...] = ()
     _visible: frozenset[int] | None = None
     _visible_list: list[int] = field(default_factory=list)
     _generation: int = -1
@@ -115,7 +121,12 @@ class Guard:
         """Label ids this caller satisfies (each distinct label evaluated once per caller)."""
         if self._visible is None or self.follow_labels:
             labels = await self.directory.current()
-            if self._visible is None or self._generation != self.directory.generation:
+            changed = False
+            if self.auths_source is not None:
+                now = self.auths_source()
+                if now != self.auths:
+                    self.auths, changed = now, True
+            if self._visible is None or changed or self._generation != self.directory.generation:
                 self._set_visible(self.cache.visible(labels, self.auths))
         assert self._visible is not None
         return self._visible
@@ -124,6 +135,17 @@ class Guard:
         self._visible = ids
         self._visible_list = sorted(ids)
         self._generation = self.directory.generation
+
+    def regrant(self, auths: Authorizations) -> Guard | None:
+        """Take ``auths`` as the caller's authorizations from now on (its grants changed); a guard that
+        still holds the previous ones is returned, to read what the caller could see until now (None when
+        nothing changed)."""
+        if auths == self.auths:
+            return None
+        before = Guard(self.driver, self.database, self.directory, self.auths, self.timeout_s, self.cache)
+        self.auths = auths
+        self._visible = None
+        return before
 
     async def refresh(self) -> frozenset[int]:
         """Re-read the label table (new labels may have been written) and re-evaluate."""

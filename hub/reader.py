@@ -1,8 +1,10 @@
 """Read-side queries over the labelled graph, each filtered through the access guard.
 
-Every query here is built from the guard's fragments and run by :meth:`hub.guard.Guard.read`; labels and
-relationship types come only from the ontology (validated before they reach Cypher). Results are plain
-dicts: full property maps for objects (``n {.*}``) and a light projection for graph views.
+Every query here is built from the guard's fragments and run by :meth:`hub.guard.Guard.read`; labels,
+relationship types and property keys come only from the ontology (validated before they reach Cypher).
+Results are plain dicts: for objects, the properties the caller's selection asks for (a :data:`Fields`
+projection, ``n {.mrid, .`_class`, .name}``; ``None`` reads every property, ``n {.*}``), and a light
+projection for graph views. A page of 5,000 rows with four fields reads those four fields, not all.
 
 Traversals (neighbourhood, containment, dependency regions) expand level by level and never step onto a
 hidden node, so what lies behind a hidden node is unreachable as well as unseen.
@@ -17,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from hub.geography import DIAGRAM_LAYOUT_CLASSES
-from hub.graph_schema import CLASS, DOMAIN, LABEL, cypher
+from hub.graph_schema import BOOKKEEPING, CLASS, DOMAIN, LABEL, X, Y, cypher
 from hub.guard import Guard, visible
+from hub.name_search import NameSearch, SearchTextError
 from ontology.connectivity import physical_network
 from ontology.model import Association, Ontology
 
@@ -43,8 +46,31 @@ LITE: Final = cypher(
 EDGE: Final = "{source: startNode(r).mrid, target: endNode(r).mrid, type: type(r)}"
 
 
-def lite(var: str) -> str:
-    return LITE.format(v=var)
+# Of the light projection, what the hub itself needs of every node of a graph view (the id; the class for
+# edge keys and the path check; the domain for dependencies; the label for the path check) and what only
+# the selection may ask for (the name, the raw point).
+VIEW_CORE: Final = frozenset({"mrid", CLASS, DOMAIN, LABEL})
+VIEW_SELECTABLE: Final = frozenset({"name", X, Y})
+
+
+def lite(var: str, fields: frozenset[str] | None = None) -> str:
+    """The light projection of node ``var``: all of it, or its core and the selected ``fields``."""
+    if fields is None:
+        return LITE.format(v=var)
+    keys = sorted(VIEW_CORE | (fields & VIEW_SELECTABLE))
+    return "{" + ", ".join(f"`{k}`: {var}.`{k}`" for k in keys) + "}"
+
+
+# The properties of an object a read returns: ``None`` for all of them, else these keys (plus
+# :data:`ALWAYS`). Keys are ontology attribute keys or bookkeeping keys, never request text.
+Fields = frozenset[str] | None
+# Every row carries its id and class: cursors, batch loaders and the GraphQL type of a row need them.
+ALWAYS: Final = frozenset({"mrid", CLASS})
+
+
+def merge_fields(a: Fields, b: Fields) -> Fields:
+    """What two selections of the same objects need together."""
+    return None if a is None or b is None else a | b
 
 
 class ReadError(ValueError):
@@ -64,6 +90,8 @@ class Prefetch:
     other: str
     owner: str
     children: tuple[Prefetch, ...] = ()
+    # The properties selected on the objects at the other end (None: all).
+    fields: Fields = None
 
     @property
     def key(self) -> str:
@@ -162,6 +190,13 @@ class Reader:
         self.max_depth = max_depth
         self.max_path_length = max_path_length
         self.max_subgraph_nodes = max_subgraph_nodes
+        self.names = NameSearch(ontology)
+        self._property_keys = (
+            frozenset(a.key for c in ontology.classes.values() for a in c.attributes.values())
+            | BOOKKEEPING
+            | ALWAYS
+            | {"name"}
+        )
 
     # --- argument checks ----------------------------------------------------------------------------
 
@@ -189,10 +224,12 @@ class Reader:
 
     # --- single objects -----------------------------------------------------------------------------
 
-    async def object(self, mrid: str, prefetch: Sequence[Prefetch] = ()) -> dict[str, Any] | None:
+    async def object(
+        self, mrid: str, prefetch: Sequence[Prefetch] = (), fields: Fields = None
+    ) -> dict[str, Any] | None:
         rows = await self.guard.read(
             "OPTIONAL MATCH (n:Entity {mrid: $mrid}) "
-            f"RETURN CASE WHEN {visible('n')} THEN n {{{self._projection('n', prefetch)}}} END AS n, "
+            f"RETURN CASE WHEN {visible('n')} THEN n {{{self._projection('n', prefetch, fields)}}} END AS n, "
             f"n IS NOT NULL AND NOT coalesce({visible('n')}, false) AS withheld",
             {"mrid": mrid},
         )
@@ -204,10 +241,23 @@ class Reader:
             self.guard.stats.rows += 1 + _prefetched_count(found, prefetch)
         return found
 
-    def _projection(self, var: str, prefetch: Sequence[Prefetch], depth: int = 0) -> str:
-        """``.*`` plus one pattern comprehension per prefetched association, nested for its children;
-        every object reached is filtered by the guard like any other read."""
-        parts = [".*"]
+    def properties(self, fields: Fields) -> str:
+        """The map projection items reading ``fields`` (``.*`` for all); every key is checked against the
+        ontology's attribute keys and the bookkeeping keys before it is written into Cypher."""
+        if fields is None:
+            return ".*"
+        keys = sorted(fields | ALWAYS)
+        for key in keys:
+            if key not in self._property_keys:
+                raise ReadError(f"property {key!r} is not an attribute of the ontology")
+        return ", ".join(f".`{key}`" for key in keys)
+
+    def _projection(
+        self, var: str, prefetch: Sequence[Prefetch], fields: Fields = None, depth: int = 0
+    ) -> str:
+        """The selected properties plus one pattern comprehension per prefetched association, nested for
+        its children; every object reached is filtered by the guard like any other read."""
+        parts = [self.properties(fields)]
         if depth >= MAX_PREFETCH_DEPTH:
             return parts[0]
         known = self.ontology.rel_types()
@@ -217,7 +267,7 @@ class Reader:
             other, owner = self.class_label(p.other), self.class_label(p.owner)
             m = f"{var}_{i}"
             arrow = f"-[:`{p.rel_type}`]->" if p.direction == "out" else f"<-[:`{p.rel_type}`]-"
-            inner = self._projection(m, p.children, depth + 1)
+            inner = self._projection(m, p.children, p.fields, depth + 1)
             parts.append(
                 f"`{p.key}`: [({var}){arrow}({m}:`{other}`) WHERE {var}:`{owner}` AND {visible(m)} "
                 f"| {m} {{{inner}}}]"
@@ -233,7 +283,7 @@ class Reader:
         return {r["n"]["mrid"]: r["n"] for r in rows}
 
     async def related(
-        self, mrids: Sequence[str], rel_type: str, direction: str, other_class: str
+        self, mrids: Sequence[str], rel_type: str, direction: str, other_class: str, fields: Fields = None
     ) -> dict[str, list[dict[str, Any]]]:
         """Visible objects at the other end of one association for many source objects (one query)."""
         if rel_type not in self.ontology.rel_types():
@@ -242,19 +292,48 @@ class Reader:
         pattern = f"-[:`{rel_type}`]->" if direction == "out" else f"<-[:`{rel_type}`]-"
         rows = await self.guard.read(
             f"UNWIND $mrids AS id MATCH (a:Entity {{mrid: id}}){pattern}(b:`{label}`) WHERE {visible('b')} "
-            "WITH id, b ORDER BY b.mrid RETURN id, collect(b {.*}) AS items",
+            f"WITH id, b ORDER BY b.mrid RETURN id, collect(b {{{self.properties(fields)}}}) AS items",
             {"mrids": list(mrids)},
         )
         out = {r["id"]: r["items"] for r in rows}
         self.guard.stats.rows += sum(len(v) for v in out.values())
         return out
 
-    async def nodes_lite(self, mrids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    async def nodes_lite(self, mrids: Sequence[str], fields: Fields = None) -> dict[str, dict[str, Any]]:
         rows = await self.guard.read(
-            f"UNWIND $mrids AS id MATCH (n:Entity {{mrid: id}}) WHERE {visible('n')} RETURN {lite('n')} AS n",
+            f"UNWIND $mrids AS id MATCH (n:Entity {{mrid: id}}) WHERE {visible('n')} "
+            f"RETURN {lite('n', fields)} AS n",
             {"mrids": list(mrids)},
         )
         return {r["n"]["mrid"]: r["n"] for r in rows}
+
+    async def labelled(
+        self,
+        labels: Iterable[int],
+        classes: Iterable[str] | None,
+        domain: str | None,
+        mrids: Iterable[str] | None,
+    ) -> list[dict[str, Any]]:
+        """Objects the caller may see that carry one of ``labels`` (label ids), within a subscription's
+        filter: the light projection and the version, by mRID (a subscription whose caller's grants
+        changed is told of them as if they had been relabelled)."""
+        where = [visible("n"), cypher("n.@label IN $labels")]
+        params: dict[str, Any] = {"labels": sorted(labels)}
+        if classes is not None:
+            where.append(cypher("n.@class IN $classes"))
+            params["classes"] = sorted(classes)
+        if domain is not None:
+            where.append(cypher("n.@domain = $domain"))
+            params["domain"] = domain
+        if mrids is not None:
+            where.append("n.mrid IN $mrids")
+            params["mrids"] = sorted(mrids)
+        rows = await self.guard.read(
+            f"MATCH (n:Entity) WHERE {' AND '.join(where)} "
+            + cypher(f"RETURN {lite('n')} AS n, n.@version AS version ORDER BY n.mrid"),
+            params,
+        )
+        return [{**r["n"], "version": r["version"]} for r in rows]
 
     # --- lists --------------------------------------------------------------------------------------
 
@@ -295,6 +374,7 @@ class Reader:
         first: int | None = None,
         after: str | None = None,
         prefetch: Sequence[Prefetch] = (),
+        fields: Fields = None,
     ) -> Page:
         size = self.page_size(first)
         label, where, params = self._list_filter(class_name, domain, name, bbox)
@@ -305,7 +385,8 @@ class Reader:
         params["limit"] = size + 1
         rows = await self.guard.read(
             f"MATCH (n:`{label}`) WHERE {' AND '.join(where)} "
-            f"WITH n ORDER BY n.mrid LIMIT $limit RETURN n {{{self._projection('n', prefetch)}}} AS n",
+            "WITH n ORDER BY n.mrid LIMIT $limit "
+            f"RETURN n {{{self._projection('n', prefetch, fields)}}} AS n",
             params,
         )
         has_next = len(rows) > size
@@ -332,17 +413,40 @@ class Reader:
         self.guard.stats.withheld += rows[0]["all"] - rows[0]["visible"]
         return int(rows[0]["visible"])
 
-    async def search(self, text: str, first: int) -> list[dict[str, Any]]:
+    async def search(
+        self,
+        text: str,
+        first: int,
+        *,
+        class_name: str | None = None,
+        fuzzy: bool = False,
+        fields: Fields = None,
+    ) -> list[dict[str, Any]]:
+        """Visible objects whose mRID is ``text``, then those whose identifying strings match its words
+        through the full-text index (:mod:`hub.name_search`), of ``class_name`` (subclasses included)
+        when given; ordered by the exact match, the length of the name and the mRID (never by the
+        index's score, which counts hidden objects)."""
         size = self.page_size(first, default=20)
-        needle = text.strip().lower()
-        if not needle:
+        exact = text.strip()
+        label = self.class_label(class_name) if class_name else "Entity"
+        try:
+            query = self.names.query(text, fuzzy=fuzzy)
+        except SearchTextError as exc:
+            raise ReadError(str(exc)) from None
+        if not exact or size == 0:
             return []
+        branches = ["MATCH (n:Entity {mrid: $exact}) RETURN n, 0 AS rank"]
+        if query is not None:
+            branches.append(
+                "CALL db.index.fulltext.queryNodes($index, $query) YIELD node RETURN node AS n, 1 AS rank"
+            )
         rows = await self.guard.read(
-            "MATCH (n:Entity) WHERE (n.mrid = $exact OR toLower(n.name) CONTAINS $text) "
-            f"AND {visible('n')} "
-            f"RETURN {lite('n')} AS n ORDER BY n.mrid <> $exact, size(coalesce(n.name, '')), n.mrid "
-            "LIMIT $limit",
-            {"exact": text.strip(), "text": needle, "limit": size},
+            f"CALL () {{ {' UNION ALL '.join(branches)} }} "
+            f"WITH n, min(rank) AS rank WHERE n:`{label}` AND {visible('n')} "
+            # Ordered before the projection: the returned map need not hold the name.
+            "WITH n ORDER BY rank, size(coalesce(n.name, '')), n.mrid LIMIT $limit "
+            f"RETURN {lite('n', fields)} AS n",
+            {"exact": exact, "index": self.names.index, "query": query, "limit": size},
         )
         self.guard.stats.rows += len(rows)
         return [r["n"] for r in rows]
@@ -366,7 +470,11 @@ class Reader:
     # --- traversals ---------------------------------------------------------------------------------
 
     async def _expand(
-        self, frontier: Sequence[str], steps: Sequence[Step], node_label: str | None = None
+        self,
+        frontier: Sequence[str],
+        steps: Sequence[Step],
+        node_label: str | None = None,
+        fields: Fields = None,
     ) -> list[dict[str, Any]]:
         """Visible and hidden neighbours of ``frontier`` along ``steps`` (one query per level).
 
@@ -382,7 +490,7 @@ class Reader:
             "UNWIND $frontier AS id MATCH (a:Entity {mrid: id}) "
             f"CALL (a) {{ {' UNION '.join(branches)} }} "
             f"WITH r, b, {visible('b')} AS ok "
-            f"RETURN CASE WHEN ok THEN {EDGE} END AS edge, CASE WHEN ok THEN {lite('b')} END AS node",
+            f"RETURN CASE WHEN ok THEN {EDGE} END AS edge, CASE WHEN ok THEN {lite('b', fields)} END AS node",
             {"frontier": list(frontier)},
         )
 
@@ -393,6 +501,7 @@ class Reader:
         steps: Sequence[Step],
         node_label: str | None = None,
         graph: Subgraph | None = None,
+        fields: Fields = None,
     ) -> Subgraph:
         """Breadth-first from ``root`` through visible nodes only: a hidden node is never expanded."""
         graph = graph or Subgraph()
@@ -401,7 +510,7 @@ class Reader:
         for _ in range(depth):
             if not frontier or len(graph.nodes) >= self.max_subgraph_nodes:
                 break
-            rows = await self._expand(frontier, steps, node_label)
+            rows = await self._expand(frontier, steps, node_label, fields)
             next_frontier: list[str] = []
             edges = []
             for row in rows:
@@ -430,27 +539,31 @@ class Reader:
         )
         graph.add_edges(rows)
 
-    async def root(self, mrid: str) -> dict[str, Any] | None:
-        found = await self.nodes_lite([mrid])
+    async def root(self, mrid: str, fields: Fields = None) -> dict[str, Any] | None:
+        found = await self.nodes_lite([mrid], fields)
         return found.get(mrid)
 
-    async def neighbourhood(self, mrid: str, depth: int, types: Sequence[str] | None) -> Subgraph:
+    async def neighbourhood(
+        self, mrid: str, depth: int, types: Sequence[str] | None, fields: Fields = None
+    ) -> Subgraph:
         if depth < 0 or depth > self.max_depth:
             raise ReadError(f"depth must be between 0 and {self.max_depth}, got {depth}")
         rel_types = self.rel_types(types)
-        root = await self.root(mrid)
+        root = await self.root(mrid, fields)
         if root is None:
             return Subgraph()
-        graph = await self._bfs(root, depth, [(rel_types, "both")])
+        graph = await self._bfs(root, depth, [(rel_types, "both")], fields=fields)
         await self._induced_edges(graph, rel_types)
         self.guard.stats.rows += len(graph.nodes)
         return graph
 
-    async def shortest_path(self, source: str, target: str, physical: bool = True) -> Subgraph | None:
+    async def shortest_path(
+        self, source: str, target: str, physical: bool = True, fields: Fields = None
+    ) -> Subgraph | None:
         """The shortest path between two objects through objects the caller may see. ``physical``: only
         along the physical network (:mod:`ontology.connectivity`), never through reference data; else
         along any relationship."""
-        ends = await self.nodes_lite([source, target])
+        ends = await self.nodes_lite([source, target], fields)
         if source not in ends or target not in ends:
             return None
         if source == target:
@@ -475,7 +588,7 @@ class Reader:
             f"WHERE {visible('a')} AND {visible('b')} "
             f"MATCH p = ANY SHORTEST (a)((u)-{step}-(v) WHERE {visible('v')}{on_network})"
             f"{{1,{self.max_path_length:d}}}(b) "
-            f"RETURN [x IN nodes(p) | {lite('x')}] AS nodes, "
+            f"RETURN [x IN nodes(p) | {lite('x', fields)}] AS nodes, "
             f"[r IN relationships(p) | {EDGE}] AS edges",
             {"source": source, "target": target},
         )
@@ -504,16 +617,16 @@ class Reader:
                     out.append(assoc)
         return sorted(out, key=lambda a: a.qname)
 
-    async def containment(self, mrid: str, depth: int) -> Subgraph:
+    async def containment(self, mrid: str, depth: int, fields: Fields = None) -> Subgraph:
         if depth < 0 or depth > self.max_depth:
             raise ReadError(f"depth must be between 0 and {self.max_depth}, got {depth}")
-        root = await self.root(mrid)
+        root = await self.root(mrid, fields)
         if root is None:
             return Subgraph()
         types = sorted({a.rel_type for a in self.containment_associations()})
         if not types:
             return Subgraph(nodes={root["mrid"]: root})
-        graph = await self._bfs(root, depth, [(types, "in")])
+        graph = await self._bfs(root, depth, [(types, "in")], fields=fields)
         self.guard.stats.rows += len(graph.nodes)
         return graph
 
@@ -553,7 +666,9 @@ class Reader:
             steps.append((attach, "in"))
         return steps, ([(attach, "out")] if attach else [])
 
-    async def _region(self, starts: Sequence[dict[str, Any]], domain: str, graph: Subgraph) -> Subgraph:
+    async def _region(
+        self, starts: Sequence[dict[str, Any]], domain: str, graph: Subgraph, fields: Fields = None
+    ) -> Subgraph:
         """What the ``starts`` (all of ``domain``) supply within their domain, added to ``graph``: gas
         downstream along the flow (an attached supplier first climbs to its node), or the whole gas network
         when the ontology gives no flow; in electricity, what the starts contain."""
@@ -569,30 +684,36 @@ class Reader:
                 tops = [start]
                 if climb and not is_coupling_owner:
                     # A storage or terminal supplies the node it is attached to, and so all downstream.
-                    up = await self._bfs(start, 1, climb, node_label="Gas", graph=Subgraph())
+                    up = await self._bfs(start, 1, climb, node_label="Gas", graph=Subgraph(), fields=fields)
                     tops = list(up.nodes.values())
                 for top in tops:
-                    await self._bfs(top, self.max_subgraph_nodes, steps, node_label="Gas", graph=region)
+                    await self._bfs(
+                        top, self.max_subgraph_nodes, steps, node_label="Gas", graph=region, fields=fields
+                    )
         elif domain == "Gas":
             network = [(self.network_rel_types("Gas"), "both")]
             for start in starts:
-                await self._bfs(start, self.max_subgraph_nodes, network, node_label="Gas", graph=region)
+                await self._bfs(
+                    start, self.max_subgraph_nodes, network, node_label="Gas", graph=region, fields=fields
+                )
         else:
             types = sorted({a.rel_type for a in self.containment_associations()})
             if types:
                 for start in starts:
-                    await self._bfs(start, self.max_depth, [(types, "in")], graph=region)
+                    await self._bfs(start, self.max_depth, [(types, "in")], graph=region, fields=fields)
         graph.nodes.update(region.nodes)
         graph.add_edges({"source": e.source, "target": e.target, "type": e.type} for e in region.edges)
         return region
 
-    async def dependencies(self, mrid: str) -> tuple[dict[str, Any] | None, list[DependencyStep], Subgraph]:
+    async def dependencies(
+        self, mrid: str, fields: Fields = None
+    ) -> tuple[dict[str, Any] | None, list[DependencyStep], Subgraph]:
         """What depends on ``mrid`` across the domains, step by step and transitively: from gas, the
         generating units supplied downstream; from electricity, the compressor stations and terminals it
         powers, then what those supply in turn (electricity -> compressor -> gas downstream -> offtake ->
         generating unit ...). Each step holds the objects newly reached and the capacity at stake among
         them; an object is reached once, so cycles end. Only objects the caller may see are walked."""
-        root = await self.root(mrid)
+        root = await self.root(mrid, fields)
         if root is None:
             return None, [], Subgraph()
         graph = Subgraph(nodes={root["mrid"]: root})
@@ -600,14 +721,14 @@ class Reader:
         frontier, domain = [root], root[DOMAIN]
         steps: list[DependencyStep] = []
         while frontier and domain in DOMAINS and len(graph.nodes) < self.max_subgraph_nodes:
-            region = await self._region(frontier, domain, graph)
+            region = await self._region(frontier, domain, graph, fields)
             coupling_types = sorted(
                 {c.rel_type for c in self.couplings() if self.ontology.domain(c.owner) == domain}
             )
             if not coupling_types:
                 break
             other = "Electricity" if domain == "Gas" else "Gas"
-            rows = await self._expand(list(region.nodes), [(coupling_types, "out")], other)
+            rows = await self._expand(list(region.nodes), [(coupling_types, "out")], other, fields)
             found: dict[str, dict[str, Any]] = {}
             for row in rows:
                 if row["node"] is None:

@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     max_page_size: int = 5000
     max_query_depth: int = 12
     query_timeout_s: float = 10.0
+    # How long the schema set-up waits for the name search's full-text index to come online (a new index
+    # reads every object once; on a million objects that takes a while).
+    search_index_wait_s: float = 600.0
     # GraphQL guard rails: aliases and tokens per document, traversal sizes, and how long the table of
     # security labels is trusted before it is read again (new labels appear as producers write).
     max_aliases: int = 30
@@ -163,6 +166,14 @@ class Settings(BaseSettings):
     # without queueing behind each other in it (see graphql/hubql/admission.py).
     api_max_running_operations: int = 16
     api_admission_wait_s: float = 1.0
+    # Access requests and grants (hub/grants.py): the role claim of an owner organisation's data officers
+    # (who decide requests for its products), the role of the hub's operators (who see every request), how
+    # often each API process re-reads the live grants (a decision taken by another process takes effect
+    # within this, plus one query), and the longest period a grant may run.
+    grant_officer_role: str = "data-officer"
+    grant_operator_role: str = "admin"
+    grant_refresh_s: float = 1.0
+    grant_max_period_s: float = 366 * 86400.0
 
     # Auth (OIDC bearer tokens)
     oidc_issuer: str = "http://127.0.0.1:8000/dev-issuer"

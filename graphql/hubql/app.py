@@ -32,6 +32,7 @@ from hub.audit import AuditPublisher
 from hub.auth import Authenticator, AuthError, dev_tokens
 from hub.caller import Caller
 from hub.data_products import DataProducts
+from hub.grants import RequestDesk, RequestStore
 from hub.graph import make_async_driver
 from hub.guard import LabelDirectory
 from hub.kafka_clients import API, aiokafka_options
@@ -91,7 +92,7 @@ class AuthenticatingWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
         except AuthError as exc:
             await self.websocket.close(code=4401, reason=exc.reason[:120])
             return
-        context.set_caller(caller)
+        context.set_caller(caller, live=True)
         await super().handle_connection_init(message)
         if self.connection_acknowledged and caller.expires_at is not None:
             deadline = caller.expires_at + context.services.settings.oidc_leeway_s
@@ -157,10 +158,14 @@ def create_app(
     ontology = load_ontology()
     schema, registry = build_schema(ontology, settings)
     authenticator = Authenticator(settings)
+    # The data products, read from the contracts folder once (a folder that cannot be read stops the API
+    # here, naming the file and clause).
+    products = DataProducts(settings, ontology)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         driver = make_async_driver(settings, fail_fast=False)
+        desk = RequestDesk(settings, RequestStore(driver, settings.neo4j_database), products)
         app.state.hub = ApiServices(
             settings=settings,
             ontology=ontology,
@@ -168,6 +173,7 @@ def create_app(
             registry=registry,
             directory=LabelDirectory(driver, settings.neo4j_database, settings.label_cache_ttl_s),
             authenticator=authenticator,
+            desk=desk,
         )
         app.state.ingest = IngestService(settings, ontology)
         producers: list[AIOKafkaProducer] = []
@@ -179,6 +185,7 @@ def create_app(
 
         publisher = AuditPublisher(settings.audit_topic, audit_sender)
         publisher.start()
+        desk.start()
         metrics = serve_metrics(settings)
         tune_gc()
         log.info(
@@ -198,6 +205,7 @@ def create_app(
             yield
         finally:
             await app.state.hub.feed.stop()
+            await desk.stop()
             if metrics is not None:
                 metrics.shutdown()
                 metrics.server_close()
@@ -227,9 +235,7 @@ def create_app(
     # Read by the caller dependency (hubql.callers) of every route, GraphQL and HTTP ingest alike.
     app.state.authenticator = authenticator
     app.include_router(ingest_router)
-    # The data products' catalogue, read from the contracts folder once (a folder that cannot be read stops
-    # the API here, naming the file and clause).
-    products = DataProducts(settings, ontology)
+    # The data products' catalogue.
     app.state.catalogue = Catalogue(settings, products)
     app.include_router(catalog_router)
     # The same products through CKAN's action API, for the clients of CKAN portals.

@@ -18,11 +18,12 @@ from strawberry.fastapi import BaseContext
 from hub.auth import Authenticator, AuthError
 from hub.caller import Caller
 from hub.geography import DiagramPoint, Geography, Geometry
+from hub.grants import RequestDesk
 from hub.graph import AsyncDriver
 from hub.guard import Guard, LabelDirectory
 from hub.labels import LabelCache
 from hub.network_level import NetworkLevel, NetworkLevels
-from hub.reader import Prefetch, Reader
+from hub.reader import Fields, Prefetch, Reader
 from hub.settings import Settings
 from hubql.callers import RequestCaller, client_address
 from hubql.change_feed import ChangeFeed
@@ -43,6 +44,8 @@ class ApiServices:
     registry: TypeRegistry
     directory: LabelDirectory
     authenticator: Authenticator
+    # Access requests and the process's book of live grants (hub.grants).
+    desk: RequestDesk
     label_cache: LabelCache = field(default_factory=LabelCache)
     extras: dict[str, Any] = field(default_factory=dict)
     # The change subscriptions' shared reader and the codec of their cursors (see hubql.subscriptions).
@@ -53,16 +56,27 @@ class ApiServices:
         self.feed = ChangeFeed(self.settings)
         self.cursors = CursorCodec(cursor_key(self.settings))
 
-    def guard(self, caller: Caller, *, follow_labels: bool = False) -> Guard:
+    def guard(self, caller: Caller, *, follow_labels: bool = False, follow_grants: bool = True) -> Guard:
+        """The caller's guard: the token's authorizations merged with its live grants, as they stand now;
+        a long-lived guard (``follow_labels``: a websocket) follows them as grants are made, expire and are
+        revoked, as it follows the label table, unless its owner does that itself (``follow_grants``
+        False: a subscription, which tells its subscriber what the change shows or hides)."""
         s = self.settings
+        book = self.desk.book
+        auths = book.authorizations(caller)
+        adding = auths.attributes - caller.authorizations.attributes
         return Guard(
             driver=self.driver,
             database=s.neo4j_database,
             directory=self.directory,
-            auths=caller.authorizations,
+            auths=auths,
+            grants=tuple(sorted(g.request_id for g in book.live(caller) if g.attributes & adding))
+            if adding
+            else (),
             timeout_s=s.query_timeout_s,
             cache=self.label_cache,
             follow_labels=follow_labels,
+            auths_source=(lambda: book.authorizations(caller)) if follow_labels and follow_grants else None,
         )
 
     def reader(self, guard: Guard) -> Reader:
@@ -87,16 +101,17 @@ class HubContext(BaseContext):
         self.client = client
         self.registry = services.registry
         self.operation_name: str | None = None
-        self._loaders: dict[tuple[str, str, str], DataLoader[str, list[dict[str, Any]]]] = {}
+        self._loaders: dict[tuple[str, str, str, Fields], DataLoader[str, list[dict[str, Any]]]] = {}
         self.caller: Caller | None = None
         # Change subscriptions open on this websocket (capped by max_subscriptions_per_socket).
         self.subscriptions = 0
         if caller is not None:
             self.set_caller(caller)
 
-    def set_caller(self, caller: Caller) -> None:
+    def set_caller(self, caller: Caller, *, live: bool = False) -> None:
+        """``live``: the context lasts as long as a websocket, so its guard follows labels and grants."""
         self.caller = caller
-        self.guard = self.services.guard(caller)
+        self.guard = self.services.guard(caller, follow_labels=live)
         self.reader = self.services.reader(self.guard)
         self._loaders.clear()
         # Derived geometry, diagram points and network levels: one batch of queries per request level
@@ -137,15 +152,18 @@ class HubContext(BaseContext):
         make, label_text = self.registry.row, self.guard.label_text
         return [make(p, label_text, prefetch) for p in props]
 
-    def related(self, rel_type: str, direction: str, other: str) -> DataLoader[str, list[dict[str, Any]]]:
-        """Batch loader of the objects on the other end of one association, by source mRID."""
-        key = (rel_type, direction, other)
+    def related(
+        self, rel_type: str, direction: str, other: str, fields: Fields = None
+    ) -> DataLoader[str, list[dict[str, Any]]]:
+        """Batch loader of the objects on the other end of one association, by source mRID, reading
+        ``fields`` of them (one loader per selection of properties)."""
+        key = (rel_type, direction, other, fields)
         loader = self._loaders.get(key)
         if loader is None:
             reader = self.reader
 
             async def load(mrids: list[str]) -> list[list[dict[str, Any]]]:
-                found = await reader.related(mrids, rel_type, direction, other)
+                found = await reader.related(mrids, rel_type, direction, other, fields)
                 return [self.rows(found.get(m, [])) for m in mrids]
 
             loader = self._loaders[key] = DataLoader(load_fn=load)

@@ -19,6 +19,8 @@ import structlog
 from prometheus_client import Counter, Histogram
 from strawberry.extensions import ParserCache, SchemaExtension
 
+from hub import audit
+
 log = structlog.get_logger("hub.audit")
 
 OPERATIONS = Counter("hub_api_operations_total", "GraphQL operations", ["type", "outcome"])
@@ -88,6 +90,19 @@ class AuditExtension(SchemaExtension):
         OPERATIONS.labels(op_type, outcome).inc()
         DURATION.labels(op_type).observe(elapsed)
         ROWS.inc(rows)
+        grants = guard.grants if guard is not None else ()
+        if grants and op_type != "subscription":
+            # Evidence of use: the grants that added to what this operation could read, and what it read.
+            audit.record(
+                "access.used",
+                subject=getattr(caller, "subject", None),
+                issuer=getattr(caller, "issuer", None),
+                grants=list(grants),
+                operation=ec.operation_name,
+                operation_type=op_type,
+                rows=rows,
+                outcome=outcome,
+            )
         log.info(
             "graphql operation",
             subject=getattr(caller, "subject", None),

@@ -55,6 +55,10 @@ class Caller:
     roles: list[str]
     groups: list[str]
     anonymous: bool
+    issuer: str | None = strawberry.field(description="The token's issuer (with the subject, who you are).")
+    granted: list[str] = strawberry.field(
+        description="Label attributes your live access grants add to your token's, now."
+    )
 
 
 @strawberry.type(description="One attribute of an object: ontology key, qualified name, value and unit.")

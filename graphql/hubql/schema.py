@@ -31,6 +31,8 @@ from hub.auth import AuthError
 from hub.graph_schema import CLASS
 from hub.settings import Settings, get_settings
 from hubql import prefetch
+from hubql.access import MUTATIONS as ACCESS_MUTATIONS
+from hubql.access import QUERIES as ACCESS_QUERIES
 from hubql.admission import Admission, TooBusy, admit
 from hubql.cost import Limits, cost_rule
 from hubql.execution import HubExecutionContext
@@ -50,6 +52,7 @@ from hubql.generic import (
     graph_node,
     resolve_from_source,
 )
+from hubql.projection import selected_properties
 from hubql.scalars import SCALAR_MAP
 from hubql.subscriptions import change_stream
 from hubql.typed import build as build_typed
@@ -116,6 +119,8 @@ def _me(info: Info) -> Caller:
         roles=list(c.roles),
         groups=list(c.groups),
         anonymous=c.anonymous,
+        issuer=c.issuer,
+        granted=sorted(info.context.services.desk.book.granted(c)),
     )
 
 
@@ -129,9 +134,20 @@ def _prefetch(info: Info, *path: str) -> tuple[rd.Prefetch, ...]:
     return prefetch.plan(info.context.registry, ROOT, selections)
 
 
+def _properties(info: Info, *paths: tuple[str, ...]) -> rd.Fields:
+    """The stored properties selected on the objects at any of ``paths`` below this field."""
+    selected = info.selected_fields[0].selections
+    registry = info.context.registry
+    found: rd.Fields = frozenset()
+    for path in paths:
+        selections = prefetch.child(selected, *path) if path else selected
+        found = rd.merge_fields(found, selected_properties(registry, ROOT, selections))
+    return found
+
+
 async def _object(info: Info, mrid: strawberry.ID) -> Any:
     wanted = _prefetch(info)
-    props = await info.context.reader.object(str(mrid), wanted)
+    props = await info.context.reader.object(str(mrid), wanted, _properties(info, ()))
     return info.context.row(props, wanted) if props is not None else None
 
 
@@ -149,7 +165,8 @@ async def _objects(
         raise rd.ReadError(f"bbox must be [minX, minY, maxX, maxY], got {len(bbox)} numbers")
     args = {"class_name": class_name, "domain": _domain_name(domain), "name": name, "bbox": bbox}
     wanted = prefetch.merge(_prefetch(info, "nodes"), _prefetch(info, "edges", "node"))
-    page = await ctx.reader.objects(first=first, after=after, prefetch=wanted, **args)
+    fields = _properties(info, ("nodes",), ("edges", "node"))
+    page = await ctx.reader.objects(first=first, after=after, prefetch=wanted, fields=fields, **args)
     rows = ctx.rows(page.rows, wanted)
     encode = rd.encode_page_cursor
     # A cursor per object only when the selection has edges (most clients page with nodes and endCursor).
@@ -172,8 +189,25 @@ async def _total_count(root: Any, info: Info) -> int:
     return await info.context.reader.count_objects(**root["_args"])
 
 
-async def _search(info: Info, text: str, first: int | None = 20) -> list[SearchHit]:
-    found = await info.context.reader.search(text, 20 if first is None else first)
+async def _search(
+    info: Info,
+    text: str,
+    first: int | None = 20,
+    class_name: Annotated[
+        str | None, strawberry.argument(description="Only objects of this class (subclasses included).")
+    ] = None,
+    fuzzy: Annotated[
+        bool,
+        strawberry.argument(
+            description="Also accept each word of at least three characters within one edit (a "
+            "character changed, added or dropped, two swapped) of the start of a word of a name."
+        ),
+    ] = False,
+) -> list[SearchHit]:
+    size = 20 if first is None else first
+    found = await info.context.reader.search(
+        text, size, class_name=class_name, fuzzy=fuzzy, fields=_properties(info, ())
+    )
     return [graph_node(n, info.context.guard.label_text) for n in found]  # type: ignore[misc]
 
 
@@ -181,7 +215,8 @@ async def _neighbourhood(
     info: Info, mrid: strawberry.ID, depth: int | None = 1, types: list[str] | None = None
 ) -> Subgraph:
     types = bounded_list(info, "types", types)
-    graph = await info.context.reader.neighbourhood(str(mrid), 1 if depth is None else depth, types)
+    fields = _properties(info, ("nodes",))
+    graph = await info.context.reader.neighbourhood(str(mrid), 1 if depth is None else depth, types, fields)
     return subgraph_row(info, graph)  # type: ignore[return-value]
 
 
@@ -191,17 +226,21 @@ async def _shortest_path(
     to: strawberry.ID,
     via: PathVia = PathVia.PHYSICAL,
 ) -> Subgraph | None:
-    graph = await info.context.reader.shortest_path(str(from_), str(to), physical=via is PathVia.PHYSICAL)
+    graph = await info.context.reader.shortest_path(
+        str(from_), str(to), physical=via is PathVia.PHYSICAL, fields=_properties(info, ("nodes",))
+    )
     return None if graph is None else subgraph_row(info, graph)  # type: ignore[return-value]
 
 
 async def _containment(info: Info, mrid: strawberry.ID, depth: int | None = 3) -> Subgraph:
-    graph = await info.context.reader.containment(str(mrid), 3 if depth is None else depth)
+    fields = _properties(info, ("nodes",))
+    graph = await info.context.reader.containment(str(mrid), 3 if depth is None else depth, fields)
     return subgraph_row(info, graph)  # type: ignore[return-value]
 
 
 async def _dependencies(info: Info, mrid: strawberry.ID) -> DependencyReport:
-    root, steps, graph = await info.context.reader.dependencies(str(mrid))
+    fields = _properties(info, ("root",), ("dependents",), ("steps", "dependents"), ("subgraph", "nodes"))
+    root, steps, graph = await info.context.reader.dependencies(str(mrid), fields)
     label_text = info.context.guard.label_text
     rows = [
         {
@@ -323,7 +362,10 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
             "[minX, minY, maxX, maxY]; cursor pagination, page size capped by the server.",
         ),
         "search": strawberry.field(
-            resolver=_search, description="Objects whose name contains the text, or whose mRID is the text."
+            resolver=_search,
+            description="The object whose mRID is the text, then objects with a name (name, short name, "
+            'EIC code, alias) in which every word of the text starts a word ("sub nor" finds '
+            '"Substation North"), through the full-text index; shortest names first, then by mRID.',
         ),
         "neighbourhood": strawberry.field(
             resolver=_neighbourhood,
@@ -351,9 +393,11 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
             resolver=_ontology_classes, description="The ontology's classes."
         ),
     }
+    query_ns.update(ACCESS_QUERIES)
     typed = build_typed(registry, settings, {strawberry_name(k) for k in query_ns})
     query_ns.update(typed.fields)
     query = strawberry.type(type("Query", (), query_ns), name="Query")
+    mutation = strawberry.type(type("Mutation", (), dict(ACCESS_MUTATIONS)), name="Mutation")
     subscription = strawberry.type(
         type(
             "Subscription",
@@ -399,6 +443,7 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
     schema = HubSchema(
         settings,
         query=query,
+        mutation=mutation,
         subscription=subscription,
         types=registry.all_types(),
         config=StrawberryConfig(default_resolver=resolve_from_source, scalar_map=SCALAR_MAP),

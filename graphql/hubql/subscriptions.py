@@ -24,7 +24,8 @@ A socket holds at most ``max_subscriptions_per_socket`` subscriptions and a call
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +36,9 @@ import structlog
 from hub import audit
 from hub.caller import Caller
 from hub.changes import ChangeRecord
+from hub.graph_schema import CLASS
 from hub.guard import Guard
+from hub.labels import Authorizations
 from hub.reader import Reader, ReadError
 from hubql.change_feed import ChangeFeed, Item, SubscriberTooSlow, Tap
 from hubql.context import HubContext
@@ -125,9 +128,16 @@ class _Delivery:
         reader: Reader,
         delivered: dict[int, int],
         with_node: bool,
+        flt: ChangeFilter,
+        authorizations: Callable[[], Authorizations],
+        reader_of: Callable[[Guard], Reader],
     ) -> None:
         self.codec, self.topic, self.subject = codec, topic, caller.subject
         self.guard, self.reader = guard, reader
+        self.flt = flt
+        # The caller's authorizations as they stand now (token and live grants, see hub.grants), and a
+        # reader over any guard.
+        self.authorizations, self.reader_of = authorizations, reader_of
         # Offset after the last record delivered, per partition (the start position where none was).
         self.delivered = delivered
         # Whether the subscriber selected ``node``: only then is the graph read at all.
@@ -165,15 +175,55 @@ class _Delivery:
             "node": None,
         }
 
+    async def regranted(self) -> list[dict[str, Any]]:
+        """When the caller's grants changed (made, expired, revoked): the objects within the filter that
+        it could see and no longer may, each told as a delete, and those it may now see and could not, each
+        told as an upsert with its current version; exactly as if they had been relabelled."""
+        before = self.guard.regrant(self.authorizations())
+        if before is None:
+            return []
+        was, now = await before.visible_ids(), await self.guard.visible_ids()
+        lost, gained = was - now, now - was
+        f = self.flt
+        rows: list[dict[str, Any]] = []
+        told: list[tuple[str, dict[str, Any]]] = []
+        if lost:
+            gone = await self.reader_of(before).labelled(lost, f.classes, f.domain, f.mrids)
+            told += [("delete", n) for n in gone]
+        if gained:
+            shown = await self.reader.labelled(gained, f.classes, f.domain, f.mrids)
+            told += [("upsert", n) for n in shown]
+        at = datetime.now(UTC)
+        # The cursor does not move: these are not records of the topic.
+        cursor = self.codec.seal(self.topic, self.subject, self.delivered)
+        for change, n in told:
+            self.guard.stats.rows += 1
+            rows.append(
+                {
+                    "cursor": cursor,
+                    "mrid": n["mrid"],
+                    "class_name": n.get(CLASS) or "",
+                    "change": change,
+                    "version": int(n.get("version") or 0),
+                    "time": at,
+                    "node": graph_node(n, self.guard.label_text)
+                    if change != "delete" and self.with_node
+                    else None,
+                }
+            )
+        return rows
+
     async def rows(self, items: Sequence[Item]) -> list[dict[str, Any]]:
-        """Change rows for ``items`` (in order), the nodes of all of them read in one query."""
+        """Change rows for ``items`` (in order), the nodes of all of them read in one query; first what a
+        change of the caller's grants showed or hid."""
+        regranted = await self.regranted()
         told = [(item, change) for item in items if (change := await self._change(item)) is not None]
         nodes: dict[str, dict[str, Any]] = {}
         if self.with_node:
             wanted = {item.record.mrid for item, change in told if change != "delete"}
             if wanted:
                 nodes = await self.reader.nodes_lite(sorted(wanted))
-        out = []
+        out = regranted
         for item, change in told:
             record = item.record
             found = nodes.get(record.mrid) if change != "delete" else None
@@ -219,7 +269,9 @@ async def change_stream(
     delivery: _Delivery | None = None
     try:
         await feed.start()
-        guard = services.guard(caller, follow_labels=True)
+        # The delivery follows the caller's grants itself, so that it can tell what they show or hide.
+        guard = services.guard(caller, follow_labels=True, follow_grants=False)
+        book = services.desk.book
         delivery = _Delivery(
             codec,
             topic,
@@ -228,6 +280,9 @@ async def change_stream(
             services.reader(guard),
             dict(feed.positions) if start is None else start,
             with_node,
+            flt,
+            lambda: book.authorizations(caller),
+            services.reader,
         )
         log.info("subscription started", subject=caller.subject, topic=topic, resumed=start is not None)
         if start is None:
@@ -242,9 +297,16 @@ async def change_stream(
                     for row in await delivery.rows([got]):
                         yield row
         assert tap is not None
+        # A subscription with nothing to deliver still wakes four times per grant_refresh_s (a dict look-up
+        # each), to tell its subscriber what a change of its grants showed or hid: within grant_refresh_s
+        # of the process learning of the change, plus a quarter of it.
+        idle_s = services.settings.grant_refresh_s / 4
         while True:
             try:
-                items = await tap.get_many()
+                try:
+                    items = await asyncio.wait_for(tap.get_many(), idle_s)
+                except TimeoutError:
+                    items = []
             except SubscriberTooSlow:
                 # Fallen behind the shared reader by a whole queue: the subscriber is told, and the
                 # subscription reads on from its own position with a reader of its own, at its own pace,

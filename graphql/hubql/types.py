@@ -51,6 +51,7 @@ from hubql.generic import (
     resolve_geometry,
     resolve_level,
 )
+from hubql.projection import selected_properties
 from hubql.scalars import Long, native
 from ontology.model import Association, Attribute, Ontology
 
@@ -196,7 +197,8 @@ def _loader_resolver(link: Prefetch, many: bool) -> Callable[..., Any]:
         prefetched = root.get(PREFETCHED_KEY)
         rows = prefetched.get(key) if prefetched is not None else None
         if rows is None:
-            rows = await info.context.related(rel_type, direction, other).load(root["mrid"])
+            fields = selected_properties(info.context.registry, other, info.selected_fields[0].selections)
+            rows = await info.context.related(rel_type, direction, other, fields).load(root["mrid"])
         if many:
             return rows
         return rows[0] if rows else None

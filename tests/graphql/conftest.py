@@ -27,9 +27,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def api(settings: Any) -> Iterator[Api]:
+def api(settings: Any, neo4j_driver: Any) -> Iterator[Api]:
     from hubql.app import create_app
     from hubql.serving import server_config
+
+    from hub.graph import ensure_schema
+
+    # The constraints and indexes a worker creates at start, the name search's full-text index included.
+    ensure_schema(neo4j_driver, settings.neo4j_database)
 
     port = _free_port()
     # The session's API serves its metrics on a port of its own, as in production.

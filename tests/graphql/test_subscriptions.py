@@ -46,7 +46,13 @@ async def _create_topics(bootstrap: str, names: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def worker(settings: Any, prefix: str, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def worker(
+    settings: Any,
+    prefix: str,
+    log_path: Path,
+    producers: dict[str, dict[str, Any]] | None = None,
+    partitions: int = PARTITIONS,
+) -> Iterator[subprocess.Popen[bytes]]:
     from devstack.services import kafka
 
     # The worker signs in as its principal, whose ACLs follow these topic names.
@@ -74,10 +80,10 @@ def worker(settings: Any, prefix: str, log_path: Path) -> Iterator[subprocess.Po
         "HUB_METRICS_PORT": "0",
         # The subscription tests relabel objects both ways: widening needs the declassify right.
         "HUB_PRODUCERS": json.dumps(
-            {"p1": {"org": "sub-producer", "clearance": "SECRET", "declassify": True}}
+            producers or {"p1": {"org": "sub-producer", "clearance": "SECRET", "declassify": True}}
         ),
         "HUB_BATCH_TIMEOUT_S": "0.2",
-        "HUB_TOPIC_PARTITIONS": str(PARTITIONS),
+        "HUB_TOPIC_PARTITIONS": str(partitions),
     }
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(

@@ -129,6 +129,7 @@ def test_good_token_gives_the_right_caller(
         roles=("planner", "operator"),
         groups=("grid-planning",),
         anonymous=False,
+        issuer=ISSUER,
     )
     assert caller.authorizations == Authorizations(
         "OFFICIAL",
