@@ -17,7 +17,7 @@ from typing import Any
 from hub.filters import FilterCompiler
 from hub.guard import visible
 from hub.ordering import SortKey, after, encode_cursor, order_by, sort_values
-from hub.reader import Page, Prefetch, Reader
+from hub.reader import Fields, Page, Prefetch, Reader
 
 
 @dataclass(frozen=True)
@@ -51,14 +51,17 @@ def page_query(
     size: int,
     cursor: str | None,
     prefetch: Sequence[Prefetch] = (),
+    fields: Fields = None,
 ) -> tuple[str, dict[str, Any]]:
+    """``fields``: the properties the selection reads (None: all), as :meth:`hub.reader.Reader.objects`."""
     text, params = match(reader, compiler, query)
     if cursor:
         text += " AND " + after(query.keys, "n", cursor, params)
     params["limit"] = size + 1
+    projection = reader._projection("n", prefetch, fields)
     text += (
         f" WITH n ORDER BY {order_by(query.keys, 'n')} LIMIT $limit "
-        f"RETURN n {{{reader._projection('n', prefetch)}}} AS n, {sort_values(query.keys, 'n')} AS sort"
+        f"RETURN n {{{projection}}} AS n, {sort_values(query.keys, 'n')} AS sort"
     )
     return text, params
 
@@ -70,9 +73,10 @@ async def page(
     first: int | None,
     cursor: str | None,
     prefetch: Sequence[Prefetch] = (),
+    fields: Fields = None,
 ) -> SortedPage:
     size = reader.page_size(first)
-    text, params = page_query(reader, compiler, query, size, cursor, prefetch)
+    text, params = page_query(reader, compiler, query, size, cursor, prefetch, fields)
     rows = await reader.guard.read(text, params)
     kept = rows[:size]
     reader.guard.stats.rows += len(kept)

@@ -36,9 +36,11 @@ from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 from hub import aggregates, typed_pages
 from hub.filters import GENERIC_FIELDS, FilterCompiler, FilterError, FilterLimits, filterable_attributes
 from hub.ordering import SORTABLE_GENERIC, sort_keys
+from hub.reader import merge_fields
 from hub.settings import Settings
 from hubql import prefetch
 from hubql.generic import Domain, PageInfo
+from hubql.projection import selected_properties
 from hubql.scalars import Long, native
 from hubql.types import ROOT, TypeRegistry
 from ontology.model import Ontology
@@ -443,7 +445,11 @@ def _page_field(registry: TypeRegistry, compiler: FilterCompiler, t: TypedClass,
             prefetch.plan(ctx.registry, ROOT, prefetch.child(selected, "nodes")),
             prefetch.plan(ctx.registry, ROOT, prefetch.child(selected, "edges", "node")),
         )
-        found = await typed_pages.page(ctx.reader, compiler, query, first, after, wanted)
+        fields = merge_fields(
+            selected_properties(ctx.registry, ROOT, prefetch.child(selected, "nodes")),
+            selected_properties(ctx.registry, ROOT, prefetch.child(selected, "edges", "node")),
+        )
+        found = await typed_pages.page(ctx.reader, compiler, query, first, after, wanted, fields)
         rows = ctx.rows(found.rows, wanted)
         return {
             "edges": [{"cursor": k, "node": r} for k, r in zip(found.cursors, rows, strict=True)],
