@@ -7,6 +7,7 @@ running through the caller's :class:`hub.guard.Guard`.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,7 +31,7 @@ from hub import reader as rd
 from hub.auth import AuthError
 from hub.graph_schema import CLASS
 from hub.settings import Settings, get_settings
-from hubql import prefetch
+from hubql import history, prefetch
 from hubql.admission import Admission, TooBusy, admit
 from hubql.cost import Limits, cost_rule
 from hubql.execution import HubExecutionContext
@@ -128,7 +129,12 @@ def _prefetch(info: Info, *path: str) -> tuple[rd.Prefetch, ...]:
     return prefetch.plan(info.context.registry, ROOT, selections)
 
 
-async def _object(info: Info, mrid: strawberry.ID) -> Any:
+async def _object(
+    info: Info, mrid: strawberry.ID, as_of: datetime | None = None, recorded_as_of: datetime | None = None
+) -> Any:
+    if as_of is not None or recorded_as_of is not None:
+        state = await history.history_of(info).object_at(str(mrid), as_of, recorded_as_of)
+        return None if state is None else history.as_of_row(info, state)
     wanted = _prefetch(info)
     props = await info.context.reader.object(str(mrid), wanted)
     return info.context.row(props, wanted) if props is not None else None
@@ -142,11 +148,15 @@ async def _objects(
     bbox: list[float] | None = None,
     first: int | None = None,
     after: str | None = None,
+    as_of: datetime | None = None,
+    recorded_as_of: datetime | None = None,
 ) -> Any:
     ctx = info.context
     if bbox is not None and len(bbox) != 4:
         raise rd.ReadError(f"bbox must be [minX, minY, maxX, maxY], got {len(bbox)} numbers")
     args = {"class_name": class_name, "domain": _domain_name(domain), "name": name, "bbox": bbox}
+    if as_of is not None or recorded_as_of is not None:
+        return await history.objects_page(info, args, first, after, as_of, recorded_as_of)
     wanted = prefetch.merge(_prefetch(info, "nodes"), _prefetch(info, "edges", "node"))
     page = await ctx.reader.objects(first=first, after=after, prefetch=wanted, **args)
     rows = ctx.rows(page.rows, wanted)
@@ -168,6 +178,8 @@ async def _objects(
 
 
 async def _total_count(root: Any, info: Info) -> int:
+    if history.AS_OF_KEY in root:
+        return await history.count(info, root)
     return await info.context.reader.count_objects(**root["_args"])
 
 
@@ -303,17 +315,21 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
 
     query_ns: dict[str, Any] = {
         "me": strawberry.field(resolver=_me, description="The caller as the access guard sees them."),
+        **history.HISTORY_FIELDS,
         "object": strawberry.field(
             resolver=_object,
             graphql_type=identified | None,  # type: ignore[operator]
             description="One object by mRID; null when not found (the same answer for objects you may "
-            "not see).",
+            "not see). asOf (valid time) and recordedAsOf (what the hub had recorded then): the object's "
+            "state at that time from its kept history, judged by that version's own label; associations "
+            "are empty then.",
         ),
         "objects": strawberry.field(
             resolver=_objects,
             graphql_type=connection,
             description="Objects by class (subclasses included), domain, name text and bounding box "
-            "[minX, minY, maxX, maxY]; cursor pagination, page size capped by the server.",
+            "[minX, minY, maxX, maxY]; cursor pagination, page size capped by the server. asOf and "
+            "recordedAsOf: the objects at that time, as object does (not with bbox).",
         ),
         "search": strawberry.field(
             resolver=_search, description="Objects whose name contains the text, or whose mRID is the text."
