@@ -292,10 +292,13 @@ def fold(
     stored: Mapping[str, Stored],
     ontology: OntologyView,
     book: LabelBook | None = None,
+    *,
+    history: bool = True,
 ) -> Plan:
     """Net effect of ``events`` (in consumption order) on the objects in ``stored``.
 
-    ``book`` holds the texts of the stored objects' labels (the events' own are learned here).
+    ``book`` holds the texts of the stored objects' labels (the events' own are learned here);
+    ``history``: list the versions to keep in ``Plan.history``.
     """
     plan = Plan()
     book = book if book is not None else LabelBook()
@@ -459,7 +462,7 @@ def fold(
         if last is None:
             continue
         before = stored.get(mrid)
-        if tr.history:
+        if history and tr.history:
             plan.history.append(_history_row(mrid, tr.history))
         if tr.delete is not None:
             d = tr.delete
@@ -845,7 +848,8 @@ class GraphWriter:
     ) -> None:
         self.ontology = ontology
         self.database = database
-        # Whether plans' versions are kept (settings.writer_history); off, the history part gets no rows.
+        # Whether plans list the versions to keep (settings.writer_history); off, the history part of the
+        # statement gets no rows.
         self.history = history
         # The statements as sent: pinned to their first plan unless ``replan_skip`` is off
         # (settings.writer_replan_skip), when Neo4j plans them again as its statistics move.
@@ -900,7 +904,7 @@ class GraphWriter:
         fresh = events
         if done:
             fresh = [ev for ev in events if ev.source is None or ev.offset > done.get(ev.source, -1)]
-        plan = fold(fresh, stored, self.ontology, self.book)
+        plan = fold(fresh, stored, self.ontology, self.book, history=self.history)
         plan.replayed = len(events) - len(fresh)
         plan.positions = positions
         return plan
@@ -974,8 +978,7 @@ class GraphWriter:
         stubs = [{"m": m, "c": c} for m, c in plan.stubs.items()]
         classes = {r["c"] for r in plan.upserts}
         classes.update(plan.stubs.values())
-        history = plan.history if self.history else []
-        classes.update(v["c"] for h in history for v in h["vs"])
+        classes.update(v["c"] for h in plan.history for v in h["vs"])
         class_labels, domains = self._class_maps(classes)
         plan.db_seconds = await _run(
             tx,
@@ -986,7 +989,7 @@ class GraphWriter:
             measurements=plan.measurements,
             stubs=stubs,
             rels=plan.rels,
-            history=history,
+            history=plan.history,
             positions=[{"s": k, "o": v} for k, v in plan.positions.items()],
             class_labels=class_labels,
             domains=domains,
