@@ -108,16 +108,23 @@ class History:
 
     # --- reads --------------------------------------------------------------------------------------
 
-    async def versions(self, mrid: str, recorded_as_of: datetime | None = None) -> list[dict[str, Any]]:
+    async def versions(
+        self,
+        mrid: str,
+        recorded_as_of: datetime | None = None,
+        *,
+        first: int | None = None,
+        after_version: int | None = None,
+    ) -> list[dict[str, Any]]:
         """The object's versions the caller may see, oldest version first (a delete is seen by those who
-        could see what it deleted)."""
+        could see what it deleted): at most ``first``, after version ``after_version``."""
         rows = await self.guard.read(
             cypher(
                 "MATCH (v:ObjectVersion {mrid: $mrid}) USING INDEX SEEK v:ObjectVersion(mrid) "
-                f"WHERE ($r IS NULL OR v.@recorded <= $r) AND {visible('v')} "
-                "RETURN v {.*} AS v ORDER BY v.@version"
+                "WHERE ($r IS NULL OR v.@recorded <= $r) AND ($after IS NULL OR v.@version > $after) "
+                f"AND {visible('v')} RETURN v {{.*}} AS v ORDER BY v.@version LIMIT $limit"
             ),
-            {"mrid": mrid, "r": recorded_as_of},
+            {"mrid": mrid, "r": recorded_as_of, "after": after_version, "limit": self._size(first)},
         )
         found = [r["v"] for r in rows]
         self.guard.stats.rows += len(found)

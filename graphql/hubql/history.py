@@ -135,9 +135,15 @@ def change_of(info: Info, change: ObjectChange) -> ObjectChangeRow:
 
 
 async def resolve_history(
-    info: Info, mrid: strawberry.ID, recorded_as_of: datetime | None = None
+    info: Info,
+    mrid: strawberry.ID,
+    recorded_as_of: datetime | None = None,
+    first: int | None = None,
+    after_version: Long | None = None,
 ) -> list[ObjectVersion]:
-    states = await history_of(info).versions(str(mrid), recorded_as_of)
+    states = await history_of(info).versions(
+        str(mrid), recorded_as_of, first=first, after_version=after_version
+    )
     return [version_of(info, s) for s in states]
 
 
@@ -221,8 +227,9 @@ async def count(info: Info, root: Mapping[str, Any]) -> int:
 HISTORY_FIELDS: dict[str, Any] = {
     "history": strawberry.field(
         resolver=resolve_history,
-        description="The object's kept versions you may see (each by its own label), oldest first; "
-        "recordedAsOf: only those the hub had recorded by then.",
+        description="The object's kept versions you may see (each by its own label), oldest first, at "
+        "most first (capped by the server) after version afterVersion; recordedAsOf: only those the hub "
+        "had recorded by then.",
     ),
     "changes": strawberry.field(
         resolver=resolve_changes,

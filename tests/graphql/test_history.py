@@ -56,6 +56,9 @@ HISTORY = """query($m: ID!, $r: DateTime) {
   history(mrid: $m, recordedAsOf: $r) {
     mrid version className label producer eventId validFrom recordedAt deleted
     attributes { key value } references { type target } } }"""
+HISTORY_PAGE = (
+    """query($m: ID!, $after: Long) { history(mrid: $m, first: 1, afterVersion: $after) { version } }"""
+)
 CHANGES = """query($f: DateTime!, $t: DateTime!, $c: String, $after: String) {
   changes(from: $f, to: $t, className: $c, first: 50, after: $after) {
     changes { mrid className change changedKeys before { version name: attributes { key value } }
@@ -288,6 +291,10 @@ def test_as_of_history_and_changes_equal_the_replayed_stream(env: Env) -> None:
                 assert datetime.fromisoformat(h["validFrom"]) == v.valid_from
                 names = [a["value"] for a in h["attributes"] if a["key"] == "name"]
                 assert names == ([] if v.deleted else [v.props["name"]])
+            # a page of one after each version: the next visible one
+            for i, v in enumerate(want_versions):
+                paged = env.query(caller, HISTORY_PAGE, {"m": mrid, "after": v.version})["history"]
+                assert [h["version"] for h in paged] == [w.version for w in want_versions[i + 1 : i + 2]]
             before = env.query(caller, HISTORY, {"m": mrid, "r": _iso(recorded_1)})["history"]
             assert [h["version"] for h in before] == [v.version for v in want_versions if v.recorded == 1]
 
