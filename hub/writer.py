@@ -29,6 +29,10 @@ The folding reproduces, exactly, what applying the events one after another woul
   labels, version 0, admin-only label) that the owner's later upsert completes. A reference to a deleted
   object creates no edge (the target is gone; an edge to a tombstone would resurrect it in every path).
 
+History: every upsert and delete the fold applies is also kept as a version node, whole (the object's
+previous version with the event's patch applied), by the same statement (see :mod:`hub.history` and the
+history part below); measurements and stubs are not versions.
+
 Stale events (version not newer) are ignored and counted. Events of a producer that does not own the
 object, and writes the write check refuses (:mod:`hub.write_policy`: the writer must satisfy the object's
 current label and its new one, and may widen who sees it only with the declassification right), are
