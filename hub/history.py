@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from hub.graph_schema import REF_TARGETS, REF_TYPES, cypher
 from hub.guard import Guard, visible
-from hub.reader import DOMAINS, ReadError
+from hub.reader import DOMAINS, ReadError, Subgraph
 from ontology.model import Ontology
 
 # The state of object ``m`` at ($t, $r) (either may be null: no bound) as ``v`` (null: none).
@@ -273,6 +273,91 @@ WITH DISTINCT c.mrid AS m
         await self._with_visible_references(states)
         self.guard.stats.rows += len(kept)
         return [ObjectChange(r["m"], r["b"], r["a"]) for r in kept], len(rows) > size
+
+    async def states_at(
+        self, mrids: Sequence[str], as_of: datetime | None, recorded_as_of: datetime | None
+    ) -> dict[str, dict[str, Any]]:
+        """The states at (``as_of``, ``recorded_as_of``) the caller may see, by mRID, references raw."""
+        if not mrids:
+            return {}
+        rows = await self.guard.read(
+            "UNWIND $mrids AS m "
+            + _state_at("t", "s")
+            + f"WITH m, {_shown('s')} AS v WHERE v IS NOT NULL RETURN m, v {{.*}} AS v",
+            {"mrids": list(mrids), "t": as_of, "r": recorded_as_of},
+        )
+        return {r["m"]: r["v"] for r in rows}
+
+    async def neighbourhood_at(
+        self,
+        mrid: str,
+        depth: int,
+        types: Sequence[str] | None,
+        as_of: datetime | None,
+        recorded_as_of: datetime | None,
+        *,
+        max_depth: int,
+        max_nodes: int,
+    ) -> Subgraph:
+        """Objects within ``depth`` references of ``mrid`` at that time, through objects the caller may
+        see then only, and the references among them. A reference holds at a time when its source's
+        state then states it and its target exists then (as the current graph keeps no edge to a
+        deleted object)."""
+        if depth < 0 or depth > max_depth:
+            raise ReadError(f"depth must be between 0 and {max_depth}, got {depth}")
+        if types is not None:
+            known = self.ontology.rel_types()
+            for t in types:
+                if t not in known:
+                    raise ReadError(f"types contains {t!r}, which is not a relationship type of the ontology")
+        wanted = None if types is None else set(types)
+
+        def refs(state: Mapping[str, Any]) -> list[tuple[str, str]]:
+            pairs = zip(state.get(REF_TYPES) or (), state.get(REF_TARGETS) or (), strict=True)
+            return [(t, m) for t, m in pairs if wanted is None or t in wanted]
+
+        nodes = await self.states_at([mrid], as_of, recorded_as_of)
+        frontier = list(nodes)
+        for _ in range(depth):
+            if not frontier or len(nodes) >= max_nodes:
+                break
+            reached = {m for f in frontier for _t, m in refs(nodes[f])}
+            # Objects whose state then refers to the frontier: found among the visible kept versions (no
+            # index holds references; a state the caller may see is such a version), each then judged by
+            # its own state at that time.
+            rows = await self.guard.read(
+                cypher(
+                    "MATCH (x:ObjectVersion) WHERE any(t IN x.@ref_targets WHERE t IN $frontier) "
+                    "AND ($t IS NULL OR x.@valid_from <= $t) AND ($r IS NULL OR x.@recorded <= $r) "
+                    f"AND {visible('x')} RETURN DISTINCT x.mrid AS m"
+                ),
+                {"frontier": frontier, "t": as_of, "r": recorded_as_of},
+            )
+            referrers = {r["m"] for r in rows}
+            candidates = sorted((reached | referrers) - nodes.keys())
+            found = await self.states_at(candidates, as_of, recorded_as_of)
+            edge_ends = set(frontier)
+            next_frontier: list[str] = []
+            for m in candidates:
+                state = found.get(m)
+                if state is None or len(nodes) >= max_nodes:
+                    continue
+                linked = m in reached or any(t in edge_ends for _ty, t in refs(state))
+                if linked:
+                    nodes[m] = state
+                    next_frontier.append(m)
+            frontier = next_frontier
+        graph = Subgraph()
+        for m, state in nodes.items():
+            graph.nodes[m] = {k: v for k, v in state.items() if k not in (REF_TYPES, REF_TARGETS)}
+        graph.add_edges(
+            {"source": m, "target": t, "type": ty}
+            for m, state in nodes.items()
+            for ty, t in refs(state)
+            if t in nodes
+        )
+        self.guard.stats.rows += len(graph.nodes)
+        return graph
 
     async def _with_visible_references(self, states: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """``states`` with their references as (type, target) pairs under ``references``, keeping only

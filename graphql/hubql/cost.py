@@ -86,13 +86,13 @@ class _Costing:
         if name.startswith("__"):
             return 0
         lim = self.limits
-        if name == "neighbourhood":
-            depth = max(_int_arg(node, "depth", 1, lim.max_neighbourhood_depth), 1)
-            return 5 * 2 ** (depth - 1)
-        if name == "containment":
-            return 5 * max(_int_arg(node, "depth", 3, lim.max_neighbourhood_depth), 1)
         # At a past time (hub/history.py) objects are picked from every kept version, not sought.
         as_of = AS_OF_COST if any(a.name.value in AS_OF_ARGS for a in node.arguments or ()) else 0
+        if name == "neighbourhood":
+            depth = max(_int_arg(node, "depth", 1, lim.max_neighbourhood_depth), 1)
+            return (5 + as_of) * 2 ** (depth - 1)
+        if name == "containment":
+            return 5 * max(_int_arg(node, "depth", 3, lim.max_neighbourhood_depth), 1)
         if name == "objects":
             return as_of + 1 + math.ceil(_int_arg(node, "first", 100, lim.max_page_size) / ROWS_PER_UNIT)
         if name == "history":

@@ -17,6 +17,7 @@ from strawberry.types.info import Info
 
 from hub.graph_schema import CLASS, DELETED, DOMAIN, EVENT_ID, LABEL, PRODUCER, RECORDED, VALID_FROM, VERSION
 from hub.history import History, ObjectChange
+from hub.reader import Subgraph
 from hubql.generic import DOMAIN_BY_NAME, AttributeValue, Domain
 from hubql.scalars import Long
 from hubql.types import PREFETCHED_KEY
@@ -221,6 +222,26 @@ async def count(info: Info, root: Mapping[str, Any]) -> int:
         class_name=args["class_name"],
         domain=args["domain"],
         name=args["name"],
+    )
+
+
+async def neighbourhood(
+    info: Info,
+    mrid: str,
+    depth: int,
+    types: list[str] | None,
+    as_of: datetime | None,
+    recorded_as_of: datetime | None,
+) -> Subgraph:
+    settings = info.context.services.settings
+    return await history_of(info).neighbourhood_at(
+        mrid,
+        depth,
+        types,
+        as_of,
+        recorded_as_of,
+        max_depth=settings.max_neighbourhood_depth,
+        max_nodes=settings.max_subgraph_nodes,
     )
 
 

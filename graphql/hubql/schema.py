@@ -189,9 +189,19 @@ async def _search(info: Info, text: str, first: int | None = 20) -> list[SearchH
 
 
 async def _neighbourhood(
-    info: Info, mrid: strawberry.ID, depth: int | None = 1, types: list[str] | None = None
+    info: Info,
+    mrid: strawberry.ID,
+    depth: int | None = 1,
+    types: list[str] | None = None,
+    as_of: datetime | None = None,
+    recorded_as_of: datetime | None = None,
 ) -> Subgraph:
     types = bounded_list(info, "types", types)
+    if as_of is not None or recorded_as_of is not None:
+        graph = await history.neighbourhood(
+            info, str(mrid), 1 if depth is None else depth, types, as_of, recorded_as_of
+        )
+        return subgraph_row(info, graph)  # type: ignore[return-value]
     graph = await info.context.reader.neighbourhood(str(mrid), 1 if depth is None else depth, types)
     return subgraph_row(info, graph)  # type: ignore[return-value]
 
@@ -337,7 +347,8 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
         "neighbourhood": strawberry.field(
             resolver=_neighbourhood,
             description="Objects within depth hops through visible objects, and the relationships "
-            "among them.",
+            "among them. asOf and recordedAsOf: the same at that time, from kept history (references as "
+            "the objects' states then stated them, to objects that existed then).",
         ),
         "shortest_path": strawberry.field(
             resolver=_shortest_path,

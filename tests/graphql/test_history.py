@@ -46,6 +46,11 @@ SEES = {
     "official": lambda label: label in (PUBLIC, OFFICIAL),
 }
 NAME = "IdentifiedObject.name"
+# The association of the neighbourhood test's references, by relationship type.
+REFERENCE = {"BASE_VOLTAGE": "ConductingEquipment.BaseVoltage"}
+NEIGHBOURHOOD = """query($m: ID!, $d: Int, $t: DateTime, $r: DateTime) {
+  neighbourhood(mrid: $m, depth: $d, asOf: $t, recordedAsOf: $r) {
+    nodes { mrid } edges { source target type } } }"""
 
 OBJECT = """query($m: ID!, $t: DateTime, $r: DateTime) {
   object(mrid: $m, asOf: $t, recordedAsOf: $r) { mrid name version label className } }"""
@@ -111,6 +116,8 @@ def _event(s: Step) -> dict[str, Any]:
     if s.kind == "upsert":
         ev["attributes"] = {NAME: s.props["name"]} if "name" in s.props else {}
         ev["label"] = s.label
+        if s.rels:
+            ev["references"] = {REFERENCE[t]: targets[0] for t, targets in s.rels.items()}
     return ev
 
 
@@ -397,3 +404,77 @@ def test_a_version_hidden_then_is_hidden_now_whatever_the_current_label(
     ]
     for h in seen_a[0]["history"]:
         assert h["label"] == PUBLIC
+
+
+# ------------------------------------------------------------------------------------------- neighbourhood
+
+
+def _oracle_neighbourhood(
+    model: dict[str, list[Version]], root: str, depth: int, t: datetime | None, sees: Any
+) -> tuple[set[str], set[tuple[str, str, str]]]:
+    live = {m: st for m, kept in model.items() if (st := state_at(kept, t, None, sees)) is not None}
+    if root not in live:
+        return set(), set()
+    edges = {(m, x, ty) for m, st in live.items() for ty, xs in st.refs.items() for x in xs if x in live}
+    nodes, frontier = {root}, {root}
+    for _ in range(depth):
+        frontier = {b for a, b, _ in edges if a in frontier} | {a for a, b, _ in edges if b in frontier}
+        frontier -= nodes
+        nodes |= frontier
+    return nodes, {e for e in edges if e[0] in nodes and e[1] in nodes}
+
+
+def test_neighbourhood_as_of_equals_the_replayed_stream(env: Env) -> None:
+    p = f"{env.prefix}-n-"
+    bv0, bv1, l0, l1, l2 = (f"{p}{n}" for n in ("bv0", "bv1", "l0", "l1", "l2"))
+    m = timedelta(minutes=1)
+
+    def line(mrid: str, v: int, minute: int, label: str, target: str) -> Step:
+        return Step(
+            mrid,
+            "upsert",
+            v,
+            "ACLineSegment",
+            T0 + minute * m,
+            label,
+            {"name": f"{mrid} v{v}"},
+            {"BASE_VOLTAGE": [target]},
+        )
+
+    def bv(mrid: str, v: int, minute: int, label: str) -> Step:
+        return Step(mrid, "upsert", v, "BaseVoltage", T0 + minute * m, label, {"name": f"{mrid} v{v}"})
+
+    steps = [
+        bv(bv0, 1, 0, PUBLIC),
+        bv(bv1, 1, 1, OFFICIAL),
+        line(l0, 1, 2, PUBLIC, bv0),
+        line(l1, 1, 3, PUBLIC, bv1),
+        line(l2, 1, 4, OFFICIAL, bv0),
+        line(l0, 2, 5, PUBLIC, bv1),  # moves to bv1
+        bv(bv1, 2, 6, PUBLIC),  # relabelled: public from here
+        Step(bv0, "delete", 2, "BaseVoltage", T0 + 7 * m),
+        line(l2, 2, 8, PUBLIC, bv1),
+        bv(bv0, 3, 9, PUBLIC),  # re-created; l2 no longer refers to it
+        line(l1, 2, 10, PUBLIC, bv0),
+    ]
+    env.publish(steps)
+    model = versions(steps)
+    env.wait_for_versions(p, sum(len(v) for v in model.values()))
+    edges_seen: dict[str, int] = {}
+    for caller, sees in SEES.items():
+        for t in _instants(steps):
+            for root in model:
+                for depth in (1, 2):
+                    got = env.query(caller, NEIGHBOURHOOD, {"m": root, "d": depth, "t": _iso(t), "r": None})
+                    graph = got["neighbourhood"]
+                    nodes = {n["mrid"] for n in graph["nodes"]}
+                    edges = {(e["source"], e["target"], e["type"]) for e in graph["edges"]}
+                    assert (nodes, edges) == _oracle_neighbourhood(model, root, depth, t, sees), (
+                        caller,
+                        root,
+                        depth,
+                        t,
+                    )
+                    edges_seen[caller] = edges_seen.get(caller, 0) + len(edges)
+    # the instants cover graphs with references for both callers, and the public caller sees fewer
+    assert 0 < edges_seen["public"] < edges_seen["official"]
