@@ -298,11 +298,13 @@ WITH DISTINCT c.mrid AS m
         *,
         max_depth: int,
         max_nodes: int,
+        inward: bool = False,
     ) -> Subgraph:
         """Objects within ``depth`` references of ``mrid`` at that time, through objects the caller may
         see then only, and the references among them. A reference holds at a time when its source's
         state then states it and its target exists then (as the current graph keeps no edge to a
-        deleted object)."""
+        deleted object). ``inward``: only against references (from the objects referring to each
+        reached one), with only the references walked (as :meth:`hub.reader.Reader.containment`)."""
         if depth < 0 or depth > max_depth:
             raise ReadError(f"depth must be between 0 and {max_depth}, got {depth}")
         if types is not None:
@@ -318,10 +320,11 @@ WITH DISTINCT c.mrid AS m
 
         nodes = await self.states_at([mrid], as_of, recorded_as_of)
         frontier = list(nodes)
+        walked: list[dict[str, str]] = []
         for _ in range(depth):
             if not frontier or len(nodes) >= max_nodes:
                 break
-            reached = {m for f in frontier for _t, m in refs(nodes[f])}
+            reached = set() if inward else {m for f in frontier for _t, m in refs(nodes[f])}
             # Objects whose state then refers to the frontier: found among the visible kept versions (no
             # index holds references; a state the caller may see is such a version), each then judged by
             # its own state at that time.
@@ -336,6 +339,12 @@ WITH DISTINCT c.mrid AS m
             referrers = {r["m"] for r in rows}
             candidates = sorted((reached | referrers) - nodes.keys())
             found = await self.states_at(candidates, as_of, recorded_as_of)
+            if inward:
+                # The references walked at this level, also from objects reached before.
+                for m in sorted(referrers & nodes.keys()):
+                    walked += [
+                        {"source": m, "target": t, "type": ty} for ty, t in refs(nodes[m]) if t in frontier
+                    ]
             edge_ends = set(frontier)
             next_frontier: list[str] = []
             for m in candidates:
@@ -346,15 +355,23 @@ WITH DISTINCT c.mrid AS m
                 if linked:
                     nodes[m] = state
                     next_frontier.append(m)
+                    if inward:
+                        walked += [
+                            {"source": m, "target": t, "type": ty} for ty, t in refs(state) if t in edge_ends
+                        ]
             frontier = next_frontier
         graph = Subgraph()
         for m, state in nodes.items():
             graph.nodes[m] = {k: v for k, v in state.items() if k not in (REF_TYPES, REF_TARGETS)}
         graph.add_edges(
-            {"source": m, "target": t, "type": ty}
-            for m, state in nodes.items()
-            for ty, t in refs(state)
-            if t in nodes
+            walked
+            if inward
+            else (
+                {"source": m, "target": t, "type": ty}
+                for m, state in nodes.items()
+                for ty, t in refs(state)
+                if t in nodes
+            )
         )
         self.guard.stats.rows += len(graph.nodes)
         return graph

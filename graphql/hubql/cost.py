@@ -92,7 +92,7 @@ class _Costing:
             depth = max(_int_arg(node, "depth", 1, lim.max_neighbourhood_depth), 1)
             return (5 + as_of) * 2 ** (depth - 1)
         if name == "containment":
-            return 5 * max(_int_arg(node, "depth", 3, lim.max_neighbourhood_depth), 1)
+            return (5 + as_of) * max(_int_arg(node, "depth", 3, lim.max_neighbourhood_depth), 1)
         if name == "objects":
             return as_of + 1 + math.ceil(_int_arg(node, "first", 100, lim.max_page_size) / ROWS_PER_UNIT)
         if name == "history":

@@ -245,6 +245,24 @@ async def neighbourhood(
     )
 
 
+async def containment(
+    info: Info, mrid: str, depth: int, as_of: datetime | None, recorded_as_of: datetime | None
+) -> Subgraph:
+    ctx = info.context
+    settings = ctx.services.settings
+    types = sorted({a.rel_type for a in ctx.reader.containment_associations()})
+    return await history_of(info).neighbourhood_at(
+        mrid,
+        depth,
+        types,
+        as_of,
+        recorded_as_of,
+        max_depth=settings.max_neighbourhood_depth,
+        max_nodes=settings.max_subgraph_nodes,
+        inward=True,
+    )
+
+
 HISTORY_FIELDS: dict[str, Any] = {
     "history": strawberry.field(
         resolver=resolve_history,

@@ -216,7 +216,18 @@ async def _shortest_path(
     return None if graph is None else subgraph_row(info, graph)  # type: ignore[return-value]
 
 
-async def _containment(info: Info, mrid: strawberry.ID, depth: int | None = 3) -> Subgraph:
+async def _containment(
+    info: Info,
+    mrid: strawberry.ID,
+    depth: int | None = 3,
+    as_of: datetime | None = None,
+    recorded_as_of: datetime | None = None,
+) -> Subgraph:
+    if as_of is not None or recorded_as_of is not None:
+        graph = await history.containment(
+            info, str(mrid), 3 if depth is None else depth, as_of, recorded_as_of
+        )
+        return subgraph_row(info, graph)  # type: ignore[return-value]
     graph = await info.context.reader.containment(str(mrid), 3 if depth is None else depth)
     return subgraph_row(info, graph)  # type: ignore[return-value]
 
@@ -358,7 +369,8 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
         ),
         "containment": strawberry.field(
             resolver=_containment,
-            description="What an object contains (substation -> voltage levels -> bays -> equipment).",
+            description="What an object contains (substation -> voltage levels -> bays -> equipment). "
+            "asOf and recordedAsOf: what it contained at that time, from kept history.",
         ),
         "dependencies": strawberry.field(
             resolver=_dependencies,

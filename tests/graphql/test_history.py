@@ -47,7 +47,13 @@ SEES = {
 }
 NAME = "IdentifiedObject.name"
 # The association of the neighbourhood test's references, by relationship type.
-REFERENCE = {"BASE_VOLTAGE": "ConductingEquipment.BaseVoltage"}
+REFERENCE = {
+    "BASE_VOLTAGE": "ConductingEquipment.BaseVoltage",
+    "EQUIPMENT_CONTAINER": "Equipment.EquipmentContainer",
+    "SUBSTATION": "VoltageLevel.Substation",
+}
+CONTAINMENT = """query($m: ID!, $t: DateTime) {
+  containment(mrid: $m, depth: 3, asOf: $t) { nodes { mrid } edges { source target type } } }"""
 NEIGHBOURHOOD = """query($m: ID!, $d: Int, $t: DateTime, $r: DateTime) {
   neighbourhood(mrid: $m, depth: $d, asOf: $t, recordedAsOf: $r) {
     nodes { mrid } edges { source target type } } }"""
@@ -478,3 +484,55 @@ def test_neighbourhood_as_of_equals_the_replayed_stream(env: Env) -> None:
                     edges_seen[caller] = edges_seen.get(caller, 0) + len(edges)
     # the instants cover graphs with references for both callers, and the public caller sees fewer
     assert 0 < edges_seen["public"] < edges_seen["official"]
+
+
+def _oracle_containment(
+    model: dict[str, list[Version]], root: str, t: datetime | None, sees: Any
+) -> tuple[set[str], set[tuple[str, str, str]]]:
+    live = {m: st for m, kept in model.items() if (st := state_at(kept, t, None, sees)) is not None}
+    if root not in live:
+        return set(), set()
+    nodes, frontier, walked = {root}, {root}, set()
+    for _ in range(3):
+        found = {
+            (m, x, ty) for m, st in live.items() for ty, xs in st.refs.items() for x in xs if x in frontier
+        }
+        walked |= found
+        frontier = {m for m, _, _ in found} - nodes
+        nodes |= frontier
+    return nodes, walked
+
+
+def test_containment_as_of_equals_the_replayed_stream(env: Env) -> None:
+    p = f"{env.prefix}-c-"
+    s0, vl0, vl1, l0, l1 = (f"{p}{n}" for n in ("s0", "vl0", "vl1", "l0", "l1"))
+    m = timedelta(minutes=1)
+
+    def obj(mrid: str, cls: str, v: int, minute: int, label: str, rels: dict[str, list[str]]) -> Step:
+        return Step(mrid, "upsert", v, cls, T0 + minute * m, label, {"name": f"{mrid} v{v}"}, rels)
+
+    steps = [
+        obj(s0, "Substation", 1, 0, PUBLIC, {}),
+        obj(vl0, "VoltageLevel", 1, 1, PUBLIC, {"SUBSTATION": [s0]}),
+        obj(vl1, "VoltageLevel", 1, 2, OFFICIAL, {"SUBSTATION": [s0]}),
+        obj(l0, "ACLineSegment", 1, 3, PUBLIC, {"EQUIPMENT_CONTAINER": [vl0]}),
+        obj(l1, "ACLineSegment", 1, 4, PUBLIC, {"EQUIPMENT_CONTAINER": [vl1]}),
+        obj(l0, "ACLineSegment", 2, 5, PUBLIC, {"EQUIPMENT_CONTAINER": [vl1]}),
+        obj(vl1, "VoltageLevel", 2, 6, PUBLIC, {}),  # relabelled; still in s0 (a patch)
+        Step(vl0, "delete", 2, "VoltageLevel", T0 + 7 * m),
+        Step(l1, "delete", 2, "ACLineSegment", T0 + 8 * m),
+        obj(l1, "ACLineSegment", 3, 9, OFFICIAL, {"EQUIPMENT_CONTAINER": [vl1]}),
+    ]
+    env.publish(steps)
+    model = versions(steps)
+    env.wait_for_versions(p, sum(len(v) for v in model.values()))
+    sizes: dict[str, int] = {}
+    for caller, sees in SEES.items():
+        for t in _instants(steps):
+            for root in model:
+                graph = env.query(caller, CONTAINMENT, {"m": root, "t": _iso(t)})["containment"]
+                nodes = {n["mrid"] for n in graph["nodes"]}
+                edges = {(e["source"], e["target"], e["type"]) for e in graph["edges"]}
+                assert (nodes, edges) == _oracle_containment(model, root, t, sees), (caller, root, t)
+                sizes[caller] = sizes.get(caller, 0) + len(nodes)
+    assert 0 < sizes["public"] < sizes["official"]
