@@ -655,11 +655,12 @@ def wait_committed(settings: Settings, worker: Worker, topic: str, timeout_s: fl
 
 
 def remove_nodes(driver: neo4j.Driver, settings: Settings, prefix: str) -> None:
-    """Delete the objects (and stored offsets) of mRIDs and topics starting with ``prefix``."""
+    """Delete the objects (their kept versions too) and stored offsets of mRIDs and topics starting with
+    ``prefix``."""
     while True:
         records, _, _ = driver.execute_query(
-            "MATCH (n) WHERE (n:Entity AND n.mrid STARTS WITH $p) OR (n:IngestOffset AND n.source "
-            "STARTS WITH $p) WITH n LIMIT 20000 DETACH DELETE n RETURN count(*) AS c",
+            "MATCH (n) WHERE ((n:Entity OR n:ObjectVersion) AND n.mrid STARTS WITH $p) OR (n:IngestOffset "
+            "AND n.source STARTS WITH $p) WITH n LIMIT 20000 DETACH DELETE n RETURN count(*) AS c",
             p=prefix,
             database_=settings.neo4j_database,
         )

@@ -22,6 +22,8 @@ ENTITY: Final = "Entity"
 STUB: Final = "Stub"
 TOMBSTONE: Final = "Tombstone"
 SECURITY_LABEL: Final = "SecurityLabel"
+# A kept version of an object (hub/history.py): apart from the Entity nodes, linked to nothing.
+OBJECT_VERSION: Final = "ObjectVersion"
 STUB_LABEL_TEXT: Final = "role=admin"
 
 SCHEMA_STATEMENTS: Final[tuple[str, ...]] = (
@@ -35,6 +37,9 @@ SCHEMA_STATEMENTS: Final[tuple[str, ...]] = (
     # The typed queries' filters and sorts on the name and the update time (hub/typed_pages.py).
     "CREATE INDEX entity_name IF NOT EXISTS FOR (n:Entity) ON (n.name)",
     cypher("CREATE INDEX entity_updated IF NOT EXISTS FOR (n:Entity) ON (n.@updated)"),
+    # History: an object's versions by mRID (and in version order), and the versions of a time span.
+    cypher("CREATE INDEX object_version_mrid IF NOT EXISTS FOR (v:ObjectVersion) ON (v.mrid)"),
+    cypher("CREATE INDEX object_version_valid_from IF NOT EXISTS FOR (v:ObjectVersion) ON (v.@valid_from)"),
 )
 
 _IDENTIFIER: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -31,6 +31,14 @@ UPDATED: Final = "_updated"
 # A located object's coordinates (a point in the event becomes these two).
 X: Final = "_x"
 Y: Final = "_y"
+# History (hub/history.py): a version node's valid-from time (its event's time), when the hub recorded
+# it (the write's transaction time), whether it is a delete, and its references as two parallel lists
+# (relationship type, target mRID).
+VALID_FROM: Final = "_valid_from"
+RECORDED: Final = "_recorded"
+DELETED: Final = "_deleted"
+REF_TYPES: Final = "_ref_types"
+REF_TARGETS: Final = "_ref_targets"
 # Never stored: the writer sets and removes it at once to take a node's write lock before it reads the
 # node's state (see hub.writer, "Locks").
 LOCK: Final = "_lock"
@@ -49,6 +57,11 @@ KEYS: Final[dict[str, str]] = {
     "x": X,
     "y": Y,
     "lock": LOCK,
+    "valid_from": VALID_FROM,
+    "recorded": RECORDED,
+    "deleted": DELETED,
+    "ref_types": REF_TYPES,
+    "ref_targets": REF_TARGETS,
 }
 BOOKKEEPING: Final = frozenset(KEYS.values())
 

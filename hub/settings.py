@@ -193,6 +193,10 @@ class Settings(BaseSettings):
     # The writer's statements keep the plan Neo4j made first (CYPHER replan=skip, see hub/writer.py);
     # off, Neo4j plans them again whenever its statistics have moved enough.
     writer_replan_skip: bool = True
+    # Every applied upsert and delete is also kept as a version node (hub/history.py), in the same write
+    # statement as the current graph; off, only the current graph is written (as-of queries then see
+    # only the versions written while it was on).
+    writer_history: bool = True
     # Shims over library internals, each measured and pinned (docs/performance.md). Turning one off falls
     # back to the library's public path: the same results, more CPU.
     # The worker's consumer hands each fetched message to the buffer without mode's four tasks per

@@ -29,6 +29,10 @@ The folding reproduces, exactly, what applying the events one after another woul
   labels, version 0, admin-only label) that the owner's later upsert completes. A reference to a deleted
   object creates no edge (the target is gone; an edge to a tombstone would resurrect it in every path).
 
+History: every upsert and delete the fold applies is also kept as a version node, whole (the object's
+previous version with the event's patch applied), by the same statement (see :mod:`hub.history` and the
+history part below); measurements and stubs are not versions.
+
 Stale events (version not newer) are ignored and counted. Events of a producer that does not own the
 object, and writes the write check refuses (:mod:`hub.write_policy`: the writer must satisfy the object's
 current label and its new one, and may widen who sees it only with the declassification right), are
@@ -189,6 +193,8 @@ class Plan:
     deletes: list[dict[str, Any]] = field(default_factory=list)
     upserts: list[dict[str, Any]] = field(default_factory=list)
     measurements: list[dict[str, Any]] = field(default_factory=list)
+    # Per object, the versions it gains (see _history_row), for hub.history's version nodes.
+    history: list[dict[str, Any]] = field(default_factory=list)
     stubs: dict[str, str] = field(default_factory=dict)
     rels: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[int, str] = field(default_factory=dict)
@@ -223,6 +229,7 @@ class _Track:
         "delete",
         "gone_label",
         "has_upsert",
+        "history",
         "label",
         "last",
         "owner",
@@ -252,6 +259,9 @@ class _Track:
         # (batch index, became a tombstone?) whenever the object enters or leaves the tombstone state;
         # decides whether an edge set at some index to this object survives the batch.
         self.transitions: list[tuple[int, bool]] = []
+        # Every upsert and delete applied, in order, with the label of the version it leaves (a delete's
+        # is the label of what it deleted): the versions history keeps (see _history_row).
+        self.history: list[tuple[Accepted, int | None]] = []
 
 
 def _refuse(
@@ -286,10 +296,13 @@ def fold(
     stored: Mapping[str, Stored],
     ontology: OntologyView,
     book: LabelBook | None = None,
+    *,
+    history: bool = True,
 ) -> Plan:
     """Net effect of ``events`` (in consumption order) on the objects in ``stored``.
 
-    ``book`` holds the texts of the stored objects' labels (the events' own are learned here).
+    ``book`` holds the texts of the stored objects' labels (the events' own are learned here);
+    ``history``: list the versions to keep in ``Plan.history``.
     """
     plan = Plan()
     book = book if book is not None else LabelBook()
@@ -399,6 +412,7 @@ def fold(
             tr.cls = ev.cls
             tr.has_upsert = True
             tr.label = ev.label_id
+            tr.history.append((ev, ev.label_id))
             if ev.label_id is not None and ev.label_text is not None:
                 plan.labels[ev.label_id] = ev.label_text
             if tr.props is None:
@@ -422,6 +436,7 @@ def fold(
             if tr.status != DEAD:
                 tr.transitions.append((index, True))
             tr.gone_label = tr.label
+            tr.history.append((ev, tr.label))
             tr.status = DEAD
             tr.delete = ev
             tr.has_upsert = False
@@ -451,6 +466,8 @@ def fold(
         if last is None:
             continue
         before = stored.get(mrid)
+        if history and tr.history:
+            plan.history.append(_history_row(mrid, tr.history))
         if tr.delete is not None:
             d = tr.delete
             plan.deletes.append(
@@ -588,6 +605,46 @@ def fold(
                 )
             )
     return plan
+
+
+def _history_row(mrid: str, applied: Sequence[tuple[Accepted, int | None]]) -> dict[str, Any]:
+    """One object's new versions, in order, for the history statement.
+
+    Upserts are patches, so each version is written as the object's latest version before the batch
+    (the base) with the batch's patches up to that version applied: ``p`` holds the attributes set or
+    removed (``None``) since the batch began, ``rk`` the relationship types whose references were
+    replaced and ``rt``/``rg`` those references. After a delete in the batch the base is empty (``f``),
+    as the current graph's recreated object starts empty.
+    """
+    versions: list[dict[str, Any]] = []
+    props: dict[str, Any] = {}
+    refs: dict[str, list[str]] = {}
+    fresh = False
+    for ev, label in applied:
+        if ev.kind == DELETE:
+            fresh = True
+            props, refs = {}, {}
+        else:
+            props = {**props, **ev.props} if props else ev.props
+            if ev.rels:
+                refs = {**refs, **{t: list(dict.fromkeys(m)) for t, (_c, m) in ev.rels.items()}}
+        versions.append(
+            {
+                "v": ev.version,
+                "d": ev.kind == DELETE,
+                "f": fresh,
+                "c": ev.cls,
+                "l": label,
+                "pr": ev.producer,
+                "e": ev.event_id,
+                "t": _millis(ev.event_time),
+                "p": props,
+                "rk": list(refs),
+                "rt": [t for t, targets in refs.items() for _ in targets],
+                "rg": [m for targets in refs.values() for m in targets],
+            }
+        )
+    return {"m": mrid, "vs": versions}
 
 
 def _millis(moment: datetime) -> int:
@@ -730,6 +787,32 @@ _WRITE_PARTS: Final = (
     WITH s, ty, d WHERE NOT d:Tombstone
     CREATE (s)-[:$(ty)]->(d)
     """,
+    # History: each object's new versions (hub/history.py), after the node writes, under the node's lock
+    # (held since its node part), so two writers of one object keep its versions in order. A version is
+    # the object's latest stored version (the base) with the batch's patches so far applied; one at or
+    # below the latest stored version is there already. References are kept as stated.
+    """
+    UNWIND $history AS h
+    MATCH (n:Entity {mrid: h.m}) USING INDEX SEEK n:Entity(mrid)
+    SET n.@lock = true REMOVE n.@lock
+    WITH h
+    CALL (h) {
+      OPTIONAL MATCH (p:ObjectVersion {mrid: h.m}) USING INDEX SEEK p:ObjectVersion(mrid)
+      RETURN p ORDER BY p.@version DESC LIMIT 1
+    }
+    UNWIND h.vs AS r
+    WITH h, p, r WHERE p IS NULL OR p.@version < r.v
+    WITH h, r, CASE WHEN p IS NULL OR p.@deleted OR r.f THEN null ELSE p END AS b
+    WITH h, r, b, coalesce(b.@ref_types, []) AS bt, coalesce(b.@ref_targets, []) AS bg
+    WITH h, r, b, bt, bg, [i IN range(0, size(bt) - 1) WHERE NOT bt[i] IN r.rk] AS kept
+    CREATE (v:ObjectVersion)
+    SET v = CASE WHEN b IS NULL THEN {} ELSE properties(b) END
+    SET v += r.p
+    SET v.mrid = h.m, v.@version = r.v, v.@deleted = r.d, v.@class = r.c, v.@domain = $domains[r.c],
+        v.@label = r.l, v.@producer = r.pr, v.@event_id = r.e,
+        v.@valid_from = datetime({epochMillis: r.t}), v.@recorded = datetime(),
+        v.@ref_types = [i IN kept | bt[i]] + r.rt, v.@ref_targets = [i IN kept | bg[i]] + r.rg
+    """,
     # How far each source partition is, for the replay check; never moved back.
     """
     UNWIND $positions AS x
@@ -759,9 +842,19 @@ def _stored(state: Sequence[Any]) -> Stored:
 class GraphWriter:
     """Writes batches with a fixed set of statements; per-class label lists are computed once."""
 
-    def __init__(self, ontology: Any, *, database: str | None = None, replan_skip: bool = True) -> None:
+    def __init__(
+        self,
+        ontology: Any,
+        *,
+        database: str | None = None,
+        replan_skip: bool = True,
+        history: bool = True,
+    ) -> None:
         self.ontology = ontology
         self.database = database
+        # Whether plans list the versions to keep (settings.writer_history); off, the history part of the
+        # statement gets no rows.
+        self.history = history
         # The statements as sent: pinned to their first plan unless ``replan_skip`` is off
         # (settings.writer_replan_skip), when Neo4j plans them again as its statistics move.
         prefix = REPLAN_SKIP if replan_skip else ""
@@ -815,7 +908,7 @@ class GraphWriter:
         fresh = events
         if done:
             fresh = [ev for ev in events if ev.source is None or ev.offset > done.get(ev.source, -1)]
-        plan = fold(fresh, stored, self.ontology, self.book)
+        plan = fold(fresh, stored, self.ontology, self.book, history=self.history)
         plan.replayed = len(events) - len(fresh)
         plan.positions = positions
         return plan
@@ -889,6 +982,7 @@ class GraphWriter:
         stubs = [{"m": m, "c": c} for m, c in plan.stubs.items()]
         classes = {r["c"] for r in plan.upserts}
         classes.update(plan.stubs.values())
+        classes.update(v["c"] for h in plan.history for v in h["vs"])
         class_labels, domains = self._class_maps(classes)
         plan.db_seconds = await _run(
             tx,
@@ -899,6 +993,7 @@ class GraphWriter:
             measurements=plan.measurements,
             stubs=stubs,
             rels=plan.rels,
+            history=plan.history,
             positions=[{"s": k, "o": v} for k, v in plan.positions.items()],
             class_labels=class_labels,
             domains=domains,

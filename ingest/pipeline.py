@@ -241,7 +241,10 @@ class WritePipeline:
         self.ontology = load_ontology()
         self.checker = RecordChecker(self.ontology, settings)
         self.writer = GraphWriter(
-            self.ontology, database=settings.neo4j_database, replan_skip=settings.writer_replan_skip
+            self.ontology,
+            database=settings.neo4j_database,
+            replan_skip=settings.writer_replan_skip,
+            history=settings.writer_history,
         )
         self.driver: neo4j.AsyncDriver | None = None
         self.publisher = ChangePublisher(settings.kafka_bootstrap, settings=settings, principal=WORKER)

@@ -6,9 +6,11 @@ and once per use of a fragment:
 
 - root fields cost what their Cypher costs, relative to one ``object`` look-up (:data:`ROOT_COSTS`);
 - ``neighbourhood`` doubles with each level of ``depth`` (a traversal's frontier grows with every hop),
-  ``containment`` grows by one step per level; ``objects`` and ``search`` grow with the page size they
-  ask for (``first``). When such an argument is a variable, the largest value it may take counts:
-  validation does not see variable values, and the server allows no more than that anyway;
+  ``containment`` grows by one step per level; ``objects``, ``search``, ``history`` and ``changes``
+  grow with the page size they ask for (``first``); ``objects`` at a past time (``asOf``,
+  ``recordedAsOf``) and ``changes`` cost :data:`AS_OF_COST` more. When such an argument is a
+  variable, the largest value it may take counts: validation does not see variable values, and the
+  server allows no more than that anyway;
 - a field with a selection of its own (an association, a page, a subgraph) costs 1, since it may mean one
   more batched query; ``totalCount`` costs as much as a count;
 - scalar fields cost nothing;
@@ -59,6 +61,9 @@ NESTED_COSTS: Final[dict[str, int]] = {"totalCount": 10}
 ROWS_PER_UNIT: Final = 100
 RELATION_OPS: Final = frozenset({"some", "none", "all", "single"})
 AGGREGATE_COST: Final = 10
+# What reading a past time adds: ``objects`` and ``changes`` then read kept versions of every object.
+AS_OF_ARGS: Final = frozenset({"asOf", "recordedAsOf"})
+AS_OF_COST: Final = 10
 
 
 @dataclass(frozen=True)
@@ -130,12 +135,16 @@ class _Costing:
         if name.startswith("__"):
             return 0
         lim = self.limits
+        # At a past time (hub/history.py) objects are picked from every kept version, not sought.
+        as_of = AS_OF_COST if any(a.name.value in AS_OF_ARGS for a in node.arguments or ()) else 0
         if name == "neighbourhood":
             depth = max(_int_arg(node, "depth", 1, lim.max_neighbourhood_depth), 1)
-            return 5 * 2 ** (depth - 1)
+            return (5 + as_of) * 2 ** (depth - 1)
         if name == "containment":
-            return 5 * max(_int_arg(node, "depth", 3, lim.max_neighbourhood_depth), 1)
+            return (5 + as_of) * max(_int_arg(node, "depth", 3, lim.max_neighbourhood_depth), 1)
         if name == "objects":
+            return as_of + 1 + math.ceil(_int_arg(node, "first", 100, lim.max_page_size) / ROWS_PER_UNIT)
+        if name == "history":
             return 1 + math.ceil(_int_arg(node, "first", 100, lim.max_page_size) / ROWS_PER_UNIT)
         if name in lim.typed_pages:
             rows = _int_arg(node, "first", 100, lim.max_page_size)
@@ -145,9 +154,11 @@ class _Costing:
             if _arg(node, "groupByRelated") is not None:
                 grouped = AGGREGATE_COST + relation_cost(1)
             return AGGREGATE_COST + grouped + _where_cost(_arg(node, "where"), 0, lim)
+        if name == "changes":
+            return AS_OF_COST + math.ceil(_int_arg(node, "first", 100, lim.max_page_size) / ROWS_PER_UNIT)
         if name == "search":
             return 4 + math.ceil(_int_arg(node, "first", 20, lim.max_page_size) / ROWS_PER_UNIT)
-        return ROOT_COSTS.get(name, 1)
+        return as_of + ROOT_COSTS.get(name, 1)
 
     def selection(self, selections: SelectionSetNode | None, *, root: bool, seen: frozenset[str]) -> int:
         if selections is None:

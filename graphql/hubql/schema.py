@@ -7,6 +7,7 @@ running through the caller's :class:`hub.guard.Guard`.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,7 +31,7 @@ from hub import reader as rd
 from hub.auth import AuthError
 from hub.graph_schema import CLASS
 from hub.settings import Settings, get_settings
-from hubql import prefetch
+from hubql import history, prefetch
 from hubql.access import MUTATIONS as ACCESS_MUTATIONS
 from hubql.access import QUERIES as ACCESS_QUERIES
 from hubql.admission import Admission, TooBusy, admit
@@ -145,7 +146,12 @@ def _properties(info: Info, *paths: tuple[str, ...]) -> rd.Fields:
     return found
 
 
-async def _object(info: Info, mrid: strawberry.ID) -> Any:
+async def _object(
+    info: Info, mrid: strawberry.ID, as_of: datetime | None = None, recorded_as_of: datetime | None = None
+) -> Any:
+    if as_of is not None or recorded_as_of is not None:
+        state = await history.history_of(info).object_at(str(mrid), as_of, recorded_as_of)
+        return None if state is None else history.as_of_row(info, state)
     wanted = _prefetch(info)
     props = await info.context.reader.object(str(mrid), wanted, _properties(info, ()))
     return info.context.row(props, wanted) if props is not None else None
@@ -159,11 +165,15 @@ async def _objects(
     bbox: list[float] | None = None,
     first: int | None = None,
     after: str | None = None,
+    as_of: datetime | None = None,
+    recorded_as_of: datetime | None = None,
 ) -> Any:
     ctx = info.context
     if bbox is not None and len(bbox) != 4:
         raise rd.ReadError(f"bbox must be [minX, minY, maxX, maxY], got {len(bbox)} numbers")
     args = {"class_name": class_name, "domain": _domain_name(domain), "name": name, "bbox": bbox}
+    if as_of is not None or recorded_as_of is not None:
+        return await history.objects_page(info, args, first, after, as_of, recorded_as_of)
     wanted = prefetch.merge(_prefetch(info, "nodes"), _prefetch(info, "edges", "node"))
     fields = _properties(info, ("nodes",), ("edges", "node"))
     page = await ctx.reader.objects(first=first, after=after, prefetch=wanted, fields=fields, **args)
@@ -186,6 +196,8 @@ async def _objects(
 
 
 async def _total_count(root: Any, info: Info) -> int:
+    if history.AS_OF_KEY in root:
+        return await history.count(info, root)
     return await info.context.reader.count_objects(**root["_args"])
 
 
@@ -212,9 +224,19 @@ async def _search(
 
 
 async def _neighbourhood(
-    info: Info, mrid: strawberry.ID, depth: int | None = 1, types: list[str] | None = None
+    info: Info,
+    mrid: strawberry.ID,
+    depth: int | None = 1,
+    types: list[str] | None = None,
+    as_of: datetime | None = None,
+    recorded_as_of: datetime | None = None,
 ) -> Subgraph:
     types = bounded_list(info, "types", types)
+    if as_of is not None or recorded_as_of is not None:
+        graph = await history.neighbourhood(
+            info, str(mrid), 1 if depth is None else depth, types, as_of, recorded_as_of
+        )
+        return subgraph_row(info, graph)  # type: ignore[return-value]
     fields = _properties(info, ("nodes",))
     graph = await info.context.reader.neighbourhood(str(mrid), 1 if depth is None else depth, types, fields)
     return subgraph_row(info, graph)  # type: ignore[return-value]
@@ -232,7 +254,18 @@ async def _shortest_path(
     return None if graph is None else subgraph_row(info, graph)  # type: ignore[return-value]
 
 
-async def _containment(info: Info, mrid: strawberry.ID, depth: int | None = 3) -> Subgraph:
+async def _containment(
+    info: Info,
+    mrid: strawberry.ID,
+    depth: int | None = 3,
+    as_of: datetime | None = None,
+    recorded_as_of: datetime | None = None,
+) -> Subgraph:
+    if as_of is not None or recorded_as_of is not None:
+        graph = await history.containment(
+            info, str(mrid), 3 if depth is None else depth, as_of, recorded_as_of
+        )
+        return subgraph_row(info, graph)  # type: ignore[return-value]
     fields = _properties(info, ("nodes",))
     graph = await info.context.reader.containment(str(mrid), 3 if depth is None else depth, fields)
     return subgraph_row(info, graph)  # type: ignore[return-value]
@@ -349,17 +382,21 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
 
     query_ns: dict[str, Any] = {
         "me": strawberry.field(resolver=_me, description="The caller as the access guard sees them."),
+        **history.HISTORY_FIELDS,
         "object": strawberry.field(
             resolver=_object,
             graphql_type=identified | None,  # type: ignore[operator]
             description="One object by mRID; null when not found (the same answer for objects you may "
-            "not see).",
+            "not see). asOf (valid time) and recordedAsOf (what the hub had recorded then): the object's "
+            "state at that time from its kept history, judged by that version's own label; associations "
+            "are empty then.",
         ),
         "objects": strawberry.field(
             resolver=_objects,
             graphql_type=connection,
             description="Objects by class (subclasses included), domain, name text and bounding box "
-            "[minX, minY, maxX, maxY]; cursor pagination, page size capped by the server.",
+            "[minX, minY, maxX, maxY]; cursor pagination, page size capped by the server. asOf and "
+            "recordedAsOf: the objects at that time, as object does (not with bbox).",
         ),
         "search": strawberry.field(
             resolver=_search,
@@ -370,7 +407,8 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
         "neighbourhood": strawberry.field(
             resolver=_neighbourhood,
             description="Objects within depth hops through visible objects, and the relationships "
-            "among them.",
+            "among them. asOf and recordedAsOf: the same at that time, from kept history (references as "
+            "the objects' states then stated them, to objects that existed then).",
         ),
         "shortest_path": strawberry.field(
             resolver=_shortest_path,
@@ -380,7 +418,8 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
         ),
         "containment": strawberry.field(
             resolver=_containment,
-            description="What an object contains (substation -> voltage levels -> bays -> equipment).",
+            description="What an object contains (substation -> voltage levels -> bays -> equipment). "
+            "asOf and recordedAsOf: what it contained at that time, from kept history.",
         ),
         "dependencies": strawberry.field(
             resolver=_dependencies,

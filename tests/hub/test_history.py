@@ -1,0 +1,206 @@
+"""Kept history at the writer: batches of upserts, deletes, re-creations and stale events, cut anywhere,
+leave in Neo4j exactly the versions the reference model (tests/history_model.py) keeps, each a whole
+state, beside a current graph the history does not change."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import neo4j
+import pytest
+from history_model import Step, versions
+
+from hub.graph import ensure_schema, make_async_driver
+from hub.graph_schema import (
+    CLASS,
+    DELETED,
+    LABEL,
+    REF_TARGETS,
+    REF_TYPES,
+    VALID_FROM,
+    VERSION,
+    cypher,
+)
+from hub.labels import Authorizations, label_id
+from hub.write_policy import WriteRights
+from hub.writer import Accepted, GraphWriter
+from ontology.loader import load_ontology
+
+pytestmark = pytest.mark.services
+
+ONT = load_ontology()
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+RIGHTS = (WriteRights(Authorizations("SECRET", frozenset({"org=a", "org=b"})), declassify=True),)
+LABELS = ["org=a", "org=b", "classification=PUBLIC"]
+
+
+def _rel_key() -> tuple[str, str]:
+    for assoc in ONT.associations_of("ACLineSegment").values():
+        if assoc.target == "BaseVoltage" and not assoc.many:
+            return assoc.rel_type, assoc.target
+    raise AssertionError("the ontology has no ACLineSegment -> BaseVoltage association")
+
+
+def stream(prefix: str, seed: int, objects: int = 6, events: int = 80) -> list[Step]:
+    """Upserts (patches, removals, relabels, references), deletes, re-creations and stale events."""
+    rng = random.Random(seed)
+    rel_type, _ = _rel_key()
+    version = {f"{prefix}o{i}": 0 for i in range(objects)}
+    out: list[Step] = []
+    for n in range(events):
+        mrid = rng.choice(list(version))
+        roll = rng.random()
+        if roll < 0.1 and version[mrid] > 1:
+            v = rng.randint(1, version[mrid])  # stale: not newer than what was applied
+        else:
+            v = version[mrid] = version[mrid] + rng.randint(1, 3)
+        kind = "delete" if roll > 0.8 else "upsert"
+        props: dict[str, Any] = {}
+        rels: dict[str, list[str]] = {}
+        if kind == "upsert":
+            if rng.random() < 0.7:
+                props["name"] = f"{mrid} e{n}"
+            if rng.random() < 0.5:
+                props["r"] = None if rng.random() < 0.3 else round(rng.uniform(0, 5), 3)
+            if rng.random() < 0.3:
+                rels[rel_type] = [f"{prefix}bv{rng.randint(0, 2)}"]
+        out.append(
+            Step(
+                mrid,
+                kind,
+                v,
+                "ACLineSegment",
+                T0 + timedelta(minutes=rng.randint(0, 500)),
+                rng.choice(LABELS),
+                props,
+                rels,
+            )
+        )
+    return out
+
+
+def accepted(s: Step) -> Accepted:
+    target = _rel_key()[1]
+    return Accepted(
+        s.mrid,
+        s.kind,
+        s.version,
+        s.cls,
+        dict(s.props),
+        {t: (target, list(m)) for t, m in s.rels.items()},
+        label_id(s.label) if s.label else None,
+        s.label,
+        "p1",
+        f"{s.mrid}-{s.kind}-{s.version}",
+        s.time,
+        rights=RIGHTS,
+    )
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    new = asyncio.new_event_loop()
+    yield new
+    new.close()
+
+
+@pytest.fixture(scope="module")
+def async_driver(settings: Any, neo4j_driver: neo4j.Driver, loop: asyncio.AbstractEventLoop) -> Any:
+    ensure_schema(neo4j_driver, settings.neo4j_database)
+    driver = make_async_driver(settings)
+    yield driver
+    loop.run_until_complete(driver.close())
+
+
+def stored_versions(driver: neo4j.Driver, prefix: str) -> dict[str, list[dict[str, Any]]]:
+    records, _, _ = driver.execute_query(
+        cypher(
+            "MATCH (v:ObjectVersion) WHERE v.mrid STARTS WITH $p "
+            "RETURN v {.*} AS v ORDER BY v.mrid, v.@version"
+        ),
+        p=prefix,
+    )
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        out.setdefault(r["v"]["mrid"], []).append(r["v"])
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_kept_versions_equal_the_model_however_the_stream_is_batched(
+    seed: int, async_driver: Any, neo4j_driver: neo4j.Driver, loop: asyncio.AbstractEventLoop, settings: Any
+) -> None:
+    prefix = f"th{uuid.uuid4().hex[:8]}-"
+    steps = stream(prefix, seed)
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(1, len(steps)), 7))
+    batches = [steps[a:b] for a, b in zip([0, *cuts], [*cuts, len(steps)], strict=True)]
+    writer = GraphWriter(ONT)
+
+    async def run() -> None:
+        for batch in batches:
+            async with async_driver.session(database=settings.neo4j_database) as session:
+                await session.execute_write(writer.apply, [accepted(s) for s in batch])
+
+    try:
+        loop.run_until_complete(run())
+        model = versions(steps)
+        stored = stored_versions(neo4j_driver, prefix)
+        assert set(stored) == {m for m, kept in model.items() if kept}
+        for mrid, kept in model.items():
+            got = stored.get(mrid, [])
+            assert [v[VERSION] for v in got] == [v.version for v in kept], mrid
+            for g, want in zip(got, kept, strict=True):
+                assert g[DELETED] is want.deleted
+                assert g[CLASS] == want.cls
+                assert g.get(LABEL) == (label_id(want.label) if want.label else None)
+                assert g[VALID_FROM].to_native() == want.valid_from
+                attrs = {k: v for k, v in g.items() if not k.startswith("_") and k != "mrid"}
+                assert attrs == want.props, (mrid, g[VERSION])
+                refs: dict[str, list[str]] = {}
+                for t, m in zip(g[REF_TYPES], g[REF_TARGETS], strict=True):
+                    refs.setdefault(t, []).append(m)
+                assert refs == want.refs, (mrid, g[VERSION])
+        # The current graph is the highest version of each object.
+        records, _, _ = neo4j_driver.execute_query(
+            cypher(
+                "MATCH (n:Entity) WHERE n.mrid STARTS WITH $p AND NOT n:Stub "
+                "RETURN n.mrid AS m, n.@version AS v"
+            ),
+            p=prefix,
+        )
+        assert {r["m"]: r["v"] for r in records} == {m: kept[-1].version for m, kept in model.items() if kept}
+    finally:
+        neo4j_driver.execute_query(
+            "MATCH (n) WHERE (n:Entity OR n:ObjectVersion) AND n.mrid STARTS WITH $p DETACH DELETE n",
+            p=prefix,
+        )
+
+
+def test_history_off_keeps_no_versions(
+    async_driver: Any, neo4j_driver: neo4j.Driver, loop: asyncio.AbstractEventLoop, settings: Any
+) -> None:
+    prefix = f"th{uuid.uuid4().hex[:8]}-"
+    writer = GraphWriter(ONT, history=False)
+
+    async def run() -> None:
+        async with async_driver.session(database=settings.neo4j_database) as session:
+            await session.execute_write(writer.apply, [accepted(s) for s in stream(prefix, 9, events=10)])
+
+    try:
+        loop.run_until_complete(run())
+        assert stored_versions(neo4j_driver, prefix) == {}
+        records, _, _ = neo4j_driver.execute_query(
+            "MATCH (n:Entity) WHERE n.mrid STARTS WITH $p RETURN count(n) AS c", p=prefix
+        )
+        assert records[0]["c"] > 0
+    finally:
+        neo4j_driver.execute_query(
+            "MATCH (n) WHERE (n:Entity OR n:ObjectVersion) AND n.mrid STARTS WITH $p DETACH DELETE n",
+            p=prefix,
+        )
