@@ -34,6 +34,9 @@ SCHEMA_STATEMENTS: Final[tuple[str, ...]] = (
     # The access guard filters every read by label id; the API lists objects by class.
     cypher("CREATE INDEX entity_label IF NOT EXISTS FOR (n:Entity) ON (n.@label)"),
     cypher("CREATE INDEX entity_class IF NOT EXISTS FOR (n:Entity) ON (n.@class)"),
+    # The typed queries' filters and sorts on the name and the update time (hub/typed_pages.py).
+    "CREATE INDEX entity_name IF NOT EXISTS FOR (n:Entity) ON (n.name)",
+    cypher("CREATE INDEX entity_updated IF NOT EXISTS FOR (n:Entity) ON (n.@updated)"),
     # History: an object's versions by mRID (and in version order), and the versions of a time span.
     cypher("CREATE INDEX object_version_mrid IF NOT EXISTS FOR (v:ObjectVersion) ON (v.mrid)"),
     cypher("CREATE INDEX object_version_valid_from IF NOT EXISTS FOR (v:ObjectVersion) ON (v.@valid_from)"),

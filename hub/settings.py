@@ -154,6 +154,10 @@ class Settings(BaseSettings):
     max_list_items: int = 5000
     # Cost budget of one GraphQL document (each field's cost, every alias counted; see hubql/cost.py).
     max_operation_cost: int = 250
+    # Typed queries' where filters (see hub/filters.py): how deep relationship filters (some / none / all /
+    # single) may nest, and how many comparisons and relationship filters one filter may hold.
+    max_filter_depth: int = 3
+    max_filter_terms: int = 50
     # GraphQL operations one caller may have running at once (queries and mutations over HTTP).
     max_concurrent_operations: int = 4
     # GraphQL operations the API process runs at once, all callers together (0: no cap), and how long

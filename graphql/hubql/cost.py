@@ -13,7 +13,13 @@ and once per use of a fragment:
   server allows no more than that anyway;
 - a field with a selection of its own (an association, a page, a subgraph) costs 1, since it may mean one
   more batched query; ``totalCount`` costs as much as a count;
-- scalar fields cost nothing.
+- scalar fields cost nothing;
+- the typed pages (``acLineSegments``) cost what ``objects`` costs, the typed aggregates 10 (and 10 more
+  with ``groupBy``, 15 with ``groupByRelated``); their ``where`` adds ``5 * 2 ** (d - 1)`` for every
+  relationship filter (``some``, ``none``, ``all``, ``single``) at nesting depth ``d``, since each level is
+  a subquery per candidate of the level above. A ``where`` given as a variable counts as a chain of
+  relationship filters as deep as the server allows (``max_filter_depth``); the resolver refuses deeper
+  or larger filters anyway.
 
 A document with an operation costing more than ``max_operation_cost`` is refused with its cost and the
 budget. The page's own requests, the largest a batch of 25 neighbourhoods, stay well inside the default.
@@ -22,7 +28,7 @@ budget. The page's own requests, the largest a batch of 25 neighbourhoods, stay 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from graphql import (
@@ -31,10 +37,13 @@ from graphql import (
     GraphQLError,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     ValidationContext,
     ValidationRule,
+    ValueNode,
     VariableNode,
 )
 
@@ -50,6 +59,8 @@ ROOT_COSTS: Final[dict[str, int]] = {
 NESTED_COSTS: Final[dict[str, int]] = {"totalCount": 10}
 # Rows per unit of cost in a page of objects or search hits.
 ROWS_PER_UNIT: Final = 100
+RELATION_OPS: Final = frozenset({"some", "none", "all", "single"})
+AGGREGATE_COST: Final = 10
 # What reading a past time adds: ``objects`` and ``changes`` then read kept versions of every object.
 AS_OF_ARGS: Final = frozenset({"asOf", "recordedAsOf"})
 AS_OF_COST: Final = 10
@@ -61,6 +72,10 @@ class Limits:
 
     max_neighbourhood_depth: int
     max_page_size: int
+    # The typed root fields (hubql.typed) by name, and how deep their relationship filters may nest.
+    typed_pages: frozenset[str] = field(default_factory=frozenset)
+    typed_aggregates: frozenset[str] = field(default_factory=frozenset)
+    max_filter_depth: int = 3
 
 
 def _int_arg(node: FieldNode, name: str, default: int, largest: int) -> int:
@@ -74,6 +89,40 @@ def _int_arg(node: FieldNode, name: str, default: int, largest: int) -> int:
                 return largest
             return default  # null or an invalid value: the server uses (or refuses) the default
     return default
+
+
+def relation_cost(depth: int) -> int:
+    return 5 * 2 ** (depth - 1)
+
+
+def _where_cost(value: ValueNode | None, depth: int, limits: Limits) -> int:
+    """The cost of the relationship filters in a ``where`` value whose own depth is ``depth``."""
+    if value is None:
+        return 0
+    if isinstance(value, VariableNode):
+        return sum(relation_cost(d) for d in range(depth + 1, limits.max_filter_depth + 1))
+    if isinstance(value, ListValueNode):
+        return sum(_where_cost(v, depth, limits) for v in value.values)
+    if not isinstance(value, ObjectValueNode):
+        return 0
+    total = 0
+    for item in value.fields:
+        inner = item.value
+        ops = {f.name.value for f in inner.fields} if isinstance(inner, ObjectValueNode) else set()
+        if ops and ops <= RELATION_OPS:
+            assert isinstance(inner, ObjectValueNode)
+            for op in inner.fields:
+                total += relation_cost(depth + 1) + _where_cost(op.value, depth + 1, limits)
+        elif item.name.value in ("AND", "OR", "NOT"):
+            total += _where_cost(inner, depth, limits)
+    return total
+
+
+def _arg(node: FieldNode, name: str) -> ValueNode | None:
+    for arg in node.arguments or ():
+        if arg.name.value == name:
+            return arg.value
+    return None
 
 
 class _Costing:
@@ -97,6 +146,14 @@ class _Costing:
             return as_of + 1 + math.ceil(_int_arg(node, "first", 100, lim.max_page_size) / ROWS_PER_UNIT)
         if name == "history":
             return 1 + math.ceil(_int_arg(node, "first", 100, lim.max_page_size) / ROWS_PER_UNIT)
+        if name in lim.typed_pages:
+            rows = _int_arg(node, "first", 100, lim.max_page_size)
+            return 1 + math.ceil(rows / ROWS_PER_UNIT) + _where_cost(_arg(node, "where"), 0, lim)
+        if name in lim.typed_aggregates:
+            grouped = AGGREGATE_COST if _arg(node, "groupBy") is not None else 0
+            if _arg(node, "groupByRelated") is not None:
+                grouped = AGGREGATE_COST + relation_cost(1)
+            return AGGREGATE_COST + grouped + _where_cost(_arg(node, "where"), 0, lim)
         if name == "changes":
             return AS_OF_COST + math.ceil(_int_arg(node, "first", 100, lim.max_page_size) / ROWS_PER_UNIT)
         if name == "search":

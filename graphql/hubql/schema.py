@@ -56,6 +56,7 @@ from hubql.generic import (
 from hubql.projection import selected_properties
 from hubql.scalars import SCALAR_MAP
 from hubql.subscriptions import change_stream
+from hubql.typed import build as build_typed
 from hubql.types import ROOT, TypeRegistry, build_types
 from ontology.loader import load_ontology
 from ontology.model import Ontology
@@ -341,6 +342,12 @@ async def _changes(
 # ------------------------------------------------------------------------------------------ schema
 
 
+def strawberry_name(python_name: str) -> str:
+    """The GraphQL name Strawberry gives a root field declared without one (snake to camel case)."""
+    head, *rest = python_name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
 def _should_mask(error: GraphQLError) -> bool:
     original = error.original_error
     return original is not None and not isinstance(original, CLIENT_ERRORS)
@@ -426,6 +433,8 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
         ),
     }
     query_ns.update(ACCESS_QUERIES)
+    typed = build_typed(registry, settings, {strawberry_name(k) for k in query_ns})
+    query_ns.update(typed.fields)
     query = strawberry.type(type("Query", (), query_ns), name="Query")
     mutation = strawberry.type(type("Mutation", (), dict(ACCESS_MUTATIONS)), name="Mutation")
     subscription = strawberry.type(
@@ -445,7 +454,13 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
     # The depth and alias rules are built once: every request then checks against the same rule classes,
     # so the validation cache can recognise a document it has already checked (clients send the same few
     # documents over and over). Parsing is cached the same way, under the token limit.
-    limits = Limits(settings.max_neighbourhood_depth, settings.max_page_size)
+    limits = Limits(
+        settings.max_neighbourhood_depth,
+        settings.max_page_size,
+        typed_pages=typed.pages,
+        typed_aggregates=typed.aggregates,
+        max_filter_depth=settings.max_filter_depth,
+    )
     limit_rules = [
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,

@@ -43,7 +43,8 @@ def test_with_descriptions_untrimmed_the_schema_differs_only_in_descriptions() -
     def shape(schema: GraphQLSchema) -> dict[str, Any]:
         return {
             name: sorted(
-                (f, str(field.type), sorted(field.args)) for f, field in getattr(t, "fields", {}).items()
+                (f, str(field.type), sorted(getattr(field, "args", {})))
+                for f, field in getattr(t, "fields", {}).items()
             )
             for name, t in schema.type_map.items()
         }

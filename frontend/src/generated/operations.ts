@@ -16,6 +16,11 @@ export type PathVia =
   /** Only the physical network: equipment, terminals, connectivity and topological nodes, gas connections and nodes, and the couplings between gas and electricity; never reference data (coordinate systems, base voltages, regions, containers, measurements, diagrams). */
   | 'PHYSICAL';
 
+export type CapacityPerFuelTypeQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type CapacityPerFuelTypeQuery = { thermalGeneratingUnitAggregate: { count: number, sum: { maxOperatingP: number | null }, groups: Array<{ key: unknown, count: number, sum: { maxOperatingP: number | null }, max: { maxOperatingP: number | null } }> }, gasFired: { count: number, sum: { maxOperatingP: number | null } } };
+
 export type ChangesSubscriptionVariables = Exact<{
   mrids?: Array<string> | string | null | undefined;
   classNames?: Array<string> | string | null | undefined;
@@ -78,6 +83,25 @@ export type GasFiredGenerationQuery = { objects: { totalCount: number, pageInfo:
       | { mrid: string, name: string | null }
       | { mrid: string, name: string | null, node: { mrid: string, name: string | null } | null, generatingUnits: Array<{ maxOperatingP: number | null, mrid: string, name: string | null, className: string }> }
     > } };
+
+export type LargeGeneratingUnitsQueryVariables = Exact<{
+  mw?: number | null | undefined;
+  first?: number | null | undefined;
+  after?: string | null | undefined;
+}>;
+
+
+export type LargeGeneratingUnitsQuery = { generatingUnits: { totalCount: number, pageInfo: { hasNextPage: boolean, endCursor: string | null }, nodes: Array<{ mrid: string, name: string | null, className: string, maxOperatingP: number | null, gasSupply: Array<{ mrid: string, name: string | null }> }> } };
+
+export type LinesAboveVoltageQueryVariables = Exact<{
+  kv?: number | null | undefined;
+  minKm?: number | null | undefined;
+  first?: number | null | undefined;
+  after?: string | null | undefined;
+}>;
+
+
+export type LinesAboveVoltageQuery = { acLineSegments: { totalCount: number, pageInfo: { hasNextPage: boolean, endCursor: string | null }, nodes: Array<{ mrid: string, name: string | null, length: number | null, baseVoltage: { nominalVoltage: number | null } | null }> } };
 
 export type MeQueryVariables = Exact<{ [key: string]: never; }>;
 
@@ -220,6 +244,14 @@ export type SubstationTreeQuery = { object:
         > }> }
    | null };
 
+export type UnmeasuredSubstationsQueryVariables = Exact<{
+  first?: number | null | undefined;
+  after?: string | null | undefined;
+}>;
+
+
+export type UnmeasuredSubstationsQuery = { substations: { totalCount: number, pageInfo: { hasNextPage: boolean, endCursor: string | null }, nodes: Array<{ mrid: string, name: string | null }> } };
+
 export class TypedDocumentString<TResult, TVariables>
   extends String
   implements DocumentTypeDecoration<TResult, TVariables>
@@ -263,6 +295,34 @@ export const SubgraphViewFragmentDoc = new TypedDocumentString(`
   }
 }
     `, {"fragmentName":"SubgraphView"}) as unknown as TypedDocumentString<SubgraphViewFragment, unknown>;
+export const CapacityPerFuelTypeDocument = new TypedDocumentString(`
+    query CapacityPerFuelType {
+  thermalGeneratingUnitAggregate(groupByRelated: "fossilFuels.fossilFuelType") {
+    count
+    sum {
+      maxOperatingP
+    }
+    groups {
+      key
+      count
+      sum {
+        maxOperatingP
+      }
+      max {
+        maxOperatingP
+      }
+    }
+  }
+  gasFired: thermalGeneratingUnitAggregate(
+    where: {fossilFuels: {some: {fossilFuelType: {eq: "gas"}}}}
+  ) {
+    count
+    sum {
+      maxOperatingP
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<CapacityPerFuelTypeQuery, CapacityPerFuelTypeQueryVariables>;
 export const ChangesDocument = new TypedDocumentString(`
     subscription Changes($mrids: [ID!], $classNames: [String!], $domain: Domain, $after: String) {
   changes(mrids: $mrids, classNames: $classNames, domain: $domain, after: $after) {
@@ -424,6 +484,56 @@ export const GasFiredGenerationDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<GasFiredGenerationQuery, GasFiredGenerationQueryVariables>;
+export const LargeGeneratingUnitsDocument = new TypedDocumentString(`
+    query LargeGeneratingUnits($mw: Float = 100, $first: Int = 100, $after: String) {
+  generatingUnits(
+    where: {maxOperatingP: {gt: $mw}}
+    orderBy: [{field: maxOperatingP, direction: DESC}]
+    first: $first
+    after: $after
+  ) {
+    totalCount
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
+    nodes {
+      mrid
+      name
+      className
+      maxOperatingP
+      gasSupply {
+        mrid
+        name
+      }
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<LargeGeneratingUnitsQuery, LargeGeneratingUnitsQueryVariables>;
+export const LinesAboveVoltageDocument = new TypedDocumentString(`
+    query LinesAboveVoltage($kv: Float = 400, $minKm: Float = 20, $first: Int = 100, $after: String) {
+  acLineSegments(
+    where: {baseVoltage: {some: {nominalVoltage: {gte: $kv}}}, length: {gte: $minKm}}
+    orderBy: [{field: length, direction: DESC}]
+    first: $first
+    after: $after
+  ) {
+    totalCount
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
+    nodes {
+      mrid
+      name
+      length
+      baseVoltage {
+        nominalVoltage
+      }
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<LinesAboveVoltageQuery, LinesAboveVoltageQueryVariables>;
 export const MeDocument = new TypedDocumentString(`
     query Me {
   me {
@@ -625,3 +735,23 @@ export const SubstationTreeDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<SubstationTreeQuery, SubstationTreeQueryVariables>;
+export const UnmeasuredSubstationsDocument = new TypedDocumentString(`
+    query UnmeasuredSubstations($first: Int = 100, $after: String) {
+  substations(
+    where: {measurements: {none: {}}}
+    orderBy: [{field: name}]
+    first: $first
+    after: $after
+  ) {
+    totalCount
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
+    nodes {
+      mrid
+      name
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<UnmeasuredSubstationsQuery, UnmeasuredSubstationsQueryVariables>;
