@@ -793,6 +793,13 @@ class IngestProcess:
         except Exception as exc:
             log.warning("topic discovery failed", error=f"{type(exc).__name__}: {exc}")
             return
+        before = sorted(self.ingest_app.ingest_topic.topics)
         if topics and self.ingest_app.subscribe(topics):
             SUBSCRIBED_TOPICS.set(len(topics))
-            log.info("ingest topics changed", topics=topics)
+            if topics != before:
+                log.info("ingest topics changed", topics=topics)
+            else:
+                log.info(
+                    "ingest topics not subscribed yet; asked again",
+                    topics=[t for t in topics if not self.ingest_app.subscribed(t)],
+                )
