@@ -225,6 +225,23 @@ async def isolate(
     return plans, refused
 
 
+def record_lag(consumer: Any, last: dict[TP, int]) -> None:
+    """Set each partition's lag behind its high-water mark from the last offset acknowledged there
+    (``consumer``: Faust's or aiokafka's, both have ``highwater``).
+
+    A rebalance may have taken a partition away since its events were read (it happens while their
+    batch is written): the consumer then knows no high-water mark for it, and its lag is the new holder's
+    to report. Acknowledging must not fail on that: a failed acknowledgement stops the agent, and Faust
+    delivers nothing to the agent it restarts, so the worker would read nothing more until restarted."""
+    for tp, offset in last.items():
+        try:
+            highwater = consumer.highwater(tp)
+        except (AssertionError, KeyError):  # aiokafka asserts the partition is assigned
+            continue
+        if highwater is not None:
+            LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - offset - 1))
+
+
 class WritePipeline:
     """Moves the agent's batches through their stages (see the module's docstring). It coordinates:
     the folding and writing are :class:`hub.writer.GraphWriter`'s, the change records
@@ -490,15 +507,12 @@ class WritePipeline:
         if previous is not None:
             await previous
         CHANGES_PUBLISHED.inc(n_changes)
-        last: dict[Any, int] = {}
+        last: dict[TP, int] = {}
         for event in events:
             await stream.ack(event)
             tp = event.message.tp
             last[tp] = max(last.get(tp, -1), event.message.offset)
-        for tp, offset in last.items():
-            highwater = self.app.consumer.highwater(tp)
-            if highwater is not None:
-                LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - offset - 1))
+        record_lag(self.app.consumer, last)
         BATCH_SIZE.observe(len(events))
         batch.stage = Stage.ACKNOWLEDGED
         BATCH_DURATION.observe(time.perf_counter() - batch.started)
