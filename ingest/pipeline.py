@@ -44,8 +44,8 @@ The stages of a batch (:class:`Stage`, kept in ``Batch.stage``)::
       WRITING <--- retried with back-off while Neo4j is unavailable; --+
          |         halved until the event at fault is alone (isolate)
          |                                         \
-         | the transaction has committed            +--> FAILED (the task raised: the agent
-         v                                                stops; the events come again)
+         | the transaction has committed            +--> FAILED (the task raised: the worker
+         v                                                exits; the events come again)
      COMMITTED
          |
          | change records handed to the broker, after the batch before's
@@ -231,8 +231,8 @@ def record_lag(consumer: Any, last: dict[TP, int]) -> None:
 
     A rebalance may have taken a partition away since its events were read (it happens while their
     batch is written): the consumer then knows no high-water mark for it, and its lag is the new holder's
-    to report. Acknowledging must not fail on that: a failed acknowledgement stops the agent, and Faust
-    delivers nothing to the agent it restarts, so the worker would read nothing more until restarted."""
+    to report. Acknowledging must not fail on that: a failed acknowledgement ends the worker (see
+    :func:`ingest.agents.register`)."""
     for tp, offset in last.items():
         try:
             highwater = consumer.highwater(tp)
@@ -357,7 +357,7 @@ class WritePipeline:
                 waits.append(previous.task)
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             if previous.task is not None and previous.task.done() and previous.task.exception():
-                previous.task.result()  # a failed batch stops the agent; its events come again
+                previous.task.result()  # a failed batch ends the worker; its events come again
         batch.task = asyncio.create_task(self._commit(stream, batch, previous))
         self.last = batch
         self.waiting = None
@@ -400,7 +400,7 @@ class WritePipeline:
         self.sole_writer = sole
 
     async def _commit(self, stream: StreamT, batch: Batch, previous: Batch | None) -> None:
-        """The batch's way from WRITING to PUBLISHED; FAILED if it raises (the agent stops then)."""
+        """The batch's way from WRITING to PUBLISHED; FAILED if it raises (the worker exits then)."""
         batch.stage = Stage.WRITING
         try:
             await self._write_and_publish(stream, batch, previous)
@@ -468,7 +468,7 @@ class WritePipeline:
         batch.stage = Stage.PUBLISHED
         acking = self.acking
         if acking is not None and acking.done():
-            acking.result()  # a batch whose records the broker refused stops the agent here
+            acking.result()  # a batch whose records the broker refused ends the worker here
         self.acking = asyncio.create_task(
             self._acknowledge(acking, stream, batch, len(records), plans, write_s)
         )
