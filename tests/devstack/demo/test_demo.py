@@ -77,6 +77,8 @@ def demo_stack(settings: Any, clean_graph: Any, tmp_path: Any) -> Iterator[DemoS
         },
     )
     stack = DemoStack(isolated, env, tmp_path / "logs")
+    # As `hub demo` does: the producers' topics exist before the worker starts.
+    asyncio.run(add_demo_producers(isolated))
     try:
         stack.start(lambda _msg: None, timeout_s=180)
         yield stack
