@@ -155,7 +155,8 @@ function symbol(f: Feeder, x: number, y: number): SVGElement {
     g.append(svg("circle", { cx: x, cy: y, r: 13, class: "sld-gen" }));
     g.append(svg("path", { d: `M${x - 7},${y} q3.5,-7 7,0 t7,0`, class: "sld-gen-wave" }));
   } else {
-    g.append(svg("rect", { x: x - 8, y: y - 8, width: 16, height: 16, class: "sld-other" }));
+    // Not a switch: rounded and shaded, so that it never reads as an open breaker.
+    g.append(svg("rect", { x: x - 9, y: y - 7, width: 18, height: 14, rx: 5, class: "sld-other" }));
   }
   return titled(g, `${name} (${f.equipment.className})`);
 }
@@ -280,7 +281,7 @@ export function renderDiagram(host: HTMLElement, sub: DiagramSubstation, act: Di
   const legend = h(
     "div",
     { className: "sld-legend muted", testid: "sld-legend" },
-    "■ breaker closed · □ open · ◆ other switch · ▽ load · ○ generator · ↓ line leaving · ◎ transformer (winding voltages). Laid out automatically from the connectivity you may see; live switch changes redraw it.",
+    "■ breaker closed · □ open · ◆ other switch · ▽ load · ○ generator · ↓ line leaving · ◎ transformer (winding voltages) · ▢ other equipment. Laid out automatically from the connectivity you may see; live switch changes redraw it.",
   );
   host.append(head, legend, h("div", { className: "sld-canvas" }, root));
 }
