@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from faust.types import StreamT
+from mode import CrashingSupervisor
 from mode.types.signals import BaseSignalT
 
 from ingest.app import IngestApp
@@ -25,7 +26,11 @@ def register(ingest_app: IngestApp) -> IngestProcess:
         """Audit records go to the audit topic while the worker runs (the process exiting ends it)."""
         process.audit.start()
 
-    @app.agent(ingest_app.ingest_topic)
+    # A failed agent ends the process, with an error status. Faust's default restarts the agent, but the
+    # restarted one is handed no events (the conductor feeds the stream it had), so the worker would run
+    # on reading nothing, its last batch unacknowledged. Started again (by whoever runs it: the demo
+    # reports it, a service manager restarts it), it reads on from the last acknowledged events.
+    @app.agent(ingest_app.ingest_topic, supervisor_strategy=CrashingSupervisor)
     async def ingest(stream: StreamT) -> None:
         await process.ingest(stream)
 

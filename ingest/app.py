@@ -80,8 +80,12 @@ class IngestApp:
     ingest_topic: TopicT
 
     def subscribe(self, names: Iterable[str]) -> bool:
-        """Point the ingest channel at ``names``; True if that changed the subscription."""
+        """Point the ingest channel at ``names``; True if the conductor was asked to (re)subscribe."""
         return topics.subscribe(self.app, self.ingest_topic, names, self.settings.ingest_topic_prefix)
+
+    def subscribed(self, name: str) -> bool:
+        """Whether the consumer has been told to read topic ``name``."""
+        return topics.subscribed(self.app, name)
 
 
 def build_app(settings: Settings) -> IngestApp:

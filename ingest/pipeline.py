@@ -44,8 +44,8 @@ The stages of a batch (:class:`Stage`, kept in ``Batch.stage``)::
       WRITING <--- retried with back-off while Neo4j is unavailable; --+
          |         halved until the event at fault is alone (isolate)
          |                                         \
-         | the transaction has committed            +--> FAILED (the task raised: the agent
-         v                                                stops; the events come again)
+         | the transaction has committed            +--> FAILED (the task raised: the worker
+         v                                                exits; the events come again)
      COMMITTED
          |
          | change records handed to the broker, after the batch before's
@@ -225,6 +225,23 @@ async def isolate(
     return plans, refused
 
 
+def record_lag(consumer: Any, last: dict[TP, int]) -> None:
+    """Set each partition's lag behind its high-water mark from the last offset acknowledged there
+    (``consumer``: Faust's or aiokafka's, both have ``highwater``).
+
+    A rebalance may have taken a partition away since its events were read (it happens while their
+    batch is written): the consumer then knows no high-water mark for it, and its lag is the new holder's
+    to report. Acknowledging must not fail on that: a failed acknowledgement ends the worker (see
+    :func:`ingest.agents.register`)."""
+    for tp, offset in last.items():
+        try:
+            highwater = consumer.highwater(tp)
+        except (AssertionError, KeyError):  # aiokafka asserts the partition is assigned
+            continue
+        if highwater is not None:
+            LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - offset - 1))
+
+
 class WritePipeline:
     """Moves the agent's batches through their stages (see the module's docstring). It coordinates:
     the folding and writing are :class:`hub.writer.GraphWriter`'s, the change records
@@ -343,7 +360,7 @@ class WritePipeline:
                 waits.append(previous.task)
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             if previous.task is not None and previous.task.done() and previous.task.exception():
-                previous.task.result()  # a failed batch stops the agent; its events come again
+                previous.task.result()  # a failed batch ends the worker; its events come again
         batch.task = asyncio.create_task(self._commit(stream, batch, previous))
         self.last = batch
         self.waiting = None
@@ -386,7 +403,7 @@ class WritePipeline:
         self.sole_writer = sole
 
     async def _commit(self, stream: StreamT, batch: Batch, previous: Batch | None) -> None:
-        """The batch's way from WRITING to PUBLISHED; FAILED if it raises (the agent stops then)."""
+        """The batch's way from WRITING to PUBLISHED; FAILED if it raises (the worker exits then)."""
         batch.stage = Stage.WRITING
         try:
             await self._write_and_publish(stream, batch, previous)
@@ -454,7 +471,7 @@ class WritePipeline:
         batch.stage = Stage.PUBLISHED
         acking = self.acking
         if acking is not None and acking.done():
-            acking.result()  # a batch whose records the broker refused stops the agent here
+            acking.result()  # a batch whose records the broker refused ends the worker here
         self.acking = asyncio.create_task(
             self._acknowledge(acking, stream, batch, len(records), plans, write_s)
         )
@@ -493,15 +510,12 @@ class WritePipeline:
         if previous is not None:
             await previous
         CHANGES_PUBLISHED.inc(n_changes)
-        last: dict[Any, int] = {}
+        last: dict[TP, int] = {}
         for event in events:
             await stream.ack(event)
             tp = event.message.tp
             last[tp] = max(last.get(tp, -1), event.message.offset)
-        for tp, offset in last.items():
-            highwater = self.app.consumer.highwater(tp)
-            if highwater is not None:
-                LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - offset - 1))
+        record_lag(self.app.consumer, last)
         BATCH_SIZE.observe(len(events))
         batch.stage = Stage.ACKNOWLEDGED
         BATCH_DURATION.observe(time.perf_counter() - batch.started)
@@ -796,6 +810,13 @@ class IngestProcess:
         except Exception as exc:
             log.warning("topic discovery failed", error=f"{type(exc).__name__}: {exc}")
             return
+        before = sorted(self.ingest_app.ingest_topic.topics)
         if topics and self.ingest_app.subscribe(topics):
             SUBSCRIBED_TOPICS.set(len(topics))
-            log.info("ingest topics changed", topics=topics)
+            if topics != before:
+                log.info("ingest topics changed", topics=topics)
+            else:
+                log.info(
+                    "ingest topics not subscribed yet; asked again",
+                    topics=[t for t in topics if not self.ingest_app.subscribed(t)],
+                )

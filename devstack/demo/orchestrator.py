@@ -363,6 +363,10 @@ def demo(
                 },
             )
             stack = DemoStack(settings, env, StateLayout.of(settings.state_dir).logs_dir())
+            # The producers' topics first, so that the worker subscribes to all of them as it starts rather
+            # than joining each as it appears, a rebalance each time, while the network is being written.
+            spinner.update("Adding the demo producers")
+            asyncio.run(add_demo_producers(settings))
             stack.start(spinner.update)
             spinner.update("Loading the ontology and assembling the network")
             from ontology.loader import load_ontology

@@ -12,6 +12,7 @@ import type { Caller, Change, ClassCount, GraphNode, ObjectDetail, PathVia, Subg
 import { clearToken, getToken, setToken, tokenExpiry } from "./session";
 import { renderDetail, type DetailState } from "./ui/detail";
 import { SearchBox, swatch } from "./ui/search";
+import { diagramMrids, diagramSubstation, renderDiagram } from "./ui/substationDiagram";
 import { FLASH, GraphView, HIGHLIGHT_EDGE, type LayoutMode } from "./view";
 import { PRESSURE_BANDS, VOLTAGE_BANDS, pressureBand, voltageBand, type Band } from "./gridStyle";
 
@@ -32,6 +33,8 @@ export class App {
   private readonly search: SearchBox;
   caller: Caller | null = null;
   private detail: DetailState | null = null;
+  // The open single-line diagram: the object it was opened from and the objects it draws.
+  private diagram: { mrid: string; mrids: string[] } | null = null;
   private pathStart: string | null = null;
   private pathEnd: string | null = null;
   private discoveryQueue = new Set<string>();
@@ -695,11 +698,7 @@ export class App {
 
   // ---------------------------------------------------------------- live
 
-  private watchScreen = debounce(() => {
-    const g = this.model.graph;
-    const anyExpanded = g.someNode((_, a) => a.expanded);
-    this.live.watch(g.nodes(), anyExpanded);
-  }, 300);
+  private watchScreen = debounce(() => this.watchScreenNow(), 300);
 
   private onLiveState(state: LiveState, detail?: string): void {
     const el = byTestId("live-status");
@@ -712,14 +711,52 @@ export class App {
 
   private watchScreenNow(): void {
     const g = this.model.graph;
-    this.live.watch(g.nodes(), g.someNode((_, a) => a.expanded));
+    // The objects on the canvas, and those the open single-line diagram draws.
+    const watched = new Set(g.nodes());
+    for (const m of this.diagram?.mrids ?? []) watched.add(m);
+    this.live.watch([...watched], g.someNode((_, a) => a.expanded));
   }
+
+  // ---------------------------------------------------------------- single-line diagram
+
+  async showDiagram(mrid: string): Promise<void> {
+    try {
+      const answer = (await this.api.query("SubstationDiagram", Q.SUBSTATION_DIAGRAM, { mrid })).object;
+      const sub = diagramSubstation(answer);
+      if (!sub) {
+        this.toast(answer ? "This voltage level belongs to no substation you may see." : "That object is no longer visible to you.", true);
+        return;
+      }
+      this.diagram = { mrid, mrids: diagramMrids(sub) };
+      const host = byTestId("substation-diagram");
+      renderDiagram(host, sub, { open: (m) => void this.open(m), close: () => this.closeDiagram() });
+      host.hidden = false;
+      host.dataset.mrid = sub.mrid;
+      host.dataset.updated = String(Date.now());
+      this.watchScreenNow();
+    } catch (e) {
+      this.report(e);
+    }
+  }
+
+  private closeDiagram(): void {
+    this.diagram = null;
+    const host = byTestId("substation-diagram");
+    host.hidden = true;
+    clear(host);
+    this.watchScreen();
+  }
+
+  private refreshDiagram = debounce(() => {
+    if (this.diagram) void this.showDiagram(this.diagram.mrid);
+  }, 300);
 
   private onChange(c: Change, feed: "screen" | "discovery"): void {
     this.liveLog.push(c);
     if (this.liveLog.length > 200) this.liveLog.shift();
     // The feed fell behind and reads on from its cursor by itself: no object to update, nothing lost.
     if (c.change === "gap") return;
+    if (this.diagram?.mrids.includes(c.mrid)) this.refreshDiagram();
     const g = this.model.graph;
     if (g.hasNode(c.mrid)) {
       if (c.change === "delete") {
@@ -995,6 +1032,7 @@ export class App {
       pathFrom: (m) => this.pathFrom(m),
       pathTo: (m) => void this.findPath(m),
       focus: (m) => this.view.focus(m),
+      diagram: (m) => void this.showDiagram(m),
     });
   }
 

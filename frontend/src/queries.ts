@@ -1,6 +1,7 @@
 // The operations the page sends and the shapes of their answers, all generated from the named operations
 // in graphql/operations/ (see codegen.ts): this module only names the parts the page works with.
-// Only the generic part of the schema is used, so the page works for any class the ontology adds.
+// Only the generic part of the schema is used, so the page works for any class the ontology adds; the one
+// exception is the substation view (SubstationDiagram), which is about CIM's substations by nature.
 
 import {
   ChangesDocument,
@@ -14,6 +15,7 @@ import {
   SearchDocument,
   ShortestPathDocument,
   SubgraphViewFragmentDoc,
+  SubstationDiagramDocument,
   TypedDocumentString,
 } from "./generated/operations";
 import type * as G from "./generated/operations";
@@ -35,6 +37,8 @@ export type ClassCount = G.CountsQuery["counts"][number];
 export type OntologyClass = G.OntologyClassesQuery["ontologyClasses"][number];
 export type Change = G.ChangesSubscription["changes"];
 export type ObjectsPage = G.ObjectsPageQuery;
+export type DiagramSubstation = G.DiagramSubstationFragment;
+export type SubstationDiagramAnswer = G.SubstationDiagramQuery["object"];
 
 export const ME = MeDocument;
 export const ONTOLOGY_CLASSES = OntologyClassesDocument;
@@ -46,6 +50,7 @@ export const SHORTEST_PATH = ShortestPathDocument;
 export const DEPENDENCIES = DependenciesDocument;
 export const OBJECTS_PAGE = ObjectsPageDocument;
 export const CHANGES = ChangesDocument;
+export const SUBSTATION_DIAGRAM = SubstationDiagramDocument;
 
 /** Variables of a batch of neighbourhoods: `m0`, `m1`, ... for the aliases `n0`, `n1`, .... */
 export type NeighbourhoodBatchVariables = Record<`m${number}`, string>;

@@ -129,6 +129,7 @@ def test_operations_run_against_the_api(
         "Containment": {"mrid": p + "sub", "depth": 3},
         "Dependencies": {"mrid": p + "node"},
         "SubstationTree": {"mrid": p + "sub"},
+        "SubstationDiagram": {"mrid": p + "vl"},
         "GasFiredGeneration": {"first": 50},
         "Counts": {"domain": "GAS"},
     }

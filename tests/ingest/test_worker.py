@@ -35,7 +35,7 @@ from typing import Any
 import neo4j
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 from write_model import Model, Node, expected_graph
@@ -956,6 +956,64 @@ def test_a_producer_topic_created_while_the_worker_runs_is_read(
         run(produce(kafka_bootstrap, sc, [record(late, f"{prefix}-b")]))
         # Within a few discovery intervals with the shim; after Faust's 45 s pause without it.
         _node_appears(neo4j_driver, f"{prefix}-b", worker, 30.0 if fast else 150.0)
+    finally:
+        worker.stop()
+        neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
+        run(delete_topics(kafka_bootstrap, prefix))
+
+
+def test_a_worker_whose_agent_fails_exits_rather_than_reading_nothing(
+    settings: Any, kafka_bootstrap: str, neo4j_driver: neo4j.Driver, log_dir: Path
+) -> None:
+    """Faust restarts a failed agent, but the restarted one is handed no events (its stream is not the
+    one the conductor feeds): the worker would run on, reading nothing, its last batch unacknowledged.
+    It exits instead, with an error status, so that whoever runs it sees the failure and starts it again
+    (its unacknowledged events come again). Made to fail here by a change-feed topic that refuses the
+    worker's change records."""
+    prefix = f"f{uuid.uuid4().hex[:8]}"
+    producer = f"{prefix}-p"
+    config: dict[str, str | bool] = {"org": "ngt", "clearance": "OFFICIAL", "owns": f"{prefix}-"}
+    sc = Scenario(prefix, {producer: config})
+
+    def record(mrid: str) -> Produced:
+        event = {
+            "id": str(uuid.uuid4()),
+            "source": producer,
+            "type": "upsert",
+            "subject": mrid,
+            "time": "2026-12-01T10:00:00Z",
+            "version": 1,
+            "class": "Substation",
+            "attributes": {"IdentifiedObject.name": mrid},
+        }
+        return Produced(producer, mrid.encode(), json.dumps(event).encode(), [], event=event)
+
+    async def refusing_changes_topic() -> None:
+        async with topic_admin(admin_options(kafka_bootstrap)) as admin:
+            await admin.create_topics(
+                [NewTopic(f"{prefix}.cim.changes", 1, 1, topic_configs={"max.message.bytes": "64"})]
+            )
+
+    run(create_topics(kafka_bootstrap, [sc.topic(producer)], 1))
+    run(refusing_changes_topic())
+    worker = WorkerProcess(settings, sc, log_dir)
+    worker.start()
+    try:
+        run(produce(kafka_bootstrap, sc, [record(f"{prefix}-0")]))
+        _node_appears(neo4j_driver, f"{prefix}-0", worker, 120.0)
+        # One batch after another: a batch whose change records were refused fails, and the agent finds
+        # that out when it hands on the next one.
+        assert worker.proc is not None
+        deadline = time.monotonic() + 120
+        n = 0
+        while worker.proc.poll() is None:
+            if time.monotonic() > deadline:
+                pytest.fail(f"the worker ran on after its agent failed: {worker.logs()[-3000:]}")
+            n += 1
+            run(produce(kafka_bootstrap, sc, [record(f"{prefix}-{n}")]))
+            time.sleep(2.0)
+        assert worker.proc.returncode != 0, worker.logs()[-3000:]
+        assert "Crashed reason=" in worker.logs()
     finally:
         worker.stop()
         neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)

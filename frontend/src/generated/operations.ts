@@ -204,6 +204,60 @@ export type ShortestPathQueryVariables = Exact<{
 
 export type ShortestPathQuery = { shortestPath: { nodes: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }>, edges: Array<{ source: string, target: string, type: string, key: string }> } | null };
 
+export type SubstationDiagramQueryVariables = Exact<{
+  mrid: string;
+}>;
+
+
+export type SubstationDiagramQuery = { object:
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null }
+    | { mrid: string, className: string, name: string | null, voltageLevels: Array<{ mrid: string, name: string | null, baseVoltage: { nominalVoltage: number | null } | null, topologicalNode: Array<{ mrid: string, name: string | null, terminal: Array<{ mrid: string, transformerEnd: Array<
+              | { endNumber: number | null, ratedU: number | null, mrid: string }
+              | { mrid: string }
+            >, conductingEquipment:
+              | { mrid: string, className: string, name: string | null }
+              | { mrid: string, className: string, name: string | null }
+              | { open: boolean | null, normalOpen: boolean | null, mrid: string, className: string, name: string | null }
+             | null }> }> }> }
+    | { mrid: string, className: string, name: string | null, substation: { mrid: string, name: string | null, voltageLevels: Array<{ mrid: string, name: string | null, baseVoltage: { nominalVoltage: number | null } | null, topologicalNode: Array<{ mrid: string, name: string | null, terminal: Array<{ mrid: string, transformerEnd: Array<
+                | { endNumber: number | null, ratedU: number | null, mrid: string }
+                | { mrid: string }
+              >, conductingEquipment:
+                | { mrid: string, className: string, name: string | null }
+                | { mrid: string, className: string, name: string | null }
+                | { open: boolean | null, normalOpen: boolean | null, mrid: string, className: string, name: string | null }
+               | null }> }> }> } | null }
+   | null };
+
+export type DiagramSubstationFragment = { mrid: string, name: string | null, voltageLevels: Array<{ mrid: string, name: string | null, baseVoltage: { nominalVoltage: number | null } | null, topologicalNode: Array<{ mrid: string, name: string | null, terminal: Array<{ mrid: string, transformerEnd: Array<
+          | { endNumber: number | null, ratedU: number | null, mrid: string }
+          | { mrid: string }
+        >, conductingEquipment:
+          | { mrid: string, className: string, name: string | null }
+          | { mrid: string, className: string, name: string | null }
+          | { open: boolean | null, normalOpen: boolean | null, mrid: string, className: string, name: string | null }
+         | null }> }> }> };
+
 export type SubstationTreeQueryVariables = Exact<{
   mrid: string;
 }>;
@@ -295,6 +349,42 @@ export const SubgraphViewFragmentDoc = new TypedDocumentString(`
   }
 }
     `, {"fragmentName":"SubgraphView"}) as unknown as TypedDocumentString<SubgraphViewFragment, unknown>;
+export const DiagramSubstationFragmentDoc = new TypedDocumentString(`
+    fragment DiagramSubstation on Substation {
+  mrid
+  name
+  voltageLevels {
+    mrid
+    name
+    baseVoltage {
+      nominalVoltage
+    }
+    topologicalNode {
+      mrid
+      name
+      terminal {
+        mrid
+        transformerEnd {
+          mrid
+          ... on PowerTransformerEnd {
+            endNumber
+            ratedU
+          }
+        }
+        conductingEquipment {
+          mrid
+          className
+          name
+          ... on Switch {
+            open
+            normalOpen
+          }
+        }
+      }
+    }
+  }
+}
+    `, {"fragmentName":"DiagramSubstation"}) as unknown as TypedDocumentString<DiagramSubstationFragment, unknown>;
 export const CapacityPerFuelTypeDocument = new TypedDocumentString(`
     query CapacityPerFuelType {
   thermalGeneratingUnitAggregate(groupByRelated: "fossilFuels.fossilFuelType") {
@@ -695,6 +785,56 @@ export const ShortestPathDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<ShortestPathQuery, ShortestPathQueryVariables>;
+export const SubstationDiagramDocument = new TypedDocumentString(`
+    query SubstationDiagram($mrid: ID!) {
+  object(mrid: $mrid) {
+    mrid
+    className
+    name
+    ... on Substation {
+      ...DiagramSubstation
+    }
+    ... on VoltageLevel {
+      substation {
+        ...DiagramSubstation
+      }
+    }
+  }
+}
+    fragment DiagramSubstation on Substation {
+  mrid
+  name
+  voltageLevels {
+    mrid
+    name
+    baseVoltage {
+      nominalVoltage
+    }
+    topologicalNode {
+      mrid
+      name
+      terminal {
+        mrid
+        transformerEnd {
+          mrid
+          ... on PowerTransformerEnd {
+            endNumber
+            ratedU
+          }
+        }
+        conductingEquipment {
+          mrid
+          className
+          name
+          ... on Switch {
+            open
+            normalOpen
+          }
+        }
+      }
+    }
+  }
+}`) as unknown as TypedDocumentString<SubstationDiagramQuery, SubstationDiagramQueryVariables>;
 export const SubstationTreeDocument = new TypedDocumentString(`
     query SubstationTree($mrid: ID!) {
   object(mrid: $mrid) {

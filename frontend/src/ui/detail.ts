@@ -13,6 +13,7 @@ export interface DetailActions {
   pathFrom(mrid: string): void;
   pathTo(mrid: string): void;
   focus(mrid: string): void;
+  diagram(mrid: string): void;
 }
 
 export interface DetailState {
@@ -33,6 +34,8 @@ interface AssocGroup {
 }
 
 const LIST_LIMIT = 12;
+// Objects whose substation has a single-line diagram (ui/substationDiagram.ts).
+const DIAGRAM_CLASSES = new Set(["Substation", "VoltageLevel"]);
 
 export function formatValue(value: unknown): string {
   if (value === null || value === undefined) return "—";
@@ -108,6 +111,9 @@ export function renderDetail(panel: HTMLElement, st: DetailState, styles: ClassS
     actions.append(h("button", { className: "ghost", testid: "action-path-to", onclick: () => act.pathTo(d.mrid) }, "Path to here"));
   }
   if (st.onScreen) actions.append(h("button", { className: "ghost", testid: "action-focus", onclick: () => act.focus(d.mrid) }, "Focus"));
+  if (DIAGRAM_CLASSES.has(d.className)) {
+    actions.append(h("button", { className: "ghost", testid: "action-diagram", title: "The substation's single-line diagram", onclick: () => act.diagram(d.mrid) }, "Single-line diagram"));
+  }
   panel.append(actions);
 
   if (st.deps || st.depsLoading) panel.append(renderDeps(st, styles, act));
