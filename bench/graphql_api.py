@@ -46,7 +46,7 @@ from hub import guard as guard_module
 from hub.auth import DevIssuer, mint_token
 from hub.caller import Caller
 from hub.graph import ensure_schema
-from hub.graph_schema import LABEL, cypher
+from hub.graph_schema import LABEL, OWNER, cypher
 from hub.guard import LabelDirectory
 from hub.labels import intern
 from hub.logging import configure_logging
@@ -196,6 +196,7 @@ class Recorder:
                 await self.visible_ids()
                 bound = dict(params or {})
                 bound["visible"] = self._visible_list
+                bound["granted"] = self._granted_list
                 recorder.calls.append((cypher, bound))
             return await original(self, cypher, params)
 
@@ -228,7 +229,8 @@ async def interleaved(
 
 
 def unfiltered(cypher: str) -> str:
-    return re.sub(rf"(\w+)\.{LABEL} IN \$visible", "true", cypher)
+    guard = rf"\((\w+)\.{LABEL} IN \$visible OR \[\1\.{OWNER}, \1\.{LABEL}\] IN \$granted\)"
+    return re.sub(guard, "true", cypher)
 
 
 async def run(settings: Settings, repeat: int, side: int, min_time_s: float) -> dict[str, Any]:
