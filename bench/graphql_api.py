@@ -18,6 +18,11 @@ HTTP to a uvicorn in the same process (whose start-up tunes the collector as the
 each GraphQL run sent is recorded and replayed through the driver: that is the floor (goal: GraphQL at most
 1.5x it). The label filter's cost is the replayed Cypher with ``x._label IN $visible`` against the same
 Cypher with the predicate replaced by ``true`` (goal: at most 1.2x).
+
+``--grants N`` first stores N live access grants (:mod:`hub.grants`) for ngt's data product, held by other
+subjects and one by the benchmark's own caller, so that every read also carries the grant's
+``[producer, label]`` pairs; ``--name`` names the result files (``bench/results/<name>.json`` and ``.md``).
+The API reads the demo's data contracts (the products) in every run.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import math
 import os
 import platform
 import re
+import socket
 import statistics
 import threading
 import time
@@ -42,11 +48,12 @@ import httpx
 import uvicorn
 from neo4j import AsyncGraphDatabase, GraphDatabase, Query, RoutingControl
 
+from devstack.demo.producers import PRODUCER_CONFIG
 from hub import guard as guard_module
 from hub.auth import DevIssuer, mint_token
 from hub.caller import Caller
 from hub.graph import ensure_schema
-from hub.graph_schema import LABEL, cypher
+from hub.graph_schema import LABEL, OWNER, cypher
 from hub.guard import LabelDirectory
 from hub.labels import intern
 from hub.logging import configure_logging
@@ -56,7 +63,52 @@ from ontology.loader import load_ontology
 RESULTS = Path(__file__).resolve().parent / "results"
 PREFIX = "bench-gql-"
 LABELS = {"public": "classification=PUBLIC", "own": "org=bench-a", "secret": "classification=SECRET"}
-CALLER = Caller(subject="bench", org="bench-a", clearance="OFFICIAL")
+CONTRACTS = Path(__file__).resolve().parents[1] / "devstack" / "demo" / "contracts"
+GRANTEE = "bench-grantee-"
+# The benchmark's grants, removed before and after a run.
+_DROP_GRANTS = (
+    "MATCH (r:AccessRequest) WHERE r.subject STARTS WITH $grantee OR r.purpose = 'benchmark' DETACH DELETE r "
+    "WITH count(*) AS n MERGE (v:AccessLedger {id: 'grants'}) SET v.version = coalesce(v.version, 0) + 1"
+)
+
+
+def bench_caller(settings: Settings) -> Caller:
+    return Caller(subject="bench", org="bench-a", clearance="OFFICIAL", issuer=settings.oidc_issuer)
+
+
+async def store_grants(settings: Settings, driver: Any, desk: Any, n: int) -> int:
+    """``n`` live grants of ngt's product (n - 1 for other subjects, one for the benchmark's caller), loaded
+    into the API's book; the number the book holds."""
+    from hub.grants import RequestStore
+
+    await driver.execute_query(_DROP_GRANTS, {"grantee": GRANTEE}, database_=settings.neo4j_database)
+    store = RequestStore(driver, settings.neo4j_database)
+    now = time.time()
+    for i in range(n):
+        subject = "bench" if i == 0 else f"{GRANTEE}{i:05d}"
+        await store.create(
+            {
+                "id": f"bench-grant-{i:05d}",
+                "issuer": settings.oidc_issuer,
+                "subject": subject,
+                "requester_org": "bench-a",
+                "product": "ngt",
+                "owner": "ngt",
+                "attributes": ["org=ngt"],
+                "purpose": "benchmark",
+                "licence": "",
+                "requested_until": now + 86400,
+                "created_at": now,
+                "status": "approved",
+                "granted_attributes": ["org=ngt"],
+                "granted_until": now + 86400,
+            }
+        )
+    loaded = await store.live_grants(time.time())
+    desk.book.load(loaded, await store.version())
+    return sum(1 for g in loaded if g.purpose == "benchmark")
+
+
 MAX_ROUNDS = 400
 SETTLE_MAX_S = 0.2
 
@@ -196,6 +248,7 @@ class Recorder:
                 await self.visible_ids()
                 bound = dict(params or {})
                 bound["visible"] = self._visible_list
+                bound["granted"] = self._granted_list
                 recorder.calls.append((cypher, bound))
             return await original(self, cypher, params)
 
@@ -228,10 +281,13 @@ async def interleaved(
 
 
 def unfiltered(cypher: str) -> str:
-    return re.sub(rf"(\w+)\.{LABEL} IN \$visible", "true", cypher)
+    guard = rf"\((\w+)\.{LABEL} IN \$visible OR \[\1\.{OWNER}, \1\.{LABEL}\] IN \$granted\)"
+    return re.sub(guard, "true", cypher)
 
 
-async def run(settings: Settings, repeat: int, side: int, min_time_s: float) -> dict[str, Any]:
+async def run(
+    settings: Settings, repeat: int, side: int, min_time_s: float, grants: int = 0
+) -> dict[str, Any]:
     from hubql.app import create_app
     from hubql.context import HubContext
     from hubql.encoding import encode_json
@@ -240,12 +296,16 @@ async def run(settings: Settings, repeat: int, side: int, min_time_s: float) -> 
     sizes = write_grid(settings, side)
     recorder = Recorder()
     app = create_app(settings, frontend_dist=None)
-    port = 18765
+    # A free port, so that runs side by side do not collide.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
     # Served as `hub api` serves it (its HTTP protocol and request limits).
     server = uvicorn.Server(server_config(app, settings, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
+        assert thread.is_alive(), "the API did not start"
         await asyncio.sleep(0.05)
     services = app.state.hub
     # The schema the API serves (one per process, built with the app) rather than a second copy.
@@ -268,12 +328,20 @@ async def run(settings: Settings, repeat: int, side: int, min_time_s: float) -> 
         driver=driver,
         directory=LabelDirectory(driver, settings.neo4j_database, settings.label_cache_ttl_s),
     )
+    caller = bench_caller(settings)
+    live = await store_grants(settings, driver, services.desk, grants) if grants else 0
+    if grants:
+        # The API's own refresh (on the server thread) reads the same grants from the store.
+        await asyncio.sleep(settings.grant_refresh_s * 2)
+        print(
+            f"live grants in the book: {live}; the caller's: {services.desk.book.access(caller)}", flush=True
+        )
     results: dict[str, Any] = {}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
         for name, (query, variables) in workloads.items():
 
             async def graphql(q: str = query, v: dict[str, Any] = variables) -> Any:
-                ctx = HubContext(services, CALLER)
+                ctx = HubContext(services, caller)
                 result = await gql_schema.execute(q, variable_values=v, context_value=ctx)
                 assert not result.errors, result.errors
                 return encode_json({"data": result.data})  # as the API encodes its responses
@@ -347,10 +415,12 @@ async def run(settings: Settings, repeat: int, side: int, min_time_s: float) -> 
                 "filter_over_unfiltered": med["cypher"] / med["cypher_unfiltered"],
             }
             print(f"{name}: {json.dumps(results[name]['median_s'])}", flush=True)
+    if grants:
+        await driver.execute_query(_DROP_GRANTS, {"grantee": GRANTEE}, database_=settings.neo4j_database)
     server.should_exit = True
     thread.join(timeout=10)
     await driver.close()
-    return {"dataset": sizes, "repeat": repeat, "workloads": results}
+    return {"dataset": sizes, "repeat": repeat, "live_grants": live, "workloads": results}
 
 
 def machine() -> dict[str, Any]:
@@ -362,10 +432,10 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_results(result: dict[str, Any]) -> None:
+def write_results(result: dict[str, Any], out: str = "graphql_api") -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {"run": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(), **result}
-    (RESULTS / "graphql_api.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / f"{out}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     d = result["dataset"]
     lines = [
         "# GraphQL API benchmark",
@@ -377,6 +447,8 @@ def write_results(result: dict[str, Any]) -> None:
         f"{', '.join(map(str, result['machine']['load_average']))} at the end). "
         f"Medians of at least {result['repeat']} runs per variant, interleaved (quick workloads get more "
         "runs: see the runs column).",
+        "",
+        f"Live access grants in the store: {result.get('live_grants', 0):,}.",
         "",
         f"Graph: a grid of {d['connectivity_nodes']:,} connectivity nodes, {d['lines']:,} lines and "
         f"{d['terminals']:,} terminals ({d['relationships']:,} relationships); 5% of lines and their "
@@ -417,7 +489,7 @@ def write_results(result: dict[str, Any]) -> None:
         "a run, and the best times in graphql_api.json for a view with less load in it.",
         "",
     ]
-    (RESULTS / "graphql_api.md").write_text("\n".join(lines), encoding="utf-8")
+    (RESULTS / f"{out}.md").write_text("\n".join(lines), encoding="utf-8")
 
 
 def main() -> None:
@@ -430,17 +502,26 @@ def main() -> None:
         help="quick workloads get more runs, until all variants together take about this many seconds",
     )
     parser.add_argument("--side", type=int, default=60, help="connectivity nodes per side of the grid")
+    parser.add_argument("--grants", type=int, default=0, help="live access grants to store first")
+    parser.add_argument("--name", default="graphql_api", help="name of the result files")
     args = parser.parse_args()
     # As a production API runs: no development mode, keys from a JWKS file (the development issuer's, whose
     # key mints the bench's token), and no metrics port to contend for.
     issuer = DevIssuer(get_settings())
     issuer.ensure()
-    settings = get_settings().model_copy(update={"jwks_file": issuer.jwks_path, "api_metrics_port": 0})
+    settings = get_settings().model_copy(
+        update={
+            "jwks_file": issuer.jwks_path,
+            "api_metrics_port": 0,
+            "contracts_dir": CONTRACTS,
+            "producers": {**PRODUCER_CONFIG, **get_settings().producers},
+        }
+    )
     # Logging as `hub api` sets it up: the audit line of every operation is part of what an operation costs.
     configure_logging(settings)
-    result = asyncio.run(run(settings, args.repeat, args.side, args.min_time))
-    write_results(result)
-    print((RESULTS / "graphql_api.md").read_text(encoding="utf-8"))
+    result = asyncio.run(run(settings, args.repeat, args.side, args.min_time, args.grants))
+    write_results(result, args.name)
+    print((RESULTS / f"{args.name}.md").read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":

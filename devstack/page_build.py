@@ -24,7 +24,15 @@ from devstack.services.process import stop_signals_held
 # <checkout>/devstack/page_build.py -> <checkout>/frontend
 FRONTEND = Path(__file__).resolve().parents[1] / "frontend"
 # What the build reads: a change to any of these makes the built page stale.
-BUILD_INPUTS = ("index.html", "package.json", "package-lock.json", "vite.config.ts", "tsconfig.json", "src")
+BUILD_INPUTS = (
+    "index.html",
+    "access.html",
+    "package.json",
+    "package-lock.json",
+    "vite.config.ts",
+    "tsconfig.json",
+    "src",
+)
 # The build's time limit, and how much of a failed command's output an error quotes.
 BUILD_TIMEOUT_S = 900
 OUTPUT_TAIL = 4000

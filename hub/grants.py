@@ -14,17 +14,22 @@ learns that the grants changed by reading one integer.
 ``sub`` from one issuer never applies to the same ``sub`` from another.
 
 **Who sees what.** A request is seen by its requester, by the data officers of the product's owner
-organisation (``org`` claim equal to the owner and the role ``grant_officer_role``) and by the hub's
+organisation (``org`` claim equal to the owner and the role ``grant_officer_role``, from an issuer in
+``grant_officer_issuers`` when that is set) and by the hub's
 operators (role ``grant_operator_role``); to anyone else it does not exist, with the same answer as an id
 that was never issued (:func:`RequestDesk.find`). Only the owner's officers decide and revoke.
 
 **What a grant gives.** The attribute tokens the product's labels need (its ``defaultLabel`` and
 ``maximumLabel``, classification aside: a grant never raises a clearance), or the subset the consumer asked
-for and the officer approved. :class:`GrantBook` holds every live grant in memory; :meth:`GrantBook.
-authorizations` merges a caller's into the token's attributes at query time (never into the token), again
-intersected with what the product's contract needs *now*, so a grant can never give more than the owner
-approved nor more than the product's labels. Cost on the read path: one dict look-up by ``(iss, sub)`` and,
-for a caller holding grants, one set union; no database round trip. Each API process re-reads the ledger
+for and the officer approved, and only for that product's objects (those its producer owns, ``_owner``).
+:class:`GrantBook` holds every live grant in memory; :meth:`GrantBook.access` gives, per product the caller
+holds grants for, the token's attributes together with the grants' at query time (never written into the
+token), again intersected with what the product's contract needs *now*; the guard (:mod:`hub.guard`) lets
+those authorizations open that product's objects and no other's. So a grant can never give more than the
+owner approved nor more than the product's labels, and a grant of ``org=ngt`` for one product does not open
+another producer's object labelled ``org=neso|org=ngt``. Cost on the read path: one dict look-up by
+``(iss, sub)`` and, for a caller holding grants, one label evaluation per granted product; no database
+round trip. Each API process re-reads the ledger
 version every ``grant_refresh_s`` (and the live grants when it moved), so a decision taken by another
 process takes effect within that bound; expiry is checked against the clock at every look-up.
 """
@@ -45,6 +50,7 @@ from neo4j import AsyncDriver, RoutingControl
 from hub import audit
 from hub.caller import Caller
 from hub.data_products import DataProduct, DataProducts
+from hub.guard import Access
 from hub.labels import Authorizations, Label, Or, Token, parse
 from hub.settings import Settings
 
@@ -274,6 +280,7 @@ class RequestStore:
 @dataclass(frozen=True, slots=True)
 class LiveGrant:
     request_id: str
+    product: str  # the producer whose objects it opens
     attributes: frozenset[str]
     until: float
 
@@ -300,7 +307,7 @@ class GrantBook:
             return None
         # Never more than the product's labels need now (a contract may have narrowed since).
         attrs = frozenset(g.granted_attributes) & self.grantable.get(g.product, frozenset())
-        return LiveGrant(g.id, attrs, g.granted_until) if attrs else None
+        return LiveGrant(g.id, g.product, attrs, g.granted_until) if attrs else None
 
     def put(self, g: AccessRequest) -> None:
         """Apply one request's new state at once (this process decided it)."""
@@ -336,13 +343,28 @@ class GrantBook:
                 out |= g.attributes
         return frozenset(out)
 
-    def authorizations(self, caller: Caller) -> Authorizations:
-        """The caller's authorizations at this moment: the token's, plus what its live grants add."""
-        extra = self.granted(caller)
+    def access(self, caller: Caller, now: float | None = None) -> Access:
+        """What the caller sees with at this moment: the token's authorizations for every object and, for
+        the objects of each product it holds live grants for, the token's attributes together with those
+        grants' (never for another product's objects, see :mod:`hub.guard`)."""
         base = caller.authorizations
-        if not extra or extra <= base.attributes:
-            return base
-        return Authorizations(base.classification, base.attributes | extra)
+        grants = self.live(caller, now)
+        if not grants:
+            return Access(base)
+        by_product: dict[str, set[str]] = {}
+        for g in grants:
+            by_product.setdefault(g.product, set()).update(g.attributes)
+        scoped = tuple(
+            (product, Authorizations(base.classification, base.attributes | extra))
+            for product, extra in sorted(by_product.items())
+            if not extra <= base.attributes
+        )
+        return Access(base, scoped)
+
+    def adding(self, caller: Caller, now: float | None = None) -> tuple[str, ...]:
+        """The caller's live grants (request ids) that add to what its token alone gives."""
+        base = caller.authorizations.attributes
+        return tuple(sorted(g.request_id for g in self.live(caller, now) if not g.attributes <= base))
 
 
 # ------------------------------------------------------------------------------------------------ desk
@@ -378,8 +400,12 @@ class RequestDesk:
         return not caller.anonymous and self.settings.grant_operator_role in caller.roles
 
     def officer_of(self, caller: Caller) -> list[str]:
-        """Organisations whose requests the caller decides (its own, when it holds the officer role)."""
-        if caller.anonymous or caller.org is None or self.settings.grant_officer_role not in caller.roles:
+        """Organisations whose requests the caller decides (its own, when it holds the officer role from an
+        issuer that ``grant_officer_issuers`` allows)."""
+        s = self.settings
+        if caller.anonymous or caller.org is None or s.grant_officer_role not in caller.roles:
+            return []
+        if s.grant_officer_issuers and caller.issuer not in s.grant_officer_issuers:
             return []
         return [caller.org]
 

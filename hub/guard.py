@@ -1,12 +1,18 @@
 """The access guard: the only door through which the API reads the graph.
 
-Every node carries ``_label``, the id of its interned security label. Per request the guard works out which
-label ids the caller satisfies (each distinct label evaluated once, see :mod:`hub.labels`) and every read
-filters on ``x._label IN $visible`` for every node it returns or traverses. Queries are written with the
-fragments below (:func:`visible`, :func:`all_visible`) and run through :meth:`Guard.read`, which refuses a
-query that does not use ``$visible``; no resolver writes its own filter.
+Every node carries ``_label``, the id of its interned security label, and ``_owner``, the producer whose data
+product it belongs to. Per request the guard works out which label ids the caller's token satisfies (each
+distinct label evaluated once, see :mod:`hub.labels`), and, for each data product the caller holds a live
+access grant for (:mod:`hub.grants`), which further label ids the token's attributes together with that
+grant's satisfy: pairs ``[producer, label id]``. A node is visible when its label is in ``$visible``, or when
+its ``[_owner, _label]`` is one of the ``$granted`` pairs: a grant opens its own product's objects and never
+another producer's object that its attributes would also satisfy. Every read filters so for every node it
+returns or traverses. Queries are written with the fragments below (:func:`visible`, :func:`all_visible`)
+and run through :meth:`Guard.read`, which refuses a query that does not use ``$visible`` and binds both
+parameters; no resolver writes its own filter.
 
-Tombstones have ``_label = null``, and ``null IN $visible`` is never true, so they are hidden from everyone.
+Tombstones have ``_label = null``, and ``null IN $visible`` is never true (nor is a pair holding a null one
+of ``$granted``), so they are hidden from everyone.
 """
 
 from __future__ import annotations
@@ -20,22 +26,37 @@ from typing import Any, Final, LiteralString, cast
 import structlog
 from neo4j import AsyncDriver, Query, RoutingControl
 
-from hub.graph_schema import LABEL
+from hub.graph_schema import LABEL, OWNER
 from hub.labels import Authorizations, LabelCache
 
 log = structlog.get_logger(__name__)
 
 VISIBLE_PARAM: Final = "visible"
+GRANTED_PARAM: Final = "granted"
+
+# Per data product (by producer, sorted) the caller holds a live grant for: the token's authorizations
+# widened by that grant's attributes.
+Scoped = tuple[tuple[str, Authorizations], ...]
 
 
 def visible(var: str) -> str:
-    """Cypher predicate: node ``var`` is visible to the caller."""
-    return f"{var}.{LABEL} IN ${VISIBLE_PARAM}"
+    """Cypher predicate: node ``var`` is visible to the caller (by its token, or by a grant for the product
+    the node belongs to)."""
+    return f"({var}.{LABEL} IN ${VISIBLE_PARAM} OR [{var}.{OWNER}, {var}.{LABEL}] IN ${GRANTED_PARAM})"
 
 
 def all_visible(path_var: str) -> str:
     """Cypher predicate: every node on path ``path_var`` is visible (none reached through a hidden one)."""
-    return f"all(x IN nodes({path_var}) WHERE x.{LABEL} IN ${VISIBLE_PARAM})"
+    return f"all(x IN nodes({path_var}) WHERE {visible('x')})"
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What a caller may see with: its token's authorizations, and per data product it holds a live grant
+    for, those the grant widens them to (applying to that product's objects only)."""
+
+    auths: Authorizations
+    scoped: Scoped = ()
 
 
 class GuardViolation(RuntimeError):
@@ -107,15 +128,26 @@ class Guard:
     stats: ReadStats = field(default_factory=ReadStats)
     # Long-lived guards (subscriptions) follow the label table as it grows; a request keeps one view.
     follow_labels: bool = False
-    # A long-lived guard's source of the caller's authorizations as they stand now (the token's merged
-    # with its live grants, see hub.grants): consulted at every read, re-evaluating when they changed.
-    auths_source: Callable[[], Authorizations] | None = None
-    # The access grants (request ids) whose attributes these authorizations hold beyond the token's: the
-    # operation's audit line names them as used (see hub.grants).
+    # A long-lived guard's source of what the caller may see with as it stands now (the token's
+    # authorizations and its live grants, see hub.grants): consulted at every read, re-evaluating when it
+    # changed.
+    auths_source: Callable[[], Access] | None = None
+    # The access grants (request ids) that add to what the token alone gives: the operation's audit line
+    # names them as used (see hub.grants).
     grants: tuple[str, ...] = ()
+    # Per data product the caller holds a live grant for, the authorizations it sees that product's
+    # objects with (see :class:`Access`).
+    scoped: Scoped = ()
     _visible: frozenset[int] | None = None
     _visible_list: list[int] = field(default_factory=list)
+    # (producer, label id) pairs visible through a grant only, and the same as lists for Cypher.
+    _granted: frozenset[tuple[str, int]] = frozenset()
+    _granted_list: list[list[Any]] = field(default_factory=list)
     _generation: int = -1
+
+    @property
+    def access(self) -> Access:
+        return Access(self.auths, self.scoped)
 
     async def visible_ids(self) -> frozenset[int]:
         """Label ids this caller satisfies (each distinct label evaluated once per caller)."""
@@ -124,26 +156,47 @@ class Guard:
             changed = False
             if self.auths_source is not None:
                 now = self.auths_source()
-                if now != self.auths:
-                    self.auths, changed = now, True
+                if now != self.access:
+                    self.auths, self.scoped, changed = now.auths, now.scoped, True
             if self._visible is None or changed or self._generation != self.directory.generation:
-                self._set_visible(self.cache.visible(labels, self.auths))
+                self._evaluate(labels)
         assert self._visible is not None
         return self._visible
 
-    def _set_visible(self, ids: frozenset[int]) -> None:
+    def _evaluate(self, labels: Mapping[int, str]) -> None:
+        ids = self.cache.visible(labels, self.auths)
+        granted: set[tuple[str, int]] = set()
+        for producer, auths in self.scoped:
+            granted.update((producer, lid) for lid in self.cache.visible(labels, auths) - ids)
         self._visible = ids
         self._visible_list = sorted(ids)
+        self._granted = frozenset(granted)
+        self._granted_list = [[p, lid] for p, lid in sorted(granted)]
         self._generation = self.directory.generation
 
-    def regrant(self, auths: Authorizations) -> Guard | None:
-        """Take ``auths`` as the caller's authorizations from now on (its grants changed); a guard that
-        still holds the previous ones is returned, to read what the caller could see until now (None when
-        nothing changed)."""
-        if auths == self.auths:
+    async def granted_pairs(self) -> frozenset[tuple[str, int]]:
+        """``(producer, label id)``: the objects of that producer with that label are visible to the caller
+        through a grant (and not by its token alone)."""
+        await self.visible_ids()
+        return self._granted
+
+    def sees(self, label_id: int | None, owner: str | None) -> bool:
+        """Whether a node with ``label_id`` belonging to ``owner`` passed the filter (after a read)."""
+        if label_id is None:
+            return False
+        return (self._visible is not None and label_id in self._visible) or (
+            owner is not None and (owner, label_id) in self._granted
+        )
+
+    def regrant(self, access: Access) -> Guard | None:
+        """Take ``access`` as what the caller sees with from now on (its grants changed); a guard that still
+        holds the previous one is returned, to read what the caller could see until now (None when nothing
+        changed)."""
+        if access == self.access:
             return None
         before = Guard(self.driver, self.database, self.directory, self.auths, self.timeout_s, self.cache)
-        self.auths = auths
+        before.scoped = self.scoped
+        self.auths, self.scoped = access.auths, access.scoped
         self._visible = None
         return before
 
@@ -151,20 +204,21 @@ class Guard:
         """Re-read the label table (new labels may have been written) and re-evaluate."""
         # Always read: the label may have been committed after another task's most recent reload.
         await self.directory.reload()
-        self._set_visible(self.cache.visible(self.directory.labels, self.auths))
+        self._evaluate(self.directory.labels)
         return self._visible or frozenset()
 
-    async def may_see_label(self, label_id: int | None) -> bool:
-        """Whether the caller may see an object carrying ``label_id`` now (used for change records)."""
+    async def may_see_label(self, label_id: int | None, owner: str | None = None) -> bool:
+        """Whether the caller may see an object carrying ``label_id`` that belongs to ``owner`` (the
+        producer of its data product) now (used for change records)."""
         if label_id is None:
             return False
-        ids = await self.visible_ids()
-        if label_id in ids:
+        await self.visible_ids()
+        if self.sees(label_id, owner):
             return True
         if self.directory.expr(label_id) is None:
             # A label written after we last looked: read the table again before deciding.
-            ids = await self.refresh()
-        return label_id in ids
+            await self.refresh()
+        return self.sees(label_id, owner)
 
     def label_text(self, label_id: int | None) -> str:
         """Canonical text of a label the caller can see (only called for nodes that passed the filter)."""
@@ -172,12 +226,14 @@ class Guard:
         return text if text is not None else ""
 
     async def read(self, cypher: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Run a read-only query, ``$visible`` bound to the caller's label ids, under the query timeout."""
+        """Run a read-only query, ``$visible`` bound to the caller's label ids and ``$granted`` to the pairs
+        its grants add, under the query timeout."""
         if f"${VISIBLE_PARAM}" not in cypher:
             raise GuardViolation(f"query does not filter by ${VISIBLE_PARAM}: {cypher[:200]!r}")
         await self.visible_ids()
         bound = dict(params or {})
         bound[VISIBLE_PARAM] = self._visible_list
+        bound[GRANTED_PARAM] = self._granted_list
         self.stats.queries += 1
         query = Query(cast(LiteralString, cypher), timeout=self.timeout_s)
         records, _, _ = await self.driver.execute_query(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from hub.geography import DIAGRAM_LAYOUT_CLASSES
-from hub.graph_schema import BOOKKEEPING, CLASS, DOMAIN, LABEL, X, Y, cypher
+from hub.graph_schema import BOOKKEEPING, CLASS, DOMAIN, LABEL, OWNER, X, Y, cypher
 from hub.guard import Guard, visible
 from hub.name_search import NameSearch, SearchTextError
 from ontology.connectivity import physical_network
@@ -309,16 +309,21 @@ class Reader:
 
     async def labelled(
         self,
-        labels: Iterable[int],
+        pairs: Iterable[tuple[str, int]],
         classes: Iterable[str] | None,
         domain: str | None,
         mrids: Iterable[str] | None,
     ) -> list[dict[str, Any]]:
-        """Objects the caller may see that carry one of ``labels`` (label ids), within a subscription's
-        filter: the light projection and the version, by mRID (a subscription whose caller's grants
-        changed is told of them as if they had been relabelled)."""
-        where = [visible("n"), cypher("n.@label IN $labels")]
-        params: dict[str, Any] = {"labels": sorted(labels)}
+        """Objects the caller may see that belong to one of ``pairs`` (producer, label id), within a
+        subscription's filter: the light projection and the version, by mRID (a subscription whose caller's
+        grants changed is told of them as if they had been relabelled)."""
+        wanted = sorted(pairs)
+        # The label alone first, so that the label index finds the candidates.
+        where = [visible("n"), cypher("n.@label IN $labels AND [n.@owner, n.@label] IN $pairs")]
+        params: dict[str, Any] = {
+            "labels": sorted({lid for _, lid in wanted}),
+            "pairs": [[p, lid] for p, lid in wanted],
+        }
         if classes is not None:
             where.append(cypher("n.@class IN $classes"))
             params["classes"] = sorted(classes)
@@ -589,14 +594,15 @@ class Reader:
             f"MATCH p = ANY SHORTEST (a)((u)-{step}-(v) WHERE {visible('v')}{on_network})"
             f"{{1,{self.max_path_length:d}}}(b) "
             f"RETURN [x IN nodes(p) | {lite('x', fields)}] AS nodes, "
-            f"[r IN relationships(p) | {EDGE}] AS edges",
+            f"[r IN relationships(p) | {EDGE}] AS edges, [x IN nodes(p) | x.{OWNER}] AS owners",
             {"source": source, "target": target},
         )
         if not rows:
             return None
-        visible_ids = await self.guard.visible_ids()
         nodes = rows[0]["nodes"]
-        if not all(n[LABEL] in visible_ids for n in nodes):  # defence in depth: never return such a path
+        owners = rows[0]["owners"]
+        # Defence in depth: never return such a path.
+        if not all(self.guard.sees(n[LABEL], o) for n, o in zip(nodes, owners, strict=True)):
             raise RuntimeError("shortest path crossed a node outside the caller's visible labels")
         graph = Subgraph(nodes={n["mrid"]: n for n in nodes})
         graph.add_edges(rows[0]["edges"])

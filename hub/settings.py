@@ -169,8 +169,11 @@ class Settings(BaseSettings):
     # Access requests and grants (hub/grants.py): the role claim of an owner organisation's data officers
     # (who decide requests for its products), the role of the hub's operators (who see every request), how
     # often each API process re-reads the live grants (a decision taken by another process takes effect
-    # within this, plus one query), and the longest period a grant may run.
+    # within this, plus one query), and the longest period a grant may run. ``grant_officer_issuers``: the
+    # issuers whose tokens may make a data officer (their ``org`` and officer role claims); empty, any
+    # issuer the API trusts. Set it to the hub's primary issuer(s) where replicas trust other issuers too.
     grant_officer_role: str = "data-officer"
+    grant_officer_issuers: list[str] = []
     grant_operator_role: str = "admin"
     grant_refresh_s: float = 1.0
     grant_max_period_s: float = 366 * 86400.0

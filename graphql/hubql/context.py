@@ -57,26 +57,25 @@ class ApiServices:
         self.cursors = CursorCodec(cursor_key(self.settings))
 
     def guard(self, caller: Caller, *, follow_labels: bool = False, follow_grants: bool = True) -> Guard:
-        """The caller's guard: the token's authorizations merged with its live grants, as they stand now;
+        """The caller's guard: the token's authorizations and, per granted product, its live grants, as they
+        stand now;
         a long-lived guard (``follow_labels``: a websocket) follows them as grants are made, expire and are
         revoked, as it follows the label table, unless its owner does that itself (``follow_grants``
         False: a subscription, which tells its subscriber what the change shows or hides)."""
         s = self.settings
         book = self.desk.book
-        auths = book.authorizations(caller)
-        adding = auths.attributes - caller.authorizations.attributes
+        access = book.access(caller)
         return Guard(
             driver=self.driver,
             database=s.neo4j_database,
             directory=self.directory,
-            auths=auths,
-            grants=tuple(sorted(g.request_id for g in book.live(caller) if g.attributes & adding))
-            if adding
-            else (),
+            auths=access.auths,
+            scoped=access.scoped,
+            grants=book.adding(caller) if access.scoped else (),
             timeout_s=s.query_timeout_s,
             cache=self.label_cache,
             follow_labels=follow_labels,
-            auths_source=(lambda: book.authorizations(caller)) if follow_labels and follow_grants else None,
+            auths_source=(lambda: book.access(caller)) if follow_labels and follow_grants else None,
         )
 
     def reader(self, guard: Guard) -> Reader:

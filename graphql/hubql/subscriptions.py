@@ -37,8 +37,7 @@ from hub import audit
 from hub.caller import Caller
 from hub.changes import ChangeRecord
 from hub.graph_schema import CLASS
-from hub.guard import Guard
-from hub.labels import Authorizations
+from hub.guard import Access, Guard
 from hub.reader import Reader, ReadError
 from hubql.change_feed import ChangeFeed, Item, SubscriberTooSlow, Tap
 from hubql.context import HubContext
@@ -129,15 +128,15 @@ class _Delivery:
         delivered: dict[int, int],
         with_node: bool,
         flt: ChangeFilter,
-        authorizations: Callable[[], Authorizations],
+        access: Callable[[], Access],
         reader_of: Callable[[Guard], Reader],
     ) -> None:
         self.codec, self.topic, self.subject = codec, topic, caller.subject
         self.guard, self.reader = guard, reader
         self.flt = flt
-        # The caller's authorizations as they stand now (token and live grants, see hub.grants), and a
-        # reader over any guard.
-        self.authorizations, self.reader_of = authorizations, reader_of
+        # What the caller sees with as it stands now (token and live grants, see hub.grants), and a reader
+        # over any guard.
+        self.access, self.reader_of = access, reader_of
         # Offset after the last record delivered, per partition (the start position where none was).
         self.delivered = delivered
         # Whether the subscriber selected ``node``: only then is the graph read at all.
@@ -147,8 +146,12 @@ class _Delivery:
         """The change as this subscriber is told it; None: it may not learn of it."""
         record = item.record
         guard = self.guard
-        visible = await guard.may_see_label(record.label_id)
-        was_visible = record.prev_label_id is not None and await guard.may_see_label(record.prev_label_id)
+        # The record's producer owns the object (only the owner writes it, see hub.writer): a grant for its
+        # product may open it.
+        visible = await guard.may_see_label(record.label_id, record.producer)
+        was_visible = record.prev_label_id is not None and await guard.may_see_label(
+            record.prev_label_id, record.producer
+        )
         if record.change == "delete":
             if not (visible or was_visible):
                 guard.stats.withheld += 1
@@ -179,10 +182,11 @@ class _Delivery:
         """When the caller's grants changed (made, expired, revoked): the objects within the filter that
         it could see and no longer may, each told as a delete, and those it may now see and could not, each
         told as an upsert with its current version; exactly as if they had been relabelled."""
-        before = self.guard.regrant(self.authorizations())
+        before = self.guard.regrant(self.access())
         if before is None:
             return []
-        was, now = await before.visible_ids(), await self.guard.visible_ids()
+        # The token's authorizations do not change, only what the grants add per product.
+        was, now = await before.granted_pairs(), await self.guard.granted_pairs()
         lost, gained = was - now, now - was
         f = self.flt
         rows: list[dict[str, Any]] = []
@@ -281,7 +285,7 @@ async def change_stream(
             dict(feed.positions) if start is None else start,
             with_node,
             flt,
-            lambda: book.authorizations(caller),
+            lambda: book.access(caller),
             services.reader,
         )
         log.info("subscription started", subject=caller.subject, topic=topic, resumed=start is not None)

@@ -4,7 +4,9 @@ requests and decisions through GraphQL, and a consumer's queries and open subscr
 2-second bound in both directions.
 
 The demo's contracts are the products: ``ngt``'s labels need ``org=ngt`` (beside an OFFICIAL clearance), so a
-consumer at another organisation cleared OFFICIAL sees ngt's objects exactly while a grant is live.
+consumer at another organisation cleared OFFICIAL sees ngt's objects exactly while a grant is live; and never
+the system operator's (``neso``) object labelled for ``org=neso|org=ngt``, which a grant of ``org=ngt`` would
+satisfy, because a grant opens only its own product's objects.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ REPO = Path(__file__).resolve().parents[2]
 CONTRACTS = REPO / "devstack" / "demo" / "contracts"
 LICENCE = "https://www.nationalarchives.gov.uk/doc/open-government-licence/version/3/"
 GRID_LABEL = "classification=OFFICIAL&org=ngt"
+# On an object of another producer (neso): satisfied by org=ngt, which a grant of ngt's product gives.
+FOREIGN_LABEL = "classification=OFFICIAL&(org=neso|org=ngt)"
 PUBLIC_LABEL = "classification=PUBLIC"
 OTHER_ISSUER = "https://other-issuer.example/realms/energy"
 BOUND_S = 2.0
@@ -65,6 +69,7 @@ class Stack:
     audit_topic: str
     grid: list[str]  # ngt's objects (label needs org=ngt)
     sentinel: str  # a public object, seen by everyone
+    foreign: str  # neso's object labelled FOREIGN_LABEL
     version: int = 1
 
     def mrids(self) -> list[str]:
@@ -74,6 +79,29 @@ class Stack:
 async def _topics(bootstrap: str, names: list[str]) -> None:
     async with topic_admin(admin_options(bootstrap)) as admin:
         await ensure_topics(admin, names, 1)
+
+
+async def publish_foreign(settings: Any, stack: Stack, version: int) -> None:
+    """A version of neso's object (its own topic)."""
+    event = {
+        "id": f"{stack.foreign}-v{version}",
+        "source": "neso",
+        "type": "upsert",
+        "subject": stack.foreign,
+        "time": datetime.now(UTC).isoformat(),
+        "version": version,
+        "class": "ACLineSegment",
+        "label": FOREIGN_LABEL,
+        "attributes": {"IdentifiedObject.name": f"{stack.prefix} {stack.foreign} v{version}"},
+    }
+    producer = AIOKafkaProducer(**admin_options(settings.kafka_bootstrap))
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            f"{stack.prefix}.cim.ingest.neso", json.dumps(event).encode(), key=stack.foreign.encode()
+        )
+    finally:
+        await producer.stop()
 
 
 async def publish(settings: Any, stack: Stack) -> None:
@@ -109,7 +137,8 @@ def stack(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 
     prefix = f"grants-{uuid.uuid4().hex[:8]}"
     changes, audit_topic = f"{prefix}.cim.changes", f"{prefix}.audit"
-    asyncio.run(_topics(settings.kafka_bootstrap, [changes, audit_topic, f"{prefix}.cim.ingest.ngt"]))
+    ingest = [f"{prefix}.cim.ingest.ngt", f"{prefix}.cim.ingest.neso"]
+    asyncio.run(_topics(settings.kafka_bootstrap, [changes, audit_topic, *ingest]))
     common = {
         "changes_topic": changes,
         "audit_topic": audit_topic,
@@ -119,7 +148,7 @@ def stack(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     }
     api_settings = settings.model_copy(update=common)
     other = settings.model_copy(update={**common, "oidc_issuer": OTHER_ISSUER})
-    producers = {"ngt": {**PRODUCER_CONFIG["ngt"], "declassify": True}}
+    producers = {"ngt": {**PRODUCER_CONFIG["ngt"], "declassify": True}, "neso": PRODUCER_CONFIG["neso"]}
     log = tmp_path_factory.mktemp("grants") / "worker.log"
     with (
         worker(settings, prefix, log, producers, partitions=1) as proc,
@@ -127,11 +156,21 @@ def stack(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         serve(other) as b,
         serve(api_settings) as a,
     ):
-        s = Stack(a, a2, b, prefix, audit_topic, [f"{prefix}-line{i}" for i in range(3)], f"{prefix}-pub")
+        s = Stack(
+            a,
+            a2,
+            b,
+            prefix,
+            audit_topic,
+            [f"{prefix}-line{i}" for i in range(3)],
+            f"{prefix}-pub",
+            f"{prefix}-neso",
+        )
         asyncio.run(publish(settings, s))
+        asyncio.run(publish_foreign(settings, s, 1))
         owner = a.token("grid-owner", "ngt", "OFFICIAL")
         deadline = time.monotonic() + 120
-        while visible(a, owner, s) != set(s.mrids()):
+        while visible(a, owner, s) != set(s.mrids()) or foreign_name(a, owner, s) is None:
             assert proc.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, "the worker did not write the test objects"
             time.sleep(0.3)
@@ -142,6 +181,14 @@ def visible(api: Api, token: str, stack: Stack) -> set[str]:
     got = api.query(OBJECTS, {"name": stack.prefix}, token=token)
     assert "errors" not in got, got
     return {n["mrid"] for n in got["data"]["objects"]["nodes"]} & set(stack.mrids())
+
+
+def foreign_name(api: Api, token: str, stack: Stack) -> str | None:
+    """The name of neso's object as ``token`` is shown it (None: it does not exist for that caller)."""
+    got = api.query("query($m: ID!) { object(mrid: $m) { name } }", {"m": stack.foreign}, token=token)
+    assert "errors" not in got, got
+    found = got["data"]["object"]
+    return None if found is None else str(found["name"])
 
 
 def ok(answer: dict[str, Any], field: str) -> dict[str, Any]:
@@ -351,6 +398,64 @@ async def test_a_grant_shows_the_product_within_two_seconds_and_revocation_hides
         ("access.requested", again["id"]),
         ("access.rejected", again["id"]),
     } <= found
+
+
+async def test_a_grant_opens_its_own_product_and_never_another_producers_object_it_would_satisfy(
+    settings: Any, stack: Stack, run_id: str
+) -> None:
+    a, a2 = stack.a, stack.a2
+    consumer = a.token(f"scoped-{run_id}", "nggt", "OFFICIAL")
+    officer = a2.token(f"scoped-officer-{run_id}", "ngt", "OFFICIAL", roles=("data-officer",))
+    grid_staff = a.token(f"grid-staff-{run_id}", "ngt", "OFFICIAL")
+    every = """query($name: String, $m: ID!, $t: String!) {
+      objects(className: "ACLineSegment", name: $name) { totalCount nodes { mrid name } }
+      search(text: $t) { mrid } object(mrid: $m) { mrid } }"""
+    args = {"name": stack.prefix, "m": stack.foreign, "t": stack.foreign}
+    # A token holding org=ngt sees neso's object (its label allows ngt) ...
+    staff = ok(a.query(every, args, token=grid_staff), "objects")
+    assert stack.foreign in {n["mrid"] for n in staff["nodes"]}
+    assert ok(a.query(every, args, token=grid_staff), "object") == {"mrid": stack.foreign}
+    before = a.query(every, args, token=consumer)
+    assert ok(before, "object") is None and ok(before, "search") == []
+
+    sub = Subscriber(a.ws_url, consumer, {"mrids": [*stack.mrids(), stack.foreign]}, LEAN)
+    sub.start()
+    try:
+        await asyncio.wait_for(sub.ready.wait(), 30)
+        await asyncio.sleep(0.5)
+        rid = ok(
+            a.query(REQUEST, {"product": "ngt", "until": until(3600), "licence": LICENCE}, token=consumer),
+            "requestAccess",
+        )["id"]
+        approved = ok(a2.query(APPROVE, {"id": rid}, token=officer), "approveAccessRequest")
+        assert approved["grantedAttributes"] == ["org=ngt"]
+        everything = set(stack.mrids())
+
+        async def granted() -> bool:
+            return await sees(a, consumer, stack) == everything
+
+        await within(granted)
+        # ... a grant of org=ngt for ngt's product does not: to the consumer the object still does not exist,
+        # in lists, counts, search and look-ups, exactly as before the grant (ngt's objects aside).
+        after = a.query(every, args, token=consumer)
+        page = ok(after, "objects")
+        assert {n["mrid"] for n in page["nodes"]} == everything
+        assert page["totalCount"] == len(everything) == staff["totalCount"] - 1
+        assert ok(after, "object") is None and ok(after, "search") == []
+        assert foreign_name(a, consumer, stack) is None
+
+        # Nor is the open subscription told of it: not when the grant was made, not when neso writes it.
+        await publish_foreign(settings, stack, 2)
+        deadline = time.monotonic() + 60
+        while not (foreign_name(a, grid_staff, stack) or "").endswith(" v2"):
+            assert time.monotonic() < deadline, "the worker did not write neso's new version"
+            await asyncio.sleep(0.1)
+        assert await next_round(settings, stack, sub) == everything
+        told_of = {c["mrid"] for c in sub.received}
+        assert set(stack.grid) <= told_of and stack.foreign not in told_of
+        ok(a2.query(REVOKE, {"id": rid}, token=officer), "revokeGrant")
+    finally:
+        await sub.stop()
 
 
 async def test_expiry_takes_the_grant_away_within_two_seconds(

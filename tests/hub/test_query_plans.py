@@ -14,7 +14,7 @@ import pytest
 from neo4j import AsyncGraphDatabase
 
 from hub.graph import ensure_schema
-from hub.guard import VISIBLE_PARAM, Guard, LabelDirectory
+from hub.guard import GRANTED_PARAM, VISIBLE_PARAM, Guard, LabelDirectory
 from hub.labels import Authorizations, LabelCache
 from hub.reader import Reader
 from ontology.loader import load_ontology
@@ -23,7 +23,9 @@ pytestmark = pytest.mark.services
 
 ONT = load_ontology()
 # The guard's predicate (hub.guard.visible), replaced by true for the unguarded query.
-GUARD_PREDICATE = re.compile(r"\w+\._label IN \$" + VISIBLE_PARAM)
+GUARD_PREDICATE = re.compile(
+    r"\((\w+)\._label IN \$" + VISIBLE_PARAM + r" OR \[\1\._owner, \1\._label\] IN \$" + GRANTED_PARAM + r"\)"
+)
 
 
 def operators(plan: Mapping[str, Any]) -> list[str]:
@@ -45,7 +47,7 @@ class ExplainingGuard(Guard):
     plans: list[tuple[str, Mapping[str, Any], Mapping[str, Any]]] = field(default_factory=list)
 
     async def read(self, cypher: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        bound = {**(params or {}), VISIBLE_PARAM: [1, 2, 3]}
+        bound = {**(params or {}), VISIBLE_PARAM: [1, 2, 3], GRANTED_PARAM: [["ngt", 4], ["neso", 5]]}
         unguarded = GUARD_PREDICATE.sub("true", cypher)
         assert unguarded != cypher and f"${VISIBLE_PARAM}" not in unguarded
         guarded_plan = await self._explain(cypher, bound)

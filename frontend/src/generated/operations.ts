@@ -4,6 +4,15 @@ type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
 /** Internal type. DO NOT USE DIRECTLY. */
 export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
 import type { DocumentTypeDecoration } from '@graphql-typed-document-node/core';
+/** Where an access request stands. */
+export type AccessStatus =
+  | 'APPROVED'
+  | 'EXPIRED'
+  | 'INFO_REQUESTED'
+  | 'PENDING'
+  | 'REJECTED'
+  | 'REVOKED';
+
 /** The two energy domains of the hub. */
 export type Domain =
   | 'ELECTRICITY'
@@ -15,6 +24,35 @@ export type PathVia =
   | 'ANY'
   /** Only the physical network: equipment, terminals, connectivity and topological nodes, gas connections and nodes, and the couplings between gas and electricity; never reference data (coordinate systems, base voltages, regions, containers, measurements, diagrams). */
   | 'PHYSICAL';
+
+export type AccessOverviewQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type AccessOverviewQuery = { me: { subject: string, issuer: string | null, org: string | null, clearance: string | null, roles: Array<string>, granted: Array<string> }, accessRequests: Array<{ id: string, product: string, owner: string, requesterSubject: string, requesterOrg: string | null, purpose: string, licence: string, attributes: Array<string>, requestedUntil: string, createdAt: string, status: AccessStatus, decidedAt: string | null, decidedBy: string | null, reason: string | null, answer: string | null, grantedAttributes: Array<string>, grantedUntil: string | null, revokedAt: string | null, revokedBy: string | null }>, myGrants: Array<{ id: string, product: string, owner: string, requesterSubject: string, requesterOrg: string | null, purpose: string, licence: string, attributes: Array<string>, requestedUntil: string, createdAt: string, status: AccessStatus, decidedAt: string | null, decidedBy: string | null, reason: string | null, answer: string | null, grantedAttributes: Array<string>, grantedUntil: string | null, revokedAt: string | null, revokedBy: string | null }>, grantsHeld: Array<{ id: string, product: string, owner: string, requesterSubject: string, requesterOrg: string | null, purpose: string, licence: string, attributes: Array<string>, requestedUntil: string, createdAt: string, status: AccessStatus, decidedAt: string | null, decidedBy: string | null, reason: string | null, answer: string | null, grantedAttributes: Array<string>, grantedUntil: string | null, revokedAt: string | null, revokedBy: string | null }> };
+
+export type AnswerAccessRequestMutationVariables = Exact<{
+  id: string;
+  answer: string;
+}>;
+
+
+export type AnswerAccessRequestMutation = { answerAccessRequest: { id: string, status: AccessStatus, answer: string | null } };
+
+export type ApproveAccessRequestMutationVariables = Exact<{
+  id: string;
+  until?: string | null | undefined;
+}>;
+
+
+export type ApproveAccessRequestMutation = { approveAccessRequest: { id: string, status: AccessStatus, grantedAttributes: Array<string>, grantedUntil: string | null } };
+
+export type AskAboutAccessRequestMutationVariables = Exact<{
+  id: string;
+  question: string;
+}>;
+
+
+export type AskAboutAccessRequestMutation = { askAboutAccessRequest: { id: string, status: AccessStatus, reason: string | null } };
 
 export type CapacityPerFuelTypeQueryVariables = Exact<{ [key: string]: never; }>;
 
@@ -186,6 +224,32 @@ export type OntologyClassesQueryVariables = Exact<{ [key: string]: never; }>;
 
 
 export type OntologyClassesQuery = { ontologyClasses: Array<{ name: string, domain: Domain, parents: Array<string>, abstract: boolean }> };
+
+export type RejectAccessRequestMutationVariables = Exact<{
+  id: string;
+  reason: string;
+}>;
+
+
+export type RejectAccessRequestMutation = { rejectAccessRequest: { id: string, status: AccessStatus, reason: string | null } };
+
+export type RequestAccessMutationVariables = Exact<{
+  product: string;
+  purpose: string;
+  licence: string;
+  until: string;
+}>;
+
+
+export type RequestAccessMutation = { requestAccess: { id: string, status: AccessStatus, owner: string, attributes: Array<string>, requestedUntil: string } };
+
+export type RevokeGrantMutationVariables = Exact<{
+  id: string;
+  reason: string;
+}>;
+
+
+export type RevokeGrantMutation = { revokeGrant: { id: string, status: AccessStatus, revokedAt: string | null } };
 
 export type SearchQueryVariables = Exact<{
   text: string;
@@ -385,6 +449,109 @@ export const DiagramSubstationFragmentDoc = new TypedDocumentString(`
   }
 }
     `, {"fragmentName":"DiagramSubstation"}) as unknown as TypedDocumentString<DiagramSubstationFragment, unknown>;
+export const AccessOverviewDocument = new TypedDocumentString(`
+    query AccessOverview {
+  me {
+    subject
+    issuer
+    org
+    clearance
+    roles
+    granted
+  }
+  accessRequests {
+    id
+    product
+    owner
+    requesterSubject
+    requesterOrg
+    purpose
+    licence
+    attributes
+    requestedUntil
+    createdAt
+    status
+    decidedAt
+    decidedBy
+    reason
+    answer
+    grantedAttributes
+    grantedUntil
+    revokedAt
+    revokedBy
+  }
+  myGrants {
+    id
+    product
+    owner
+    requesterSubject
+    requesterOrg
+    purpose
+    licence
+    attributes
+    requestedUntil
+    createdAt
+    status
+    decidedAt
+    decidedBy
+    reason
+    answer
+    grantedAttributes
+    grantedUntil
+    revokedAt
+    revokedBy
+  }
+  grantsHeld {
+    id
+    product
+    owner
+    requesterSubject
+    requesterOrg
+    purpose
+    licence
+    attributes
+    requestedUntil
+    createdAt
+    status
+    decidedAt
+    decidedBy
+    reason
+    answer
+    grantedAttributes
+    grantedUntil
+    revokedAt
+    revokedBy
+  }
+}
+    `) as unknown as TypedDocumentString<AccessOverviewQuery, AccessOverviewQueryVariables>;
+export const AnswerAccessRequestDocument = new TypedDocumentString(`
+    mutation AnswerAccessRequest($id: ID!, $answer: String!) {
+  answerAccessRequest(id: $id, answer: $answer) {
+    id
+    status
+    answer
+  }
+}
+    `) as unknown as TypedDocumentString<AnswerAccessRequestMutation, AnswerAccessRequestMutationVariables>;
+export const ApproveAccessRequestDocument = new TypedDocumentString(`
+    mutation ApproveAccessRequest($id: ID!, $until: DateTime) {
+  approveAccessRequest(id: $id, until: $until) {
+    id
+    status
+    grantedAttributes
+    grantedUntil
+  }
+}
+    `) as unknown as TypedDocumentString<ApproveAccessRequestMutation, ApproveAccessRequestMutationVariables>;
+export const AskAboutAccessRequestDocument = new TypedDocumentString(`
+    mutation AskAboutAccessRequest($id: ID!, $question: String!) {
+  askAboutAccessRequest(id: $id, question: $question) {
+    id
+    status
+    reason
+  }
+}
+    `) as unknown as TypedDocumentString<AskAboutAccessRequestMutation, AskAboutAccessRequestMutationVariables>;
 export const CapacityPerFuelTypeDocument = new TypedDocumentString(`
     query CapacityPerFuelType {
   thermalGeneratingUnitAggregate(groupByRelated: "fossilFuels.fossilFuelType") {
@@ -748,6 +915,40 @@ export const OntologyClassesDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<OntologyClassesQuery, OntologyClassesQueryVariables>;
+export const RejectAccessRequestDocument = new TypedDocumentString(`
+    mutation RejectAccessRequest($id: ID!, $reason: String!) {
+  rejectAccessRequest(id: $id, reason: $reason) {
+    id
+    status
+    reason
+  }
+}
+    `) as unknown as TypedDocumentString<RejectAccessRequestMutation, RejectAccessRequestMutationVariables>;
+export const RequestAccessDocument = new TypedDocumentString(`
+    mutation RequestAccess($product: String!, $purpose: String!, $licence: String!, $until: DateTime!) {
+  requestAccess(
+    product: $product
+    purpose: $purpose
+    licence: $licence
+    until: $until
+  ) {
+    id
+    status
+    owner
+    attributes
+    requestedUntil
+  }
+}
+    `) as unknown as TypedDocumentString<RequestAccessMutation, RequestAccessMutationVariables>;
+export const RevokeGrantDocument = new TypedDocumentString(`
+    mutation RevokeGrant($id: ID!, $reason: String!) {
+  revokeGrant(id: $id, reason: $reason) {
+    id
+    status
+    revokedAt
+  }
+}
+    `) as unknown as TypedDocumentString<RevokeGrantMutation, RevokeGrantMutationVariables>;
 export const SearchDocument = new TypedDocumentString(`
     query Search($text: String!, $first: Int) {
   search(text: $text, first: $first) {
