@@ -10,16 +10,28 @@ wrong, only as costly as before.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Final
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Final, Protocol
 
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from hub.graph_schema import DOMAIN, LABEL, OWNER, PRODUCER, UPDATED, VERSION, X, Y
 from hub.reader import Fields
+from ontology.model import Ontology
 
-if TYPE_CHECKING:
-    from hubql.types import TypeRegistry
+
+class TypeRegistry(Protocol):
+    """What the projection reads of the API's type registry (:class:`hubql.types.TypeRegistry`); a protocol,
+    because that module imports this one."""
+
+    @property
+    def ontology(self) -> Ontology: ...
+
+    @property
+    def class_of_type(self) -> Mapping[str, str]: ...
+
+    def link(self, type_name: str, key: str) -> object | None: ...
+
 
 # Generic fields of every object (hubql.types) -> the stored properties their values come from. Fields
 # resolved by batch loaders from the mRID (geometry, diagramPoints, level) need none of their own.
