@@ -874,15 +874,12 @@ _WRITE_PARTS: Final = (
         v.@valid_from = datetime({epochMillis: r.t}), v.@recorded = datetime(), v.@ref_types = r.rt,
         v.@ref_targets = r.rg
     """,
-    # History, patched versions: the same for objects whose latest kept version the fold did not know
-    # (read from the graph, not written by this writer). A version is that latest kept version (the
-    # base) with the batch's patches so far applied; one at or below it is there already. References
-    # are kept as stated.
+    # History, patched versions: the same (under the same lock) for objects whose latest kept version
+    # the fold did not know (read from the graph, not written by this writer). A version is that latest
+    # kept version (the base) with the batch's patches so far applied; one at or below it is there
+    # already. References are kept as stated.
     """
     UNWIND $history AS h
-    MATCH (n:Entity {mrid: h.m}) USING INDEX SEEK n:Entity(mrid)
-    SET n.@lock = true REMOVE n.@lock
-    WITH h
     CALL (h) {
       OPTIONAL MATCH (p:ObjectVersion {mrid: h.m}) USING INDEX SEEK p:ObjectVersion(mrid)
       RETURN p ORDER BY p.@version DESC LIMIT 1
