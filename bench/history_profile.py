@@ -4,7 +4,8 @@
 reference each) in one batch, then updates them all (one attribute each) in a second batch, each under
 ``PROFILE``, once with history off and once on, and prints the total database hits of each. The second
 batch is folded the way the worker folds it: with the state the first batch left known (the state cache),
-and, for comparison, read from the graph (a cold cache). Objects are removed afterwards.
+and, for comparison, read from the graph (a cold cache). Objects are removed afterwards. With
+``--rounds R`` it then times the two batches (no ``PROFILE``, warm cache) R times, off and on alternating.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -84,10 +86,51 @@ async def _profile(session: neo4j.AsyncSession, writer: GraphWriter, plan: Plan)
     return profiled.hits
 
 
-async def main(objects: int) -> None:
+def _batches(prefix: str, objects: int, rel: tuple[str, str]) -> tuple[list[Accepted], list[Accepted]]:
+    """``objects`` new lines, and an update of one attribute of each."""
+    rel_type, target = rel
+    create = [
+        _event(f"{prefix}{i}", 1, {"name": f"line {i}", "r": 0.1, "x": 0.2, "length": 1.0},
+               {rel_type: (target, [f"{prefix}bv{i % 5}"])})
+        for i in range(objects)
+    ]  # fmt: skip
+    return create, [_event(f"{prefix}{i}", 2, {"r": 0.3}, {}) for i in range(objects)]
+
+
+async def _remove(session: neo4j.AsyncSession, prefix: str) -> None:
+    await session.run(
+        "MATCH (n) WHERE (n:Entity OR n:ObjectVersion) AND n.mrid STARTS WITH $p DETACH DELETE n", p=prefix
+    )
+
+
+async def _timed(driver: neo4j.AsyncDriver, database: str, ont: Any, objects: int, rounds: int) -> None:
+    """The statement's time in the database (as it reports it) per batch, history off and on alternating
+    within each round (a busy machine weighs on both alike); medians over the rounds."""
+    times: dict[tuple[bool, str], list[float]] = {}
+    rel = _rel(ont)
+    for _ in range(rounds):
+        for history in (False, True):
+            prefix = f"hp{uuid.uuid4().hex[:8]}-"
+            writer = GraphWriter(ont, history=history)
+            cache = StateCache(objects * 4)
+            create, update = _batches(prefix, objects, rel)
+            async with driver.session(database=database) as session:
+                for name, events in (("create", create), ("update", update)):
+                    plan = await writer.prepare(session, events, None, cache)
+                    await writer.write(session, plan)
+                    cache.remember(plan.after, cache.epoch)
+                    times.setdefault((history, name), []).append(plan.db_seconds)
+                await _remove(session, prefix)
+    for (history, name), seconds in sorted(times.items()):
+        print(
+            f"history={'on' if history else 'off'} {name}: {statistics.median(seconds) * 1000:.0f} ms "
+            f"a batch in the database (median of {len(seconds)})"
+        )
+
+
+async def main(objects: int, rounds: int) -> None:
     settings = Settings()
     ont = load_ontology()
-    rel_type, target = _rel(ont)
     sync = neo4j.GraphDatabase.driver(settings.neo4j_uri, auth=(settings.neo4j_user, settings.neo4j_password))
     ensure_schema(sync, settings.neo4j_database)
     driver = make_async_driver(settings)
@@ -96,12 +139,7 @@ async def main(objects: int) -> None:
             prefix = f"hp{uuid.uuid4().hex[:8]}-"
             writer = GraphWriter(ont, history=history, replan_skip=False)
             cache = StateCache(objects * 4)
-            create = [
-                _event(f"{prefix}{i}", 1, {"name": f"line {i}", "r": 0.1, "x": 0.2, "length": 1.0},
-                       {rel_type: (target, [f"{prefix}bv{i % 5}"])})
-                for i in range(objects)
-            ]  # fmt: skip
-            update = [_event(f"{prefix}{i}", 2, {"r": 0.3}, {}) for i in range(objects)]
+            create, update = _batches(prefix, objects, _rel(ont))
             async with driver.session(database=settings.neo4j_database) as session:
                 plan = await writer.prepare(session, create, None, cache)
                 created = await _profile(session, writer, plan)
@@ -118,14 +156,15 @@ async def main(objects: int) -> None:
                     cypher("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p SET n.@version = 1"), p=prefix
                 )
                 updated_cold = await _profile(session, writer, cold)
-                await session.run(
-                    "MATCH (n) WHERE (n:Entity OR n:ObjectVersion) AND n.mrid STARTS WITH $p DETACH DELETE n",
-                    p=prefix,
-                )
+                await _remove(session, prefix)
             print(
                 f"history={'on' if history else 'off'}: create {created} db hits, update (state known) "
                 f"{updated}, update (state read) {updated_cold}"
             )
+        if rounds:
+            # Warm: the statements planned once before timing.
+            await _timed(driver, settings.neo4j_database, ont, objects, 1)
+            await _timed(driver, settings.neo4j_database, ont, objects, rounds)
     finally:
         await driver.close()
         sync.close()
@@ -134,4 +173,6 @@ async def main(objects: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--objects", type=int, default=500)
-    asyncio.run(main(parser.parse_args().objects))
+    parser.add_argument("--rounds", type=int, default=0, help="also time the statement over this many rounds")
+    args = parser.parse_args()
+    asyncio.run(main(args.objects, args.rounds))
