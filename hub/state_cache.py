@@ -16,7 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from itertools import islice
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+
+class VersionState(NamedTuple):
+    """An object's latest kept version as the writer wrote it (hub/history.py): its attributes (none
+    ``None``) and its references by relationship type, in the order the version lists them."""
+
+    props: Mapping[str, Any]
+    refs: Mapping[str, list[str]]
 
 
 class Stored(NamedTuple):
@@ -30,6 +38,9 @@ class Stored(NamedTuple):
     cls: str | None
     labels: tuple[str, ...]
     label_id: int | None
+    # The object's latest kept version, when this writer wrote it (None: not known here, or no history),
+    # so that the next version is built without reading that one back.
+    kept: VersionState | None = None
 
 
 class StateCache:

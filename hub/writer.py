@@ -31,7 +31,10 @@ The folding reproduces, exactly, what applying the events one after another woul
 
 History: every upsert and delete the fold applies is also kept as a version node, whole (the object's
 previous version with the event's patch applied), by the same statement (see :mod:`hub.history` and the
-history part below); measurements and stubs are not versions.
+history parts below); measurements and stubs are not versions. The fold builds each version itself when
+it knows the previous one (a new object, one after a delete, or one whose latest version this writer
+wrote: ``Stored.kept``, carried by the state cache), so the statement only creates it; otherwise the
+statement reads the previous version and applies the batch's patches to it.
 
 Stale events (version not newer) are ignored and counted. Events of a producer that does not own the
 object, and writes the write check refuses (:mod:`hub.write_policy`: the writer must satisfy the object's
@@ -64,7 +67,7 @@ from hub.contracts import CreateTerms
 from hub.graph import ENTITY, STUB, STUB_LABEL_TEXT, TOMBSTONE, cypher_name
 from hub.graph_schema import cypher
 from hub.labels import Label, LabelError, label_id, parse
-from hub.state_cache import StateCache, Stored
+from hub.state_cache import StateCache, Stored, VersionState
 from hub.write_policy import WriteRights, check_all
 
 UPSERT: Final[ChangeKind] = "upsert"
@@ -193,7 +196,10 @@ class Plan:
     deletes: list[dict[str, Any]] = field(default_factory=list)
     upserts: list[dict[str, Any]] = field(default_factory=list)
     measurements: list[dict[str, Any]] = field(default_factory=list)
-    # Per object, the versions it gains (see _history_row), for hub.history's version nodes.
+    # Per object, the versions it gains, for hub.history's version nodes: whole, built here, when the
+    # object's latest kept version is known (``versions``, see _whole_versions), else as patches on that
+    # version, which the statement reads (``history``, see _history_row).
+    versions: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     stubs: dict[str, str] = field(default_factory=dict)
     rels: list[dict[str, Any]] = field(default_factory=list)
@@ -248,7 +254,7 @@ class _Track:
             self.cls: str | None = None
             self.label: int | None = None
         else:
-            self.status, self.version, self.owner, self.cls, _, self.label = stored
+            self.status, self.version, self.owner, self.cls, _, self.label, _ = stored
         # The label the object had just before its last delete: who could see it learns it is gone.
         self.gone_label: int | None = None
         self.delete: Accepted | None = None
@@ -466,8 +472,16 @@ def fold(
         if last is None:
             continue
         before = stored.get(mrid)
+        # The object's latest kept version after the batch, when known here (see Stored.kept).
+        kept = before.kept if before is not None else None
         if history and tr.history:
-            plan.history.append(_history_row(mrid, tr.history))
+            base = _base(before, tr.history[0][0])
+            if base is None:
+                plan.history.append(_history_row(mrid, tr.history))
+                kept = None
+            else:
+                row, kept = _whole_versions(mrid, tr.history, base)
+                plan.versions.append(row)
         if tr.delete is not None:
             d = tr.delete
             plan.deletes.append(
@@ -544,7 +558,7 @@ def fold(
                 # A measurement: class and labels stay as they were.
                 live_cls = before.cls if before is not None and before.cls else last.cls
                 labels = before.labels if before is not None else (ENTITY,)
-            plan.after[mrid] = Stored(LIVE, tr.version, tr.owner, live_cls, labels, tr.label)
+            plan.after[mrid] = Stored(LIVE, tr.version, tr.owner, live_cls, labels, tr.label, kept)
         elif tr.status == DEAD:
             plan.after[mrid] = Stored(DEAD, tr.version, tr.owner, last.cls, (ENTITY, TOMBSTONE), None)
             plan.changes.append(
@@ -605,6 +619,59 @@ def fold(
                 )
             )
     return plan
+
+
+_NO_VERSION: Final = VersionState({}, {})
+
+
+def _base(before: Stored | None, first: Accepted) -> VersionState | None:
+    """The version the batch's first applied event builds on, if known without reading it (None: read
+    it). Stubs, tombstones and absent objects have none (a delete closes the history; a stub is no
+    version), nor does anything a delete replaces; a live object's is known when this writer wrote it."""
+    if first.kind == DELETE or before is None or before.status != LIVE:
+        return _NO_VERSION
+    return before.kept
+
+
+def _whole_versions(
+    mrid: str, applied: Sequence[tuple[Accepted, int | None]], base: VersionState
+) -> tuple[dict[str, Any], VersionState | None]:
+    """One object's new versions, each whole (``p``: every attribute, none ``None``; ``rt``/``rg``: every
+    reference), built on ``base``; and the last of them (None if it is a delete). ``lo`` is the lowest
+    new version: those at or below a version already kept are skipped (a race with another writer of the
+    object; replays are folded away before)."""
+    versions: list[dict[str, Any]] = []
+    props: Mapping[str, Any] = base.props
+    refs: Mapping[str, list[str]] = base.refs
+    for ev, label in applied:
+        if ev.kind == DELETE:
+            props, refs = {}, {}
+        else:
+            if ev.props:
+                merged = {**props, **ev.props}
+                props = {k: v for k, v in merged.items() if v is not None}
+            if ev.rels:
+                # Replaced types go last, as the statement that patches a stored version lists them.
+                refs = {
+                    **{t: m for t, m in refs.items() if t not in ev.rels},
+                    **{t: list(dict.fromkeys(m)) for t, (_c, m) in ev.rels.items()},
+                }
+        versions.append(
+            {
+                "v": ev.version,
+                "d": ev.kind == DELETE,
+                "c": ev.cls,
+                "l": label,
+                "pr": ev.producer,
+                "e": ev.event_id,
+                "t": _millis(ev.event_time),
+                "p": props,
+                "rt": [t for t, targets in refs.items() for _ in targets],
+                "rg": [m for targets in refs.values() for m in targets],
+            }
+        )
+    last = None if applied[-1][0].kind == DELETE else VersionState(props, refs)
+    return {"m": mrid, "lo": applied[0][0].version, "vs": versions}, last
 
 
 def _history_row(mrid: str, applied: Sequence[tuple[Accepted, int | None]]) -> dict[str, Any]:
@@ -787,15 +854,32 @@ _WRITE_PARTS: Final = (
     WITH s, ty, d WHERE NOT d:Tombstone
     CREATE (s)-[:$(ty)]->(d)
     """,
-    # History: each object's new versions (hub/history.py), after the node writes, under the node's lock
-    # (held since its node part), so two writers of one object keep its versions in order. A version is
-    # the object's latest stored version (the base) with the batch's patches so far applied; one at or
-    # below the latest stored version is there already. References are kept as stated.
+    # History, whole versions (hub/history.py): built by the fold, written as they are, after the node
+    # writes. Every object with versions had its node locked by the delete or upsert part above (before
+    # any check), and the lock is held to the commit, so two writers of one object keep its versions in
+    # order. One at or below a version already kept is there already (only versions from the row's
+    # lowest up are looked at: none, for a new object).
+    """
+    UNWIND $versions AS h
+    CALL (h) {
+      OPTIONAL MATCH (p:ObjectVersion {mrid: h.m}) USING INDEX SEEK p:ObjectVersion(mrid)
+      WHERE p.@version >= h.lo
+      RETURN max(p.@version) AS top
+    }
+    UNWIND h.vs AS r
+    WITH h, r, top WHERE top IS NULL OR top < r.v
+    CREATE (v:ObjectVersion)
+    SET v += r.p, v.mrid = h.m, v.@version = r.v, v.@deleted = r.d, v.@class = r.c,
+        v.@domain = $domains[r.c], v.@label = r.l, v.@producer = r.pr, v.@event_id = r.e,
+        v.@valid_from = datetime({epochMillis: r.t}), v.@recorded = datetime(), v.@ref_types = r.rt,
+        v.@ref_targets = r.rg
+    """,
+    # History, patched versions: the same (under the same lock) for objects whose latest kept version
+    # the fold did not know (read from the graph, not written by this writer). A version is that latest
+    # kept version (the base) with the batch's patches so far applied; one at or below it is there
+    # already. References are kept as stated.
     """
     UNWIND $history AS h
-    MATCH (n:Entity {mrid: h.m}) USING INDEX SEEK n:Entity(mrid)
-    SET n.@lock = true REMOVE n.@lock
-    WITH h
     CALL (h) {
       OPTIONAL MATCH (p:ObjectVersion {mrid: h.m}) USING INDEX SEEK p:ObjectVersion(mrid)
       RETURN p ORDER BY p.@version DESC LIMIT 1
@@ -983,6 +1067,7 @@ class GraphWriter:
         classes = {r["c"] for r in plan.upserts}
         classes.update(plan.stubs.values())
         classes.update(v["c"] for h in plan.history for v in h["vs"])
+        classes.update(v["c"] for h in plan.versions for v in h["vs"])
         class_labels, domains = self._class_maps(classes)
         plan.db_seconds = await _run(
             tx,
@@ -993,6 +1078,7 @@ class GraphWriter:
             measurements=plan.measurements,
             stubs=stubs,
             rels=plan.rels,
+            versions=plan.versions,
             history=plan.history,
             positions=[{"s": k, "o": v} for k, v in plan.positions.items()],
             class_labels=class_labels,
