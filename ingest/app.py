@@ -22,7 +22,7 @@ from faust.types import TopicT
 from hub.kafka_clients import WORKER, faust_credentials
 from hub.settings import Settings, get_settings
 from ingest import topics
-from ingest.consumer import IngestTransport
+from ingest.consumer import IngestTransport, RewindingTransport
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -64,9 +64,9 @@ def create_app(settings: Settings) -> faust.App:
         # Picks up new partitions of subscribed topics within seconds.
         consumer_metadata_max_age_ms=int(settings.topic_discovery_interval_s * 1000),
     )
-    if settings.worker_eager_consumer:
-        # Before anything asks for the transport (creating a topic does): see ingest.consumer.
-        app.transport = IngestTransport(app.conf.broker_consumer, app)
+    # Before anything asks for the transport (creating a topic does): see ingest.consumer.
+    transport = IngestTransport if settings.worker_eager_consumer else RewindingTransport
+    app.transport = transport(app.conf.broker_consumer, app)
     return app
 
 

@@ -1,4 +1,17 @@
-"""The ingest app's Kafka transport: Faust's aiokafka transport, with a cheaper hand-off per message.
+"""The ingest app's Kafka transport: Faust's aiokafka transport, rewinding partitions that have nothing
+committed after a rebalance, and (optionally) with a cheaper hand-off per message.
+
+Faust drops events it has fetched but not handed to the agent whenever the group rebalances (it clears
+the stream buffers, and a fetch that comes back while the flow is stopped is thrown away), and relies on
+seeking every partition back to its committed offset to read them again. The Kafka client seeks only
+partitions whose committed offset is above zero: a partition with nothing committed yet (a producer
+topic the worker has just discovered) stays where the dropped fetch left it, so its dropped events are
+never read; the worker reads nothing more there, and acknowledging later events would commit past them.
+:class:`RewindingConsumer` seeks such a partition back to its beginning, which is where a worker with
+nothing committed starts (``auto_offset_reset`` is earliest); the events read again are skipped by the
+writer, which knows each partition's position.
+
+The hand-off:
 
 Faust's consumer hands every fetched message to the agents' buffers through
 ``Service.wait_first(callback(message), suspend_flow.wait())``, which wraps each of the two and the
@@ -17,13 +30,17 @@ from __future__ import annotations
 
 import inspect
 import types
-from collections.abc import Coroutine, Generator
+from collections.abc import Coroutine, Generator, Mapping
 from typing import Any, ClassVar
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import ConsumerT
+from faust.types import TP, ConsumerT
 from mode.services import Service, WaitArgT, WaitResults
 from mode.utils.times import Seconds
+
+from hub.logging import get_logger
+
+log = get_logger("ingest.consumer")
 
 
 @types.coroutine
@@ -82,8 +99,28 @@ class EagerWaitFirst(Service):
         )
 
 
-class IngestConsumer(EagerWaitFirst, faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer with the eager ``wait_first``."""
+class RewindingConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer, seeking partitions with nothing committed back to their beginning
+    wherever Faust seeks to the committed offsets (see the module's text)."""
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed = await super().seek_to_committed()
+        fresh = [tp for tp, offset in committed.items() if offset is None or offset <= 0]
+        if fresh:
+            await self._thread.seek_to_beginning(*fresh)
+            log.info(
+                "partitions with nothing committed read again from their beginning",
+                partitions=sorted(f"{tp.topic}#{tp.partition}" for tp in fresh),
+            )
+        return committed
+
+
+class IngestConsumer(EagerWaitFirst, RewindingConsumer):
+    """The rewinding consumer with the eager ``wait_first``."""
+
+
+class RewindingTransport(faust_aiokafka.Transport):
+    Consumer: ClassVar[type[ConsumerT]] = RewindingConsumer
 
 
 class IngestTransport(faust_aiokafka.Transport):
