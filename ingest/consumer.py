@@ -33,6 +33,7 @@ import types
 from collections.abc import Coroutine, Generator, Mapping
 from typing import Any, ClassVar
 
+from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, ConsumerT
 from mode.services import Service, WaitArgT, WaitResults
@@ -107,7 +108,11 @@ class RewindingConsumer(faust_aiokafka.Consumer):
         committed = await super().seek_to_committed()
         fresh = [tp for tp, offset in committed.items() if offset is None or offset <= 0]
         if fresh:
-            await self._thread.seek_to_beginning(*fresh)
+            try:
+                await self._thread.seek_to_beginning(*fresh)
+            except IllegalStateError:
+                # Taken away by a rebalance meanwhile: the next assignment seeks again.
+                return committed
             log.info(
                 "partitions with nothing committed read again from their beginning",
                 partitions=sorted(f"{tp.topic}#{tp.partition}" for tp in fresh),
