@@ -280,6 +280,8 @@ class WritePipeline:
         self.outage = False
         # Dead letters on their way to the broker (see _deliver).
         self.deliveries: set[asyncio.Task[None]] = set()
+        # The last offset taken from each partition since the last rebalance (see _note_offsets).
+        self.taken: dict[TP, int] = {}
 
     async def consume(self, stream: StreamT) -> None:
         """The agent's loop: take batches from ``stream`` and submit them, until the stream ends or the
@@ -349,6 +351,7 @@ class WritePipeline:
                 result.source = f"{msg.topic}#{msg.partition}"
                 result.offset = msg.offset
                 accepted.append(result)
+        self._note_offsets(events)
         batch = Batch(events, accepted, pending, started)
         previous = self.last
         if accepted:
@@ -388,10 +391,30 @@ class WritePipeline:
             log.debug("read-ahead failed", error=f"{type(exc).__name__}: {exc}")
             batch.plan = None
 
+    def _note_offsets(self, events: Sequence[EventT]) -> None:
+        """Warn when a partition's offsets jump forward between events taken with no rebalance in between:
+        the consumer skipped events (a rebalance dropped them from its buffers after the fetch had moved
+        on), and acknowledging the later ones lets their offsets be committed past the skipped ones."""
+        taken = self.taken
+        for event in events:
+            msg = event.message
+            last = taken.get(msg.tp)
+            if last is not None and msg.offset > last + 1:
+                log.warning(
+                    "events skipped by the consumer",
+                    topic=msg.topic,
+                    partition=msg.partition,
+                    after=last,
+                    next=msg.offset,
+                )
+            taken[msg.tp] = msg.offset
+
     def reassigned(self, held: set[TP] | None) -> None:
         """After a rebalance: whether the worker, holding ``held`` (None: revoked), is the only writer.
-        The cache starts afresh either way (another worker may have written meanwhile)."""
+        The cache starts afresh either way (another worker may have written meanwhile), and so do the
+        offsets taken (a partition is read again from its committed offset, or by another worker)."""
         self.cache.clear()
+        self.taken.clear()
         sole = held is not None and bool(self.ingest_topic.topics)
         for topic in self.ingest_topic.topics if held is not None else ():
             count = self.app.consumer.topic_partitions(topic)
