@@ -10,6 +10,7 @@ HUB_SECURITY_EXAMPLES sets the example count, as for the other property tests.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 import uuid
@@ -19,12 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from graphkit import Api, Obj, Rel, serve, write_graph
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_grants import APPROVE, CONTRACTS, LICENCE, REJECT, REQUEST, REVOKE, _topics, ok, until
 
 from devstack.demo.producers import PRODUCER_CONFIG
+from hub.kafka_clients import admin_options
 from hub.labels import Authorizations, evaluate, parse
 from ontology.loader import load_ontology
 
@@ -63,6 +66,7 @@ class World:
     edges: list[tuple[str, str, str]]
     consumers: dict[str, tuple[str, Authorizations]]  # name -> (token, what the token alone holds)
     officers: dict[str, str]  # product -> an officer's token
+    audit_topic: str
     # request id -> (consumer, product, status, granted attributes, granted until)
     requests: dict[str, list[Any]] = field(default_factory=dict)
 
@@ -135,7 +139,7 @@ def world(settings: Any, neo4j_driver: Any) -> Iterator[World]:
             product: api.token(f"{prefix}-officer-{product}", product, "OFFICIAL", roles=("data-officer",))
             for product in PRODUCTS
         }
-        w = World(api, neo4j_driver, prefix, nodes, edges, consumers, officers)
+        w = World(api, neo4j_driver, prefix, nodes, edges, consumers, officers, audit_topic)
         # Every label of the pool known to the API before the first example (a new label is hidden until
         # the label table is read again).
         write_graph(
@@ -341,3 +345,76 @@ def test_answers_follow_the_token_and_live_grants_scoped_to_their_products(
     for kind in ["request", "approve", *data.draw(st.lists(STEPS, min_size=3, max_size=8), label="steps")]:
         step(w, kind, data)
         check(w, data)
+
+
+async def _used(settings: Any, topic: str, grants: set[str], operation: str) -> dict[str, Any]:
+    """The ``access.used`` record of ``operation`` naming ``grants``."""
+    consumer = AIOKafkaConsumer(
+        topic, **admin_options(settings.kafka_bootstrap), group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    entry = json.loads(record.value)
+                    if (
+                        entry["action"] == "access.used"
+                        and entry.get("operation") == operation
+                        and set(entry["grants"]) == grants
+                    ):
+                        return dict(entry)
+    finally:
+        await consumer.stop()
+    raise AssertionError(f"no access.used record for {operation}")
+
+
+def test_access_used_says_per_grant_how_many_returned_objects_it_made_visible(
+    world: World, settings: Any
+) -> None:
+    w = world
+    p = w.prefix + "-"
+    # Labels chosen for the evidence: ngt's grant shows v1 and b1, nggt's grant shows v2 and k2; s1 and b2
+    # are public; s3 (neso's, labelled for ngt) is shown by neither.
+    for m, label in {
+        "s1": LABELS[0],
+        "v1": LABELS[1],
+        "b1": LABELS[1],
+        "v2": LABELS[2],
+        "b2": LABELS[0],
+        "k2": LABELS[2],
+        "s3": LABELS[1],
+    }.items():
+        w.nodes[p + m].label = label
+    _write(w, list(w.nodes.values()), version=2 + next(counter))
+    name = f"{w.prefix}-evidence"
+    token = w.api.token(name, "dno", "OFFICIAL")
+    w.consumers["evidence"] = (token, Authorizations("OFFICIAL", frozenset({"org=dno"})))
+    rids: dict[str, str] = {}
+    try:
+        for product in PRODUCTS:
+            r = ok(
+                w.api.query(
+                    REQUEST, {"product": product, "until": until(3600), "licence": LICENCE}, token=token
+                ),
+                "requestAccess",
+            )
+            ok(w.api.query(APPROVE, {"id": r["id"]}, token=w.officers[product]), "approveAccessRequest")
+            rids[product] = r["id"]
+        listed = w.api.query(
+            "query Evidence($n: String) { objects(name: $n, first: 50) { totalCount nodes { mrid } } }",
+            {"n": w.prefix},
+            token=token,
+            operation_name="Evidence",
+        )
+        assert "errors" not in listed, listed
+        got = {n["mrid"] for n in listed["data"]["objects"]["nodes"]}
+        assert {p + m for m in ("s1", "v1", "b1", "v2", "b2", "k2")} <= got and p + "s3" not in got
+        entry = asyncio.run(_used(settings, w.audit_topic, set(rids.values()), "Evidence"))
+        assert entry["objects_by_grant"] == {rids["ngt"]: 2, rids["nggt"]: 2}
+        assert entry["rows"] == len(got)
+    finally:
+        for rid in rids.values():
+            w.api.query(REVOKE, {"id": rid}, token=w.officers["ngt" if rid == rids.get("ngt") else "nggt"])
+        del w.consumers["evidence"]
