@@ -27,7 +27,7 @@ import structlog
 from neo4j import AsyncDriver, Query, RoutingControl
 
 from hub.graph_schema import LABEL, OWNER
-from hub.labels import Authorizations, LabelCache
+from hub.labels import Authorizations, LabelCache, evaluate, parse
 
 log = structlog.get_logger(__name__)
 
@@ -135,6 +135,12 @@ class Guard:
     # The access grants (request ids) that add to what the token alone gives: the operation's audit line
     # names them as used (see hub.grants).
     grants: tuple[str, ...] = ()
+    # The same grants as (request id, product, attributes), to say per grant which returned objects it
+    # made visible (see :meth:`granted_counts`).
+    grant_scopes: tuple[tuple[str, str, frozenset[str]], ...] = ()
+    # For a caller with grants only: (owner or None when the read did not return it, label id) -> the
+    # mRIDs read that its token alone would not show.
+    _through_grants: dict[tuple[str | None, int], set[str]] = field(default_factory=dict)
     # Per data product the caller holds a live grant for, the authorizations it sees that product's
     # objects with (see :class:`Access`).
     scoped: Scoped = ()
@@ -239,4 +245,54 @@ class Guard:
         records, _, _ = await self.driver.execute_query(
             query, bound, database_=self.database, routing_=RoutingControl.READ
         )
-        return [dict(r.items()) for r in records]
+        rows = [dict(r.items()) for r in records]
+        if self._granted_list:  # a caller without grants pays nothing more
+            for row in rows:
+                self._note(row.values(), 0)
+        return rows
+
+    def _note(self, values: Any, depth: int) -> None:
+        """Remember the objects among ``values`` (maps of nodes, nested a few levels) that only a grant
+        shows."""
+        if depth > 4:
+            return
+        for v in values:
+            if isinstance(v, dict):
+                lid, mrid = v.get(LABEL), v.get("mrid")
+                if (
+                    isinstance(lid, int)
+                    and isinstance(mrid, str)
+                    and self._visible is not None
+                    and lid not in self._visible
+                ):
+                    owner = v.get(OWNER)
+                    self._through_grants.setdefault(
+                        (owner if isinstance(owner, str) else None, lid), set()
+                    ).add(mrid)
+                self._note(v.values(), depth + 1)
+            elif isinstance(v, list):
+                self._note(v, depth + 1)
+
+    def granted_counts(self) -> dict[str, int]:
+        """Per grant (request id), how many distinct objects read in this operation were visible only
+        through that grant: of its product, with a label the token's attributes together with that grant's
+        satisfy and the token's alone do not. An object read without its owner counts for the one product
+        whose grants show its label (for ``"unattributed"`` when several could)."""
+        counts = {rid: set[str]() for rid, _, _ in self.grant_scopes}
+        for (owner, lid), mrids in self._through_grants.items():
+            expr = self.directory.expr(lid)
+            if expr is None:
+                continue
+            label = parse(expr)
+            opening = [
+                rid
+                for rid, product, attrs in self.grant_scopes
+                if (owner is None or owner == product)
+                and evaluate(label, Authorizations(self.auths.classification, self.auths.attributes | attrs))
+            ]
+            if owner is None and len({p for rid, p, _ in self.grant_scopes if rid in opening}) > 1:
+                counts.setdefault("unattributed", set()).update(mrids)
+                continue
+            for rid in opening:
+                counts[rid].update(mrids)
+        return {rid: len(m) for rid, m in sorted(counts.items())}

@@ -246,7 +246,8 @@ class Reader:
         ontology's attribute keys and the bookkeeping keys before it is written into Cypher."""
         if fields is None:
             return ".*"
-        keys = sorted(fields | ALWAYS)
+        # For a caller with grants, the label and owner too: the evidence of which grant showed what.
+        keys = sorted(fields | ALWAYS | ({LABEL, OWNER} if self.guard.grant_scopes else set()))
         for key in keys:
             if key not in self._property_keys:
                 raise ReadError(f"property {key!r} is not an attribute of the ontology")

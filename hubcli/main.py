@@ -12,6 +12,7 @@ import typer
 
 from devstack.demo.orchestrator import demo as demo_command
 from hub.settings import get_settings
+from hubcli.access import access_app
 from hubcli.contracts import app as contracts_app
 from hubcli.deadletters import deadletters as deadletters_command
 from hubcli.produce import EXIT_STATUSES
@@ -26,6 +27,7 @@ app.add_typer(services_app, name="services")
 app.add_typer(schema_app, name="schema")
 app.add_typer(producers_app, name="producers")
 app.add_typer(contracts_app, name="contracts")
+app.add_typer(access_app, name="access")
 app.command("token")(token_command)
 app.command("produce", epilog=EXIT_STATUSES)(produce_command)
 app.command("deadletters")(deadletters_command)

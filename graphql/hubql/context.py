@@ -71,7 +71,10 @@ class ApiServices:
             directory=self.directory,
             auths=access.auths,
             scoped=access.scoped,
-            grants=book.adding(caller) if access.scoped else (),
+            grants=(adding := book.adding(caller) if access.scoped else ()),
+            grant_scopes=tuple(
+                (g.request_id, g.product, g.attributes) for g in book.live(caller) if g.request_id in adding
+            ),
             timeout_s=s.query_timeout_s,
             cache=self.label_cache,
             follow_labels=follow_labels,

@@ -98,6 +98,8 @@ class AuditExtension(SchemaExtension):
                 subject=getattr(caller, "subject", None),
                 issuer=getattr(caller, "issuer", None),
                 grants=list(grants),
+                # Per grant, the distinct objects read that only that grant made visible.
+                objects_by_grant=guard.granted_counts() if guard is not None else {},
                 operation=ec.operation_name,
                 operation_type=op_type,
                 rows=rows,
