@@ -29,7 +29,8 @@ def export_command(
 ) -> None:
     """Write the audit topic's access.* records whose time is in [--from, --to) as JSON lines."""
     now = datetime.now(UTC)
-    since, until = parse_since(start, now), parse_since(end, now) if end else now
+    since = parse_since(start, now, "--from")
+    until = parse_since(end, now, "--to") if end else now
 
     async def run() -> int:
         count = 0

@@ -59,8 +59,8 @@ class ReadError(RuntimeError):
     """The dead letters (or the change feed) cannot be read; the message names the setting and value."""
 
 
-def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """A time from ``--since``: RFC 3339 (without a zone: UTC), or a duration back from now (``90s``,
+def parse_since(text: str, now: datetime | None = None, option: str = "--since") -> datetime:
+    """A time given to ``option``: RFC 3339 (without a zone: UTC), or a duration back from now (``90s``,
     ``15m``, ``2h``, ``1d``)."""
     value = text.strip()
     match = _DURATION.match(value)
@@ -70,7 +70,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(
-            f"--since {text!r} is neither a time (2026-01-31T12:00:00Z) nor a duration (90s, 15m, 2h, 1d)"
+            f"{option} {text!r} is neither a time (2026-01-31T12:00:00Z) nor a duration (90s, 15m, 2h, 1d)"
         ) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 

@@ -92,3 +92,12 @@ def test_export_writes_the_access_records_of_the_period(
     # Kafka's offsets-for-times finds records by arrival: the old record arrived now, so from a time
     # before it every later record is read and filtered by its own time.
     assert lines == [old]
+
+
+@pytest.mark.parametrize(
+    ("args", "named"), [(["--from", "yesterday"], "--from"), (["--from", "1d", "--to", "soon"], "--to")]
+)
+def test_a_period_that_is_not_a_time_is_refused_naming_its_option(args: list[str], named: str) -> None:
+    result = CliRunner().invoke(app, ["access", "export", *args])
+    assert result.exit_code == 2, result.output
+    assert f"{named} '{args[-1]}' is neither a time" in result.output
