@@ -59,6 +59,10 @@ class Caller:
     granted: list[str] = strawberry.field(
         description="Label attributes your live access grants add to your token's, now."
     )
+    data_officer_of: list[str] = strawberry.field(
+        default_factory=list,
+        description="Organisations whose access requests you decide, as their data officer (empty: none).",
+    )
 
 
 @strawberry.type(description="One attribute of an object: ontology key, qualified name, value and unit.")

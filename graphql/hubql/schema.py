@@ -122,6 +122,7 @@ def _me(info: Info) -> Caller:
         anonymous=c.anonymous,
         issuer=c.issuer,
         granted=sorted(info.context.services.desk.book.granted(c)),
+        data_officer_of=info.context.services.desk.officer_of(c),
     )
 
 

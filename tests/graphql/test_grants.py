@@ -337,8 +337,15 @@ async def test_a_grant_shows_the_product_within_two_seconds_and_revocation_hides
         assert await sees(b, namesake, stack) == public
         mine = ok(a.query(LISTS, token=consumer), "myGrants")
         assert [g["id"] for g in mine] == [rid]
-        me = ok(a.query("{ me { subject issuer granted } }", token=consumer), "me")
-        assert me == {"subject": subject, "issuer": a.settings.oidc_issuer, "granted": ["org=ngt"]}
+        me = ok(a.query("{ me { subject issuer granted dataOfficerOf } }", token=consumer), "me")
+        assert me == {
+            "subject": subject,
+            "issuer": a.settings.oidc_issuer,
+            "granted": ["org=ngt"],
+            "dataOfficerOf": [],
+        }
+        # Whose requests an officer decides, as the page is told it (ngt's officer: ngt's, nobody else's).
+        assert ok(a2.query("{ me { dataOfficerOf } }", token=officer), "me") == {"dataOfficerOf": ["ngt"]}
         assert ok(b.query("{ me { issuer granted } }", token=namesake), "me") == {
             "issuer": OTHER_ISSUER,
             "granted": [],
