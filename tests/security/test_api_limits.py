@@ -238,11 +238,12 @@ def tight(settings: Any) -> Iterator[Api]:
 
 
 def _heavy(prefix: str, aliases: int = 1) -> str:
-    # Every stored property and the derived level of each row: reads only fetch what is selected, so a
-    # document of names alone is no longer slow enough to outlast the deadline.
+    # Every stored property of each row: reads only fetch what is selected, so a document of names alone
+    # is no longer slow enough to outlast the deadline (a derived field such as level outlasts the default
+    # deadline too).
     field = (
         f'objects(name: "{prefix}", first: {ROWS}) '
-        "{ totalCount nodes { mrid name label updated attributes { key value } level { nominalVoltage } } }"
+        "{ totalCount nodes { mrid name label updated attributes { key value } } }"
     )
     return _alias_document(field, aliases)
 
