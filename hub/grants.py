@@ -258,18 +258,22 @@ class RequestStore:
         )
         return [AccessRequest.from_node(r["r"]) for r in rows]
 
-    async def claim_expired(self, now: float, claimant: str) -> list[AccessRequest]:
-        """Grants past their end whose expiry nobody recorded yet, claimed by ``claimant`` (one process
-        records each expiry, however many run)."""
+    async def claim_expired(self, now: float, trail: str) -> list[AccessRequest]:
+        """Grants past their end whose expiry the audit trail ``trail`` has no record of yet, claimed for
+        it: one process writes each expiry to each trail, however many processes write to that trail.
+
+        Keyed by trail, not by process: API deployments with their own audit topics may share one graph,
+        and a claim by one of them must not leave another's trail without the record."""
         rows = await self._run(
             "MATCH (r:AccessRequest) WHERE r.status = 'approved' AND r.granted_until <= $now "
-            "AND r.expiry_recorded_by IS NULL "
-            "SET r._lock = true REMOVE r._lock WITH r WHERE r.expiry_recorded_by IS NULL "
-            "SET r.expiry_recorded_by = $claimant "
+            "AND NOT $trail IN coalesce(r.expiry_recorded_in, []) "
+            "SET r._lock = true REMOVE r._lock "
+            "WITH r WHERE NOT $trail IN coalesce(r.expiry_recorded_in, []) "
+            "SET r.expiry_recorded_in = coalesce(r.expiry_recorded_in, []) + $trail "
             f"{_BUMP}{_RETURN}",
             write=True,
             now=now,
-            claimant=claimant,
+            trail=trail,
         )
         return [AccessRequest.from_node(r["r"]) for r in rows]
 
@@ -392,7 +396,6 @@ class RequestDesk:
         self.products = products
         self.book = GrantBook({p: grantable_attributes(d) for p, d in products.products.items()})
         self._task: asyncio.Task[None] | None = None
-        self._claimant = uuid.uuid4().hex
 
     # who may do what
 
@@ -658,7 +661,7 @@ class RequestDesk:
     async def refresh(self) -> None:
         """Record expiries nobody recorded yet, then re-read the live grants if the ledger moved."""
         now = time.time()
-        for r in await self.store.claim_expired(now, self._claimant):
+        for r in await self.store.claim_expired(now, self.settings.audit_topic):
             self._audit("access.expired", r, None)
         version = await self.store.version()
         if version != self.book.version:
