@@ -32,6 +32,13 @@ class Caller:
         object.__setattr__(self, "authorizations", auths)
 
     @property
+    def principal(self) -> str:
+        """Who the caller is, for anything kept per caller (caps, cursors): the issuer and the subject
+        together, since two issuers may each have a subject of the same name; the bare subject for a
+        caller without an issuer (the anonymous one)."""
+        return self.subject if self.issuer is None else f"{self.issuer} {self.subject}"
+
+    @property
     def is_admin(self) -> bool:
         return "admin" in self.roles
 

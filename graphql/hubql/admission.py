@@ -6,9 +6,9 @@ place, parsing, every Cypher statement and serialising the answer all count. Eac
 under Neo4j's transaction timeout, so an operation whose statements are each quick but many, or whose
 Python side is slow, still ends on time, with an error that says so.
 
-The caller cap (``max_concurrent_operations``) is per caller: a token's subject, or the client address for
-anonymous callers. A caller at its cap is refused at once (HTTP 429 with ``Retry-After``) rather than
-queued, so one caller cannot pile up work that slows everyone else down.
+The caller cap (``max_concurrent_operations``) is per caller: a token's issuer and subject, or the client
+address for anonymous callers. A caller at its cap is refused at once (HTTP 429 with ``Retry-After``) rather
+than queued, so one caller cannot pile up work that slows everyone else down.
 
 The process cap (``api_max_running_operations``) is what keeps latency flat when many callers arrive at
 once. Without it every request starts at once and all of them share the database and the event loop, so
@@ -121,10 +121,11 @@ class Admission:
 
 
 def caller_key(context: Any) -> str:
-    """Whose operation this is: the verified subject, or the client address of an anonymous caller."""
+    """Whose operation this is: the verified principal (issuer and subject), or the client address of an
+    anonymous caller."""
     caller = getattr(context, "caller", None)
     if caller is not None and not caller.anonymous:
-        return f"subject:{caller.subject}"
+        return f"subject:{caller.principal}"
     return f"anonymous@{getattr(context, 'client', None) or 'unknown'}"
 
 

@@ -1,11 +1,12 @@
 """Change cursors: a subscriber's position in the change feed, sealed so that it tells the subscriber nothing.
 
-A cursor holds, for every partition of the change topic, the offset after the last record *delivered* to
-that subscriber (not after the last record read: the records it skipped as hidden must not move it). It is
-encrypted and authenticated with AES-256-GCM under the server's cursor key, with the topic and the
-caller's subject as associated data: a cursor cannot be read, altered, used on another topic or replayed by
-another caller. The plaintext has a fixed size per partition, so not even its length moves with the offsets.
-Every failure to open one (malformed, tampered, another key, another caller) gets the same error.
+A cursor holds, for every partition of the change topic, the offset after the last record *delivered* to that
+subscriber (not after the last record read: the records it skipped as hidden must not move it). It is
+encrypted and authenticated with AES-256-GCM under the server's cursor key, with the topic and the caller's
+principal (issuer and subject) as associated data: a cursor cannot be read, altered, used on another topic or
+replayed by another caller, nor by a namesake from another issuer. The plaintext has a fixed size per
+partition, so not even its length moves with the offsets. Every failure to open one (malformed, tampered,
+another key, another caller) gets the same error.
 
 The key is ``settings.cursor_key`` (base64url of 32 bytes). Unset, development mode keeps one in the state
 folder (created on first use, like the development token issuer); outside development mode each process
@@ -95,30 +96,30 @@ class CursorCodec:
         self._aead = AESGCM(key)
 
     @staticmethod
-    def _context(topic: str, subject: str) -> bytes:
-        # Length-prefixed so that no (topic, subject) pair can be confused with another.
-        t, s = topic.encode(), subject.encode()
+    def _context(topic: str, principal: str) -> bytes:
+        # Length-prefixed so that no (topic, principal) pair can be confused with another.
+        t, s = topic.encode(), principal.encode()
         return VERSION + struct.pack(">I", len(t)) + t + struct.pack(">I", len(s)) + s
 
-    def seal(self, topic: str, subject: str, positions: Mapping[int, int]) -> str:
+    def seal(self, topic: str, principal: str, positions: Mapping[int, int]) -> str:
         plain = b"".join(_ENTRY.pack(p, o) for p, o in sorted(positions.items()))
         nonce = os.urandom(NONCE_BYTES)
-        sealed = self._aead.encrypt(nonce, plain, self._context(topic, subject))
+        sealed = self._aead.encrypt(nonce, plain, self._context(topic, principal))
         return base64.urlsafe_b64encode(VERSION + nonce + sealed).decode("ascii").rstrip("=")
 
-    def open(self, cursor: str, topic: str, subject: str) -> dict[int, int]:
+    def open(self, cursor: str, topic: str, principal: str) -> dict[int, int]:
         """The positions sealed in ``cursor`` for this topic and caller; :class:`CursorError` otherwise."""
         try:
             raw = base64.urlsafe_b64decode(cursor.encode("ascii") + b"=" * (-len(cursor) % 4))
             if raw[:1] != VERSION:
                 raise ValueError("unknown version")
             plain = self._aead.decrypt(
-                raw[1 : 1 + NONCE_BYTES], raw[1 + NONCE_BYTES :], self._context(topic, subject)
+                raw[1 : 1 + NONCE_BYTES], raw[1 + NONCE_BYTES :], self._context(topic, principal)
             )
             if len(plain) % _ENTRY.size:
                 raise ValueError("truncated")
             return dict(_ENTRY.iter_unpack(plain))
         except (binascii.Error, UnicodeError, ValueError, InvalidTag):
-            audit.record("subscription.cursor_refused", subject=subject, reason="cursor does not open")
+            audit.record("subscription.cursor_refused", principal=principal, reason="cursor does not open")
             # One message for every failure: which check failed would help someone forging cursors.
             raise CursorError(f"after = {cursor[:80]!r} is not a change cursor issued to you") from None

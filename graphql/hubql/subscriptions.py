@@ -93,14 +93,14 @@ def _admit(ctx: HubContext, feed: ChangeFeed, caller: Caller) -> None:
             f"max_subscriptions_per_socket = {s.max_subscriptions_per_socket}: this connection has "
             f"{ctx.subscriptions} subscriptions open"
         )
-    elif feed.per_caller.get(caller.subject, 0) >= s.max_subscriptions_per_caller:
+    elif feed.per_caller.get(caller.principal, 0) >= s.max_subscriptions_per_caller:
         reason = (
             f"max_subscriptions_per_caller = {s.max_subscriptions_per_caller}: you have "
-            f"{feed.per_caller[caller.subject]} subscriptions open"
+            f"{feed.per_caller[caller.principal]} subscriptions open"
         )
     else:
         ctx.subscriptions += 1
-        feed.per_caller[caller.subject] = feed.per_caller.get(caller.subject, 0) + 1
+        feed.per_caller[caller.principal] = feed.per_caller.get(caller.principal, 0) + 1
         return
     audit.record("subscription.refused", subject=caller.subject, reason=reason)
     raise SubscriptionLimit(reason)
@@ -108,11 +108,11 @@ def _admit(ctx: HubContext, feed: ChangeFeed, caller: Caller) -> None:
 
 def _release(ctx: HubContext, feed: ChangeFeed, caller: Caller) -> None:
     ctx.subscriptions -= 1
-    left = feed.per_caller.get(caller.subject, 1) - 1
+    left = feed.per_caller.get(caller.principal, 1) - 1
     if left > 0:
-        feed.per_caller[caller.subject] = left
+        feed.per_caller[caller.principal] = left
     else:
-        feed.per_caller.pop(caller.subject, None)
+        feed.per_caller.pop(caller.principal, None)
 
 
 class _Delivery:
@@ -131,7 +131,7 @@ class _Delivery:
         access: Callable[[], Access],
         reader_of: Callable[[Guard], Reader],
     ) -> None:
-        self.codec, self.topic, self.subject = codec, topic, caller.subject
+        self.codec, self.topic, self.principal = codec, topic, caller.principal
         self.guard, self.reader = guard, reader
         self.flt = flt
         # What the caller sees with as it stands now (token and live grants, see hub.grants), and a reader
@@ -169,7 +169,7 @@ class _Delivery:
         """The marker told to a subscriber that fell behind: no object, and the cursor of the last change
         delivered, from which the subscription (or a new one, after a disconnect) reads on."""
         return {
-            "cursor": self.codec.seal(self.topic, self.subject, self.delivered),
+            "cursor": self.codec.seal(self.topic, self.principal, self.delivered),
             "mrid": "",
             "class_name": "",
             "change": GAP,
@@ -199,7 +199,7 @@ class _Delivery:
             told += [("upsert", n) for n in shown]
         at = datetime.now(UTC)
         # The cursor does not move: these are not records of the topic.
-        cursor = self.codec.seal(self.topic, self.subject, self.delivered)
+        cursor = self.codec.seal(self.topic, self.principal, self.delivered)
         for change, n in told:
             self.guard.stats.rows += 1
             rows.append(
@@ -235,7 +235,7 @@ class _Delivery:
             self.delivered[item.partition] = item.offset + 1
             out.append(
                 {
-                    "cursor": self.codec.seal(self.topic, self.subject, self.delivered),
+                    "cursor": self.codec.seal(self.topic, self.principal, self.delivered),
                     "mrid": record.mrid,
                     "class_name": record.class_,
                     "change": change,
@@ -262,7 +262,7 @@ async def change_stream(
     caller = ctx.require_caller()
     flt = make_filter(ctx, class_names, domain, mrids)
     codec, feed = services.cursors, services.feed
-    start = codec.open(after, topic, caller.subject) if after else None
+    start = codec.open(after, topic, caller.principal) if after else None
     domain_of = {name: c.domain for name, c in services.ontology.classes.items()}
 
     def wants(record: ChangeRecord) -> bool:

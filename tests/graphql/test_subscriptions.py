@@ -182,8 +182,10 @@ async def test_subscribers_get_exactly_what_they_may_see(settings: Any, run_id: 
     codec = CursorCodec(cursor_key(api_settings))
 
     def start_cursor(subject: str) -> str:
-        # The start of the topic, sealed for one subscriber as the API would (development key).
-        return codec.seal(changes_topic, subject, dict.fromkeys(range(PARTITIONS), 0))
+        # The start of the topic, sealed for one subscriber (issuer and subject) as the API would
+        # (development key).
+        principal = f"{api_settings.oidc_issuer} {subject}"
+        return codec.seal(changes_topic, principal, dict.fromkeys(range(PARTITIONS), 0))
 
     # 16 objects, two versions each, labels cycling through four visibilities, both domains
     events = []

@@ -79,6 +79,11 @@ def stack(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         assert proc.poll() is None, log.read_text()[-3000:]
 
 
+def principal(stack: Stack, subject: str) -> str:
+    """The principal the API keys a token of ``subject`` from the test issuer by."""
+    return f"{stack.settings.oidc_issuer} {subject}"
+
+
 class Socket:
     """One graphql-transport-ws connection; collects each operation's results and errors."""
 
@@ -207,7 +212,7 @@ async def test_cursor_is_sealed_and_moves_only_past_delivered_changes(stack: Sta
     a, b = stack.mrid("a"), stack.mrid("b")
     hidden = [stack.mrid(f"h{i}") for i in range(12)]
     async with Socket(stack.api.ws_url, stack.api.token("pub-1", None, "PUBLIC")) as ws:
-        await ws.subscribe("1", {"after": stack.codec.seal(stack.topic, "pub-1", start)})
+        await ws.subscribe("1", {"after": stack.codec.seal(stack.topic, principal(stack, "pub-1"), start)})
         await publish(stack, [event(a, 1)])
         await until(lambda: len(ws.received["1"]) >= 1, 120, "the first visible change")
         await publish(stack, [event(h, 1, SECRET) for h in hidden])
@@ -231,8 +236,8 @@ async def test_cursor_is_sealed_and_moves_only_past_delivered_changes(stack: Sta
     assert {where[h][0] for h in hidden} == set(range(PARTITIONS))
     after_a = {**start, where[a][0]: where[a][1] + 1}
     after_b = {**after_a, where[b][0]: where[b][1] + 1}
-    assert stack.codec.open(got[0]["cursor"], stack.topic, "pub-1") == after_a
-    assert stack.codec.open(got[1]["cursor"], stack.topic, "pub-1") == after_b
+    assert stack.codec.open(got[0]["cursor"], stack.topic, principal(stack, "pub-1")) == after_a
+    assert stack.codec.open(got[1]["cursor"], stack.topic, principal(stack, "pub-1")) == after_b
 
     # Resuming after a: b and nothing else, the hidden changes re-read and withheld again.
     async with Socket(stack.api.ws_url, stack.api.token("pub-1", None, "PUBLIC")) as ws:
@@ -244,7 +249,7 @@ async def test_cursor_is_sealed_and_moves_only_past_delivered_changes(stack: Sta
 
 async def test_tampered_foreign_and_plain_cursors_get_one_error(stack: Stack) -> None:
     start = await end_offsets(stack)
-    good = stack.codec.seal(stack.topic, "alice", start)
+    good = stack.codec.seal(stack.topic, principal(stack, "alice"), start)
     middle = len(good) // 2
     tampered = good[:middle] + ("A" if good[middle] != "A" else "B") + good[middle + 1 :]
     plain = (
@@ -254,9 +259,17 @@ async def test_tampered_foreign_and_plain_cursors_get_one_error(stack: Stack) ->
         .decode()
         .rstrip("=")
     )
-    other_topic = stack.codec.seal(f"{stack.topic}.other", "alice", start)
+    other_topic = stack.codec.seal(f"{stack.topic}.other", principal(stack, "alice"), start)
+    # The same subject without its issuer: a namesake from another issuer must not use alice's cursor.
+    namesake = stack.codec.seal(stack.topic, "alice", start)
     mallory = f"mallory-{uuid.uuid4().hex[:6]}"
-    cases = [("alice", tampered), (mallory, good), ("alice", plain), ("alice", other_topic)]
+    cases = [
+        ("alice", tampered),
+        (mallory, good),
+        ("alice", plain),
+        ("alice", other_topic),
+        ("alice", namesake),
+    ]
     messages = []
     for user, cursor in cases:
         async with Socket(stack.api.ws_url, stack.api.token(user, None, "PUBLIC")) as ws:
@@ -269,7 +282,12 @@ async def test_tampered_foreign_and_plain_cursors_get_one_error(stack: Stack) ->
     assert len(set(messages)) == 1, messages
     # The refusal of another caller's cursor is on the audit topic under the caller who tried it.
     [refused] = await audit_records(
-        stack, lambda e: e.get("action") == "subscription.cursor_refused" and e.get("subject") == mallory, 1
+        stack,
+        lambda e: (
+            e.get("action") == "subscription.cursor_refused"
+            and e.get("principal") == principal(stack, mallory)
+        ),
+        1,
     )
     assert refused["reason"] == "cursor does not open"
     # The cursor issued to alice works for alice.
@@ -300,8 +318,8 @@ async def test_relabelled_away_looks_exactly_like_deleted(stack: Stack) -> None:
         Socket(stack.api.ws_url, stack.api.token("pub-2", None, "PUBLIC")) as pub,
         Socket(stack.api.ws_url, stack.api.token("sec-2", None, "SECRET")) as sec,
     ):
-        await pub.subscribe("1", {"after": stack.codec.seal(stack.topic, "pub-2", start)})
-        await sec.subscribe("1", {"after": stack.codec.seal(stack.topic, "sec-2", start)})
+        await pub.subscribe("1", {"after": stack.codec.seal(stack.topic, principal(stack, "pub-2"), start)})
+        await sec.subscribe("1", {"after": stack.codec.seal(stack.topic, principal(stack, "sec-2"), start)})
         await publish(stack, [event(x, 1), event(y, 1), event(z, 1, SECRET)])
         await until(lambda: len(pub.received["1"]) >= 2 and len(sec.received["1"]) >= 3, 120, "version 1")
         # x is relabelled away from pub, y is deleted, z (never visible to pub) is deleted
@@ -480,8 +498,8 @@ async def test_a_slow_subscriber_gets_a_gap_marker_reads_on_without_loss_and_the
         # The marker's cursor is the position after the last change delivered before it.
         before = [c for c in rows[:i] if c["change"] != "gap"]
         assert before, "the warm-up change came first"
-        assert stack.codec.open(marker["cursor"], stack.topic, "slow") == stack.codec.open(
-            before[-1]["cursor"], stack.topic, "slow"
+        assert stack.codec.open(marker["cursor"], stack.topic, principal(stack, "slow")) == stack.codec.open(
+            before[-1]["cursor"], stack.topic, principal(stack, "slow")
         )
     # Nothing lost, nothing twice: every published change exactly once (order is per partition).
     told = [c["mrid"] for c in rows if c["change"] != "gap" and c["mrid"] != warm]

@@ -337,10 +337,13 @@ def test_a_saturated_api_refuses_at_once_with_503_and_keeps_the_admitted_whole(
     # Two places for the whole process and eight callers, none of them over its own cap: the first two
     # run, the rest wait at most ADMISSION_WAIT_S for a place and are then told to come back, instead of
     # all eight running at once and each answering late.
+    # The deadline is far beyond the documents' run time: on a busy machine the admitted operations must
+    # not turn into timeouts, which would hide what is tested here (who is admitted, who is refused).
     update = {
         "api_max_running_operations": 2,
         "api_admission_wait_s": ADMISSION_WAIT_S,
         "max_operation_cost": 100_000,
+        "query_timeout_s": 120.0,
     }
     with serve(secure(settings, **update)) as api:
         answers = _burst(api, bulk, 8)
@@ -362,7 +365,7 @@ def test_a_saturated_api_refuses_at_once_with_503_and_keeps_the_admitted_whole(
 
 def test_the_same_burst_without_the_process_cap_runs_everything(settings: Any, bulk: str) -> None:
     # The control for the test above: with no process cap, the eight run together and none is refused.
-    update = {"api_max_running_operations": 0, "max_operation_cost": 100_000}
+    update = {"api_max_running_operations": 0, "max_operation_cost": 100_000, "query_timeout_s": 120.0}
     with serve(secure(settings, **update)) as api:
         answers = _burst(api, bulk, 8)
     assert [r.status_code for r, _ in answers] == [200] * 8
