@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -171,6 +172,19 @@ class DependencyStep:
 # ------------------------------------------------------------------------------------------- reader
 
 
+@functools.cache
+def _ontology_terms(ontology: Ontology) -> tuple[NameSearch, frozenset[str]]:
+    """The name index and every property key of ``ontology``, derived once per ontology (a reader is made
+    for every request, and deriving them walked every attribute of every class each time)."""
+    keys = (
+        frozenset(a.key for c in ontology.classes.values() for a in c.attributes.values())
+        | BOOKKEEPING
+        | ALWAYS
+        | {"name"}
+    )
+    return NameSearch(ontology), keys
+
+
 class Reader:
     """Query methods for one caller; the ontology decides which labels and types may appear in Cypher."""
 
@@ -190,13 +204,7 @@ class Reader:
         self.max_depth = max_depth
         self.max_path_length = max_path_length
         self.max_subgraph_nodes = max_subgraph_nodes
-        self.names = NameSearch(ontology)
-        self._property_keys = (
-            frozenset(a.key for c in ontology.classes.values() for a in c.attributes.values())
-            | BOOKKEEPING
-            | ALWAYS
-            | {"name"}
-        )
+        self.names, self._property_keys = _ontology_terms(ontology)
 
     # --- argument checks ----------------------------------------------------------------------------
 

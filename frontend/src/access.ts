@@ -185,6 +185,22 @@ function renderDecisions(): void {
       h("option", { value: "30" }, "30 days"),
     );
     const until = (): string | null => (days.value ? new Date(Date.now() + Number(days.value) * DAY_MS).toISOString() : null);
+    // Narrower attributes: the officer may grant fewer of the requested attributes (at least one). With a
+    // single attribute requested there is nothing to narrow, and no choice is shown.
+    const boxes = r.attributes.map((a) =>
+      h("input", { type: "checkbox", checked: true, value: a, testid: "decision-attribute", "data-attribute": a }),
+    );
+    const chosen = (): string[] | null => {
+      const picked = boxes.filter((b) => b.checked).map((b) => b.value);
+      return picked.length === r.attributes.length ? null : picked;
+    };
+    const narrower =
+      r.attributes.length > 1
+        ? h("div", { className: "access-inline", testid: "decision-attributes" },
+            "Grant ",
+            boxes.map((b) => h("label", {}, b, ` ${b.value}`)),
+          )
+        : null;
     box.append(
       h(
         "article",
@@ -201,12 +217,13 @@ function renderDecisions(): void {
           r.reason ? [h("dt", {}, "Question"), h("dd", {}, r.reason)] : null,
           r.answer ? [h("dt", {}, "Answer"), h("dd", { testid: "pending-answer" }, r.answer)] : null,
         ),
+        narrower,
         h(
           "div",
           { className: "access-inline" },
           h("label", {}, "Approve for ", days),
           h("button", { type: "button", className: "primary small", testid: "approve", onclick: () =>
-            void act(() => api.query("ApproveAccessRequest", ApproveAccessRequestDocument, { id: r.id, until: until() }), "Approved: the grant applies within seconds.") }, "Approve"),
+            void act(() => api.query("ApproveAccessRequest", ApproveAccessRequestDocument, { id: r.id, until: until(), attributes: chosen() }), "Approved: the grant applies within seconds.") }, "Approve"),
         ),
         h(
           "div",

@@ -5,6 +5,7 @@ test-artifacts/frontend/."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -26,6 +27,8 @@ pytestmark = pytest.mark.services
 REPO = Path(__file__).resolve().parents[2]
 CONTRACTS = REPO / "devstack" / "demo" / "contracts"
 ARTIFACTS = REPO / "test-artifacts" / "frontend"
+# ngt's default label in the test of narrower grants: its product then needs two attributes.
+NARROW_DEFAULT = "classification=OFFICIAL|(org=ngt&group=grid-planning)"
 
 
 @dataclass
@@ -51,6 +54,35 @@ class AccessApi:
 @pytest.fixture(scope="module")
 def access_api(settings: Any, frontend_dist: Path) -> Iterator[AccessApi]:
     """The API with the demo's data products, serving the built page."""
+    with serve(settings, frontend_dist, CONTRACTS) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def narrow_api(
+    settings: Any, frontend_dist: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AccessApi]:
+    """The API with the demo's data products, except that ngt's default label also admits its
+    organisation together with a group, so that its product needs two attributes and an officer can grant
+    fewer than requested (a producer may only assign labels it satisfies itself, so its maximum label
+    names its organisation alone)."""
+    contracts = tmp_path_factory.mktemp("contracts")
+    for source in CONTRACTS.glob("*.yaml"):
+        text = source.read_text(encoding="utf-8")
+        if source.name == "ngt.yaml":
+            old = "- property: defaultLabel\n  value: classification=OFFICIAL\n"
+            assert old in text
+            text = text.replace(old, f"- property: defaultLabel\n  value: {NARROW_DEFAULT}\n")
+        (contracts / source.name).write_text(text, encoding="utf-8")
+    producers = {**PRODUCER_CONFIG, "ngt": {**PRODUCER_CONFIG["ngt"], "default_label": NARROW_DEFAULT}}
+    with serve(settings, frontend_dist, contracts, producers) as api:
+        yield api
+
+
+@contextlib.contextmanager
+def serve(
+    settings: Any, frontend_dist: Path, contracts: Path, producers: Any = PRODUCER_CONFIG
+) -> Iterator[AccessApi]:
     from hubql.app import create_app
     from hubql.serving import server_config
 
@@ -58,8 +90,8 @@ def access_api(settings: Any, frontend_dist: Path) -> Iterator[AccessApi]:
 
     api_settings = settings.model_copy(
         update={
-            "contracts_dir": CONTRACTS,
-            "producers": PRODUCER_CONFIG,
+            "contracts_dir": contracts,
+            "producers": producers,
             "api_metrics_port": 0,
             "audit_topic": f"access-page-{uuid.uuid4().hex[:8]}.audit",
         }
@@ -146,4 +178,44 @@ def test_request_approve_and_evidence_on_the_access_page(bare_page: Any, access_
     assert "UTC" in grant.get_by_test_id("grant-until").inner_text()
     assert "d left" in grant.inner_text()
     shot(page, "access-evidence")
+    assert page.errors == []
+
+
+def test_an_officer_grants_fewer_attributes_than_requested(bare_page: Any, narrow_api: AccessApi) -> None:
+    page = bare_page
+    tag = uuid.uuid4().hex[:8]
+    consumer = narrow_api.token(f"planner-{tag}", "nggt")
+    officer = narrow_api.token(f"grid-officer-{tag}", "ngt", ("data-officer",))
+
+    open_as(page, narrow_api, consumer)
+    page.get_by_test_id("request-product").select_option("ngt")
+    page.get_by_test_id("request-purpose").fill("Boundary study")
+    page.get_by_test_id("request-licence").check()
+    page.get_by_test_id("request-submit").click()
+    page.locator("[data-testid='my-request'][data-product='ngt']").wait_for(timeout=15_000)
+
+    # The decision screen offers each requested attribute, all ticked; the officer grants only one.
+    open_as(page, narrow_api, officer)
+    page.get_by_test_id("tab-decide").click()
+    card = page.locator("[data-testid='pending-request']", has_text=f"planner-{tag}")
+    card.wait_for(timeout=15_000)
+    boxes = card.get_by_test_id("decision-attribute")
+    assert sorted(boxes.nth(i).get_attribute("data-attribute") or "" for i in range(boxes.count())) == [
+        "group=grid-planning",
+        "org=ngt",
+    ]
+    assert all(boxes.nth(i).is_checked() for i in range(boxes.count()))
+    card.locator("[data-attribute='group=grid-planning']").uncheck()
+    card.scroll_into_view_if_needed()
+    shot(page, "access-decision-narrower")
+    card.get_by_test_id("approve").click()
+    page.get_by_test_id("access-message").filter(has_text="Approved").wait_for(timeout=15_000)
+    assert narrow_api.me(consumer)["granted"] == ["org=ngt"]
+
+    # The consumer's evidence shows what was granted, not what was asked.
+    open_as(page, narrow_api, consumer)
+    page.get_by_test_id("tab-evidence").click()
+    grant = page.locator("[data-testid='my-grant'][data-product='ngt']")
+    grant.wait_for(timeout=15_000)
+    assert "org=ngt" in grant.inner_text() and "group=grid-planning" not in grant.inner_text()
     assert page.errors == []

@@ -24,8 +24,12 @@ class Api:
     base: str
     settings: Any
     # One client for all calls: httpx.post builds a client, and with it an SSL context, on every call,
-    # which was four fifths of a leak-test example's time; the client also keeps its connection alive.
-    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=60))
+    # which was four fifths of a leak-test example's time; the client also keeps its connection alive, but
+    # for less than the server's keep-alive timeout (uvicorn's 5 s): a connection reused just as the server
+    # closes it is reset.
+    client: httpx.Client = field(
+        default_factory=lambda: httpx.Client(timeout=60, limits=httpx.Limits(keepalive_expiry=2.0))
+    )
 
     @property
     def ws_url(self) -> str:

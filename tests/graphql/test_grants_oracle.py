@@ -4,6 +4,14 @@ writes, and after every step, for three consumers, the object list and its total
 neighbourhood and a shortest path compared with an oracle computed in Python from the consumer's token and
 its live grants, each applied to its own product's objects only (:func:`hub.labels.evaluate`).
 
+Each consumer also holds a ``changes`` subscription through the API's websocket for the whole sequence. The
+test tells the change topic of every relabelling write, as the worker would, and after every step sends a
+record of a public sentinel object: once each subscriber has been handed it, the subscription has been
+handed everything the step caused (one partition; and what a change of grants shows or hides is told
+before the next record). Then, for every object, the last change the subscriber was told says present
+(upsert) exactly when the oracle says the consumer sees it, and no upsert ever told of an object the oracle
+hid at the time it arrived (within the 2-second bound a grant's expiry has to take effect).
+
 HUB_SECURITY_EXAMPLES sets the example count, as for the other property tests.
 """
 
@@ -12,23 +20,39 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from graphkit import Api, Obj, Rel, serve, write_graph
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_grants import APPROVE, CONTRACTS, LICENCE, REJECT, REQUEST, REVOKE, _topics, ok, until
+from test_grants import (
+    APPROVE,
+    BOUND_S,
+    CONTRACTS,
+    LEAN,
+    LICENCE,
+    REJECT,
+    REQUEST,
+    REVOKE,
+    _topics,
+    ok,
+    until,
+)
+from test_subscriptions import Subscriber
 
 from devstack.demo.producers import PRODUCER_CONFIG
+from hub.changes import ChangeRecord
 from hub.kafka_clients import admin_options
-from hub.labels import Authorizations, evaluate, parse
+from hub.labels import Authorizations, evaluate, intern, parse
 from ontology.loader import load_ontology
 
 pytestmark = pytest.mark.services
@@ -47,6 +71,7 @@ SHORT_S = 3.0
 REL_SUB = ONT.association_by_qname("VoltageLevel.Substation")
 REL_VL = ONT.association_by_qname("Bay.VoltageLevel")
 REL_EQ = ONT.association_by_qname("Equipment.EquipmentContainer")
+T = TypeVar("T")
 
 
 @dataclass
@@ -55,6 +80,116 @@ class Node:
     cls: str
     owner: str
     label: str
+
+
+class Changes:
+    """The change topic as the test tells it, and the consumers' subscriptions to the API's ``changes``;
+    both on an event loop of their own thread, while the steps and checks run on the test's."""
+
+    def __init__(self, bootstrap: str, topic: str, sentinel: str) -> None:
+        self.topic, self.sentinel = topic, sentinel
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+        async def producer() -> AIOKafkaProducer:
+            made = AIOKafkaProducer(**admin_options(bootstrap))  # made on the loop it runs on
+            await made.start()
+            return made
+
+        self.producer = self.run(producer())
+        self.version = 0
+        self.subs: dict[str, Subscriber] = {}
+        # Per consumer: what it saw when it subscribed, and how many of its changes were checked already.
+        self.initial: dict[str, set[str]] = {}
+        self.checked: dict[str, int] = {}
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.shut()
+        self.run(self.producer.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    async def _send(self, record: ChangeRecord) -> None:
+        await self.producer.send_and_wait(self.topic, record.to_json(), key=record.mrid.encode())
+
+    def tell(self, node: Node, prev_label: str, version: int) -> None:
+        """The change record the worker publishes for a write that relabelled ``node`` (its owner's)."""
+        record = ChangeRecord(
+            node.mrid,
+            node.cls,
+            "upsert",
+            version,
+            intern(node.label)[0],
+            datetime.now(UTC),
+            None,
+            None,
+            node.owner,
+            intern(prev_label)[0],
+        )
+        self.run(self._send(record))
+
+    def open(self, w: World) -> None:
+        """Each consumer subscribes to the changes of the test's objects and the sentinel."""
+        variables = {"mrids": [*sorted(w.nodes), self.sentinel]}
+
+        async def start() -> None:
+            for name, (token, _) in w.consumers.items():
+                self.subs[name] = sub = Subscriber(w.api.ws_url, token, variables, LEAN)
+                sub.start()
+            for sub in self.subs.values():
+                await asyncio.wait_for(sub.ready.wait(), 30)
+
+        self.run(start())
+        now = time.time()
+        self.initial = {name: visible(w, name, now) for name in self.subs}
+        self.checked = dict.fromkeys(self.subs, 0)
+        self.sync()  # every subscription is registered
+
+    def shut(self) -> None:
+        async def stop() -> None:
+            for sub in self.subs.values():
+                await sub.stop()
+
+        self.run(stop())
+        self.subs = {}
+
+    def sync(self) -> None:
+        """Returns once every subscriber has been handed a sentinel record sent now (sent again while
+        none has arrived: a subscription still registering misses records sent before)."""
+
+        async def sentinel() -> None:
+            self.version += 1
+            first = self.version
+            deadline = time.monotonic() + 30
+            while True:
+                label = intern(LABELS[0])[0]
+                now = datetime.now(UTC)
+                await self._send(
+                    ChangeRecord(
+                        self.sentinel, "Substation", "upsert", self.version, label, now, None, None, "test"
+                    )
+                )
+                again = time.monotonic() + 2.0
+                while time.monotonic() < again:
+                    for sub in self.subs.values():
+                        assert not sub.errors, sub.errors
+                    if all(
+                        any(
+                            c["mrid"] == self.sentinel and c["version"] >= first
+                            for c in reversed(sub.received)
+                        )
+                        for sub in self.subs.values()
+                    ):
+                        return
+                    await asyncio.sleep(0.02)
+                assert time.monotonic() < deadline, "a subscriber was not handed the sentinel"
+                self.version += 1
+
+        self.run(sentinel())
 
 
 @dataclass
@@ -67,6 +202,7 @@ class World:
     consumers: dict[str, tuple[str, Authorizations]]  # name -> (token, what the token alone holds)
     officers: dict[str, str]  # product -> an officer's token
     audit_topic: str
+    changes: Changes
     # request id -> (consumer, product, status, granted attributes, granted until)
     requests: dict[str, list[Any]] = field(default_factory=dict)
 
@@ -139,7 +275,17 @@ def world(settings: Any, neo4j_driver: Any) -> Iterator[World]:
             product: api.token(f"{prefix}-officer-{product}", product, "OFFICIAL", roles=("data-officer",))
             for product in PRODUCTS
         }
-        w = World(api, neo4j_driver, prefix, nodes, edges, consumers, officers, audit_topic)
+        w = World(
+            api,
+            neo4j_driver,
+            prefix,
+            nodes,
+            edges,
+            consumers,
+            officers,
+            audit_topic,
+            Changes(settings.kafka_bootstrap, changes, f"{p}prime0"),  # prime0 is public
+        )
         # Every label of the pool known to the API before the first example (a new label is hidden until
         # the label table is read again).
         write_graph(
@@ -154,6 +300,7 @@ def world(settings: Any, neo4j_driver: Any) -> Iterator[World]:
         try:
             yield w
         finally:
+            w.changes.close()
             neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=p)
 
 
@@ -266,6 +413,42 @@ def check(w: World, data: st.DataObject) -> None:
             time.sleep(1.0)
 
 
+def check_subscriptions(w: World) -> None:
+    """What each consumer's subscription was told agrees with the oracle, once it was handed everything
+    the step caused; redone once when a grant expired meanwhile."""
+    ch = w.changes
+    for attempt in range(2):
+        started = time.time()
+        ch.sync()
+        now = time.time()
+        try:
+            for name, sub in ch.subs.items():
+                n = len(sub.received)
+                told = list(zip(sub.received_at[:n], sub.received[:n], strict=True))
+                # No change that says present told of an object hidden when it arrived (a grant's expiry
+                # takes effect within the bound: a record made just before may arrive up to it after).
+                for at, c in told[ch.checked[name] :]:
+                    if c["mrid"] in w.nodes and c["change"] != "delete":
+                        assert c["mrid"] in visible(w, name, at - BOUND_S), (name, c, w.requests)
+                ch.checked[name] = n
+                # The last change told of each object says whether the consumer sees it now.
+                shown = set(ch.initial[name])
+                for _, c in told:
+                    if c["mrid"] in w.nodes:
+                        if c["change"] == "delete":
+                            shown.discard(c["mrid"])
+                        else:
+                            shown.add(c["mrid"])
+                assert shown == visible(w, name, now), (name, [c for _, c in told], w.requests)
+            return
+        except AssertionError:
+            crossed = any(
+                r[2] == "approved" and started - 0.5 <= r[4] <= now + 0.5 for r in w.requests.values()
+            )
+            if attempt or not crossed:
+                raise
+
+
 # ------------------------------------------------------------------------------------------------- steps
 
 # Requests and approvals drawn more often than the rest, so that most examples hold live grants.
@@ -312,9 +495,11 @@ def step(w: World, kind: str, data: st.DataObject) -> None:
     elif kind == "wait":
         time.sleep(SHORT_S + 0.2)
     elif kind == "relabel":
-        mrid = data.draw(st.sampled_from(sorted(w.nodes)), label="relabel")
-        w.nodes[mrid].label = data.draw(st.sampled_from(LABELS), label="label")
-        _write(w, [w.nodes[mrid]], version=2 + next(counter))
+        node = w.nodes[data.draw(st.sampled_from(sorted(w.nodes)), label="relabel")]
+        prev, node.label = node.label, data.draw(st.sampled_from(LABELS), label="label")
+        version = 2 + next(counter)
+        _write(w, [node], version=version)
+        w.changes.tell(node, prev, version)
 
 
 def _seconds(text: str) -> float:
@@ -329,7 +514,7 @@ def _seconds(text: str) -> float:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
-def test_answers_follow_the_token_and_live_grants_scoped_to_their_products(
+def test_answers_and_subscriptions_follow_the_token_and_live_grants_scoped_to_their_products(
     world: World, data: st.DataObject
 ) -> None:
     w = world
@@ -341,10 +526,20 @@ def test_answers_follow_the_token_and_live_grants_scoped_to_their_products(
         elif r[2] == "pending":
             ok(w.api.query(REJECT, {"id": rid}, token=w.officers[r[1]]), "rejectAccessRequest")
             r[2] = "rejected"
-    check(w, data)
-    for kind in ["request", "approve", *data.draw(st.lists(STEPS, min_size=3, max_size=8), label="steps")]:
-        step(w, kind, data)
+    w.changes.open(w)
+    try:
         check(w, data)
+        check_subscriptions(w)
+        for kind in [
+            "request",
+            "approve",
+            *data.draw(st.lists(STEPS, min_size=3, max_size=8), label="steps"),
+        ]:
+            step(w, kind, data)
+            check(w, data)
+            check_subscriptions(w)
+    finally:
+        w.changes.shut()
 
 
 async def _used(settings: Any, topic: str, grants: set[str], operation: str) -> dict[str, Any]:

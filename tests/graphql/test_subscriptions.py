@@ -106,6 +106,8 @@ class Subscriber:
     def __init__(self, url: str, token: str, variables: dict[str, Any], query: str = SUBSCRIPTION) -> None:
         self.url, self.token, self.variables, self.query = url, token, variables, query
         self.received: list[dict[str, Any]] = []
+        # When each payload of ``received`` arrived (time.time(); appended first, so it is never shorter).
+        self.received_at: list[float] = []
         self.errors: list[Any] = []
         self.ready = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -138,6 +140,7 @@ class Subscriber:
                     if msg["payload"].get("errors"):
                         self.errors.append(msg["payload"]["errors"])
                     else:
+                        self.received_at.append(time.time())
                         self.received.append(msg["payload"]["data"]["changes"])
                 elif msg["type"] == "error":
                     self.errors.append(msg["payload"])

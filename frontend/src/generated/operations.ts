@@ -41,6 +41,7 @@ export type AnswerAccessRequestMutation = { answerAccessRequest: { id: string, s
 export type ApproveAccessRequestMutationVariables = Exact<{
   id: string;
   until?: string | null | undefined;
+  attributes?: Array<string> | string | null | undefined;
 }>;
 
 
@@ -535,8 +536,8 @@ export const AnswerAccessRequestDocument = new TypedDocumentString(`
 }
     `) as unknown as TypedDocumentString<AnswerAccessRequestMutation, AnswerAccessRequestMutationVariables>;
 export const ApproveAccessRequestDocument = new TypedDocumentString(`
-    mutation ApproveAccessRequest($id: ID!, $until: DateTime) {
-  approveAccessRequest(id: $id, until: $until) {
+    mutation ApproveAccessRequest($id: ID!, $until: DateTime, $attributes: [String!]) {
+  approveAccessRequest(id: $id, until: $until, attributes: $attributes) {
     id
     status
     grantedAttributes
