@@ -126,9 +126,9 @@ class Socket:
             rcvd = exc.rcvd
             self.closed.set_result((rcvd.code, rcvd.reason) if rcvd is not None else (0, ""))
 
-    async def subscribe(self, op: str, variables: dict[str, Any]) -> None:
+    async def subscribe(self, op: str, variables: dict[str, Any], query: str = QUERY) -> None:
         self.received.setdefault(op, [])
-        payload = {"query": QUERY, "variables": variables}
+        payload = {"query": query, "variables": variables}
         await self._ws.send(json.dumps({"id": op, "type": "subscribe", "payload": payload}))
 
     async def complete(self, op: str) -> None:
