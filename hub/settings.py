@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     # source checkout) frontend/dist. See graphql/hubql/page.py.
     frontend_dir: Path | None = None
     api_port: int = 8000
+    # Processes of `hub api`, uvicorn processes sharing its one listening socket (graphql/hubql/processes.py):
+    # 0 sizes it to the machine, one per core available up to four; 1 is a single process as before.
+    api_processes: int = 0
+    # How long each of those processes has to answer its supervisor's health check (seconds; a start
+    # imports the API and builds its schema first); one that does not answer is killed and replaced.
+    api_process_healthcheck_s: int = 60
     # Development mode serves /dev/tokens (admin tokens for anyone), GraphiQL, introspection and the dev
     # issuer's keys; off unless turned on (`hub demo` turns it on for its own API and says so).
     dev_mode: bool = False
