@@ -50,6 +50,7 @@ from hubql.encoding import encode_json
 from hubql.http_ingest import IngestService
 from hubql.http_ingest import router as ingest_router
 from hubql.page import PageFiles, is_built, page_dir
+from hubql.peers import Peers
 from hubql.schema import build_schema
 from hubql.serving import BodyLimit, server_config
 from ontology.loader import load_ontology
@@ -155,12 +156,14 @@ def create_app(
     *,
     frontend_dist: Path | Literal["settings"] | None = "settings",
     metrics: bool = True,
+    peers: Peers | None = None,
 ) -> FastAPI:
     """The API; it serves the built page at / from ``frontend_dist``.
 
     By default (``"settings"``) the page is wherever the settings say, looked for until it is built.
     ``metrics``: serve the process's metrics itself (not when it is one of several processes of
-    ``hub api``, whose parent serves their sum, see :mod:`hubql.processes`).
+    ``hub api``, whose parent serves their sum, see :mod:`hubql.processes`); ``peers``: the other
+    processes of such an API, asked for what this one does not hold (:mod:`hubql.peers`).
     """
     settings = settings or get_settings()
     ontology = load_ontology()
@@ -183,7 +186,9 @@ def create_app(
             authenticator=authenticator,
             desk=desk,
         )
-        app.state.ingest = IngestService(settings, ontology)
+        app.state.ingest = IngestService(settings, ontology, peers)
+        if peers is not None:
+            await peers.start(app.state.ingest.outcomes.status)
         producers: list[AIOKafkaProducer] = []
 
         async def audit_sender() -> AIOKafkaProducer:
@@ -212,6 +217,8 @@ def create_app(
         try:
             yield
         finally:
+            if peers is not None:
+                await peers.stop()
             await app.state.hub.feed.stop()
             await desk.stop()
             if metrics_served is not None:

@@ -28,7 +28,9 @@ why it stays correct when there are several processes (and several replicas behi
   mode); the parent serves their sum on ``api_metrics_port``, as one process would.
 - **audit trail**: each process sends its own records; every log line carries its ``pid``.
 - **HTTP ingest batch status** (``GET /ingest/batches/{id}``): kept by the process that accepted the
-  batch (see :mod:`hubql.batch_status`).
+  batch, whose tag starts the id; another process asked for it asks that one over a Unix socket
+  (:mod:`hubql.peers`). Across replicas a load balancer must send a batch's status requests to the
+  replica that accepted it (or route on the tag).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from uvicorn.supervisors import Multiprocess
 
 from hub.settings import Settings, get_settings
+from hubql.peers import FOLDER_VARIABLE as PEERS_DIR_VARIABLE
+from hubql.peers import Peers
 
 log = structlog.get_logger(__name__)
 
@@ -81,7 +85,7 @@ def process_app() -> FastAPI:
 
     settings = get_settings()
     configure_logging(settings)
-    return create_app(settings, metrics=False)
+    return create_app(settings, metrics=False, peers=Peers.from_environment())
 
 
 def _share_cursor_key(settings: Settings) -> None:
@@ -102,13 +106,18 @@ def supervise(settings: Settings, processes: int) -> None:
     from hubql.app import serve_metrics
     from hubql.serving import server_config
 
-    metrics_dir = Path(tempfile.mkdtemp(prefix="hub-api-metrics-"))
-    # Read by the children's settings and by Prometheus's client when a child imports it.
+    # Only the API's user may open it (mkdtemp: mode 0700): the children's counts and sockets.
+    folder = Path(tempfile.mkdtemp(prefix="hub-api-"))
+    metrics_dir, peers_dir = folder / "metrics", folder / "peers"
+    metrics_dir.mkdir()
+    peers_dir.mkdir()
+    # Read by the children's settings, by Prometheus's client when a child imports it, and by hubql.peers.
     os.environ.update(
         {
             "HUB_API_HOST": settings.api_host,
             "HUB_API_PORT": str(settings.api_port),
             METRICS_DIR_VARIABLE: str(metrics_dir),
+            PEERS_DIR_VARIABLE: str(peers_dir),
         }
     )
     _share_cursor_key(settings)
@@ -141,7 +150,7 @@ def supervise(settings: Settings, processes: int) -> None:
         if server is not None:
             server.shutdown()
             server.server_close()
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run(settings: Settings) -> None:

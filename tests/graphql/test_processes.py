@@ -4,7 +4,8 @@ parent draws).
 
 - requests are served by both processes, each a child of the command's process, and the metrics port
   serves the sum of their counts;
-- a change cursor received from one process resumes a subscription on the other.
+- a change cursor received from one process resumes a subscription on the other;
+- the status of an HTTP ingest batch is found whichever process is asked, and only by its poster.
 
 Which process takes a connection is the kernel's choice, so the tests open connections until both have
 been seen (each log line names its process).
@@ -43,6 +44,8 @@ pytestmark = pytest.mark.services
 
 REPO = Path(__file__).resolve().parents[2]
 PUBLIC = "classification=PUBLIC"
+PRODUCER = "procs-p"
+PRODUCERS = {PRODUCER: {"org": "procs-org", "clearance": "OFFICIAL"}}
 
 
 def _free_port() -> int:
@@ -77,8 +80,11 @@ def served(settings: Any, neo4j_driver: Any, tmp_path_factory: pytest.TempPathFa
 
     prefix = f"procs-{uuid.uuid4().hex[:8]}"
     topic = f"{prefix}.cim.changes"
-    run_coroutine(_create_topics(settings.kafka_bootstrap, [topic]))
-    api_settings = settings.model_copy(update={"changes_topic": topic})
+    ingest = f"{prefix}.cim.ingest."
+    run_coroutine(_create_topics(settings.kafka_bootstrap, [topic, ingest + PRODUCER]))
+    api_settings = settings.model_copy(
+        update={"changes_topic": topic, "ingest_topic_prefix": ingest, "producers": PRODUCERS}
+    )
     kafka.apply_service_acls(api_settings)
     port, metrics_port = _free_port(), _free_port()
     api = Api(base=f"http://127.0.0.1:{port}", settings=api_settings)
@@ -94,6 +100,8 @@ def served(settings: Any, neo4j_driver: Any, tmp_path_factory: pytest.TempPathFa
             # Out of development mode the keys come from a file: the development issuer's.
             "HUB_JWKS_FILE": str(Path(settings.state_dir) / "dev-issuer" / "jwks.json"),
             "HUB_CHANGES_TOPIC": topic,
+            "HUB_INGEST_TOPIC_PREFIX": ingest,
+            "HUB_PRODUCERS": json.dumps(PRODUCERS),
             "HUB_API_METRICS_PORT": str(metrics_port),
             "HUB_LOG_JSON": "true",
             "HUB_LOG_LEVEL": "INFO",
@@ -254,3 +262,60 @@ async def _resume_across(served: Served) -> None:
 
 def test_a_cursor_from_one_process_resumes_on_the_other(served: Served) -> None:
     run_coroutine(_resume_across(served))
+
+
+def _access(served: Served, request: str) -> list[int]:
+    """Pids of the processes that answered ``request`` (e.g. ``GET /ingest/batches/``), in order."""
+    return [
+        e["pid"]
+        for e in served.lines()
+        if e.get("logger") == "uvicorn.access" and f'"{request}' in e["event"]
+    ]
+
+
+def test_a_batch_status_is_found_whichever_process_is_asked(served: Served) -> None:
+    api = served.api
+    user = f"poster-{uuid.uuid4().hex[:6]}"
+    poster = api.token(user, "procs-org", "OFFICIAL", roles=(f"producer:{PRODUCER}",))
+    other = api.token(f"{user}-other", "procs-org", "OFFICIAL", roles=(f"producer:{PRODUCER}",))
+    mrid = f"{user}-line"
+    event = {
+        "id": f"{mrid}-v1",
+        "source": PRODUCER,
+        "type": "upsert",
+        "subject": mrid,
+        "time": datetime.now(UTC).isoformat(),
+        "version": 1,
+        "class": "ACLineSegment",
+        "label": PUBLIC,
+        "attributes": {"IdentifiedObject.name": mrid},
+    }
+
+    def call(method: str, path: str, token: str, body: Any = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}", "Connection": "close"}
+        return httpx.request(method, f"{api.base}{path}", json=body, headers=headers, timeout=30)
+
+    posted = call("POST", "/ingest", poster, [event])
+    assert posted.status_code == 202, posted.text
+    location, batch = posted.headers["location"], posted.json()["batch"]
+    never = "/ingest/batches/" + "0" * 8 + "-" + "x" * 22
+    answered: set[int] = set()
+    refused: set[int] = set()
+    deadline = time.monotonic() + 120
+    while len(answered) < 2 or len(refused) < 2:
+        assert time.monotonic() < deadline, f"status answered by {answered}, refused by {refused}"
+        status = call("GET", location, poster)
+        assert status.status_code == 200, status.text
+        assert status.json()["id"] == batch
+        assert [e["id"] for e in status.json()["events"]] == [event["id"]]
+        # Another caller, whichever process it reaches, gets what an id that was never a batch gets.
+        theirs, nothing = call("GET", location, other), call("GET", never, poster)
+        assert (
+            (theirs.status_code, theirs.content)
+            == (404, nothing.content)
+            == (404, b'{"detail":"no such batch"}')
+        )
+        time.sleep(0.2)  # the access log lines are written
+        *_, mine, foreign, _ = _access(served, "GET /ingest/batches/")
+        answered.add(mine)
+        refused.add(foreign)
