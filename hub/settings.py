@@ -152,9 +152,10 @@ class Settings(BaseSettings):
     ingest_batch_ttl_s: float = 900.0
     ingest_max_batches: int = 1000
     # Change subscriptions: the AES-256 key that seals their cursors (base64url of 32 bytes; unset: kept
-    # in the state folder in dev mode, else a random one per process, see graphql/hubql/cursors.py),
-    # caps per websocket and per caller (across the process's sockets), and how many changes may wait
-    # for one subscriber before it falls back to a reader of its own (a gap marker tells it).
+    # in the state folder in dev mode, else a random one per `hub api`, shared by its processes, see
+    # graphql/hubql/cursors.py), caps per websocket and per caller (across the process's sockets), and how
+    # many changes may wait for one subscriber before it falls back to a reader of its own (a gap marker
+    # tells it).
     cursor_key: SecretStr | None = None
     max_subscriptions_per_socket: int = 8
     max_subscriptions_per_caller: int = 32
