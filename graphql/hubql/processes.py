@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from hub.settings import Settings, get_settings
@@ -85,7 +86,13 @@ def process_app() -> FastAPI:
 
     settings = get_settings()
     configure_logging(settings)
-    return create_app(settings, metrics=False, peers=Peers.from_environment())
+    try:
+        return create_app(settings, metrics=False, peers=Peers.from_environment())
+    except Exception as exc:
+        # A setting that stops one process stops them all: the supervisor ends on this exit status
+        # rather than starting the process again and again.
+        log.error("the API cannot start", error=f"{type(exc).__name__}: {exc}")
+        raise SystemExit(STARTUP_FAILURE) from None
 
 
 def _share_cursor_key(settings: Settings) -> None:
@@ -103,9 +110,13 @@ def _share_cursor_key(settings: Settings) -> None:
 
 def supervise(settings: Settings, processes: int) -> None:
     """Serve the API from ``processes`` uvicorn processes on one socket until SIGINT or SIGTERM."""
+    from hub.auth import Authenticator
     from hubql.app import serve_metrics
     from hubql.serving import server_config
 
+    # The token keys, checked here as one process checks them before it binds anything: without them no
+    # process could start, and that is what the operator is told (not that a port is taken).
+    Authenticator(settings)
     # Only the API's user may open it (mkdtemp: mode 0700): the children's counts and sockets.
     folder = Path(tempfile.mkdtemp(prefix="hub-api-"))
     metrics_dir, peers_dir = folder / "metrics", folder / "peers"
@@ -145,7 +156,10 @@ def supervise(settings: Settings, processes: int) -> None:
             port=settings.api_port,
             metrics_port=settings.api_metrics_port,
         )
-        Multiprocess(config, sockets=[sock]).run()
+        supervisor = Multiprocess(config, sockets=[sock])
+        supervisor.run()
+        if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+            raise SystemExit(STARTUP_FAILURE)
     finally:
         if server is not None:
             server.shutdown()
