@@ -194,6 +194,16 @@ class Guard:
             owner is not None and (owner, label_id) in self._granted
         )
 
+    def hides(self, label_id: int | None, owner: str | None) -> bool:
+        """Whether the caller certainly may not see a node with ``label_id`` belonging to ``owner``, decided
+        in memory: its labels have been evaluated and the label is in the table. False when that is not
+        known (nothing evaluated yet, or a label written since), for :meth:`may_see_label` to decide."""
+        if label_id is None:
+            return True
+        if self._visible is None or self.directory.expr(label_id) is None:
+            return False
+        return not self.sees(label_id, owner)
+
     def regrant(self, access: Access) -> Guard | None:
         """Take ``access`` as what the caller sees with from now on (its grants changed); a guard that still
         holds the previous one is returned, to read what the caller could see until now (None when nothing

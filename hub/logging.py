@@ -8,6 +8,7 @@ log shippers want.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -16,6 +17,12 @@ import structlog
 from hub.settings import Settings, get_settings
 
 _configured = False
+
+
+def add_pid(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """The process id on every line: ``hub api --processes N`` runs several processes of one API."""
+    event.setdefault("pid", os.getpid())
+    return event
 
 
 def configure_logging(settings: Settings | None = None, *, force: bool = False) -> None:
@@ -32,6 +39,7 @@ def configure_logging(settings: Settings | None = None, *, force: bool = False) 
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
+        add_pid,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Any = (

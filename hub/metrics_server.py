@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 
 
-def metrics_server(port: int, addr: str = "127.0.0.1") -> WSGIServer:
+def metrics_server(port: int, addr: str = "127.0.0.1", registry: CollectorRegistry = REGISTRY) -> WSGIServer:
     """Serve /metrics on ``addr`` (loopback unless told otherwise) from a thread; port 0 picks a free
-    port. ``shutdown()`` and ``server_close()`` stop it."""
-    server, _thread = start_http_server(port, addr=addr)
+    port. ``registry``: what is served (the process's own metrics unless told otherwise).
+    ``shutdown()`` and ``server_close()`` stop it."""
+    server, _thread = start_http_server(port, addr=addr, registry=registry)
     return server
 
 

@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     # source checkout) frontend/dist. See graphql/hubql/page.py.
     frontend_dir: Path | None = None
     api_port: int = 8000
+    # Processes of `hub api`, uvicorn processes sharing its one listening socket (graphql/hubql/processes.py):
+    # 0 sizes it to the machine, one per core available up to four; 1 is a single process as before.
+    api_processes: int = 0
+    # How long each of those processes has to answer its supervisor's health check (seconds; a start
+    # imports the API and builds its schema first); one that does not answer is killed and replaced.
+    api_process_healthcheck_s: int = 60
     # Development mode serves /dev/tokens (admin tokens for anyone), GraphiQL, introspection and the dev
     # issuer's keys; off unless turned on (`hub demo` turns it on for its own API and says so).
     dev_mode: bool = False
@@ -146,9 +152,10 @@ class Settings(BaseSettings):
     ingest_batch_ttl_s: float = 900.0
     ingest_max_batches: int = 1000
     # Change subscriptions: the AES-256 key that seals their cursors (base64url of 32 bytes; unset: kept
-    # in the state folder in dev mode, else a random one per process, see graphql/hubql/cursors.py),
-    # caps per websocket and per caller (across the process's sockets), and how many changes may wait
-    # for one subscriber before it falls back to a reader of its own (a gap marker tells it).
+    # in the state folder in dev mode, else a random one per `hub api`, shared by its processes, see
+    # graphql/hubql/cursors.py), caps per websocket and per caller (across the process's sockets), and how
+    # many changes may wait for one subscriber before it falls back to a reader of its own (a gap marker
+    # tells it).
     cursor_key: SecretStr | None = None
     max_subscriptions_per_socket: int = 8
     max_subscriptions_per_caller: int = 32

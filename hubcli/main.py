@@ -38,13 +38,22 @@ app.command("demo")(demo_command)
 def api_command(
     host: Annotated[str | None, typer.Option(help="Bind address (default: settings.api_host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: settings.api_port).")] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="API processes sharing the port (default: settings.api_processes; 0: one per core, "
+            "at most four).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the GraphQL API, HTTP ingest and the planners' page."""
     # Imported when run: the API's imports (schema generation, FastAPI) are not every command's cost.
     from hubql.app import run
 
     settings = get_settings()
-    update = {k: v for k, v in {"api_host": host, "api_port": port}.items() if v is not None}
+    given = {"api_host": host, "api_port": port, "api_processes": processes}
+    update = {k: v for k, v in given.items() if v is not None}
     run(settings.model_copy(update=update) if update else settings)
 
 

@@ -360,6 +360,8 @@ def demo(
                     "HUB_PRODUCERS": producers_json(),
                     "HUB_CONTRACTS_DIR": str(CONTRACTS_DIR),
                     **DEMO_INSECURE_SETTINGS,
+                    # One API process starts soonest; HUB_API_PROCESSES asks for more (a load benchmark).
+                    "HUB_API_PROCESSES": str(settings.api_processes or 1),
                 },
             )
             stack = DemoStack(settings, env, StateLayout.of(settings.state_dir).logs_dir())

@@ -142,7 +142,7 @@ class DemoStack:
             self.children.append(child)
         return child
 
-    def start(self, report: Report, timeout_s: float = 120.0) -> None:
+    def start(self, report: Report, timeout_s: float = 300.0) -> None:
         host, port = self.settings.api_host, self.settings.api_port
         if port_open(host, port):
             raise DemoError(

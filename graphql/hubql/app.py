@@ -2,7 +2,8 @@
 development tokens, and the planners' page when it has been built. Its Prometheus metrics are served on a
 port of their own (``api_metrics_host:api_metrics_port``, loopback by default), never on the API's port.
 
-Run with ``hub api`` (uvicorn). One app instance per process; replicas are stateless.
+Run with ``hub api`` (uvicorn). One app instance per process; ``hub api --processes N`` runs N of them on
+one socket (:mod:`hubql.processes`, which says why each process's own state is correct across them).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import REGISTRY, CollectorRegistry
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
@@ -48,6 +50,7 @@ from hubql.encoding import encode_json
 from hubql.http_ingest import IngestService
 from hubql.http_ingest import router as ingest_router
 from hubql.page import PageFiles, is_built, page_dir
+from hubql.peers import Peers
 from hubql.schema import build_schema
 from hubql.serving import BodyLimit, server_config
 from ontology.loader import load_ontology
@@ -132,12 +135,13 @@ async def audit_producer(settings: Settings) -> AIOKafkaProducer:
     return producer
 
 
-def serve_metrics(settings: Settings) -> WSGIServer | None:
-    """Serve the process's metrics on their own port (0: not served); the error names the setting."""
+def serve_metrics(settings: Settings, registry: CollectorRegistry = REGISTRY) -> WSGIServer | None:
+    """Serve the process's metrics (or ``registry``'s) on their own port (0: not served); the error
+    names the setting."""
     if settings.api_metrics_port == 0:
         return None
     try:
-        server = metrics_server(settings.api_metrics_port, settings.api_metrics_host)
+        server = metrics_server(settings.api_metrics_port, settings.api_metrics_host, registry)
     except OSError as exc:
         raise RuntimeError(
             f"api_metrics_port = {settings.api_metrics_port} on api_metrics_host = "
@@ -148,11 +152,18 @@ def serve_metrics(settings: Settings) -> WSGIServer | None:
 
 
 def create_app(
-    settings: Settings | None = None, *, frontend_dist: Path | Literal["settings"] | None = "settings"
+    settings: Settings | None = None,
+    *,
+    frontend_dist: Path | Literal["settings"] | None = "settings",
+    metrics: bool = True,
+    peers: Peers | None = None,
 ) -> FastAPI:
     """The API; it serves the built page at / from ``frontend_dist``.
 
     By default (``"settings"``) the page is wherever the settings say, looked for until it is built.
+    ``metrics``: serve the process's metrics itself (not when it is one of several processes of
+    ``hub api``, whose parent serves their sum, see :mod:`hubql.processes`); ``peers``: the other
+    processes of such an API, asked for what this one does not hold (:mod:`hubql.peers`).
     """
     settings = settings or get_settings()
     ontology = load_ontology()
@@ -175,7 +186,9 @@ def create_app(
             authenticator=authenticator,
             desk=desk,
         )
-        app.state.ingest = IngestService(settings, ontology)
+        app.state.ingest = IngestService(settings, ontology, peers)
+        if peers is not None:
+            await peers.start(app.state.ingest.outcomes.status)
         producers: list[AIOKafkaProducer] = []
 
         async def audit_sender() -> AIOKafkaProducer:
@@ -186,7 +199,7 @@ def create_app(
         publisher = AuditPublisher(settings.audit_topic, audit_sender)
         publisher.start()
         desk.start()
-        metrics = serve_metrics(settings)
+        metrics_served = serve_metrics(settings) if metrics else None
         tune_gc()
         log.info(
             "api started",
@@ -204,11 +217,13 @@ def create_app(
         try:
             yield
         finally:
+            if peers is not None:
+                await peers.stop()
             await app.state.hub.feed.stop()
             await desk.stop()
-            if metrics is not None:
-                metrics.shutdown()
-                metrics.server_close()
+            if metrics_served is not None:
+                metrics_served.shutdown()
+                metrics_served.server_close()
             await publisher.stop()
             for producer in producers:
                 await producer.stop()
@@ -276,12 +291,18 @@ def create_app(
 
 
 def run(settings: Settings | None = None) -> None:
-    """Serve the API with uvicorn (``hub api``)."""
+    """Serve the API (``hub api``): in this process, or from several (``api_processes``)."""
+    from hubql.processes import run as run_processes
+
+    run_processes(settings or get_settings())
+
+
+def serve(settings: Settings) -> None:
+    """Serve the API with uvicorn in this one process."""
     import uvicorn
 
     from hub.logging import configure_logging
 
-    settings = settings or get_settings()
     configure_logging(settings)
     app = create_app(settings)
     config = server_config(app, settings, host=settings.api_host, port=settings.api_port, log_config=None)

@@ -7,6 +7,9 @@ are settled by the core's ledger (:mod:`hub.outcomes`), from one reader per API 
 and the shared dead-letter topic (read as the ``api`` principal, from their ends as they were when the
 first batch came) and of the worker group's committed offsets.
 
+With several API processes (``hub api --processes N``) a batch is kept by the process that accepted it,
+whose tag starts the id; the others ask it (:mod:`hubql.peers`).
+
 Only the caller who posted a batch (the same token subject) reads its status: any other caller, and any
 id that is not a batch's, get one and the same 404. Batch ids are random (128 bits), not counters, so
 they tell nothing of other callers' batches either.
@@ -93,8 +96,10 @@ def _event_json(index: int, t: Tracked) -> dict[str, Any]:
 class BatchOutcomes:
     """The batches of this API process and the reader that settles their events."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, id_prefix: str = "") -> None:
         self.settings = settings
+        # What this process's batch ids start with (the tag of one of several processes, hubql.peers).
+        self.id_prefix = id_prefix
         self.batches: OrderedDict[str, Batch] = OrderedDict()
         self._ledger = Ledger()
         self._consumer: AIOKafkaConsumer | None = None
@@ -190,7 +195,7 @@ class BatchOutcomes:
     def record(self, subject: str, events: Iterable[Tracked]) -> str:
         """Keep a batch the broker has acknowledged (each event placed); returns its id."""
         self._expire()
-        batch_id = secrets.token_urlsafe(16)
+        batch_id = self.id_prefix + secrets.token_urlsafe(16)
         batch = Batch(subject, time.monotonic(), list(events))
         for tracked in batch.events:
             self._ledger.track(tracked)

@@ -50,6 +50,7 @@ from hub.validation import EventRejected, validate_event
 from hub.write_policy import WriteRights, check_all, encode_rights
 from hubql.batch_status import STATUS_PATH, BatchOutcomes
 from hubql.callers import RequestCaller, refused
+from hubql.peers import Peers
 from ontology.model import Ontology
 
 log = structlog.get_logger(__name__)
@@ -77,8 +78,10 @@ def caller_rights(caller: Caller, producer_id: str) -> WriteRights:
 class IngestService:
     """What the endpoint needs: settings, ontology, producer registry and a lazily started Kafka producer."""
 
-    def __init__(self, settings: Settings, ontology: Ontology) -> None:
+    def __init__(self, settings: Settings, ontology: Ontology, peers: Peers | None = None) -> None:
         self.settings = settings
+        # The other processes of this API, which may hold a batch this one was asked about.
+        self.peers = peers
         self.ontology = ontology
         self.registry = ProducerRegistry.from_settings(settings)
         # As the worker holds them (a folder that does not lint stops the API, naming every problem).
@@ -89,7 +92,7 @@ class IngestService:
         )
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
-        self.outcomes = BatchOutcomes(settings)
+        self.outcomes = BatchOutcomes(settings, peers.prefix if peers is not None else "")
 
     async def producer(self) -> AIOKafkaProducer:
         async with self._lock:
@@ -290,6 +293,8 @@ async def batch_status(
     """What became of each event of a batch this caller posted (see :mod:`hubql.batch_status`)."""
     subject = None if identified is None or identified.anonymous else identified.subject
     found = service.outcomes.status(subject, batch_id) if subject is not None else None
+    if found is None and subject is not None and service.peers is not None:
+        found = await service.peers.batch_status(subject, batch_id)
     if found is None:
         return Response(_NO_SUCH_BATCH, status_code=404, media_type="application/json")
     return JSONResponse(found)

@@ -137,8 +137,11 @@ class HeaderLimitedH11Protocol(H11Protocol):
         self.transport.close()
 
 
-def server_config(app: ASGIApp, settings: Settings, *, host: str, port: int, **extra: Any) -> uvicorn.Config:
-    """uvicorn's configuration of the API with the hub's limits; ``extra`` goes to uvicorn as is."""
+def server_config(
+    app: ASGIApp | str, settings: Settings, *, host: str, port: int, **extra: Any
+) -> uvicorn.Config:
+    """uvicorn's configuration of the API with the hub's limits; ``app`` is the app or (for several
+    processes) its import path; ``extra`` goes to uvicorn as is."""
     trusted = settings.api_forwarded_allow_ips.strip()
     return uvicorn.Config(
         app,

@@ -13,10 +13,15 @@ The cursor (:mod:`hubql.cursors`) is sealed and bound to the caller, and moves o
 records, so it never reflects how many hidden changes went by; resuming from it re-reads the records
 after it and delivers exactly those the subscriber may see, none twice.
 
+The shared reader checks each record against each subscription's filter and, in memory, its labels: a
+subscription's queue holds only records it may be told of (those whose label, or previous label, it may
+see; a label not yet in the table is queued and decided on delivery, with a read of the table).
+
 A subscriber that cannot keep up never holds the others back: when ``subscription_queue_size`` changes
-are waiting for it, it receives a marker (``change: "gap"``, with the cursor of the last change delivered
-and no object), and the subscription reads on from that cursor with a catch-up reader of its own, at the
-subscriber's pace, until it rejoins the shared reader. Nothing is lost and nothing is delivered twice.
+it may be told of are waiting for it, it receives a marker (``change: "gap"``, with the cursor of the last
+change delivered and no object), and the subscription reads on from that cursor with a catch-up reader of
+its own, at the subscriber's pace, until it rejoins the shared reader.
+Nothing is lost and nothing is delivered twice.
 
 A socket holds at most ``max_subscriptions_per_socket`` subscriptions and a caller at most
 ``max_subscriptions_per_caller`` across the process's sockets.
@@ -264,13 +269,23 @@ async def change_stream(
     codec, feed = services.cursors, services.feed
     start = codec.open(after, topic, caller.principal) if after else None
     domain_of = {name: c.domain for name, c in services.ontology.classes.items()}
-
-    def wants(record: ChangeRecord) -> bool:
-        return flt.matches(record, domain_of)
-
-    _admit(ctx, feed, caller)
     tap: Tap | None = None
     delivery: _Delivery | None = None
+
+    def wants(record: ChangeRecord) -> bool:
+        if not flt.matches(record, domain_of):
+            return False
+        # The labels too, in memory: a subscription's queue holds only changes it may be told of (under
+        # the label now or the one before), so when its subscriber falls behind (a gap marker) depends on
+        # those alone, never on how many hidden changes went by. What cannot be decided here (a label not
+        # yet in the table) is queued, and decided on delivery.
+        guard = delivery.guard if delivery is not None else None
+        return guard is None or not (
+            guard.hides(record.label_id, record.producer)
+            and guard.hides(record.prev_label_id, record.producer)
+        )
+
+    _admit(ctx, feed, caller)
     try:
         await feed.start()
         # The delivery follows the caller's grants itself, so that it can tell what they show or hide.

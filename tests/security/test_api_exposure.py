@@ -95,6 +95,9 @@ def test_hub_api_with_default_settings_serves_no_dev_tokens_graphiql_introspecti
     env.update(
         HUB_API_PORT=str(port), HUB_API_METRICS_PORT=str(metrics_port), HUB_JWKS_FILE=str(issuer.jwks_path)
     )
+    # One process starts within the wait on a busy machine; several are tested in
+    # tests/graphql/test_processes.py, out of development mode too.
+    env["HUB_API_PROCESSES"] = "1"
     process = _hub_api(env, tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
