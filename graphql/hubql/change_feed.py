@@ -125,7 +125,7 @@ class ChangeFeed:
         self.group_id = f"hub-api.{self.topic}.{uuid.uuid4().hex[:12]}"
         # Next offset the shared reader hands out, per partition; a registering tap starts there.
         self.positions: dict[int, int] = {}
-        # Live subscriptions per caller subject in this process (their cap is checked by the caller).
+        # Live subscriptions per caller (issuer and subject) in this process (the caller checks the cap).
         self.per_caller: dict[str, int] = {}
         self._taps: set[Tap] = set()
         self._consumer: AIOKafkaConsumer | None = None
