@@ -53,6 +53,7 @@ from hubql.generic import (
     graph_node,
     resolve_from_source,
 )
+from hubql.measurements import MEASUREMENT_FIELDS
 from hubql.projection import selected_properties
 from hubql.scalars import SCALAR_MAP
 from hubql.subscriptions import change_stream
@@ -384,6 +385,7 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
     query_ns: dict[str, Any] = {
         "me": strawberry.field(resolver=_me, description="The caller as the access guard sees them."),
         **history.HISTORY_FIELDS,
+        **MEASUREMENT_FIELDS,
         "object": strawberry.field(
             resolver=_object,
             graphql_type=identified | None,  # type: ignore[operator]
