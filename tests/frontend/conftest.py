@@ -155,6 +155,8 @@ def hub_stack(settings: Any, frontend_dist: Path) -> Iterator[HubStack]:
         "HUB_API_PORT": str(api_port),
         "HUB_DEV_MODE": "true",
         "HUB_TOPIC_PARTITIONS": "1",
+        # A measurement sample a second, so a chart grows within a test.
+        "HUB_MEASUREMENT_HISTORY_INTERVAL_S": "1",
         "HUB_PRODUCERS": json.dumps(
             {PRODUCER_ID: {"org": "hub", "clearance": "SECRET", "default_label": "classification=PUBLIC"}}
         ),

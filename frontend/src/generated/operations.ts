@@ -146,6 +146,16 @@ export type MeQueryVariables = Exact<{ [key: string]: never; }>;
 
 export type MeQuery = { me: { subject: string, org: string | null, clearance: string | null, roles: Array<string>, groups: Array<string>, anonymous: boolean } };
 
+export type MeasurementHistoryQueryVariables = Exact<{
+  mrid: string;
+  from?: string | null | undefined;
+  to?: string | null | undefined;
+  maxPoints?: number | null | undefined;
+}>;
+
+
+export type MeasurementHistoryQuery = { measurementHistory: Array<{ key: string, qname: string, unit: string | null, points: Array<{ time: string, value: number, min: number, max: number, count: number }> }> };
+
 export type NeighbourhoodQueryVariables = Exact<{
   mrid: string;
   depth?: number | null | undefined;
@@ -804,6 +814,22 @@ export const MeDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<MeQuery, MeQueryVariables>;
+export const MeasurementHistoryDocument = new TypedDocumentString(`
+    query MeasurementHistory($mrid: ID!, $from: DateTime, $to: DateTime, $maxPoints: Int) {
+  measurementHistory(mrid: $mrid, from: $from, to: $to, maxPoints: $maxPoints) {
+    key
+    qname
+    unit
+    points {
+      time
+      value
+      min
+      max
+      count
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<MeasurementHistoryQuery, MeasurementHistoryQueryVariables>;
 export const NeighbourhoodDocument = new TypedDocumentString(`
     query Neighbourhood($mrid: ID!, $depth: Int, $types: [String!]) {
   neighbourhood(mrid: $mrid, depth: $depth, types: $types) {

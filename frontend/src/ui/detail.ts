@@ -2,7 +2,8 @@
 
 import { clear, h } from "../dom";
 import { labelBadge, type ClassStyles } from "../classStyle";
-import type { DependencyReport, GraphNode, ObjectDetail, Subgraph } from "../queries";
+import type { DependencyReport, GraphNode, MeasurementSeries, ObjectDetail, Subgraph } from "../queries";
+import { renderMeasurements } from "./measurementChart";
 import { swatch } from "./search";
 
 export interface DetailActions {
@@ -24,6 +25,8 @@ export interface DetailState {
   pathStart: string | null;
   deps: DependencyReport | null;
   depsLoading: boolean;
+  // The object's kept readings per measured attribute (null: not fetched yet), kept fresh while shown.
+  measurements: MeasurementSeries[] | null;
 }
 
 interface AssocGroup {
@@ -117,6 +120,7 @@ export function renderDetail(panel: HTMLElement, st: DetailState, styles: ClassS
   panel.append(actions);
 
   if (st.deps || st.depsLoading) panel.append(renderDeps(st, styles, act));
+  panel.append(renderMeasurements(st.measurements));
 
   // Attributes
   const attrs = d.attributes.slice().sort((a, b) => a.key.localeCompare(b.key));
