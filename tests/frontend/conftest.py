@@ -202,7 +202,8 @@ def hub_stack(settings: Any, frontend_dist: Path) -> Iterator[HubStack]:
             )
             procs.append(api)
         base = f"http://127.0.0.1:{api_port}"
-        _wait_http(f"{base}/healthz", api, logs["api"], 90)
+        # Generous: the API builds its schema from the ontology first, slow on a busy shared machine.
+        _wait_http(f"{base}/healthz", api, logs["api"], 240)
         with urllib.request.urlopen(f"{base}/dev/tokens", timeout=10) as resp:
             body = json.loads(resp.read())
         users = body["users"] if isinstance(body, dict) else body
