@@ -8,7 +8,7 @@ import { EDGE_COLOR, GraphModel, edgeId } from "./graphModel";
 import { MAX_CSV_OBJECTS, detailsToCsv, download, exportFileName, fetchDetails, objectsInView, renderPng, toGeoJson } from "./export";
 import { LiveFeed, type LiveState } from "./live";
 import * as Q from "./queries";
-import type { Caller, Change, ClassCount, GraphNode, ObjectDetail, PathVia, Subgraph } from "./queries";
+import type { Caller, Change, ClassCount, DependencyDirection, GraphNode, ObjectDetail, PathVia, Subgraph } from "./queries";
 import { clearToken, getToken, setToken, tokenExpiry } from "./session";
 import { renderDetail, type DetailState } from "./ui/detail";
 import { renderMeasurements } from "./ui/measurementChart";
@@ -350,6 +350,7 @@ export class App {
       pathStart: this.pathStart,
       deps: keepDeps,
       depsLoading: false,
+      depsDirection: keepDeps && this.detail ? this.detail.depsDirection : "DOWNSTREAM",
       measurements: null,
     };
     this.renderDetailPanel();
@@ -450,13 +451,14 @@ export class App {
     else await this.expand(mrid);
   }
 
-  async dependencies(mrid: string): Promise<void> {
+  async dependencies(mrid: string, direction: DependencyDirection = "DOWNSTREAM"): Promise<void> {
     if (!this.detail || this.detail.detail.mrid !== mrid) return;
     this.detail.depsLoading = true;
+    this.detail.depsDirection = direction;
     this.renderDetailPanel();
     try {
-      const r = (await this.api.query("Dependencies", Q.DEPENDENCIES, { mrid })).dependencies;
-      if (this.detail?.detail.mrid !== mrid) return;
+      const r = (await this.api.query("Dependencies", Q.DEPENDENCIES, { mrid, direction })).dependencies;
+      if (this.detail?.detail.mrid !== mrid || this.detail.depsDirection !== direction) return;
       this.detail.deps = r;
       this.detail.depsLoading = false;
       const sub: Subgraph = r.subgraph ?? { nodes: [...(r.root ? [r.root] : []), ...r.dependents], edges: [] };
@@ -1069,7 +1071,7 @@ export class App {
       open: (m) => void this.open(m),
       expand: (m, t) => void this.expand(m, t),
       collapse: (m) => this.collapse(m),
-      dependencies: (m) => void this.dependencies(m),
+      dependencies: (m, d) => void this.dependencies(m, d),
       pathFrom: (m) => this.pathFrom(m),
       pathTo: (m) => void this.findPath(m),
       focus: (m) => this.view.focus(m),

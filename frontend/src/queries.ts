@@ -34,6 +34,7 @@ export type SearchHit = G.SearchQuery["search"][number];
 export type ObjectDetail = NonNullable<G.ObjectDetailQuery["object"]>;
 export type AttributeValue = ObjectDetail["attributes"][number];
 export type DependencyReport = G.DependenciesQuery["dependencies"];
+export type DependencyDirection = G.DependencyDirection;
 export type MeasurementSeries = G.MeasurementHistoryQuery["measurementHistory"][number];
 export type ClassCount = G.CountsQuery["counts"][number];
 export type OntologyClass = G.OntologyClassesQuery["ontologyClasses"][number];

@@ -13,6 +13,11 @@ export type AccessStatus =
   | 'REJECTED'
   | 'REVOKED';
 
+/** Which way dependencies are followed from an object. */
+export type DependencyDirection =
+  | 'DOWNSTREAM'
+  | 'UPSTREAM';
+
 /** The two energy domains of the hub. */
 export type Domain =
   | 'ELECTRICITY'
@@ -86,6 +91,7 @@ export type CountsQuery = { counts: Array<{ className: string, count: number }> 
 
 export type DependenciesQueryVariables = Exact<{
   mrid: string;
+  direction?: DependencyDirection;
 }>;
 
 
@@ -644,8 +650,8 @@ export const CountsDocument = new TypedDocumentString(`
 }
     `) as unknown as TypedDocumentString<CountsQuery, CountsQueryVariables>;
 export const DependenciesDocument = new TypedDocumentString(`
-    query Dependencies($mrid: ID!) {
-  dependencies(mrid: $mrid) {
+    query Dependencies($mrid: ID!, $direction: DependencyDirection! = DOWNSTREAM) {
+  dependencies(mrid: $mrid, direction: $direction) {
     root {
       mrid
       className
