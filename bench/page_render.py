@@ -260,6 +260,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = get_settings()
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_class(settings, args.load)
+    from devstack.services import kafka
+
+    # The API signs in to Kafka as its principal (for the change feed), whose ACLs follow the settings.
+    kafka.apply_service_acls(settings)
     api = Api(settings)
     result: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),

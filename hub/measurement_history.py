@@ -36,17 +36,21 @@ from ontology.model import Ontology
 
 SAMPLE: Final = "MeasurementSample"
 
-# The caller's samples of one object in [from, to], grouped into $step-millisecond slots from $from:
-# per slot and attribute key, the mean, least and greatest value, how many readings, and their mean time.
-# The index seek takes the intervals that can hold a sample of the span (an interval starts at most
-# $interval before its sample), the time filter the exact span.
+# The caller's samples of one object in [from, to], grouped into $points slots of equal length over the
+# span they cover (so a few recent readings are each a point of their own, a day of them is averaged): per
+# slot and attribute key, the mean, least and greatest value, how many readings, and their mean time. The
+# index seek takes the intervals that can hold a sample of the span (an interval starts at most $interval
+# before its sample), the time filter the exact span.
 _SERIES: Final = cypher(
     """
 MATCH (s:MeasurementSample) USING INDEX s:MeasurementSample(mrid, @bucket)
 WHERE s.mrid = $mrid AND s.@bucket >= $lo AND s.@bucket <= $hi
   AND s.@time >= $from AND s.@time <= $to AND {visible}
-WITH s, s.@time.epochMillis AS t, s.@class AS cls
-WITH s, t, cls, (t - $from_ms) / $step AS slot
+WITH s, s.@time.epochMillis AS t
+WITH collect({{s: s, t: t}}) AS found, min(t) AS t0, max(t) AS t1
+WITH found, t0, (t1 - t0) / $points + 1 AS step
+UNWIND found AS f
+WITH f.s AS s, f.t AS t, f.s.@class AS cls, (f.t - t0) / step AS slot
 UNWIND [k IN keys(s) WHERE NOT k IN $bookkeeping AND k <> 'mrid'] AS k
 WITH k, slot, s[k] AS v, t, cls
 WHERE v IS NOT NULL
@@ -101,7 +105,8 @@ class MeasurementHistory:
         self, mrid: str, start: datetime, end: datetime, max_points: int | None = None
     ) -> list[Series]:
         """Per measured attribute of ``mrid``, its samples in [``start``, ``end``] the caller may see, in at
-        most ``max_points`` points (slots of equal length; a slot with several samples is their mean)."""
+        most ``max_points`` points (slots of equal length over the span the samples cover; a slot with
+        several samples is their mean)."""
         if end < start:
             raise ReadError(f"to ({end.isoformat()}) is before from ({start.isoformat()})")
         points = self.max_points if max_points is None else max_points
@@ -109,17 +114,15 @@ class MeasurementHistory:
             raise ReadError(f"maxPoints must be between 1 and {self.max_points}, got {points}")
         from_ms = int(start.timestamp() * 1000)
         to_ms = int(end.timestamp() * 1000)
-        step = max(1, -(-(to_ms - from_ms + 1) // points))
         rows = await self.guard.read(
             _SERIES.format(visible=visible("s")),
             {
                 "mrid": mrid,
                 "from": start,
                 "to": end,
-                "from_ms": from_ms,
                 "lo": from_ms - self.interval_ms,
                 "hi": to_ms,
-                "step": step,
+                "points": points,
                 "bookkeeping": sorted(BOOKKEEPING),
             },
         )

@@ -66,7 +66,8 @@ MEASUREMENT_FIELDS: dict[str, Any] = {
         resolver=resolve_measurements,
         description="The object's kept readings you may see (each sample by its object's label when it "
         "was taken), per measured attribute, between from and to (default: the last 24 hours up to now), "
-        "in at most maxPoints points each (slots of equal length, a slot's readings averaged; the server "
-        "caps it). Readings are kept for a bounded time (measurement_history_retention_s).",
+        "in at most maxPoints points each (slots of equal length over the span the readings cover, a "
+        "slot's readings averaged; the server caps it). Readings are kept for a bounded time "
+        "(measurement_history_retention_s).",
     ),
 }
