@@ -55,8 +55,8 @@ function chart(s: MeasurementSeries): HTMLElement {
   root.append(
     svg("line", { x1: PAD.left, y1: PAD.top, x2: PAD.left, y2: PAD.top + ht, class: "axis" }),
     svg("line", { x1: PAD.left, y1: PAD.top + ht, x2: PAD.left + w, y2: PAD.top + ht, class: "axis" }),
-    svg("text", { x: PAD.left - 4, y: PAD.top + 8, "text-anchor": "end", class: "tick" }, `${round(hi)}${unit}`),
-    svg("text", { x: PAD.left - 4, y: PAD.top + ht, "text-anchor": "end", class: "tick" }, `${round(lo)}${unit}`),
+    svg("text", { x: PAD.left - 4, y: PAD.top + 8, "text-anchor": "end", class: "tick" }, round(hi)),
+    svg("text", { x: PAD.left - 4, y: PAD.top + ht, "text-anchor": "end", class: "tick" }, round(lo)),
     svg("text", { x: PAD.left, y: HEIGHT - 4, "text-anchor": "start", class: "tick" }, clock(t0, t1 - t0)),
     svg("text", { x: PAD.left + w, y: HEIGHT - 4, "text-anchor": "end", class: "tick" }, clock(t1, t1 - t0)),
   );
@@ -74,7 +74,7 @@ function chart(s: MeasurementSeries): HTMLElement {
     h(
       "div",
       { className: "measurement-head" },
-      h("span", { className: "measurement-key", title: s.qname }, s.key),
+      h("span", { className: "measurement-key", title: s.qname }, s.key, s.unit ? h("span", { className: "muted" }, ` (${s.unit})`) : null),
       h("span", { className: "measurement-last", testid: "measurement-last" }, `${reading(last.value)}${unit}`),
     ),
     root,
