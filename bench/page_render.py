@@ -29,6 +29,7 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -134,7 +135,7 @@ class Api:
             "HUB_QUERY_TIMEOUT_S": "60",
             "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "graphql")]),
         }
-        self.log = open(RESULTS / "page-render-api.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.log = open(Path(tempfile.gettempdir()) / "hub-page-render-api.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from hubql.app import run; run()"],
             cwd=REPO,
@@ -314,7 +315,7 @@ def write_results(result: dict[str, Any], out: str) -> None:
     lines = [
         "# Page rendering in Chromium",
         "",
-        f"Measured {result['when']} by `python -m bench.page_render` ({__doc__.splitlines()[0].lower()}",
+        f"Measured {result['when']} by `python -m bench.page_render --seconds 6` (defaults otherwise).",
         "",
         f"Browser: Debian's Chromium, headless, WebGL renderer `{result['renderer']}` (software: no GPU), "
         f"viewport {result['viewport']['width']}x{result['viewport']['height']}.",
@@ -345,8 +346,12 @@ def write_results(result: dict[str, Any], out: str) -> None:
         if "error" not in load
         else f"{load['objects']:,} objects of one class ({CLASS}): not measured, {load['error']}",
         "",
-        "A GPU would take the drawing off the CPU: with SwiftShader every WebGL draw call is rasterised on "
-        "the same cores as the page's scripts (and, here, as everything else on the machine).",
+        "Goals: 5,000 objects at 30 fps or more, 20,000 at 10 fps or more, 5,000 loaded in 2 s or less. "
+        "A GPU would take the drawing off the CPU: with SwiftShader every WebGL draw call (nodes, edges and "
+        "the name labels the page keeps legible) is rasterised on the same two cores as the page's scripts, "
+        "and here as everything else on the machine, so these figures say little about a planner's desktop. "
+        "The load is dominated by the API's answers on the busy machine (pages of 500 objects, then batches "
+        "of 25 neighbourhoods for the edges); the query deadline was raised to 60 s for the run.",
         "",
     ]
     (RESULTS / f"{out}.md").write_text("\n".join(lines))
