@@ -40,6 +40,13 @@ SCHEMA_STATEMENTS: Final[tuple[str, ...]] = (
     # History: an object's versions by mRID (and in version order), and the versions of a time span.
     cypher("CREATE INDEX object_version_mrid IF NOT EXISTS FOR (v:ObjectVersion) ON (v.mrid)"),
     cypher("CREATE INDEX object_version_valid_from IF NOT EXISTS FOR (v:ObjectVersion) ON (v.@valid_from)"),
+    # Measurement history: an object's samples by interval (the writer merges on it, reads take a span of
+    # it), and the samples past retention (the worker's prune).
+    cypher(
+        "CREATE INDEX measurement_sample_bucket IF NOT EXISTS "
+        "FOR (s:MeasurementSample) ON (s.mrid, s.@bucket)"
+    ),
+    cypher("CREATE INDEX measurement_sample_time IF NOT EXISTS FOR (s:MeasurementSample) ON (s.@time)"),
 )
 
 _IDENTIFIER: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

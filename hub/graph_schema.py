@@ -39,6 +39,10 @@ RECORDED: Final = "_recorded"
 DELETED: Final = "_deleted"
 REF_TYPES: Final = "_ref_types"
 REF_TARGETS: Final = "_ref_targets"
+# Measurement history (hub/measurement_history.py): a sample's observation time, and the start of the
+# interval it stands for in epoch milliseconds (one sample per measured object and interval).
+TIME: Final = "_time"
+BUCKET: Final = "_bucket"
 # Never stored: the writer sets and removes it at once to take a node's write lock before it reads the
 # node's state (see hub.writer, "Locks").
 LOCK: Final = "_lock"
@@ -62,6 +66,8 @@ KEYS: Final[dict[str, str]] = {
     "deleted": DELETED,
     "ref_types": REF_TYPES,
     "ref_targets": REF_TARGETS,
+    "time": TIME,
+    "bucket": BUCKET,
 }
 BOOKKEEPING: Final = frozenset(KEYS.values())
 

@@ -682,22 +682,34 @@ class Reader:
         return steps, ([(attach, "out")] if attach else [])
 
     async def _region(
-        self, starts: Sequence[dict[str, Any]], domain: str, graph: Subgraph, fields: Fields = None
+        self,
+        starts: Sequence[dict[str, Any]],
+        domain: str,
+        graph: Subgraph,
+        fields: Fields = None,
+        *,
+        upstream: bool = False,
     ) -> Subgraph:
         """What the ``starts`` (all of ``domain``) supply within their domain, added to ``graph``: gas
         downstream along the flow (an attached supplier first climbs to its node), or the whole gas network
-        when the ontology gives no flow; in electricity, what the starts contain."""
+        when the ontology gives no flow; in electricity, what the starts contain. ``upstream``: what
+        supplies them instead: gas upstream against the flow (anything attached first climbs to its node),
+        in electricity what contains them."""
         region = Subgraph(nodes={s["mrid"]: s for s in starts})
         couplings = [c for c in self.couplings() if self.ontology.domain(c.owner) == domain]
         flow = self.gas_flow() if domain == "Gas" else None
         if flow is not None:
             steps, climb = flow
+            if upstream:
+                # Against the flow: a node is fed by the connections arriving at it and by what is
+                # attached at it; a connection by its from-node.
+                steps = [(types, "out" if d == "in" else "in") for types, d in steps[:2]] + steps[2:]
             for start in starts:
                 is_coupling_owner = start[CLASS] in self.ontology.classes and any(
                     self.ontology.is_a(start[CLASS], c.owner) for c in couplings
                 )
                 tops = [start]
-                if climb and not is_coupling_owner:
+                if climb and (upstream or not is_coupling_owner):
                     # A storage or terminal supplies the node it is attached to, and so all downstream.
                     up = await self._bfs(start, 1, climb, node_label="Gas", graph=Subgraph(), fields=fields)
                     tops = list(up.nodes.values())
@@ -714,20 +726,26 @@ class Reader:
         else:
             types = sorted({a.rel_type for a in self.containment_associations()})
             if types:
+                way = "out" if upstream else "in"
                 for start in starts:
-                    await self._bfs(start, self.max_depth, [(types, "in")], graph=region, fields=fields)
+                    await self._bfs(start, self.max_depth, [(types, way)], graph=region, fields=fields)
         graph.nodes.update(region.nodes)
         graph.add_edges({"source": e.source, "target": e.target, "type": e.type} for e in region.edges)
         return region
 
     async def dependencies(
-        self, mrid: str, fields: Fields = None
+        self, mrid: str, fields: Fields = None, *, upstream: bool = False
     ) -> tuple[dict[str, Any] | None, list[DependencyStep], Subgraph]:
         """What depends on ``mrid`` across the domains, step by step and transitively: from gas, the
         generating units supplied downstream; from electricity, the compressor stations and terminals it
         powers, then what those supply in turn (electricity -> compressor -> gas downstream -> offtake ->
         generating unit ...). Each step holds the objects newly reached and the capacity at stake among
-        them; an object is reached once, so cycles end. Only objects the caller may see are walked."""
+        them; an object is reached once, so cycles end. Only objects the caller may see are walked.
+
+        ``upstream``: what ``mrid`` depends on instead, the same way against the supply: the gas that
+        reaches a gas-fired unit through its offtakes, the network upstream of them, the electricity supply
+        points powering the compressors on it, and what contains those (generating unit -> offtake -> gas
+        upstream -> compressor -> electricity supply ...)."""
         root = await self.root(mrid, fields)
         if root is None:
             return None, [], Subgraph()
@@ -736,14 +754,18 @@ class Reader:
         frontier, domain = [root], root[DOMAIN]
         steps: list[DependencyStep] = []
         while frontier and domain in DOMAINS and len(graph.nodes) < self.max_subgraph_nodes:
-            region = await self._region(frontier, domain, graph, fields)
+            region = await self._region(frontier, domain, graph, fields, upstream=upstream)
+            # Downstream the couplings this domain owns (it supplies their targets); upstream those
+            # targeting it, walked back to their owners.
+            side = self.ontology.domain
             coupling_types = sorted(
-                {c.rel_type for c in self.couplings() if self.ontology.domain(c.owner) == domain}
+                {c.rel_type for c in self.couplings() if side(c.target if upstream else c.owner) == domain}
             )
             if not coupling_types:
                 break
             other = "Electricity" if domain == "Gas" else "Gas"
-            rows = await self._expand(list(region.nodes), [(coupling_types, "out")], other, fields)
+            way = "in" if upstream else "out"
+            rows = await self._expand(list(region.nodes), [(coupling_types, way)], other, fields)
             found: dict[str, dict[str, Any]] = {}
             for row in rows:
                 if row["node"] is None:

@@ -210,6 +210,15 @@ class Settings(BaseSettings):
     # statement as the current graph; off, only the current graph is written (as-of queries then see
     # only the versions written while it was on).
     writer_history: bool = True
+    # Measurement history (hub/measurement_history.py): the writer keeps one sample per measured object
+    # and interval of measurement_history_interval_s (the last reading in it wins), the worker deletes
+    # samples older than measurement_history_retention_s every measurement_history_prune_s, so an object
+    # holds at most retention / interval samples (plus one prune period's worth). Interval 0: no samples.
+    measurement_history_interval_s: float = 10.0
+    measurement_history_retention_s: float = 26 * 3600.0
+    measurement_history_prune_s: float = 60.0
+    # The most points one measurements query returns per measured value (the server downsamples).
+    measurement_history_max_points: int = 2000
     # Shims over library internals, each measured and pinned (docs/performance.md). Turning one off falls
     # back to the library's public path: the same results, more CPU.
     # The worker's consumer hands each fetched message to the buffer without mode's four tasks per

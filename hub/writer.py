@@ -31,7 +31,9 @@ The folding reproduces, exactly, what applying the events one after another woul
 
 History: every upsert and delete the fold applies is also kept as a version node, whole (the object's
 previous version with the event's patch applied), by the same statement (see :mod:`hub.history` and the
-history parts below); measurements and stubs are not versions. The fold builds each version itself when
+history parts below); measurements and stubs are not versions. Measurements are kept as samples instead
+(:mod:`hub.measurement_history`): per object and interval of ``sample_ms`` the last numeric readings, in
+the same statement, labelled as their object is. The fold builds each version itself when
 it knows the previous one (a new object, one after a delete, or one whose latest version this writer
 wrote: ``Stored.kept``, carried by the state cache), so the statement only creates it; otherwise the
 statement reads the previous version and applies the batch's patches to it.
@@ -201,6 +203,9 @@ class Plan:
     # version, which the statement reads (``history``, see _history_row).
     versions: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Per measured object, its samples for hub.measurement_history: ``{"m": mrid, "v": version the plan
+    # leaves it at, "s": [{"b": interval start, "t": time (both epoch ms), "p": numeric readings}]}``.
+    samples: list[dict[str, Any]] = field(default_factory=list)
     stubs: dict[str, str] = field(default_factory=dict)
     rels: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[int, str] = field(default_factory=dict)
@@ -241,6 +246,7 @@ class _Track:
         "owner",
         "props",
         "rels",
+        "samples",
         "status",
         "transitions",
         "version",
@@ -268,6 +274,8 @@ class _Track:
         # Every upsert and delete applied, in order, with the label of the version it leaves (a delete's
         # is the label of what it deleted): the versions history keeps (see _history_row).
         self.history: list[tuple[Accepted, int | None]] = []
+        # The numeric readings of each measurement applied since the last delete: (time in epoch ms, values).
+        self.samples: list[tuple[int, dict[str, float]]] = []
 
 
 def _refuse(
@@ -304,11 +312,13 @@ def fold(
     book: LabelBook | None = None,
     *,
     history: bool = True,
+    sample_ms: int = 0,
 ) -> Plan:
     """Net effect of ``events`` (in consumption order) on the objects in ``stored``.
 
     ``book`` holds the texts of the stored objects' labels (the events' own are learned here);
-    ``history``: list the versions to keep in ``Plan.history``.
+    ``history``: list the versions to keep in ``Plan.history``; ``sample_ms``: the interval of the
+    measurement samples to keep in ``Plan.samples`` (0: none).
     """
     plan = Plan()
     book = book if book is not None else LabelBook()
@@ -395,6 +405,10 @@ def fold(
                 )
             )
         if kind == MEASUREMENT:
+            if sample_ms > 0:
+                readings = _readings(ev.props)
+                if readings:
+                    tr.samples.append((_millis(ev.event_time), readings))
             if tr.props is None:
                 tr.props = dict(ev.props)
             else:
@@ -448,6 +462,7 @@ def fold(
             tr.has_upsert = False
             tr.props = None
             tr.rels = {}
+            tr.samples = []
             tr.label = None
         tr.version = ev.version
         tr.last = ev
@@ -524,6 +539,8 @@ def fold(
                     }
                 )
                 change = MEASUREMENT
+            if tr.samples:
+                plan.samples.append({"m": mrid, "v": tr.version, "s": _samples(tr.samples, sample_ms)})
             if tr.rels:
                 plan.rels.append(
                     {
@@ -714,6 +731,26 @@ def _history_row(mrid: str, applied: Sequence[tuple[Accepted, int | None]]) -> d
     return {"m": mrid, "vs": versions}
 
 
+def _readings(props: Mapping[str, Any]) -> dict[str, float]:
+    """The numeric values of a measurement (booleans and texts are states, not series)."""
+    return {k: v for k, v in props.items() if type(v) in (int, float)}
+
+
+def _samples(readings: Sequence[tuple[int, dict[str, float]]], sample_ms: int) -> list[dict[str, Any]]:
+    """One sample per interval of ``sample_ms``: the readings in it merged in order (the last wins), at
+    the time of the last of them."""
+    by_bucket: dict[int, dict[str, Any]] = {}
+    for t, values in readings:
+        bucket = t - t % sample_ms
+        found = by_bucket.get(bucket)
+        if found is None:
+            by_bucket[bucket] = {"b": bucket, "t": t, "p": dict(values)}
+        else:
+            found["t"] = max(found["t"], t)
+            found["p"].update(values)
+    return list(by_bucket.values())
+
+
 def _millis(moment: datetime) -> int:
     # Rows carry epoch milliseconds, turned into a datetime by Cypher: the driver packs an int far faster
     # than a datetime, and this is on the per-event path.
@@ -825,6 +862,18 @@ _WRITE_PARTS: Final = (
     SET n += r.p, n.@version = r.v, n.@producer = r.pr, n.@event_id = r.e,
         n.@event_time = datetime({epochMillis: r.t}), n.@updated = datetime()
     """,
+    # Measurement samples (hub/measurement_history.py): one node per object and interval, merged, with
+    # the object's label, owner and class as the node has them now, only where the node is at the version
+    # the plan leaves it at (the measurement applied).
+    """
+    UNWIND $samples AS r
+    MATCH (n:Entity {mrid: r.m}) USING INDEX SEEK n:Entity(mrid)
+    WITH n, r WHERE n.@version = r.v AND NOT n:Stub AND NOT n:Tombstone
+    UNWIND r.s AS x
+    MERGE (s:MeasurementSample {mrid: r.m, @bucket: x.b})
+    SET s += x.p, s.@time = datetime({epochMillis: x.t}), s.@label = n.@label, s.@owner = n.@owner,
+        s.@class = n.@class
+    """,
     # Stubs: a stub gains the labels of every class it is referenced as; its class is narrowed when a
     # referrer expects a subclass of what it was created as.
     """
@@ -933,12 +982,15 @@ class GraphWriter:
         database: str | None = None,
         replan_skip: bool = True,
         history: bool = True,
+        sample_interval_s: float = 0.0,
     ) -> None:
         self.ontology = ontology
         self.database = database
         # Whether plans list the versions to keep (settings.writer_history); off, the history part of the
         # statement gets no rows.
         self.history = history
+        # The interval of measurement samples (settings.measurement_history_interval_s; 0: none kept).
+        self.sample_ms = int(sample_interval_s * 1000)
         # The statements as sent: pinned to their first plan unless ``replan_skip`` is off
         # (settings.writer_replan_skip), when Neo4j plans them again as its statistics move.
         prefix = REPLAN_SKIP if replan_skip else ""
@@ -992,7 +1044,7 @@ class GraphWriter:
         fresh = events
         if done:
             fresh = [ev for ev in events if ev.source is None or ev.offset > done.get(ev.source, -1)]
-        plan = fold(fresh, stored, self.ontology, self.book, history=self.history)
+        plan = fold(fresh, stored, self.ontology, self.book, history=self.history, sample_ms=self.sample_ms)
         plan.replayed = len(events) - len(fresh)
         plan.positions = positions
         return plan
@@ -1080,6 +1132,7 @@ class GraphWriter:
             rels=plan.rels,
             versions=plan.versions,
             history=plan.history,
+            samples=plan.samples,
             positions=[{"s": k, "o": v} for k, v in plan.positions.items()],
             class_labels=class_labels,
             domains=domains,

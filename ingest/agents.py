@@ -46,4 +46,8 @@ def register(ingest_app: IngestApp) -> IngestProcess:
     async def discover() -> None:
         await process.discover()
 
+    @app.timer(interval=settings.measurement_history_prune_s)
+    async def prune_measurements() -> None:
+        await process.prune_measurements()
+
     return process

@@ -83,7 +83,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faust.exceptions import ProducerSendError
 from faust.types import TP, EventT, StreamT
 
-from hub import audit
+from hub import audit, measurement_history
 from hub.changes import ChangeRecord
 from hub.dead_letter_headers import SENDER_REASONS
 from hub.graph import ensure_schema_async, make_async_driver
@@ -262,6 +262,7 @@ class WritePipeline:
             database=settings.neo4j_database,
             replan_skip=settings.writer_replan_skip,
             history=settings.writer_history,
+            sample_interval_s=settings.measurement_history_interval_s,
         )
         self.driver: neo4j.AsyncDriver | None = None
         self.publisher = ChangePublisher(settings.kafka_bootstrap, settings=settings, principal=WORKER)
@@ -323,6 +324,10 @@ class WritePipeline:
             await self.publisher.stop()
         except Exception as exc:
             log.warning("stopping the worker's Kafka clients failed", error=f"{type(exc).__name__}: {exc}")
+
+    def ready_driver(self) -> neo4j.AsyncDriver | None:
+        """The worker's Neo4j driver once the graph's schema is ensured (for upkeep beside the writes)."""
+        return self.driver if self.schema_ready else None
 
     async def _driver(self) -> neo4j.AsyncDriver:
         if self.driver is None:
@@ -820,6 +825,25 @@ class IngestProcess:
     def reassigned(self, held: set[TP] | None) -> None:
         """After a rebalance, the worker holding ``held`` (None: its partitions revoked)."""
         self.pipeline.reassigned(held)
+
+    async def prune_measurements(self) -> None:
+        """Delete measurement samples past their retention (hub/measurement_history.py). Every worker
+        prunes; a failed round is logged and the next one catches up."""
+        settings = self.settings
+        # Only once the pipeline has written (it builds the driver and ensures the graph's schema).
+        pipeline = self.__dict__.get("pipeline")
+        driver = pipeline.ready_driver() if isinstance(pipeline, WritePipeline) else None
+        if driver is None:
+            return
+        try:
+            pruned = await measurement_history.prune(
+                driver, settings.neo4j_database, datetime.now(UTC), settings.measurement_history_retention_s
+            )
+        except Exception as exc:
+            log.warning("pruning measurement samples failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        if pruned:
+            log.info("measurement samples pruned", count=pruned)
 
     async def discover(self) -> None:
         """Subscribe to producer topics created since start.

@@ -8,9 +8,10 @@ import { EDGE_COLOR, GraphModel, edgeId } from "./graphModel";
 import { MAX_CSV_OBJECTS, detailsToCsv, download, exportFileName, fetchDetails, objectsInView, renderPng, toGeoJson } from "./export";
 import { LiveFeed, type LiveState } from "./live";
 import * as Q from "./queries";
-import type { Caller, Change, ClassCount, GraphNode, ObjectDetail, PathVia, Subgraph } from "./queries";
+import type { Caller, Change, ClassCount, DependencyDirection, GraphNode, ObjectDetail, PathVia, Subgraph } from "./queries";
 import { clearToken, getToken, setToken, tokenExpiry } from "./session";
 import { renderDetail, type DetailState } from "./ui/detail";
+import { renderMeasurements } from "./ui/measurementChart";
 import { SearchBox, swatch } from "./ui/search";
 import { diagramMrids, diagramSubstation, renderDiagram } from "./ui/substationDiagram";
 import { FLASH, GraphView, HIGHLIGHT_EDGE, type LayoutMode } from "./view";
@@ -22,6 +23,10 @@ const EDGE_BATCH = 25;
 const DISCOVERY_BATCH = 20;
 
 // What a person reads when the page itself failed (a fault of the page, not of their request).
+// The detail panel's measurement charts: the span they show, the points asked for, how often refreshed.
+const MEASUREMENT_SPAN_MS = 24 * 3600 * 1000;
+const MEASUREMENT_POINTS = 300;
+const MEASUREMENT_POLL_MS = 3000;
 const PAGE_FAULT = "The page could not finish that step because of a fault in the page itself. Reloading usually helps; the details are in the browser's console.";
 
 export class App {
@@ -39,6 +44,7 @@ export class App {
   private pathEnd: string | null = null;
   private discoveryQueue = new Set<string>();
   private retryTimer: number | undefined;
+  private measurementTimer: number | undefined;
   private bannerKind: string | null = null;
   // Class loads run one after another: a click while one loads queues the next.
   private classLoads: Promise<void> = Promise.resolve();
@@ -344,8 +350,11 @@ export class App {
       pathStart: this.pathStart,
       deps: keepDeps,
       depsLoading: false,
+      depsDirection: keepDeps && this.detail ? this.detail.depsDirection : "DOWNSTREAM",
+      measurements: null,
     };
     this.renderDetailPanel();
+    this.followMeasurements(detail.mrid);
     try {
       const sub = await this.neighbourhood(detail.mrid);
       if (this.detail?.detail.mrid !== detail.mrid) return;
@@ -354,6 +363,39 @@ export class App {
     } catch (e) {
       this.report(e);
     }
+  }
+
+  /**
+   * Keeps the shown object's measurement charts fresh: its kept readings of the last 24 hours now, then
+   * again every few seconds while it stays the shown object (the API downsamples to the points asked for).
+   */
+  private followMeasurements(mrid: string): void {
+    window.clearTimeout(this.measurementTimer);
+    const shown = () => this.detail?.detail.mrid === mrid;
+    const load = async (): Promise<void> => {
+      if (!shown()) return;
+      try {
+        const to = new Date();
+        const from = new Date(to.getTime() - MEASUREMENT_SPAN_MS);
+        const r = await this.api.query("MeasurementHistory", Q.MEASUREMENT_HISTORY, {
+          mrid,
+          from: from.toISOString(),
+          to: to.toISOString(),
+          maxPoints: MEASUREMENT_POINTS,
+        });
+        if (!shown() || !this.detail) return;
+        this.detail.measurements = r.measurementHistory;
+        // Only the charts are drawn again: the rest of the panel (and where it is scrolled to) stays.
+        const old = document.querySelector('[data-testid="detail-measurements"]');
+        if (old) old.replaceWith(renderMeasurements(r.measurementHistory));
+        else this.renderDetailPanel();
+      } catch (e) {
+        if (shown()) this.report(e);
+        return;
+      }
+      if (shown()) this.measurementTimer = window.setTimeout(() => void load(), MEASUREMENT_POLL_MS);
+    };
+    void load();
   }
 
   private neighbourhood(mrid: string, types?: string[]): Promise<Subgraph> {
@@ -409,13 +451,14 @@ export class App {
     else await this.expand(mrid);
   }
 
-  async dependencies(mrid: string): Promise<void> {
+  async dependencies(mrid: string, direction: DependencyDirection = "DOWNSTREAM"): Promise<void> {
     if (!this.detail || this.detail.detail.mrid !== mrid) return;
     this.detail.depsLoading = true;
+    this.detail.depsDirection = direction;
     this.renderDetailPanel();
     try {
-      const r = (await this.api.query("Dependencies", Q.DEPENDENCIES, { mrid })).dependencies;
-      if (this.detail?.detail.mrid !== mrid) return;
+      const r = (await this.api.query("Dependencies", Q.DEPENDENCIES, { mrid, direction })).dependencies;
+      if (this.detail?.detail.mrid !== mrid || this.detail.depsDirection !== direction) return;
       this.detail.deps = r;
       this.detail.depsLoading = false;
       const sub: Subgraph = r.subgraph ?? { nodes: [...(r.root ? [r.root] : []), ...r.dependents], edges: [] };
@@ -1028,7 +1071,7 @@ export class App {
       open: (m) => void this.open(m),
       expand: (m, t) => void this.expand(m, t),
       collapse: (m) => this.collapse(m),
-      dependencies: (m) => void this.dependencies(m),
+      dependencies: (m, d) => void this.dependencies(m, d),
       pathFrom: (m) => this.pathFrom(m),
       pathTo: (m) => void this.findPath(m),
       focus: (m) => this.view.focus(m),

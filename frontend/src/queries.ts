@@ -7,6 +7,7 @@ import {
   ChangesDocument,
   CountsDocument,
   DependenciesDocument,
+  MeasurementHistoryDocument,
   MeDocument,
   NeighbourhoodDocument,
   ObjectDetailDocument,
@@ -33,6 +34,8 @@ export type SearchHit = G.SearchQuery["search"][number];
 export type ObjectDetail = NonNullable<G.ObjectDetailQuery["object"]>;
 export type AttributeValue = ObjectDetail["attributes"][number];
 export type DependencyReport = G.DependenciesQuery["dependencies"];
+export type DependencyDirection = G.DependencyDirection;
+export type MeasurementSeries = G.MeasurementHistoryQuery["measurementHistory"][number];
 export type ClassCount = G.CountsQuery["counts"][number];
 export type OntologyClass = G.OntologyClassesQuery["ontologyClasses"][number];
 export type Change = G.ChangesSubscription["changes"];
@@ -51,6 +54,7 @@ export const DEPENDENCIES = DependenciesDocument;
 export const OBJECTS_PAGE = ObjectsPageDocument;
 export const CHANGES = ChangesDocument;
 export const SUBSTATION_DIAGRAM = SubstationDiagramDocument;
+export const MEASUREMENT_HISTORY = MeasurementHistoryDocument;
 
 /** Variables of a batch of neighbourhoods: `m0`, `m1`, ... for the aliases `n0`, `n1`, .... */
 export type NeighbourhoodBatchVariables = Record<`m${number}`, string>;

@@ -261,9 +261,16 @@ class DependencyStep:
     capacity_mw: float | None = strawberry.field(name="capacityMW")
 
 
+@strawberry.enum(description="Which way dependencies are followed from an object.")
+class DependencyDirection(Enum):
+    DOWNSTREAM = "downstream"
+    UPSTREAM = "upstream"
+
+
 @strawberry.type(
     description="What depends on an object across the domains, transitively (electricity -> compressor "
-    "-> gas downstream -> offtake -> generating unit ...), and the generating capacity at stake."
+    "-> gas downstream -> offtake -> generating unit ...), or upstream what it depends on, and the "
+    "generating capacity at stake."
 )
 class DependencyReport:
     root: GraphNode | None

@@ -43,6 +43,7 @@ from hubql.generic import (
     Caller,
     Change,
     ClassCount,
+    DependencyDirection,
     DependencyReport,
     Domain,
     OntologyClass,
@@ -53,6 +54,7 @@ from hubql.generic import (
     graph_node,
     resolve_from_source,
 )
+from hubql.measurements import MEASUREMENT_FIELDS
 from hubql.projection import selected_properties
 from hubql.scalars import SCALAR_MAP
 from hubql.subscriptions import change_stream
@@ -272,9 +274,20 @@ async def _containment(
     return subgraph_row(info, graph)  # type: ignore[return-value]
 
 
-async def _dependencies(info: Info, mrid: strawberry.ID) -> DependencyReport:
+async def _dependencies(
+    info: Info,
+    mrid: strawberry.ID,
+    direction: Annotated[
+        DependencyDirection,
+        strawberry.argument(
+            description="DOWNSTREAM: what depends on the object; UPSTREAM: what the object depends on."
+        ),
+    ] = DependencyDirection.DOWNSTREAM,
+) -> DependencyReport:
     fields = _properties(info, ("root",), ("dependents",), ("steps", "dependents"), ("subgraph", "nodes"))
-    root, steps, graph = await info.context.reader.dependencies(str(mrid), fields)
+    root, steps, graph = await info.context.reader.dependencies(
+        str(mrid), fields, upstream=direction == DependencyDirection.UPSTREAM
+    )
     label_text = info.context.guard.label_text
     rows = [
         {
@@ -384,6 +397,7 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
     query_ns: dict[str, Any] = {
         "me": strawberry.field(resolver=_me, description="The caller as the access guard sees them."),
         **history.HISTORY_FIELDS,
+        **MEASUREMENT_FIELDS,
         "object": strawberry.field(
             resolver=_object,
             graphql_type=identified | None,  # type: ignore[operator]
@@ -426,7 +440,10 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
             resolver=_dependencies,
             description="Cross-domain dependents, transitively: from a gas asset the generating units it "
             "supplies through the gas network; from an electricity asset the gas assets it powers and what "
-            "they supply in turn; step by step, with the generating capacity at stake.",
+            "they supply in turn; step by step, with the generating capacity at stake. direction: UPSTREAM "
+            "follows the same ways back to what the object depends on (generating unit -> offtake -> gas "
+            "upstream -> compressor -> electricity supply). Only through objects you may see; each object "
+            "is reached once, so cycles end.",
         ),
         "counts": strawberry.field(resolver=_counts, description="Visible objects per class."),
         "ontology_classes": strawberry.field(

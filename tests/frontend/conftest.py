@@ -155,6 +155,8 @@ def hub_stack(settings: Any, frontend_dist: Path) -> Iterator[HubStack]:
         "HUB_API_PORT": str(api_port),
         "HUB_DEV_MODE": "true",
         "HUB_TOPIC_PARTITIONS": "1",
+        # A measurement sample a second, so a chart grows within a test.
+        "HUB_MEASUREMENT_HISTORY_INTERVAL_S": "1",
         "HUB_PRODUCERS": json.dumps(
             {PRODUCER_ID: {"org": "hub", "clearance": "SECRET", "default_label": "classification=PUBLIC"}}
         ),
@@ -200,7 +202,8 @@ def hub_stack(settings: Any, frontend_dist: Path) -> Iterator[HubStack]:
             )
             procs.append(api)
         base = f"http://127.0.0.1:{api_port}"
-        _wait_http(f"{base}/healthz", api, logs["api"], 90)
+        # Generous: the API builds its schema from the ontology first, slow on a busy shared machine.
+        _wait_http(f"{base}/healthz", api, logs["api"], 240)
         with urllib.request.urlopen(f"{base}/dev/tokens", timeout=10) as resp:
             body = json.loads(resp.read())
         users = body["users"] if isinstance(body, dict) else body

@@ -518,4 +518,17 @@ def test_dependencies_from_a_substation_reach_the_gas_fired_unit_behind_its_comp
     artifacts = Path(__file__).resolve().parents[2] / "test-artifacts" / "frontend"
     artifacts.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(artifacts / "dependencies-transitive.png"))
+
+    # The other way: what the unit depends on, back through its offtake and the gas upstream of Aachen
+    # to the compressor and the supply point that powers it.
+    ui.search_and_open(page, network.names["unit"], m["unit"])
+    page.click('[data-testid="action-upstream"]')
+    page.wait_for_selector(
+        '[data-testid="detail-dependencies"][data-direction="UPSTREAM"] [data-testid="deps-list"]',
+        timeout=20_000,
+    )
+    upstream = page.eval_on_selector_all('[data-testid="deps-link"]', "els => els.map(e => e.dataset.mrid)")
+    assert m["offtake"] in upstream and ids["esp"] in upstream, upstream
+    assert upstream.index(m["offtake"]) < upstream.index(ids["esp"])
+    page.screenshot(path=str(artifacts / "dependencies-upstream.png"))
     assert not page.errors

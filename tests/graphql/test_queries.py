@@ -376,6 +376,43 @@ def test_dependencies_step_by_step_through_visible_objects_only(
     assert scenario["gu2"] not in {n["mrid"] for n in seen["subgraph"]["nodes"]}
 
 
+UPSTREAM = """query($m: ID!) { dependencies(mrid: $m, direction: UPSTREAM) { root { mrid } capacityMW
+  steps { depth domain capacityMW dependents { mrid } } subgraph { nodes { mrid } } } }"""
+
+
+def test_dependencies_upstream_step_by_step_through_visible_objects_only(
+    api: Api, scenario: dict[str, str], tokens: dict[str, str]
+) -> None:
+    # Unit B burns gas from the second offtake, fed past the compressor, which the substation's supply
+    # point powers: unit -> offtake -> gas upstream -> compressor -> electricity supply.
+    admin = data(api, UPSTREAM, {"m": scenario["gu2"]}, tokens["admin"])["dependencies"]
+    assert admin["root"] == {"mrid": scenario["gu2"]}
+    assert admin["steps"] == [
+        {"depth": 1, "domain": "GAS", "capacityMW": None, "dependents": [{"mrid": scenario["off2"]}]},
+        {"depth": 2, "domain": "ELECTRICITY", "capacityMW": None, "dependents": [{"mrid": scenario["esp"]}]},
+    ]
+    # The way there: the offtake's node, the compressor into it, the gas upstream of that, and what
+    # contains the supply point; nothing downstream of the unit's gas (the first offtake's unit).
+    nodes = {n["mrid"] for n in admin["subgraph"]["nodes"]}
+    assert {scenario[k] for k in ("n3", "cs", "n2", "pipe", "n1", "esp", "vl", "sub")} <= nodes
+    assert scenario["gu"] not in nodes
+    # Unit A's gas comes from the entry alone: no compressor, no electricity on the way.
+    first = data(api, UPSTREAM, {"m": scenario["gu"]}, tokens["admin"])["dependencies"]
+    assert [[d["mrid"] for d in s["dependents"]] for s in first["steps"]] == [[scenario["off1"]]]
+    # Cycle-safe and still downstream by default: the two directions from the compressor differ.
+    down = data(api, STEPS, {"m": scenario["cs"]}, tokens["admin"])["dependencies"]
+    up = data(api, UPSTREAM, {"m": scenario["cs"]}, tokens["admin"])["dependencies"]
+    assert [[d["mrid"] for d in s["dependents"]] for s in down["steps"]] == [[scenario["gu2"]]]
+    assert [[d["mrid"] for d in s["dependents"]] for s in up["steps"]] == [[scenario["esp"]]]
+    # A caller who may not see the gas stops at the unit, and learns nothing beyond: the same answer
+    # as for an object with no upstream at all.
+    public = data(api, UPSTREAM, {"m": scenario["gu"]}, tokens["public"])["dependencies"]
+    assert public["steps"] == [] and public["subgraph"]["nodes"] == [{"mrid": scenario["gu"]}]
+    hidden = api.query(UPSTREAM, {"m": scenario["gu2"]}, token=tokens["public"], raw=True)
+    missing = api.query(UPSTREAM, {"m": scenario["gu2"] + "x"}, token=tokens["public"], raw=True)
+    assert hidden.content == missing.content
+
+
 def test_me_and_ontology(api: Api, tokens: dict[str, str]) -> None:
     body = data(
         api,

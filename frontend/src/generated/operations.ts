@@ -13,6 +13,11 @@ export type AccessStatus =
   | 'REJECTED'
   | 'REVOKED';
 
+/** Which way dependencies are followed from an object. */
+export type DependencyDirection =
+  | 'DOWNSTREAM'
+  | 'UPSTREAM';
+
 /** The two energy domains of the hub. */
 export type Domain =
   | 'ELECTRICITY'
@@ -87,6 +92,7 @@ export type CountsQuery = { counts: Array<{ className: string, count: number }> 
 
 export type DependenciesQueryVariables = Exact<{
   mrid: string;
+  direction?: DependencyDirection;
 }>;
 
 
@@ -146,6 +152,16 @@ export type MeQueryVariables = Exact<{ [key: string]: never; }>;
 
 
 export type MeQuery = { me: { subject: string, org: string | null, clearance: string | null, roles: Array<string>, groups: Array<string>, anonymous: boolean } };
+
+export type MeasurementHistoryQueryVariables = Exact<{
+  mrid: string;
+  from?: string | null | undefined;
+  to?: string | null | undefined;
+  maxPoints?: number | null | undefined;
+}>;
+
+
+export type MeasurementHistoryQuery = { measurementHistory: Array<{ key: string, qname: string, unit: string | null, points: Array<{ time: string, value: number, min: number, max: number, count: number }> }> };
 
 export type NeighbourhoodQueryVariables = Exact<{
   mrid: string;
@@ -635,8 +651,8 @@ export const CountsDocument = new TypedDocumentString(`
 }
     `) as unknown as TypedDocumentString<CountsQuery, CountsQueryVariables>;
 export const DependenciesDocument = new TypedDocumentString(`
-    query Dependencies($mrid: ID!) {
-  dependencies(mrid: $mrid) {
+    query Dependencies($mrid: ID!, $direction: DependencyDirection! = DOWNSTREAM) {
+  dependencies(mrid: $mrid, direction: $direction) {
     root {
       mrid
       className
@@ -805,6 +821,22 @@ export const MeDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<MeQuery, MeQueryVariables>;
+export const MeasurementHistoryDocument = new TypedDocumentString(`
+    query MeasurementHistory($mrid: ID!, $from: DateTime, $to: DateTime, $maxPoints: Int) {
+  measurementHistory(mrid: $mrid, from: $from, to: $to, maxPoints: $maxPoints) {
+    key
+    qname
+    unit
+    points {
+      time
+      value
+      min
+      max
+      count
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<MeasurementHistoryQuery, MeasurementHistoryQueryVariables>;
 export const NeighbourhoodDocument = new TypedDocumentString(`
     query Neighbourhood($mrid: ID!, $depth: Int, $types: [String!]) {
   neighbourhood(mrid: $mrid, depth: $depth, types: $types) {

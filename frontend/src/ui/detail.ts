@@ -2,14 +2,15 @@
 
 import { clear, h } from "../dom";
 import { labelBadge, type ClassStyles } from "../classStyle";
-import type { DependencyReport, GraphNode, ObjectDetail, Subgraph } from "../queries";
+import type { DependencyDirection, DependencyReport, GraphNode, MeasurementSeries, ObjectDetail, Subgraph } from "../queries";
+import { renderMeasurements } from "./measurementChart";
 import { swatch } from "./search";
 
 export interface DetailActions {
   open(mrid: string): void;
   expand(mrid: string, relTypes?: string[]): void;
   collapse(mrid: string): void;
-  dependencies(mrid: string): void;
+  dependencies(mrid: string, direction: DependencyDirection): void;
   pathFrom(mrid: string): void;
   pathTo(mrid: string): void;
   focus(mrid: string): void;
@@ -24,6 +25,10 @@ export interface DetailState {
   pathStart: string | null;
   deps: DependencyReport | null;
   depsLoading: boolean;
+  // Which way the dependencies shown were followed: what depends on the object, or what it depends on.
+  depsDirection: DependencyDirection;
+  // The object's kept readings per measured attribute (null: not fetched yet), kept fresh while shown.
+  measurements: MeasurementSeries[] | null;
 }
 
 interface AssocGroup {
@@ -104,7 +109,8 @@ export function renderDetail(panel: HTMLElement, st: DetailState, styles: ClassS
   if (st.expanded) actions.append(h("button", { className: "ghost", testid: "action-collapse", onclick: () => act.collapse(d.mrid) }, "Collapse"));
   else actions.append(h("button", { className: "ghost", testid: "action-expand", onclick: () => act.expand(d.mrid) }, "Expand all"));
   actions.append(
-    h("button", { className: "ghost", testid: "action-dependencies", onclick: () => act.dependencies(d.mrid) }, "Dependencies"),
+    h("button", { className: "ghost", testid: "action-dependencies", title: "What depends on this, across gas and electricity", onclick: () => act.dependencies(d.mrid, "DOWNSTREAM") }, "Dependencies"),
+    h("button", { className: "ghost", testid: "action-upstream", title: "What this depends on, across gas and electricity", onclick: () => act.dependencies(d.mrid, "UPSTREAM") }, "Depends on"),
     h("button", { className: "ghost", testid: "action-path-from", onclick: () => act.pathFrom(d.mrid) }, "Path from here"),
   );
   if (st.pathStart && st.pathStart !== d.mrid) {
@@ -117,6 +123,7 @@ export function renderDetail(panel: HTMLElement, st: DetailState, styles: ClassS
   panel.append(actions);
 
   if (st.deps || st.depsLoading) panel.append(renderDeps(st, styles, act));
+  panel.append(renderMeasurements(st.measurements));
 
   // Attributes
   const attrs = d.attributes.slice().sort((a, b) => a.key.localeCompare(b.key));
@@ -204,8 +211,21 @@ export function renderDetail(panel: HTMLElement, st: DetailState, styles: ClassS
 }
 
 function renderDeps(st: DetailState, styles: ClassStyles, act: DetailActions): HTMLElement {
-  const box = h("div", { className: "detail-section deps", testid: "detail-dependencies" });
-  box.append(h("h4", {}, "Dependencies"));
+  const up = st.depsDirection === "UPSTREAM";
+  const box = h("div", { className: "detail-section deps", testid: "detail-dependencies", "data-direction": st.depsDirection });
+  const other: DependencyDirection = up ? "DOWNSTREAM" : "UPSTREAM";
+  box.append(
+    h(
+      "h4",
+      {},
+      up ? "Depends on" : "Dependencies",
+      h(
+        "button",
+        { className: "link small", testid: "deps-switch", title: up ? "Show what depends on this instead" : "Show what this depends on instead", onclick: () => act.dependencies(st.detail.mrid, other) },
+        up ? "what depends on this" : "what this depends on",
+      ),
+    ),
+  );
   if (st.depsLoading || !st.deps) {
     box.append(h("div", { className: "muted" }, "Following the couplings…"));
     return box;
@@ -225,7 +245,11 @@ function renderDeps(st: DetailState, styles: ClassStyles, act: DetailActions): H
       h(
         "div",
         { className: "muted" },
-        gas ? "No electricity asset you may see depends on this." : "No coupled asset you may see.",
+        up
+          ? "Nothing you may see supplies this across the domains."
+          : gas
+            ? "No electricity asset you may see depends on this."
+            : "No coupled asset you may see.",
       ),
     );
   }
