@@ -1018,3 +1018,93 @@ def test_a_worker_whose_agent_fails_exits_rather_than_reading_nothing(
         worker.stop()
         neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
         run(delete_topics(kafka_bootstrap, prefix))
+
+
+def _substation(producer: str, mrid: str) -> Produced:
+    event = {
+        "id": str(uuid.uuid4()),
+        "source": producer,
+        "type": "upsert",
+        "subject": mrid,
+        "time": "2026-12-01T10:00:00Z",
+        "version": 1,
+        "class": "Substation",
+        "attributes": {"IdentifiedObject.name": mrid},
+    }
+    return Produced(producer, mrid.encode(), json.dumps(event).encode(), [], event=event)
+
+
+def _applied_per_producer(driver: neo4j.Driver, prefix: str, producers: list[str]) -> dict[str, int]:
+    records, _, _ = driver.execute_query(
+        "UNWIND $ps AS p OPTIONAL MATCH (n:Entity) WHERE n.mrid STARTS WITH p + '-' AND NOT n:Stub "
+        "RETURN p, count(n) AS c",
+        ps=producers,
+    )
+    return {r["p"]: r["c"] for r in records}
+
+
+# A burst of producer topics appearing while the worker writes a steady stream: each new topic makes the
+# group rebalance with batches in flight, some of them several times over (discovery runs every second).
+STEADY_EVENTS = 6_000
+STEADY_CHUNK = 100
+BURST_TOPICS = 5
+BURST_EVENTS = 60
+BURST_SPACING_CHUNKS = 2
+
+
+def test_producer_topics_appearing_mid_stream_lose_no_event(
+    settings: Any, kafka_bootstrap: str, neo4j_driver: neo4j.Driver, log_dir: Path
+) -> None:
+    prefix = f"r{uuid.uuid4().hex[:8]}"
+    steady = f"{prefix}-steady"
+    burst = [f"{prefix}-new{i}" for i in range(BURST_TOPICS)]
+    config: dict[str, str | bool] = {"org": "ngt", "clearance": "OFFICIAL", "owns": f"{prefix}-"}
+    sc = Scenario(prefix, {p: dict(config) for p in [steady, *burst]})
+    expected = {steady: STEADY_EVENTS, **dict.fromkeys(burst, BURST_EVENTS)}
+
+    run(create_topics(kafka_bootstrap, [sc.topic(steady)], PARTITIONS))
+    env = {"HUB_TOPIC_DISCOVERY_INTERVAL_S": "1", "HUB_BATCH_SIZE": "100", "HUB_BATCH_TIMEOUT_S": "0.05"}
+    worker = WorkerProcess(settings, sc, log_dir, env=env)
+    worker.start()
+
+    async def steady_stream() -> None:
+        """The steady producer, chunk after chunk; the new topics come in a burst a third of the way in,
+        one every ``BURST_SPACING_CHUNKS`` chunks (a few tenths of a second), so that discovery finds
+        some of them together and some one after another, each time with batches in flight."""
+        first_new = STEADY_EVENTS // STEADY_CHUNK // 3
+        for n, start in enumerate(range(0, STEADY_EVENTS, STEADY_CHUNK)):
+            chunk = range(start, start + STEADY_CHUNK)
+            await produce(kafka_bootstrap, sc, [_substation(steady, f"{steady}-{i}") for i in chunk])
+            k, due = divmod(n - first_new, BURST_SPACING_CHUNKS)
+            if n >= first_new and not due and k < len(burst):
+                new = burst[k]
+                await create_topics(kafka_bootstrap, [sc.topic(new)], PARTITIONS)
+                await produce(
+                    kafka_bootstrap, sc, [_substation(new, f"{new}-{i}") for i in range(BURST_EVENTS)]
+                )
+            await asyncio.sleep(0.05)
+
+    try:
+        # The worker is writing before the stream goes on.
+        run(produce(kafka_bootstrap, sc, [_substation(steady, f"{steady}-first")]))
+        _node_appears(neo4j_driver, f"{steady}-first", worker, 120.0)
+        run(steady_stream())
+        expected[steady] += 1
+        deadline = time.monotonic() + 180.0
+        applied: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            assert worker.alive(), f"the worker exited: {worker.logs()[-3000:]}"
+            applied = _applied_per_producer(neo4j_driver, prefix, list(expected))
+            if applied == expected:
+                break
+            time.sleep(1.0)
+        assert applied == expected, (
+            f"events not applied within the bound: applied {applied}, published {expected}; "
+            f"{worker.logs()[-4000:]}"
+        )
+        # And their offsets committed: nothing would be read again by the next worker.
+        wait_until_done(kafka_bootstrap, sc, worker, timeout_s=60.0)
+    finally:
+        worker.stop()
+        neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
+        run(delete_topics(kafka_bootstrap, prefix))
