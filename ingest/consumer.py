@@ -1,4 +1,5 @@
-"""The ingest app's Kafka transport: Faust's aiokafka transport, rewinding partitions that have nothing
+"""The ingest app's Kafka transport: Faust's aiokafka transport, keeping every partition's events in an
+unbroken sequence across rebalances (:mod:`ingest.continuity`), rewinding partitions that have nothing
 committed after a rebalance, and (optionally) with a cheaper hand-off per message.
 
 Faust drops events it has fetched but not handed to the agent whenever the group rebalances (it clears
@@ -10,6 +11,13 @@ never read; the worker reads nothing more there, and acknowledging later events 
 :class:`RewindingConsumer` seeks such a partition back to its beginning, which is where a worker with
 nothing committed starts (``auto_offset_reset`` is earliest); the events read again are skipped by the
 writer, which knows each partition's position.
+
+Seeking back is not enough: records fetched before the seek can still reach Faust's drain after it, and
+the drain then drops the events read again and commits past them (:mod:`ingest.continuity` has the
+details). :class:`RewindingConsumer` therefore notes, for every record it fetches, which record it
+follows; turns off the drain's filter by read offset (and with it Faust's gaps); lets the pipeline read a
+partition again from a given offset (:meth:`RewindingConsumer.rewind`); and commits the offset after the
+last event acknowledged, which the pipeline's gate keeps in sequence.
 
 The hand-off:
 
@@ -28,18 +36,21 @@ context rather than a task's copy of it, which matters only to a callback that s
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import types
 from collections.abc import Coroutine, Generator, Mapping
 from typing import Any, ClassVar
 
-from aiokafka.errors import IllegalStateError
+from aiokafka.errors import IllegalStateError, KafkaError
+from faust.transport.consumer import RecordMap
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP, ConsumerT
+from faust.types import TP, ConsumerT, Message
 from mode.services import Service, WaitArgT, WaitResults
 from mode.utils.times import Seconds
 
 from hub.logging import get_logger
+from ingest.continuity import Continuity
 
 log = get_logger("ingest.consumer")
 
@@ -100,24 +111,127 @@ class EagerWaitFirst(Service):
         )
 
 
+class _Unfiltered(dict[Any, Any]):
+    """Faust's per-partition read offsets, by which its drain drops records below the highest one it
+    delivered and takes a jump above it for a gap to commit past: this one never knows an offset, so
+    every fetched record goes on to the pipeline's gate (see :mod:`ingest.continuity`)."""
+
+    def __getitem__(self, tp: Any) -> None:
+        return None
+
+    def __setitem__(self, tp: Any, offset: Any) -> None:
+        return None
+
+
 class RewindingConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, seeking partitions with nothing committed back to their beginning
-    wherever Faust seeks to the committed offsets (see the module's text)."""
+    wherever Faust seeks to the committed offsets (see the module's text), noting where every fetched
+    record follows, and committing only what :mod:`ingest.continuity` says is applied."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.continuity = Continuity()
+        self._read_offset = _Unfiltered()
+        # One seek at a time: a seek's end tells where the partition's next record follows.
+        self._seeking = asyncio.Lock()
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
-        committed = await super().seek_to_committed()
-        fresh = [tp for tp, offset in committed.items() if offset is None or offset <= 0]
-        if fresh:
+        continuity = self.continuity
+        async with self._seeking:
+            generation = continuity.generation
+            continuity.unsettle(self.assignment())
+            committed = await super().seek_to_committed()
+            fresh = [tp for tp, offset in committed.items() if offset is None or offset <= 0]
+            sought = True
+            if fresh:
+                try:
+                    await self._thread.seek_to_beginning(*fresh)
+                except IllegalStateError:
+                    # Taken away by a rebalance meanwhile: the next assignment seeks again.
+                    sought = False
+                else:
+                    log.info(
+                        "partitions with nothing committed read again from their beginning",
+                        partitions=sorted(f"{tp.topic}#{tp.partition}" for tp in fresh),
+                    )
+            for tp, offset in committed.items():
+                continuity.start(tp, offset)
+                if sought and continuity.generation == generation:
+                    continuity.settle(tp, offset if offset is not None and offset > 0 else 0)
+            return committed
+
+    async def rewind(self, tp: TP, offset: int) -> None:
+        """Read ``tp`` again from ``offset``: events from there on were dropped before reaching the
+        pipeline (see :mod:`ingest.continuity`)."""
+        continuity = self.continuity
+        async with self._seeking:
+            generation = continuity.generation
+            continuity.unsettle([tp])
             try:
-                await self._thread.seek_to_beginning(*fresh)
-            except IllegalStateError:
-                # Taken away by a rebalance meanwhile: the next assignment seeks again.
-                return committed
-            log.info(
-                "partitions with nothing committed read again from their beginning",
-                partitions=sorted(f"{tp.topic}#{tp.partition}" for tp in fresh),
-            )
-        return committed
+                await self._thread.seek_wait({tp: offset})
+            except (IllegalStateError, AssertionError, KafkaError, TimeoutError) as exc:
+                # Taken away by a rebalance (which seeks to the committed offsets), or not reachable.
+                continuity.rewind_failed(tp)
+                log.info(
+                    "partition not read again",
+                    partition=f"{tp.topic}#{tp.partition}",
+                    offset=offset,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                return
+            if continuity.generation == generation:
+                continuity.settle(tp, offset)
+            log.info("partition read again", partition=f"{tp.topic}#{tp.partition}", offset=offset)
+
+    async def _seek(self, partition: TP, offset: int) -> None:
+        async with self._seeking:
+            generation = self.continuity.generation
+            self.continuity.unsettle([partition])
+            await super()._seek(partition, offset)
+            if self.continuity.generation == generation:
+                self.continuity.settle(partition, offset)
+
+    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
+        async with self._seeking:
+            generation = self.continuity.generation
+            self.continuity.unsettle(partitions)
+            await super().seek_wait(partitions)
+            if self.continuity.generation == generation:
+                for tp, offset in partitions.items():
+                    self.continuity.settle(tp, offset)
+
+    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> RecordMap:
+        continuity = self.continuity
+        epoch = continuity.epoch
+        records = await super()._getmany(active_partitions, timeout)
+        if records:
+            continuity.fetched(records, settled=continuity.epoch == epoch)
+        return records
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self.continuity.rebalanced()
+        await super().on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        self.continuity.rebalanced()
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    def ack(self, message: Message) -> bool:
+        acked = super().ack(message)
+        if acked:
+            self.continuity.acknowledged(message.tp, message.offset)
+        return acked
+
+    def _new_offset(self, tp: TP) -> int | None:
+        # Faust's acknowledged offsets and gaps are not used: see ingest.continuity.
+        acked = self._acked.get(tp)
+        if acked:
+            acked.clear()
+            self._acked_index[tp].clear()
+        return self.continuity.committable(tp)
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        return None
 
 
 class IngestConsumer(EagerWaitFirst, RewindingConsumer):

@@ -1,0 +1,153 @@
+"""Each partition's events reach the graph as an unbroken sequence, and its committed offset never passes
+an event that was not applied or dead-lettered.
+
+Why the worker needs it: Faust can hand the agent an event while events before it in its partition were
+dropped, and then commit past them.
+
+- A rebalance clears the stream buffers, and a fetch that comes back while the flow is stopped is thrown
+  away; Faust relies on seeking every partition back to its committed offset afterwards.
+- But records the Kafka client returned before that seek can reach Faust's drain after it: a fetch
+  issued from the event loop runs in the client's thread and may finish while a rebalance (or a seek)
+  happens. The drain delivers them (they carry the new generation: it is stamped when the records are
+  converted, after the fetch), and remembers the highest offset delivered per partition. The events read
+  again from the committed offset come after it and are below that offset: the drain drops them as
+  already delivered. Meanwhile it recorded the jump from the committed offset to the stale record as a
+  "gap" (its way of stepping over offsets that hold no record, such as transaction markers), and when
+  the stale events are acknowledged it counts the gap as acknowledged too: the commit moves past events
+  nobody applied. Faust also commits ``committed + 1`` onward when only the event at the committed offset
+  is missing (its gap check is off by one).
+- The graph's replay check makes it worse: the writer skips an event at or below the highest offset it
+  stored for the partition (:mod:`hub.writer`), so once a later event is applied, the earlier ones would
+  be skipped even if they came again.
+
+What this module does instead (the consumer, :mod:`ingest.consumer`, and the pipeline,
+:mod:`ingest.pipeline`, use it):
+
+- Links. For each record the consumer fetches it notes the offset of the record before it in the log: the
+  one before it in the same fetch, or the last one of the partition's previous fetch, or the position the
+  partition was last sought to. A fetch during which a seek or a rebalance happened tells nothing about
+  where it started: its first record's link is unknown.
+- The gate. Per partition the pipeline knows the last offset admitted (after a rebalance: the committed
+  offset minus one). An event is admitted when its link reaches that offset (the offsets in between hold
+  no record), or as a replay when it is at or below it (the writer skips what it holds). Any other event
+  is held back, never acknowledged, and the partition is read again from the first offset not admitted:
+  once per rewind, by the first held event fetched since the last rewind (older ones are stale).
+- Commits. Events are acknowledged in the order they were admitted, so the offset after the highest one
+  acknowledged has nothing unapplied below it: that is what is committed, never Faust's gaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+from faust.types import TP
+
+# A record's link when where it follows is unknown.
+UNKNOWN: Final = None
+# The era of records fetched across a seek (no rewind is asked for by them).
+ACROSS_A_SEEK: Final = -1
+
+
+class Continuity:
+    """Links of the fetched records, the gate's positions and the committable offsets of one consumer."""
+
+    def __init__(self) -> None:
+        # Bumped by every seek and rebalance: a fetch that saw it change is not settled.
+        self.epoch = 0
+        # Bumped by every rebalance: a rewind that saw it change does not know the position it left.
+        self.generation = 0
+        # Per partition: the last offset fetched since the last seek (None: unknown).
+        self._fetched_to: dict[TP, int | None] = {}
+        # Per partition: fetched offset -> (offset of the record before it or None, era it was fetched in).
+        self._links: dict[TP, dict[int, tuple[int | None, int]]] = {}
+        # Per partition: how many times it was sought to a known position.
+        self._era: dict[TP, int] = {}
+        # Per partition: the last offset admitted (or the start minus one).
+        self._done: dict[TP, int] = {}
+        # Per partition: the era in which a rewind was asked for (once per era).
+        self._rewound_in: dict[TP, int] = {}
+        # Per partition: the offset after the highest acknowledged.
+        self._committable: dict[TP, int] = {}
+
+    # The consumer's side.
+
+    def rebalanced(self) -> None:
+        """A rebalance: the Kafka client resets the positions (and the partitions are sought to their
+        committed offsets before the flow resumes): every record fetched so far is stale."""
+        self.generation += 1
+        self.epoch += 1
+        for tp in list(self._fetched_to):
+            self._fetched_to[tp] = UNKNOWN
+        self._links.clear()
+
+    def unsettle(self, tps: Iterable[TP]) -> None:
+        """A seek of ``tps`` begins: until it ends, where their records follow is unknown."""
+        self.epoch += 1
+        for tp in tps:
+            self._fetched_to[tp] = UNKNOWN
+            self._links.pop(tp, None)
+
+    def settle(self, tp: TP, position: int) -> None:
+        """``tp`` was sought to ``position``: its next record follows ``position - 1``."""
+        self.epoch += 1
+        self._fetched_to[tp] = position - 1
+        self._era[tp] = self._era.get(tp, 0) + 1
+
+    def fetched(self, records: Mapping[Any, Sequence[Any]], settled: bool) -> None:
+        """Note the links of fetched ``records`` (per partition, in log order); ``settled``: no seek or
+        rebalance happened while they were fetched."""
+        for tp, batch in records.items():
+            if not batch:
+                continue
+            links = self._links.setdefault(tp, {})
+            if settled:
+                previous, era = self._fetched_to.get(tp, UNKNOWN), self._era.get(tp, 0)
+            else:
+                previous, era = UNKNOWN, ACROSS_A_SEEK
+            for record in batch:
+                offset = record.offset
+                links[offset] = (previous, era)
+                previous = offset
+            self._fetched_to[tp] = previous if settled else UNKNOWN
+
+    def start(self, tp: TP, committed: int | None) -> None:
+        """After a rebalance the gate starts from ``tp``'s committed offset (None: nothing committed)."""
+        self._done[tp] = (committed if committed is not None and committed > 0 else 0) - 1
+        self._rewound_in.pop(tp, None)
+
+    def rewind_failed(self, tp: TP) -> None:
+        """The rewind asked for ``tp`` did not happen: the next held event asks again."""
+        self._rewound_in.pop(tp, None)
+
+    def acknowledged(self, tp: TP, offset: int) -> None:
+        if offset >= self._committable.get(tp, 0):
+            self._committable[tp] = offset + 1
+
+    def committable(self, tp: TP) -> int | None:
+        """The offset ``tp`` may be committed at: nothing below it is unapplied (None: nothing yet)."""
+        return self._committable.get(tp)
+
+    # The pipeline's side.
+
+    def admit(self, tp: TP, offset: int) -> bool | int | None:
+        """Whether the event at ``offset`` of ``tp`` may be written: True (in sequence, or a replay);
+        otherwise it is held back, and the result is the offset to read ``tp`` again from, or None when
+        that was asked for already (or the partition is not this consumer's)."""
+        links = self._links.get(tp)
+        link = links.pop(offset, None) if links is not None else None
+        done = self._done.get(tp)
+        if done is None:
+            return None
+        if offset <= done:
+            return True
+        if link is None:
+            return None  # fetched before the last seek: stale
+        previous, era = link
+        if previous is not None and previous <= done:
+            self._done[tp] = offset
+            return True
+        if era == self._era.get(tp, 0) and self._rewound_in.get(tp) != era:
+            self._rewound_in[tp] = era
+            return done + 1
+        return None
