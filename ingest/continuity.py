@@ -29,9 +29,11 @@ What this module does instead (the consumer, :mod:`ingest.consumer`, and the pip
   where it started: its first record's link is unknown.
 - The gate. Per partition the pipeline knows the last offset admitted (after a rebalance: the committed
   offset minus one). An event is admitted when its link reaches that offset (the offsets in between hold
-  no record), or as a replay when it is at or below it (the writer skips what it holds). Any other event
-  is held back, never acknowledged, and the partition is read again from the first offset not admitted:
-  once per rewind, by the first held event fetched since the last rewind (older ones are stale).
+  no record); one at or below it is a copy of an event admitted already (or committed), and is dropped.
+  Any other event is held back, never acknowledged, and the partition is read again from the first
+  offset not admitted: once per rewind, by the first held event fetched since the last rewind (older
+  ones are stale). Events admitted again after a rebalance (from the committed offset on) reach the
+  writer again, which skips those it holds (by offset, and by version).
 - Commits. Events are acknowledged in the order they were admitted, so the offset after the highest one
   acknowledged has nothing unapplied below it: that is what is committed, never Faust's gaps.
 """
@@ -131,16 +133,17 @@ class Continuity:
     # The pipeline's side.
 
     def admit(self, tp: TP, offset: int) -> bool | int | None:
-        """Whether the event at ``offset`` of ``tp`` may be written: True (in sequence, or a replay);
-        otherwise it is held back, and the result is the offset to read ``tp`` again from, or None when
-        that was asked for already (or the partition is not this consumer's)."""
+        """Whether the event at ``offset`` of ``tp`` may be written: True when it is next in sequence;
+        otherwise it is dropped, unacknowledged, and the result is the offset to read ``tp`` again from,
+        or None: it was admitted already (or lies below the committed offset), a rewind was asked for
+        already, it is stale, or the partition is not this consumer's."""
         links = self._links.get(tp)
         link = links.pop(offset, None) if links is not None else None
         done = self._done.get(tp)
         if done is None:
             return None
         if offset <= done:
-            return True
+            return None  # its first copy is written, or being written, in an earlier batch
         if link is None:
             return None  # fetched before the last seek: stale
         previous, era = link

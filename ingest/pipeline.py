@@ -65,6 +65,9 @@ Invariants:
 - A plan folded ahead is used only if its predecessor committed exactly as planned (``Batch.exact``);
   otherwise, and on every retry, the batch is read and folded again inside an explicit transaction.
 - At most one batch is WRITING and at most one more is CHECKED or FOLDED_AHEAD, waiting for it.
+- Each partition's events enter batches in sequence: an event whose predecessors in its partition were
+  dropped by the consumer is held back, unacknowledged, and the partition read again
+  (:mod:`ingest.continuity`); so the offset committed never passes an event not applied or dead-lettered.
 """
 
 from __future__ import annotations
@@ -316,8 +319,8 @@ class WritePipeline:
                     pass
             task.cancel()
             log.warning("shutdown left a batch unacknowledged; it will be redelivered")
-        for delivery in list(self.deliveries):
-            delivery.cancel()
+        for task in [*self.deliveries, *self.rewinds]:
+            task.cancel()
         # A later batch, if the agent is started again, starts a chain of its own.
         self.acking = None
         self.last = None

@@ -82,7 +82,7 @@ def test_a_fetch_that_starts_past_the_sought_position_steps_over_what_it_skipped
     assert c.admit(P, 9) is True
 
 
-def test_replays_below_the_position_are_admitted_and_do_not_move_the_commit_back() -> None:
+def test_copies_below_the_position_are_dropped_and_do_not_move_the_commit_back() -> None:
     c = started(10)
     fetched(c, range(10, 13))
     for o in range(10, 13):
@@ -92,7 +92,11 @@ def test_replays_below_the_position_are_admitted_and_do_not_move_the_commit_back
     c.start(P, 11)
     c.settle(P, 11)
     fetched(c, range(11, 14))
+    # Read again from the committed offset: the first copies are in earlier batches, the writer skips.
     assert [c.admit(P, o) for o in range(11, 14)] == [True] * 3
+    # The same events once more (a fetch that crossed the seek, say): dropped.
+    fetched(c, range(12, 14))
+    assert [c.admit(P, o) for o in range(12, 14)] == [None, None]
     c.acknowledged(P, 11)
     assert c.committable(P) == 13
 

@@ -1108,3 +1108,56 @@ def test_producer_topics_appearing_mid_stream_lose_no_event(
         worker.stop()
         neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
         run(delete_topics(kafka_bootstrap, prefix))
+
+
+def _ready_count(worker: WorkerProcess) -> int:
+    """How many times the worker's consumer resumed reading after an assignment."""
+    return worker.logs().count("Worker ready")
+
+
+def test_a_worker_joining_and_leaving_mid_stream_loses_no_buffered_event(
+    scenario: Scenario, settings: Any, kafka_bootstrap: str, neo4j_driver: neo4j.Driver, log_dir: Path
+) -> None:
+    """A second worker joins the group while the first has thousands of events fetched and buffered, and
+    leaves again while the first has more: each time the group rebalances with events dropped from the
+    buffers. The graph ends as the sequential oracle says and every offset is committed."""
+    sc = scenario
+    (log_dir / "a").mkdir()
+    (log_dir / "b").mkdir()
+    # Small batches: most of what was fetched waits in the buffers when the group rebalances.
+    env = {"HUB_BATCH_SIZE": "25", "HUB_BATCH_TIMEOUT_S": "0.05"}
+    first = WorkerProcess(settings, sc, log_dir / "a", env=env)
+    second = WorkerProcess(settings, sc, log_dir / "b", env=env)
+    topics = [sc.topic(p) for p in sc.producers]
+    group = f"{sc.prefix}-worker"
+    third = len(sc.records) // 3
+    first.start()
+    try:
+        run(produce(kafka_bootstrap, sc, sc.records[:third]))
+        deadline = time.monotonic() + 180
+        while run(group_done(kafka_bootstrap, group, topics))[0] == 0:
+            assert time.monotonic() < deadline, f"nothing committed: {first.logs()[-3000:]}"
+            time.sleep(0.2)
+        # Joins with most of the first third still buffered in the first worker.
+        readies = _ready_count(first)
+        run(produce(kafka_bootstrap, sc, sc.records[third : 2 * third]))
+        second.start()
+        while _ready_count(first) == readies or not _ready_count(second):
+            assert time.monotonic() < deadline + 120, f"no rebalance: {first.logs()[-3000:]}"
+            assert second.alive(), second.logs()[-3000:]
+            time.sleep(0.1)
+        # Leaves (a clean shutdown leaves the group at once) with the first holding buffered events.
+        readies = _ready_count(first)
+        run(produce(kafka_bootstrap, sc, sc.records[2 * third :]))
+        assert second.terminate(30.0), "the second worker did not stop on SIGTERM"
+        while _ready_count(first) == readies:
+            assert time.monotonic() < deadline + 240, f"no rebalance on leaving: {first.logs()[-3000:]}"
+            time.sleep(0.1)
+        wait_until_done(kafka_bootstrap, sc, first)
+        committed, end = run(group_done(kafka_bootstrap, group, topics))
+        assert committed == end == len(sc.records)
+        assert_graph_matches(neo4j_driver, sc)
+        assert_dead_letters(kafka_bootstrap, sc)
+    finally:
+        first.stop()
+        second.stop()
