@@ -319,8 +319,8 @@ class WritePipeline:
                     pass
             task.cancel()
             log.warning("shutdown left a batch unacknowledged; it will be redelivered")
-        for task in [*self.deliveries, *self.rewinds]:
-            task.cancel()
+        for pending in [*self.deliveries, *self.rewinds]:
+            pending.cancel()
         # A later batch, if the agent is started again, starts a chain of its own.
         self.acking = None
         self.last = None
