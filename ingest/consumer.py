@@ -208,6 +208,18 @@ class RewindingConsumer(faust_aiokafka.Consumer):
             continuity.fetched(records, settled=continuity.epoch == epoch)
         return records
 
+    def highwater(self, tp: TP) -> int | None:  # type: ignore[override]
+        """The partition's high-water mark; None when it is not assigned (any more).
+
+        Faust's ``getmany`` asks for it while handing over each record it fetched; when the conductor
+        changes the subscription, the Kafka client unassigns every partition at once, before the
+        rebalance stops the flow, and asserts in ``highwater``: the drain crashed and the worker with it.
+        Such records are stale (:mod:`ingest.continuity` holds them back)."""
+        try:
+            return super().highwater(tp)
+        except (AssertionError, IllegalStateError):
+            return None
+
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self.continuity.rebalanced()
         await super().on_partitions_revoked(revoked)
