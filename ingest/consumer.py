@@ -36,12 +36,12 @@ context rather than a task's copy of it, which matters only to a callback that s
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import types
 from collections.abc import Coroutine, Generator, Mapping
 from typing import Any, ClassVar
 
+from aiokafka.consumer.fetcher import OffsetResetStrategy
 from aiokafka.errors import IllegalStateError, KafkaError
 from faust.transport.consumer import RecordMap
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -123,89 +123,125 @@ class _Unfiltered(dict[Any, Any]):
         return None
 
 
+class LinkingThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's thread running the Kafka client, noting where each fetch of a partition started: where its
+    previous fetch left it, or where it was last sought to (see :mod:`ingest.continuity`). Fetches and
+    seeks run on this thread's loop, one after another, so the position is exact."""
+
+    def __init__(self, consumer: RewindingConsumer, **kwargs: Any) -> None:
+        super().__init__(consumer, **kwargs)
+        self.continuity = consumer.continuity
+        # Per partition: (the client's state of the partition, the position the next fetch starts at).
+        self._next: dict[Any, tuple[Any, int | None]] = {}
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        fetcher = self._ensure_consumer()._fetcher
+        seek_to = fetcher.seek_to
+        request_offset_reset = fetcher.request_offset_reset
+
+        def seek_to_noted(tp: Any, offset: int) -> None:
+            seek_to(tp, offset)
+            self._sought(fetcher, tp, offset)
+
+        def request_offset_reset_noted(tps: Any, strategy: int) -> Any:
+            waiter = request_offset_reset(tps, strategy)
+            for tp in tps:
+                # From the beginning: nothing lies before the first record.
+                self._sought(fetcher, tp, 0 if strategy == OffsetResetStrategy.EARLIEST else None)
+            return waiter
+
+        # On this consumer's own fetcher: every seek and reset goes through one of the two.
+        fetcher.seek_to = seek_to_noted
+        fetcher.request_offset_reset = request_offset_reset_noted
+
+    def _state(self, fetcher: Any, tp: Any) -> Any:
+        assignment = fetcher._subscriptions.subscription and fetcher._subscriptions.subscription.assignment
+        return assignment.state_value(tp) if assignment is not None else None
+
+    def _sought(self, fetcher: Any, tp: Any, position: int | None) -> None:
+        eras = self.continuity.eras
+        eras[tp] = eras.get(tp, 0) + 1
+        self._next[tp] = (self._state(fetcher, tp), position)
+
+    async def _fetch_records(
+        self,
+        consumer: Any,
+        active_partitions: set[TP],
+        timeout: float | None = None,
+        max_records: int | None = None,
+    ) -> RecordMap:
+        records = await super()._fetch_records(
+            consumer, active_partitions, timeout=timeout, max_records=max_records
+        )
+        # No suspension since the records were taken: the positions are where they left them.
+        fetcher = consumer._fetcher
+        starts, eras = self.continuity.starts, self.continuity.eras
+        for tp, batch in records.items():
+            if not batch:
+                continue
+            state = self._state(fetcher, tp)
+            noted = self._next.get(tp)
+            # A state the client made afresh (a new assignment): it set the position by itself.
+            start = noted[1] if noted is not None and state is not None and noted[0] is state else None
+            starts[id(batch)] = (start, eras.get(tp, 0))
+            if state is not None and state.has_valid_position:
+                self._next[tp] = (state, state.position)
+        return records
+
+
 class RewindingConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, seeking partitions with nothing committed back to their beginning
     wherever Faust seeks to the committed offsets (see the module's text), noting where every fetched
     record follows, and committing only what :mod:`ingest.continuity` says is applied."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
         self.continuity = Continuity()
+        super().__init__(*args, **kwargs)
         self._read_offset = _Unfiltered()
-        # One seek at a time: a seek's end tells where the partition's next record follows.
-        self._seeking = asyncio.Lock()
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return LinkingThread(self, loop=self.loop, beacon=self.beacon)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
-        continuity = self.continuity
-        async with self._seeking:
-            generation = continuity.generation
-            continuity.unsettle(self.assignment())
-            committed = await super().seek_to_committed()
-            fresh = [tp for tp, offset in committed.items() if offset is None or offset <= 0]
-            sought = True
-            if fresh:
-                try:
-                    await self._thread.seek_to_beginning(*fresh)
-                except IllegalStateError:
-                    # Taken away by a rebalance meanwhile: the next assignment seeks again.
-                    sought = False
-                else:
-                    log.info(
-                        "partitions with nothing committed read again from their beginning",
-                        partitions=sorted(f"{tp.topic}#{tp.partition}" for tp in fresh),
-                    )
-            for tp, offset in committed.items():
-                continuity.start(tp, offset)
-                if sought and continuity.generation == generation:
-                    continuity.settle(tp, offset if offset is not None and offset > 0 else 0)
-            return committed
+        committed = await super().seek_to_committed()
+        for tp, offset in committed.items():
+            self.continuity.start(tp, offset)
+        fresh = [tp for tp, offset in committed.items() if offset is None or offset <= 0]
+        if fresh:
+            try:
+                await self._thread.seek_to_beginning(*fresh)
+            except IllegalStateError:
+                # Taken away by a rebalance meanwhile: the next assignment seeks again.
+                return committed
+            log.info(
+                "partitions with nothing committed read again from their beginning",
+                partitions=sorted(f"{tp.topic}#{tp.partition}" for tp in fresh),
+            )
+        return committed
 
     async def rewind(self, tp: TP, offset: int) -> None:
         """Read ``tp`` again from ``offset``: events from there on were dropped before reaching the
         pipeline (see :mod:`ingest.continuity`)."""
-        continuity = self.continuity
-        async with self._seeking:
-            generation = continuity.generation
-            continuity.unsettle([tp])
-            try:
-                await self._thread.seek_wait({tp: offset})
-            except (IllegalStateError, AssertionError, KafkaError, TimeoutError) as exc:
-                # Taken away by a rebalance (which seeks to the committed offsets), or not reachable.
-                continuity.rewind_failed(tp)
-                log.info(
-                    "partition not read again",
-                    partition=f"{tp.topic}#{tp.partition}",
-                    offset=offset,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-                return
-            if continuity.generation == generation:
-                continuity.settle(tp, offset)
-            log.info("partition read again", partition=f"{tp.topic}#{tp.partition}", offset=offset)
-
-    async def _seek(self, partition: TP, offset: int) -> None:
-        async with self._seeking:
-            generation = self.continuity.generation
-            self.continuity.unsettle([partition])
-            await super()._seek(partition, offset)
-            if self.continuity.generation == generation:
-                self.continuity.settle(partition, offset)
-
-    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
-        async with self._seeking:
-            generation = self.continuity.generation
-            self.continuity.unsettle(partitions)
-            await super().seek_wait(partitions)
-            if self.continuity.generation == generation:
-                for tp, offset in partitions.items():
-                    self.continuity.settle(tp, offset)
+        try:
+            await self._thread.seek_wait({tp: offset})
+        except (IllegalStateError, AssertionError, KafkaError, TimeoutError) as exc:
+            # Taken away by a rebalance (which seeks to the committed offsets), or not reachable.
+            self.continuity.rewind_failed(tp)
+            log.info(
+                "partition not read again",
+                partition=f"{tp.topic}#{tp.partition}",
+                offset=offset,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return
+        log.info("partition read again", partition=f"{tp.topic}#{tp.partition}", offset=offset)
 
     async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> RecordMap:
-        continuity = self.continuity
-        epoch = continuity.epoch
         records = await super()._getmany(active_partitions, timeout)
-        if records:
-            continuity.fetched(records, settled=continuity.epoch == epoch)
+        fetched = self.continuity.fetched
+        for tp, batch in records.items():
+            fetched(tp, batch)
         return records
 
     def highwater(self, tp: TP) -> int | None:  # type: ignore[override]

@@ -23,95 +23,71 @@ dropped, and then commit past them.
 What this module does instead (the consumer, :mod:`ingest.consumer`, and the pipeline,
 :mod:`ingest.pipeline`, use it):
 
-- Links. For each record the consumer fetches it notes the offset of the record before it in the log: the
-  one before it in the same fetch, or the last one of the partition's previous fetch, or the position the
-  partition was last sought to. A fetch during which a seek or a rebalance happened tells nothing about
-  where it started: its first record's link is unknown.
+- Links. For each record the consumer fetches it notes the offset below which the log holds nothing
+  between it and the record: the record before it in the same fetch, or for a fetch's first record the
+  position the fetch started from, minus one. The position is taken in the Kafka client's own thread,
+  where fetches and seeks run one after another: the position left by the partition's previous fetch,
+  or the one it was last sought to. A partition whose position the client set by itself (a new
+  assignment, before Faust seeks it) has an unknown link. Every seek starts a new "era" of the
+  partition.
 - The gate. Per partition the pipeline knows the last offset admitted (after a rebalance: the committed
   offset minus one). An event is admitted when its link reaches that offset (the offsets in between hold
   no record); one at or below it is a copy of an event admitted already (or committed), and is dropped.
   Any other event is held back, never acknowledged, and the partition is read again from the first
-  offset not admitted: once per rewind, by the first held event fetched since the last rewind (older
-  ones are stale). Events admitted again after a rebalance (from the committed offset on) reach the
-  writer again, which skips those it holds (by offset, and by version).
+  offset not admitted: once per era, by a held event fetched since the last seek (older ones are
+  stale: the seek reads them again). Events admitted again after a rebalance (from the committed
+  offset on) reach the writer again, which skips those it holds (by offset, and by version).
 - Commits. Events are acknowledged in the order they were admitted, so the offset after the highest one
   acknowledged has nothing unapplied below it: that is what is committed, never Faust's gaps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Sequence
+from typing import Any
 
 from faust.types import TP
 
-# A record's link when where it follows is unknown.
-UNKNOWN: Final = None
-# The era of records fetched across a seek (no rewind is asked for by them).
-ACROSS_A_SEEK: Final = -1
-
 
 class Continuity:
-    """Links of the fetched records, the gate's positions and the committable offsets of one consumer."""
+    """Links of the fetched records, the gate's positions and the committable offsets of one consumer.
+
+    ``eras`` and ``starts`` are written by the Kafka client's thread, one item at a time; everything else
+    belongs to the event loop."""
 
     def __init__(self) -> None:
-        # Bumped by every seek and rebalance: a fetch that saw it change is not settled.
-        self.epoch = 0
-        # Bumped by every rebalance: a rewind that saw it change does not know the position it left.
-        self.generation = 0
-        # Per partition: the last offset fetched since the last seek (None: unknown).
-        self._fetched_to: dict[TP, int | None] = {}
-        # Per partition: fetched offset -> (offset of the record before it or None, era it was fetched in).
-        self._links: dict[TP, dict[int, tuple[int | None, int]]] = {}
-        # Per partition: how many times it was sought to a known position.
-        self._era: dict[TP, int] = {}
+        # Per partition: how many times it was sought (written by the client's thread).
+        self.eras: dict[Any, int] = {}
+        # id of a fetched batch -> (position its fetch started from or None, era): from the client's thread.
+        self.starts: dict[int, tuple[int | None, int]] = {}
+        # Per partition: fetched offset -> (offset the log holds nothing after until it, or None; era).
+        self._links: dict[Any, dict[int, tuple[int | None, int]]] = {}
         # Per partition: the last offset admitted (or the start minus one).
-        self._done: dict[TP, int] = {}
+        self._done: dict[Any, int] = {}
         # Per partition: the era in which a rewind was asked for (once per era).
-        self._rewound_in: dict[TP, int] = {}
+        self._rewound_in: dict[Any, int] = {}
         # Per partition: the offset after the highest acknowledged.
-        self._committable: dict[TP, int] = {}
+        self._committable: dict[Any, int] = {}
 
     # The consumer's side.
 
     def rebalanced(self) -> None:
-        """A rebalance: the Kafka client resets the positions (and the partitions are sought to their
-        committed offsets before the flow resumes): every record fetched so far is stale."""
-        self.generation += 1
-        self.epoch += 1
-        for tp in list(self._fetched_to):
-            self._fetched_to[tp] = UNKNOWN
+        """A rebalance: every record fetched so far is stale (the partitions are sought to their
+        committed offsets before the flow resumes)."""
         self._links.clear()
+        self.starts.clear()
 
-    def unsettle(self, tps: Iterable[TP]) -> None:
-        """A seek of ``tps`` begins: until it ends, where their records follow is unknown."""
-        self.epoch += 1
-        for tp in tps:
-            self._fetched_to[tp] = UNKNOWN
-            self._links.pop(tp, None)
-
-    def settle(self, tp: TP, position: int) -> None:
-        """``tp`` was sought to ``position``: its next record follows ``position - 1``."""
-        self.epoch += 1
-        self._fetched_to[tp] = position - 1
-        self._era[tp] = self._era.get(tp, 0) + 1
-
-    def fetched(self, records: Mapping[Any, Sequence[Any]], settled: bool) -> None:
-        """Note the links of fetched ``records`` (per partition, in log order); ``settled``: no seek or
-        rebalance happened while they were fetched."""
-        for tp, batch in records.items():
-            if not batch:
-                continue
-            links = self._links.setdefault(tp, {})
-            if settled:
-                previous, era = self._fetched_to.get(tp, UNKNOWN), self._era.get(tp, 0)
-            else:
-                previous, era = UNKNOWN, ACROSS_A_SEEK
-            for record in batch:
-                offset = record.offset
-                links[offset] = (previous, era)
-                previous = offset
-            self._fetched_to[tp] = previous if settled else UNKNOWN
+    def fetched(self, tp: Any, batch: Sequence[Any]) -> None:
+        """Note the links of ``batch``, records of ``tp`` in log order from one fetch."""
+        if not batch:
+            return
+        start, era = self.starts.pop(id(batch), (None, -1))
+        links = self._links.setdefault(tp, {})
+        previous = start - 1 if start is not None else None
+        for record in batch:
+            offset = record.offset
+            links[offset] = (previous, era)
+            previous = offset
 
     def start(self, tp: TP, committed: int | None) -> None:
         """After a rebalance the gate starts from ``tp``'s committed offset (None: nothing committed)."""
@@ -145,12 +121,12 @@ class Continuity:
         if offset <= done:
             return None  # its first copy is written, or being written, in an earlier batch
         if link is None:
-            return None  # fetched before the last seek: stale
+            return None  # fetched before the last rebalance: read again after it
         previous, era = link
         if previous is not None and previous <= done:
             self._done[tp] = offset
             return True
-        if era == self._era.get(tp, 0) and self._rewound_in.get(tp) != era:
+        if era == self.eras.get(tp, 0) and self._rewound_in.get(tp) != era:
             self._rewound_in[tp] = era
             return done + 1
         return None
