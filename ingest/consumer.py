@@ -164,6 +164,15 @@ class LinkingThread(faust_aiokafka.AIOKafkaConsumerThread):
         eras[tp] = eras.get(tp, 0) + 1
         self._next[tp] = (self._state(fetcher, tp), position)
 
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        # Faust's commit keeps the partitions still assigned and commits them; when a subscription change
+        # has just unassigned them all it asks the client to commit nothing, and the client raises (no
+        # partitions assigned): the thread crashed, the worker with it. Not committing loses nothing.
+        assigned = self.assignment()
+        if not any(tp in assigned for tp in offsets):
+            return False
+        return bool(await super()._commit(offsets))
+
     async def _fetch_records(
         self,
         consumer: Any,
