@@ -46,11 +46,12 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from faust.transport.consumer import RecordMap
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, ConsumerT, Message
+from faust.types.tuples import ConsumerMessage
 from mode.services import Service, WaitArgT, WaitResults
 from mode.utils.times import Seconds
 
 from hub.logging import get_logger
-from ingest.continuity import Continuity
+from ingest.continuity import LINK, Continuity
 
 log = get_logger("ingest.consumer")
 
@@ -185,7 +186,7 @@ class LinkingThread(faust_aiokafka.AIOKafkaConsumerThread):
         )
         # No suspension since the records were taken: the positions are where they left them.
         fetcher = consumer._fetcher
-        starts, eras = self.continuity.starts, self.continuity.eras
+        eras = self.continuity.eras
         for tp, batch in records.items():
             if not batch:
                 continue
@@ -193,7 +194,7 @@ class LinkingThread(faust_aiokafka.AIOKafkaConsumerThread):
             noted = self._next.get(tp)
             # A state the client made afresh (a new assignment): it set the position by itself.
             start = noted[1] if noted is not None and state is not None and noted[0] is state else None
-            starts[id(batch)] = (start, eras.get(tp, 0))
+            Continuity.link(batch, start, eras.get(tp, 0))
             if state is not None and state.has_valid_position:
                 self._next[tp] = (state, state.position)
         return records
@@ -246,12 +247,10 @@ class RewindingConsumer(faust_aiokafka.Consumer):
             return
         log.info("partition read again", partition=f"{tp.topic}#{tp.partition}", offset=offset)
 
-    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> RecordMap:
-        records = await super()._getmany(active_partitions, timeout)
-        fetched = self.continuity.fetched
-        for tp, batch in records.items():
-            fetched(tp, batch)
-        return records
+    def _to_message(self, tp: TP, record: Any) -> ConsumerMessage:
+        message = super()._to_message(tp, record)
+        setattr(message, LINK, getattr(record, LINK, None))
+        return message
 
     def highwater(self, tp: TP) -> int | None:  # type: ignore[override]
         """The partition's high-water mark; None when it is not assigned (any more).
@@ -264,14 +263,6 @@ class RewindingConsumer(faust_aiokafka.Consumer):
             return super().highwater(tp)
         except (AssertionError, IllegalStateError):
             return None
-
-    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
-        self.continuity.rebalanced()
-        await super().on_partitions_revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
-        self.continuity.rebalanced()
-        await super().on_partitions_assigned(assigned, generation_id)
 
     def ack(self, message: Message) -> bool:
         acked = super().ack(message)

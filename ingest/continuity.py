@@ -48,20 +48,22 @@ from typing import Any
 
 from faust.types import TP
 
+# The attribute of a fetched record, and of the message made of it: (offset the log holds nothing after
+# until the record, or None when unknown; era of the partition when it was fetched).
+LINK = "hub_link"
+
+Link = tuple[int | None, int]
+
 
 class Continuity:
-    """Links of the fetched records, the gate's positions and the committable offsets of one consumer.
+    """The partitions' eras, the gate's positions and the committable offsets of one consumer.
 
-    ``eras`` and ``starts`` are written by the Kafka client's thread, one item at a time; everything else
-    belongs to the event loop."""
+    ``eras`` is written by the Kafka client's thread, one item at a time; everything else belongs to the
+    event loop."""
 
     def __init__(self) -> None:
         # Per partition: how many times it was sought (written by the client's thread).
         self.eras: dict[Any, int] = {}
-        # id of a fetched batch -> (position its fetch started from or None, era): from the client's thread.
-        self.starts: dict[int, tuple[int | None, int]] = {}
-        # Per partition: fetched offset -> (offset the log holds nothing after until it, or None; era).
-        self._links: dict[Any, dict[int, tuple[int | None, int]]] = {}
         # Per partition: the last offset admitted (or the start minus one).
         self._done: dict[Any, int] = {}
         # Per partition: the era in which a rewind was asked for (once per era).
@@ -69,25 +71,16 @@ class Continuity:
         # Per partition: the offset after the highest acknowledged.
         self._committable: dict[Any, int] = {}
 
-    # The consumer's side.
-
-    def rebalanced(self) -> None:
-        """A rebalance: every record fetched so far is stale (the partitions are sought to their
-        committed offsets before the flow resumes)."""
-        self._links.clear()
-        self.starts.clear()
-
-    def fetched(self, tp: Any, batch: Sequence[Any]) -> None:
-        """Note the links of ``batch``, records of ``tp`` in log order from one fetch."""
-        if not batch:
-            return
-        start, era = self.starts.pop(id(batch), (None, -1))
-        links = self._links.setdefault(tp, {})
+    @staticmethod
+    def link(records: Sequence[Any], start: int | None, era: int) -> None:
+        """Give each of ``records`` (one partition's, in log order, from one fetch that started at
+        ``start``, None: unknown) its link."""
         previous = start - 1 if start is not None else None
-        for record in batch:
-            offset = record.offset
-            links[offset] = (previous, era)
-            previous = offset
+        for record in records:
+            setattr(record, LINK, (previous, era))
+            previous = record.offset
+
+    # The consumer's side.
 
     def start(self, tp: TP, committed: int | None) -> None:
         """After a rebalance the gate starts from ``tp``'s committed offset (None: nothing committed)."""
@@ -108,20 +101,16 @@ class Continuity:
 
     # The pipeline's side.
 
-    def admit(self, tp: TP, offset: int) -> bool | int | None:
-        """Whether the event at ``offset`` of ``tp`` may be written: True when it is next in sequence;
-        otherwise it is dropped, unacknowledged, and the result is the offset to read ``tp`` again from,
-        or None: it was admitted already (or lies below the committed offset), a rewind was asked for
-        already, it is stale, or the partition is not this consumer's."""
-        links = self._links.get(tp)
-        link = links.pop(offset, None) if links is not None else None
+    def admit(self, tp: TP, offset: int, link: Link | None) -> bool | int | None:
+        """Whether the event at ``offset`` of ``tp``, fetched with ``link``, may be written: True when it
+        is next in sequence; otherwise it is dropped, unacknowledged, and the result is the offset to
+        read ``tp`` again from, or None: it was admitted already (or lies below the committed offset), a
+        rewind was asked for already, it is stale, or the partition is not this consumer's."""
         done = self._done.get(tp)
-        if done is None:
+        if done is None or link is None:
             return None
         if offset <= done:
             return None  # its first copy is written, or being written, in an earlier batch
-        if link is None:
-            return None  # fetched before the last rebalance: read again after it
         previous, era = link
         if previous is not None and previous <= done:
             self._done[tp] = offset

@@ -100,6 +100,7 @@ from ingest import dead_letters, store_errors
 from ingest.app import IngestApp
 from ingest.change_publisher import ChangePublisher
 from ingest.consumer import RewindingConsumer
+from ingest.continuity import LINK
 from ingest.metrics import (
     BATCH_DB_SECONDS,
     BATCH_DURATION,
@@ -410,7 +411,7 @@ class WritePipeline:
         held: dict[TP, int] = {}
         for event in events:
             msg = event.message
-            verdict = admit(msg.tp, msg.offset)
+            verdict = admit(msg.tp, msg.offset, getattr(msg, LINK, None))
             if verdict is True:
                 admitted.append(event)
                 continue
