@@ -13,11 +13,15 @@ nothing committed starts (``auto_offset_reset`` is earliest); the events read ag
 writer, which knows each partition's position.
 
 Seeking back is not enough: records fetched before the seek can still reach Faust's drain after it, and
-the drain then drops the events read again and commits past them (:mod:`ingest.continuity` has the
-details). :class:`RewindingConsumer` therefore notes, for every record it fetches, which record it
-follows; turns off the drain's filter by read offset (and with it Faust's gaps); lets the pipeline read a
-partition again from a given offset (:meth:`RewindingConsumer.rewind`); and commits the offset after the
-last event acknowledged, which the pipeline's gate keeps in sequence.
+the drain then dropped the events read again and committed past them (:mod:`ingest.continuity` has the
+details). So :class:`LinkingThread` gives every record it fetches its link (where in the log it follows,
+taken in the Kafka client's thread, where fetches and seeks run one after another), the message made
+of it keeps the link, and :class:`RewindingConsumer` turns off the drain's filter by read offset (and
+with it Faust's gaps), lets the pipeline read a partition again from a given offset
+(:meth:`RewindingConsumer.rewind`), and commits the offset after the last event acknowledged, which the
+pipeline's gate keeps in sequence. Two crashes on the same path are avoided: the high-water mark of a
+partition a subscription change has just unassigned is None, not the client's assertion, and a commit
+asked for while no partition is assigned is skipped.
 
 The hand-off:
 
