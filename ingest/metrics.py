@@ -19,6 +19,11 @@ EVENTS_IGNORED = Counter(
     "Valid events with nothing to apply to (measurement without a live node)",
     ["reason"],
 )
+EVENTS_HELD = Counter(
+    "hub_events_held_total",
+    "Events held back because events before them in their partition were dropped by the consumer "
+    "(they are read again, in order)",
+)
 EVENTS_DEADLETTERED = Counter(
     "hub_events_deadlettered_total", "Invalid events sent to the dead-letter topic", ["reason"]
 )

@@ -65,6 +65,9 @@ Invariants:
 - A plan folded ahead is used only if its predecessor committed exactly as planned (``Batch.exact``);
   otherwise, and on every retry, the batch is read and folded again inside an explicit transaction.
 - At most one batch is WRITING and at most one more is CHECKED or FOLDED_AHEAD, waiting for it.
+- Each partition's events enter batches in sequence: an event whose predecessors in its partition were
+  dropped by the consumer is held back, unacknowledged, and the partition read again
+  (:mod:`ingest.continuity`); so the offset committed never passes an event not applied or dead-lettered.
 """
 
 from __future__ import annotations
@@ -96,6 +99,8 @@ from hub.writer import Accepted, GraphWriter, Plan
 from ingest import dead_letters, store_errors
 from ingest.app import IngestApp
 from ingest.change_publisher import ChangePublisher
+from ingest.consumer import RewindingConsumer
+from ingest.continuity import LINK
 from ingest.metrics import (
     BATCH_DB_SECONDS,
     BATCH_DURATION,
@@ -105,6 +110,7 @@ from ingest.metrics import (
     CHANGES_PUBLISHED,
     EVENTS_APPLIED,
     EVENTS_DEADLETTERED,
+    EVENTS_HELD,
     EVENTS_IGNORED,
     EVENTS_STALE,
     FRESHNESS,
@@ -281,8 +287,8 @@ class WritePipeline:
         self.outage = False
         # Dead letters on their way to the broker (see _deliver).
         self.deliveries: set[asyncio.Task[None]] = set()
-        # The last offset taken from each partition since the last rebalance (see _note_offsets).
-        self.taken: dict[TP, int] = {}
+        # Partitions being read again (see _admit).
+        self.rewinds: set[asyncio.Future[None]] = set()
 
     async def consume(self, stream: StreamT) -> None:
         """The agent's loop: take batches from ``stream`` and submit them, until the stream ends or the
@@ -315,8 +321,8 @@ class WritePipeline:
                     pass
             task.cancel()
             log.warning("shutdown left a batch unacknowledged; it will be redelivered")
-        for delivery in list(self.deliveries):
-            delivery.cancel()
+        for pending in [*self.deliveries, *self.rewinds]:
+            pending.cancel()
         # A later batch, if the agent is started again, starts a chain of its own.
         self.acking = None
         self.last = None
@@ -340,6 +346,9 @@ class WritePipeline:
     async def submit(self, stream: StreamT, events: Sequence[EventT]) -> None:
         """Check ``events`` and fold them now; write them once the previous batch is written."""
         started = time.perf_counter()
+        events = self._admit(events)
+        if not events:
+            return
         accepted: list[Accepted] = []
         pending: list[Awaitable[Any]] = []
         check = self.checker.check
@@ -356,7 +365,6 @@ class WritePipeline:
                 result.source = f"{msg.topic}#{msg.partition}"
                 result.offset = msg.offset
                 accepted.append(result)
-        self._note_offsets(events)
         batch = Batch(events, accepted, pending, started)
         previous = self.last
         if accepted:
@@ -396,30 +404,46 @@ class WritePipeline:
             log.debug("read-ahead failed", error=f"{type(exc).__name__}: {exc}")
             batch.plan = None
 
-    def _note_offsets(self, events: Sequence[EventT]) -> None:
-        """Warn when a partition's offsets jump forward between events taken with no rebalance in between:
-        the consumer skipped events (a rebalance dropped them from its buffers after the fetch had moved
-        on), and acknowledging the later ones lets their offsets be committed past the skipped ones."""
-        taken = self.taken
+    def _admit(self, events: Sequence[EventT]) -> Sequence[EventT]:
+        """The events that continue their partition's sequence (see :mod:`ingest.continuity`); the others
+        are held back, never acknowledged, and their partition is read again from its first offset not
+        admitted."""
+        consumer = self.app.consumer
+        if not isinstance(consumer, RewindingConsumer):
+            return events
+        admit = consumer.continuity.admit
+        admitted: list[EventT] = []
+        held: dict[TP, int] = {}
         for event in events:
             msg = event.message
-            last = taken.get(msg.tp)
-            if last is not None and msg.offset > last + 1:
+            verdict = admit(msg.tp, msg.offset, getattr(msg, LINK, None))
+            if verdict is True:
+                admitted.append(event)
+                continue
+            held[msg.tp] = held.get(msg.tp, 0) + 1
+            if verdict is not None:
                 log.warning(
-                    "events skipped by the consumer",
+                    "events skipped by the consumer; the partition is read again from the first one",
                     topic=msg.topic,
                     partition=msg.partition,
-                    after=last,
+                    offset=verdict,
                     next=msg.offset,
                 )
-            taken[msg.tp] = msg.offset
+                task = asyncio.ensure_future(consumer.rewind(msg.tp, verdict))
+                self.rewinds.add(task)
+                task.add_done_callback(self.rewinds.discard)
+        if held:
+            EVENTS_HELD.inc(sum(held.values()))
+            log.debug(
+                "events held back until their partition is read again",
+                partitions={f"{tp.topic}#{tp.partition}": n for tp, n in held.items()},
+            )
+        return admitted if held else events
 
     def reassigned(self, held: set[TP] | None) -> None:
         """After a rebalance: whether the worker, holding ``held`` (None: revoked), is the only writer.
-        The cache starts afresh either way (another worker may have written meanwhile), and so do the
-        offsets taken (a partition is read again from its committed offset, or by another worker)."""
+        The cache starts afresh either way (another worker may have written meanwhile)."""
         self.cache.clear()
-        self.taken.clear()
         sole = held is not None and bool(self.ingest_topic.topics)
         for topic in self.ingest_topic.topics if held is not None else ():
             count = self.app.consumer.topic_partitions(topic)

@@ -1018,3 +1018,146 @@ def test_a_worker_whose_agent_fails_exits_rather_than_reading_nothing(
         worker.stop()
         neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
         run(delete_topics(kafka_bootstrap, prefix))
+
+
+def _substation(producer: str, mrid: str) -> Produced:
+    event = {
+        "id": str(uuid.uuid4()),
+        "source": producer,
+        "type": "upsert",
+        "subject": mrid,
+        "time": "2026-12-01T10:00:00Z",
+        "version": 1,
+        "class": "Substation",
+        "attributes": {"IdentifiedObject.name": mrid},
+    }
+    return Produced(producer, mrid.encode(), json.dumps(event).encode(), [], event=event)
+
+
+def _applied_per_producer(driver: neo4j.Driver, prefix: str, producers: list[str]) -> dict[str, int]:
+    records, _, _ = driver.execute_query(
+        "UNWIND $ps AS p OPTIONAL MATCH (n:Entity) WHERE n.mrid STARTS WITH p + '-' AND NOT n:Stub "
+        "RETURN p, count(n) AS c",
+        ps=producers,
+    )
+    return {r["p"]: r["c"] for r in records}
+
+
+# A burst of producer topics appearing while the worker writes a steady stream: each new topic makes the
+# group rebalance with batches in flight, some of them several times over (discovery runs every second).
+STEADY_EVENTS = 6_000
+STEADY_CHUNK = 100
+BURST_TOPICS = 5
+BURST_EVENTS = 60
+BURST_SPACING_CHUNKS = 2
+
+
+def test_producer_topics_appearing_mid_stream_lose_no_event(
+    settings: Any, kafka_bootstrap: str, neo4j_driver: neo4j.Driver, log_dir: Path
+) -> None:
+    prefix = f"r{uuid.uuid4().hex[:8]}"
+    steady = f"{prefix}-steady"
+    burst = [f"{prefix}-new{i}" for i in range(BURST_TOPICS)]
+    config: dict[str, str | bool] = {"org": "ngt", "clearance": "OFFICIAL", "owns": f"{prefix}-"}
+    sc = Scenario(prefix, {p: dict(config) for p in [steady, *burst]})
+    expected = {steady: STEADY_EVENTS, **dict.fromkeys(burst, BURST_EVENTS)}
+
+    run(create_topics(kafka_bootstrap, [sc.topic(steady)], PARTITIONS))
+    env = {"HUB_TOPIC_DISCOVERY_INTERVAL_S": "1", "HUB_BATCH_SIZE": "100", "HUB_BATCH_TIMEOUT_S": "0.05"}
+    worker = WorkerProcess(settings, sc, log_dir, env=env)
+    worker.start()
+
+    async def steady_stream() -> None:
+        """The steady producer, chunk after chunk; the new topics come in a burst a third of the way in,
+        one every ``BURST_SPACING_CHUNKS`` chunks (a few tenths of a second), so that discovery finds
+        some of them together and some one after another, each time with batches in flight."""
+        first_new = STEADY_EVENTS // STEADY_CHUNK // 3
+        for n, start in enumerate(range(0, STEADY_EVENTS, STEADY_CHUNK)):
+            chunk = range(start, start + STEADY_CHUNK)
+            await produce(kafka_bootstrap, sc, [_substation(steady, f"{steady}-{i}") for i in chunk])
+            k, due = divmod(n - first_new, BURST_SPACING_CHUNKS)
+            if n >= first_new and not due and k < len(burst):
+                new = burst[k]
+                await create_topics(kafka_bootstrap, [sc.topic(new)], PARTITIONS)
+                await produce(
+                    kafka_bootstrap, sc, [_substation(new, f"{new}-{i}") for i in range(BURST_EVENTS)]
+                )
+            await asyncio.sleep(0.05)
+
+    try:
+        # The worker is writing before the stream goes on.
+        run(produce(kafka_bootstrap, sc, [_substation(steady, f"{steady}-first")]))
+        _node_appears(neo4j_driver, f"{steady}-first", worker, 120.0)
+        run(steady_stream())
+        expected[steady] += 1
+        deadline = time.monotonic() + 180.0
+        applied: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            assert worker.alive(), f"the worker exited: {worker.logs()[-3000:]}"
+            applied = _applied_per_producer(neo4j_driver, prefix, list(expected))
+            if applied == expected:
+                break
+            time.sleep(1.0)
+        assert applied == expected, (
+            f"events not applied within the bound: applied {applied}, published {expected}; "
+            f"{worker.logs()[-4000:]}"
+        )
+        # And their offsets committed: nothing would be read again by the next worker.
+        wait_until_done(kafka_bootstrap, sc, worker, timeout_s=60.0)
+    finally:
+        worker.stop()
+        neo4j_driver.execute_query("MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n", p=prefix)
+        run(delete_topics(kafka_bootstrap, prefix))
+
+
+def _ready_count(worker: WorkerProcess) -> int:
+    """How many times the worker's consumer resumed reading after an assignment."""
+    return worker.logs().count("Worker ready")
+
+
+def test_a_worker_joining_and_leaving_mid_stream_loses_no_buffered_event(
+    scenario: Scenario, settings: Any, kafka_bootstrap: str, neo4j_driver: neo4j.Driver, log_dir: Path
+) -> None:
+    """A second worker joins the group while the first has thousands of events fetched and buffered, and
+    leaves again while the first has more: each time the group rebalances with events dropped from the
+    buffers. The graph ends as the sequential oracle says and every offset is committed."""
+    sc = scenario
+    (log_dir / "a").mkdir()
+    (log_dir / "b").mkdir()
+    # Small batches: most of what was fetched waits in the buffers when the group rebalances.
+    env = {"HUB_BATCH_SIZE": "25", "HUB_BATCH_TIMEOUT_S": "0.05"}
+    first = WorkerProcess(settings, sc, log_dir / "a", env=env)
+    second = WorkerProcess(settings, sc, log_dir / "b", env=env)
+    topics = [sc.topic(p) for p in sc.producers]
+    group = f"{sc.prefix}-worker"
+    third = len(sc.records) // 3
+    first.start()
+    try:
+        run(produce(kafka_bootstrap, sc, sc.records[:third]))
+        deadline = time.monotonic() + 180
+        while run(group_done(kafka_bootstrap, group, topics))[0] == 0:
+            assert time.monotonic() < deadline, f"nothing committed: {first.logs()[-3000:]}"
+            time.sleep(0.2)
+        # Joins with most of the first third still buffered in the first worker.
+        readies = _ready_count(first)
+        run(produce(kafka_bootstrap, sc, sc.records[third : 2 * third]))
+        second.start()
+        while _ready_count(first) == readies or not _ready_count(second):
+            assert time.monotonic() < deadline + 120, f"no rebalance: {first.logs()[-3000:]}"
+            assert second.alive(), second.logs()[-3000:]
+            time.sleep(0.1)
+        # Leaves (a clean shutdown leaves the group at once) with the first holding buffered events.
+        readies = _ready_count(first)
+        run(produce(kafka_bootstrap, sc, sc.records[2 * third :]))
+        assert second.terminate(30.0), "the second worker did not stop on SIGTERM"
+        while _ready_count(first) == readies:
+            assert time.monotonic() < deadline + 240, f"no rebalance on leaving: {first.logs()[-3000:]}"
+            time.sleep(0.1)
+        wait_until_done(kafka_bootstrap, sc, first)
+        committed, end = run(group_done(kafka_bootstrap, group, topics))
+        assert committed == end == len(sc.records)
+        assert_graph_matches(neo4j_driver, sc)
+        assert_dead_letters(kafka_bootstrap, sc)
+    finally:
+        first.stop()
+        second.stop()
