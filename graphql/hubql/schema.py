@@ -248,7 +248,14 @@ async def _shortest_path(
     from_: Annotated[strawberry.ID, strawberry.argument(name="from")],
     to: strawberry.ID,
     via: PathVia = PathVia.PHYSICAL,
+    as_of: datetime | None = None,
+    recorded_as_of: datetime | None = None,
 ) -> Subgraph | None:
+    if as_of is not None or recorded_as_of is not None:
+        found = await history.shortest_path(
+            info, str(from_), str(to), via is PathVia.PHYSICAL, as_of, recorded_as_of
+        )
+        return None if found is None else subgraph_row(info, found)  # type: ignore[return-value]
     graph = await info.context.reader.shortest_path(
         str(from_), str(to), physical=via is PathVia.PHYSICAL, fields=_properties(info, ("nodes",))
     )
@@ -272,11 +279,21 @@ async def _containment(
     return subgraph_row(info, graph)  # type: ignore[return-value]
 
 
-async def _dependencies(info: Info, mrid: strawberry.ID) -> DependencyReport:
-    fields = _properties(info, ("root",), ("dependents",), ("steps", "dependents"), ("subgraph", "nodes"))
-    root, steps, graph = await info.context.reader.dependencies(str(mrid), fields)
+async def _dependencies(
+    info: Info,
+    mrid: strawberry.ID,
+    as_of: datetime | None = None,
+    recorded_as_of: datetime | None = None,
+) -> DependencyReport:
+    if as_of is not None or recorded_as_of is not None:
+        root, steps, graph = await history.history_of(info).dependencies_at(
+            str(mrid), as_of, recorded_as_of, info.context.reader
+        )
+    else:
+        fields = _properties(info, ("root",), ("dependents",), ("steps", "dependents"), ("subgraph", "nodes"))
+        root, steps, graph = await info.context.reader.dependencies(str(mrid), fields)
     label_text = info.context.guard.label_text
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "depth": step.depth,
             "domain": DOMAIN_BY_NAME[step.domain],
@@ -415,7 +432,8 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
             resolver=_shortest_path,
             description="A shortest path through visible objects only; null if none. By default (via: "
             "PHYSICAL) it follows the physical network between two objects on it; via: ANY follows any "
-            "relationship.",
+            "relationship. asOf and recordedAsOf: the same at that time, from kept history, through "
+            "objects whose version then you may see.",
         ),
         "containment": strawberry.field(
             resolver=_containment,
@@ -426,7 +444,9 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
             resolver=_dependencies,
             description="Cross-domain dependents, transitively: from a gas asset the generating units it "
             "supplies through the gas network; from an electricity asset the gas assets it powers and what "
-            "they supply in turn; step by step, with the generating capacity at stake.",
+            "they supply in turn; step by step, with the generating capacity at stake. asOf and "
+            "recordedAsOf: the same at that time, from kept history, walking only objects whose version "
+            "then you may see.",
         ),
         "counts": strawberry.field(resolver=_counts, description="Visible objects per class."),
         "ontology_classes": strawberry.field(
