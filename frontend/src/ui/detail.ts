@@ -34,6 +34,8 @@ export interface DetailState {
 export interface VersionRow {
   version: ObjectVersion;
   changed: string[];
+  /** The first version you may see, or one after a delete: the object (re)appears with it. */
+  created: boolean;
   inEffect: boolean;
 }
 
@@ -48,12 +50,15 @@ export function versionRows(versions: ObjectVersion[], asOf: string | null): Ver
     if (Date.parse(v.validFrom) <= at && (!effect || v.version > effect.version)) effect = v;
   }
   let before = new Map<string, string>();
+  let absent = true;
   return versions.map((v) => {
     const now = new Map(v.attributes.map((a) => [a.key, JSON.stringify(a.value)]));
     const keys = new Set([...before.keys(), ...now.keys()]);
     const changed = [...keys].filter((k) => before.get(k) !== now.get(k)).sort();
+    const created = absent && !v.deleted;
     before = now;
-    return { version: v, changed, inEffect: effect !== null && effect === v && !v.deleted };
+    absent = v.deleted;
+    return { version: v, changed, created, inEffect: effect !== null && effect === v && !v.deleted };
   });
 }
 
@@ -252,7 +257,9 @@ function renderHistory(st: DetailState): HTMLElement {
     const v = row.version;
     const what = v.deleted
       ? h("span", { className: "deleted", testid: "history-changed" }, "deleted")
-      : h("span", { testid: "history-changed", title: row.changed.join(", ") }, row.changed.length ? `changed ${row.changed.join(", ")}` : "no attribute changed");
+      : row.created
+        ? h("span", { testid: "history-changed", title: row.changed.join(", ") }, "created")
+        : h("span", { testid: "history-changed", title: row.changed.join(", ") }, row.changed.length ? `changed ${row.changed.join(", ")}` : "no attribute changed");
     ol.append(
       h(
         "li",
