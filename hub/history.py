@@ -3,11 +3,12 @@ recorded time (bitemporal reads), each filtered through the access guard.
 
 The writer keeps, beside the current graph and in the same write statement, one ``(:ObjectVersion)`` node
 per applied upsert or delete (hub/writer.py, the history part): the object's whole state after that event
-(attributes, references as stated, class, label, producer, event id), its ``version``, its valid-from time
-(the event's ``time``) and its recorded time (the write's transaction time). A delete is a version too
-(``deleted``), labelled with the label of what it deleted. Version nodes are linked to nothing, so no
-current read ever meets them; measurements are not versions (their readings belong to the bounded
-measurement history), though a later upsert's version carries nothing of them either.
+(attributes, references as stated, class, label, producer, event id, and ``_owner``: the data product it
+belongs to, which is its producer, as only an object's owner may write it), its ``version``, its
+valid-from time (the event's ``time``) and its recorded time (the write's transaction time). A delete is
+a version too (``deleted``), labelled with the label of what it deleted. Version nodes are linked to
+nothing, so no current read ever meets them; measurements are not versions (their readings belong to the
+bounded measurement history), though a later upsert's version carries nothing of them either.
 
 State at valid time ``T`` and recorded time ``R``: of the object's versions with valid-from <= T and
 recorded <= R, the one with the highest version, as the current graph keeps the highest version whatever
@@ -16,19 +17,22 @@ one with an older version is stale and kept nowhere). Without ``T`` and ``R`` th
 
 Labels apply to every version by that version's own label and the caller's attributes now: a state whose
 version the caller may not see is absent, whatever the object's labels before or after, and so is a
-deleted state. Hidden and absent give the same answer.
+deleted state. Versions are judged by the guard's one predicate (:func:`hub.guard.visible`), as current
+nodes are: a live grant for a data product opens that product's versions too (by their ``_owner``) and no
+other producer's. Hidden and absent give the same answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from hub.graph_schema import REF_TARGETS, REF_TYPES, cypher
+from hub.graph_schema import CLASS, DOMAIN, REF_TARGETS, REF_TYPES, cypher
 from hub.guard import Guard, visible
-from hub.reader import DOMAINS, ReadError, Subgraph
+from hub.reader import CAPACITY, DOMAINS, DependencyStep, Reader, ReadError, Step, Subgraph
+from ontology.connectivity import physical_network
 from ontology.model import Ontology
 
 # The state of object ``m`` at ($t, $r) (either may be null: no bound) as ``v`` (null: none).
@@ -328,15 +332,7 @@ WITH DISTINCT c.mrid AS m
             # Objects whose state then refers to the frontier: found among the visible kept versions (no
             # index holds references; a state the caller may see is such a version), each then judged by
             # its own state at that time.
-            rows = await self.guard.read(
-                cypher(
-                    "MATCH (x:ObjectVersion) WHERE any(t IN x.@ref_targets WHERE t IN $frontier) "
-                    "AND ($t IS NULL OR x.@valid_from <= $t) AND ($r IS NULL OR x.@recorded <= $r) "
-                    f"AND {visible('x')} RETURN DISTINCT x.mrid AS m"
-                ),
-                {"frontier": frontier, "t": as_of, "r": recorded_as_of},
-            )
-            referrers = {r["m"] for r in rows}
+            referrers = await self._referrers(frontier, as_of, recorded_as_of)
             candidates = sorted((reached | referrers) - nodes.keys())
             found = await self.states_at(candidates, as_of, recorded_as_of)
             if inward:
@@ -376,6 +372,253 @@ WITH DISTINCT c.mrid AS m
         self.guard.stats.rows += len(graph.nodes)
         return graph
 
+    # --- the graph at a time: paths and dependencies ------------------------------------------------
+
+    async def _referrers(
+        self, frontier: Sequence[str], as_of: datetime | None, recorded_as_of: datetime | None
+    ) -> set[str]:
+        """Objects with a visible kept version, at or before the time, that refers to the frontier: each
+        is then judged by its own state at that time (no index holds references)."""
+        rows = await self.guard.read(
+            cypher(
+                "MATCH (x:ObjectVersion) WHERE any(t IN x.@ref_targets WHERE t IN $frontier) "
+                "AND ($t IS NULL OR x.@valid_from <= $t) AND ($r IS NULL OR x.@recorded <= $r) "
+                f"AND {visible('x')} RETURN DISTINCT x.mrid AS m"
+            ),
+            {"frontier": list(frontier), "t": as_of, "r": recorded_as_of},
+        )
+        return {r["m"] for r in rows}
+
+    async def _step(
+        self, at: _GraphAt, frontier: Sequence[str], steps: Sequence[Step], domain: str | None
+    ) -> list[tuple[dict[str, str], dict[str, Any]]]:
+        """The neighbours of ``frontier`` at the time along ``steps`` (relationship types, None: any; and
+        direction), only objects of ``domain`` (None: any) the caller may see then: (edge, state) pairs,
+        in a stable order. A reference holds at a time when its source's state then states it and its
+        target exists then."""
+        on = [m for m in frontier if at.known.get(m) is not None]
+        outward = [set(types) if types is not None else None for types, d in steps if d in ("out", "both")]
+        inward = [set(types) if types is not None else None for types, d in steps if d in ("in", "both")]
+
+        def wanted(kinds: list[set[str] | None], ty: str) -> bool:
+            return any(k is None or ty in k for k in kinds)
+
+        targets = {m for f in on for ty, m in _refs(at.state(f)) if wanted(outward, ty)} if outward else set()
+        referrers = await self._referrers(on, at.as_of, at.recorded_as_of) if inward and on else set()
+        await at.load(targets | referrers)
+        ends = set(on)
+        pairs: list[tuple[dict[str, str], dict[str, Any]]] = []
+
+        def admitted(m: str) -> dict[str, Any] | None:
+            state = at.known.get(m)
+            if state is None or (domain is not None and state.get(DOMAIN) != domain):
+                return None
+            return state
+
+        for f in on:
+            for ty, m in _refs(at.state(f)):
+                if wanted(outward, ty) and (state := admitted(m)) is not None:
+                    pairs.append(({"source": f, "target": m, "type": ty}, state))
+        for m in sorted(referrers):
+            state = admitted(m)
+            if state is None:
+                continue
+            for ty, t in _refs(state):
+                if t in ends and wanted(inward, ty):
+                    pairs.append(({"source": m, "target": t, "type": ty}, state))
+        return pairs
+
+    async def shortest_path_at(
+        self,
+        source: str,
+        target: str,
+        as_of: datetime | None,
+        recorded_as_of: datetime | None,
+        *,
+        physical: bool,
+        max_length: int,
+        max_nodes: int,
+    ) -> Subgraph | None:
+        """A shortest path between two objects at that time through objects the caller may see then
+        (by each one's version then), along the physical network or any reference, as
+        :meth:`hub.reader.Reader.shortest_path` on the current graph; breadth first, so never through
+        an object hidden or absent then."""
+        at = _GraphAt(self, as_of, recorded_as_of)
+        await at.load([source, target])
+        ends = {m: at.known.get(m) for m in (source, target)}
+        if ends[source] is None or ends[target] is None:
+            return None
+        if source == target:
+            return _subgraph({source: at.state(source)}, [])
+        types: list[str] | None = None
+        admits: Any = None
+        if physical:
+            network = physical_network(self.ontology)
+            for end in (source, target):
+                cls = at.state(end).get(CLASS) or ""
+                if not network.admits(self.ontology, cls):
+                    raise ReadError(
+                        f"{end!r} is a {cls}, which is not on the physical network "
+                        "(equipment, terminals, nodes, gas connections and what is attached to them); "
+                        "ask with via: ANY for a path along any relationship"
+                    )
+            types = list(network.rel_types)
+            admits = network
+        parent: dict[str, tuple[str, dict[str, str]] | None] = {source: None}
+        frontier = [source]
+        for _ in range(max_length):
+            if not frontier or len(parent) >= max_nodes:
+                break
+            next_frontier: list[str] = []
+            for edge, state in await self._step(at, frontier, [(types, "both")], None):
+                m = state["mrid"]
+                if m in parent or (
+                    admits is not None and not admits.admits(self.ontology, state.get(CLASS) or "")
+                ):
+                    continue
+                came_from = edge["target"] if edge["source"] == m else edge["source"]
+                parent[m] = (came_from, edge)
+                next_frontier.append(m)
+                if m == target:
+                    path_nodes: dict[str, dict[str, Any]] = {}
+                    path_edges: list[dict[str, str]] = []
+                    step: str | None = m
+                    while step is not None:
+                        path_nodes[step] = at.state(step)
+                        back = parent[step]
+                        if back is None:
+                            break
+                        path_edges.append(back[1])
+                        step = back[0]
+                    graph = _subgraph(dict(reversed(path_nodes.items())), list(reversed(path_edges)))
+                    self.guard.stats.rows += len(graph.nodes)
+                    return graph
+            frontier = next_frontier
+        return None
+
+    async def _bfs_at(
+        self,
+        at: _GraphAt,
+        root: str,
+        depth: int,
+        steps: Sequence[Step],
+        domain: str | None,
+        graph: dict[str, dict[str, Any]],
+        edges: list[dict[str, str]],
+        max_nodes: int,
+    ) -> None:
+        """Breadth first from ``root`` at the time, as :meth:`hub.reader.Reader._bfs`: through objects the
+        caller may see then only, adding to ``graph`` and ``edges`` (edges between objects in it)."""
+        graph.setdefault(root, at.state(root))
+        frontier = [root]
+        for _ in range(depth):
+            if not frontier or len(graph) >= max_nodes:
+                break
+            next_frontier: list[str] = []
+            found = []
+            for edge, state in await self._step(at, frontier, steps, domain):
+                found.append(edge)
+                m = state["mrid"]
+                if m not in graph and len(graph) < max_nodes:
+                    graph[m] = state
+                    next_frontier.append(m)
+            edges.extend(e for e in found if e["source"] in graph and e["target"] in graph)
+            frontier = next_frontier
+
+    async def dependencies_at(
+        self,
+        mrid: str,
+        as_of: datetime | None,
+        recorded_as_of: datetime | None,
+        reader: Reader,
+    ) -> tuple[dict[str, Any] | None, list[DependencyStep], Subgraph]:
+        """What depends on ``mrid`` across the domains at that time, as
+        :meth:`hub.reader.Reader.dependencies` on the current graph (the same steps from the ontology),
+        walking only objects the caller may see then."""
+        at = _GraphAt(self, as_of, recorded_as_of)
+        await at.load([mrid])
+        root = at.known.get(mrid)
+        if root is None:
+            return None, [], Subgraph()
+        max_nodes = reader.max_subgraph_nodes
+        nodes: dict[str, dict[str, Any]] = {mrid: root}
+        edges: list[dict[str, str]] = []
+        reached = {mrid}
+        frontier, domain = [root], root.get(DOMAIN)
+        steps: list[DependencyStep] = []
+        while frontier and domain in DOMAINS and len(nodes) < max_nodes:
+            region: dict[str, dict[str, Any]] = {s["mrid"]: s for s in frontier}
+            couplings = [c for c in reader.couplings() if self.ontology.domain(c.owner) == domain]
+            flow = reader.gas_flow() if domain == "Gas" else None
+            if flow is not None:
+                walk, climb = flow
+                for start in frontier:
+                    is_coupling_owner = start.get(CLASS) in self.ontology.classes and any(
+                        self.ontology.is_a(start[CLASS], c.owner) for c in couplings
+                    )
+                    tops = [start["mrid"]]
+                    if climb and not is_coupling_owner:
+                        up: dict[str, dict[str, Any]] = {}
+                        await self._bfs_at(at, start["mrid"], 1, climb, "Gas", up, [], max_nodes)
+                        tops = list(up)
+                    for top in tops:
+                        await self._bfs_at(at, top, max_nodes, walk, "Gas", region, edges, max_nodes)
+            elif domain == "Gas":
+                network: list[Step] = [(reader.network_rel_types("Gas"), "both")]
+                for start in frontier:
+                    await self._bfs_at(at, start["mrid"], max_nodes, network, "Gas", region, edges, max_nodes)
+            else:
+                types = sorted({a.rel_type for a in reader.containment_associations()})
+                if types:
+                    for start in frontier:
+                        await self._bfs_at(
+                            at,
+                            start["mrid"],
+                            reader.max_depth,
+                            [(types, "in")],
+                            None,
+                            region,
+                            edges,
+                            max_nodes,
+                        )
+            nodes.update(region)
+            coupling_types = sorted({c.rel_type for c in couplings})
+            if not coupling_types:
+                break
+            other = "Electricity" if domain == "Gas" else "Gas"
+            found: dict[str, dict[str, Any]] = {}
+            for edge, state in await self._step(at, list(region), [(coupling_types, "out")], other):
+                nodes.setdefault(state["mrid"], state)
+                edges.append(edge)
+                if state["mrid"] not in reached:
+                    found[state["mrid"]] = state
+            if not found:
+                break
+            reached.update(found)
+            dependents = sorted(found.values(), key=lambda n: n["mrid"])
+            steps.append(DependencyStep(len(steps) + 1, other, dependents, self._capacity(found.values())))
+            frontier, domain = dependents, other
+        graph = _subgraph(nodes, edges)
+        self.guard.stats.rows += len(graph.nodes)
+        return (
+            _without_references(root),
+            [
+                DependencyStep(
+                    s.depth, s.domain, [_without_references(n) for n in s.dependents], s.capacity_mw
+                )
+                for s in steps
+            ],
+            graph,
+        )
+
+    def _capacity(self, states: Iterable[Mapping[str, Any]]) -> float | None:
+        """Generating capacity (MW) among the states; None when none of them states one."""
+        attr = self.ontology.attribute_by_qname(CAPACITY)
+        if attr is None:
+            return None
+        stated = [float(s[attr.key]) for s in states if s.get(attr.key) is not None]
+        return sum(stated) if stated else None
+
     async def _with_visible_references(self, states: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """``states`` with their references as (type, target) pairs under ``references``, keeping only
         targets the caller may see now (the current graph shows no edge to a hidden or deleted object)."""
@@ -392,6 +635,47 @@ WITH DISTINCT c.mrid AS m
             pairs = zip(s.pop(REF_TYPES, None) or (), s.pop(REF_TARGETS, None) or (), strict=True)
             s["references"] = [(t, m) for t, m in pairs if m in seen]
         return list(states)
+
+
+class _GraphAt:
+    """The states at one (valid, recorded) time that one caller may see, read as a walk needs them."""
+
+    def __init__(self, history: History, as_of: datetime | None, recorded_as_of: datetime | None) -> None:
+        self.history = history
+        self.as_of = as_of
+        self.recorded_as_of = recorded_as_of
+        # By mRID: the state the caller may see then, or None (absent, deleted or hidden then).
+        self.known: dict[str, dict[str, Any] | None] = {}
+
+    def state(self, mrid: str) -> dict[str, Any]:
+        """The state of an object known to be visible then."""
+        found = self.known[mrid]
+        assert found is not None, mrid
+        return found
+
+    async def load(self, mrids: Iterable[str]) -> None:
+        missing = sorted(set(mrids) - self.known.keys())
+        if not missing:
+            return
+        found = await self.history.states_at(missing, self.as_of, self.recorded_as_of)
+        for m in missing:
+            self.known[m] = found.get(m)
+
+
+def _refs(state: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return list(zip(state.get(REF_TYPES) or (), state.get(REF_TARGETS) or (), strict=True))
+
+
+def _without_references(state: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in state.items() if k not in (REF_TYPES, REF_TARGETS)}
+
+
+def _subgraph(nodes: Mapping[str, Mapping[str, Any]], edges: Iterable[dict[str, str]]) -> Subgraph:
+    graph = Subgraph()
+    for m, state in nodes.items():
+        graph.nodes[m] = _without_references(state)
+    graph.add_edges(edges)
+    return graph
 
 
 def attribute_keys(state: Mapping[str, Any]) -> set[str]:

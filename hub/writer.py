@@ -919,7 +919,7 @@ _WRITE_PARTS: Final = (
     WITH h, r, top WHERE top IS NULL OR top < r.v
     CREATE (v:ObjectVersion)
     SET v += r.p, v.mrid = h.m, v.@version = r.v, v.@deleted = r.d, v.@class = r.c,
-        v.@domain = $domains[r.c], v.@label = r.l, v.@producer = r.pr, v.@event_id = r.e,
+        v.@domain = $domains[r.c], v.@label = r.l, v.@owner = r.pr, v.@producer = r.pr, v.@event_id = r.e,
         v.@valid_from = datetime({epochMillis: r.t}), v.@recorded = datetime(), v.@ref_types = r.rt,
         v.@ref_targets = r.rg
     """,
@@ -942,7 +942,7 @@ _WRITE_PARTS: Final = (
     SET v = CASE WHEN b IS NULL THEN {} ELSE properties(b) END
     SET v += r.p
     SET v.mrid = h.m, v.@version = r.v, v.@deleted = r.d, v.@class = r.c, v.@domain = $domains[r.c],
-        v.@label = r.l, v.@producer = r.pr, v.@event_id = r.e,
+        v.@label = r.l, v.@owner = r.pr, v.@producer = r.pr, v.@event_id = r.e,
         v.@valid_from = datetime({epochMillis: r.t}), v.@recorded = datetime(),
         v.@ref_types = [i IN kept | bt[i]] + r.rt, v.@ref_targets = [i IN kept | bg[i]] + r.rg
     """,

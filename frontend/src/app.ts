@@ -50,6 +50,12 @@ export class App {
   private classLoads: Promise<void> = Promise.resolve();
   private readonly queuedClasses: string[] = [];
   private exporting = false;
+  /** The time the view shows (ISO; null: now). */
+  private asOf: string | null = null;
+  /** While the view shows a past time: what was on screen (and expanded) when it left now, so that
+   * moving the slider shows those objects as they were then, and "Now" brings them all back. */
+  private timeSpec: { mrids: string[]; expanded: Set<string> } | null = null;
+  private earliest = Infinity;
   liveLog: Change[] = [];
 
   constructor() {
@@ -168,6 +174,7 @@ export class App {
     this.hideBanner();
     this.renderUser();
     this.search.enable(true);
+    byTestId<HTMLInputElement>("time-slider").disabled = false;
     this.resetGraph();
     this.live.start();
     try {
@@ -194,6 +201,7 @@ export class App {
     this.resetGraph();
     this.renderUser();
     this.search.enable(false);
+    byTestId<HTMLInputElement>("time-slider").disabled = true;
     clear(byTestId("catalogue"));
     byTestId("catalogue").append(h("li", { className: "muted" }, "Sign in to see the catalogue."));
     void this.showSignIn();
@@ -282,6 +290,10 @@ export class App {
   private resetGraph(): void {
     this.view.stopForce();
     this.model.clear();
+    this.asOf = null;
+    this.timeSpec = null;
+    this.renderTime();
+    this.renderTimeRange();
     this.detail = null;
     this.pathStart = null;
     this.pathEnd = null;
@@ -302,6 +314,7 @@ export class App {
       }
       const added = this.model.upsertNode(detail);
       this.model.graph.setNodeAttribute(mrid, "pinned", true);
+      if (this.timeSpec && !this.timeSpec.mrids.includes(mrid)) this.timeSpec.mrids.push(mrid);
       if (added) this.view.placeGeo([mrid]);
       this.view.selected = mrid;
       this.view.refresh();
@@ -352,9 +365,12 @@ export class App {
       depsLoading: false,
       depsDirection: keepDeps && this.detail ? this.detail.depsDirection : "DOWNSTREAM",
       measurements: null,
+      history: null,
+      asOf: this.asOf,
     };
     this.renderDetailPanel();
     this.followMeasurements(detail.mrid);
+    void this.loadHistory(detail.mrid);
     try {
       const sub = await this.neighbourhood(detail.mrid);
       if (this.detail?.detail.mrid !== detail.mrid) return;
@@ -400,8 +416,93 @@ export class App {
 
   private neighbourhood(mrid: string, types?: string[]): Promise<Subgraph> {
     return this.api
-      .query("Neighbourhood", Q.NEIGHBOURHOOD, { mrid, depth: 1, types: types ?? null })
+      .query("Neighbourhood", Q.NEIGHBOURHOOD, { mrid, depth: 1, types: types ?? null, asOf: this.asOf })
       .then((r) => r.neighbourhood);
+  }
+
+  /** The object's kept versions, for the detail panel's history. */
+  private async loadHistory(mrid: string): Promise<void> {
+    try {
+      const versions = (await this.api.query("ObjectHistory", Q.OBJECT_HISTORY, { mrid })).history;
+      for (const v of versions) this.earliest = Math.min(this.earliest, Date.parse(v.validFrom));
+      this.renderTimeRange();
+      if (this.detail?.detail.mrid !== mrid) return;
+      this.detail.history = versions;
+      this.renderDetailPanel();
+    } catch (e) {
+      this.report(e);
+    }
+  }
+
+  // ---------------------------------------------------------------- time travel
+
+  /** The slider spans a day back from now, or further back to the earliest version seen. */
+  private renderTimeRange(): void {
+    const slider = byTestId<HTMLInputElement>("time-slider");
+    const now = Math.floor(Date.now() / 1000);
+    const min = Math.floor(Math.min(now - 86400, this.earliest / 1000 - 60));
+    slider.min = String(min);
+    if (this.asOf === null) {
+      slider.max = String(now);
+      slider.value = String(now);
+    }
+  }
+
+  private renderTime(): void {
+    const label = byTestId("time-label");
+    label.textContent = this.asOf === null ? "now" : new Date(this.asOf).toLocaleString("en-GB", { dateStyle: "medium", timeStyle: "short" });
+    label.dataset.iso = this.asOf ?? "";
+    byTestId<HTMLButtonElement>("time-now").disabled = this.asOf === null;
+    byTestId("time-travel").classList.toggle("past", this.asOf !== null);
+  }
+
+  /** Shows the view as it was at `asOf` (null: now): the same objects, each as it was then (gone when it
+   * did not exist then or its version then is not one you may see), and their neighbours then. */
+  async setAsOf(asOf: string | null): Promise<void> {
+    if (asOf === this.asOf) return;
+    if (this.timeSpec === null) {
+      const g = this.model.graph;
+      this.timeSpec = { mrids: g.nodes(), expanded: new Set(g.filterNodes((_, a) => a.expanded)) };
+    }
+    this.asOf = asOf;
+    this.renderTime();
+    if (asOf === null) this.renderTimeRange();
+    const spec = this.timeSpec;
+    if (asOf === null) this.timeSpec = null;
+    try {
+      await this.showViewAt(spec, asOf);
+    } catch (e) {
+      this.report(e);
+    }
+    if (this.detail) {
+      this.detail.asOf = this.asOf;
+      this.renderDetailPanel();
+    }
+  }
+
+  private async showViewAt(spec: { mrids: string[]; expanded: Set<string> }, asOf: string | null): Promise<void> {
+    if (spec.mrids.length === 0) return;
+    const vars: Q.ViewAtVariables = { asOf };
+    spec.mrids.forEach((m, i) => (vars[`m${i}`] = m));
+    const r = await this.api.query("ViewAt", Q.viewAt(spec.mrids.map((m) => (spec.expanded.has(m) ? 1 : 0))), vars);
+    if (this.asOf !== asOf) return; // the slider moved on meanwhile
+    const g = this.model.graph;
+    const subs = spec.mrids.map((_, i) => r[`n${i}`]).filter((s): s is Subgraph => Boolean(s));
+    const keep = new Set(subs.flatMap((s) => s.nodes.map((n) => n.mrid)));
+    for (const m of g.nodes()) if (!keep.has(m)) g.dropNode(m);
+    g.clearEdges();
+    const added: string[] = [];
+    spec.mrids.forEach((m, i) => {
+      const sub = r[`n${i}`];
+      if (!sub) return;
+      added.push(...this.model.merge(sub, m));
+    });
+    g.forEachNode((m) => g.setNodeAttribute(m, "expanded", spec.expanded.has(m)));
+    if (this.view.selected && !g.hasNode(this.view.selected)) this.view.selected = null;
+    this.view.placeGeo(added);
+    this.view.refresh();
+    if (added.length > 0) this.view.runForce(1500);
+    this.onGraphChanged();
   }
 
   private isExpanded(mrid: string): boolean {
@@ -418,6 +519,10 @@ export class App {
         return;
       }
       const added = this.model.merge(sub, mrid);
+      if (this.timeSpec) {
+        if (!this.timeSpec.mrids.includes(mrid)) this.timeSpec.mrids.push(mrid);
+        this.timeSpec.expanded.add(mrid);
+      }
       if (!types) this.model.graph.setNodeAttribute(mrid, "expanded", true);
       else this.model.graph.setNodeAttribute(mrid, "expanded", true);
       this.view.placeGeo(added);
@@ -457,7 +562,8 @@ export class App {
     this.detail.depsDirection = direction;
     this.renderDetailPanel();
     try {
-      const r = (await this.api.query("Dependencies", Q.DEPENDENCIES, { mrid, direction })).dependencies;
+      const r = (await this.api.query("Dependencies", Q.DEPENDENCIES, { mrid, direction, asOf: this.asOf }))
+        .dependencies;
       if (this.detail?.detail.mrid !== mrid || this.detail.depsDirection !== direction) return;
       this.detail.deps = r;
       this.detail.depsLoading = false;
@@ -499,7 +605,7 @@ export class App {
     try {
       const any = byTestId<HTMLInputElement>("path-any").checked;
       const via: PathVia = any ? "ANY" : "PHYSICAL";
-      const r = await this.api.query("ShortestPath", Q.SHORTEST_PATH, { from, to, via });
+      const r = await this.api.query("ShortestPath", Q.SHORTEST_PATH, { from, to, via, asOf: this.asOf });
       const sub = r.shortestPath;
       if (!sub || sub.nodes.length === 0) {
         this.view.setHighlight(null, null);
@@ -799,6 +905,8 @@ export class App {
     if (this.liveLog.length > 200) this.liveLog.shift();
     // The feed fell behind and reads on from its cursor by itself: no object to update, nothing lost.
     if (c.change === "gap") return;
+    // The view shows a past time: what changes now is not part of it (back to "Now" to see it).
+    if (this.asOf !== null) return;
     if (this.diagram?.mrids.includes(c.mrid)) this.refreshDiagram();
     const g = this.model.graph;
     if (g.hasNode(c.mrid)) {
@@ -831,6 +939,7 @@ export class App {
       if (detail && this.detail?.detail.mrid === mrid) {
         this.detail.detail = detail;
         this.renderDetailPanel();
+        void this.loadHistory(mrid);
         const sub = await this.neighbourhood(mrid);
         if (this.detail?.detail.mrid === mrid) {
           this.detail.neighbours = sub;
@@ -1095,6 +1204,18 @@ export class App {
     byTestId("export-csv").addEventListener("click", () => void this.exportCsv());
     byTestId("export-geojson").addEventListener("click", () => void this.exportGeoJson());
     byTestId("export-png").addEventListener("click", () => void this.exportPng());
+    const slider = byTestId<HTMLInputElement>("time-slider");
+    const moved = debounce(() => {
+      const at = Number(slider.value);
+      void this.setAsOf(at >= Number(slider.max) ? null : new Date(at * 1000).toISOString());
+    }, 250);
+    slider.addEventListener("input", () => {
+      const at = Number(slider.value);
+      byTestId("time-label").textContent =
+        at >= Number(slider.max) ? "now" : new Date(at * 1000).toLocaleString("en-GB", { dateStyle: "medium", timeStyle: "short" });
+      moved();
+    });
+    byTestId("time-now").addEventListener("click", () => void this.setAsOf(null));
     for (const d of ["ELECTRICITY", "GAS"]) {
       const box = byTestId<HTMLInputElement>(`filter-domain-${d}`);
       box.addEventListener("change", () => {

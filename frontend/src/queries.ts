@@ -11,6 +11,7 @@ import {
   MeDocument,
   NeighbourhoodDocument,
   ObjectDetailDocument,
+  ObjectHistoryDocument,
   ObjectsPageDocument,
   OntologyClassesDocument,
   SearchDocument,
@@ -32,6 +33,7 @@ export type GraphEdge = Subgraph["edges"][number];
 export type Geometry = NonNullable<GraphNode["geometry"]>;
 export type SearchHit = G.SearchQuery["search"][number];
 export type ObjectDetail = NonNullable<G.ObjectDetailQuery["object"]>;
+export type ObjectVersion = G.ObjectHistoryQuery["history"][number];
 export type AttributeValue = ObjectDetail["attributes"][number];
 export type DependencyReport = G.DependenciesQuery["dependencies"];
 export type DependencyDirection = G.DependencyDirection;
@@ -48,6 +50,7 @@ export const ONTOLOGY_CLASSES = OntologyClassesDocument;
 export const COUNTS = CountsDocument;
 export const SEARCH = SearchDocument;
 export const OBJECT = ObjectDetailDocument;
+export const OBJECT_HISTORY = ObjectHistoryDocument;
 export const NEIGHBOURHOOD = NeighbourhoodDocument;
 export const SHORTEST_PATH = ShortestPathDocument;
 export const DEPENDENCIES = DependenciesDocument;
@@ -73,4 +76,20 @@ export function batchNeighbourhoods(
     (_, i) => `n${i}: neighbourhood(mrid: $m${i}, depth: 1) { ...SubgraphView }`,
   ).join("\n");
   return new TypedDocumentString(`query NeighbourhoodBatch(${vars}) {\n${fields}\n}\n${SubgraphViewFragmentDoc.toString()}`);
+}
+
+/** Variables of a view at a time: `m0`, `m1`, ... for the aliases `n0`, `n1`, ..., and `asOf` (null: now). */
+export type ViewAtVariables = Record<string, string | null>;
+
+/**
+ * The current view again, as it was at `$asOf` (null: now): for each object on it (aliases n0, n1, ...),
+ * its neighbourhood to the given depth (1 where it was expanded, else 0: the object alone), each selecting
+ * the generated SubgraphView fragment. The depths are numbers the page chooses, never text.
+ */
+export function viewAt(depths: number[]): TypedDocumentString<Record<`n${number}`, Subgraph>, ViewAtVariables> {
+  const vars = ["$asOf: DateTime", ...depths.map((_, i) => `$m${i}: ID!`)].join(", ");
+  const fields = depths
+    .map((d, i) => `n${i}: neighbourhood(mrid: $m${i}, depth: ${Math.max(0, Math.min(1, Math.trunc(d)))}, asOf: $asOf) { ...SubgraphView }`)
+    .join("\n");
+  return new TypedDocumentString(`query ViewAt(${vars}) {\n${fields}\n}\n${SubgraphViewFragmentDoc.toString()}`);
 }

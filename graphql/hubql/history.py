@@ -263,6 +263,26 @@ async def containment(
     )
 
 
+async def shortest_path(
+    info: Info,
+    source: str,
+    target: str,
+    physical: bool,
+    as_of: datetime | None,
+    recorded_as_of: datetime | None,
+) -> Subgraph | None:
+    settings = info.context.services.settings
+    return await history_of(info).shortest_path_at(
+        source,
+        target,
+        as_of,
+        recorded_as_of,
+        physical=physical,
+        max_length=settings.max_path_length,
+        max_nodes=settings.max_subgraph_nodes,
+    )
+
+
 HISTORY_FIELDS: dict[str, Any] = {
     "history": strawberry.field(
         resolver=resolve_history,

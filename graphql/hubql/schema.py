@@ -250,7 +250,14 @@ async def _shortest_path(
     from_: Annotated[strawberry.ID, strawberry.argument(name="from")],
     to: strawberry.ID,
     via: PathVia = PathVia.PHYSICAL,
+    as_of: datetime | None = None,
+    recorded_as_of: datetime | None = None,
 ) -> Subgraph | None:
+    if as_of is not None or recorded_as_of is not None:
+        found = await history.shortest_path(
+            info, str(from_), str(to), via is PathVia.PHYSICAL, as_of, recorded_as_of
+        )
+        return None if found is None else subgraph_row(info, found)  # type: ignore[return-value]
     graph = await info.context.reader.shortest_path(
         str(from_), str(to), physical=via is PathVia.PHYSICAL, fields=_properties(info, ("nodes",))
     )
@@ -283,13 +290,24 @@ async def _dependencies(
             description="DOWNSTREAM: what depends on the object; UPSTREAM: what the object depends on."
         ),
     ] = DependencyDirection.DOWNSTREAM,
+    as_of: datetime | None = None,
+    recorded_as_of: datetime | None = None,
 ) -> DependencyReport:
-    fields = _properties(info, ("root",), ("dependents",), ("steps", "dependents"), ("subgraph", "nodes"))
-    root, steps, graph = await info.context.reader.dependencies(
-        str(mrid), fields, upstream=direction == DependencyDirection.UPSTREAM
-    )
+    upstream = direction == DependencyDirection.UPSTREAM
+    if as_of is not None or recorded_as_of is not None:
+        if upstream:
+            # The walk over kept history follows the supply downstream only (hub/history.py).
+            raise rd.ReadError(
+                "dependencies: direction UPSTREAM cannot be combined with asOf or recordedAsOf"
+            )
+        root, steps, graph = await history.history_of(info).dependencies_at(
+            str(mrid), as_of, recorded_as_of, info.context.reader
+        )
+    else:
+        fields = _properties(info, ("root",), ("dependents",), ("steps", "dependents"), ("subgraph", "nodes"))
+        root, steps, graph = await info.context.reader.dependencies(str(mrid), fields, upstream=upstream)
     label_text = info.context.guard.label_text
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "depth": step.depth,
             "domain": DOMAIN_BY_NAME[step.domain],
@@ -429,7 +447,8 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
             resolver=_shortest_path,
             description="A shortest path through visible objects only; null if none. By default (via: "
             "PHYSICAL) it follows the physical network between two objects on it; via: ANY follows any "
-            "relationship.",
+            "relationship. asOf and recordedAsOf: the same at that time, from kept history, through "
+            "objects whose version then you may see.",
         ),
         "containment": strawberry.field(
             resolver=_containment,
@@ -443,7 +462,8 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
             "they supply in turn; step by step, with the generating capacity at stake. direction: UPSTREAM "
             "follows the same ways back to what the object depends on (generating unit -> offtake -> gas "
             "upstream -> compressor -> electricity supply). Only through objects you may see; each object "
-            "is reached once, so cycles end.",
+            "is reached once, so cycles end. asOf and recordedAsOf (downstream only): the same at that "
+            "time, from kept history, walking only objects whose version then you may see.",
         ),
         "counts": strawberry.field(resolver=_counts, description="Visible objects per class."),
         "ontology_classes": strawberry.field(

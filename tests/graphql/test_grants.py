@@ -556,3 +556,64 @@ async def test_more_information_and_who_sees_a_request(stack: Stack, run_id: str
         assert rid not in {r["id"] for r in ok(api.query(LISTS, token=token), "accessRequests")}
         missing = error(api.query(REJECT, {"id": "no-such-request"}, token=token))
         assert error(api.query(REJECT, {"id": rid}, token=token)) == missing.replace("no-such-request", rid)
+
+
+HISTORY = """query($m: ID!, $t: DateTime) {
+  history(mrid: $m) { mrid version label producer }
+  object(mrid: $m, asOf: $t) { mrid }
+  neighbourhood(mrid: $m, depth: 0, asOf: $t) { nodes { mrid } } }"""
+
+
+def history_read(api: Api, token: str, mrid: str) -> dict[str, Any]:
+    got = api.query(HISTORY, {"m": mrid, "t": until(0)}, token=token)
+    assert "errors" not in got, got
+    data: dict[str, Any] = got["data"]
+    return data
+
+
+async def test_a_grant_opens_the_products_history_and_never_another_producers(
+    stack: Stack, run_id: str
+) -> None:
+    """Kept versions carry their product (``_owner``) and are read by the guard's one predicate: a grant
+    holder reads the granted product's history and its objects as of a time, a non-holder reads nothing,
+    and neso's object, which a grant of org=ngt would satisfy, stays absent from both."""
+    a, a2 = stack.a, stack.a2
+    holder = a.token(f"history-{run_id}", "nggt", "OFFICIAL")
+    bystander = a.token(f"history-bystander-{run_id}", "nggt", "OFFICIAL")
+    officer = a2.token(f"history-officer-{run_id}", "ngt", "OFFICIAL", roles=("data-officer",))
+    grid_staff = a.token(f"history-staff-{run_id}", "ngt", "OFFICIAL")
+    line = stack.grid[0]
+    staff = history_read(a, grid_staff, line)
+    assert staff["history"] and {h["producer"] for h in staff["history"]} == {"ngt"}
+    assert staff["object"] == {"mrid": line}
+    assert history_read(a, grid_staff, stack.foreign)["history"]  # org=ngt itself sees neso's object
+    nothing = {"history": [], "object": None, "neighbourhood": {"nodes": []}}
+    assert history_read(a, holder, line) == nothing
+
+    rid = ok(
+        a.query(REQUEST, {"product": "ngt", "until": until(3600), "licence": LICENCE}, token=holder),
+        "requestAccess",
+    )["id"]
+    ok(a2.query(APPROVE, {"id": rid}, token=officer), "approveAccessRequest")
+
+    async def granted() -> bool:
+        return await sees(a, holder, stack) == set(stack.mrids())
+
+    await within(granted)
+    try:
+        held = history_read(a, holder, line)
+        # The holder reads the product's history as its staff do (versions written since are newer).
+        assert held["history"][: len(staff["history"])] == staff["history"]
+        assert held["object"] == {"mrid": line}
+        assert held["neighbourhood"] == {"nodes": [{"mrid": line}]}
+        # Never another producer's object, and nothing for one without the grant.
+        assert history_read(a, holder, stack.foreign) == nothing
+        assert history_read(a, bystander, line) == nothing
+    finally:
+        ok(a2.query(REVOKE, {"id": rid}, token=officer), "revokeGrant")
+
+    async def revoked() -> bool:
+        return await sees(a, holder, stack) == {stack.sentinel}
+
+    await within(revoked)
+    assert history_read(a, holder, line) == nothing

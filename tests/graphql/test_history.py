@@ -46,12 +46,23 @@ SEES = {
     "official": lambda label: label in (PUBLIC, OFFICIAL),
 }
 NAME = "IdentifiedObject.name"
-# The association of the neighbourhood test's references, by relationship type.
+# The association of the tests' references, by relationship type (by class and type where types share).
 REFERENCE = {
     "BASE_VOLTAGE": "ConductingEquipment.BaseVoltage",
     "EQUIPMENT_CONTAINER": "Equipment.EquipmentContainer",
     "SUBSTATION": "VoltageLevel.Substation",
+    "CONDUCTING_EQUIPMENT": "Terminal.ConductingEquipment",
+    "CONNECTIVITY_NODE": "Terminal.ConnectivityNode",
+    "FROM_NODE": "GasConnection.FromNode",
+    "TO_NODE": "GasConnection.ToNode",
+    "POWERS_COMPRESSOR_STATION": "ElectricitySupplyPoint.GasCompressorStation",
+    "SUPPLIES_GAS_TO": "GasOfftake.GeneratingUnits",
+    ("GasStorage", "AT_NODE"): "GasStorage.Node",
+    ("GasOfftake", "AT_NODE"): "GasOfftake.Node",
 }
+# Attributes other than the name the tests state, by key.
+ATTRIBUTE = {"maxOperatingP": "GeneratingUnit.maxOperatingP"}
+MANY = {"SUPPLIES_GAS_TO"}
 CONTAINMENT = """query($m: ID!, $t: DateTime) {
   containment(mrid: $m, depth: 3, asOf: $t) { nodes { mrid } edges { source target type } } }"""
 NEIGHBOURHOOD = """query($m: ID!, $d: Int, $t: DateTime, $r: DateTime) {
@@ -121,9 +132,13 @@ def _event(s: Step) -> dict[str, Any]:
     }
     if s.kind == "upsert":
         ev["attributes"] = {NAME: s.props["name"]} if "name" in s.props else {}
+        ev["attributes"].update({ATTRIBUTE[k]: v for k, v in s.props.items() if k != "name"})
         ev["label"] = s.label
         if s.rels:
-            ev["references"] = {REFERENCE[t]: targets[0] for t, targets in s.rels.items()}
+            ev["references"] = {
+                REFERENCE.get((s.cls, t)) or REFERENCE[t]: targets if t in MANY else targets[0]
+                for t, targets in s.rels.items()
+            }
     return ev
 
 
@@ -536,3 +551,245 @@ def test_containment_as_of_equals_the_replayed_stream(env: Env) -> None:
                 assert (nodes, edges) == _oracle_containment(model, root, t, sees), (caller, root, t)
                 sizes[caller] = sizes.get(caller, 0) + len(nodes)
     assert 0 < sizes["public"] < sizes["official"]
+
+
+# ------------------------------------------------------------------------------------------- shortest path
+
+PATH = """query($a: ID!, $b: ID!, $via: PathVia!, $t: DateTime) {
+  shortestPath(from: $a, to: $b, via: $via, asOf: $t) { nodes { mrid } edges { source target type } } }"""
+# The physical network's relationship types among the test's (the base voltage is reference data).
+PHYSICAL_TYPES = {"CONDUCTING_EQUIPMENT", "CONNECTIVITY_NODE"}
+
+
+def _live(model: dict[str, list[Version]], t: datetime | None, sees: Any) -> dict[str, Version]:
+    return {m: st for m, kept in model.items() if (st := state_at(kept, t, None, sees)) is not None}
+
+
+def _oracle_distance(
+    model: dict[str, list[Version]], a: str, b: str, t: datetime | None, sees: Any, types: set[str] | None
+) -> tuple[int | None, set[tuple[str, str, str]]]:
+    """The length of a shortest path at t through objects the caller sees then (None: none), and the
+    references that hold then (along which any such path must go)."""
+    live = _live(model, t, sees)
+    edges = {
+        (m, x, ty)
+        for m, st in live.items()
+        for ty, xs in st.refs.items()
+        for x in xs
+        if x in live and (types is None or ty in types)
+    }
+    if a not in live or b not in live:
+        return None, edges
+    seen, frontier, hops = {a}, {a}, 0
+    while frontier and b not in seen:
+        frontier = (
+            {y for x, y, _ in edges if x in frontier} | {x for x, y, _ in edges if y in frontier}
+        ) - seen
+        seen |= frontier
+        hops += 1
+    return (hops if b in seen else None), edges
+
+
+def test_shortest_path_as_of_equals_the_replayed_stream(env: Env) -> None:
+    p = f"{env.prefix}-p-"
+    l0, l1, cn0, cn1, t0, t1, t2, t3, bv = (
+        f"{p}{n}" for n in ("l0", "l1", "cn0", "cn1", "t0", "t1", "t2", "t3", "bv")
+    )
+    m = timedelta(minutes=1)
+
+    def obj(
+        mrid: str, cls: str, v: int, minute: int, label: str, rels: dict[str, list[str]] | None = None
+    ) -> Step:
+        return Step(mrid, "upsert", v, cls, T0 + minute * m, label, {"name": f"{mrid} v{v}"}, rels or {})
+
+    def terminal(mrid: str, v: int, minute: int, line: str, node: str) -> Step:
+        return obj(
+            mrid, "Terminal", v, minute, PUBLIC, {"CONDUCTING_EQUIPMENT": [line], "CONNECTIVITY_NODE": [node]}
+        )
+
+    steps = [
+        obj(l0, "ACLineSegment", 1, 0, PUBLIC),
+        obj(l1, "ACLineSegment", 1, 0, PUBLIC),
+        obj(cn0, "ConnectivityNode", 1, 1, OFFICIAL),  # in the middle of the path, hidden from the public
+        terminal(t0, 1, 2, l0, cn0),
+        terminal(t1, 1, 3, l1, cn0),
+        obj(cn1, "ConnectivityNode", 1, 4, PUBLIC),
+        terminal(t2, 1, 4, l0, cn1),
+        terminal(t3, 1, 5, l1, cn1),  # a public path, through cn1
+        obj(bv, "BaseVoltage", 1, 6, OFFICIAL),
+        obj(l0, "ACLineSegment", 2, 6, PUBLIC, {"BASE_VOLTAGE": [bv]}),
+        obj(l1, "ACLineSegment", 2, 7, PUBLIC, {"BASE_VOLTAGE": [bv]}),  # a shortcut, not physical
+        obj(cn0, "ConnectivityNode", 2, 8, PUBLIC),  # relabelled: public from here
+        Step(cn1, "delete", 2, "ConnectivityNode", T0 + 9 * m),
+        obj(cn0, "ConnectivityNode", 3, 10, SECRET),  # hidden from both now: no path
+        obj(cn1, "ConnectivityNode", 3, 11, OFFICIAL),  # re-created: the terminals' references hold again
+    ]
+    env.publish(steps)
+    model = versions(steps)
+    env.wait_for_versions(p, sum(len(v) for v in model.values()))
+    found: dict[tuple[str, str], int] = {}
+    for caller, sees in SEES.items():
+        for t in _instants(steps):
+            for via, types in (("PHYSICAL", PHYSICAL_TYPES), ("ANY", None)):
+                for a, b in ((l0, l1), (l1, l0), (t0, t3), (l0, l0), (cn0, l1)):
+                    want, holding = _oracle_distance(model, a, b, t, sees, types)
+                    got = env.query(caller, PATH, {"a": a, "b": b, "via": via, "t": _iso(t)})["shortestPath"]
+                    where = (caller, via, a, b, t)
+                    if want is None:
+                        assert got is None, where
+                        continue
+                    assert got is not None, where
+                    nodes = [n["mrid"] for n in got["nodes"]]
+                    edges = {(e["source"], e["target"], e["type"]) for e in got["edges"]}
+                    # A path of the shortest length, from a to b, along references that hold then.
+                    assert len(edges) == want and len(set(nodes)) == want + 1, where
+                    assert {a, b} <= set(nodes) and edges <= holding, where
+                    steps_from = {
+                        x: {y for s, y, _ in edges if s == x} | {s for s, y, _ in edges if y == x}
+                        for x in nodes
+                    }
+                    assert all(len(steps_from[x]) == (1 if x in (a, b) else 2) for x in nodes if a != b), (
+                        where
+                    )
+                    found[(caller, via)] = found.get((caller, via), 0) + 1
+    # Paths exist for both callers either way, and the public caller finds fewer.
+    assert 0 < found[("public", "PHYSICAL")] < found[("official", "PHYSICAL")]
+    assert 0 < found[("public", "ANY")] <= found[("official", "ANY")]
+
+
+# ------------------------------------------------------------------------------------------- dependencies
+
+DEPENDENCIES = """query($m: ID!, $t: DateTime) {
+  dependencies(mrid: $m, asOf: $t) {
+    root { mrid } capacityMW steps { depth domain capacityMW dependents { mrid } } } }"""
+GAS, ELECTRICITY = "Gas", "Electricity"
+DOMAIN_OF = {
+    "Substation": ELECTRICITY,
+    "ElectricitySupplyPoint": ELECTRICITY,
+    "GeneratingUnit": ELECTRICITY,
+    "GasNode": GAS,
+    "GasStorage": GAS,
+    "GasConnection": GAS,
+    "GasCompressorStation": GAS,
+    "GasOfftake": GAS,
+}
+COUPLINGS = {ELECTRICITY: {"POWERS_COMPRESSOR_STATION"}, GAS: {"SUPPLIES_GAS_TO"}}
+COUPLING_OWNERS = {ELECTRICITY: "ElectricitySupplyPoint", GAS: "GasOfftake"}
+
+
+def _oracle_dependencies(
+    model: dict[str, list[Version]], root: str, t: datetime | None, sees: Any
+) -> tuple[str | None, list[tuple[int, str, list[str], float | None]]]:
+    """The dependency steps at t over the replayed graph, by the rules the API documents: gas flows from
+    a node into the connections leaving it and the objects attached at it, and from a connection to its
+    to-node (an attached supplier first reaches its node); electricity reaches what its objects contain;
+    couplings cross to the other domain, each object reached once."""
+    live = _live(model, t, sees)
+    edges = {(m, x, ty) for m, st in live.items() for ty, xs in st.refs.items() for x in xs if x in live}
+
+    def out(xs: set[str], ty: str) -> set[str]:
+        return {y for x, y, k in edges if x in xs and k == ty}
+
+    def into(xs: set[str], ty: str) -> set[str]:
+        return {x for x, y, k in edges if y in xs and k == ty}
+
+    def closure(start: set[str], grow: Any) -> set[str]:
+        region, frontier = set(start), set(start)
+        while frontier:
+            frontier = grow(frontier) - region
+            region |= frontier
+        return region
+
+    if root not in live:
+        return None, []
+    reached, frontier, domain = {root}, {root}, DOMAIN_OF[live[root].cls]
+    steps: list[tuple[int, str, list[str], float | None]] = []
+    while frontier:
+        region: set[str] = set(frontier)
+        for start in frontier:
+            if domain == GAS:
+                tops = {start}
+                if live[start].cls != COUPLING_OWNERS[GAS]:
+                    tops |= out({start}, "AT_NODE")
+                region |= closure(
+                    tops,
+                    lambda xs: {
+                        x
+                        for x in into(xs, "FROM_NODE") | out(xs, "TO_NODE") | into(xs, "AT_NODE")
+                        if DOMAIN_OF[live[x].cls] == GAS
+                    },
+                )
+            else:
+                region |= closure({start}, lambda xs: into(xs, "EQUIPMENT_CONTAINER"))
+        other = GAS if domain == ELECTRICITY else ELECTRICITY
+        found = {
+            y for ty in COUPLINGS[domain] for y in out(region, ty) if DOMAIN_OF[live[y].cls] == other
+        } - reached
+        if not found:
+            break
+        reached |= found
+        stated = [float(live[y].props["maxOperatingP"]) for y in found if "maxOperatingP" in live[y].props]
+        steps.append((len(steps) + 1, other, sorted(found), sum(stated) if stated else None))
+        frontier, domain = found, other
+    return root, steps
+
+
+def test_dependencies_as_of_equal_the_replayed_stream(env: Env) -> None:
+    p = f"{env.prefix}-d-"
+    s0, esp, cs, gn0, gn1, gs, gc, off, gu, gu2 = (
+        f"{p}{n}" for n in ("s0", "esp", "cs", "gn0", "gn1", "gs", "gc", "off", "gu", "gu2")
+    )
+    m = timedelta(minutes=1)
+
+    def obj(
+        mrid: str,
+        cls: str,
+        v: int,
+        minute: int,
+        label: str,
+        rels: dict[str, list[str]] | None = None,
+        **props: Any,
+    ) -> Step:
+        return Step(
+            mrid, "upsert", v, cls, T0 + minute * m, label, {"name": f"{mrid} v{v}", **props}, rels or {}
+        )
+
+    steps = [
+        obj(s0, "Substation", 1, 0, PUBLIC),
+        obj(gn0, "GasNode", 1, 0, PUBLIC),
+        obj(gn1, "GasNode", 1, 0, PUBLIC),
+        obj(esp, "ElectricitySupplyPoint", 1, 1, PUBLIC, {"EQUIPMENT_CONTAINER": [s0]}),
+        obj(cs, "GasCompressorStation", 1, 2, PUBLIC, {"TO_NODE": [gn0]}),
+        obj(esp, "ElectricitySupplyPoint", 2, 2, PUBLIC, {"POWERS_COMPRESSOR_STATION": [cs]}),
+        obj(gs, "GasStorage", 1, 2, PUBLIC, {"AT_NODE": [gn0]}),
+        obj(gc, "GasConnection", 1, 3, OFFICIAL, {"FROM_NODE": [gn0], "TO_NODE": [gn1]}),  # hidden middle
+        obj(gu, "GeneratingUnit", 1, 4, PUBLIC, maxOperatingP=400.0),
+        obj(off, "GasOfftake", 1, 4, PUBLIC, {"AT_NODE": [gn1], "SUPPLIES_GAS_TO": [gu]}),
+        obj(gc, "GasConnection", 2, 5, PUBLIC),  # relabelled: public from here
+        obj(gu2, "GeneratingUnit", 1, 6, PUBLIC, maxOperatingP=300.0),
+        obj(off, "GasOfftake", 2, 6, PUBLIC, {"SUPPLIES_GAS_TO": [gu, gu2]}),
+        Step(gc, "delete", 3, "GasConnection", T0 + 7 * m),
+        obj(gc, "GasConnection", 4, 8, PUBLIC, {"FROM_NODE": [gn0], "TO_NODE": [gn1]}),  # re-created
+        obj(gu, "GeneratingUnit", 2, 9, OFFICIAL, maxOperatingP=450.0),
+    ]
+    env.publish(steps)
+    model = versions(steps)
+    env.wait_for_versions(p, sum(len(v) for v in model.values()))
+    dependents: dict[str, int] = {}
+    for caller, sees in SEES.items():
+        for t in _instants(steps):
+            for root in (s0, esp, cs, gn0, gs, off, gu):
+                report = env.query(caller, DEPENDENCIES, {"m": root, "t": _iso(t)})["dependencies"]
+                got_root = None if report["root"] is None else report["root"]["mrid"]
+                got = [
+                    (
+                        s["depth"],
+                        s["domain"].capitalize(),
+                        sorted(d["mrid"] for d in s["dependents"]),
+                        s["capacityMW"],
+                    )
+                    for s in report["steps"]
+                ]
+                assert (got_root, got) == _oracle_dependencies(model, root, t, sees), (caller, root, t)
+                dependents[caller] = dependents.get(caller, 0) + sum(len(s[2]) for s in got)
+    assert 0 < dependents["public"] < dependents["official"]

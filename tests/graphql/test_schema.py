@@ -123,6 +123,7 @@ def test_operations_run_against_the_api(
     variables: dict[str, dict[str, Any]] = {
         "Search": {"text": run_id},
         "ObjectDetail": {"mrid": p + "brk"},
+        "ObjectHistory": {"mrid": p + "brk"},
         "ObjectsPage": {"className": "EquipmentContainer", "name": run_id, "first": 2},
         "Neighbourhood": {"mrid": p + "vl", "depth": 2},
         "ShortestPath": {"from": p + "brk", "to": p + "sub", "via": "ANY"},

@@ -20,6 +20,8 @@ from hub.graph_schema import (
     CLASS,
     DELETED,
     LABEL,
+    OWNER,
+    PRODUCER,
     REF_TARGETS,
     REF_TYPES,
     VALID_FROM,
@@ -191,6 +193,8 @@ def test_kept_versions_equal_the_model_however_the_stream_is_batched(
                 assert g[DELETED] is want.deleted
                 assert g[CLASS] == want.cls
                 assert g.get(LABEL) == (label_id(want.label) if want.label else None)
+                # The product the version belongs to, as the guard's grant predicate reads it.
+                assert g[OWNER] == g[PRODUCER] == "p1", (mrid, g[VERSION])
                 assert g[VALID_FROM].to_native() == want.valid_from
                 attrs = {k: v for k, v in g.items() if not k.startswith("_") and k != "mrid"}
                 assert attrs == want.props, (mrid, g[VERSION])

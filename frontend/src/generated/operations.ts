@@ -93,6 +93,7 @@ export type CountsQuery = { counts: Array<{ className: string, count: number }> 
 export type DependenciesQueryVariables = Exact<{
   mrid: string;
   direction?: DependencyDirection;
+  asOf?: string | null | undefined;
 }>;
 
 
@@ -167,6 +168,7 @@ export type NeighbourhoodQueryVariables = Exact<{
   mrid: string;
   depth?: number | null | undefined;
   types?: Array<string> | string | null | undefined;
+  asOf?: string | null | undefined;
 }>;
 
 
@@ -202,6 +204,13 @@ export type ObjectDetailQuery = { object:
     | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
     | { mrid: string, className: string, domain: Domain, name: string | null, label: string, producer: string, version: number, updated: string, geometry: { type: string, coordinates: unknown, basis: string } | null, diagramPoints: Array<{ x: number, y: number, diagram: { mrid: string, name: string | null } }>, level: { nominalVoltage: number | null, pressureMax: number | null } | null, attributes: Array<{ key: string, qname: string, value: unknown, unit: string | null }> }
    | null };
+
+export type ObjectHistoryQueryVariables = Exact<{
+  mrid: string;
+}>;
+
+
+export type ObjectHistoryQuery = { history: Array<{ version: number, validFrom: string, recordedAt: string, deleted: boolean, label: string, producer: string, attributes: Array<{ key: string, value: unknown }> }> };
 
 export type ObjectsPageQueryVariables = Exact<{
   className?: string | null | undefined;
@@ -280,6 +289,7 @@ export type ShortestPathQueryVariables = Exact<{
   from: string;
   to: string;
   via?: PathVia;
+  asOf?: string | null | undefined;
 }>;
 
 
@@ -651,8 +661,8 @@ export const CountsDocument = new TypedDocumentString(`
 }
     `) as unknown as TypedDocumentString<CountsQuery, CountsQueryVariables>;
 export const DependenciesDocument = new TypedDocumentString(`
-    query Dependencies($mrid: ID!, $direction: DependencyDirection! = DOWNSTREAM) {
-  dependencies(mrid: $mrid, direction: $direction) {
+    query Dependencies($mrid: ID!, $direction: DependencyDirection! = DOWNSTREAM, $asOf: DateTime) {
+  dependencies(mrid: $mrid, direction: $direction, asOf: $asOf) {
     root {
       mrid
       className
@@ -838,8 +848,8 @@ export const MeasurementHistoryDocument = new TypedDocumentString(`
 }
     `) as unknown as TypedDocumentString<MeasurementHistoryQuery, MeasurementHistoryQueryVariables>;
 export const NeighbourhoodDocument = new TypedDocumentString(`
-    query Neighbourhood($mrid: ID!, $depth: Int, $types: [String!]) {
-  neighbourhood(mrid: $mrid, depth: $depth, types: $types) {
+    query Neighbourhood($mrid: ID!, $depth: Int, $types: [String!], $asOf: DateTime) {
+  neighbourhood(mrid: $mrid, depth: $depth, types: $types, asOf: $asOf) {
     ...SubgraphView
   }
 }
@@ -903,6 +913,22 @@ export const ObjectDetailDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<ObjectDetailQuery, ObjectDetailQueryVariables>;
+export const ObjectHistoryDocument = new TypedDocumentString(`
+    query ObjectHistory($mrid: ID!) {
+  history(mrid: $mrid, first: 100) {
+    version
+    validFrom
+    recordedAt
+    deleted
+    label
+    producer
+    attributes {
+      key
+      value
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<ObjectHistoryQuery, ObjectHistoryQueryVariables>;
 export const ObjectsPageDocument = new TypedDocumentString(`
     query ObjectsPage($className: String, $domain: Domain, $name: String, $bbox: [Float!], $first: Int, $after: String) {
   objects(
@@ -994,8 +1020,8 @@ export const SearchDocument = new TypedDocumentString(`
 }
     `) as unknown as TypedDocumentString<SearchQuery, SearchQueryVariables>;
 export const ShortestPathDocument = new TypedDocumentString(`
-    query ShortestPath($from: ID!, $to: ID!, $via: PathVia! = PHYSICAL) {
-  shortestPath(from: $from, to: $to, via: $via) {
+    query ShortestPath($from: ID!, $to: ID!, $via: PathVia! = PHYSICAL, $asOf: DateTime) {
+  shortestPath(from: $from, to: $to, via: $via, asOf: $asOf) {
     nodes {
       mrid
       className

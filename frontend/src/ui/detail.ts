@@ -2,7 +2,15 @@
 
 import { clear, h } from "../dom";
 import { labelBadge, type ClassStyles } from "../classStyle";
-import type { DependencyDirection, DependencyReport, GraphNode, MeasurementSeries, ObjectDetail, Subgraph } from "../queries";
+import type {
+  DependencyDirection,
+  DependencyReport,
+  GraphNode,
+  MeasurementSeries,
+  ObjectDetail,
+  ObjectVersion,
+  Subgraph,
+} from "../queries";
 import { renderMeasurements } from "./measurementChart";
 import { swatch } from "./search";
 
@@ -29,6 +37,42 @@ export interface DetailState {
   depsDirection: DependencyDirection;
   // The object's kept readings per measured attribute (null: not fetched yet), kept fresh while shown.
   measurements: MeasurementSeries[] | null;
+  /** The object's kept versions you may see, oldest first (null: loading). */
+  history: ObjectVersion[] | null;
+  /** The time the view shows (null: now): the version in effect then is marked. */
+  asOf: string | null;
+}
+
+/** One kept version as the history list shows it: what it changed from the version before it. */
+export interface VersionRow {
+  version: ObjectVersion;
+  changed: string[];
+  /** The first version you may see, or one after a delete: the object (re)appears with it. */
+  created: boolean;
+  inEffect: boolean;
+}
+
+/**
+ * The versions with the attribute keys each changed (set, altered or removed) from the one before it you
+ * may see, and which one was in effect at `asOf` (null: now): the highest version valid by then.
+ */
+export function versionRows(versions: ObjectVersion[], asOf: string | null): VersionRow[] {
+  const at = asOf === null ? Infinity : Date.parse(asOf);
+  let effect: ObjectVersion | null = null;
+  for (const v of versions) {
+    if (Date.parse(v.validFrom) <= at && (!effect || v.version > effect.version)) effect = v;
+  }
+  let before = new Map<string, string>();
+  let absent = true;
+  return versions.map((v) => {
+    const now = new Map(v.attributes.map((a) => [a.key, JSON.stringify(a.value)]));
+    const keys = new Set([...before.keys(), ...now.keys()]);
+    const changed = [...keys].filter((k) => before.get(k) !== now.get(k)).sort();
+    const created = absent && !v.deleted;
+    before = now;
+    absent = v.deleted;
+    return { version: v, changed, created, inEffect: effect !== null && effect === v && !v.deleted };
+  });
 }
 
 interface AssocGroup {
@@ -208,6 +252,48 @@ export function renderDetail(panel: HTMLElement, st: DetailState, styles: ClassS
       ),
     ),
   );
+  panel.append(renderHistory(st));
+}
+
+function renderHistory(st: DetailState): HTMLElement {
+  const box = h("div", { className: "detail-section history", testid: "object-history" });
+  if (!st.history) {
+    box.append(h("h4", {}, "History"), h("div", { className: "muted" }, "Loading…"));
+    return box;
+  }
+  box.append(h("h4", {}, "History", h("span", { className: "muted" }, String(st.history.length))));
+  if (st.history.length === 0) {
+    box.append(h("div", { className: "muted" }, "No kept versions you may see."));
+    return box;
+  }
+  const ol = h("ol", { className: "versions" });
+  // Newest first, as a planner reads a log.
+  for (const row of versionRows(st.history, st.asOf).reverse()) {
+    const v = row.version;
+    const what = v.deleted
+      ? h("span", { className: "deleted", testid: "history-changed" }, "deleted")
+      : row.created
+        ? h("span", { testid: "history-changed", title: row.changed.join(", ") }, "created")
+        : h("span", { testid: "history-changed", title: row.changed.join(", ") }, row.changed.length ? `changed ${row.changed.join(", ")}` : "no attribute changed");
+    ol.append(
+      h(
+        "li",
+        {
+          className: row.inEffect ? "in-effect" : "",
+          testid: "history-version",
+          "data-version": v.version,
+          "data-in-effect": row.inEffect ? "true" : "false",
+          title: `Recorded ${formatTime(v.recordedAt)} · ${v.producer} · ${v.label}`,
+        },
+        h("span", { className: "v" }, `v${v.version}`),
+        h("span", { className: "t", testid: "history-valid-from", "data-iso": v.validFrom }, formatTime(v.validFrom)),
+        what,
+        row.inEffect && st.asOf ? h("span", { className: "badge" }, "as of the view") : null,
+      ),
+    );
+  }
+  box.append(ol);
+  return box;
 }
 
 function renderDeps(st: DetailState, styles: ClassStyles, act: DetailActions): HTMLElement {
