@@ -590,34 +590,46 @@ async def freshness_step(
 # ----------------------------------------------------------------------------------------- queries
 
 
-def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
+def start_api() -> tuple[Child, str]:
+    """The GraphQL API as a child process, as production runs it: no development mode, keys from a JWKS
+    file (the development issuer's, whose key mints the bench's tokens), no metrics port to contend for.
+    Returns the child and its base URL once it answers."""
     import httpx
 
-    from bench.synthetic import _mrid as synthetic_mrid
-    from bench.synthetic import load_tile
-    from hub.auth import DevIssuer, mint_token
-    from hub.graph import make_driver
+    from hub.auth import DevIssuer
     from hub.settings import get_settings
 
     settings = get_settings()
-    # As a production API runs: no development mode, keys from a JWKS file (the development issuer's, whose
-    # key mints the bench's token), and no metrics port to contend for.
     issuer = DevIssuer(settings)
     issuer.ensure()
     api_env = {"HUB_JWKS_FILE": str(issuer.jwks_path), "HUB_API_METRICS_PORT": "0"}
     api = spawn("api", [sys.executable, "-c", "from hubql.app import run; run()"], api_env)
     base = f"http://{settings.api_host}:{settings.api_port}"
+    deadline = time.monotonic() + 180
+    while True:
+        if api.process.poll() is not None:
+            raise SystemExit(f"the API exited; see {api.log}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return api, base
+        if time.monotonic() > deadline:
+            stop_child(api)
+            raise SystemExit(f"the API did not start; see {api.log}")
+        time.sleep(0.5)
+
+
+def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
+    import httpx
+
+    from bench.synthetic import _mrid as synthetic_mrid
+    from bench.synthetic import load_tile
+    from hub.auth import mint_token
+    from hub.graph import make_driver
+    from hub.settings import get_settings
+
+    settings = get_settings()
+    api, base = start_api()
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if api.process.poll() is not None:
-                raise SystemExit(f"the API exited; see {api.log}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the API did not start; see {api.log}")
-            time.sleep(0.5)
         token = mint_token(QUERY_USER["user"], QUERY_USER["org"], QUERY_USER["clearance"], settings=settings)
         tile = load_tile()
         tiles = max(1, n // len(tile))
