@@ -654,6 +654,15 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
             for b in tile.events
             if b["class"] == "Substation"
         ]
+
+        def misspelt(text: str) -> str:
+            """The text with one letter of its first long word dropped (a typing slip)."""
+            words = text.split()
+            k = next((i for i, w in enumerate(words) if len(w) >= 5 and w.isalpha()), None)
+            if k is not None:
+                words[k] = words[k][:2] + words[k][3:]
+            return " ".join(words)
+
         client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120)
         driver = make_driver(settings)
 
@@ -712,6 +721,43 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
                 dict,
                 cypher("MATCH (n:Entity) WHERE n.@class IS NOT NULL RETURN n.@class, count(*)"),
                 lambda v: {},
+            ),
+            (
+                "typed page: lines of at least 20 km, longest first, with totalCount",
+                "query { acLineSegments(where: {length: {gte: 20}}, "
+                "orderBy: [{field: length, direction: DESC}], first: 100) "
+                "{ totalCount nodes { mrid name length } } }",
+                dict,
+                "CALL () { MATCH (n:ACLineSegment) WHERE n.length >= 20 RETURN count(n) AS total } "
+                "MATCH (n:ACLineSegment) WHERE n.length >= 20 WITH total, n "
+                "ORDER BY n.length DESC, n.mrid LIMIT 100 RETURN total, n.mrid, n.name, n.length",
+                lambda v: {},
+            ),
+            (
+                "aggregate: line count and length per base voltage (groupByRelated)",
+                'query { acLineSegmentAggregate(groupByRelated: "baseVoltage.nominalVoltage") '
+                "{ count sum { length } groups { key count sum { length } max { length } } } }",
+                dict,
+                "MATCH (n:ACLineSegment) OPTIONAL MATCH (n)-[:BASE_VOLTAGE]->(g:BaseVoltage) "
+                "WITH DISTINCT n, g.nominalVoltage AS key "
+                "RETURN key, count(n), sum(n.length), max(n.length) ORDER BY key",
+                lambda v: {},
+            ),
+            (
+                "search by name, fuzzy (one edit per word)",
+                "query($t: String!) { search(text: $t, first: 20, fuzzy: true) { mrid className name } }",
+                lambda: {"t": misspelt(f"{rng.choice(names)} #{rng.randrange(tiles)}")},
+                cypher(
+                    "CALL () { MATCH (n:Entity {mrid: $t}) RETURN n, 0 AS rank UNION ALL "
+                    "CALL db.index.fulltext.queryNodes($index, $q) YIELD node RETURN node AS n, 1 AS rank } "
+                    "WITH n, min(rank) AS rank ORDER BY rank, size(coalesce(n.name, '')), n.mrid LIMIT 20 "
+                    "RETURN n.mrid, n.@class, n.name"
+                ),
+                lambda v: {
+                    "t": v["t"],
+                    "index": name_search.index,
+                    "q": name_search.query(v["t"], fuzzy=True),
+                },
             ),
             (
                 "shortest path between two substations of one region",
@@ -800,11 +846,17 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         for dom, share in real["domain_share"].items():
             lines.append(f"| share {dom} | {share} | {syn['domain_share'].get(dom)} |")
         lines.append("")
+    carried = result.get("carried", {})
+
+    def origin(section: str) -> str:
+        c = carried.get(section)
+        return f" (from the run of {c['started']}, {c['scale']:,} objects)" if c else ""
+
     load = result.get("load")
     if load:
         base, hub = load["baseline"], load["hub"]
         lines += [
-            "## Bulk load",
+            f"## Bulk load{origin('load')}",
             "",
             "| loader | objects | seconds | objects/s |",
             "| --- | ---: | ---: | ---: |",
@@ -824,10 +876,19 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
             f"dead letters: {hub['dead_letters']}.",
             "",
         ]
+    this_load = result.get("hub_load")
+    if this_load and carried.get("load"):
+        lines += [
+            f"This run loaded {this_load['applied_events']:,} events with one worker in "
+            f"{this_load['seconds']} s ({this_load['events_per_s']:,.0f} events/s; load average "
+            f"{', '.join(map(str, result.get('load_average', [])))} at the end: other work shared the "
+            "machine).",
+            "",
+        ]
     fresh = result.get("freshness")
     if fresh:
         lines += [
-            "## Freshness at a steady rate",
+            f"## Freshness at a steady rate{origin('freshness')}",
             "",
             "| offered events/s | sent/s | applied/s | freshness p50 ms | p99 ms | max ms | "
             "baseline Kafka transport p50 ms | p99 ms |",
@@ -850,7 +911,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     queries = result.get("queries")
     if queries:
         lines += [
-            "## Queries on the loaded graph",
+            f"## Queries on the loaded graph{origin('queries')}",
             "",
             f"Caller: organisation `{QUERY_USER['org']}`, clearance {QUERY_USER['clearance']} (the guard "
             "filters every node); raw Cypher has no guard.",
@@ -865,6 +926,22 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
             )
         lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def carry_over(result: dict[str, Any], previous_path: Path, skipped: list[str]) -> None:
+    """Sections a run skipped keep the previous run's figures, marked with that run's date and scale."""
+    if not previous_path.is_file():
+        return
+    previous = json.loads(previous_path.read_text(encoding="utf-8"))
+    result["carried"] = {}
+    for section, part in (("load", "baseline"), ("freshness", "freshness"), ("queries", "queries")):
+        if part in skipped and previous.get(section):
+            result[section] = previous[section]
+            origin = previous.get("carried", {}).get(section)
+            result["carried"][section] = origin or {
+                "started": previous["started"],
+                "scale": previous["scale"],
+            }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -913,9 +990,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         fresh_neo4j()
         hub_load, worker = worker_load(run, scale, args.seed, timeout_s=max(600.0, scale / 200))
         log(f"hub: worker {hub_load['events_per_s']:,.0f} events/s")
-        result["load"] = {"baseline": baseline, "hub": hub_load} if baseline else {"hub": hub_load}
-        if baseline is None:
-            result["load"] = None
+        result["load"] = {"baseline": baseline, "hub": hub_load} if baseline else None
+        result["hub_load"] = hub_load
         if "freshness" not in args.skip:
             targets = synthetic.measurements(scale, args.seed)
             steps = []
@@ -943,6 +1019,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
             launcher.stop(None, started)
     result["total_s"] = round(time.monotonic() - began, 1)
+    result["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    carry_over(result, args.out / "scale.json", args.skip)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "scale.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     write_markdown(result, args.out / "scale.md")
