@@ -407,6 +407,19 @@ def _await_applied(
     raise SystemExit(f"the worker applied {done:,} of {total:,} events in {timeout_s:.0f}s; see {worker.log}")
 
 
+def live_objects() -> int:
+    from hub.graph import make_driver
+
+    driver = make_driver()
+    try:
+        records, _, _ = driver.execute_query(
+            cypher("MATCH (n:Entity) WHERE n.@version > 0 AND n.@class IS NOT NULL RETURN count(n) AS c")
+        )
+        return int(records[0]["c"])
+    finally:
+        driver.close()
+
+
 def worker_load(run: Run, n: int, seed: int, timeout_s: float) -> tuple[dict[str, Any], Child]:
     """Publish ``n`` events, then time one worker applying them (first to last committed offset)."""
     from bench.synthetic import generate
@@ -426,16 +439,7 @@ def worker_load(run: Run, n: int, seed: int, timeout_s: float) -> tuple[dict[str
     applied = end - c_first
     seconds = max(done_at - t_first, 1e-9)
     dead = topic_end(bootstrap, run.deadletter)
-    from hub.graph import make_driver
-
-    driver = make_driver()
-    try:
-        records, _, _ = driver.execute_query(
-            cypher("MATCH (n:Entity) WHERE n.@version > 0 AND n.@class IS NOT NULL RETURN count(n) AS c")
-        )
-        live = int(records[0]["c"])
-    finally:
-        driver.close()
+    live = live_objects()
     result = {
         "objects": n,
         "produce": produced,
@@ -952,8 +956,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--keep-services", action="store_true")
     parser.add_argument("--skip", nargs="*", default=[], choices=["baseline", "freshness", "queries"])
+    parser.add_argument(
+        "--no-load",
+        action="store_true",
+        help="queries only, on the graph the services hold (a kept run's; its objects give the scale)",
+    )
     args = parser.parse_args(argv)
     configure_environment()
+    if args.no_load:
+        args.skip = sorted({*args.skip, "baseline", "freshness"})
     scale = min(args.scale, 20_000) if args.quick else args.scale
     # Sized so that the full run (1,000,000 objects) ends within 30 minutes on a 2-core machine.
     fresh_steps = [(1000.0, 8.0), (10_000.0, 4.0)] if args.quick else [(1000.0, 30.0), (10_000.0, 15.0)]
@@ -969,16 +980,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     from bench import synthetic
 
-    tile = synthetic.load_tile()
-    domains = synthetic.domain_map()
-    result["shape"] = {
-        "real": synthetic.profile(tile.events, domains).summary(),
-        "synthetic": synthetic.profile(synthetic.generate(min(scale, 200_000), args.seed), domains).summary(),
-    }
+    if not args.no_load:
+        tile = synthetic.load_tile()
+        domains = synthetic.domain_map()
+        result["shape"] = {
+            "real": synthetic.profile(tile.events, domains).summary(),
+            "synthetic": synthetic.profile(
+                synthetic.generate(min(scale, 200_000), args.seed), domains
+            ).summary(),
+        }
     started = services_up()
     worker: Child | None = None
     try:
         run = Run(uuid.uuid4().hex[:8])
+        if args.no_load:
+            scale = result["scale"] = live_objects()
+            log(f"no load: {scale:,} live objects in the graph")
         if "baseline" not in args.skip:
             log("baseline: fresh Neo4j, plain batched Cypher load")
             fresh_neo4j()
@@ -986,12 +1003,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             log(f"baseline: {baseline['objects_per_s']:,.0f} objects/s")
         else:
             baseline = None
-        log("hub: fresh Neo4j, publish, then one worker")
-        fresh_neo4j()
-        hub_load, worker = worker_load(run, scale, args.seed, timeout_s=max(600.0, scale / 200))
-        log(f"hub: worker {hub_load['events_per_s']:,.0f} events/s")
-        result["load"] = {"baseline": baseline, "hub": hub_load} if baseline else None
-        result["hub_load"] = hub_load
+        if not args.no_load:
+            log("hub: fresh Neo4j, publish, then one worker")
+            fresh_neo4j()
+            hub_load, worker = worker_load(run, scale, args.seed, timeout_s=max(600.0, scale / 200))
+            log(f"hub: worker {hub_load['events_per_s']:,.0f} events/s")
+            result["load"] = {"baseline": baseline, "hub": hub_load} if baseline else None
+            result["hub_load"] = hub_load
         if "freshness" not in args.skip:
             targets = synthetic.measurements(scale, args.seed)
             steps = []
@@ -1006,8 +1024,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 )
                 steps.append(step)
             result["freshness"] = steps
-        stop_child(worker)
-        worker = None
+        if worker is not None:
+            stop_child(worker)
+            worker = None
         if "queries" not in args.skip:
             log("queries through the API beside raw Cypher")
             result["queries"] = query_latencies(scale, args.seed, repeats)
