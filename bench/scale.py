@@ -677,7 +677,7 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
                 raise SystemExit(f"GraphQL failed: {response.status_code} {str(body)[:500]}")
             return body["data"]
 
-        def cypher(query: str, params: dict[str, Any]) -> Any:
+        def run_cypher(query: str, params: dict[str, Any]) -> Any:
             records, _, _ = driver.execute_query(query, params, database_=settings.neo4j_database)
             return records
 
@@ -765,7 +765,7 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
             ),
             (
                 "shortest path between two substations of one region",
-                "query($a: ID!, $b: ID!) { shortestPath(from: $a, to: $b) { nodes { mrid } } }",
+                "query($a: ID!, $b: ID!) { shortestPath(from: $a, to: $b, via: ANY) { nodes { mrid } } }",
                 pair,
                 "MATCH (a:Entity {mrid: $a}), (b:Entity {mrid: $b}) "
                 "MATCH p = shortestPath((a)-[*..16]-(b)) RETURN [x IN nodes(p) | x.mrid]",
@@ -777,7 +777,7 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
             variables = [make_vars() for _ in range(repeats + 3)]
             for v in variables[:3]:  # warm-up: plans cached, pages in memory
                 gql(gql_text, v)
-                cypher(cypher_text, to_params(v))
+                run_cypher(cypher_text, to_params(v))
             g_times, c_times = [], []
             case_began = time.monotonic()
             for k, v in enumerate(variables[3:]):
@@ -787,7 +787,7 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
                 gql(gql_text, v)
                 g_times.append(time.perf_counter() - began)
                 began = time.perf_counter()
-                cypher(cypher_text, to_params(v))
+                run_cypher(cypher_text, to_params(v))
                 c_times.append(time.perf_counter() - began)
             results[name] = {
                 "graphql_ms": {
@@ -831,6 +831,10 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"Synthetic whole-system network of **{result['scale']:,} objects** (seed {result['seed']}).",
         "",
     ]
+    if result.get("note"):
+        lines += [result["note"], ""]
+    if result.get("load_average"):
+        lines += [f"Load average at the end: {', '.join(map(str, result['load_average']))}.", ""]
     shape = result.get("shape")
     if shape:
         lines += [
