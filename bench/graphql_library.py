@@ -343,6 +343,8 @@ def write_results(result: dict[str, Any], out: Path) -> None:
                 f"| {o['hub_over_library']:.2f}x | {'yes' if o['same_answer'] else 'no'} |"
             )
         lines.append("")
+    if result.get("notes"):
+        lines += ["## Reading", "", *result["notes"], ""]
     (out / "graphql-library.md").write_text("\n".join(lines), encoding="utf-8")
 
 
