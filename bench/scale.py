@@ -407,6 +407,19 @@ def _await_applied(
     raise SystemExit(f"the worker applied {done:,} of {total:,} events in {timeout_s:.0f}s; see {worker.log}")
 
 
+def live_objects() -> int:
+    from hub.graph import make_driver
+
+    driver = make_driver()
+    try:
+        records, _, _ = driver.execute_query(
+            cypher("MATCH (n:Entity) WHERE n.@version > 0 AND n.@class IS NOT NULL RETURN count(n) AS c")
+        )
+        return int(records[0]["c"])
+    finally:
+        driver.close()
+
+
 def worker_load(run: Run, n: int, seed: int, timeout_s: float) -> tuple[dict[str, Any], Child]:
     """Publish ``n`` events, then time one worker applying them (first to last committed offset)."""
     from bench.synthetic import generate
@@ -426,16 +439,7 @@ def worker_load(run: Run, n: int, seed: int, timeout_s: float) -> tuple[dict[str
     applied = end - c_first
     seconds = max(done_at - t_first, 1e-9)
     dead = topic_end(bootstrap, run.deadletter)
-    from hub.graph import make_driver
-
-    driver = make_driver()
-    try:
-        records, _, _ = driver.execute_query(
-            cypher("MATCH (n:Entity) WHERE n.@version > 0 AND n.@class IS NOT NULL RETURN count(n) AS c")
-        )
-        live = int(records[0]["c"])
-    finally:
-        driver.close()
+    live = live_objects()
     result = {
         "objects": n,
         "produce": produced,
@@ -590,34 +594,46 @@ async def freshness_step(
 # ----------------------------------------------------------------------------------------- queries
 
 
-def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
+def start_api() -> tuple[Child, str]:
+    """The GraphQL API as a child process, as production runs it: no development mode, keys from a JWKS
+    file (the development issuer's, whose key mints the bench's tokens), no metrics port to contend for.
+    Returns the child and its base URL once it answers."""
     import httpx
 
-    from bench.synthetic import _mrid as synthetic_mrid
-    from bench.synthetic import load_tile
-    from hub.auth import DevIssuer, mint_token
-    from hub.graph import make_driver
+    from hub.auth import DevIssuer
     from hub.settings import get_settings
 
     settings = get_settings()
-    # As a production API runs: no development mode, keys from a JWKS file (the development issuer's, whose
-    # key mints the bench's token), and no metrics port to contend for.
     issuer = DevIssuer(settings)
     issuer.ensure()
     api_env = {"HUB_JWKS_FILE": str(issuer.jwks_path), "HUB_API_METRICS_PORT": "0"}
     api = spawn("api", [sys.executable, "-c", "from hubql.app import run; run()"], api_env)
     base = f"http://{settings.api_host}:{settings.api_port}"
+    deadline = time.monotonic() + 180
+    while True:
+        if api.process.poll() is not None:
+            raise SystemExit(f"the API exited; see {api.log}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return api, base
+        if time.monotonic() > deadline:
+            stop_child(api)
+            raise SystemExit(f"the API did not start; see {api.log}")
+        time.sleep(0.5)
+
+
+def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
+    import httpx
+
+    from bench.synthetic import _mrid as synthetic_mrid
+    from bench.synthetic import load_tile
+    from hub.auth import mint_token
+    from hub.graph import make_driver
+    from hub.settings import get_settings
+
+    settings = get_settings()
+    api, base = start_api()
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if api.process.poll() is not None:
-                raise SystemExit(f"the API exited; see {api.log}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the API did not start; see {api.log}")
-            time.sleep(0.5)
         token = mint_token(QUERY_USER["user"], QUERY_USER["org"], QUERY_USER["clearance"], settings=settings)
         tile = load_tile()
         tiles = max(1, n // len(tile))
@@ -642,6 +658,15 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
             for b in tile.events
             if b["class"] == "Substation"
         ]
+
+        def misspelt(text: str) -> str:
+            """The text with one letter of its first long word dropped (a typing slip)."""
+            words = text.split()
+            k = next((i for i, w in enumerate(words) if len(w) >= 5 and w.isalpha()), None)
+            if k is not None:
+                words[k] = words[k][:2] + words[k][3:]
+            return " ".join(words)
+
         client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120)
         driver = make_driver(settings)
 
@@ -652,7 +677,7 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
                 raise SystemExit(f"GraphQL failed: {response.status_code} {str(body)[:500]}")
             return body["data"]
 
-        def cypher(query: str, params: dict[str, Any]) -> Any:
+        def run_cypher(query: str, params: dict[str, Any]) -> Any:
             records, _, _ = driver.execute_query(query, params, database_=settings.neo4j_database)
             return records
 
@@ -702,8 +727,45 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
                 lambda v: {},
             ),
             (
+                "typed page: lines of at least 20 km, longest first, with totalCount",
+                "query { acLineSegments(where: {length: {gte: 20}}, "
+                "orderBy: [{field: length, direction: DESC}], first: 100) "
+                "{ totalCount nodes { mrid name length } } }",
+                dict,
+                "CALL () { MATCH (n:ACLineSegment) WHERE n.length >= 20 RETURN count(n) AS total } "
+                "MATCH (n:ACLineSegment) WHERE n.length >= 20 WITH total, n "
+                "ORDER BY n.length DESC, n.mrid LIMIT 100 RETURN total, n.mrid, n.name, n.length",
+                lambda v: {},
+            ),
+            (
+                "aggregate: line count and length per base voltage (groupByRelated)",
+                'query { acLineSegmentAggregate(groupByRelated: "baseVoltage.nominalVoltage") '
+                "{ count sum { length } groups { key count sum { length } max { length } } } }",
+                dict,
+                "MATCH (n:ACLineSegment) OPTIONAL MATCH (n)-[:BASE_VOLTAGE]->(g:BaseVoltage) "
+                "WITH DISTINCT n, g.nominalVoltage AS key "
+                "RETURN key, count(n), sum(n.length), max(n.length) ORDER BY key",
+                lambda v: {},
+            ),
+            (
+                "search by name, fuzzy (one edit per word)",
+                "query($t: String!) { search(text: $t, first: 20, fuzzy: true) { mrid className name } }",
+                lambda: {"t": misspelt(f"{rng.choice(names)} #{rng.randrange(tiles)}")},
+                cypher(
+                    "CALL () { MATCH (n:Entity {mrid: $t}) RETURN n, 0 AS rank UNION ALL "
+                    "CALL db.index.fulltext.queryNodes($index, $q) YIELD node RETURN node AS n, 1 AS rank } "
+                    "WITH n, min(rank) AS rank ORDER BY rank, size(coalesce(n.name, '')), n.mrid LIMIT 20 "
+                    "RETURN n.mrid, n.@class, n.name"
+                ),
+                lambda v: {
+                    "t": v["t"],
+                    "index": name_search.index,
+                    "q": name_search.query(v["t"], fuzzy=True),
+                },
+            ),
+            (
                 "shortest path between two substations of one region",
-                "query($a: ID!, $b: ID!) { shortestPath(from: $a, to: $b) { nodes { mrid } } }",
+                "query($a: ID!, $b: ID!) { shortestPath(from: $a, to: $b, via: ANY) { nodes { mrid } } }",
                 pair,
                 "MATCH (a:Entity {mrid: $a}), (b:Entity {mrid: $b}) "
                 "MATCH p = shortestPath((a)-[*..16]-(b)) RETURN [x IN nodes(p) | x.mrid]",
@@ -715,7 +777,7 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
             variables = [make_vars() for _ in range(repeats + 3)]
             for v in variables[:3]:  # warm-up: plans cached, pages in memory
                 gql(gql_text, v)
-                cypher(cypher_text, to_params(v))
+                run_cypher(cypher_text, to_params(v))
             g_times, c_times = [], []
             case_began = time.monotonic()
             for k, v in enumerate(variables[3:]):
@@ -725,7 +787,7 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
                 gql(gql_text, v)
                 g_times.append(time.perf_counter() - began)
                 began = time.perf_counter()
-                cypher(cypher_text, to_params(v))
+                run_cypher(cypher_text, to_params(v))
                 c_times.append(time.perf_counter() - began)
             results[name] = {
                 "graphql_ms": {
@@ -769,6 +831,10 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"Synthetic whole-system network of **{result['scale']:,} objects** (seed {result['seed']}).",
         "",
     ]
+    if result.get("note"):
+        lines += [result["note"], ""]
+    if result.get("load_average"):
+        lines += [f"Load average at the end: {', '.join(map(str, result['load_average']))}.", ""]
     shape = result.get("shape")
     if shape:
         lines += [
@@ -788,11 +854,17 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         for dom, share in real["domain_share"].items():
             lines.append(f"| share {dom} | {share} | {syn['domain_share'].get(dom)} |")
         lines.append("")
+    carried = result.get("carried", {})
+
+    def origin(section: str) -> str:
+        c = carried.get(section)
+        return f" (from the run of {c['started']}, {c['scale']:,} objects)" if c else ""
+
     load = result.get("load")
     if load:
         base, hub = load["baseline"], load["hub"]
         lines += [
-            "## Bulk load",
+            f"## Bulk load{origin('load')}",
             "",
             "| loader | objects | seconds | objects/s |",
             "| --- | ---: | ---: | ---: |",
@@ -812,10 +884,19 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
             f"dead letters: {hub['dead_letters']}.",
             "",
         ]
+    this_load = result.get("hub_load")
+    if this_load and carried.get("load"):
+        lines += [
+            f"This run loaded {this_load['applied_events']:,} events with one worker in "
+            f"{this_load['seconds']} s ({this_load['events_per_s']:,.0f} events/s; load average "
+            f"{', '.join(map(str, result.get('load_average', [])))} at the end: other work shared the "
+            "machine).",
+            "",
+        ]
     fresh = result.get("freshness")
     if fresh:
         lines += [
-            "## Freshness at a steady rate",
+            f"## Freshness at a steady rate{origin('freshness')}",
             "",
             "| offered events/s | sent/s | applied/s | freshness p50 ms | p99 ms | max ms | "
             "baseline Kafka transport p50 ms | p99 ms |",
@@ -838,7 +919,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     queries = result.get("queries")
     if queries:
         lines += [
-            "## Queries on the loaded graph",
+            f"## Queries on the loaded graph{origin('queries')}",
             "",
             f"Caller: organisation `{QUERY_USER['org']}`, clearance {QUERY_USER['clearance']} (the guard "
             "filters every node); raw Cypher has no guard.",
@@ -855,6 +936,22 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
+def carry_over(result: dict[str, Any], previous_path: Path, skipped: list[str]) -> None:
+    """Sections a run skipped keep the previous run's figures, marked with that run's date and scale."""
+    if not previous_path.is_file():
+        return
+    previous = json.loads(previous_path.read_text(encoding="utf-8"))
+    result["carried"] = {}
+    for section, part in (("load", "baseline"), ("freshness", "freshness"), ("queries", "queries")):
+        if part in skipped and previous.get(section):
+            result[section] = previous[section]
+            origin = previous.get("carried", {}).get(section)
+            result["carried"][section] = origin or {
+                "started": previous["started"],
+                "scale": previous["scale"],
+            }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--scale", type=int, default=1_000_000, help="objects in the synthetic network")
@@ -863,8 +960,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--keep-services", action="store_true")
     parser.add_argument("--skip", nargs="*", default=[], choices=["baseline", "freshness", "queries"])
+    parser.add_argument(
+        "--no-load",
+        action="store_true",
+        help="queries only, on the graph the services hold (a kept run's; its objects give the scale)",
+    )
     args = parser.parse_args(argv)
     configure_environment()
+    if args.no_load:
+        args.skip = sorted({*args.skip, "baseline", "freshness"})
     scale = min(args.scale, 20_000) if args.quick else args.scale
     # Sized so that the full run (1,000,000 objects) ends within 30 minutes on a 2-core machine.
     fresh_steps = [(1000.0, 8.0), (10_000.0, 4.0)] if args.quick else [(1000.0, 30.0), (10_000.0, 15.0)]
@@ -880,16 +984,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     from bench import synthetic
 
-    tile = synthetic.load_tile()
-    domains = synthetic.domain_map()
-    result["shape"] = {
-        "real": synthetic.profile(tile.events, domains).summary(),
-        "synthetic": synthetic.profile(synthetic.generate(min(scale, 200_000), args.seed), domains).summary(),
-    }
+    if not args.no_load:
+        tile = synthetic.load_tile()
+        domains = synthetic.domain_map()
+        result["shape"] = {
+            "real": synthetic.profile(tile.events, domains).summary(),
+            "synthetic": synthetic.profile(
+                synthetic.generate(min(scale, 200_000), args.seed), domains
+            ).summary(),
+        }
     started = services_up()
     worker: Child | None = None
     try:
         run = Run(uuid.uuid4().hex[:8])
+        if args.no_load:
+            scale = result["scale"] = live_objects()
+            log(f"no load: {scale:,} live objects in the graph")
         if "baseline" not in args.skip:
             log("baseline: fresh Neo4j, plain batched Cypher load")
             fresh_neo4j()
@@ -897,13 +1007,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             log(f"baseline: {baseline['objects_per_s']:,.0f} objects/s")
         else:
             baseline = None
-        log("hub: fresh Neo4j, publish, then one worker")
-        fresh_neo4j()
-        hub_load, worker = worker_load(run, scale, args.seed, timeout_s=max(600.0, scale / 200))
-        log(f"hub: worker {hub_load['events_per_s']:,.0f} events/s")
-        result["load"] = {"baseline": baseline, "hub": hub_load} if baseline else {"hub": hub_load}
-        if baseline is None:
-            result["load"] = None
+        if not args.no_load:
+            log("hub: fresh Neo4j, publish, then one worker")
+            fresh_neo4j()
+            hub_load, worker = worker_load(run, scale, args.seed, timeout_s=max(600.0, scale / 200))
+            log(f"hub: worker {hub_load['events_per_s']:,.0f} events/s")
+            result["load"] = {"baseline": baseline, "hub": hub_load} if baseline else None
+            result["hub_load"] = hub_load
         if "freshness" not in args.skip:
             targets = synthetic.measurements(scale, args.seed)
             steps = []
@@ -918,8 +1028,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 )
                 steps.append(step)
             result["freshness"] = steps
-        stop_child(worker)
-        worker = None
+        if worker is not None:
+            stop_child(worker)
+            worker = None
         if "queries" not in args.skip:
             log("queries through the API beside raw Cypher")
             result["queries"] = query_latencies(scale, args.seed, repeats)
@@ -931,6 +1042,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
             launcher.stop(None, started)
     result["total_s"] = round(time.monotonic() - began, 1)
+    result["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    carry_over(result, args.out / "scale.json", args.skip)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "scale.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     write_markdown(result, args.out / "scale.md")

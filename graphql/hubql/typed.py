@@ -42,7 +42,7 @@ from hubql import prefetch
 from hubql.generic import Domain, PageInfo
 from hubql.projection import selected_properties
 from hubql.scalars import Long, native
-from hubql.types import ROOT, TypeRegistry
+from hubql.types import TypeRegistry
 from ontology.model import Ontology
 
 log = structlog.get_logger(__name__)
@@ -429,6 +429,8 @@ def _page_field(registry: TypeRegistry, compiler: FilterCompiler, t: TypedClass,
         description=f"A page of {c} objects (subclasses included), in the order asked for.",
     )
     ontology = registry.ontology
+    # The GraphQL type the page's objects are selected on: the class's interface, or its object type.
+    type_name = c if c in registry.interfaces else registry.typenames[c]
 
     async def resolve(
         info: Info,
@@ -441,13 +443,14 @@ def _page_field(registry: TypeRegistry, compiler: FilterCompiler, t: TypedClass,
         spec = [(str(plain(s.field)), s.direction is SortDirection.DESC) for s in order_by or []]
         query = typed_pages.Query(c, plain(where), sort_keys(ontology, c, spec))
         selected = info.selected_fields[0].selections
+        # Fields are selected on the class's own type (not the root's): its attributes and associations.
+        nodes, edge_nodes = prefetch.child(selected, "nodes"), prefetch.child(selected, "edges", "node")
         wanted = prefetch.merge(
-            prefetch.plan(ctx.registry, ROOT, prefetch.child(selected, "nodes")),
-            prefetch.plan(ctx.registry, ROOT, prefetch.child(selected, "edges", "node")),
+            prefetch.plan(ctx.registry, type_name, nodes), prefetch.plan(ctx.registry, type_name, edge_nodes)
         )
         fields = merge_fields(
-            selected_properties(ctx.registry, ROOT, prefetch.child(selected, "nodes")),
-            selected_properties(ctx.registry, ROOT, prefetch.child(selected, "edges", "node")),
+            selected_properties(ctx.registry, type_name, nodes),
+            selected_properties(ctx.registry, type_name, edge_nodes),
         )
         found = await typed_pages.page(ctx.reader, compiler, query, first, after, wanted, fields)
         rows = ctx.rows(found.rows, wanted)

@@ -150,3 +150,22 @@ def test_graph_views_read_the_name_and_point_only_when_selected(
         o = lines[mrid]
         assert by_mrid[mrid]["name"] == o.name
         assert by_mrid[mrid]["point"] == ({"x": o.x, "y": o.y} if o.x is not None else None)
+
+
+def test_a_typed_page_is_projected_and_reads_its_associations_in_the_same_query(
+    api: Api, lines: dict[str, Obj], run_id: str, sent: list[str]
+) -> None:
+    token = api.token(clearance="PUBLIC")
+    query = """query($n: String!) { acLineSegments(where: {name: {contains: $n}}, first: 100) {
+      nodes { mrid length equipmentContainer { mrid ... on VoltageLevel { highVoltageLimit } } } } }"""
+    nodes = api.query(query, {"n": run_id}, token=token)["data"]["acLineSegments"]["nodes"]
+    visible = sorted(m for m, o in lines.items() if o.cls == "ACLineSegment" and o.label == PUBLIC)
+    assert [n["mrid"] for n in nodes] == visible
+    for node in nodes:
+        assert node["length"] == (lines[node["mrid"]].props or {})["length"]
+        assert node["equipmentContainer"] == {"mrid": f"{run_id}-vl", "highVoltageLimit": 420.0}
+    # One query: the page's own properties, its container's beside them (no batch load per level).
+    assert len(sent) == 1, sent
+    assert ".*" not in sent[0]
+    assert ".`length`" in sent[0] and ".`highVoltageLimit`" in sent[0]
+    assert ".`r`" not in sent[0] and ".`shortName`" not in sent[0]
