@@ -132,6 +132,7 @@ def test_operations_run_against_the_api(
         "SubstationDiagram": {"mrid": p + "vl"},
         "GasFiredGeneration": {"first": 50},
         "Counts": {"domain": "GAS"},
+        "DataProductPage": {"id": run_id},
     }
     for path in OPERATIONS:
         text = path.read_text(encoding="utf-8")
