@@ -139,14 +139,23 @@ def producer_grants(settings: Settings, producer_id: str) -> list[Grant]:
     its own dead letters and its consumers' quality flags only, with or without a consumer group (named
     as the topic, so that it is its own)."""
     principal = producer_principal(producer_id)
-    topic = f"{settings.ingest_topic_prefix}{producer_id}"
-    letters = settings.producer_deadletter_topic(producer_id)
     feedback = settings.producer_feedback_topic(producer_id)
     return [
-        *_topic_grants(principal, [topic], Operation.WRITE, Operation.DESCRIBE),
-        *_topic_grants(principal, [letters, feedback], Operation.READ, Operation.DESCRIBE),
-        Grant(principal, Operation.READ, Resource.GROUP, letters),
+        *_stream_grants(settings, producer_id),
+        *_topic_grants(principal, [feedback], Operation.READ, Operation.DESCRIBE),
         Grant(principal, Operation.READ, Resource.GROUP, feedback),
+    ]
+
+
+def _stream_grants(settings: Settings, producer_id: str) -> list[Grant]:
+    """The producer's own ingest topic to write, and its own dead letters to read."""
+    principal = producer_principal(producer_id)
+    topic = f"{settings.ingest_topic_prefix}{producer_id}"
+    letters = settings.producer_deadletter_topic(producer_id)
+    return [
+        *_topic_grants(principal, [topic], Operation.WRITE, Operation.DESCRIBE),
+        *_topic_grants(principal, [letters], Operation.READ, Operation.DESCRIBE),
+        Grant(principal, Operation.READ, Resource.GROUP, letters),
     ]
 
 
