@@ -20,7 +20,7 @@ asking caller may see:
   What is read is the same for every caller and cached for ``settings.quality_dead_letter_cache_s``.
 * **Completeness, counts, last update and coverage** come from the current graph, in one pass over the
   caller-visible objects the product owns (``_owner``) of the promised classes and their subclasses (found
-  by the ``_class`` index): per promised class (by its Neo4j label,
+  by the ``(_class, _owner)`` index): per promised class (by its Neo4j label,
   so subclasses count), how
   many carry each promised attribute, the latest ``_updated``, the span of event times (``_event_time``)
   and the box around point coordinates (``_x``/``_y``, taken as WGS84 longitude and latitude as the
@@ -257,7 +257,7 @@ class QualityMeter:
         )
 
     def _statement(self, contract: Contract) -> tuple[str, list[list[str]]]:
-        """One pass over the product's objects the caller may see (by the class index): per promised
+        """One pass over the product's objects the caller may see (by the composite index): per promised
         class the ontology knows, how many there are and, per promised attribute, how many carry it; over
         all of them, the count, the latest update and the coverage. The classes with the qualified names
         of their attributes, in the order the counts come back."""
@@ -281,7 +281,7 @@ class QualityMeter:
         # Diagram-layout points are schematic, never a place on the earth (as for objects(bbox:)).
         layout = " OR ".join(f"n:{cypher_name(c)}" for c in DIAGRAM_LAYOUT_CLASSES) or "false"
         statement = cypher(
-            f"MATCH (n:Entity) USING INDEX n:Entity(@class) "
+            f"MATCH (n:Entity) USING INDEX n:Entity(@class, @owner) "
             f"WHERE n.@class IN $classes AND n.@owner = $producer AND {visible('n')} "
             f"WITH n, CASE WHEN {layout} THEN null ELSE n.@x END AS x, "
             f"CASE WHEN {layout} THEN null ELSE n.@y END AS y "
@@ -293,7 +293,7 @@ class QualityMeter:
 
     async def _graph(self, guard: Guard, contract: Contract) -> dict[str, Any]:
         statement, promised = self._statement(contract)
-        # The promised classes and their subclasses, found by the class index.
+        # The promised classes and their subclasses, found by the (_class, _owner) index.
         concrete = sorted({d for c, *_ in promised for d in (c, *self.ontology.descendants(c))})
         params = {"producer": contract.producer, "classes": concrete}
         rows = await guard.read(statement, params) if statement else []
