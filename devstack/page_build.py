@@ -27,6 +27,7 @@ FRONTEND = Path(__file__).resolve().parents[1] / "frontend"
 BUILD_INPUTS = (
     "index.html",
     "access.html",
+    "portal.html",
     "package.json",
     "package-lock.json",
     "vite.config.ts",

@@ -14,8 +14,9 @@ export default defineConfig({
     outDir: "dist",
     emptyOutDir: true,
     chunkSizeWarningLimit: 1500,
-    // Two pages: the graph explorer and the data access page (requests, decisions, evidence).
-    rollupOptions: { input: { main: "index.html", access: "access.html" } },
+    // Three pages: the graph explorer, the data access page (requests, decisions, evidence) and the data
+    // products page (catalogue, product pages with quality and flags).
+    rollupOptions: { input: { main: "index.html", access: "access.html", portal: "portal.html" } },
   },
   server: { proxy },
   preview: { proxy },

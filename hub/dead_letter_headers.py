@@ -20,6 +20,12 @@ SOURCE_TOPIC: Final = "source-topic"
 SOURCE_PARTITION: Final = "source-partition"
 SOURCE_OFFSET: Final = "source-offset"
 OMITTED: Final = "omitted"
+# What the worker decided the refusal on: the event alone (``event``), or the event against the graph's
+# stored state (``graph``: the object's owner or label, or the graph's own refusal), whose occurrence may
+# depend on objects a reader of the figures cannot see (see hub/quality.py).
+DECIDED_ON: Final = "decided-on"
+DECIDED_ON_EVENT: Final = "event"
+DECIDED_ON_GRAPH: Final = "graph"
 
 # What a sender is told instead of the worker's reason when the write was refused against the object's
 # stored state, whose label and owner the sender may not be able to see: its producer's own copy of the

@@ -37,6 +37,10 @@ SCHEMA_STATEMENTS: Final[tuple[str, ...]] = (
     # The typed queries' filters and sorts on the name and the update time (hub/typed_pages.py).
     "CREATE INDEX entity_name IF NOT EXISTS FOR (n:Entity) ON (n.name)",
     cypher("CREATE INDEX entity_updated IF NOT EXISTS FOR (n:Entity) ON (n.@updated)"),
+    # Data product quality: a product's objects of its promised classes (hub/quality.py). Composite, so
+    # that only a read naming both a class and an owner uses it (an index on the owner alone changed the
+    # plans of other reads).
+    cypher("CREATE INDEX entity_class_owner IF NOT EXISTS FOR (n:Entity) ON (n.@class, n.@owner)"),
     # History: an object's versions by mRID (and in version order), and the versions of a time span.
     cypher("CREATE INDEX object_version_mrid IF NOT EXISTS FOR (v:ObjectVersion) ON (v.mrid)"),
     cypher("CREATE INDEX object_version_valid_from IF NOT EXISTS FOR (v:ObjectVersion) ON (v.@valid_from)"),
@@ -47,6 +51,8 @@ SCHEMA_STATEMENTS: Final[tuple[str, ...]] = (
         "FOR (s:MeasurementSample) ON (s.mrid, s.@bucket)"
     ),
     cypher("CREATE INDEX measurement_sample_time IF NOT EXISTS FOR (s:MeasurementSample) ON (s.@time)"),
+    # Data product quality: the versions recorded in the last window (hub/quality.py).
+    cypher("CREATE INDEX object_version_recorded IF NOT EXISTS FOR (v:ObjectVersion) ON (v.@recorded)"),
 )
 
 _IDENTIFIER: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -126,13 +126,29 @@ def service_grants(settings: Settings) -> list[Grant]:
         *_topic_grants(API, [settings.deadletter_topic], Operation.READ, Operation.DESCRIBE),
         Grant(API, Operation.DESCRIBE, Resource.GROUP, settings.worker_id),
         Grant(API, Operation.IDEMPOTENT_WRITE, Resource.CLUSTER, CLUSTER_RESOURCE),
+        # Consumers' quality flags, sent to each product's producer on its own feedback topic.
+        *[
+            Grant(API, op, Resource.TOPIC, f"{settings.feedback_topic}.", Pattern.PREFIXED)
+            for op in (Operation.WRITE, Operation.DESCRIBE, Operation.CREATE)
+        ],
     ]
 
 
 def producer_grants(settings: Settings, producer_id: str) -> list[Grant]:
     """A producer writes its own topic only (idempotent producing needs no more since Kafka 2.8) and reads
-    its own dead letters only, with or without a consumer group (named as the topic, so that it is its
-    own)."""
+    its own dead letters and its consumers' quality flags only, with or without a consumer group (named
+    as the topic, so that it is its own)."""
+    principal = producer_principal(producer_id)
+    feedback = settings.producer_feedback_topic(producer_id)
+    return [
+        *_stream_grants(settings, producer_id),
+        *_topic_grants(principal, [feedback], Operation.READ, Operation.DESCRIBE),
+        Grant(principal, Operation.READ, Resource.GROUP, feedback),
+    ]
+
+
+def _stream_grants(settings: Settings, producer_id: str) -> list[Grant]:
+    """The producer's own ingest topic to write, and its own dead letters to read."""
     principal = producer_principal(producer_id)
     topic = f"{settings.ingest_topic_prefix}{producer_id}"
     letters = settings.producer_deadletter_topic(producer_id)

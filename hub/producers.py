@@ -19,6 +19,16 @@ from hub.labels import Authorizations, Label, LabelError, Token, canonical, pars
 from hub.settings import Settings, get_settings
 from hub.write_policy import WriteRights, may_assign
 
+# A caller acts for producer ``<id>`` (publishes over HTTP, answers its consumers' quality flags) when it
+# holds the role ``producer:<id>``.
+PRODUCER_ROLE = "producer:"
+
+
+def producer_role(producer_id: str) -> str:
+    """The role a caller needs to act as ``producer_id``."""
+    return PRODUCER_ROLE + producer_id
+
+
 _KNOWN_KEYS = frozenset({"org", "clearance", "default_label", "owns", "declassify"})
 
 

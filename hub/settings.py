@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     changes_topic: str = "cim.changes"
     # Every security decision (refusals, label changes, ownership) as JSON records; see hub/audit.py.
     audit_topic: str = "hub.audit"
+    # Consumers' data-quality flags go to each product's producer on `<feedback_topic>.<producer id>`
+    # (hub/feedback.py), which that producer may read.
+    feedback_topic: str = "hub.feedback"
     topic_partitions: int = 4
     # How clients reach Kafka: "sasl_ssl" (TLS, SCRAM-SHA-512 principals, ACLs; what the launcher runs) or
     # "plaintext" (no encryption, no authentication: only for comparison runs). See hub/kafka_clients.py.
@@ -104,6 +107,10 @@ class Settings(BaseSettings):
     # Whether the worker dead-letters events that break their producer's contract (class not promised,
     # required attribute missing on create, value out of range or enumeration, label above the maximum).
     contracts_enforce: bool = True
+    # Data product quality (hub/quality.py): the window the time-based figures cover (freshness, events
+    # per minute, dead letters), and how long one reading of the dead-letter topic serves every caller.
+    quality_window_s: float = Field(default=3600.0, gt=0)
+    quality_dead_letter_cache_s: float = Field(default=5.0, ge=0)
 
     # API
     api_host: str = "127.0.0.1"
@@ -256,6 +263,10 @@ class Settings(BaseSettings):
             )
         self.producers = {**added, **self.producers}
         return self
+
+    def producer_feedback_topic(self, producer_id: str) -> str:
+        """The topic of the quality flags on ``producer_id``'s data product, which it may read."""
+        return f"{self.feedback_topic}.{producer_id}"
 
     def producer_deadletter_topic(self, producer_id: str) -> str:
         """The dead-letter topic only ``producer_id`` (and the operator) may read."""

@@ -88,7 +88,7 @@ from faust.types import TP, EventT, StreamT
 
 from hub import audit, measurement_history
 from hub.changes import ChangeRecord
-from hub.dead_letter_headers import SENDER_REASONS
+from hub.dead_letter_headers import DECIDED_ON, DECIDED_ON_EVENT, DECIDED_ON_GRAPH, SENDER_REASONS
 from hub.graph import ensure_schema_async, make_async_driver
 from hub.kafka_clients import WORKER, aiokafka_options
 from hub.kafka_topics import topic_names
@@ -693,8 +693,10 @@ class WritePipeline:
             )
         source = (msg.topic, msg.partition, msg.offset)
         limit = self.app.conf.producer_max_request_size
+        decided = DECIDED_ON_GRAPH if stored_state or rejection.reason_class == "store" else DECIDED_ON_EVENT
+        extra = (*rejection.headers, (DECIDED_ON, decided.encode()))
         letter = dead_letters.build(
-            msg.key, msg.value, rejection.reason, rejection.reason_class, source, limit, rejection.headers
+            msg.key, msg.value, rejection.reason, rejection.reason_class, source, limit, extra
         )
         copies = [(self.settings.deadletter_topic, letter)]
         sender = self._sender(msg.topic)

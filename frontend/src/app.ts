@@ -184,6 +184,10 @@ export class App {
       ]);
       this.styles.setOntology(cls.ontologyClasses);
       this.renderCatalogue(counts.counts);
+      // Opened from the data products page ("open in the explorer"): load the class it names.
+      const wanted = new URLSearchParams(window.location.search).get("class");
+      const found = wanted ? counts.counts.find((c) => c.className === wanted) : undefined;
+      if (found) void this.loadClass(found.className, found.count);
     } catch (e) {
       if (e instanceof ApiError) {
         if (e.kind === "query") this.toast(`The catalogue could not be loaded. ${e.message}`, true);

@@ -34,11 +34,13 @@ from hub.audit import AuditPublisher
 from hub.auth import Authenticator, AuthError, dev_tokens
 from hub.caller import Caller
 from hub.data_products import DataProducts
+from hub.feedback import FeedbackDesk, FlagStore
 from hub.grants import RequestDesk, RequestStore
 from hub.graph import make_async_driver
 from hub.guard import LabelDirectory
 from hub.kafka_clients import API, aiokafka_options
 from hub.metrics_server import metrics_server
+from hub.quality import DeadLetterWindow, QualityMeter
 from hub.settings import Settings, get_settings
 from hubql.callers import identify
 from hubql.catalog import Catalogue
@@ -47,6 +49,7 @@ from hubql.ckan import CkanPortal
 from hubql.ckan import router as ckan_router
 from hubql.context import ApiServices, HubContext, get_context
 from hubql.encoding import encode_json
+from hubql.feedback import FeedbackSender
 from hubql.http_ingest import IngestService
 from hubql.http_ingest import router as ingest_router
 from hubql.page import PageFiles, is_built, page_dir
@@ -177,6 +180,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         driver = make_async_driver(settings, fail_fast=False)
         desk = RequestDesk(settings, RequestStore(driver, settings.neo4j_database), products)
+        feedback_sender = FeedbackSender(settings)
         app.state.hub = ApiServices(
             settings=settings,
             ontology=ontology,
@@ -185,6 +189,11 @@ def create_app(
             directory=LabelDirectory(driver, settings.neo4j_database, settings.label_cache_ttl_s),
             authenticator=authenticator,
             desk=desk,
+            products=products,
+            meter=QualityMeter(settings, ontology, DeadLetterWindow(settings)),
+            feedback=FeedbackDesk(
+                settings, FlagStore(driver, settings.neo4j_database), products, feedback_sender.send
+            ),
         )
         app.state.ingest = IngestService(settings, ontology, peers)
         if peers is not None:
@@ -228,6 +237,7 @@ def create_app(
             for producer in producers:
                 await producer.stop()
             await app.state.ingest.close()
+            await feedback_sender.close()
             await driver.close()
 
     app = FastAPI(

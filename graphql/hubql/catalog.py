@@ -6,7 +6,10 @@ contact point (the contract's owner and contacts), licence, access rights (the E
 table's ``PUBLIC`` / ``RESTRICTED`` / ``NON_PUBLIC`` for Open Energy's sensitivity classes, and the class
 itself as a rights statement), accrual periodicity and temporal resolution (the contract's update
 frequency), version, ``dct:conformsTo`` the contract and the ontology namespaces of its classes, and two
-distributions: its GraphQL view and its change feed. The contract itself is served at
+distributions: its GraphQL view and its change feed. What the data says is measured per request through
+the caller's guard (:mod:`hub.quality`): ``dct:modified``, temporal coverage (``dct:temporal``, the
+span of the visible objects' event times), spatial coverage (``dct:spatial`` with a ``dcat:bbox``) and the
+quality figures as DQV measurements (``dqv:hasQualityMeasurement``). The contract itself is served at
 ``/catalog/contracts/<producer>`` (ODCS YAML).
 
 Answers are JSON-LD or Turtle, by content negotiation (``Accept``) or ``?format=jsonld|turtle``. The
@@ -23,10 +26,12 @@ import yaml
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from rdflib import BNode, Graph, Literal, Namespace, URIRef
-from rdflib.namespace import DCTERMS, FOAF, RDF, RDFS, XSD
+from rdflib.namespace import DCTERMS, FOAF, RDF, RDFS, SKOS, XSD
 
 from hub.caller import Caller
 from hub.data_products import DataProduct, DataProducts, iso_duration
+from hub.guard import Guard
+from hub.quality import Quality, QualityMeter
 from hub.settings import Settings
 from hubql.callers import RequestCaller
 from ontology.model import HUB_NS
@@ -48,6 +53,22 @@ FREQUENCIES: Final[dict[float, str]] = {
     86400: "DAILY",
     7 * 86400: "WEEKLY",
 }
+DQV: Final = Namespace("http://www.w3.org/ns/dqv#")
+GSP: Final = Namespace("http://www.opengis.net/ont/geosparql#")
+# The quality metrics the catalogue states (hub/quality.py): what each measures, and its value's type.
+METRICS: Final[dict[str, tuple[str, URIRef]]] = {
+    "eventsPerMinute": ("Events applied per minute over the last window.", XSD.double),
+    "freshnessP50": ("Median seconds from an event's time to its commit, over the last window.", XSD.double),
+    "freshnessP99": (
+        "99th percentile of seconds from event time to commit, over the last window.",
+        XSD.double,
+    ),
+    "deadLettersPerMinute": ("Events dead-lettered per minute over the last window.", XSD.double),
+    "deadLetterRate": ("Dead-lettered share of the events of the last window.", XSD.double),
+    "objectCount": ("Objects of the product (of one class, when hub:className says).", XSD.integer),
+    "completeness": ("Share of a class's objects that carry a promised attribute.", XSD.double),
+    "deadLetterReason": ("Dead letters of the last window with one reason (hub:reason).", XSD.integer),
+}
 TURTLE: Final = "text/turtle"
 JSON_LD: Final = "application/ld+json"
 # What each media type a client may ask for is answered with.
@@ -66,6 +87,9 @@ CONTEXT: Final[dict[str, str]] = {
     "rdfs": str(RDFS),
     "xsd": str(XSD),
     "hub": str(HUB),
+    "dqv": str(DQV),
+    "skos": str(SKOS),
+    "gsp": str(GSP),
 }
 
 router = APIRouter()
@@ -78,7 +102,7 @@ class Catalogue:
         self.settings = settings
         self.products = products
 
-    def graph(self, caller: Caller, base: str) -> Graph:
+    async def graph(self, caller: Caller, base: str, guard: Guard, meter: QualityMeter) -> Graph:
         g = Graph(bind_namespaces="none")
         for prefix, ns in CONTEXT.items():
             g.bind(prefix, Namespace(ns))
@@ -92,11 +116,65 @@ class Catalogue:
         g.add((service, DCTERMS.title, Literal("Energy hub GraphQL API", lang="en")))
         g.add((service, DCAT.endpointURL, service))
         g.add((service, DCTERMS.conformsTo, URIRef("https://spec.graphql.org/")))
+        measured = False
         for product in self.products.visible(caller):
             dataset = self._dataset(g, product, base, service)
             g.add((catalog, DCAT.dataset, dataset))
             g.add((service, DCAT.servesDataset, dataset))
+            self._quality(g, dataset, await meter.measure(guard, product.contract))
+            measured = True
+        if measured:
+            for metric, (label, datatype) in METRICS.items():
+                g.add((HUB[metric], RDF.type, DQV.Metric))
+                g.add((HUB[metric], SKOS.definition, Literal(label, lang="en")))
+                g.add((HUB[metric], DQV.expectedDataType, datatype))
         return g
+
+    def _quality(self, g: Graph, ds: URIRef, q: Quality) -> None:
+        """What the data says of the dataset, as the caller may see it: last update, temporal and spatial
+        coverage, and the quality figures as DQV measurements."""
+        if q.last_update is not None:
+            g.add((ds, DCTERMS.modified, Literal(q.last_update, datatype=XSD.dateTime)))
+        start, end = q.coverage.start, q.coverage.end
+        if start is not None and end is not None:
+            period = BNode()
+            g.add((ds, DCTERMS.temporal, period))
+            g.add((period, RDF.type, DCTERMS.PeriodOfTime))
+            g.add((period, DCAT.startDate, Literal(start, datatype=XSD.dateTime)))
+            g.add((period, DCAT.endDate, Literal(end, datatype=XSD.dateTime)))
+        box = q.coverage.bbox
+        if box is not None:
+            west, south, east, north = box
+            place = BNode()
+            g.add((ds, DCTERMS.spatial, place))
+            g.add((place, RDF.type, DCTERMS.Location))
+            wkt = f"POLYGON(({west} {south}, {east} {south}, {east} {north}, {west} {north}, {west} {south}))"
+            g.add((place, DCAT.bbox, Literal(wkt, datatype=GSP.wktLiteral)))
+        figures: list[tuple[str, float | int | None, dict[URIRef, str]]] = [
+            ("eventsPerMinute", q.events_per_minute, {}),
+            ("freshnessP50", q.freshness_p50_s, {}),
+            ("freshnessP99", q.freshness_p99_s, {}),
+            ("deadLettersPerMinute", q.dead_letters_per_minute, {}),
+            ("deadLetterRate", q.dead_letter_rate, {}),
+            ("objectCount", q.objects, {}),
+            *(("objectCount", c.count, {HUB.className: c.class_name}) for c in q.counts),
+            *(
+                ("completeness", c.ratio, {HUB.className: c.class_name, HUB.attribute: c.attribute})
+                for c in q.completeness
+            ),
+            *(("deadLetterReason", r.count, {HUB.reason: r.reason}) for r in q.top_reasons),
+        ]
+        for metric, value, about in figures:
+            if value is None:
+                continue
+            m = BNode()
+            g.add((ds, DQV.hasQualityMeasurement, m))
+            g.add((m, RDF.type, DQV.QualityMeasurement))
+            g.add((m, DQV.computedOn, ds))
+            g.add((m, DQV.isMeasurementOf, HUB[metric]))
+            g.add((m, DQV.value, Literal(value, datatype=METRICS[metric][1])))
+            for key, text in about.items():
+                g.add((m, key, Literal(text)))
 
     def _dataset(self, g: Graph, product: DataProduct, base: str, service: URIRef) -> URIRef:
         c = product.contract
@@ -232,7 +310,9 @@ async def catalog(request: Request, identified: RequestCaller, format: str | Non
     if media is None:
         raise HTTPException(406, detail=f"the catalogue is served as {JSON_LD} or {TURTLE}")
     assert identified is not None  # HTTP: the dependency names the caller or answers 401
-    g = _catalogue(request).graph(identified, _base(request))
+    services = request.app.state.hub
+    guard = services.guard(identified)
+    g = await _catalogue(request).graph(identified, _base(request), guard, services.meter)
     if media == TURTLE:
         return _private(g.serialize(format="turtle"), TURTLE)
     return _private(g.serialize(format="json-ld", context=CONTEXT, auto_compact=True), JSON_LD)

@@ -41,6 +41,7 @@ from fastapi.responses import JSONResponse
 from hub.auth import AuthError
 from hub.caller import Caller
 from hub.data_products import DataProduct, DataProducts, iso_duration
+from hub.quality import Quality
 from hub.settings import Settings
 from hubql.callers import http_caller, unauthorized
 
@@ -161,7 +162,7 @@ class CkanPortal:
         self.settings = settings
         self.products = products
 
-    def package(self, product: DataProduct, base: str) -> dict[str, Any]:
+    def package(self, product: DataProduct, base: str, quality: Quality | None = None) -> dict[str, Any]:
         c = product.contract
         package_id = str(uuid.uuid5(ID_NAMESPACE, c.id))
         tags = [*product.classes, *product.domains]
@@ -178,6 +179,9 @@ class CkanPortal:
             "limitations": c.limitations,
         }
         assert set(extras) == set(EXTRAS)  # the fields search knows, the same whoever asks
+        if quality is not None:
+            # Measured over what the caller may see (hub/quality.py); shown, not searched.
+            extras.update(measured_extras(quality))
         emails = [u.removeprefix("mailto:") for u in c.contacts if u.startswith("mailto:")]
         resources = [
             {
@@ -250,26 +254,32 @@ class CkanPortal:
 
     # --- actions --------------------------------------------------------------------------------------
 
-    def package_list(self, caller: Caller, params: Mapping[str, Any], base: str) -> list[str]:
+    def package_list(
+        self, caller: Caller, params: Mapping[str, Any], base: str, measured: Mapping[str, Quality]
+    ) -> list[str]:
         names = [p.producer for p in self.products.visible(caller)]
         return _page(names, params)
 
-    def package_show(self, caller: Caller, params: Mapping[str, Any], base: str) -> dict[str, Any]:
+    def package_show(
+        self, caller: Caller, params: Mapping[str, Any], base: str, measured: Mapping[str, Quality]
+    ) -> dict[str, Any]:
         wanted = params.get("id") or params.get("name_or_id")
         if not isinstance(wanted, str) or not wanted:
             raise _invalid("id", "Missing value")
         for product in self.products.visible(caller):
-            package = self.package(product, base)
+            package = self.package(product, base, measured.get(product.producer))
             if wanted in (package["name"], package["id"]):
                 return package
         raise _not_found()
 
-    def package_search(self, caller: Caller, params: Mapping[str, Any], base: str) -> dict[str, Any]:
+    def package_search(
+        self, caller: Caller, params: Mapping[str, Any], base: str, measured: Mapping[str, Quality]
+    ) -> dict[str, Any]:
         terms = [
             *parse_query(_text(params, "q"), "q"),
             *parse_query(_text(params, "fq"), "fq"),
         ]
-        packages = [self.package(p, base) for p in self.products.visible(caller)]
+        packages = [self.package(p, base, measured.get(p.producer)) for p in self.products.visible(caller)]
         found = [p for p in packages if all(_holds(t, p) for t in terms)]
         found.sort(key=_sort_key(_text(params, "sort") or "name asc"), reverse=_descending(params))
         rows = min(_natural(params, "rows", DEFAULT_ROWS), MAX_ROWS)
@@ -282,7 +292,9 @@ class CkanPortal:
             "search_facets": {},
         }
 
-    def organization_list(self, caller: Caller, params: Mapping[str, Any], base: str) -> list[Any]:
+    def organization_list(
+        self, caller: Caller, params: Mapping[str, Any], base: str, measured: Mapping[str, Quality]
+    ) -> list[Any]:
         counts: dict[str, int] = {}
         for product in self.products.visible(caller):
             counts[product.publisher] = counts.get(product.publisher, 0) + 1
@@ -292,7 +304,9 @@ class CkanPortal:
         return names
 
 
-Action = Callable[[CkanPortal, Caller, Mapping[str, Any], str], Any]
+Action = Callable[[CkanPortal, Caller, Mapping[str, Any], str, Mapping[str, Quality]], Any]
+# The actions whose answers hold packages, and so the quality measured for the caller.
+MEASURED: Final = frozenset({"package_show", "package_search"})
 ACTIONS: Final[dict[str, Action]] = {
     "package_list": CkanPortal.package_list,
     "package_show": CkanPortal.package_show,
@@ -300,6 +314,30 @@ ACTIONS: Final[dict[str, Action]] = {
     "organization_list": CkanPortal.organization_list,
 }
 _TEXT_FIELDS: Final = ("title", "notes")
+
+
+def measured_extras(q: Quality) -> dict[str, str]:
+    """A product's quality as CKAN extras (strings, as CKAN keeps them); empty where not measured."""
+
+    def text(value: float | int | None) -> str:
+        return "" if value is None else (str(value) if isinstance(value, int) else f"{value:.6g}")
+
+    extras = {
+        "object_count": text(q.objects),
+        "last_update": q.last_update.isoformat() if q.last_update else "",
+        "temporal_start": q.coverage.start.isoformat() if q.coverage.start else "",
+        "temporal_end": q.coverage.end.isoformat() if q.coverage.end else "",
+        "spatial_bbox": ",".join(str(v) for v in q.coverage.bbox) if q.coverage.bbox else "",
+        "events_per_minute": text(q.events_per_minute),
+        "freshness_p50_s": text(q.freshness_p50_s),
+        "freshness_p99_s": text(q.freshness_p99_s),
+        "dead_letter_rate": text(q.dead_letter_rate),
+    }
+    for c in q.counts:
+        extras[f"object_count:{c.class_name}"] = text(c.count)
+    for a in q.completeness:
+        extras[f"completeness:{a.class_name}:{a.attribute}"] = text(a.ratio)
+    return extras
 
 
 def _field_values(field: str, package: Mapping[str, Any]) -> list[str] | None:
@@ -443,7 +481,13 @@ async def action(request: Request, name: str) -> JSONResponse:
         if found is None:
             raise CkanError(400, "Bad Request", f"Bad request - Action name not known: {name}")
         portal: CkanPortal = request.app.state.ckan
-        result = found(portal, caller, await _params(request), base)
+        measured: dict[str, Quality] = {}
+        if name in MEASURED:
+            services = request.app.state.hub
+            guard = services.guard(caller)
+            for product in portal.products.visible(caller):
+                measured[product.producer] = await services.meter.measure(guard, product.contract)
+        result = found(portal, caller, await _params(request), base, measured)
     except CkanError as exc:
         return _answer(exc.status, envelope | {"success": False, "error": exc.error})
     return _answer(200, envelope | {"success": True, "result": result})

@@ -17,12 +17,15 @@ from strawberry.fastapi import BaseContext
 
 from hub.auth import Authenticator, AuthError
 from hub.caller import Caller
+from hub.data_products import DataProducts
+from hub.feedback import FeedbackDesk
 from hub.geography import DiagramPoint, Geography, Geometry
 from hub.grants import RequestDesk
 from hub.graph import AsyncDriver
 from hub.guard import Guard, LabelDirectory
 from hub.labels import LabelCache
 from hub.network_level import NetworkLevel, NetworkLevels
+from hub.quality import QualityMeter
 from hub.reader import Fields, Prefetch, Reader
 from hub.settings import Settings
 from hubql.callers import RequestCaller, client_address
@@ -46,6 +49,11 @@ class ApiServices:
     authenticator: Authenticator
     # Access requests and the process's book of live grants (hub.grants).
     desk: RequestDesk
+    # The data products (hub.data_products) and the meter of their quality (hub.quality).
+    products: DataProducts
+    meter: QualityMeter
+    # Consumers' data-quality flags and the producers' answers (hub.feedback).
+    feedback: FeedbackDesk
     label_cache: LabelCache = field(default_factory=LabelCache)
     extras: dict[str, Any] = field(default_factory=dict)
     # The change subscriptions' shared reader and the codec of their cursors (see hubql.subscriptions).

@@ -44,7 +44,7 @@ from hub.contracts import Breach, ContractBook
 from hub.kafka_clients import API, aiokafka_options
 from hub.labels import LabelError, intern, parse
 from hub.outcomes import Tracked
-from hub.producers import Producer, ProducerConfigError, ProducerRegistry
+from hub.producers import Producer, ProducerConfigError, ProducerRegistry, producer_role
 from hub.settings import Settings
 from hub.validation import EventRejected, validate_event
 from hub.write_policy import WriteRights, check_all, encode_rights
@@ -59,13 +59,7 @@ INGESTED = Counter("hub_api_ingest_events_total", "Events received over HTTP ing
 
 router = APIRouter()
 
-PRODUCER_ROLE = "producer:"
 DECLASSIFIER_ROLE = "declassifier"
-
-
-def producer_role(producer_id: str) -> str:
-    """The role a caller needs to publish as ``producer_id``."""
-    return PRODUCER_ROLE + producer_id
 
 
 def caller_rights(caller: Caller, producer_id: str) -> WriteRights:

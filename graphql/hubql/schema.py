@@ -36,8 +36,11 @@ from hubql.access import MUTATIONS as ACCESS_MUTATIONS
 from hubql.access import QUERIES as ACCESS_QUERIES
 from hubql.admission import Admission, TooBusy, admit
 from hubql.cost import Limits, cost_rule
+from hubql.data_products import QUERIES as PRODUCT_QUERIES
 from hubql.execution import HubExecutionContext
 from hubql.extensions import AuditExtension, CachedParsing
+from hubql.feedback import MUTATIONS as FEEDBACK_MUTATIONS
+from hubql.feedback import QUERIES as FEEDBACK_QUERIES
 from hubql.generic import (
     DOMAIN_BY_NAME,
     Caller,
@@ -471,10 +474,14 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
         ),
     }
     query_ns.update(ACCESS_QUERIES)
+    query_ns.update(PRODUCT_QUERIES)
+    query_ns.update(FEEDBACK_QUERIES)
     typed = build_typed(registry, settings, {strawberry_name(k) for k in query_ns})
     query_ns.update(typed.fields)
     query = strawberry.type(type("Query", (), query_ns), name="Query")
-    mutation = strawberry.type(type("Mutation", (), dict(ACCESS_MUTATIONS)), name="Mutation")
+    mutation = strawberry.type(
+        type("Mutation", (), {**ACCESS_MUTATIONS, **FEEDBACK_MUTATIONS}), name="Mutation"
+    )
     subscription = strawberry.type(
         type(
             "Subscription",

@@ -30,6 +30,13 @@ export type PathVia =
   /** Only the physical network: equipment, terminals, connectivity and topological nodes, gas connections and nodes, and the couplings between gas and electricity; never reference data (coordinate systems, base voltages, regions, containers, measurements, diagrams). */
   | 'PHYSICAL';
 
+/** Where a data-quality flag stands; the producer moves it. */
+export type QualityFlagStatus =
+  | 'ACKNOWLEDGED'
+  | 'OPEN'
+  | 'REJECTED'
+  | 'RESOLVED';
+
 export type AccessOverviewQueryVariables = Exact<{ [key: string]: never; }>;
 
 
@@ -90,6 +97,18 @@ export type CountsQueryVariables = Exact<{
 
 export type CountsQuery = { counts: Array<{ className: string, count: number }> };
 
+export type DataProductPageQueryVariables = Exact<{
+  id: string;
+}>;
+
+
+export type DataProductPageQuery = { dataProduct: { id: string, name: string, description: string, limitations: string, publisher: string, owner: string, contacts: Array<string>, licence: string, licenceTitle: string, sensitivity: string, sensitivityName: string, accessRights: string, contractId: string, version: string, status: string, classes: Array<string>, domains: Array<string>, updateFrequencySeconds: number, quality: { windowSeconds: number, events: number, eventsPerMinute: number, freshnessP50Seconds: number | null, freshnessP99Seconds: number | null, freshnessSlaSeconds: number, deadLetters: number, deadLettersPerMinute: number, deadLetterRate: number | null, objects: number, lastUpdate: string | null, temporalStart: string | null, temporalEnd: string | null, openFlags: number, topDeadLetterReasons: Array<{ reason: string, count: number }>, completeness: Array<{ className: string, attribute: string, present: number, total: number, ratio: number | null }>, objectCounts: Array<{ className: string, count: number }>, bbox: { west: number, south: number, east: number, north: number } | null } } | null, qualityFlags: Array<{ id: string, subject: string | null, description: string, status: QualityFlagStatus, reason: string | null, reporter: string, createdAt: string, updatedAt: string }> };
+
+export type DataProductsQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type DataProductsQuery = { dataProducts: Array<{ id: string, name: string, description: string, publisher: string, sensitivity: string, sensitivityName: string, classes: Array<string>, domains: Array<string>, quality: { objects: number, eventsPerMinute: number, freshnessP50Seconds: number | null, lastUpdate: string | null, openFlags: number } }> };
+
 export type DependenciesQueryVariables = Exact<{
   mrid: string;
   direction?: DependencyDirection;
@@ -98,6 +117,15 @@ export type DependenciesQueryVariables = Exact<{
 
 
 export type DependenciesQuery = { dependencies: { capacityMW: number | null, root: { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null } | null, dependents: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }>, steps: Array<{ depth: number, domain: Domain, capacityMW: number | null, dependents: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }> }>, subgraph: { nodes: Array<{ mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }>, edges: Array<{ source: string, target: string, type: string, key: string }> } } };
+
+export type FlagDataQualityMutationVariables = Exact<{
+  product: string;
+  subject?: string | null | undefined;
+  description: string;
+}>;
+
+
+export type FlagDataQualityMutation = { flagDataQuality: { id: string, status: QualityFlagStatus } };
 
 export type GasFiredGenerationQueryVariables = Exact<{
   first?: number | null | undefined;
@@ -284,6 +312,15 @@ export type SearchQueryVariables = Exact<{
 
 
 export type SearchQuery = { search: Array<{ mrid: string, className: string, domain: Domain, name: string | null }> };
+
+export type SetQualityFlagStatusMutationVariables = Exact<{
+  id: string;
+  status: QualityFlagStatus;
+  reason?: string | null | undefined;
+}>;
+
+
+export type SetQualityFlagStatusMutation = { setQualityFlagStatus: { id: string, status: QualityFlagStatus, reason: string | null } };
 
 export type ShortestPathQueryVariables = Exact<{
   from: string;
@@ -660,6 +697,98 @@ export const CountsDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<CountsQuery, CountsQueryVariables>;
+export const DataProductPageDocument = new TypedDocumentString(`
+    query DataProductPage($id: ID!) {
+  dataProduct(id: $id) {
+    id
+    name
+    description
+    limitations
+    publisher
+    owner
+    contacts
+    licence
+    licenceTitle
+    sensitivity
+    sensitivityName
+    accessRights
+    contractId
+    version
+    status
+    classes
+    domains
+    updateFrequencySeconds
+    quality {
+      windowSeconds
+      events
+      eventsPerMinute
+      freshnessP50Seconds
+      freshnessP99Seconds
+      freshnessSlaSeconds
+      deadLetters
+      deadLettersPerMinute
+      deadLetterRate
+      topDeadLetterReasons {
+        reason
+        count
+      }
+      completeness {
+        className
+        attribute
+        present
+        total
+        ratio
+      }
+      objectCounts {
+        className
+        count
+      }
+      objects
+      lastUpdate
+      temporalStart
+      temporalEnd
+      bbox {
+        west
+        south
+        east
+        north
+      }
+      openFlags
+    }
+  }
+  qualityFlags(product: $id) {
+    id
+    subject
+    description
+    status
+    reason
+    reporter
+    createdAt
+    updatedAt
+  }
+}
+    `) as unknown as TypedDocumentString<DataProductPageQuery, DataProductPageQueryVariables>;
+export const DataProductsDocument = new TypedDocumentString(`
+    query DataProducts {
+  dataProducts {
+    id
+    name
+    description
+    publisher
+    sensitivity
+    sensitivityName
+    classes
+    domains
+    quality {
+      objects
+      eventsPerMinute
+      freshnessP50Seconds
+      lastUpdate
+      openFlags
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<DataProductsQuery, DataProductsQueryVariables>;
 export const DependenciesDocument = new TypedDocumentString(`
     query Dependencies($mrid: ID!, $direction: DependencyDirection! = DOWNSTREAM, $asOf: DateTime) {
   dependencies(mrid: $mrid, direction: $direction, asOf: $asOf) {
@@ -740,6 +869,14 @@ export const DependenciesDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<DependenciesQuery, DependenciesQueryVariables>;
+export const FlagDataQualityDocument = new TypedDocumentString(`
+    mutation FlagDataQuality($product: ID!, $subject: String, $description: String!) {
+  flagDataQuality(product: $product, subject: $subject, description: $description) {
+    id
+    status
+  }
+}
+    `) as unknown as TypedDocumentString<FlagDataQualityMutation, FlagDataQualityMutationVariables>;
 export const GasFiredGenerationDocument = new TypedDocumentString(`
     query GasFiredGeneration($first: Int, $after: String) {
   objects(className: "GasOfftake", first: $first, after: $after) {
@@ -1019,6 +1156,15 @@ export const SearchDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<SearchQuery, SearchQueryVariables>;
+export const SetQualityFlagStatusDocument = new TypedDocumentString(`
+    mutation SetQualityFlagStatus($id: ID!, $status: QualityFlagStatus!, $reason: String) {
+  setQualityFlagStatus(id: $id, status: $status, reason: $reason) {
+    id
+    status
+    reason
+  }
+}
+    `) as unknown as TypedDocumentString<SetQualityFlagStatusMutation, SetQualityFlagStatusMutationVariables>;
 export const ShortestPathDocument = new TypedDocumentString(`
     query ShortestPath($from: ID!, $to: ID!, $via: PathVia! = PHYSICAL, $asOf: DateTime) {
   shortestPath(from: $from, to: $to, via: $via, asOf: $asOf) {
