@@ -137,7 +137,7 @@ class Api:
         }
         self.log = open(Path(tempfile.gettempdir()) / "hub-page-render-api.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from hubql.app import run; run()"],
+            [sys.executable, "-c", "from hubql.processes import run; run()"],
             cwd=REPO,
             env=env,
             stdout=self.log,

@@ -607,7 +607,7 @@ def start_api() -> tuple[Child, str]:
     issuer = DevIssuer(settings)
     issuer.ensure()
     api_env = {"HUB_JWKS_FILE": str(issuer.jwks_path), "HUB_API_METRICS_PORT": "0"}
-    api = spawn("api", [sys.executable, "-c", "from hubql.app import run; run()"], api_env)
+    api = spawn("api", [sys.executable, "-c", "from hubql.processes import run; run()"], api_env)
     base = f"http://{settings.api_host}:{settings.api_port}"
     deadline = time.monotonic() + 180
     while True:

@@ -49,7 +49,7 @@ def api_command(
 ) -> None:
     """Serve the GraphQL API, HTTP ingest and the planners' page."""
     # Imported when run: the API's imports (schema generation, FastAPI) are not every command's cost.
-    from hubql.app import run
+    from hubql.processes import run
 
     settings = get_settings()
     given = {"api_host": host, "api_port": port, "api_processes": processes}

@@ -29,7 +29,7 @@ from hub.settings import Settings
 Report = Callable[[str], None]
 
 WORKER_ARGV = [sys.executable, "-m", "ingest.worker"]
-API_ARGV = [sys.executable, "-c", "from hubql.app import run; run()"]
+API_ARGV = [sys.executable, "-c", "from hubql.processes import run; run()"]
 
 
 class DemoError(RuntimeError):

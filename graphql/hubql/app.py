@@ -2,8 +2,9 @@
 development tokens, and the planners' page when it has been built. Its Prometheus metrics are served on a
 port of their own (``api_metrics_host:api_metrics_port``, loopback by default), never on the API's port.
 
-Run with ``hub api`` (uvicorn). One app instance per process; ``hub api --processes N`` runs N of them on
-one socket (:mod:`hubql.processes`, which says why each process's own state is correct across them).
+Run with ``hub api`` (:func:`hubql.processes.run`, uvicorn). One app instance per process; ``hub api
+--processes N`` runs N of them on one socket (:mod:`hubql.processes`, which says why each process's own
+state is correct across them).
 """
 
 from __future__ import annotations
@@ -298,13 +299,6 @@ def create_app(
     elif frontend_dist is not None and is_built(frontend_dist):
         app.mount("/", StaticFiles(directory=frontend_dist, html=True), name="frontend")
     return app
-
-
-def run(settings: Settings | None = None) -> None:
-    """Serve the API (``hub api``): in this process, or from several (``api_processes``)."""
-    from hubql.processes import run as run_processes
-
-    run_processes(settings or get_settings())
 
 
 def serve(settings: Settings) -> None:

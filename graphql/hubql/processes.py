@@ -167,10 +167,11 @@ def supervise(settings: Settings, processes: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def run(settings: Settings) -> None:
-    """``hub api``: one process in this one, or a supervisor of several."""
+def run(settings: Settings | None = None) -> None:
+    """``hub api``: one process in this one, or a supervisor of several (``api_processes``)."""
     from hub.logging import configure_logging
 
+    settings = settings or get_settings()
     configure_logging(settings)
     processes = process_count(settings)
     if processes == 1:

@@ -194,7 +194,7 @@ def hub_stack(settings: Any, frontend_dist: Path) -> Iterator[HubStack]:
             )
         with open(logs["api"], "wb") as alog:
             api = subprocess.Popen(
-                [sys.executable, "-c", "from hubql.app import run; run()"],
+                [sys.executable, "-c", "from hubql.processes import run; run()"],
                 cwd=REPO_ROOT,
                 env=env,
                 stdout=alog,
