@@ -27,7 +27,7 @@ import structlog
 from neo4j import AsyncDriver, Query, RoutingControl
 
 from hub.graph_schema import LABEL, OWNER
-from hub.labels import Authorizations, LabelCache, evaluate, parse
+from hub.labels import Authorizations, Label, LabelCache, evaluate, parse
 
 log = structlog.get_logger(__name__)
 
@@ -193,6 +193,13 @@ class Guard:
         return (self._visible is not None and label_id in self._visible) or (
             owner is not None and (owner, label_id) in self._granted
         )
+
+    def satisfies(self, label: Label, owner: str | None) -> bool:
+        """Whether the caller may see something labelled ``label`` that belongs to ``owner`` (a data
+        product's producer), decided in memory: for what is not a node, such as a dead letter."""
+        if evaluate(label, self.auths):
+            return True
+        return any(producer == owner and evaluate(label, auths) for producer, auths in self.scoped)
 
     def hides(self, label_id: int | None, owner: str | None) -> bool:
         """Whether the caller certainly may not see a node with ``label_id`` belonging to ``owner``, decided

@@ -14,7 +14,10 @@ asking caller may see:
 * **Dead letters** come from the shared dead-letter topic (``settings.deadletter_topic``), read from the
   broker's offset for the window's start to its end (``offsets_for_times``): the letters whose source
   topic is the product's ingest topic and that the worker decided on the event alone (header
-  ``decided-on: event``). Those decided against the graph's stored state (ownership, the stored label, the
+  ``decided-on: event``), each counted for a caller only when the caller may see what the event was
+  labelled: its stated label, the contract's default label when it states none, and the contract's maximum
+  label when its label cannot be read (a letter of a SECRET event tells a PUBLIC caller nothing, not even
+  that it happened). Those decided against the graph's stored state (ownership, the stored label, the
   graph's own refusal) are left out, as their occurrence depends on objects a consumer may not see. Reasons
   are given as the reason class and, for a contract breach, the clause broken: never the event's text.
   What is read is the same for every caller and cached for ``settings.quality_dead_letter_cache_s``.
@@ -34,24 +37,26 @@ letters never reach the graph, and the dead-letter topic is where the worker alr
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from hub.contracts import Contract
-from hub.dead_letter_headers import DECIDED_ON, DECIDED_ON_EVENT, read
+from hub.dead_letter_headers import DECIDED_ON, DECIDED_ON_EVENT, Received, read
 from hub.geography import DIAGRAM_LAYOUT_CLASSES
 from hub.graph import cypher_name
 from hub.graph_schema import cypher
 from hub.guard import Guard, visible
 from hub.kafka_clients import API, aiokafka_options
 from hub.kafka_topics import partition_ids
+from hub.labels import Label, LabelError, parse
 from hub.settings import Settings
 from ontology.model import Ontology
 
@@ -143,12 +148,43 @@ class Quality:
         return self.dead_letters / seen if seen else None
 
 
+# A dead letter's label as far as it can be told: the event's own, or that it stated none (the contract's
+# default applies) or that it could not be read (the contract's maximum applies).
+ABSENT: Final = "absent"
+UNREADABLE: Final = "unreadable"
+LetterLabel = Label | Literal["absent", "unreadable"]
+
+
 @dataclass(frozen=True, slots=True)
 class LetterSummary:
-    """The window's dead letters decided on the event alone, per producer: count and reasons."""
+    """The window's dead letters decided on the event alone, per producer: each with its label and reason."""
 
-    counts: Mapping[str, int]
-    reasons: Mapping[str, Counter[str]]
+    letters: Mapping[str, list[tuple[LetterLabel, str]]]
+
+    def seen_by(self, guard: Guard, contract: Contract) -> tuple[int, Counter[str]]:
+        """How many of the product's letters, and which reasons, the caller may be told of."""
+        fallback = {ABSENT: parse(contract.default_label), UNREADABLE: parse(contract.maximum_label)}
+        reasons: Counter[str] = Counter()
+        for label, reason in self.letters.get(contract.producer, ()):
+            judged = fallback[label] if isinstance(label, str) else label
+            if guard.satisfies(judged, contract.producer):
+                reasons[reason] += 1
+        return sum(reasons.values()), reasons
+
+
+def _letter_label(letter: Received) -> LetterLabel:
+    if letter.cut or letter.value is None:
+        return UNREADABLE
+    try:
+        event = json.loads(letter.value)
+    except ValueError:
+        return UNREADABLE
+    if not isinstance(event, dict) or event.get("label") is None:
+        return ABSENT if isinstance(event, dict) else UNREADABLE
+    try:
+        return parse(event["label"]) if isinstance(event["label"], str) else UNREADABLE
+    except LabelError:
+        return UNREADABLE
 
 
 class DeadLetterWindow:
@@ -174,8 +210,7 @@ class DeadLetterWindow:
 
     async def _read(self) -> LetterSummary:
         s = self.settings
-        counts: Counter[str] = Counter()
-        reasons: dict[str, Counter[str]] = {}
+        letters: dict[str, list[tuple[LetterLabel, str]]] = {}
         admin = AIOKafkaAdminClient(**aiokafka_options(s, API), request_timeout_ms=10_000)
         await admin.start()
         try:
@@ -184,7 +219,7 @@ class DeadLetterWindow:
             await admin.close()
         tps = [TopicPartition(s.deadletter_topic, p) for p in ids]
         if not tps:  # no dead letter was ever written
-            return LetterSummary({}, {})
+            return LetterSummary({})
         consumer = AIOKafkaConsumer(**aiokafka_options(s, API), group_id=None, enable_auto_commit=False)
         await consumer.start()
         try:
@@ -204,15 +239,15 @@ class DeadLetterWindow:
                 for tp, messages in batch.items():
                     for msg in messages:
                         if msg.offset < todo.get(tp, 0):
-                            self._count(msg, counts, reasons)
+                            self._count(msg, letters)
                 for tp in list(todo):
                     if await consumer.position(tp) >= todo[tp]:
                         todo.pop(tp)
         finally:
             await consumer.stop()
-        return LetterSummary(dict(counts), reasons)
+        return LetterSummary(letters)
 
-    def _count(self, msg: Any, counts: Counter[str], reasons: dict[str, Counter[str]]) -> None:
+    def _count(self, msg: Any, letters: dict[str, list[tuple[LetterLabel, str]]]) -> None:
         headers = [(k, v) for k, v in msg.headers]
         if dict(headers).get(DECIDED_ON) != DECIDED_ON_EVENT.encode():
             return
@@ -220,11 +255,10 @@ class DeadLetterWindow:
         producer = self.producer_of(letter.source[0]) if letter.source else None
         if producer is None:
             return
-        counts[producer] += 1
         reason = letter.reason_class or "unknown"
         if letter.contract is not None and letter.contract.get("clause"):
             reason = f"{reason}: {letter.contract['clause']}"
-        reasons.setdefault(producer, Counter())[reason] += 1
+        letters.setdefault(producer, []).append((_letter_label(letter), reason))
 
 
 class QualityMeter:
@@ -241,15 +275,14 @@ class QualityMeter:
         since = datetime.now().astimezone() - timedelta(seconds=window)
         fresh = (await guard.read(_FRESHNESS, {"since": since, "producer": contract.producer}))[0]
         graph = await self._graph(guard, contract)
-        letters = await self.letters.summary()
-        reasons = letters.reasons.get(contract.producer, Counter())
+        dead_letters, reasons = (await self.letters.summary()).seen_by(guard, contract)
         return Quality(
             producer=contract.producer,
             window_s=window,
             events=int(fresh["events"]),
             freshness_p50_s=_float(fresh["p50"]),
             freshness_p99_s=_float(fresh["p99"]),
-            dead_letters=letters.counts.get(contract.producer, 0),
+            dead_letters=dead_letters,
             top_reasons=tuple(
                 ReasonCount(r, n) for r, n in sorted(reasons.items(), key=lambda x: (-x[1], x[0]))
             )[:TOP_REASONS],
