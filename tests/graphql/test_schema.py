@@ -133,6 +133,7 @@ def test_operations_run_against_the_api(
         "GasFiredGeneration": {"first": 50},
         "Counts": {"domain": "GAS"},
         "MeasurementHistory": {"mrid": p + "brk", "maxPoints": 200},
+        "RelationsAmong": {"mrids": [p + "brk", p + "bay", p + "vl"]},
     }
     for path in OPERATIONS:
         text = path.read_text(encoding="utf-8")
