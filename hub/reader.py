@@ -571,6 +571,18 @@ class Reader:
         self.guard.stats.rows += len(graph.nodes)
         return graph
 
+    async def relations_among(
+        self, mrids: Sequence[str], types: Sequence[str] | None, fields: Fields = None
+    ) -> Subgraph:
+        """The objects of ``mrids`` the caller may see and the relationships among them, in two queries
+        whatever the number of objects: an object that is hidden is left out exactly as one that does not
+        exist, and so is every relationship touching it."""
+        rel_types = self.rel_types(types)
+        graph = Subgraph(nodes=await self.nodes_lite(mrids, fields))
+        await self._induced_edges(graph, rel_types)
+        self.guard.stats.rows += len(graph.nodes) + len(graph.edges)
+        return graph
+
     async def shortest_path(
         self, source: str, target: str, physical: bool = True, fields: Fields = None
     ) -> Subgraph | None:

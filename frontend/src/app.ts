@@ -17,9 +17,11 @@ import { diagramMrids, diagramSubstation, renderDiagram } from "./ui/substationD
 import { FLASH, GraphView, HIGHLIGHT_EDGE, type LayoutMode } from "./view";
 import { PRESSURE_BANDS, VOLTAGE_BANDS, pressureBand, voltageBand, type Band } from "./gridStyle";
 
-const PAGE_SIZE = 500;
+// Objects per page of a class load (the API's largest page), and mRIDs per request for the relationships
+// among them (the API's longest list argument, HUB_MAX_LIST_ITEMS).
+const PAGE_SIZE = 5000;
 const MAX_ON_SCREEN = 6000;
-const EDGE_BATCH = 25;
+const RELATIONS_BATCH = 5000;
 const DISCOVERY_BATCH = 20;
 
 // What a person reads when the page itself failed (a fault of the page, not of their request).
@@ -688,22 +690,21 @@ export class App {
           loaded.push(e.node.mrid);
         }
         this.view.placeGeo(loaded);
-        this.view.refresh();
+        this.view.scheduleRefresh();
         text.textContent = `Loading ${className}: ${loaded.length.toLocaleString("en-GB")} of ${expected.toLocaleString("en-GB")}`;
         fill.style.width = `${expected ? Math.min(100, (loaded.length / expected) * 70) : 70}%`;
         if (!page.objects.pageInfo.hasNextPage || !page.objects.pageInfo.endCursor) break;
         after = page.objects.pageInfo.endCursor;
       }
-      // Edges among what is now on screen, a batch of neighbourhoods per request.
-      for (let i = 0; i < loaded.length; i += EDGE_BATCH) {
-        const batch = loaded.slice(i, i + EDGE_BATCH);
-        const vars: Record<string, string> = {};
-        batch.forEach((m, j) => (vars[`m${j}`] = m));
-        const r = await this.api.query("NeighbourhoodBatch", Q.batchNeighbourhoods(batch.length), vars);
-        for (const sub of Object.values(r)) for (const e of sub.edges) this.model.addEdge(e);
-        text.textContent = `Connecting ${className}: ${Math.min(i + EDGE_BATCH, loaded.length).toLocaleString("en-GB")} of ${loaded.length.toLocaleString("en-GB")}`;
-        fill.style.width = `${70 + (Math.min(i + EDGE_BATCH, loaded.length) / loaded.length) * 30}%`;
-        this.view.refresh();
+      // The relationships among everything now on screen (what was there and what came): one request when
+      // it fits the API's list, else one per pair of half-size parts, so that every pair of objects is asked.
+      const requests = relationRequests(this.model.graph.nodes(), RELATIONS_BATCH);
+      for (let i = 0; i < requests.length; i++) {
+        const r = await this.api.query("RelationsAmong", Q.RELATIONS_AMONG, { mrids: requests[i], types: null });
+        for (const e of r.relationsAmong.edges) this.model.addEdge(e);
+        text.textContent = `Connecting ${className}: ${i + 1} of ${requests.length}`;
+        fill.style.width = `${70 + ((i + 1) / requests.length) * 30}%`;
+        this.view.scheduleRefresh();
       }
       this.view.runForce(4000);
       this.view.fit();
@@ -1259,4 +1260,16 @@ export class App {
       level: a.kv !== null || a.bar !== null ? { nominalVoltage: a.kv, pressureMax: a.bar } : null,
     };
   }
+}
+
+/** The mRID lists that together ask for every pair of `mrids`, none longer than `limit`: all of them at
+ * once when they fit, else every pair of parts of half the limit. */
+export function relationRequests(mrids: string[], limit: number): string[][] {
+  if (mrids.length <= limit) return mrids.length > 1 ? [mrids] : [];
+  const half = Math.max(1, Math.floor(limit / 2));
+  const parts: string[][] = [];
+  for (let i = 0; i < mrids.length; i += half) parts.push(mrids.slice(i, i + half));
+  const out: string[][] = [];
+  for (let a = 0; a < parts.length; a++) for (let b = a + 1; b < parts.length; b++) out.push([...parts[a], ...parts[b]]);
+  return out;
 }

@@ -91,7 +91,10 @@ export class Basemap {
     this.canvas = sigma.createCanvas("basemap", { beforeLayer: "edges" });
     this.canvas.dataset.testid = "basemap";
     this.ctx = this.canvas.getContext("2d") as CanvasRenderingContext2D;
-    sigma.on("afterRender", () => this.draw());
+    // Hidden, the layer costs nothing per frame (it was cleared when hidden).
+    sigma.on("afterRender", () => {
+      if (this.visible) this.draw();
+    });
     sigma.on("resize", () => this.draw());
   }
 

@@ -26,7 +26,10 @@ export class GeometryLayer {
     this.canvas = sigma.createCanvas("geometry", { beforeLayer: "edges" });
     this.canvas.dataset.testid = "geometry-layer";
     this.ctx = this.canvas.getContext("2d") as CanvasRenderingContext2D;
-    sigma.on("afterRender", () => this.draw());
+    // Hidden, the layer costs nothing per frame (it was cleared when hidden).
+    sigma.on("afterRender", () => {
+      if (this.visible) this.draw();
+    });
     sigma.on("resize", () => this.draw());
   }
 
@@ -38,6 +41,7 @@ export class GeometryLayer {
 
   hide(): void {
     this.visible = false;
+    this.drawn = 0;
     this.canvas.style.display = "none";
   }
 

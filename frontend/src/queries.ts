@@ -14,6 +14,7 @@ import {
   ObjectHistoryDocument,
   ObjectsPageDocument,
   OntologyClassesDocument,
+  RelationsAmongDocument,
   SearchDocument,
   ShortestPathDocument,
   SubgraphViewFragmentDoc,
@@ -58,6 +59,7 @@ export const OBJECTS_PAGE = ObjectsPageDocument;
 export const CHANGES = ChangesDocument;
 export const SUBSTATION_DIAGRAM = SubstationDiagramDocument;
 export const MEASUREMENT_HISTORY = MeasurementHistoryDocument;
+export const RELATIONS_AMONG = RelationsAmongDocument;
 
 /** Variables of a batch of neighbourhoods: `m0`, `m1`, ... for the aliases `n0`, `n1`, .... */
 export type NeighbourhoodBatchVariables = Record<`m${number}`, string>;

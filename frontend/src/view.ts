@@ -46,6 +46,7 @@ export class GraphView {
   private fa2: FA2Layout | null = null;
   private fa2Timer: number | undefined;
   private flashTimer: number | undefined;
+  private focusCache: { focus: string; size: number; edges: Set<string> } | null = null;
   mode: LayoutMode = "force";
 
   hiddenDomains = new Set<string>();
@@ -71,9 +72,14 @@ export class GraphView {
       defaultNodeType: "circle",
       defaultEdgeType: "arrow",
       // Every object may carry its name; the label grid (labelDensity per labelGridCellSize) keeps them legible
-      // at any zoom, so names do not wait for a hover.
-      labelRenderedSizeThreshold: 0,
+      // at any zoom, so names do not wait for a hover. Zoomed far out (an object drawn smaller than the
+      // threshold, in pixels) no name is drawn: none could be read there, and each costs a text draw.
+      labelRenderedSizeThreshold: 4,
       labelDensity: 1,
+      // While the camera moves (a drag, a wheel zoom, an animation) only the objects are drawn: edges and
+      // names come back in the frame the camera stops, which keeps panning smooth on many thousands.
+      hideEdgesOnMove: true,
+      hideLabelsOnMove: true,
       labelGridCellSize: 120,
       labelFont: "Inter, system-ui, sans-serif",
       labelSize: 12,
@@ -99,6 +105,9 @@ export class GraphView {
       this.listener.onDoubleClickNode(node);
     });
     this.sigma.on("clickStage", () => this.listener.onClickStage());
+    // No layout runs while the person pans or zooms: the layout moves every object on every tick.
+    this.sigma.on("downStage", () => this.stopForceForCamera());
+    this.sigma.on("wheelStage", () => this.stopForceForCamera());
     this.sigma.on("enterNode", ({ node }) => {
       this.hovered = node;
       container.style.cursor = "pointer";
@@ -121,15 +130,24 @@ export class GraphView {
     return !(this.hiddenDomains.has(data.domain) || this.hiddenClasses.has(data.className));
   }
 
+  // The reducers run for every object whenever sigma re-reads the graph (not on camera moves): they
+  // return the object's own attributes unless a filter, highlight or selection changes them, and look
+  // nothing up in the graph per object.
   private reduceNode(node: string, data: NodeAttrs): Partial<NodeAttrs> & Record<string, unknown> {
+    if (!this.isShown(data)) return { ...data, hidden: true };
+    const geo = this.mode === "geo";
+    const level = geo ? levelColor(data.kv, data.bar) : null;
+    const special =
+      level !== null ||
+      (geo && data.path) ||
+      this.highlightNodes !== null ||
+      node === this.pathStart ||
+      node === this.selected ||
+      data.flashUntil > 0;
+    if (!special) return data;
     const res: Record<string, unknown> = { ...data };
-    if (!this.isShown(data)) {
-      res.hidden = true;
-      return res;
-    }
-    if (this.mode === "geo") {
+    if (geo) {
       // On the map an object takes the colour of its voltage or pressure (the map key), where known.
-      const level = levelColor(data.kv, data.bar);
       if (level) res.color = level;
       // Lines and pipes are drawn along their geometry: their marker is a small handle at the centre.
       if (data.path) res.size = Math.max(3, data.size * 0.6);
@@ -162,29 +180,36 @@ export class GraphView {
     return res;
   }
 
+  /** The edges of the hovered or selected object, found once per object and graph size (not per edge). */
+  private focusEdges(): Set<string> | null {
+    const focus = this.hovered ?? this.selected;
+    const g = this.model.graph;
+    if (!focus || !g.hasNode(focus)) return null;
+    const c = this.focusCache;
+    if (c && c.focus === focus && c.size === g.size) return c.edges;
+    const edges = new Set(g.edges(focus));
+    this.focusCache = { focus, size: g.size, edges };
+    return edges;
+  }
+
   private reduceEdge(edge: string, data: EdgeAttrs): Partial<EdgeAttrs> & Record<string, unknown> {
-    const res: Record<string, unknown> = { ...data };
     if (this.highlightEdges) {
-      if (this.highlightEdges.has(edge)) {
-        res.color = HIGHLIGHT_EDGE;
-        res.size = 3;
-        res.zIndex = 2;
-      } else {
-        res.color = DIM_EDGE;
-      }
-    } else if (this.selected || this.hovered) {
-      const g = this.model.graph;
-      const focus = this.hovered ?? this.selected;
-      if (focus && g.hasNode(focus) && (g.source(edge) === focus || g.target(edge) === focus)) {
-        res.color = "#64748b";
-        res.size = 1.6;
-      }
+      if (this.highlightEdges.has(edge)) return { ...data, color: HIGHLIGHT_EDGE, size: 3, zIndex: 2 };
+      return { ...data, color: DIM_EDGE };
     }
-    return res;
+    if (this.selected || this.hovered) {
+      if (this.focusEdges()?.has(edge)) return { ...data, color: "#64748b", size: 1.6 };
+    }
+    return data;
   }
 
   refresh(): void {
     this.sigma.refresh();
+  }
+
+  /** Re-reads the graph and draws it once, in the next frame, however many changes came before. */
+  scheduleRefresh(): void {
+    this.sigma.scheduleRefresh();
   }
 
   flash(mrids: string[]): void {
@@ -245,6 +270,10 @@ export class GraphView {
     window.clearTimeout(this.fa2Timer);
     const budget = Math.min(8000, ms + g.order * 2);
     this.fa2Timer = window.setTimeout(() => this.stopForce(), budget);
+  }
+
+  private stopForceForCamera(): void {
+    if (this.fa2) this.stopForce();
   }
 
   stopForce(): void {

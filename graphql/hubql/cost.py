@@ -6,11 +6,11 @@ and once per use of a fragment:
 
 - root fields cost what their Cypher costs, relative to one ``object`` look-up (:data:`ROOT_COSTS`);
 - ``neighbourhood`` doubles with each level of ``depth`` (a traversal's frontier grows with every hop),
-  ``containment`` grows by one step per level; ``objects``, ``search``, ``history`` and ``changes``
-  grow with the page size they ask for (``first``); ``objects`` at a past time (``asOf``,
-  ``recordedAsOf``) and ``changes`` cost :data:`AS_OF_COST` more. When such an argument is a
-  variable, the largest value it may take counts: validation does not see variable values, and the
-  server allows no more than that anyway;
+  ``containment`` grows by one step per level, ``relationsAmong`` with the number of mRIDs it is given;
+  ``objects``, ``search``, ``history`` and ``changes`` grow with the page size they ask for (``first``);
+  ``objects`` at a past time (``asOf``, ``recordedAsOf``) and ``changes`` cost :data:`AS_OF_COST` more.
+  When such an argument is a variable, the largest value it may take counts: validation does not see
+  variable values, and the server allows no more than that anyway;
 - a field with a selection of its own (an association, a page, a subgraph) costs 1, since it may mean one
   more batched query; ``totalCount`` costs as much as a count;
 - scalar fields cost nothing;
@@ -22,7 +22,7 @@ and once per use of a fragment:
   or larger filters anyway.
 
 A document with an operation costing more than ``max_operation_cost`` is refused with its cost and the
-budget. The page's own requests, the largest a batch of 25 neighbourhoods, stay well inside the default.
+budget. The page's own requests, the largest the relationships among 5,000 objects, stay inside the default.
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ class Limits:
     typed_pages: frozenset[str] = field(default_factory=frozenset)
     typed_aggregates: frozenset[str] = field(default_factory=frozenset)
     max_filter_depth: int = 3
+    max_list_items: int = 5000
 
 
 def _int_arg(node: FieldNode, name: str, default: int, largest: int) -> int:
@@ -89,6 +90,16 @@ def _int_arg(node: FieldNode, name: str, default: int, largest: int) -> int:
                 return largest
             return default  # null or an invalid value: the server uses (or refuses) the default
     return default
+
+
+def _list_len(node: FieldNode, name: str, largest: int) -> int:
+    # A list given as a variable costs as much as the longest list the server accepts.
+    value = _arg(node, name)
+    if isinstance(value, ListValueNode):
+        return min(len(value.values), largest)
+    if isinstance(value, VariableNode):
+        return largest
+    return 1
 
 
 def relation_cost(depth: int) -> int:
@@ -140,6 +151,8 @@ class _Costing:
         if name == "neighbourhood":
             depth = max(_int_arg(node, "depth", 1, lim.max_neighbourhood_depth), 1)
             return (5 + as_of) * 2 ** (depth - 1)
+        if name == "relationsAmong":
+            return 5 + as_of + math.ceil(_list_len(node, "mrids", lim.max_list_items) / ROWS_PER_UNIT)
         if name == "containment":
             return (5 + as_of) * max(_int_arg(node, "depth", 3, lim.max_neighbourhood_depth), 1)
         if name == "objects":

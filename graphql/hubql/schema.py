@@ -248,6 +248,18 @@ async def _neighbourhood(
     return subgraph_row(info, graph)  # type: ignore[return-value]
 
 
+async def _relations_among(
+    info: Info,
+    mrids: list[strawberry.ID],
+    types: list[str] | None = None,
+) -> Subgraph:
+    wanted = bounded_list(info, "mrids", [str(m) for m in mrids]) or []
+    types = bounded_list(info, "types", types)
+    fields = _properties(info, ("nodes",))
+    graph = await info.context.reader.relations_among(wanted, types, fields)
+    return subgraph_row(info, graph)  # type: ignore[return-value]
+
+
 async def _shortest_path(
     info: Info,
     from_: Annotated[strawberry.ID, strawberry.argument(name="from")],
@@ -446,6 +458,13 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
             "among them. asOf and recordedAsOf: the same at that time, from kept history (references as "
             "the objects' states then stated them, to objects that existed then).",
         ),
+        "relations_among": strawberry.field(
+            resolver=_relations_among,
+            description="The objects of mrids you may see and the relationships among them (both ends "
+            "in the list and visible), in one request: a view that already holds objects gets their "
+            "relationships at once. An mRID you may not see is left out exactly as one that does not "
+            "exist. types: only these relationship types.",
+        ),
         "shortest_path": strawberry.field(
             resolver=_shortest_path,
             description="A shortest path through visible objects only; null if none. By default (via: "
@@ -502,6 +521,7 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
     limits = Limits(
         settings.max_neighbourhood_depth,
         settings.max_page_size,
+        max_list_items=settings.max_list_items,
         typed_pages=typed.pages,
         typed_aggregates=typed.aggregates,
         max_filter_depth=settings.max_filter_depth,

@@ -429,3 +429,28 @@ def test_me_and_ontology(api: Api, tokens: dict[str, str]) -> None:
     }
     names = {c["name"]: c["domain"] for c in body["ontologyClasses"]}
     assert names["GasPipe"] == "GAS" and names["ACLineSegment"] == "ELECTRICITY"
+
+
+def test_relations_among_hidden_endpoint_as_missing(
+    api: Api, scenario: dict[str, str], tokens: dict[str, str]
+) -> None:
+    q = """query($m: [ID!]!) {
+      relationsAmong(mrids: $m) { nodes { mrid } edges { source target type key } } }"""
+    wanted = [scenario["brk"], scenario["bay"], scenario["vl"], scenario["line"]]
+    # The hub (BaseVoltage) is hidden from the grid operator: its edges to the breaker and the line are
+    # left out exactly as those of an mRID that does not exist.
+    with_hidden = api.query(q, {"m": [*wanted, scenario["hub"]]}, token=tokens["ngt"], raw=True)
+    with_missing = api.query(q, {"m": [*wanted, scenario["hub"] + "-nope"]}, token=tokens["ngt"], raw=True)
+    assert with_hidden.status_code == with_missing.status_code == 200
+    assert with_hidden.content == with_missing.content
+    got = with_hidden.json()["data"]["relationsAmong"]
+    assert {n["mrid"] for n in got["nodes"]} == set(wanted)
+    assert {(e["source"], e["target"], e["key"]) for e in got["edges"]} == {
+        (scenario["brk"], scenario["bay"], "equipmentContainer"),
+        (scenario["bay"], scenario["vl"], "voltageLevel"),
+        (scenario["line"], scenario["vl"], "equipmentContainer"),
+    }
+    # Whoever may see the hub gets its relationships among the same objects.
+    admin = data(api, q, {"m": [*wanted, scenario["hub"]]}, tokens["admin"])["relationsAmong"]
+    assert (scenario["brk"], scenario["hub"]) in {(e["source"], e["target"]) for e in admin["edges"]}
+    assert (scenario["line"], scenario["hub"]) in {(e["source"], e["target"]) for e in admin["edges"]}

@@ -135,6 +135,7 @@ def test_operations_run_against_the_api(
         "Counts": {"domain": "GAS"},
         "MeasurementHistory": {"mrid": p + "brk", "maxPoints": 200},
         "DataProductPage": {"id": run_id},
+        "RelationsAmong": {"mrids": [p + "brk", p + "bay", p + "vl"]},
     }
     for path in OPERATIONS:
         text = path.read_text(encoding="utf-8")

@@ -180,7 +180,7 @@ def test_the_pages_own_documents_fit_the_budget(settings: Any) -> None:
     schema, _ = build_schema(load_ontology(), settings)
     rule = cost_rule(budget, limits)
     node_fields = "mrid className domain name label point { x y }"
-    # frontend/src/queries.ts batchNeighbourhoods(25), the page's largest request (EDGE_BATCH).
+    # frontend/src/queries.ts batchNeighbourhoods(25), more than the page asks at once (DISCOVERY_BATCH).
     batch = "query NeighbourhoodBatch(" + ", ".join(f"$m{i}: ID!" for i in range(25)) + ") {\n"
     batch += "\n".join(
         f"n{i}: neighbourhood(mrid: $m{i}, depth: 1) {{ nodes {{ {node_fields} }} "

@@ -287,6 +287,14 @@ export type RejectAccessRequestMutationVariables = Exact<{
 
 export type RejectAccessRequestMutation = { rejectAccessRequest: { id: string, status: AccessStatus, reason: string | null } };
 
+export type RelationsAmongQueryVariables = Exact<{
+  mrids: Array<string> | string;
+  types?: Array<string> | string | null | undefined;
+}>;
+
+
+export type RelationsAmongQuery = { relationsAmong: { edges: Array<{ source: string, target: string, type: string, key: string }> } };
+
 export type RequestAccessMutationVariables = Exact<{
   product: string;
   purpose: string;
@@ -1121,6 +1129,18 @@ export const RejectAccessRequestDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<RejectAccessRequestMutation, RejectAccessRequestMutationVariables>;
+export const RelationsAmongDocument = new TypedDocumentString(`
+    query RelationsAmong($mrids: [ID!]!, $types: [String!]) {
+  relationsAmong(mrids: $mrids, types: $types) {
+    edges {
+      source
+      target
+      type
+      key
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<RelationsAmongQuery, RelationsAmongQueryVariables>;
 export const RequestAccessDocument = new TypedDocumentString(`
     mutation RequestAccess($product: String!, $purpose: String!, $licence: String!, $until: DateTime!) {
   requestAccess(
