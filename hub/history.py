@@ -531,8 +531,10 @@ WITH DISTINCT c.mrid AS m
         as_of: datetime | None,
         recorded_as_of: datetime | None,
         reader: Reader,
+        *,
+        upstream: bool = False,
     ) -> tuple[dict[str, Any] | None, list[DependencyStep], Subgraph]:
-        """What depends on ``mrid`` across the domains at that time, as
+        """What depends on ``mrid`` across the domains at that time (``upstream``: what it depends on), as
         :meth:`hub.reader.Reader.dependencies` on the current graph (the same steps from the ontology),
         walking only objects the caller may see then."""
         at = _GraphAt(self, as_of, recorded_as_of)
@@ -552,12 +554,15 @@ WITH DISTINCT c.mrid AS m
             flow = reader.gas_flow() if domain == "Gas" else None
             if flow is not None:
                 walk, climb = flow
+                if upstream:
+                    # Against the flow, as the current graph's walk (Reader._region).
+                    walk = [(types, "out" if d == "in" else "in") for types, d in walk[:2]] + walk[2:]
                 for start in frontier:
                     is_coupling_owner = start.get(CLASS) in self.ontology.classes and any(
                         self.ontology.is_a(start[CLASS], c.owner) for c in couplings
                     )
                     tops = [start["mrid"]]
-                    if climb and not is_coupling_owner:
+                    if climb and (upstream or not is_coupling_owner):
                         up: dict[str, dict[str, Any]] = {}
                         await self._bfs_at(at, start["mrid"], 1, climb, "Gas", up, [], max_nodes)
                         tops = list(up)
@@ -575,19 +580,24 @@ WITH DISTINCT c.mrid AS m
                             at,
                             start["mrid"],
                             reader.max_depth,
-                            [(types, "in")],
+                            [(types, "out" if upstream else "in")],
                             None,
                             region,
                             edges,
                             max_nodes,
                         )
             nodes.update(region)
-            coupling_types = sorted({c.rel_type for c in couplings})
+            # Downstream the couplings this domain owns; upstream those targeting it, back to their owners.
+            side = self.ontology.domain
+            coupling_types = sorted(
+                {c.rel_type for c in reader.couplings() if side(c.target if upstream else c.owner) == domain}
+            )
             if not coupling_types:
                 break
             other = "Electricity" if domain == "Gas" else "Gas"
             found: dict[str, dict[str, Any]] = {}
-            for edge, state in await self._step(at, list(region), [(coupling_types, "out")], other):
+            way = "in" if upstream else "out"
+            for edge, state in await self._step(at, list(region), [(coupling_types, way)], other):
                 nodes.setdefault(state["mrid"], state)
                 edges.append(edge)
                 if state["mrid"] not in reached:

@@ -310,13 +310,8 @@ async def _dependencies(
 ) -> DependencyReport:
     upstream = direction == DependencyDirection.UPSTREAM
     if as_of is not None or recorded_as_of is not None:
-        if upstream:
-            # The walk over kept history follows the supply downstream only (hub/history.py).
-            raise rd.ReadError(
-                "dependencies: direction UPSTREAM cannot be combined with asOf or recordedAsOf"
-            )
         root, steps, graph = await history.history_of(info).dependencies_at(
-            str(mrid), as_of, recorded_as_of, info.context.reader
+            str(mrid), as_of, recorded_as_of, info.context.reader, upstream=upstream
         )
     else:
         fields = _properties(info, ("root",), ("dependents",), ("steps", "dependents"), ("subgraph", "nodes"))
@@ -484,7 +479,7 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
             "they supply in turn; step by step, with the generating capacity at stake. direction: UPSTREAM "
             "follows the same ways back to what the object depends on (generating unit -> offtake -> gas "
             "upstream -> compressor -> electricity supply). Only through objects you may see; each object "
-            "is reached once, so cycles end. asOf and recordedAsOf (downstream only): the same at that "
+            "is reached once, so cycles end. asOf and recordedAsOf: the same at that "
             "time, from kept history, walking only objects whose version then you may see.",
         ),
         "counts": strawberry.field(resolver=_counts, description="Visible objects per class."),

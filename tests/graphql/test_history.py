@@ -15,6 +15,7 @@ Neo4j, read through the API by callers of two clearances, compared with the refe
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import time
@@ -659,8 +660,8 @@ def test_shortest_path_as_of_equals_the_replayed_stream(env: Env) -> None:
 
 # ------------------------------------------------------------------------------------------- dependencies
 
-DEPENDENCIES = """query($m: ID!, $t: DateTime) {
-  dependencies(mrid: $m, asOf: $t) {
+DEPENDENCIES = """query($m: ID!, $t: DateTime, $d: DependencyDirection! = DOWNSTREAM) {
+  dependencies(mrid: $m, asOf: $t, direction: $d) {
     root { mrid } capacityMW steps { depth domain capacityMW dependents { mrid } } } }"""
 GAS, ELECTRICITY = "Gas", "Electricity"
 DOMAIN_OF = {
@@ -678,12 +679,14 @@ COUPLING_OWNERS = {ELECTRICITY: "ElectricitySupplyPoint", GAS: "GasOfftake"}
 
 
 def _oracle_dependencies(
-    model: dict[str, list[Version]], root: str, t: datetime | None, sees: Any
+    model: dict[str, list[Version]], root: str, t: datetime | None, sees: Any, upstream: bool = False
 ) -> tuple[str | None, list[tuple[int, str, list[str], float | None]]]:
     """The dependency steps at t over the replayed graph, by the rules the API documents: gas flows from
     a node into the connections leaving it and the objects attached at it, and from a connection to its
     to-node (an attached supplier first reaches its node); electricity reaches what its objects contain;
-    couplings cross to the other domain, each object reached once."""
+    couplings cross to the other domain, each object reached once. ``upstream``: the same ways back (a
+    node is fed by the connections arriving at it and what is attached at it, a connection by its
+    from-node; electricity by what contains it; couplings from their targets back to their owners)."""
     live = _live(model, t, sees)
     edges = {(m, x, ty) for m, st in live.items() for ty, xs in st.refs.items() for x in xs if x in live}
 
@@ -709,22 +712,25 @@ def _oracle_dependencies(
         for start in frontier:
             if domain == GAS:
                 tops = {start}
-                if live[start].cls != COUPLING_OWNERS[GAS]:
+                if upstream or live[start].cls != COUPLING_OWNERS[GAS]:
                     tops |= out({start}, "AT_NODE")
-                region |= closure(
-                    tops,
-                    lambda xs: {
-                        x
-                        for x in into(xs, "FROM_NODE") | out(xs, "TO_NODE") | into(xs, "AT_NODE")
-                        if DOMAIN_OF[live[x].cls] == GAS
-                    },
-                )
+
+                def flow(xs: set[str]) -> set[str]:
+                    if upstream:
+                        return out(xs, "FROM_NODE") | into(xs, "TO_NODE") | into(xs, "AT_NODE")
+                    return into(xs, "FROM_NODE") | out(xs, "TO_NODE") | into(xs, "AT_NODE")
+
+                region |= closure(tops, lambda xs: {x for x in flow(xs) if DOMAIN_OF[live[x].cls] == GAS})
+            elif upstream:
+                region |= closure({start}, lambda xs: out(xs, "EQUIPMENT_CONTAINER"))
             else:
                 region |= closure({start}, lambda xs: into(xs, "EQUIPMENT_CONTAINER"))
         other = GAS if domain == ELECTRICITY else ELECTRICITY
-        found = {
-            y for ty in COUPLINGS[domain] for y in out(region, ty) if DOMAIN_OF[live[y].cls] == other
-        } - reached
+        if upstream:
+            crossed = {x for ty in COUPLINGS[other] for x in into(region, ty)}
+        else:
+            crossed = {y for ty in COUPLINGS[domain] for y in out(region, ty)}
+        found = {y for y in crossed if DOMAIN_OF[live[y].cls] == other} - reached
         if not found:
             break
         reached |= found
@@ -775,21 +781,26 @@ def test_dependencies_as_of_equal_the_replayed_stream(env: Env) -> None:
     env.publish(steps)
     model = versions(steps)
     env.wait_for_versions(p, sum(len(v) for v in model.values()))
-    dependents: dict[str, int] = {}
+    dependents: dict[tuple[str, str], int] = {}
     for caller, sees in SEES.items():
-        for t in _instants(steps):
-            for root in (s0, esp, cs, gn0, gs, off, gu):
-                report = env.query(caller, DEPENDENCIES, {"m": root, "t": _iso(t)})["dependencies"]
-                got_root = None if report["root"] is None else report["root"]["mrid"]
-                got = [
-                    (
-                        s["depth"],
-                        s["domain"].capitalize(),
-                        sorted(d["mrid"] for d in s["dependents"]),
-                        s["capacityMW"],
-                    )
-                    for s in report["steps"]
-                ]
-                assert (got_root, got) == _oracle_dependencies(model, root, t, sees), (caller, root, t)
-                dependents[caller] = dependents.get(caller, 0) + sum(len(s[2]) for s in got)
-    assert 0 < dependents["public"] < dependents["official"]
+        for t, root, direction in itertools.product(
+            _instants(steps), (s0, esp, cs, gn0, gs, off, gu), ("DOWNSTREAM", "UPSTREAM")
+        ):
+            variables = {"m": root, "t": _iso(t), "d": direction}
+            report = env.query(caller, DEPENDENCIES, variables)["dependencies"]
+            got_root = None if report["root"] is None else report["root"]["mrid"]
+            got = [
+                (
+                    s["depth"],
+                    s["domain"].capitalize(),
+                    sorted(d["mrid"] for d in s["dependents"]),
+                    s["capacityMW"],
+                )
+                for s in report["steps"]
+            ]
+            expected = _oracle_dependencies(model, root, t, sees, direction == "UPSTREAM")
+            assert (got_root, got) == expected, (caller, root, t, direction)
+            key = (caller, direction)
+            dependents[key] = dependents.get(key, 0) + sum(len(s[2]) for s in got)
+    for direction in ("DOWNSTREAM", "UPSTREAM"):
+        assert 0 < dependents["public", direction] < dependents["official", direction], direction
