@@ -197,7 +197,9 @@ async def _run(stack: Stack, feed: list[Record], subs: list[Subscriber], example
             ws = Socket(api.ws_url, api.token(user, sub.org, sub.clearance))
             await ws.__aenter__()
             sockets.append(ws)
-            variables: dict[str, Any] = {"after": stack.codec.seal(stack.topic, user, start)}
+            # Sealed for the caller the API knows: the token's issuer and subject.
+            principal = f"{stack.api.settings.oidc_issuer} {user}"
+            variables: dict[str, Any] = {"after": stack.codec.seal(stack.topic, principal, start)}
             if sub.classes is not None:
                 variables["classNames"] = list(sub.classes)
             if sub.domain is not None:
