@@ -30,10 +30,9 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from neo4j import AsyncDriver, RoutingControl
-
 from hub.caller import Caller
 from hub.data_products import DataProducts
+from hub.graph import SideStore
 from hub.graph_schema import cypher
 from hub.guard import Guard, visible
 from hub.producers import producer_role
@@ -105,21 +104,8 @@ class Flag:
         return json.dumps({"action": action, "flag": body}, sort_keys=True).encode()
 
 
-class FlagStore:
+class FlagStore(SideStore):
     """The flags in Neo4j; every statement parameterised."""
-
-    def __init__(self, driver: AsyncDriver, database: str) -> None:
-        self._driver = driver
-        self._database = database
-
-    async def _run(self, statement: str, *, write: bool, **params: Any) -> list[dict[str, Any]]:
-        records, _, _ = await self._driver.execute_query(
-            statement,
-            params,
-            database_=self._database,
-            routing_=RoutingControl.WRITE if write else RoutingControl.READ,
-        )
-        return [dict(r.items()) for r in records]
 
     async def ensure_schema(self) -> None:
         await self._run(

@@ -45,11 +45,11 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import structlog
-from neo4j import AsyncDriver, RoutingControl
 
 from hub import audit
 from hub.caller import Caller
 from hub.data_products import DataProduct, DataProducts
+from hub.graph import SideStore
 from hub.guard import Access
 from hub.labels import Authorizations, Label, Or, Token, parse
 from hub.settings import Settings
@@ -165,21 +165,8 @@ _BUMP: Final = (
 )
 
 
-class RequestStore:
+class RequestStore(SideStore):
     """The requests in Neo4j (see the module's text); every statement is parameterised."""
-
-    def __init__(self, driver: AsyncDriver, database: str) -> None:
-        self._driver = driver
-        self._database = database
-
-    async def _run(self, cypher: str, *, write: bool, **params: Any) -> list[dict[str, Any]]:
-        records, _, _ = await self._driver.execute_query(
-            cypher,
-            params,
-            database_=self._database,
-            routing_=RoutingControl.WRITE if write else RoutingControl.READ,
-        )
-        return [dict(r.items()) for r in records]
 
     async def ensure_schema(self) -> None:
         await self._run(

@@ -9,7 +9,7 @@ generated from the ontology, drops one generated from an earlier ontology, and w
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 
 import neo4j
 
@@ -84,6 +84,24 @@ def make_driver(settings: Settings | None = None) -> neo4j.Driver:
 # The async driver's type, for the layers that hold a driver but must not import the Neo4j package (the
 # API: only this module, the guard and the reader speak to Neo4j).
 AsyncDriver = neo4j.AsyncDriver
+
+
+class SideStore:
+    """Base of the stores of nodes kept beside the network graph (access requests, quality flags): one
+    driver, one database, and statements run as managed transactions, every one parameterised."""
+
+    def __init__(self, driver: neo4j.AsyncDriver, database: str) -> None:
+        self._driver = driver
+        self._database = database
+
+    async def _run(self, statement: str, *, write: bool, **params: Any) -> list[dict[str, Any]]:
+        records, _, _ = await self._driver.execute_query(
+            statement,
+            params,
+            database_=self._database,
+            routing_=neo4j.RoutingControl.WRITE if write else neo4j.RoutingControl.READ,
+        )
+        return [dict(r.items()) for r in records]
 
 
 def make_async_driver(settings: Settings | None = None, *, fail_fast: bool = True) -> neo4j.AsyncDriver:
