@@ -12,7 +12,7 @@ asking caller may see:
   events whose result it may see. Measurements are not versions and do not count; with
   ``HUB_WRITER_HISTORY`` off there is nothing to measure and the figures are null.
 * **Dead letters** come from the shared dead-letter topic (``settings.deadletter_topic``), read from the
-  broker's offset for the window's start to its end (``offsets_for_times``): the letters whose source
+  broker's offset for the window's start on (``offsets_for_times``), then tailed: the letters whose source
   topic is the product's ingest topic and that the worker decided on the event alone (header
   ``decided-on: event``), each counted for a caller only when the caller may see what the event was
   labelled: its stated label, the contract's default label when it states none, and the contract's maximum
@@ -188,66 +188,104 @@ def _letter_label(letter: Received) -> LetterLabel:
 
 
 class DeadLetterWindow:
-    """Reads the shared dead-letter topic over the quality window, at most once per cache period."""
+    """Tails the shared dead-letter topic with one long-lived consumer and keeps the window's letters.
+
+    A summary catches up from where the last one stopped (at most once per cache period): one request
+    each for the topic's partitions, their ends and the letters written since. A new admin client,
+    consumer and seek per summary cost about a second each time, and went past the operation's deadline
+    on a busy machine. The first catch-up starts from the broker's offset for the window's start; letters
+    older than the window are dropped as it moves on.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._summary: LetterSummary | None = None
         self._read_at = float("-inf")
         self._lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        # Where each assigned partition's next unread letter is.
+        self._next: dict[TopicPartition, int] = {}
+        # (broker timestamp in ms, producer, label, reason) of each kept letter, in reading order.
+        self._kept: list[tuple[int, str, LetterLabel, str]] = []
 
     async def summary(self) -> LetterSummary:
         async with self._lock:
             if time.monotonic() - self._read_at >= self.settings.quality_dead_letter_cache_s:
-                self._summary = await self._read()
+                await self._catch_up()
+                self._summary = self._window()
                 self._read_at = time.monotonic()
         assert self._summary is not None
         return self._summary
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._consumer is not None:
+                await self._consumer.stop()
+                self._consumer = None
+            if self._admin is not None:
+                await self._admin.close()
+                self._admin = None
 
     def producer_of(self, topic: str) -> str | None:
         prefix = self.settings.ingest_topic_prefix
         return topic[len(prefix) :] if topic.startswith(prefix) and len(topic) > len(prefix) else None
 
-    async def _read(self) -> LetterSummary:
-        s = self.settings
+    def _window(self) -> LetterSummary:
+        since_ms = int((time.time() - self.settings.quality_window_s) * 1000)
+        self._kept = [k for k in self._kept if k[0] >= since_ms]
         letters: dict[str, list[tuple[LetterLabel, str]]] = {}
-        admin = AIOKafkaAdminClient(**aiokafka_options(s, API), request_timeout_ms=10_000)
-        await admin.start()
-        try:
-            ids = await partition_ids(admin, s.deadletter_topic)
-        finally:
-            await admin.close()
-        tps = [TopicPartition(s.deadletter_topic, p) for p in ids]
-        if not tps:  # no dead letter was ever written
-            return LetterSummary({})
-        consumer = AIOKafkaConsumer(**aiokafka_options(s, API), group_id=None, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            consumer.assign(tps)
-            since_ms = int((time.time() - s.quality_window_s) * 1000)
-            starts = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
-            ends = await consumer.end_offsets(tps)
-            todo: dict[TopicPartition, int] = {}
-            for tp in tps:
-                found = starts.get(tp)
-                if found is None or found.offset >= ends[tp]:
-                    continue
-                consumer.seek(tp, found.offset)
-                todo[tp] = ends[tp]
-            while todo:
-                batch = await consumer.getmany(*todo, timeout_ms=1000)
-                for tp, messages in batch.items():
-                    for msg in messages:
-                        if msg.offset < todo.get(tp, 0):
-                            self._count(msg, letters)
-                for tp in list(todo):
-                    if await consumer.position(tp) >= todo[tp]:
-                        todo.pop(tp)
-        finally:
-            await consumer.stop()
+        for _, producer, label, reason in self._kept:
+            letters.setdefault(producer, []).append((label, reason))
         return LetterSummary(letters)
 
-    def _count(self, msg: Any, letters: dict[str, list[tuple[LetterLabel, str]]]) -> None:
+    async def _catch_up(self) -> None:
+        s = self.settings
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(**aiokafka_options(s, API), request_timeout_ms=10_000)
+            await admin.start()
+            self._admin = admin
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(**aiokafka_options(s, API), group_id=None, enable_auto_commit=False)
+            await consumer.start()
+            self._consumer = consumer
+        consumer = self._consumer
+        # Asked each time, so that a topic or partition created since the last catch-up is found.
+        ids = await partition_ids(self._admin, s.deadletter_topic)
+        if not ids:
+            return  # no dead letter was ever written
+        tps = [TopicPartition(s.deadletter_topic, p) for p in ids]
+        new = [tp for tp in tps if tp not in self._next]
+        if new:
+            # Assigning replaces the assignment and forgets positions: each known partition is sought back
+            # to where its reading stopped, each new one to the window's start.
+            consumer.assign(tps)
+            # Paused but while catching up: an idle fetch waits on the broker (``fetch_max_wait_ms``) and
+            # an offset request queues behind it, half a second per summary.
+            consumer.pause(*tps)
+            since_ms = int((time.time() - s.quality_window_s) * 1000)
+            starts = await consumer.offsets_for_times(dict.fromkeys(new, since_ms))
+            ends = await consumer.end_offsets(new)
+            for tp in new:
+                found = starts.get(tp)
+                self._next[tp] = ends[tp] if found is None else found.offset
+            for tp in tps:
+                consumer.seek(tp, self._next[tp])
+        ends = await consumer.end_offsets(tps)
+        todo = {tp: ends[tp] for tp in tps if self._next[tp] < ends[tp]}
+        consumer.resume(*todo)
+        while todo:
+            batch = await consumer.getmany(*todo, timeout_ms=1000)
+            for messages in batch.values():
+                for msg in messages:  # a letter past the end asked for is new too, and kept
+                    self._count(msg)
+            for tp in list(todo):
+                self._next[tp] = await consumer.position(tp)
+                if self._next[tp] >= todo[tp]:
+                    consumer.pause(tp)
+                    todo.pop(tp)
+
+    def _count(self, msg: Any) -> None:
         headers = [(k, v) for k, v in msg.headers]
         if dict(headers).get(DECIDED_ON) != DECIDED_ON_EVENT.encode():
             return
@@ -258,7 +296,7 @@ class DeadLetterWindow:
         reason = letter.reason_class or "unknown"
         if letter.contract is not None and letter.contract.get("clause"):
             reason = f"{reason}: {letter.contract['clause']}"
-        letters.setdefault(producer, []).append((_letter_label(letter), reason))
+        self._kept.append((msg.timestamp, producer, _letter_label(letter), reason))
 
 
 class QualityMeter:

@@ -231,6 +231,7 @@ def create_app(
                 await peers.stop()
             await app.state.hub.feed.stop()
             await desk.stop()
+            await app.state.hub.meter.letters.close()
             if metrics_served is not None:
                 metrics_served.shutdown()
                 metrics_served.server_close()
