@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from hub.graph_schema import CLASS, DOMAIN, REF_TARGETS, REF_TYPES, cypher
+from hub.graph_schema import CLASS, DOMAIN, LABEL, REF_TARGETS, REF_TYPES, cypher
 from hub.guard import Guard, visible
 from hub.reader import CAPACITY, DOMAINS, DependencyStep, Reader, ReadError, Step, Subgraph
+from hub.scenarios import Scenario, state_props
 from ontology.connectivity import physical_network
 from ontology.model import Ontology
 
@@ -47,8 +48,27 @@ CALL (m) {{
 )
 
 
-def _state_at(time_param: str, out: str) -> str:
-    return _STATE_AT.format(t=time_param, out=out)
+# The same in scenario ``$scenario`` (hub/scenarios.py): the scenario's latest version of ``m`` if it holds
+# one (a delete included), else the base's state at ($t, $r).
+_SCENARIO_STATE_AT: Final = cypher(
+    """
+CALL (m) {{
+  OPTIONAL MATCH (o:ScenarioVersion {{scenario: $scenario, mrid: m}})
+  WITH o ORDER BY o.@version DESC LIMIT 1
+  CALL (m, o) {{
+    OPTIONAL MATCH (x:ObjectVersion {{mrid: m}}) USING INDEX SEEK x:ObjectVersion(mrid)
+    WHERE o IS NULL AND (${t} IS NULL OR x.@valid_from <= ${t}) AND ($r IS NULL OR x.@recorded <= $r)
+    RETURN x ORDER BY x.@version DESC LIMIT 1
+  }}
+  RETURN coalesce(o, x) AS {out}
+}}
+"""
+)
+
+
+def _state_at(time_param: str, out: str, scenario: str | None = None) -> str:
+    template = _STATE_AT if scenario is None else _SCENARIO_STATE_AT
+    return template.format(t=time_param, out=out)
 
 
 def _shown(var: str) -> str:
@@ -80,12 +100,24 @@ class ObjectChange:
 
 
 class History:
-    """History reads for one caller (the guard); class names and domains are checked against the ontology."""
+    """History reads for one caller (the guard); class names and domains are checked against the ontology.
 
-    def __init__(self, guard: Guard, ontology: Ontology, *, max_page_size: int) -> None:
+    With ``scenario`` (the name of one the caller may see, hub/scenarios.py), every state is read in that
+    scenario: its latest overlay version of the object if any, else the base's state at the time given
+    (the scenario's base: ``recorded_as_of`` its base time)."""
+
+    def __init__(
+        self, guard: Guard, ontology: Ontology, *, max_page_size: int, scenario: Scenario | None = None
+    ) -> None:
         self.guard = guard
         self.ontology = ontology
         self.max_page_size = max_page_size
+        self.in_scenario = scenario
+        # The scenario's name, the statements' ``$scenario`` (None: no scenario).
+        self.scenario = None if scenario is None else scenario.name
+
+    def _at(self, time_param: str, out: str) -> str:
+        return _state_at(time_param, out, self.scenario)
 
     # --- arguments ----------------------------------------------------------------------------------
 
@@ -139,8 +171,8 @@ class History:
     ) -> dict[str, Any] | None:
         """The object's state at ``as_of`` as known at ``recorded_as_of`` (None: absent or hidden)."""
         rows = await self.guard.read(
-            "WITH $mrid AS m " + _state_at("t", "s") + f"WITH {_shown('s')} AS v RETURN v {{.*}} AS v",
-            {"mrid": mrid, "t": as_of, "r": recorded_as_of},
+            "WITH $mrid AS m " + self._at("t", "s") + f"WITH {_shown('s')} AS v RETURN v {{.*}} AS v",
+            {"mrid": mrid, "t": as_of, "r": recorded_as_of, "scenario": self.scenario},
         )
         found = rows[0]["v"] if rows else None
         if found is None:
@@ -177,6 +209,28 @@ WITH m, {shown} AS s
 """
     )
 
+    # The same in scenario ``$scenario``: every object the base or the scenario holds, each by its state
+    # in the scenario.
+    _SCENARIO_STATES: Final = cypher(
+        """
+CALL () {
+  MATCH (x:ObjectVersion)
+  WHERE ($t IS NULL OR x.@valid_from <= $t) AND ($r IS NULL OR x.@recorded <= $r)
+    AND ($after IS NULL OR x.mrid > $after)
+  RETURN x.mrid AS m
+  UNION
+  MATCH (x:ScenarioVersion {scenario: $scenario}) WHERE $after IS NULL OR x.mrid > $after
+  RETURN x.mrid AS m
+}
+WITH m
+"""
+    )
+
+    def _states(self) -> str:
+        if self.scenario is None:
+            return self._STATES.format(shown=_shown("top"))
+        return self._SCENARIO_STATES + self._at("t", "top") + f"WITH m, {_shown('top')} AS s "
+
     async def objects_at(
         self,
         *,
@@ -193,9 +247,15 @@ WITH m, {shown} AS s
         where, params = self._object_filter(class_name, domain, name)
         conditions = " AND ".join(["s IS NOT NULL", *where])
         rows = await self.guard.read(
-            self._STATES.format(shown=_shown("top"))
-            + f"WITH m, s WHERE {conditions} RETURN s {{.*}} AS v ORDER BY m LIMIT $limit",
-            {**params, "t": as_of, "r": recorded_as_of, "after": after, "limit": size + 1},
+            self._states() + f"WITH m, s WHERE {conditions} RETURN s {{.*}} AS v ORDER BY m LIMIT $limit",
+            {
+                **params,
+                "t": as_of,
+                "r": recorded_as_of,
+                "after": after,
+                "limit": size + 1,
+                "scenario": self.scenario,
+            },
         )
         found = [r["v"] for r in rows[:size]]
         self.guard.stats.rows += len(found)
@@ -213,8 +273,8 @@ WITH m, {shown} AS s
         where, params = self._object_filter(class_name, domain, name)
         conditions = " AND ".join(["s IS NOT NULL", *where])
         rows = await self.guard.read(
-            self._STATES.format(shown=_shown("top")) + f"WITH m, s WHERE {conditions} RETURN count(m) AS n",
-            {**params, "t": as_of, "r": recorded_as_of, "after": None},
+            self._states() + f"WITH m, s WHERE {conditions} RETURN count(m) AS n",
+            {**params, "t": as_of, "r": recorded_as_of, "after": None, "scenario": self.scenario},
         )
         return int(rows[0]["n"]) if rows else 0
 
@@ -278,6 +338,43 @@ WITH DISTINCT c.mrid AS m
         self.guard.stats.rows += len(kept)
         return [ObjectChange(r["m"], r["b"], r["a"]) for r in kept], len(rows) > size
 
+    async def compare(
+        self, *, first: int | None = None, after: str | None = None
+    ) -> tuple[list[ObjectChange], bool]:
+        """Objects whose state in the scenario differs from their base state, as the caller may see each
+        (by its own version's label), by mRID: added (no base state the caller may see), removed (none in
+        the scenario) or changed (attributes, references, class or label), with both states."""
+        scenario = self.in_scenario
+        if scenario is None:
+            raise ReadError("compare needs a scenario")
+        size = self._size(first)
+        found: list[ObjectChange] = []
+        cursor = after
+        while len(found) <= size:
+            rows = await self.guard.read(
+                "MATCH (o:ScenarioVersion {scenario: $scenario}) WHERE $after IS NULL OR o.mrid > $after "
+                "WITH DISTINCT o.mrid AS m ORDER BY m LIMIT $chunk "
+                + _state_at("t", "b0")
+                + self._at("t", "a0")
+                + f"WITH m, {_shown('b0')} AS b, {_shown('a0')} AS a "
+                + "RETURN m, b {.*} AS b, a {.*} AS a ORDER BY m",
+                {
+                    "scenario": scenario.name,
+                    "t": None,
+                    "r": scenario.base,
+                    "after": cursor,
+                    "chunk": size + 1,
+                },
+            )
+            found += [ObjectChange(r["m"], r["b"], r["a"]) for r in rows if _differs(r["b"], r["a"])]
+            if len(rows) <= size:
+                break
+            cursor = rows[-1]["m"]
+        kept = found[:size]
+        await self._with_visible_references([s for c in kept for s in (c.before, c.after) if s is not None])
+        self.guard.stats.rows += len(kept)
+        return kept, len(found) > size
+
     async def states_at(
         self, mrids: Sequence[str], as_of: datetime | None, recorded_as_of: datetime | None
     ) -> dict[str, dict[str, Any]]:
@@ -286,9 +383,9 @@ WITH DISTINCT c.mrid AS m
             return {}
         rows = await self.guard.read(
             "UNWIND $mrids AS m "
-            + _state_at("t", "s")
+            + self._at("t", "s")
             + f"WITH m, {_shown('s')} AS v WHERE v IS NOT NULL RETURN m, v {{.*}} AS v",
-            {"mrids": list(mrids), "t": as_of, "r": recorded_as_of},
+            {"mrids": list(mrids), "t": as_of, "r": recorded_as_of, "scenario": self.scenario},
         )
         return {r["m"]: r["v"] for r in rows}
 
@@ -387,7 +484,18 @@ WITH DISTINCT c.mrid AS m
             ),
             {"frontier": list(frontier), "t": as_of, "r": recorded_as_of},
         )
-        return {r["m"] for r in rows}
+        found = {r["m"] for r in rows}
+        if self.scenario is not None:
+            rows = await self.guard.read(
+                cypher(
+                    "MATCH (x:ScenarioVersion {scenario: $scenario}) "
+                    "WHERE any(t IN x.@ref_targets WHERE t IN $frontier) "
+                    f"AND {visible('x')} RETURN DISTINCT x.mrid AS m"
+                ),
+                {"frontier": list(frontier), "scenario": self.scenario},
+            )
+            found.update(r["m"] for r in rows)
+        return found
 
     async def _step(
         self, at: _GraphAt, frontier: Sequence[str], steps: Sequence[Step], domain: str | None
@@ -634,7 +742,10 @@ WITH DISTINCT c.mrid AS m
         targets the caller may see now (the current graph shows no edge to a hidden or deleted object)."""
         targets = {t for s in states for t in s.get(REF_TARGETS) or ()}
         seen: set[str] = set()
-        if targets:
+        if targets and self.in_scenario is not None:
+            # In a scenario: targets the caller may see there (the scenario may add or remove them).
+            seen = set(await self.states_at(sorted(targets), None, self.in_scenario.base))
+        elif targets:
             rows = await self.guard.read(
                 "UNWIND $ids AS id MATCH (n:Entity {mrid: id}) USING INDEX SEEK n:Entity(mrid) "
                 f"WHERE {visible('n')} RETURN n.mrid AS m",
@@ -670,6 +781,21 @@ class _GraphAt:
         found = await self.history.states_at(missing, self.as_of, self.recorded_as_of)
         for m in missing:
             self.known[m] = found.get(m)
+
+
+def _differs(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> bool:
+    """Whether two states (None: absent) differ in what they hold, not in their bookkeeping."""
+    if before is None or after is None:
+        return before is not after
+    return any(
+        one != other
+        for one, other in (
+            (state_props(before), state_props(after)),
+            (sorted(_refs(before)), sorted(_refs(after))),
+            (before.get(CLASS), after.get(CLASS)),
+            (before.get(LABEL), after.get(LABEL)),
+        )
+    )
 
 
 def _refs(state: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -69,6 +69,7 @@ from hub.contracts import CreateTerms
 from hub.graph import ENTITY, STUB, STUB_LABEL_TEXT, TOMBSTONE, cypher_name
 from hub.graph_schema import cypher
 from hub.labels import Label, LabelError, label_id, parse
+from hub.scenarios import OverlayWriter
 from hub.state_cache import StateCache, Stored, VersionState
 from hub.write_policy import WriteRights, check_all
 
@@ -136,6 +137,8 @@ class Accepted:
     # What the producer's contract requires of the upsert that creates the object (hub/contracts.py):
     # only the fold knows whether an upsert does.
     on_create: CreateTerms | None = None
+    # The scenario the event is written into (hub/scenarios.py), None: the live graph.
+    scenario: str | None = None
 
 
 class Refusal(NamedTuple):
@@ -223,6 +226,8 @@ class Plan:
     # The state of every object the plan writes, as it will be read once the plan has committed: what
     # the next batch may be folded against before this one is confirmed (see :meth:`GraphWriter.prepare`).
     after: dict[str, Stored] = field(default_factory=dict)
+    # Events that name a scenario (hub/scenarios.py): written as overlay versions, never to the live graph.
+    scenario_events: list[Accepted] = field(default_factory=list)
     # Seconds the database reports for the write statement (available plus consumed): its own time,
     # without the network or the worker's, so a slow plan shows here first. Set by GraphWriter.write.
     db_seconds: float = 0.0
@@ -1009,6 +1014,8 @@ class GraphWriter:
         self._labels: dict[str, list[str]] = {}
         # Label texts by id, for the write check (see LabelBook).
         self.book = LabelBook()
+        # Scenario events' overlay versions (hub/scenarios.py).
+        self.overlay = OverlayWriter(ontology)
         self._domains: dict[str, str] = {}
         self._ancestors: dict[str, list[str]] = {}
 
@@ -1044,7 +1051,10 @@ class GraphWriter:
         fresh = events
         if done:
             fresh = [ev for ev in events if ev.source is None or ev.offset > done.get(ev.source, -1)]
-        plan = fold(fresh, stored, self.ontology, self.book, history=self.history, sample_ms=self.sample_ms)
+        scenario_events = [ev for ev in fresh if ev.scenario is not None]
+        live = [ev for ev in fresh if ev.scenario is None] if scenario_events else fresh
+        plan = fold(live, stored, self.ontology, self.book, history=self.history, sample_ms=self.sample_ms)
+        plan.scenario_events = scenario_events
         plan.replayed = len(events) - len(fresh)
         plan.positions = positions
         return plan
@@ -1114,7 +1124,34 @@ class GraphWriter:
     async def write(self, tx: AsyncTx | neo4j.AsyncSession, plan: Plan) -> None:
         """Write ``plan`` with one statement: in ``tx``, or as an auto-commit transaction of a session
         (the plan is one statement, so that is as atomic as an explicit transaction). The database's
-        time for the statement goes into ``plan.db_seconds``."""
+        time for the statement goes into ``plan.db_seconds``. A plan with scenario events is written
+        with their overlay versions in one transaction (an explicit one, given a session)."""
+        if plan.scenario_events:
+            if isinstance(tx, neo4j.AsyncSession):
+                explicit = await tx.begin_transaction()
+                try:
+                    await self._write_all(explicit, plan)
+                    await explicit.commit()
+                finally:
+                    if not explicit.closed():
+                        await explicit.close()
+            else:
+                await self._write_all(tx, plan)
+            return
+        await self._write_live(tx, plan)
+
+    async def _write_all(self, tx: AsyncTx, plan: Plan) -> None:
+        await self._write_live(tx, plan)
+        outcome = await self.overlay.write(tx, plan.scenario_events, self.book)
+        for ev, reason, reason_class in outcome.refused:
+            _refuse(plan, ev, reason, reason_class)
+        if outcome.applied:
+            plan.applied["scenario"] += outcome.applied
+        if outcome.stale:
+            plan.stale["scenario"] += outcome.stale
+        plan.ignored += outcome.ignored
+
+    async def _write_live(self, tx: AsyncTx | neo4j.AsyncSession, plan: Plan) -> None:
         stubs = [{"m": m, "c": c} for m, c in plan.stubs.items()]
         classes = {r["c"] for r in plan.upserts}
         classes.update(plan.stubs.values())

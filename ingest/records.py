@@ -256,6 +256,7 @@ class RecordChecker:
             rights=rights,
             on_behalf_of=on_behalf_of,
             on_create=on_create,
+            scenario=event.scenario,
         )
 
     def _caller_rights(self, value: bytes, declassify: bytes | None) -> WriteRights | Rejection:

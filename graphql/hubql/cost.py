@@ -55,6 +55,7 @@ ROOT_COSTS: Final[dict[str, int]] = {
     "shortestPath": 20,
     "dependencies": 20,
     "changes": 5,
+    "compare": 10,
 }
 NESTED_COSTS: Final[dict[str, int]] = {"totalCount": 10}
 # Rows per unit of cost in a page of objects or search hits.
@@ -62,7 +63,7 @@ ROWS_PER_UNIT: Final = 100
 RELATION_OPS: Final = frozenset({"some", "none", "all", "single"})
 AGGREGATE_COST: Final = 10
 # What reading a past time adds: ``objects`` and ``changes`` then read kept versions of every object.
-AS_OF_ARGS: Final = frozenset({"asOf", "recordedAsOf"})
+AS_OF_ARGS: Final = frozenset({"asOf", "recordedAsOf", "scenario"})
 AS_OF_COST: Final = 10
 
 

@@ -185,14 +185,17 @@ async def objects_page(
     after: str | None,
     as_of: datetime | None,
     recorded_as_of: datetime | None,
+    reader: History | None = None,
 ) -> dict[str, Any]:
-    """``objects`` at a time: the same connection as the current one (cursors are mRIDs here too)."""
+    """``objects`` at a time: the same connection as the current one (cursors are mRIDs here too).
+    ``reader``: the history reader to use (a scenario's; default: the caller's)."""
     from hub.reader import ReadError, decode_page_cursor, encode_page_cursor
     from hubql.generic import PageInfo
 
     if args.get("bbox") is not None:
-        raise ReadError("bbox cannot be combined with asOf or recordedAsOf")
-    page = await history_of(info).objects_at(
+        raise ReadError("bbox cannot be combined with asOf, recordedAsOf or scenario")
+    reader = reader if reader is not None else history_of(info)
+    page = await reader.objects_at(
         as_of=as_of,
         recorded_as_of=recorded_as_of,
         class_name=args["class_name"],
@@ -209,14 +212,14 @@ async def objects_page(
             has_next_page=page.has_next, end_cursor=encode_page_cursor(rows[-1]["mrid"]) if rows else None
         ),
         "_args": args,
-        AS_OF_KEY: (as_of, recorded_as_of),
+        AS_OF_KEY: (as_of, recorded_as_of, reader),
     }
 
 
 async def count(info: Info, root: Mapping[str, Any]) -> int:
-    as_of, recorded_as_of = root[AS_OF_KEY]
+    as_of, recorded_as_of, reader = root[AS_OF_KEY]
     args = root["_args"]
-    return await history_of(info).count_at(
+    return await reader.count_at(
         as_of=as_of,
         recorded_as_of=recorded_as_of,
         class_name=args["class_name"],
@@ -232,9 +235,10 @@ async def neighbourhood(
     types: list[str] | None,
     as_of: datetime | None,
     recorded_as_of: datetime | None,
+    reader: History | None = None,
 ) -> Subgraph:
     settings = info.context.services.settings
-    return await history_of(info).neighbourhood_at(
+    return await (reader if reader is not None else history_of(info)).neighbourhood_at(
         mrid,
         depth,
         types,

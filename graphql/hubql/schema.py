@@ -31,7 +31,7 @@ from hub import reader as rd
 from hub.auth import AuthError
 from hub.graph_schema import CLASS
 from hub.settings import Settings, get_settings
-from hubql import history, prefetch
+from hubql import history, prefetch, scenarios
 from hubql.access import MUTATIONS as ACCESS_MUTATIONS
 from hubql.access import QUERIES as ACCESS_QUERIES
 from hubql.admission import Admission, TooBusy, admit
@@ -153,8 +153,17 @@ def _properties(info: Info, *paths: tuple[str, ...]) -> rd.Fields:
 
 
 async def _object(
-    info: Info, mrid: strawberry.ID, as_of: datetime | None = None, recorded_as_of: datetime | None = None
+    info: Info,
+    mrid: strawberry.ID,
+    as_of: datetime | None = None,
+    recorded_as_of: datetime | None = None,
+    scenario: str | None = None,
 ) -> Any:
+    if scenario is not None:
+        scenarios.refuse_times(as_of, recorded_as_of)
+        reader, found = await scenarios.history_in(info, scenario)
+        state = await reader.object_at(str(mrid), None, found.base)
+        return None if state is None else history.as_of_row(info, state)
     if as_of is not None or recorded_as_of is not None:
         state = await history.history_of(info).object_at(str(mrid), as_of, recorded_as_of)
         return None if state is None else history.as_of_row(info, state)
@@ -173,11 +182,16 @@ async def _objects(
     after: str | None = None,
     as_of: datetime | None = None,
     recorded_as_of: datetime | None = None,
+    scenario: str | None = None,
 ) -> Any:
     ctx = info.context
     if bbox is not None and len(bbox) != 4:
         raise rd.ReadError(f"bbox must be [minX, minY, maxX, maxY], got {len(bbox)} numbers")
     args = {"class_name": class_name, "domain": _domain_name(domain), "name": name, "bbox": bbox}
+    if scenario is not None:
+        scenarios.refuse_times(as_of, recorded_as_of)
+        reader, found = await scenarios.history_in(info, scenario)
+        return await history.objects_page(info, args, first, after, None, found.base, reader)
     if as_of is not None or recorded_as_of is not None:
         return await history.objects_page(info, args, first, after, as_of, recorded_as_of)
     wanted = prefetch.merge(_prefetch(info, "nodes"), _prefetch(info, "edges", "node"))
@@ -236,8 +250,16 @@ async def _neighbourhood(
     types: list[str] | None = None,
     as_of: datetime | None = None,
     recorded_as_of: datetime | None = None,
+    scenario: str | None = None,
 ) -> Subgraph:
     types = bounded_list(info, "types", types)
+    if scenario is not None:
+        scenarios.refuse_times(as_of, recorded_as_of)
+        reader, found = await scenarios.history_in(info, scenario)
+        graph = await history.neighbourhood(
+            info, str(mrid), 1 if depth is None else depth, types, None, found.base, reader
+        )
+        return subgraph_row(info, graph)  # type: ignore[return-value]
     if as_of is not None or recorded_as_of is not None:
         graph = await history.neighbourhood(
             info, str(mrid), 1 if depth is None else depth, types, as_of, recorded_as_of
@@ -432,14 +454,16 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
             description="One object by mRID; null when not found (the same answer for objects you may "
             "not see). asOf (valid time) and recordedAsOf (what the hub had recorded then): the object's "
             "state at that time from its kept history, judged by that version's own label; associations "
-            "are empty then.",
+            "are empty then. scenario: the object in that scenario (its latest version there, else its base "
+            "version), judged by that version's own label.",
         ),
         "objects": strawberry.field(
             resolver=_objects,
             graphql_type=connection,
             description="Objects by class (subclasses included), domain, name text and bounding box "
             "[minX, minY, maxX, maxY]; cursor pagination, page size capped by the server. asOf and "
-            "recordedAsOf: the objects at that time, as object does (not with bbox).",
+            "recordedAsOf: the objects at that time, as object does (not with bbox); scenario: the "
+            "objects in that scenario, likewise.",
         ),
         "search": strawberry.field(
             resolver=_search,
@@ -451,7 +475,8 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
             resolver=_neighbourhood,
             description="Objects within depth hops through visible objects, and the relationships "
             "among them. asOf and recordedAsOf: the same at that time, from kept history (references as "
-            "the objects' states then stated them, to objects that existed then).",
+            "the objects' states then stated them, to objects that existed then); scenario: the same "
+            "in that scenario.",
         ),
         "relations_among": strawberry.field(
             resolver=_relations_among,
@@ -490,11 +515,13 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
     query_ns.update(ACCESS_QUERIES)
     query_ns.update(PRODUCT_QUERIES)
     query_ns.update(FEEDBACK_QUERIES)
+    query_ns.update(scenarios.QUERIES)
     typed = build_typed(registry, settings, {strawberry_name(k) for k in query_ns})
     query_ns.update(typed.fields)
     query = strawberry.type(type("Query", (), query_ns), name="Query")
     mutation = strawberry.type(
-        type("Mutation", (), {**ACCESS_MUTATIONS, **FEEDBACK_MUTATIONS}), name="Mutation"
+        type("Mutation", (), {**ACCESS_MUTATIONS, **FEEDBACK_MUTATIONS, **scenarios.MUTATIONS}),
+        name="Mutation",
     )
     subscription = strawberry.type(
         type(
