@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 from collections import Counter
@@ -80,10 +81,11 @@ from hub.settings import get_settings
 from hubcli.deadletters import ReadError
 from hubcli.outcomes import MEANING, Outcome, OutcomeWatch, Tracked
 from hubcli.pipes import silence_stdout
-from ingest.cgmes import CgmesConverter, ConversionError
+from ingest.cgmes import CgmesConverter, ConversionError, convert_cgmes
 from ingest.csv_adapter import CsvAdapter, CsvMapping, MappingError
 from ingest.csv_mapping import mapping_json_schema
 from ingest.defects import DefectKind, Defects
+from ingest.difference import DifferenceConverter
 from ingest.gaslib import GasLibConverter
 from ingest.gaslib_compressors import CompressorStationConverter
 from ingest.producer import Encoded, EventLike, HubProducer, LocalRejection, ProducerError
@@ -159,6 +161,8 @@ class Source:
     defects: Defects = field(default_factory=Defects)
     # The line of the JSON-lines file whose event is being handled, to name it when it is refused.
     line: int | None = None
+    # A CGMES IEC 61970-552 difference model (one file): its upserts and deletes.
+    difference: bool = False
 
     @property
     def title(self) -> str:
@@ -188,13 +192,32 @@ def classify(paths: list[Path], forced: Format) -> list[Source]:
                 f"path {str(path)!r}: cannot tell the format from suffix {path.suffix!r}; "
                 f"use --format ({', '.join(f.value for f in Format if f is not Format.auto)})"
             )
-        if fmt is Format.cgmes:
+        if fmt is Format.cgmes and is_difference_model(path):
+            sources.append(Source(Format.cgmes, [path], difference=True))
+        elif fmt is Format.cgmes:
             cgmes.append(path)
         else:
             sources.append(Source(fmt, [path]))
     if cgmes:
         sources.insert(0, Source(Format.cgmes, cgmes))
     return sources
+
+
+# The header element of an IEC 61970-552 difference model, near the start of its file.
+_DIFFERENCE_HEADER = re.compile(rb"<[A-Za-z_][\w.-]*:DifferenceModel[\s>/]")
+
+
+def is_difference_model(path: Path) -> bool:
+    """Whether a CGMES file is a difference model (its header comes before any object)."""
+    with path.open("rb") as handle:
+        return _DIFFERENCE_HEADER.search(handle.read(64 * 1024)) is not None
+
+
+def classes_of(paths: list[Path], ontology: Any) -> dict[str, str]:
+    """mRID -> class of every object of a CGMES model (read, not published): the classes of objects a
+    difference model only describes (``rdf:Description``)."""
+    files = [f for p in paths for f in (sorted(p.glob("*.xml")) if p.is_dir() else [p])]
+    return {e.subject: e.class_ for e in convert_cgmes(files, source="base", ontology=ontology)}
 
 
 def _auto_version() -> int:
@@ -214,6 +237,8 @@ class Options:
     version_given: bool = False
     # A GasLib compressor-station file (.cs) published after the network's .net.
     compressors: Path | None = None
+    # mRID -> class from the base model (--base), for difference models.
+    classes: dict[str, str] = field(default_factory=dict)
 
 
 class RepeatedVersions:
@@ -268,7 +293,14 @@ class Emitter:
 
 def events_of(source: Source, options: Options) -> Iterator[EventLike]:
     """The events of one source; sets ``source.total`` as soon as it is known and notes what was left out."""
-    if source.format is Format.cgmes:
+    if source.difference:
+        difference = DifferenceConverter(
+            source=options.producer, version=options.version, label=options.label, ontology=options.ontology
+        )
+        difference.stats.defects = source.defects
+        yield from difference.convert_difference(source.paths[0], options.classes)
+        source.total = difference.stats.objects
+    elif source.format is Format.cgmes:
         converter = CgmesConverter(
             source=options.producer, version=options.version, label=options.label, ontology=options.ontology
         )
@@ -717,6 +749,27 @@ def produce(
             "reason_class, reason). Progress and summary go to stderr.",
         ),
     ] = False,
+    scenario: Annotated[
+        str | None,
+        typer.Option(
+            "--scenario",
+            metavar="NAME",
+            help="Publish into this scenario instead of the live graph: the worker keeps the events apart, "
+            "on top of the scenario's base (create it first: the createScenario mutation, listing this "
+            "producer).",
+            show_default=False,
+        ),
+    ] = None,
+    base: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--base",
+            metavar="PATH",
+            help="CGMES files or folder of the base model difference models apply to: read (not "
+            "published) for the classes of objects a difference model only describes.",
+            show_default=False,
+        ),
+    ] = None,
     strict: Annotated[
         bool,
         typer.Option(
@@ -727,6 +780,9 @@ def produce(
     ] = False,
 ) -> None:
     """Publish CGMES, GasLib, JSON-lines or CSV files to a producer's topic.
+
+    A CGMES difference model (IEC 61970-552) is sent as the upserts and deletes it states; --scenario NAME
+    publishes into a scenario instead of the live graph.
 
     CSV files go through a column mapping (--mapping), documented in docs/csv-mapping.md.
 
@@ -769,8 +825,10 @@ def produce(
             label_header=label_header,
             batch_size=batch_size,
             rate=rate,
+            scenario=scenario,
         )
-    except (ProducerError, MappingError) as exc:
+        classes = classes_of(base, ontology) if base else {}
+    except (ProducerError, MappingError, ConversionError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(code=1) from None
     options = Options(
@@ -781,6 +839,7 @@ def produce(
         ontology,
         version_given=version is not None,
         compressors=compressors,
+        classes=classes,
     )
     emitter = Emitter.open(emit_target) if emit_target is not None else None
     try:

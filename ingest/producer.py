@@ -28,7 +28,7 @@ from typing import Any, Final, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 
-from hub.events import Event, normalise_mrid
+from hub.events import SCENARIO_NAME_PATTERN, Event, normalise_mrid
 from hub.kafka_clients import ADMIN, aiokafka_options, producer_principal
 from hub.kafka_topics import ensure_topics, topic_admin
 from hub.labels import LabelError, parse
@@ -146,8 +146,16 @@ class HubProducer:
         linger_ms: int = 5,
         compression: str | None = None,
         principal: str | None = None,
+        scenario: str | None = None,
     ) -> None:
         self.settings = settings or get_settings()
+        if scenario is not None and not re.match(SCENARIO_NAME_PATTERN, scenario):
+            raise ProducerError(
+                f"scenario = {scenario!r} must be 1 to 64 letters, digits, '_', '.' or '-', starting with a "
+                "letter or digit"
+            )
+        # Every event goes into this scenario (hub/scenarios.py) instead of the live graph.
+        self.scenario = scenario
         if not PRODUCER_ID.match(producer_id or ""):
             raise ProducerError(
                 f"producer_id = {producer_id!r} must be lower-case letters, digits, '-' or '_' "
@@ -246,6 +254,8 @@ class HubProducer:
             raise LocalRejection(None, f"event of type {type(event).__name__} is not an event")
         if not isinstance(body, dict):
             raise LocalRejection(None, f"event must be a JSON object, got {type(body).__name__}")
+        if self.scenario is not None:
+            body["scenario"] = self.scenario
         subject = body.get("subject")
         subject_text = subject if isinstance(subject, str) else None
         source = body.get("source")
