@@ -371,7 +371,12 @@ WITH DISTINCT c.mrid AS m
                 break
             cursor = rows[-1]["m"]
         kept = found[:size]
-        await self._with_visible_references([s for c in kept for s in (c.before, c.after) if s is not None])
+        # A base state shows its references as the base had them; a scenario state as the scenario has.
+        base = History(self.guard, self.ontology, max_page_size=self.max_page_size)
+        await base._with_visible_references(
+            [c.before for c in kept if c.before is not None], at=scenario.base
+        )
+        await self._with_visible_references([c.after for c in kept if c.after is not None])
         self.guard.stats.rows += len(kept)
         return kept, len(found) > size
 
@@ -387,7 +392,10 @@ WITH DISTINCT c.mrid AS m
             + f"WITH m, {_shown('s')} AS v WHERE v IS NOT NULL RETURN m, v {{.*}} AS v",
             {"mrids": list(mrids), "t": as_of, "r": recorded_as_of, "scenario": self.scenario},
         )
-        return {r["m"]: r["v"] for r in rows}
+        found = {r["m"]: r["v"] for r in rows}
+        for state in found.values():
+            state.pop("scenario", None)
+        return found
 
     async def neighbourhood_at(
         self,
@@ -737,14 +745,21 @@ WITH DISTINCT c.mrid AS m
         stated = [float(s[attr.key]) for s in states if s.get(attr.key) is not None]
         return sum(stated) if stated else None
 
-    async def _with_visible_references(self, states: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def _with_visible_references(
+        self, states: Sequence[dict[str, Any]], *, at: datetime | None = None
+    ) -> list[dict[str, Any]]:
         """``states`` with their references as (type, target) pairs under ``references``, keeping only
-        targets the caller may see now (the current graph shows no edge to a hidden or deleted object)."""
+        targets the caller may see now (the current graph shows no edge to a hidden or deleted object);
+        in a scenario, those the caller may see there; ``at``: those it may see in the live graph as
+        recorded then (a scenario's base)."""
         targets = {t for s in states for t in s.get(REF_TARGETS) or ()}
         seen: set[str] = set()
-        if targets and self.in_scenario is not None:
+        for s in states:
+            s.pop("scenario", None)
+        if targets and (self.in_scenario is not None or at is not None):
             # In a scenario: targets the caller may see there (the scenario may add or remove them).
-            seen = set(await self.states_at(sorted(targets), None, self.in_scenario.base))
+            when = at if at is not None else self.in_scenario.base if self.in_scenario is not None else None
+            seen = set(await self.states_at(sorted(targets), None, when))
         elif targets:
             rows = await self.guard.read(
                 "UNWIND $ids AS id MATCH (n:Entity {mrid: id}) USING INDEX SEEK n:Entity(mrid) "

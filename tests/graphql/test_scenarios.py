@@ -1,0 +1,377 @@
+"""Scenarios end to end: the CGMES MicroGrid base model published to the live graph with ``hub produce``,
+a scenario created on it, and an IEC 61970-552 difference model published into the scenario with
+``hub produce --scenario``, all through real Kafka, the real ingest worker and Neo4j, read through the API:
+
+* the scenario's graph is the base with the difference model applied (a changed attribute and reference,
+  added objects, removed objects), computed here from the files themselves;
+* the live graph is untouched (nodes, properties, edges and kept versions alike);
+* ``compare`` lists exactly the difference model's changes, each with its base and scenario state;
+* labels: a scenario whose label the caller may not see is answered exactly as a missing one, and an
+  object published into a scenario above the caller's clearance is absent for it there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import neo4j
+import pytest
+from graphkit import Api, serve
+from typer.testing import CliRunner
+
+from hub.events import EventType
+from hub.settings import get_settings
+from hub.validation import validate_event
+from hubcli.main import app
+from ingest.cgmes import convert_cgmes
+from ingest.difference import convert_difference
+from ingest.producer_onboarding import add_producer
+from ontology.loader import load_ontology
+from tests.ingest.test_poison import Stream, Worker, _delete_topics
+
+pytestmark = pytest.mark.services
+
+BASE = Path(__file__).resolve().parents[3] / "shared" / "data" / "cgmes" / "2.4.15" / "MicroGrid-BaseCase"
+DIFFERENCE = (
+    Path(__file__).resolve().parents[1] / "ingest" / "data" / "MicroGrid_BE_EQ_difference_cgmes2415.xml"
+)
+PUBLIC, OFFICIAL = "classification=PUBLIC", "classification=OFFICIAL"
+BASE_VERSION, DIFFERENCE_VERSION = 100, 200
+
+CREATE = """mutation($n: String!, $l: String!, $p: [String!]!) {
+  createScenario(name: $n, label: $l, producers: $p) { name owner label producers baseTime } }"""
+DELETE = """mutation($n: String!) { deleteScenario(name: $n) }"""
+SCENARIO = """query($n: String!) { scenario(name: $n) { name label } scenarios { name } }"""
+OBJECT = """query($m: ID!, $s: String) { object(mrid: $m, scenario: $s) { mrid name version label } }"""
+OBJECTS = """query($s: String, $a: String) {
+  objects(scenario: $s, first: 500, after: $a) {
+    nodes { mrid name version className } pageInfo { hasNextPage endCursor } } }"""
+STATE = "label producer attributes { key value } references { type target }"
+COMPARE = f"""query($s: String!, $a: String) {{
+  compare(scenario: $s, first: 50, after: $a) {{
+    changes {{ mrid className change changedKeys before {{ {STATE} }} after {{ {STATE} }} }}
+    hasNextPage endCursor }} }}"""
+NEIGHBOURHOOD = """query($m: ID!, $s: String) {
+  neighbourhood(mrid: $m, depth: 1, scenario: $s) { nodes { mrid } edges { source target type } } }"""
+
+
+@dataclass
+class Env:
+    api: Api
+    prefix: str
+    producer: str
+    worker: Worker
+    bootstrap: str
+    driver: neo4j.Driver
+    folder: Path
+    tokens: dict[str, str]
+
+    def produce(self, *args: str) -> None:
+        result = CliRunner().invoke(app, ["produce", "--producer", self.producer, *args])
+        assert result.exit_code == 0, result.output
+        self.worker.wait_until_done(self.bootstrap)
+
+    def post(self, caller: str, text: str, variables: dict[str, Any]) -> dict[str, Any]:
+        body: dict[str, Any] = self.api.query(text, variables, token=self.tokens[caller])
+        return body
+
+    def query(self, caller: str, text: str, variables: dict[str, Any]) -> Any:
+        body = self.post(caller, text, variables)
+        assert "errors" not in body, body
+        return body["data"]
+
+    def objects(self, caller: str, scenario: str | None) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        after = None
+        while True:
+            page = self.query(caller, OBJECTS, {"s": scenario, "a": after})["objects"]
+            found.update((n["mrid"], n) for n in page["nodes"])
+            if not page["pageInfo"]["hasNextPage"]:
+                return found
+            after = page["pageInfo"]["endCursor"]
+
+    def compare(self, caller: str, scenario: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        after = None
+        while True:
+            page = self.query(caller, COMPARE, {"s": scenario, "a": after})["compare"]
+            found += page["changes"]
+            if not page["hasNextPage"]:
+                return found
+            after = page["endCursor"]
+
+
+def _forget_microgrid(driver: neo4j.Driver, mrids: list[str]) -> None:
+    driver.execute_query(
+        "MATCH (n) WHERE (n:Entity OR n:ObjectVersion OR n:ScenarioVersion) AND n.mrid IN $m DETACH DELETE n",
+        m=mrids,
+    )
+
+
+@pytest.fixture(scope="module")
+def env(settings: Any, neo4j_driver: neo4j.Driver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    prefix = f"sc{uuid.uuid4().hex[:8]}"
+    folder = tmp_path_factory.mktemp("scenarios")
+    topic_prefix = f"{prefix}.cim.ingest."
+    producer = f"{prefix}-tso"
+    isolated = settings.model_copy(
+        update={
+            "ingest_topic_prefix": topic_prefix,
+            "topic_partitions": 1,
+            "producers_file": folder / "p.json",
+        }
+    )
+    asyncio.run(add_producer(isolated, producer))
+    # The command reads its settings from the environment, as it does when run by hand.
+    os.environ["HUB_INGEST_TOPIC_PREFIX"] = topic_prefix
+    get_settings.cache_clear()
+    ontology = load_ontology()
+    mrids = [e.subject for e in convert_cgmes(sorted(BASE.glob("*.xml")), source=producer, ontology=ontology)]
+    mrids += [e.subject for e in _difference_events(producer)]
+    # The MicroGrid's mRIDs are fixed: whatever an earlier run left of them goes first.
+    _forget_microgrid(neo4j_driver, mrids)
+    stream = Stream(prefix, {producer: {"org": "tso", "clearance": "OFFICIAL"}})
+    worker = Worker(settings, stream, folder)
+    worker.start()
+    try:
+        with serve(settings) as api:
+            tokens = {
+                "official": api.token("planner", "elsewhere", "OFFICIAL"),
+                "public": api.token("viewer", "elsewhere", "PUBLIC"),
+            }
+            yield Env(api, prefix, producer, worker, settings.kafka_bootstrap, neo4j_driver, folder, tokens)
+        assert worker.proc is not None and worker.proc.poll() is None, worker.logs()[-3000:]
+    finally:
+        worker.stop()
+        del os.environ["HUB_INGEST_TOPIC_PREFIX"]
+        get_settings.cache_clear()
+        _forget_microgrid(neo4j_driver, mrids)
+        neo4j_driver.execute_query(
+            "MATCH (n) WHERE (n:Entity OR n:ObjectVersion OR n:ScenarioVersion) AND n.mrid STARTS WITH $p "
+            "DETACH DELETE n",
+            p=prefix,
+        )
+        neo4j_driver.execute_query("MATCH (s:Scenario) WHERE s.name STARTS WITH $p DETACH DELETE s", p=prefix)
+        asyncio.run(_delete_topics(settings.kafka_bootstrap, prefix))
+
+
+def _difference_events(producer: str) -> list[Any]:
+    ontology = load_ontology()
+    classes = {
+        e.subject: e.class_
+        for e in convert_cgmes(sorted(BASE.glob("*.xml")), source=producer, ontology=ontology)
+    }
+    return list(
+        convert_difference(
+            DIFFERENCE, source=producer, version=DIFFERENCE_VERSION, ontology=ontology, classes=classes
+        )
+    )
+
+
+def _typed(event: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """An event's attributes (property key -> stored value, None: removed) and references, as the hub
+    validates them."""
+    valid = validate_event(event.to_json_dict(), load_ontology())
+    return dict(valid.properties), {t: list(m) for t, m in valid.relationships.items()}
+
+
+def _live_snapshot(driver: neo4j.Driver, mrids: list[str]) -> list[Any]:
+    records, _, _ = driver.execute_query(
+        "MATCH (n:Entity) WHERE n.mrid IN $m OPTIONAL MATCH (n)-[r]->(t) "
+        "WITH n, collect([type(r), t.mrid]) AS out "
+        "OPTIONAL MATCH (v:ObjectVersion {mrid: n.mrid}) "
+        "RETURN n.mrid AS m, labels(n) AS l, properties(n) AS p, out, count(v) AS versions ORDER BY m",
+        m=mrids,
+    )
+    return [(r["m"], sorted(r["l"]), r["p"], sorted(map(tuple, r["out"])), r["versions"]) for r in records]
+
+
+def test_a_difference_model_as_a_scenario_is_the_base_with_its_changes_and_leaves_the_live_graph(
+    env: Env,
+) -> None:
+    ontology = load_ontology()
+    base_events = list(convert_cgmes(sorted(BASE.glob("*.xml")), source=env.producer, ontology=ontology))
+    base = {e.subject: e for e in base_events}
+    env.produce(str(BASE), "--label", PUBLIC, "--version", str(BASE_VERSION))
+    mrids = sorted(base)
+    live_before = _live_snapshot(env.driver, mrids)
+    assert len(live_before) == len(base)
+
+    name = f"{env.prefix}-plan"
+    made = env.query("official", CREATE, {"n": name, "l": PUBLIC, "p": [env.producer]})["createScenario"]
+    assert made["name"] == name and made["label"] == PUBLIC and made["producers"] == [env.producer]
+    env.produce(
+        str(DIFFERENCE),
+        "--scenario",
+        name,
+        "--base",
+        str(BASE),
+        "--label",
+        PUBLIC,
+        "--version",
+        str(DIFFERENCE_VERSION),
+    )
+
+    # What the difference model states, from the file: upserts (changed or added) and deletes.
+    changes = _difference_events(env.producer)
+    deleted = {e.subject for e in changes if e.type is EventType.DELETE}
+    upserted = {e.subject: e for e in changes if e.type is EventType.UPSERT}
+    added = set(upserted) - set(base)
+    changed = set(upserted) & set(base)
+    assert deleted and added and changed and deleted <= set(base)
+
+    # The live graph is untouched: the same nodes, properties, edges and kept versions.
+    assert _live_snapshot(env.driver, sorted(set(mrids) | added)) == live_before
+    live = env.objects("official", None)
+    assert {m for m in live if m in base or m in added} == set(base)
+    assert all(live[m]["version"] == BASE_VERSION for m in base)
+
+    # The scenario's graph: the base less what the difference removes, plus what it adds.
+    inside = env.objects("official", name)
+    ours = {m: n for m, n in inside.items() if m in base or m in added}
+    assert set(ours) == (set(base) - deleted) | added
+    for m, node in ours.items():
+        props = _typed(base[m])[0] if m in base else {}
+        if m in upserted:
+            props = {**props, **_typed(upserted[m])[0]}
+        assert node["version"] == (DIFFERENCE_VERSION if m in upserted else BASE_VERSION), (m, node)
+        assert node["className"] == (upserted[m] if m in upserted else base[m]).class_, (m, node)
+        assert node["name"] == props.get("name"), (m, node)
+
+    # compare lists exactly the difference model's changes, each state being the base's and the base's
+    # with the difference's patch applied.
+    listed = env.compare("official", name)
+    assert [c["mrid"] for c in listed] == sorted(deleted | added | changed)
+    kinds = {c["mrid"]: c["change"] for c in listed}
+    assert kinds == {
+        **dict.fromkeys(deleted, "deleted"),
+        **dict.fromkeys(added, "created"),
+        **dict.fromkeys(changed, "updated"),
+    }
+    present = set(ours)
+    for c in listed:
+        m = c["mrid"]
+        before_props, before_refs = _typed(base[m]) if m in base else ({}, {})
+        if m in deleted:
+            assert c["after"] is None
+        else:
+            props, refs = _typed(upserted[m])
+            after_props = {k: v for k, v in {**before_props, **props}.items() if v is not None}
+            after_refs = {**{t: v for t, v in before_refs.items() if t not in refs}, **refs}
+            assert _attributes(c["after"]) == _ontology_attributes(after_props), m
+            assert _references(c["after"]) == _present(after_refs, present), m
+            assert c["after"]["label"] == PUBLIC
+            assert c["changedKeys"] == sorted(
+                k
+                for k in _ontology_attributes(before_props).keys() | _ontology_attributes(after_props).keys()
+                if before_props.get(k) != after_props.get(k)
+            ), m
+        if m in added:
+            assert c["before"] is None
+        else:
+            assert _attributes(c["before"]) == _ontology_attributes(before_props), m
+            assert _references(c["before"]) == _present(before_refs, set(base)), m
+
+    # A neighbourhood in the scenario follows the scenario's references: the added line's terminals
+    # reach it there, and it is nowhere in the live graph.
+    line = next(m for m in added if upserted[m].class_ == "ACLineSegment")
+    around = env.query("official", NEIGHBOURHOOD, {"m": line, "s": name})["neighbourhood"]
+    terminals = {m for m in added if upserted[m].class_ == "Terminal"}
+    assert terminals <= {n["mrid"] for n in around["nodes"]}
+    assert {(e["source"], e["target"]) for e in around["edges"]} >= {(t, line) for t in terminals}
+    assert env.query("official", NEIGHBOURHOOD, {"m": line, "s": None})["neighbourhood"]["nodes"] == []
+
+
+def _ontology_attributes(props: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in props.items() if not k.startswith("_")}
+
+
+def _attributes(state: dict[str, Any]) -> dict[str, Any]:
+    return {a["key"]: a["value"] for a in state["attributes"]}
+
+
+def _references(state: dict[str, Any]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for r in state["references"]:
+        out.setdefault(r["type"], []).append(r["target"])
+    return {t: sorted(v) for t, v in out.items()}
+
+
+def _present(refs: dict[str, list[str]], present: set[str]) -> dict[str, list[str]]:
+    """References to objects that exist there (no reference shows to what is absent)."""
+    kept = {t: sorted(m for m in targets if m in present) for t, targets in refs.items()}
+    return {t: v for t, v in kept.items() if v}
+
+
+def test_a_hidden_scenario_is_a_missing_one_and_a_hidden_object_in_a_scenario_is_absent(env: Env) -> None:
+    secret = f"{env.prefix}-secret"
+    env.query("official", CREATE, {"n": secret, "l": OFFICIAL, "p": [env.producer]})
+    seen = env.query("official", SCENARIO, {"n": secret})
+    assert seen["scenario"] == {"name": secret, "label": OFFICIAL}
+    assert secret in {s["name"] for s in seen["scenarios"]}
+    unseen = env.query("public", SCENARIO, {"n": secret})
+    assert unseen["scenario"] is None and secret not in {s["name"] for s in unseen["scenarios"]}
+    some_object = next(iter(env.objects("public", None)))
+    hidden_answers = [
+        env.post("public", OBJECT, {"m": some_object, "s": secret}),
+        env.post("public", COMPARE, {"s": secret, "a": None}),
+        env.post("public", OBJECTS, {"s": secret, "a": None}),
+    ]
+    assert all("does not exist" in json.dumps(a) for a in hidden_answers), hidden_answers
+    # Only the owner deletes it; then the same questions get byte-identical answers.
+    refused = env.post("public", DELETE, {"n": secret})
+    assert "does not exist" in json.dumps(refused)
+    assert env.query("official", DELETE, {"n": secret}) == {"deleteScenario": True}
+    missing_answers = [
+        env.post("public", OBJECT, {"m": some_object, "s": secret}),
+        env.post("public", COMPARE, {"s": secret, "a": None}),
+        env.post("public", OBJECTS, {"s": secret, "a": None}),
+    ]
+    assert [json.dumps(a, sort_keys=True) for a in hidden_answers] == [
+        json.dumps(a, sort_keys=True) for a in missing_answers
+    ]
+
+    # An object published into a public scenario with a label above the viewer's clearance, and one
+    # with a public label: the viewer sees only the public one there.
+    open_name = f"{env.prefix}-open"
+    env.query("official", CREATE, {"n": open_name, "l": PUBLIC, "p": [env.producer]})
+    lines = env.folder / "into-scenario.jsonl"
+    events = [
+        {
+            "id": f"{which}-{uuid.uuid4().hex[:6]}",
+            "source": env.producer,
+            "type": "upsert",
+            "subject": f"{env.prefix}-{which}",
+            "time": "2026-01-01T00:00:00Z",
+            "version": 1,
+            "class": "EnergyConsumer",
+            "attributes": {"IdentifiedObject.name": which},
+            "label": label,
+        }
+        for which, label in (("hidden", OFFICIAL), ("shown", PUBLIC))
+    ]
+    lines.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+    env.produce(str(lines), "--scenario", open_name)
+    hidden, shown = f"{env.prefix}-hidden", f"{env.prefix}-shown"
+
+    official = env.objects("official", open_name)
+    public = env.objects("public", open_name)
+    assert hidden in official and shown in official
+    assert hidden not in public and shown in public
+    assert env.query("public", OBJECT, {"m": hidden, "s": open_name}) == {"object": None}
+    assert env.post("public", OBJECT, {"m": hidden, "s": open_name}) == env.post(
+        "public", OBJECT, {"m": f"{env.prefix}-never-published", "s": open_name}
+    )
+    assert env.query("official", OBJECT, {"m": hidden, "s": open_name})["object"]["label"] == OFFICIAL
+    assert {c["mrid"] for c in env.compare("official", open_name)} == {hidden, shown}
+    assert {c["mrid"] for c in env.compare("public", open_name)} == {shown}
+    # Nothing of either reached the live graph.
+    assert env.query("official", OBJECT, {"m": hidden, "s": None}) == {"object": None}
+    assert env.query("official", OBJECT, {"m": shown, "s": None}) == {"object": None}
