@@ -54,7 +54,7 @@ _SCENARIO_STATE_AT: Final = cypher(
     """
 CALL (m) {{
   OPTIONAL MATCH (o:ScenarioVersion {{scenario: $scenario, mrid: m}})
-  WITH o ORDER BY o.@version DESC LIMIT 1
+  WITH m, o ORDER BY o.@version DESC LIMIT 1
   CALL (m, o) {{
     OPTIONAL MATCH (x:ObjectVersion {{mrid: m}}) USING INDEX SEEK x:ObjectVersion(mrid)
     WHERE o IS NULL AND (${t} IS NULL OR x.@valid_from <= ${t}) AND ($r IS NULL OR x.@recorded <= $r)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import neo4j
@@ -189,6 +189,9 @@ async def create(
         raise ScenarioError(f"producers must be at most {MAX_PRODUCERS} non-empty names")
     if base is not None and base.utcoffset() is None:
         raise ScenarioError("baseTime must have a time zone")
+    if base is not None and base > datetime.now(UTC):
+        # A base in the future would move as the live graph does until then.
+        raise ScenarioError("baseTime must not be in the future")
     lid = label_id(text)
     props = {
         "name": name,

@@ -9,6 +9,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import neo4j
@@ -16,8 +17,9 @@ import pytest
 
 from hub.graph import ensure_schema, make_async_driver
 from hub.graph_schema import DELETED, LABEL, OWNER, VERSION
-from hub.labels import label_id
-from hub.scenarios import ScenarioStore
+from hub.guard import Guard, LabelDirectory
+from hub.labels import Authorizations, LabelCache, label_id
+from hub.scenarios import ScenarioError, ScenarioStore, create, delete, find
 from hub.writer import Accepted, GraphWriter
 from ontology.loader import load_ontology
 from tests.hub.test_writer import ev
@@ -175,5 +177,119 @@ def test_a_deleted_scenario_takes_its_versions_with_it(
             n=name,
         )
         assert (records[0]["v"], records[0]["s"]) == (0, 0)
+    finally:
+        neo4j_driver.execute_query("MATCH (s:Scenario) WHERE s.name STARTS WITH $p DETACH DELETE s", p=prefix)
+
+
+def test_creating_and_deleting_scenarios_follows_the_owner_and_the_label(
+    async_driver: Any, neo4j_driver: neo4j.Driver, loop: asyncio.AbstractEventLoop, settings: Any
+) -> None:
+    prefix = f"ts{uuid.uuid4().hex[:8]}-"
+    db = settings.neo4j_database
+    store = ScenarioStore(async_driver, db)
+    directory = LabelDirectory(async_driver, db, 60.0)
+
+    def guard(auths: Authorizations) -> Guard:
+        return Guard(async_driver, db, directory, auths, 10.0, LabelCache())
+
+    official = Authorizations("OFFICIAL")
+    public = Authorizations("PUBLIC")
+
+    async def refused(call: Any) -> str:
+        try:
+            await call
+        except ScenarioError as exc:
+            return str(exc)
+        raise AssertionError("not refused")
+
+    async def run() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        name = f"{prefix}plan"
+        made = await create(
+            store,
+            guard(official),
+            name=name,
+            owner="planner",
+            authorizations=official,
+            label="classification=OFFICIAL",
+            producers=["p1", "p1", "p2"],
+            base=None,
+        )
+        out["made"] = made
+        out["seen by public"] = await find(guard(public), name)
+        out["taken"] = await refused(
+            create(
+                store,
+                guard(public),
+                name=name,
+                owner="viewer",
+                authorizations=public,
+                label="classification=PUBLIC",
+                producers=[],
+                base=None,
+            )
+        )
+        out["beyond"] = await refused(
+            create(
+                store,
+                guard(public),
+                name=f"{prefix}x",
+                owner="viewer",
+                authorizations=public,
+                label="classification=OFFICIAL",
+                producers=[],
+                base=None,
+            )
+        )
+        out["future"] = await refused(
+            create(
+                store,
+                guard(official),
+                name=f"{prefix}y",
+                owner="planner",
+                authorizations=official,
+                label="classification=PUBLIC",
+                producers=[],
+                base=datetime.now(UTC) + timedelta(days=1),
+            )
+        )
+        out["bad name"] = await refused(
+            create(
+                store,
+                guard(official),
+                name="no spaces",
+                owner="planner",
+                authorizations=official,
+                label="classification=PUBLIC",
+                producers=[],
+                base=None,
+            )
+        )
+        out["hidden delete"] = await refused(delete(store, guard(public), name, "viewer"))
+        out["missing delete"] = await refused(delete(store, guard(public), f"{prefix}none", "viewer"))
+        out["not owner"] = await refused(delete(store, guard(official), name, "someone"))
+        await delete(store, guard(official), name, "planner")
+        out["after delete"] = await find(guard(official), name)
+        return out
+
+    try:
+        out = loop.run_until_complete(run())
+        made = out["made"]
+        assert (made.owner, made.producers, made.label_id) == (
+            "planner",
+            ("p1", "p2"),
+            label_id("classification=OFFICIAL"),
+        )
+        assert made.created >= made.base
+        assert out["seen by public"] is None
+        assert out["taken"] == f"scenario name '{prefix}plan' is taken"
+        assert "you do not satisfy the label 'classification=OFFICIAL'" in out["beyond"]
+        assert out["future"] == "baseTime must not be in the future"
+        assert "scenario name 'no spaces' must be" in out["bad name"]
+        # A scenario the caller may not see is one that does not exist, in the same words.
+        assert out["hidden delete"] == f"scenario '{prefix}plan' does not exist"
+        assert out["missing delete"] == f"scenario '{prefix}none' does not exist"
+        assert out["not owner"] == f"only the owner may delete '{prefix}plan'"
+        assert out["after delete"] is None
     finally:
         neo4j_driver.execute_query("MATCH (s:Scenario) WHERE s.name STARTS WITH $p DETACH DELETE s", p=prefix)
