@@ -1,8 +1,10 @@
 """Ingest pipeline benchmark: topic -> worker -> committed graph, beside a plain batched UNWIND loader.
 
 ``python -m bench.pipeline [--events N] [--rounds R] [--warmup-events W] [--rate R] [--stream-seconds S]
-[--contract]`` (``--contract``: the worker holds every event to a data contract promising each class and
-attribute the benchmark writes, see :func:`write_contract`)
+[--contract [on|both]]`` (``--contract``: the worker holds every event to a data contract promising each
+class and attribute the benchmark writes, see :func:`write_contract`; ``--contract both``: every round
+runs the pipeline twice, without the contract and with it, beside the same raw load, so the two are
+compared with each other and with raw in one run)
 
 Two measurements, each taken for the pipeline and for the raw baseline in the same run, on the same
 kind of events (upserts of electricity and gas objects with their attributes and references, new mRIDs
@@ -28,6 +30,12 @@ per phase so both sides do the same create work):
   - CPU per event of every process involved (Neo4j, Kafka, the worker, the loader), read from ``/proc``
     over each span: a figure far less swayed by a noisy machine than a rate, and one that shows where
     the time goes.
+* with ``--contract both``, a round is a raw load and two pipeline runs, one worker without contracts and
+  one with the benchmark's contract (``HUB_CONTRACTS_DIR``), on the same generated events (same seed, own
+  mRIDs and topics); the three take turns going first. Each variant keeps its own worker between rounds
+  (the other variant's worker sits idle on its drained topic meanwhile), and the freshness stream is sent
+  to each variant's worker back to back. The contract run's dead-letter topic is counted: an event that
+  broke the contract would be dead-lettered instead of written, and the rate would not compare.
 * freshness: events arrive at a fixed rate (below both throughputs), stamped with their send time;
   freshness is commit time minus that time. The pipeline's commit times come from the change feed; the
   baseline takes the same rate from an in-process queue and batches with the worker's size and time
@@ -507,6 +515,20 @@ class OffsetWatch:
         return done, sum(end.values())
 
 
+async def topic_records(bootstrap: str, topic: str) -> int:
+    """How many records ``topic`` has had (0 when it does not exist)."""
+    consumer = AIOKafkaConsumer(**admin_options(bootstrap), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        if topic not in await consumer.topics():
+            return 0
+        parts = consumer.partitions_for_topic(topic) or set()
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in parts])
+        return int(sum(ends.values()))
+    finally:
+        await consumer.stop()
+
+
 async def read_changes(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     """Every record on a change topic (until it has been quiet for two seconds)."""
     consumer = AIOKafkaConsumer(
@@ -714,10 +736,11 @@ def pipeline_round(
     worker_log: Path,
     previous: Worker | None,
     events: int | None = None,
+    contracts: Path | None = None,
 ) -> tuple[Worker, float, dict[str, float]]:
     """The pipeline side of a round: events into a fresh topic, then a fresh worker on it (the previous
-    round's worker is stopped first)."""
-    worker = Worker(settings, prefix, producer, worker_log, args.contracts_dir)
+    round's worker is stopped first), holding events to the contracts in ``contracts`` when given."""
+    worker = Worker(settings, prefix, producer, worker_log, contracts)
     asyncio.run(create_topic(settings.kafka_bootstrap, worker.topic, args.partitions))
     asyncio.run(
         produce(
@@ -730,9 +753,8 @@ def pipeline_round(
     if previous is not None:
         previous.stop()
     eps, cpu = pipeline_throughput(settings, worker, worker.topic, meter, args.timeout)
-    log(
-        f"pipeline: {eps:.0f} events/s; CPU us/event {fmt_cpu(cpu)}; worker peak {worker.peak_rss_mb:.0f} MiB"
-    )
+    side = "pipeline with contract" if contracts is not None else "pipeline"
+    log(f"{side}: {eps:.0f} events/s; CPU us/event {fmt_cpu(cpu)}; worker peak {worker.peak_rss_mb:.0f} MiB")
     return worker, eps, cpu
 
 
@@ -751,37 +773,90 @@ def write_results(result: dict[str, Any], name: str = "pipeline") -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     t, f = result["throughput"], result["freshness"]
+    both = "contract_eps" in t
+    machine = result["machine"]
+    load = ""
+    if "load_average_start" in machine:
+        start, end = machine["load_average_start"], machine["load_average_end"]
+        load = (
+            f" Load average (1, 5, 15 min) at the start {start[0]:.2f}, {start[1]:.2f}, {start[2]:.2f}; "
+            f"at the end {end[0]:.2f}, {end[1]:.2f}, {end[2]:.2f}."
+        )
+    if both:
+        enforced = (
+            "both: every round runs the pipeline without a data contract and with one (--contract both)"
+        )
+        shape = "a raw load and two pipeline runs (without and with the contract) back to back, taking turns"
+    else:
+        enforced = f"{'yes' if result.get('contract_enforced') else 'no'} (--contract)"
+        shape = "a raw load and a pipeline run back to back, alternating"
     lines = [
         "# Ingest pipeline benchmark",
         "",
         f"Kafka security: {result.get('kafka_security', 'plaintext')} (HUB_KAFKA_SECURITY). Data contract "
-        f"enforced by the worker: {'yes' if result.get('contract_enforced') else 'no'} (--contract).",
+        f"enforced by the worker: {enforced}.",
         "",
-        f"Run {result['when']} on {result['machine']['cpus']} CPUs ({result['machine']['platform']}); "
+        f"Run {result['when']} on {machine['cpus']} CPUs ({machine['platform']}); "
         f"batch size {result['batch_size']}; {t['rounds']} rounds of {t['events']} events for throughput, "
-        f"each a raw load and a pipeline run back to back, alternating which goes first, from the same "
+        f"each {shape} which goes first, from the same "
         f"database; {f['events']} events at {f['rate']:.0f} "
-        "events/s for freshness.",
+        f"events/s for freshness.{load}",
         "",
-        "| measure | pipeline (Kafka -> worker -> Neo4j) | raw (batched UNWIND, no Kafka) | pipeline / raw |",
-        "| --- | ---: | ---: | ---: |",
-        f"| sustained events/s (median of rounds) | {t['pipeline_eps']:.0f} | {t['raw_eps']:.0f} "
-        f"| **{t['ratio']:.0%}** (median of the rounds' ratios) |",
-        f"| freshness p50 (s) | {f['pipeline_p50_s']:.3f} | {f['raw_p50_s']:.3f} | |",
-        f"| freshness p99 (s) | {f['pipeline_p99_s']:.3f} | {f['raw_p99_s']:.3f} | |",
-        "",
-        "Rounds (CPU microseconds per event by process over the same stretch):",
-        "",
-        "| round | raw events/s | pipeline events/s | pipeline / raw | raw CPU us/event "
-        "| pipeline CPU us/event | worker peak memory |",
-        "| ---: | ---: | ---: | ---: | --- | --- | ---: |",
     ]
-    for k, r in enumerate(t["per_round"], 1):
-        lines.append(
-            f"| {k} | {r['raw_eps']:.0f} | {r['pipeline_eps']:.0f} | {r['ratio']:.0%} "
-            f"| {fmt_cpu(r['raw_cpu_us'])} | {fmt_cpu(r['pipeline_cpu_us'])} "
-            f"| {r.get('worker_peak_rss_mb', float('nan')):.0f} MiB |"
-        )
+    if both:
+        lines += [
+            "| measure | pipeline (Kafka -> worker -> Neo4j) | pipeline with contract "
+            "| raw (batched UNWIND, no Kafka) | pipeline / raw | pipeline with contract / raw |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+            f"| sustained events/s (median of rounds) | {t['pipeline_eps']:.0f} | {t['contract_eps']:.0f} "
+            f"| {t['raw_eps']:.0f} | **{t['ratio']:.0%}** | **{t['contract_ratio']:.0%}** |",
+            f"| freshness p50 (s) | {f['pipeline_p50_s']:.3f} | {f['contract_p50_s']:.3f} "
+            f"| {f['raw_p50_s']:.3f} | | |",
+            f"| freshness p99 (s) | {f['pipeline_p99_s']:.3f} | {f['contract_p99_s']:.3f} "
+            f"| {f['raw_p99_s']:.3f} | | |",
+            "",
+            "Ratios are medians of the rounds' ratios. With the contract the pipeline ran at "
+            f"{t['contract_to_pipeline']:.0%} of its rate without (median of the rounds' ratios). Events "
+            "dead-lettered: "
+            + ", ".join(f"{k} {v}" for k, v in result.get("dead_letters", {}).items())
+            + " (every event keeps the contract; one dead-lettered would not be written). The freshness "
+            "streams go one after another: raw, the pipeline without the contract, then with it.",
+            "",
+            "Rounds (CPU microseconds per event by process over the same stretch):",
+            "",
+            "| round | order | raw events/s | pipeline events/s | with contract events/s | pipeline / raw "
+            "| with contract / raw | raw CPU us/event | pipeline CPU us/event | with contract CPU us/event |",
+            "| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
+        ]
+        for k, r in enumerate(t["per_round"], 1):
+            lines.append(
+                f"| {k} | {', '.join(r['order'])} | {r['raw_eps']:.0f} | {r['pipeline_eps']:.0f} "
+                f"| {r['contract_eps']:.0f} | {r['ratio']:.0%} | {r['contract_ratio']:.0%} "
+                f"| {fmt_cpu(r['raw_cpu_us'])} | {fmt_cpu(r['pipeline_cpu_us'])} "
+                f"| {fmt_cpu(r['contract_cpu_us'])} |"
+            )
+    else:
+        lines += [
+            "| measure | pipeline (Kafka -> worker -> Neo4j) | raw (batched UNWIND, no Kafka) "
+            "| pipeline / raw |",
+            "| --- | ---: | ---: | ---: |",
+            f"| sustained events/s (median of rounds) | {t['pipeline_eps']:.0f} | {t['raw_eps']:.0f} "
+            f"| **{t['ratio']:.0%}** (median of the rounds' ratios) |",
+            f"| freshness p50 (s) | {f['pipeline_p50_s']:.3f} | {f['raw_p50_s']:.3f} | |",
+            f"| freshness p99 (s) | {f['pipeline_p99_s']:.3f} | {f['raw_p99_s']:.3f} | |",
+            "",
+            "Rounds (CPU microseconds per event by process over the same stretch):",
+            "",
+            "| round | raw events/s | pipeline events/s | pipeline / raw | raw CPU us/event "
+            "| pipeline CPU us/event | worker peak memory |",
+            "| ---: | ---: | ---: | ---: | --- | --- | ---: |",
+        ]
+        for k, r in enumerate(t["per_round"], 1):
+            lines.append(
+                f"| {k} | {r['raw_eps']:.0f} | {r['pipeline_eps']:.0f} | {r['ratio']:.0%} "
+                f"| {fmt_cpu(r['raw_cpu_us'])} | {fmt_cpu(r['pipeline_cpu_us'])} "
+                f"| {r.get('worker_peak_rss_mb', float('nan')):.0f} MiB |"
+            )
     lines += [
         "",
         "The pipeline validates every event against the ontology, applies the version rule, labels and "
@@ -812,17 +887,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument(
         "--contract",
-        action="store_true",
-        help="the worker enforces a data contract promising every benchmark class and attribute",
+        nargs="?",
+        const="on",
+        default="off",
+        choices=("off", "on", "both"),
+        help="on: the worker enforces a data contract promising every benchmark class and attribute; "
+        "both: every round runs the pipeline without it and with it, beside the same raw load",
     )
     args = parser.parse_args(argv)
 
+    load_start = list(os.getloadavg())
     settings = get_settings()
     run_id = f"bp{uuid.uuid4().hex[:8]}"
     producer = f"{run_id}-bench"
     RESULTS.mkdir(parents=True, exist_ok=True)
     worker_log = RESULTS / "pipeline-worker.log.tmp"
-    args.contracts_dir = write_contract(RESULTS / f"{run_id}-contracts", producer) if args.contract else None
+    contracts_dir = (
+        write_contract(RESULTS / f"{run_id}-contracts", producer) if args.contract != "off" else None
+    )
+    # The pipeline variants each round runs: its key in the results, its prefix's tag, its contracts.
+    by_mode: dict[str, list[tuple[str, str, Path | None]]] = {
+        "off": [("pipeline", "", None)],
+        "on": [("pipeline", "", contracts_dir)],
+        "both": [("pipeline", "", None), ("contract", "c", contracts_dir)],
+    }
+    variants = by_mode[args.contract]
     worker_log.unlink(missing_ok=True)
     driver = make_driver(settings)
     ensure_schema(driver, settings.neo4j_database)
@@ -830,7 +919,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     meter = CpuMeter(service_pids(settings))
     raw_variants: dict[str, float] = {}
     rounds: list[dict[str, Any]] = []
-    worker: Worker | None = None
+    workers: dict[str, Worker] = {}
+    dead_letters: dict[str, int] = {key: 0 for key, _, _ in variants}
     try:
         if args.warmup_events:
             # Untimed: both sides' statements planned and compiled, the caches filled, before round 1.
@@ -840,44 +930,72 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     json.dumps(e).encode() for e in generate(args.warmup_events, f"{run_id}w{side}", producer)
                 ]
                 baseline_throughput(variant(driver, settings.neo4j_database), events, batch, meter)
-            worker, _, _ = pipeline_round(
-                settings, f"{run_id}w", producer, args, meter, worker_log, worker, args.warmup_events
-            )
+            for key, tag, contracts in variants:
+                workers[key], _, _ = pipeline_round(
+                    settings,
+                    f"{run_id}w{tag}",
+                    producer,
+                    args,
+                    meter,
+                    worker_log,
+                    workers.get(key),
+                    args.warmup_events,
+                    contracts,
+                )
             remove_nodes(driver, settings, f"{run_id}w")
         loader: PlainLoader | None = None
+        sides = ["raw", *(key for key, _, _ in variants)]
         for k in range(args.rounds):
             prefix = f"{run_id}k{k}"
             log(f"round {k + 1}/{args.rounds}: {args.events} events, batch {batch}")
-
-            # Each side goes first in every other round, so neither always meets the fuller database.
-            raw_first = k % 2 == 0 or loader is None
-            if raw_first:
-                loader, raw_eps, raw_cpu = raw_round(
-                    loader, driver, settings, prefix, producer, args.events, meter, raw_variants
+            # Each side goes first in turn, so none always meets the fuller database; raw goes first in
+            # the first round, which chooses its loader.
+            order = sides[k % len(sides) :] + sides[: k % len(sides)] if loader is not None else sides
+            round_: dict[str, Any] = {}
+            for side in order:
+                if side == "raw":
+                    loader, eps, cpu = raw_round(
+                        loader, driver, settings, prefix, producer, args.events, meter, raw_variants
+                    )
+                    round_ |= {"raw_eps": eps, "raw_cpu_us": cpu}
+                    continue
+                tag, contracts = next((t, c) for key, t, c in variants if key == side)
+                workers[side], eps, cpu = pipeline_round(
+                    settings,
+                    prefix + tag,
+                    producer,
+                    args,
+                    meter,
+                    worker_log,
+                    workers.get(side),
+                    None,
+                    contracts,
                 )
-            worker, pipe_eps, pipe_cpu = pipeline_round(
-                settings, prefix, producer, args, meter, worker_log, worker
-            )
-            if not raw_first:
-                loader, raw_eps, raw_cpu = raw_round(
-                    loader, driver, settings, prefix, producer, args.events, meter, raw_variants
-                )
-            rounds.append(
-                {
-                    "raw_eps": raw_eps,
-                    "pipeline_eps": pipe_eps,
-                    "ratio": pipe_eps / raw_eps,
-                    "raw_cpu_us": raw_cpu,
-                    "pipeline_cpu_us": pipe_cpu,
-                    "worker_peak_rss_mb": worker.peak_rss_mb,
+                round_ |= {
+                    f"{side}_eps": eps,
+                    f"{side}_cpu_us": cpu,
+                    f"{side}_worker_peak_rss_mb": workers[side].peak_rss_mb,
                 }
-            )
+                letters = asyncio.run(
+                    topic_records(settings.kafka_bootstrap, f"{prefix}{tag}.cim.deadletter")
+                )
+                dead_letters[side] += letters
+                if letters:
+                    log(f"{side}: {letters} events dead-lettered; see {worker_log}")
+            for key, _, _ in variants:
+                round_[f"{key}_ratio" if key != "pipeline" else "ratio"] = (
+                    round_[f"{key}_eps"] / round_["raw_eps"]
+                )
+            # The first variant's figures under the names a run without --contract both has always used.
+            round_["worker_peak_rss_mb"] = round_["pipeline_worker_peak_rss_mb"]
+            round_["order"] = order
+            rounds.append(round_)
             # Every round starts from the same database (untimed).
             remove_nodes(driver, settings, prefix)
-        assert loader is not None and worker is not None
+        assert loader is not None and workers
         raw_eps = statistics.median(r["raw_eps"] for r in rounds)
-        pipe_eps = statistics.median(r["pipeline_eps"] for r in rounds)
-        rate = args.rate or max(50.0, 0.5 * min(raw_eps, pipe_eps))
+        slowest = min(statistics.median(r[f"{key}_eps"] for r in rounds) for key, _, _ in variants)
+        rate = args.rate or max(50.0, 0.5 * min(raw_eps, slowest))
         n_stream = int(rate * args.stream_seconds)
         log(f"freshness: {n_stream} events at {rate:.0f}/s")
         raw_fresh = baseline_freshness(
@@ -887,16 +1005,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             batch,
             settings.batch_timeout_s,
         )
-        since = time.time()
-        stream = list(generate(n_stream, f"{run_id}f", producer, seed=11))
-        asyncio.run(produce(settings.kafka_bootstrap, worker.topic, stream, rate))
-        wait_committed(settings, worker, worker.topic, args.timeout)
-        pipe_fresh = asyncio.run(change_freshness(settings.kafka_bootstrap, worker.changes_topic, since))
+        fresh: dict[str, list[float]] = {}
+        for key, tag, _ in variants:
+            worker = workers[key]
+            since = time.time()
+            stream = list(generate(n_stream, f"{run_id}f{tag}", producer, seed=11))
+            asyncio.run(produce(settings.kafka_bootstrap, worker.topic, stream, rate))
+            wait_committed(settings, worker, worker.topic, args.timeout)
+            fresh[key] = asyncio.run(change_freshness(settings.kafka_bootstrap, worker.changes_topic, since))
     finally:
-        if worker is not None:
+        for worker in workers.values():
             worker.stop()
-        if args.contracts_dir is not None:
-            shutil.rmtree(args.contracts_dir, ignore_errors=True)
+        if contracts_dir is not None:
+            shutil.rmtree(contracts_dir, ignore_errors=True)
         log("removing the benchmark's nodes and topics")
         remove_nodes(driver, settings, run_id)
         driver.close()
@@ -905,6 +1026,38 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         except Exception as exc:  # leftover topics cost disk, not correctness
             log(f"deleting the benchmark's topics failed: {type(exc).__name__}: {exc}")
 
+    throughput: dict[str, Any] = {
+        "events": args.events,
+        "rounds": args.rounds,
+        "pipeline_eps": statistics.median(r["pipeline_eps"] for r in rounds),
+        "raw_eps": raw_eps,
+        "ratio": statistics.median(r["ratio"] for r in rounds),
+        "per_round": rounds,
+        "raw_loader": loader.name,
+        "raw_variants_eps": raw_variants,
+    }
+    freshness: dict[str, Any] = {
+        "events": n_stream,
+        "rate": rate,
+        "pipeline_p50_s": pct(fresh["pipeline"], 0.5),
+        "pipeline_p99_s": pct(fresh["pipeline"], 0.99),
+        "raw_p50_s": pct(raw_fresh, 0.5),
+        "raw_p99_s": pct(raw_fresh, 0.99),
+        "pipeline_samples": len(fresh["pipeline"]),
+        "raw_samples": len(raw_fresh),
+        "pipeline_mean_s": statistics.fmean(fresh["pipeline"]) if fresh["pipeline"] else None,
+    }
+    if "contract" in fresh:
+        throughput |= {
+            "contract_eps": statistics.median(r["contract_eps"] for r in rounds),
+            "contract_ratio": statistics.median(r["contract_ratio"] for r in rounds),
+            "contract_to_pipeline": statistics.median(r["contract_eps"] / r["pipeline_eps"] for r in rounds),
+        }
+        freshness |= {
+            "contract_p50_s": pct(fresh["contract"], 0.5),
+            "contract_p99_s": pct(fresh["contract"], 0.99),
+            "contract_samples": len(fresh["contract"]),
+        }
     result = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "kafka_security": settings.kafka_security,
@@ -912,30 +1065,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),
+            # 1, 5 and 15 minute load averages when the run started and when it ended: how busy the
+            # shared machine was.
+            "load_average_start": load_start,
+            "load_average_end": list(os.getloadavg()),
         },
         "batch_size": batch,
-        "contract_enforced": args.contract,
-        "throughput": {
-            "events": args.events,
-            "rounds": args.rounds,
-            "pipeline_eps": pipe_eps,
-            "raw_eps": raw_eps,
-            "ratio": statistics.median(r["ratio"] for r in rounds),
-            "per_round": rounds,
-            "raw_loader": loader.name,
-            "raw_variants_eps": raw_variants,
-        },
-        "freshness": {
-            "events": n_stream,
-            "rate": rate,
-            "pipeline_p50_s": pct(pipe_fresh, 0.5),
-            "pipeline_p99_s": pct(pipe_fresh, 0.99),
-            "raw_p50_s": pct(raw_fresh, 0.5),
-            "raw_p99_s": pct(raw_fresh, 0.99),
-            "pipeline_samples": len(pipe_fresh),
-            "raw_samples": len(raw_fresh),
-            "pipeline_mean_s": statistics.fmean(pipe_fresh) if pipe_fresh else None,
-        },
+        "contract_enforced": args.contract != "off",
+        "contract": args.contract,
+        "dead_letters": dead_letters,
+        "throughput": throughput,
+        "freshness": freshness,
     }
     write_results(result, args.name)
     log(json.dumps(rounds) + " " + json.dumps(result["freshness"]))

@@ -148,6 +148,17 @@ class Quality:
         return self.dead_letters / seen if seen else None
 
 
+@dataclass(frozen=True, slots=True)
+class ProductQuality:
+    """What every view of a product (GraphQL, the DCAT catalogue, CKAN) tells one caller of its quality:
+    the measured figures, and the consumers' data-quality flags still open as
+    :meth:`hub.feedback.FeedbackDesk.open_count` counts them for that caller (product-wide flags, and those
+    on objects it may see)."""
+
+    measured: Quality
+    open_flags: int
+
+
 # A dead letter's label as far as it can be told: the event's own, or that it stated none (the contract's
 # default applies) or that it could not be read (the contract's maximum applies).
 ABSENT: Final = "absent"

@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     # How long each of those processes has to answer its supervisor's health check (seconds; a start
     # imports the API and builds its schema first); one that does not answer is killed and replaced.
     api_process_healthcheck_s: int = 60
+    # The API creates the graph's indexes itself when it starts (the reads' index hints need them, and an
+    # API may start before any worker has run); while Neo4j cannot be reached it tries again this often.
+    api_schema_retry_s: float = Field(default=5.0, gt=0)
     # Development mode serves /dev/tokens (admin tokens for anyone), GraphiQL, introspection and the dev
     # issuer's keys; off unless turned on (`hub demo` turns it on for its own API and says so).
     dev_mode: bool = False

@@ -37,7 +37,7 @@ from hub.caller import Caller
 from hub.data_products import DataProducts
 from hub.feedback import FeedbackDesk, FlagStore
 from hub.grants import RequestDesk, RequestStore
-from hub.graph import make_async_driver
+from hub.graph import ensure_schema_async, make_async_driver
 from hub.guard import LabelDirectory
 from hub.kafka_clients import API, aiokafka_options
 from hub.metrics_server import metrics_server
@@ -155,6 +155,22 @@ def serve_metrics(settings: Settings, registry: CollectorRegistry = REGISTRY) ->
     return server
 
 
+async def _ensure_schema(driver: Any, settings: Settings) -> None:
+    """The graph's constraints and indexes, created if missing: reads hint at indexes (the quality pass,
+    the name search), and a hint at an index that does not exist fails the read, as it did on a fresh
+    database when the API started before any worker. Tried until Neo4j answers."""
+    while True:
+        try:
+            await ensure_schema_async(driver, settings.neo4j_database)
+        except Exception as exc:  # unreachable or still starting: the API serves on, and tries again
+            log.warning(
+                "graph schema not ensured yet", error=type(exc).__name__, retry_s=settings.api_schema_retry_s
+            )
+            await asyncio.sleep(settings.api_schema_retry_s)
+        else:
+            return
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -206,6 +222,7 @@ def create_app(
             producers.append(producer)
             return producer
 
+        schema_ready = asyncio.create_task(_ensure_schema(driver, settings), name="graph-schema")
         publisher = AuditPublisher(settings.audit_topic, audit_sender)
         publisher.start()
         desk.start()
@@ -227,6 +244,9 @@ def create_app(
         try:
             yield
         finally:
+            schema_ready.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await schema_ready
             if peers is not None:
                 await peers.stop()
             await app.state.hub.feed.stop()

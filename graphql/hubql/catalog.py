@@ -9,7 +9,8 @@ frequency), version, ``dct:conformsTo`` the contract and the ontology namespaces
 distributions: its GraphQL view and its change feed. What the data says is measured per request through
 the caller's guard (:mod:`hub.quality`): ``dct:modified``, temporal coverage (``dct:temporal``, the
 span of the visible objects' event times), spatial coverage (``dct:spatial`` with a ``dcat:bbox``) and the
-quality figures as DQV measurements (``dqv:hasQualityMeasurement``). The contract itself is served at
+quality figures as DQV measurements (``dqv:hasQualityMeasurement``), consumers' open data-quality flags
+among them (``hub:openFlags``, counted as GraphQL's ``quality.openFlags``). The contract itself is served at
 ``/catalog/contracts/<producer>`` (ODCS YAML).
 
 Answers are JSON-LD or Turtle, by content negotiation (``Accept``) or ``?format=jsonld|turtle``. The
@@ -20,6 +21,8 @@ that does not exist (the same 404).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Final
 
 import yaml
@@ -30,8 +33,7 @@ from rdflib.namespace import DCTERMS, FOAF, RDF, RDFS, SKOS, XSD
 
 from hub.caller import Caller
 from hub.data_products import DataProduct, DataProducts, iso_duration
-from hub.guard import Guard
-from hub.quality import Quality, QualityMeter
+from hub.quality import ProductQuality
 from hub.settings import Settings
 from hubql.callers import RequestCaller
 from ontology.model import HUB_NS
@@ -68,7 +70,14 @@ METRICS: Final[dict[str, tuple[str, URIRef]]] = {
     "objectCount": ("Objects of the product (of one class, when hub:className says).", XSD.integer),
     "completeness": ("Share of a class's objects that carry a promised attribute.", XSD.double),
     "deadLetterReason": ("Dead letters of the last window with one reason (hub:reason).", XSD.integer),
+    "openFlags": (
+        "Consumers' data-quality flags still open or acknowledged: on the product, and on objects the "
+        "caller may see.",
+        XSD.integer,
+    ),
 }
+# A product's quality as the asking caller may be told it (hubql.context.ApiServices.quality).
+Measure = Callable[[DataProduct], Awaitable[ProductQuality]]
 TURTLE: Final = "text/turtle"
 JSON_LD: Final = "application/ld+json"
 # What each media type a client may ask for is answered with.
@@ -102,7 +111,7 @@ class Catalogue:
         self.settings = settings
         self.products = products
 
-    async def graph(self, caller: Caller, base: str, guard: Guard, meter: QualityMeter) -> Graph:
+    async def graph(self, caller: Caller, base: str, measure: Measure) -> Graph:
         g = Graph(bind_namespaces="none")
         for prefix, ns in CONTEXT.items():
             g.bind(prefix, Namespace(ns))
@@ -121,7 +130,7 @@ class Catalogue:
             dataset = self._dataset(g, product, base, service)
             g.add((catalog, DCAT.dataset, dataset))
             g.add((service, DCAT.servesDataset, dataset))
-            self._quality(g, dataset, await meter.measure(guard, product.contract))
+            self._quality(g, dataset, await measure(product))
             measured = True
         if measured:
             for metric, (label, datatype) in METRICS.items():
@@ -130,9 +139,10 @@ class Catalogue:
                 g.add((HUB[metric], DQV.expectedDataType, datatype))
         return g
 
-    def _quality(self, g: Graph, ds: URIRef, q: Quality) -> None:
+    def _quality(self, g: Graph, ds: URIRef, pq: ProductQuality) -> None:
         """What the data says of the dataset, as the caller may see it: last update, temporal and spatial
         coverage, and the quality figures as DQV measurements."""
+        q = pq.measured
         if q.last_update is not None:
             g.add((ds, DCTERMS.modified, Literal(q.last_update, datatype=XSD.dateTime)))
         start, end = q.coverage.start, q.coverage.end
@@ -163,6 +173,7 @@ class Catalogue:
                 for c in q.completeness
             ),
             *(("deadLetterReason", r.count, {HUB.reason: r.reason}) for r in q.top_reasons),
+            ("openFlags", pq.open_flags, {}),
         ]
         for metric, value, about in figures:
             if value is None:
@@ -312,7 +323,7 @@ async def catalog(request: Request, identified: RequestCaller, format: str | Non
     assert identified is not None  # HTTP: the dependency names the caller or answers 401
     services = request.app.state.hub
     guard = services.guard(identified)
-    g = await _catalogue(request).graph(identified, _base(request), guard, services.meter)
+    g = await _catalogue(request).graph(identified, _base(request), partial(services.quality, guard))
     if media == TURTLE:
         return _private(g.serialize(format="turtle"), TURTLE)
     return _private(g.serialize(format="json-ld", context=CONTEXT, auto_compact=True), JSON_LD)

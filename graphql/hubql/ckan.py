@@ -41,7 +41,7 @@ from fastapi.responses import JSONResponse
 from hub.auth import AuthError
 from hub.caller import Caller
 from hub.data_products import DataProduct, DataProducts, iso_duration
-from hub.quality import Quality
+from hub.quality import ProductQuality
 from hub.settings import Settings
 from hubql.callers import http_caller, unauthorized
 
@@ -162,7 +162,9 @@ class CkanPortal:
         self.settings = settings
         self.products = products
 
-    def package(self, product: DataProduct, base: str, quality: Quality | None = None) -> dict[str, Any]:
+    def package(
+        self, product: DataProduct, base: str, quality: ProductQuality | None = None
+    ) -> dict[str, Any]:
         c = product.contract
         package_id = str(uuid.uuid5(ID_NAMESPACE, c.id))
         tags = [*product.classes, *product.domains]
@@ -255,13 +257,13 @@ class CkanPortal:
     # --- actions --------------------------------------------------------------------------------------
 
     def package_list(
-        self, caller: Caller, params: Mapping[str, Any], base: str, measured: Mapping[str, Quality]
+        self, caller: Caller, params: Mapping[str, Any], base: str, measured: Mapping[str, ProductQuality]
     ) -> list[str]:
         names = [p.producer for p in self.products.visible(caller)]
         return _page(names, params)
 
     def package_show(
-        self, caller: Caller, params: Mapping[str, Any], base: str, measured: Mapping[str, Quality]
+        self, caller: Caller, params: Mapping[str, Any], base: str, measured: Mapping[str, ProductQuality]
     ) -> dict[str, Any]:
         wanted = params.get("id") or params.get("name_or_id")
         if not isinstance(wanted, str) or not wanted:
@@ -273,7 +275,7 @@ class CkanPortal:
         raise _not_found()
 
     def package_search(
-        self, caller: Caller, params: Mapping[str, Any], base: str, measured: Mapping[str, Quality]
+        self, caller: Caller, params: Mapping[str, Any], base: str, measured: Mapping[str, ProductQuality]
     ) -> dict[str, Any]:
         terms = [
             *parse_query(_text(params, "q"), "q"),
@@ -293,7 +295,7 @@ class CkanPortal:
         }
 
     def organization_list(
-        self, caller: Caller, params: Mapping[str, Any], base: str, measured: Mapping[str, Quality]
+        self, caller: Caller, params: Mapping[str, Any], base: str, measured: Mapping[str, ProductQuality]
     ) -> list[Any]:
         counts: dict[str, int] = {}
         for product in self.products.visible(caller):
@@ -304,7 +306,7 @@ class CkanPortal:
         return names
 
 
-Action = Callable[[CkanPortal, Caller, Mapping[str, Any], str, Mapping[str, Quality]], Any]
+Action = Callable[[CkanPortal, Caller, Mapping[str, Any], str, Mapping[str, ProductQuality]], Any]
 # The actions whose answers hold packages, and so the quality measured for the caller.
 MEASURED: Final = frozenset({"package_show", "package_search"})
 ACTIONS: Final[dict[str, Action]] = {
@@ -316,8 +318,9 @@ ACTIONS: Final[dict[str, Action]] = {
 _TEXT_FIELDS: Final = ("title", "notes")
 
 
-def measured_extras(q: Quality) -> dict[str, str]:
+def measured_extras(pq: ProductQuality) -> dict[str, str]:
     """A product's quality as CKAN extras (strings, as CKAN keeps them); empty where not measured."""
+    q = pq.measured
 
     def text(value: float | int | None) -> str:
         return "" if value is None else (str(value) if isinstance(value, int) else f"{value:.6g}")
@@ -332,6 +335,7 @@ def measured_extras(q: Quality) -> dict[str, str]:
         "freshness_p50_s": text(q.freshness_p50_s),
         "freshness_p99_s": text(q.freshness_p99_s),
         "dead_letter_rate": text(q.dead_letter_rate),
+        "open_flags": text(pq.open_flags),
     }
     for c in q.counts:
         extras[f"object_count:{c.class_name}"] = text(c.count)
@@ -481,12 +485,12 @@ async def action(request: Request, name: str) -> JSONResponse:
         if found is None:
             raise CkanError(400, "Bad Request", f"Bad request - Action name not known: {name}")
         portal: CkanPortal = request.app.state.ckan
-        measured: dict[str, Quality] = {}
+        measured: dict[str, ProductQuality] = {}
         if name in MEASURED:
             services = request.app.state.hub
             guard = services.guard(caller)
             for product in portal.products.visible(caller):
-                measured[product.producer] = await services.meter.measure(guard, product.contract)
+                measured[product.producer] = await services.quality(guard, product)
         result = found(portal, caller, await _params(request), base, measured)
     except CkanError as exc:
         return _answer(exc.status, envelope | {"success": False, "error": exc.error})

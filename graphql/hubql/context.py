@@ -17,7 +17,7 @@ from strawberry.fastapi import BaseContext
 
 from hub.auth import Authenticator, AuthError
 from hub.caller import Caller
-from hub.data_products import DataProducts
+from hub.data_products import DataProduct, DataProducts
 from hub.feedback import FeedbackDesk
 from hub.geography import DiagramPoint, Geography, Geometry
 from hub.grants import RequestDesk
@@ -25,7 +25,7 @@ from hub.graph import AsyncDriver
 from hub.guard import Guard, LabelDirectory
 from hub.labels import LabelCache
 from hub.network_level import NetworkLevel, NetworkLevels
-from hub.quality import QualityMeter
+from hub.quality import ProductQuality, QualityMeter
 from hub.reader import Fields, Prefetch, Reader
 from hub.settings import Settings
 from hubql.callers import RequestCaller, client_address
@@ -88,6 +88,13 @@ class ApiServices:
             follow_labels=follow_labels,
             auths_source=(lambda: book.access(caller)) if follow_labels and follow_grants else None,
         )
+
+    async def quality(self, guard: Guard, product: DataProduct) -> ProductQuality:
+        """``product``'s quality as the guard's caller may be told it, the one source of every view's
+        figures (GraphQL, the catalogue, CKAN), so that none can count what another leaves out."""
+        measured = await self.meter.measure(guard, product.contract)
+        open_flags = await self.feedback.open_count(guard, product.producer)
+        return ProductQuality(measured, open_flags)
 
     def reader(self, guard: Guard) -> Reader:
         s = self.settings

@@ -15,7 +15,7 @@ import strawberry
 from strawberry.types.info import Info
 
 from hub.data_products import DataProduct
-from hub.quality import Quality
+from hub.quality import ProductQuality
 
 
 @strawberry.type(
@@ -86,7 +86,8 @@ class DataProductQuality:
     )
 
 
-def quality_view(q: Quality, product: DataProduct, open_flags: int) -> DataProductQuality:
+def quality_view(pq: ProductQuality, product: DataProduct) -> DataProductQuality:
+    q = pq.measured
     box = q.coverage.bbox
     return DataProductQuality(
         window_seconds=q.window_s,
@@ -115,7 +116,7 @@ def quality_view(q: Quality, product: DataProduct, open_flags: int) -> DataProdu
         temporal_start=q.coverage.start,
         temporal_end=q.coverage.end,
         bbox=BoundingBox(west=box[0], south=box[1], east=box[2], north=box[3]) if box else None,
-        open_flags=open_flags,
+        open_flags=pq.open_flags,
     )
 
 
@@ -147,11 +148,8 @@ class DataProductView:
 
     @strawberry.field(description="The quality, measured now over what you may see.")
     async def quality(self, info: Info) -> DataProductQuality:
-        services = info.context.services
-        guard = info.context.guard
-        measured = await services.meter.measure(guard, self.product.contract)
-        open_flags = await services.feedback.open_count(guard, self.product.producer)
-        return quality_view(measured, self.product, open_flags)
+        measured = await info.context.services.quality(info.context.guard, self.product)
+        return quality_view(measured, self.product)
 
 
 def view(p: DataProduct) -> DataProductView:

@@ -6,6 +6,11 @@ acknowledges one, resolves it, rejects the other with a reason; the consumer see
 product's quality counts the flags still open. A hidden object cannot be flagged, and the refusal is word
 for word the one for an object that does not exist; a caller without the producer's role cannot move a
 flag, and is told what it would be told of a flag that does not exist.
+
+The count of open flags is the same figure in GraphQL, the DCAT catalogue (a DQV measurement) and CKAN's
+extras (``package_show`` and ``package_search``), for each of two callers of different clearance: equal
+to an oracle over the flags the test raised and the objects each caller may see, and different between
+the two.
 """
 
 from __future__ import annotations
@@ -21,10 +26,20 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from graphkit import Api, Obj, delete_prefix, serve, write_graph
+from hubql.catalog import DCAT, DQV, HUB
+from rdflib import Graph, Literal, URIRef
+from rdflib.namespace import RDF
 
+from hub.caller import Caller
 from hub.kafka_clients import admin_options
 from hub.kafka_topics import delete_topics, topic_admin, topic_names
+from hub.labels import evaluate, parse
 from ontology.loader import load_ontology
+
+PUBLIC = "classification=PUBLIC"
+OWN = "org=ngt"
+# Where the count of open flags is told: GraphQL, the catalogue, and two CKAN actions.
+VIEWS = ("graphql", "catalog", "package_show", "package_search")
 
 FLAG = """
 mutation Flag($product: ID!, $subject: String, $description: String!) {
@@ -85,8 +100,8 @@ def portal(
         neo4j_driver,
         load_ontology(),
         [
-            Obj(f"{producer}-open", "GasPipe", "classification=PUBLIC", name="open pipe"),
-            Obj(f"{producer}-own", "GasPipe", "org=ngt", name="ngt's pipe"),
+            Obj(f"{producer}-open", "GasPipe", PUBLIC, name="open pipe"),
+            Obj(f"{producer}-own", "GasPipe", OWN, name="ngt's pipe"),
         ],
         [],
         producer=producer,
@@ -133,6 +148,55 @@ async def _read(bootstrap: str, topic: str, expect: int) -> list[dict[str, Any]]
         await consumer.stop()
 
 
+def _open_oracle(caller: Caller, producer: str, flags: dict[str, tuple[str | None, str]]) -> int:
+    """The flags still open or acknowledged that ``caller`` may be told of: product-wide ones, and those on
+    objects whose label it satisfies (``flags``: id -> subject, status, as the test raised and moved them)."""
+    labels = {f"{producer}-open": PUBLIC, f"{producer}-own": OWN}
+    return sum(
+        1
+        for subject, status in flags.values()
+        if status in ("OPEN", "ACKNOWLEDGED")
+        and (subject is None or evaluate(parse(labels[subject]), caller.authorizations))
+    )
+
+
+def _open_figures(api: Api, producer: str, token: str) -> dict[str, int]:
+    """The product's open flags as each view tells ``token``'s caller: GraphQL, the catalogue's DQV
+    measurement, and the CKAN package's extras as ``package_show`` and ``package_search`` give them."""
+    quality = api.query(OPEN, {"id": producer}, token=token)["data"]["dataProduct"]["quality"]
+    figures = {"graphql": quality["openFlags"]}
+    answer = api.client.get(
+        f"{api.base}/catalog", headers={"Authorization": f"Bearer {token}", "Accept": "text/turtle"}
+    )
+    assert answer.status_code == 200, answer.text
+    g = Graph().parse(data=answer.text, format="turtle")
+    ds = URIRef(f"{api.base}/catalog/datasets/{producer}")
+    assert (ds, RDF.type, DCAT.Dataset) in g
+    values = [
+        g.value(m, DQV.value)
+        for m in g.objects(ds, DQV.hasQualityMeasurement)
+        if g.value(m, DQV.isMeasurementOf) == HUB.openFlags
+    ]
+    assert len(values) == 1 and isinstance(values[0], Literal), values
+    figures["catalog"] = values[0].toPython()
+    # ckanapi sends the token as the bare header value.
+    ckan = {"Authorization": token}
+    shown = api.client.get(f"{api.base}/api/3/action/package_show", params={"id": producer}, headers=ckan)
+    assert shown.status_code == 200, shown.text
+    found = api.client.get(
+        f"{api.base}/api/action/package_search", params={"fq": f"name:{producer}"}, headers=ckan
+    )
+    assert found.status_code == 200, found.text
+    assert found.json()["result"]["count"] == 1
+    for view, package in (
+        ("package_show", shown.json()["result"]),
+        ("package_search", found.json()["result"]["results"][0]),
+    ):
+        extras = {e["key"]: e["value"] for e in package["extras"]}
+        figures[view] = int(extras["open_flags"])
+    return figures
+
+
 def _error(answer: dict[str, Any]) -> str:
     assert answer.get("data") is None or not any(answer["data"].values()), answer
     return str(answer["errors"][0]["message"])
@@ -144,6 +208,12 @@ def test_flags_go_round_trip_between_consumer_and_producer(
     api, producer = portal
     consumer = api.token("carol", None, "PUBLIC")
     insider = api.token("ivan", "ngt", "OFFICIAL")
+    callers = {
+        consumer: Caller("carol", org=None, clearance="PUBLIC"),
+        insider: Caller("ivan", org="ngt", clearance="OFFICIAL"),
+    }
+    # What the test raised and moved, as the oracle of the open flags each caller may be told of.
+    flags: dict[str, tuple[str | None, str]] = {}
     owner = api.token("pat", "ngt", "OFFICIAL", roles=(f"producer:{producer}",))
     topic = f"{producer}.feedback.{producer}"
 
@@ -188,12 +258,17 @@ def test_flags_go_round_trip_between_consumer_and_producer(
     }
 
     # Open flags as each caller counts them: the consumer does not count the one on the hidden object.
-    assert (
-        api.query(OPEN, {"id": producer}, token=consumer)["data"]["dataProduct"]["quality"]["openFlags"] == 2
-    )
-    assert (
-        api.query(OPEN, {"id": producer}, token=insider)["data"]["dataProduct"]["quality"]["openFlags"] == 3
-    )
+    # GraphQL, the catalogue and CKAN give each caller its oracle's figure, and the two callers differ.
+    flags |= {
+        whole_flag["id"]: (None, "OPEN"),
+        pipe_flag["id"]: (f"{producer}-open", "OPEN"),
+        theirs["data"]["flagDataQuality"]["id"]: (f"{producer}-own", "OPEN"),
+    }
+    raised_figures = {token: _open_figures(api, producer, token) for token in callers}
+    for token, caller in callers.items():
+        expected = _open_oracle(caller, producer, flags)
+        assert raised_figures[token] == dict.fromkeys(VIEWS, expected), (caller, expected)
+    assert raised_figures[consumer]["graphql"] == 2 and raised_figures[insider]["graphql"] == 3
 
     # Only the producer moves a flag; anyone else is told what a missing flag would tell them.
     refused = api.query(MOVE, {"id": pipe_flag["id"], "status": "RESOLVED"}, token=insider)
@@ -239,10 +314,10 @@ def test_flags_go_round_trip_between_consumer_and_producer(
     )
     # The producer sees all three.
     assert len(api.query(MINE, {"product": producer}, token=owner)["data"]["qualityFlags"]) == 3
-    # Only the insider's flag is still open.
-    assert (
-        api.query(OPEN, {"id": producer}, token=consumer)["data"]["dataProduct"]["quality"]["openFlags"] == 0
-    )
-    assert (
-        api.query(OPEN, {"id": producer}, token=insider)["data"]["dataProduct"]["quality"]["openFlags"] == 1
-    )
+    # Only the insider's flag is still open, in every view.
+    flags |= {pipe_flag["id"]: (f"{producer}-open", "RESOLVED"), whole_flag["id"]: (None, "REJECTED")}
+    answered_figures = {token: _open_figures(api, producer, token) for token in callers}
+    for token, caller in callers.items():
+        expected = _open_oracle(caller, producer, flags)
+        assert answered_figures[token] == dict.fromkeys(VIEWS, expected), (caller, expected)
+    assert answered_figures[consumer]["catalog"] == 0 and answered_figures[insider]["catalog"] == 1
