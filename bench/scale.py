@@ -904,8 +904,9 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB memory, Python {m['python']}, "
         f"{m['platform']}. Neo4j {m['neo4j']} (heap {m['neo4j_heap']}, page cache {m['neo4j_pagecache']}), "
-        f"Kafka {m['kafka']} ({m['topic_partitions']} partitions per topic), one worker "
-        f"(batch size {m['worker_batch_size']}), all on the same shared machine.",
+        f"Kafka {m['kafka']} ({m['topic_partitions']} partitions per topic), ingest workers: "
+        f"{m.get('ingest_workers', 1)} (batch size {m['worker_batch_size']}), all on the same shared "
+        "machine.",
         "",
         f"Synthetic whole-system network of **{result['scale']:,} objects** (seed {result['seed']}).",
         "",
@@ -983,8 +984,9 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
             "| --- | ---: | ---: | ---: |",
             f"| hub: Kafka publish (producer client) | {produced['sent']:,} | {produced['seconds']} | "
             f"{produced['events_per_s']:,.0f} |",
-            f"| hub: one worker applying (validate, label, version, fold, write, change feed) | "
-            f"{this_load['applied_events']:,} | {this_load['seconds']} | {this_load['events_per_s']:,.0f} |",
+            f"| hub: ingest workers ({m.get('ingest_workers', 1)}) applying (validate, label, version, "
+            f"fold, write, change feed) | {this_load['applied_events']:,} | {this_load['seconds']} | "
+            f"{this_load['events_per_s']:,.0f} |",
             "",
             f"Live objects after the load: {this_load['live_objects']:,}; dead letters: "
             f"{this_load['dead_letters']}. The worker's time runs from its first committed offset to its "

@@ -66,6 +66,7 @@ def test_markdown_gives_each_query_its_ratios_and_the_run_its_own_load(tmp_path:
     assert "| counts per class | 30.0 | 60.0 | 20.0 | 40.0 | 1.5x | 1.5x | 20 |" in text
     assert "| search by name | 10.0 | 30.0 | 5.0 | 10.0 | 2.0x | 3.0x |  |" in text
     assert "change feed) | 1,000 | 4.0 | 250 |" in text
+    assert "ingest workers: 1 (batch size 500)" in text
     assert "Neo4j store on disk after the load: 0.5 GiB" in text
     samples = result["machine_during_run"]["samples"]
     assert len(samples) >= 2  # one when started, one when stopped
