@@ -1042,6 +1042,10 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
             "at the same percentile of the same interleaved runs.",
             "",
         ]
+    if result.get("analysis"):
+        lines += ["## Notes on the figures", ""]
+        for paragraph in result["analysis"]:
+            lines += [paragraph, ""]
     path.write_text("\n".join(lines), encoding="utf-8")
 
 

@@ -67,6 +67,9 @@ def test_markdown_gives_each_query_its_ratios_and_the_run_its_own_load(tmp_path:
     assert "| search by name | 10.0 | 30.0 | 5.0 | 10.0 | 2.0x | 3.0x |  |" in text
     assert "change feed) | 1,000 | 4.0 | 250 |" in text
     assert "ingest workers: 1 (batch size 500)" in text
+    result["analysis"] = ["Why a figure is what it is."]
+    scale.write_markdown(result, tmp_path / "r.md")
+    assert "## Notes on the figures\n\nWhy a figure is what it is." in (tmp_path / "r.md").read_text()
     assert "Neo4j store on disk after the load: 0.5 GiB" in text
     samples = result["machine_during_run"]["samples"]
     assert len(samples) >= 2  # one when started, one when stopped
