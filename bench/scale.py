@@ -2,7 +2,9 @@
 
 Run ``python -m bench.scale`` (or ``python -m bench`` for every benchmark). ``--scale`` sets the number
 of objects (default 1,000,000); ``--quick`` is a small, short run for checks. Writes
-``bench/results/scale.json`` and ``scale.md``.
+``bench/results/scale.json`` and ``scale.md`` (``--name`` names them otherwise, e.g. ``scale-1m``).
+Each query's figures come with the ratio of the guarded time to the unguarded Cypher's (p50 and p95);
+the machine's load average and available memory are sampled through the run and reported with it.
 
 The benchmark runs its own Kafka and Neo4j (state folder ``.hub-bench/``, ports 25092/25687) so that it
 never touches a demo or a test run, and a worker and an API as child processes, as in production.
@@ -122,6 +124,78 @@ def machine() -> dict[str, Any]:
         "worker_batch_size": s.batch_size,
         "topic_partitions": s.topic_partitions,
     }
+
+
+class MachineSampler:
+    """Load average and available memory every ``every_s`` seconds in a background thread, so a run on a
+    shared machine says how busy it was while it ran (not only at its end)."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        import threading
+
+        self.every_s = every_s
+        # (seconds since the start, 1-minute load average, GiB available)
+        self.samples: list[tuple[float, float, float]] = []
+        self._stop = threading.Event()
+        self._began = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="machine-sampler", daemon=True)
+
+    @staticmethod
+    def available_gib() -> float:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemAvailable"):
+                    return round(int(line.split()[1]) / 1024 / 1024, 2)
+        return float("nan")
+
+    def sample(self) -> None:
+        self.samples.append(
+            (round(time.monotonic() - self._began, 1), round(os.getloadavg()[0], 2), self.available_gib())
+        )
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> MachineSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sample()
+
+    def summary(self) -> dict[str, Any]:
+        loads = [x[1] for x in self.samples]
+        avail = [x[2] for x in self.samples]
+        return {
+            "every_s": self.every_s,
+            "load_1min": {
+                "min": min(loads, default=None),
+                "median": round(statistics.median(loads), 2) if loads else None,
+                "max": max(loads, default=None),
+            },
+            "available_gib": {
+                "start": avail[0] if avail else None,
+                "min": min(avail, default=None),
+                "end": avail[-1] if avail else None,
+            },
+            "samples": self.samples,
+        }
+
+
+def store_size_gib() -> float | None:
+    """Size of Neo4j's data folder in the benchmark's state folder (the loaded graph on disk)."""
+    from devstack.services.layout import StateLayout
+    from hub.settings import get_settings
+
+    folder = StateLayout.of(get_settings().state_dir).data_dir("neo4j")
+    if not folder.is_dir():
+        return None
+    total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    return round(total / 1024**3, 2)
 
 
 # ------------------------------------------------------------------------------------------ services
@@ -802,9 +876,14 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
                 },
                 "repeats": len(g_times),
             }
+            results[name]["ratio"] = {
+                q: round(percentile(g_times, f) / percentile(c_times, f), 2)
+                for q, f in (("p50", 0.5), ("p95", 0.95))
+            }
             log(
                 f"  {name}: GraphQL p50 {results[name]['graphql_ms']['p50']} ms, "
-                f"Cypher p50 {results[name]['cypher_ms']['p50']} ms"
+                f"Cypher p50 {results[name]['cypher_ms']['p50']} ms, "
+                f"ratio {results[name]['ratio']['p50']}x"
             )
         client.close()
         driver.close()
@@ -825,8 +904,9 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB memory, Python {m['python']}, "
         f"{m['platform']}. Neo4j {m['neo4j']} (heap {m['neo4j_heap']}, page cache {m['neo4j_pagecache']}), "
-        f"Kafka {m['kafka']} ({m['topic_partitions']} partitions per topic), one worker "
-        f"(batch size {m['worker_batch_size']}), all on the same shared machine.",
+        f"Kafka {m['kafka']} ({m['topic_partitions']} partitions per topic), ingest workers: "
+        f"{m.get('ingest_workers', 1)} (batch size {m['worker_batch_size']}), all on the same shared "
+        "machine.",
         "",
         f"Synthetic whole-system network of **{result['scale']:,} objects** (seed {result['seed']}).",
         "",
@@ -835,6 +915,16 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         lines += [result["note"], ""]
     if result.get("load_average"):
         lines += [f"Load average at the end: {', '.join(map(str, result['load_average']))}.", ""]
+    busy = result.get("machine_during_run")
+    if busy:
+        load1, avail = busy["load_1min"], busy["available_gib"]
+        lines += [
+            f"During the run (sampled every {busy['every_s']:g} s): 1-minute load average min "
+            f"{load1['min']}, median {load1['median']}, max {load1['max']}; available memory "
+            f"{avail['start']} GiB at the start, {avail['min']} GiB at the lowest, {avail['end']} GiB at "
+            f"the end. Neo4j store on disk after the load: {result.get('store_gib')} GiB.",
+            "",
+        ]
     shape = result.get("shape")
     if shape:
         lines += [
@@ -885,12 +975,22 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
             "",
         ]
     this_load = result.get("hub_load")
-    if this_load and carried.get("load"):
+    if this_load and (carried.get("load") or not load):
+        produced = this_load["produce"]
         lines += [
-            f"This run loaded {this_load['applied_events']:,} events with one worker in "
-            f"{this_load['seconds']} s ({this_load['events_per_s']:,.0f} events/s; load average "
-            f"{', '.join(map(str, result.get('load_average', [])))} at the end: other work shared the "
-            "machine).",
+            "## Load in this run",
+            "",
+            "| step | events | seconds | events/s |",
+            "| --- | ---: | ---: | ---: |",
+            f"| hub: Kafka publish (producer client) | {produced['sent']:,} | {produced['seconds']} | "
+            f"{produced['events_per_s']:,.0f} |",
+            f"| hub: ingest workers ({m.get('ingest_workers', 1)}) applying (validate, label, version, "
+            f"fold, write, change feed) | {this_load['applied_events']:,} | {this_load['seconds']} | "
+            f"{this_load['events_per_s']:,.0f} |",
+            "",
+            f"Live objects after the load: {this_load['live_objects']:,}; dead letters: "
+            f"{this_load['dead_letters']}. The worker's time runs from its first committed offset to its "
+            "last; other work shared the machine (see the load average above).",
             "",
         ]
     fresh = result.get("freshness")
@@ -924,15 +1024,28 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
             f"Caller: organisation `{QUERY_USER['org']}`, clearance {QUERY_USER['clearance']} (the guard "
             "filters every node); raw Cypher has no guard.",
             "",
-            "| query | GraphQL p50 ms | p95 ms | raw Cypher p50 ms | p95 ms |",
-            "| --- | ---: | ---: | ---: | ---: |",
+            "| query | GraphQL p50 ms | p95 ms | raw Cypher p50 ms | p95 ms | ratio p50 | ratio p95 | runs |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for name, q in queries.items():
+            ratio = q.get("ratio") or {
+                k: round(q["graphql_ms"][k] / q["cypher_ms"][k], 2) for k in ("p50", "p95")
+            }
             lines.append(
                 f"| {name} | {q['graphql_ms']['p50']} | {q['graphql_ms']['p95']} | "
-                f"{q['cypher_ms']['p50']} | {q['cypher_ms']['p95']} |"
+                f"{q['cypher_ms']['p50']} | {q['cypher_ms']['p95']} | {ratio['p50']}x | {ratio['p95']}x "
+                f"| {q.get('repeats', '')} |"
             )
-        lines.append("")
+        lines += [
+            "",
+            "Ratio: GraphQL through the guard (HTTP end to end) over the unguarded Cypher (Python driver), "
+            "at the same percentile of the same interleaved runs.",
+            "",
+        ]
+    if result.get("analysis"):
+        lines += ["## Notes on the figures", ""]
+        for paragraph in result["analysis"]:
+            lines += [paragraph, ""]
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
@@ -952,12 +1065,34 @@ def carry_over(result: dict[str, Any], previous_path: Path, skipped: list[str]) 
             }
 
 
+def render(out: Path, name: str, note: str, carry_from: Path | None, skipped: list[str]) -> dict[str, Any]:
+    """``NAME.md`` written again from ``NAME.json``: a note added, skipped sections carried from another
+    run's results (e.g. after a run by an earlier version of this script)."""
+    path = out / f"{name}.json"
+    result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    if note:
+        result["note"] = note
+    if carry_from is not None:
+        carry_over(result, carry_from, skipped)
+    path.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    write_markdown(result, out / f"{name}.md")
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--scale", type=int, default=1_000_000, help="objects in the synthetic network")
     parser.add_argument("--quick", action="store_true", help="small and short (checks, tests)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--name", default="scale", help="results file names: NAME.json and NAME.md")
+    parser.add_argument("--note", default="", help="a sentence on the run, written under its heading")
+    parser.add_argument(
+        "--carry-from",
+        type=Path,
+        default=None,
+        help="results whose sections this run skips are kept, marked (default: the previous NAME.json)",
+    )
     parser.add_argument("--keep-services", action="store_true")
     parser.add_argument("--skip", nargs="*", default=[], choices=["baseline", "freshness", "queries"])
     parser.add_argument(
@@ -965,7 +1100,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         action="store_true",
         help="queries only, on the graph the services hold (a kept run's; its objects give the scale)",
     )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="no run: write NAME.md again from NAME.json (with --note and --carry-from when given)",
+    )
     args = parser.parse_args(argv)
+    if args.render_only:
+        return render(args.out, args.name, args.note, args.carry_from, args.skip)
     configure_environment()
     if args.no_load:
         args.skip = sorted({*args.skip, "baseline", "freshness"})
@@ -982,6 +1124,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "quick": args.quick,
         "machine": machine(),
     }
+    if args.note:
+        result["note"] = args.note
+    sampler = MachineSampler().__enter__()
     from bench import synthetic
 
     if not args.no_load:
@@ -1012,6 +1157,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             fresh_neo4j()
             hub_load, worker = worker_load(run, scale, args.seed, timeout_s=max(600.0, scale / 200))
             log(f"hub: worker {hub_load['events_per_s']:,.0f} events/s")
+            result["store_gib"] = store_size_gib()
             result["load"] = {"baseline": baseline, "hub": hub_load} if baseline else None
             result["hub_load"] = hub_load
         if "freshness" not in args.skip:
@@ -1041,13 +1187,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             from devstack.services import launcher
 
             launcher.stop(None, started)
+        sampler.__exit__()
     result["total_s"] = round(time.monotonic() - began, 1)
     result["load_average"] = [round(x, 2) for x in os.getloadavg()]
-    carry_over(result, args.out / "scale.json", args.skip)
+    result["machine_during_run"] = sampler.summary()
+    result.setdefault("store_gib", store_size_gib())
+    carry_over(result, args.carry_from or args.out / f"{args.name}.json", args.skip)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "scale.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    write_markdown(result, args.out / "scale.md")
-    log(f"done in {result['total_s']:.0f}s; results in {args.out / 'scale.md'}")
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    write_markdown(result, args.out / f"{args.name}.md")
+    log(f"done in {result['total_s']:.0f}s; results in {args.out / f'{args.name}.md'}")
     return result
 
 
