@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from hub.storable import INT64_MAX, datetime_problem, text_problem
 
 MRID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
-# A scenario's name (hub/scenarios.py): what an event names to be written into that scenario.
-SCENARIO_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+# A scenario's id (hub/scenarios.py), assigned by the hub when the scenario is created: what an event
+# names to be written into that scenario.
+SCENARIO_ID_PATTERN = r"^scn-[0-9a-f]{32}$"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The step of versions taken from times: a datetime's finest, so distinct times never share a version.
 # Year 9999 is about 2.5e17 microseconds after the epoch, far inside the signed 64 bits a version has.
@@ -69,7 +70,7 @@ class Event(BaseModel):
     references: dict[str, str | list[str]] = Field(default_factory=dict)
     label: str | None = None
     # The scenario the event is written into (hub/scenarios.py), apart from the live graph; None: live.
-    scenario: str | None = Field(default=None, pattern=SCENARIO_NAME_PATTERN)
+    scenario: str | None = Field(default=None, pattern=SCENARIO_ID_PATTERN)
 
     @field_validator("subject")
     @classmethod

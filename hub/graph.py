@@ -53,8 +53,10 @@ SCHEMA_STATEMENTS: Final[tuple[str, ...]] = (
     cypher("CREATE INDEX measurement_sample_time IF NOT EXISTS FOR (s:MeasurementSample) ON (s.@time)"),
     # Data product quality: the versions recorded in the last window (hub/quality.py).
     cypher("CREATE INDEX object_version_recorded IF NOT EXISTS FOR (v:ObjectVersion) ON (v.@recorded)"),
-    # Scenarios (hub/scenarios.py): one record per name, and a scenario's overlay versions by object.
-    "CREATE CONSTRAINT scenario_name IF NOT EXISTS FOR (s:Scenario) REQUIRE s.name IS UNIQUE",
+    # Scenarios (hub/scenarios.py): one record per id (names are display names, not unique), and a
+    # scenario's overlay versions by object.
+    "DROP CONSTRAINT scenario_name IF EXISTS",
+    "CREATE CONSTRAINT scenario_id IF NOT EXISTS FOR (s:Scenario) REQUIRE s.id IS UNIQUE",
     "CREATE INDEX scenario_version_mrid IF NOT EXISTS FOR (v:ScenarioVersion) ON (v.scenario, v.mrid)",
 )
 

@@ -102,7 +102,7 @@ class ObjectChange:
 class History:
     """History reads for one caller (the guard); class names and domains are checked against the ontology.
 
-    With ``scenario`` (the name of one the caller may see, hub/scenarios.py), every state is read in that
+    With ``scenario`` (one the caller may see, hub/scenarios.py), every state is read in that
     scenario: its latest overlay version of the object if any, else the base's state at the time given
     (the scenario's base: ``recorded_as_of`` its base time)."""
 
@@ -113,8 +113,8 @@ class History:
         self.ontology = ontology
         self.max_page_size = max_page_size
         self.in_scenario = scenario
-        # The scenario's name, the statements' ``$scenario`` (None: no scenario).
-        self.scenario = None if scenario is None else scenario.name
+        # The scenario's id, the statements' ``$scenario`` (None: no scenario).
+        self.scenario = None if scenario is None else scenario.id
 
     def _at(self, time_param: str, out: str) -> str:
         return _state_at(time_param, out, self.scenario)
@@ -359,7 +359,7 @@ WITH DISTINCT c.mrid AS m
                 + f"WITH m, {_shown('b0')} AS b, {_shown('a0')} AS a "
                 + "RETURN m, b {.*} AS b, a {.*} AS a ORDER BY m",
                 {
-                    "scenario": scenario.name,
+                    "scenario": scenario.id,
                     "t": None,
                     "r": scenario.base,
                     "after": cursor,

@@ -1,18 +1,23 @@
-"""Scenarios: a named base (the live graph as it stood at a time) with changes applied on top of it, apart
-from the live graph.
+"""Scenarios: a base (the live graph as it stood at a time) with changes applied on top of it, apart from
+the live graph.
 
-A scenario is a ``(:Scenario {name})`` record beside the network graph: its ``owner`` (the subject that
+A scenario is a ``(:Scenario {id})`` record beside the network graph. Its ``id`` is assigned by the hub when
+it is created (``scn-`` and a random uuid4's hex digits: unguessable, so that nobody learns anything by
+naming one) and is what every reference uses (events, reads, ``compare``, deletion, overlay versions); its
+``name`` is a display name only, not unique (two callers may each have a "plan-2027", and creating one
+never depends on the scenarios a caller may not see). The record holds its ``owner`` (the subject that
 created it, who may delete it), its own security label (``_label``, interned like every other; a caller who
 may not see it is told the scenario does not exist, in the same words as for a missing one), the data
 products that may publish into it (``producers``) and its ``base`` time. The base is the live graph as the
 hub had recorded it at that time: of each object's kept versions (:mod:`hub.history`) those recorded by
 then, the highest version, as the current graph then held it.
 
-Events that name a scenario in their envelope (``scenario``, see :mod:`hub.events`) are written by the
-worker's writer (:class:`OverlayWriter`, called from :class:`hub.writer.GraphWriter` in the batch's own
-transaction) as overlay versions, ``(:ScenarioVersion {scenario, mrid})``: the object's whole state after the
-event (the scenario's latest version of it if any, else its base version, with the event's patch applied),
-with its own label, owner, producer and event id, as an ``ObjectVersion`` holds them. Nothing of the live
+Events that name a scenario's id in their envelope (``scenario``, see :mod:`hub.events`) are written by
+the worker's writer (:class:`OverlayWriter`, called from :class:`hub.writer.GraphWriter` in the batch's own
+transaction) as overlay versions, ``(:ScenarioVersion {scenario, mrid})`` (``scenario``: the id): the
+object's whole state after the event (the scenario's latest version of it if any, else its base version,
+with the event's patch applied), with its own label, owner, producer and event id, as an ``ObjectVersion``
+holds them. Nothing of the live
 graph changes. The same write check as a live write applies (the producer owns what it writes: the base or
 overlay version's owner must be the producer; the producer satisfies the object's label there and the new
 one, and widens it only with the declassification right), and the scenario must exist, list the producer,
@@ -26,6 +31,7 @@ guard (:func:`hub.guard.visible`), as every as-of read is (see :mod:`hub.history
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import neo4j
 
-from hub.events import SCENARIO_NAME_PATTERN
+from hub.events import SCENARIO_ID_PATTERN
 from hub.graph import SideStore
 from hub.graph_schema import (
     BOOKKEEPING,
@@ -60,7 +66,10 @@ if TYPE_CHECKING:
     from hub.labels import Authorizations
     from hub.writer import Accepted, LabelBook, OntologyView
 
-SCENARIO_NAME: Final = re.compile(SCENARIO_NAME_PATTERN)
+SCENARIO_ID: Final = re.compile(SCENARIO_ID_PATTERN)
+SCENARIO_ID_PREFIX: Final = "scn-"
+# How long a scenario's display name may be.
+MAX_NAME: Final = 100
 # Reason class of a write refused for its scenario (dead letters and metrics).
 SCENARIO_REASON: Final = "scenario"
 # How many producers one scenario may list.
@@ -71,15 +80,21 @@ class ScenarioError(ValueError):
     """A scenario request the hub refuses; the message is safe to show the caller."""
 
 
-def not_found(name: str) -> str:
-    """The one answer for a scenario that is missing and for one the caller may not see."""
-    return f"scenario {name!r} does not exist"
+# The one answer for a scenario that is missing and for one the caller may not see, whatever id was given
+# (it does not repeat the id, so that answers about two ids are byte-identical).
+NOT_FOUND: Final = "the scenario does not exist"
+
+
+def new_id() -> str:
+    """A fresh scenario id: unguessable, and unrelated to anything the caller or other scenarios chose."""
+    return SCENARIO_ID_PREFIX + uuid.uuid4().hex
 
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
     """A scenario record as the caller sees it."""
 
+    id: str
     name: str
     owner: str
     label_id: int
@@ -91,6 +106,7 @@ class Scenario:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Scenario:
         return cls(
+            id=row["id"],
             name=row["name"],
             owner=row["owner"],
             label_id=int(row[LABEL]),
@@ -105,55 +121,57 @@ def _native(value: Any) -> datetime:
     return value.to_native() if hasattr(value, "to_native") else value
 
 
-# The scenario ``$name`` if the caller may see it.
-_FIND: Final = cypher(f"MATCH (s:Scenario {{name: $name}}) WHERE {visible('s')} RETURN s {{.*}} AS s")
-_LIST: Final = cypher(f"MATCH (s:Scenario) WHERE {visible('s')} RETURN s {{.*}} AS s ORDER BY s.name")
+# The scenario ``$id`` if the caller may see it.
+_FIND: Final = cypher(f"MATCH (s:Scenario {{id: $id}}) WHERE {visible('s')} RETURN s {{.*}} AS s")
+_LIST: Final = cypher(
+    f"MATCH (s:Scenario) WHERE {visible('s')} RETURN s {{.*}} AS s ORDER BY s.name, s.created, s.id"
+)
 
 
 class ScenarioStore(SideStore):
     """Creating and deleting scenario records (and a scenario's overlay versions); reads of records go
     through the guard (:func:`find`)."""
 
-    async def create(self, props: Mapping[str, Any], label_text: str) -> bool:
-        """Create the record (its label interned); False when the name is taken."""
-        rows = await self._run(
+    async def create(self, props: Mapping[str, Any], label_text: str) -> None:
+        """Create the record (its label interned); ``props`` holds its fresh ``id``. Nothing about other
+        scenarios is consulted: names are not unique."""
+        await self._run(
             cypher(
                 "MERGE (l:SecurityLabel {id: $props.@label}) ON CREATE SET l.expr = $expr "
-                "WITH l OPTIONAL MATCH (t:Scenario {name: $props.name}) "
-                "CALL (t) { WITH t WHERE t IS NULL CREATE (s:Scenario) SET s = $props, s.base = "
-                "coalesce($props.base, datetime()), s.created = datetime() RETURN 1 AS made } "
-                "RETURN count(made) AS made"
+                "CREATE (s:Scenario) SET s = $props, s.base = coalesce($props.base, datetime()), "
+                "s.created = datetime()"
             ),
             write=True,
             props=dict(props),
             expr=label_text,
         )
-        return bool(rows and rows[0]["made"])
 
-    async def delete(self, name: str) -> None:
+    async def delete(self, scenario_id: str) -> None:
         """Remove the record and every overlay version of the scenario."""
-        await self._run("MATCH (v:ScenarioVersion {scenario: $name}) DETACH DELETE v", write=True, name=name)
-        await self._run("MATCH (s:Scenario {name: $name}) DETACH DELETE s", write=True, name=name)
+        await self._run(
+            "MATCH (v:ScenarioVersion {scenario: $id}) DETACH DELETE v", write=True, id=scenario_id
+        )
+        await self._run("MATCH (s:Scenario {id: $id}) DETACH DELETE s", write=True, id=scenario_id)
 
 
-async def find(guard: Guard, name: str) -> Scenario | None:
+async def find(guard: Guard, scenario_id: str) -> Scenario | None:
     """The scenario, if it exists and the caller may see it (None either way otherwise)."""
-    if not SCENARIO_NAME.match(name):
+    if not SCENARIO_ID.match(scenario_id):
         return None
-    rows = await guard.read(_FIND, {"name": name})
+    rows = await guard.read(_FIND, {"id": scenario_id})
     return Scenario.from_row(rows[0]["s"]) if rows else None
 
 
 async def listed(guard: Guard) -> list[Scenario]:
-    """The scenarios the caller may see, by name."""
+    """The scenarios the caller may see, by name (then creation)."""
     return [Scenario.from_row(r["s"]) for r in await guard.read(_LIST, {})]
 
 
-async def require(guard: Guard, name: str) -> Scenario:
+async def require(guard: Guard, scenario_id: str) -> Scenario:
     """The scenario, or :class:`ScenarioError` saying it does not exist (hidden or missing alike)."""
-    found = await find(guard, name)
+    found = await find(guard, scenario_id)
     if found is None:
-        raise ScenarioError(not_found(name))
+        raise ScenarioError(NOT_FOUND)
     return found
 
 
@@ -169,14 +187,13 @@ async def create(
     base: datetime | None,
     description: str = "",
 ) -> Scenario:
-    """Create a scenario owned by ``owner`` (holding ``authorizations``), labelled ``label`` (which the
-    owner must satisfy: nobody labels data so that they could not see it), into which ``producers`` may
-    publish; ``base``: the live graph's time it starts from (None: now)."""
-    if not SCENARIO_NAME.match(name):
-        raise ScenarioError(
-            f"scenario name {name!r} must be 1 to 64 letters, digits, '_', '.' or '-', starting with a "
-            "letter or digit"
-        )
+    """Create a scenario named ``name`` (a display name: any other scenario may have it too), owned by
+    ``owner`` (holding ``authorizations``), labelled ``label`` (which the owner must satisfy: nobody labels
+    data so that they could not see it), into which ``producers`` may publish; ``base``: the live graph's
+    time it starts from (None: now). It gets a fresh id (:func:`new_id`), which the result carries."""
+    name = name.strip()
+    if not name or len(name) > MAX_NAME or not name.isprintable():
+        raise ScenarioError(f"scenario name must be 1 to {MAX_NAME} printable characters")
     try:
         tree = parse(label)
     except LabelError as exc:
@@ -193,7 +210,9 @@ async def create(
         # A base in the future would move as the live graph does until then.
         raise ScenarioError("baseTime must not be in the future")
     lid = label_id(text)
+    scenario_id = new_id()
     props = {
+        "id": scenario_id,
         "name": name,
         "owner": owner,
         LABEL: lid,
@@ -201,19 +220,19 @@ async def create(
         "base": base,
         "description": description.strip()[:500],
     }
-    if not await store.create(props, text):
-        # Taken: by a scenario the caller may or may not see; the name alone is what is told.
-        raise ScenarioError(f"scenario name {name!r} is taken")
+    await store.create(props, text)
     await guard.refresh()
-    return await require(guard, name)
+    return await require(guard, scenario_id)
 
 
-async def delete(store: ScenarioStore, guard: Guard, name: str, owner: str) -> None:
+async def delete(store: ScenarioStore, guard: Guard, scenario_id: str, owner: str) -> None:
     """Delete the scenario: only its owner may, and only one the owner may see."""
-    found = await find(guard, name)
-    if found is None or found.owner != owner:
-        raise ScenarioError(not_found(name) if found is None else f"only the owner may delete {name!r}")
-    await store.delete(name)
+    found = await find(guard, scenario_id)
+    if found is None:
+        raise ScenarioError(NOT_FOUND)
+    if found.owner != owner:
+        raise ScenarioError(f"only the owner may delete scenario {scenario_id!r}")
+    await store.delete(scenario_id)
 
 
 # --------------------------------------------------------------------------------------- the overlay
@@ -223,7 +242,7 @@ async def delete(store: ScenarioStore, guard: Guard, name: str, owner: str) -> N
 _READ_OVERLAY: Final = cypher(
     """
 UNWIND $keys AS k
-OPTIONAL MATCH (sc:Scenario {name: k.s})
+OPTIONAL MATCH (sc:Scenario {id: k.s})
 CALL (k) {
   OPTIONAL MATCH (o:ScenarioVersion {scenario: k.s, mrid: k.m})
   RETURN o ORDER BY o.@version DESC LIMIT 1
@@ -379,7 +398,7 @@ class OverlayWriter:
     ) -> str | None:
         """Why ``ev`` may not be written into its scenario (None: it may)."""
         if scenario is None:
-            return f"scenario: {not_found(ev.scenario or '')}"
+            return f"scenario: {NOT_FOUND} ({ev.scenario!r})"
         if ev.producer not in (scenario.get("producers") or ()):
             return f"scenario: producer {ev.producer!r} may not publish into scenario {ev.scenario!r}"
         tree = self._tree(book, scenario.get(LABEL))

@@ -753,10 +753,10 @@ def produce(
         str | None,
         typer.Option(
             "--scenario",
-            metavar="NAME",
-            help="Publish into this scenario instead of the live graph: the worker keeps the events apart, "
-            "on top of the scenario's base (create it first: the createScenario mutation, listing this "
-            "producer).",
+            metavar="ID",
+            help="Publish into this scenario (its id, as createScenario returns it) instead of the live "
+            "graph: the worker keeps the events apart, on top of the scenario's base (create it first: the "
+            "createScenario mutation, listing this producer).",
             show_default=False,
         ),
     ] = None,
@@ -781,7 +781,7 @@ def produce(
 ) -> None:
     """Publish CGMES, GasLib, JSON-lines or CSV files to a producer's topic.
 
-    A CGMES difference model (IEC 61970-552) is sent as the upserts and deletes it states; --scenario NAME
+    A CGMES difference model (IEC 61970-552) is sent as the upserts and deletes it states; --scenario ID
     publishes into a scenario instead of the live graph.
 
     CSV files go through a column mapping (--mapping), documented in docs/csv-mapping.md.

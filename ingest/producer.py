@@ -28,7 +28,7 @@ from typing import Any, Final, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 
-from hub.events import SCENARIO_NAME_PATTERN, Event, normalise_mrid
+from hub.events import SCENARIO_ID_PATTERN, Event, normalise_mrid
 from hub.kafka_clients import ADMIN, aiokafka_options, producer_principal
 from hub.kafka_topics import ensure_topics, topic_admin
 from hub.labels import LabelError, parse
@@ -149,10 +149,10 @@ class HubProducer:
         scenario: str | None = None,
     ) -> None:
         self.settings = settings or get_settings()
-        if scenario is not None and not re.match(SCENARIO_NAME_PATTERN, scenario):
+        if scenario is not None and not re.match(SCENARIO_ID_PATTERN, scenario):
             raise ProducerError(
-                f"scenario = {scenario!r} must be 1 to 64 letters, digits, '_', '.' or '-', starting with a "
-                "letter or digit"
+                f"scenario = {scenario!r} is not a scenario id ('scn-' and 32 hex digits, as createScenario "
+                "returns it)"
             )
         # Every event goes into this scenario (hub/scenarios.py) instead of the live graph.
         self.scenario = scenario

@@ -1,7 +1,8 @@
 """Scenarios in the schema (hub/scenarios.py): creating, listing and deleting them, ``compare``, and the
 history reader that ``object``, ``objects`` and ``neighbourhood`` use with ``scenario:``.
 
-A scenario the caller may not see is answered exactly as one that does not exist.
+Every reference to a scenario is its id, which the hub assigns when it is created; its name is a display
+name only. A scenario the caller may not see is answered exactly as one that does not exist.
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ class ScenarioRefused(ReadError):
 
 @strawberry.type(
     name="Scenario",
-    description="A named base (the live graph as the hub had recorded it at baseTime) with difference "
-    "models and events applied on top, apart from the live graph.",
+    description="A base (the live graph as the hub had recorded it at baseTime) with difference models "
+    "and events applied on top, apart from the live graph.",
 )
 class ScenarioView:
-    name: str
+    id: strawberry.ID = strawberry.field(
+        description="Assigned by the hub when the scenario is created; what every reference to it uses "
+        "(scenario: arguments, compare, deleteScenario, hub produce --scenario)."
+    )
+    name: str = strawberry.field(description="A display name; other scenarios may have the same one.")
     owner: str = strawberry.field(description="Who created it (and alone may delete it).")
     label: str = strawberry.field(description="The scenario's own security label.")
     producers: list[str] = strawberry.field(description="The data products that may publish into it.")
@@ -39,6 +44,7 @@ class ScenarioView:
 
 def view(info: Info, s: sc.Scenario) -> ScenarioView:
     return ScenarioView(
+        id=strawberry.ID(s.id),
         name=s.name,
         owner=s.owner,
         label=info.context.guard.label_text(s.label_id),
@@ -54,11 +60,12 @@ def _store(info: Info) -> sc.ScenarioStore:
     return sc.ScenarioStore(services.driver, services.settings.neo4j_database)
 
 
-async def history_in(info: Info, name: str) -> tuple[History, sc.Scenario]:
-    """The history reader of scenario ``name`` (ScenarioRefused when it does not exist or is hidden)."""
+async def history_in(info: Info, scenario_id: str) -> tuple[History, sc.Scenario]:
+    """The history reader of scenario ``scenario_id`` (ScenarioRefused when it does not exist or is
+    hidden)."""
     ctx = info.context
     try:
-        found = await sc.require(ctx.guard, name)
+        found = await sc.require(ctx.guard, scenario_id)
     except sc.ScenarioError as exc:
         raise ScenarioRefused(str(exc)) from None
     reader = History(
@@ -74,8 +81,8 @@ def refuse_times(as_of: datetime | None, recorded_as_of: datetime | None) -> Non
         )
 
 
-async def scenario(info: Info, name: str) -> ScenarioView | None:
-    found = await sc.find(info.context.guard, name)
+async def scenario(info: Info, id: strawberry.ID) -> ScenarioView | None:
+    found = await sc.find(info.context.guard, id)
     return None if found is None else view(info, found)
 
 
@@ -124,11 +131,11 @@ async def create_scenario(
     return view(info, made)
 
 
-async def delete_scenario(info: Info, name: str) -> bool:
+async def delete_scenario(info: Info, id: strawberry.ID) -> bool:
     ctx = info.context
     caller = ctx.require_caller()
     try:
-        await sc.delete(_store(info), ctx.guard, name, caller.principal)
+        await sc.delete(_store(info), ctx.guard, id, caller.principal)
     except sc.ScenarioError as exc:
         raise ScenarioRefused(str(exc)) from None
     return True
@@ -137,9 +144,11 @@ async def delete_scenario(info: Info, name: str) -> bool:
 QUERIES: dict[str, Any] = {
     "scenario": strawberry.field(
         resolver=scenario,
-        description="One scenario by name; null when there is none or you may not see its label.",
+        description="One scenario by id; null when there is none or you may not see its label.",
     ),
-    "scenarios": strawberry.field(resolver=scenarios, description="The scenarios you may see, by name."),
+    "scenarios": strawberry.field(
+        resolver=scenarios, description="The scenarios you may see, by name (then creation)."
+    ),
     "compare": strawberry.field(
         resolver=compare,
         description="Objects whose state in the scenario differs from its base, as you may see each (by "
@@ -152,9 +161,10 @@ QUERIES: dict[str, Any] = {
 MUTATIONS: dict[str, Any] = {
     "create_scenario": strawberry.mutation(
         resolver=create_scenario,
-        description="Create a scenario you own, labelled label (which you must satisfy), based on the live "
-        "graph at baseTime (default: now), into which the data products producers may publish (hub "
-        "produce --scenario NAME).",
+        description="Create a scenario you own, named name (a display name, not unique), labelled label "
+        "(which you must satisfy), based on the live graph at baseTime (default: now), into which the data "
+        "products producers may publish (hub produce --scenario ID). Returns it with the id the hub "
+        "assigned it, which every reference to it uses.",
     ),
     "delete_scenario": strawberry.mutation(
         resolver=delete_scenario,

@@ -454,8 +454,8 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
             description="One object by mRID; null when not found (the same answer for objects you may "
             "not see). asOf (valid time) and recordedAsOf (what the hub had recorded then): the object's "
             "state at that time from its kept history, judged by that version's own label; associations "
-            "are empty then. scenario: the object in that scenario (its latest version there, else its base "
-            "version), judged by that version's own label.",
+            "are empty then. scenario (a scenario's id): the object in that scenario (its latest version "
+            "there, else its base version), judged by that version's own label.",
         ),
         "objects": strawberry.field(
             resolver=_objects,

@@ -7,7 +7,10 @@ a scenario created on it, and an IEC 61970-552 difference model published into t
 * the live graph is untouched (nodes, properties, edges and kept versions alike);
 * ``compare`` lists exactly the difference model's changes, each with its base and scenario state;
 * labels: a scenario whose label the caller may not see is answered exactly as a missing one, and an
-  object published into a scenario above the caller's clearance is absent for it there.
+  object published into a scenario above the caller's clearance is absent for it there;
+* ids: every reference is the id the hub assigned; names are display names, so creating one under the name
+  of a scenario the caller may not see is answered as under a fresh name, and a hidden scenario's id is
+  answered exactly as a random one.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,9 +50,9 @@ PUBLIC, OFFICIAL = "classification=PUBLIC", "classification=OFFICIAL"
 BASE_VERSION, DIFFERENCE_VERSION = 100, 200
 
 CREATE = """mutation($n: String!, $l: String!, $p: [String!]!) {
-  createScenario(name: $n, label: $l, producers: $p) { name owner label producers baseTime } }"""
-DELETE = """mutation($n: String!) { deleteScenario(name: $n) }"""
-SCENARIO = """query($n: String!) { scenario(name: $n) { name label } scenarios { name } }"""
+  createScenario(name: $n, label: $l, producers: $p) { id name owner label producers baseTime } }"""
+DELETE = """mutation($i: ID!) { deleteScenario(id: $i) }"""
+SCENARIO = """query($i: ID!) { scenario(id: $i) { id name label } scenarios { id name } }"""
 OBJECT = """query($m: ID!, $s: String) { object(mrid: $m, scenario: $s) { mrid name version label } }"""
 OBJECTS = """query($s: String, $a: String) {
   objects(scenario: $s, first: 500, after: $a) {
@@ -207,10 +211,11 @@ def test_a_difference_model_as_a_scenario_is_the_base_with_its_changes_and_leave
     name = f"{env.prefix}-plan"
     made = env.query("official", CREATE, {"n": name, "l": PUBLIC, "p": [env.producer]})["createScenario"]
     assert made["name"] == name and made["label"] == PUBLIC and made["producers"] == [env.producer]
+    sid = made["id"]
     env.produce(
         str(DIFFERENCE),
         "--scenario",
-        name,
+        sid,
         "--base",
         str(BASE),
         "--label",
@@ -234,7 +239,7 @@ def test_a_difference_model_as_a_scenario_is_the_base_with_its_changes_and_leave
     assert all(live[m]["version"] == BASE_VERSION for m in base)
 
     # The scenario's graph: the base less what the difference removes, plus what it adds.
-    inside = env.objects("official", name)
+    inside = env.objects("official", sid)
     ours = {m: n for m, n in inside.items() if m in base or m in added}
     assert set(ours) == (set(base) - deleted) | added
     for m, node in ours.items():
@@ -247,7 +252,7 @@ def test_a_difference_model_as_a_scenario_is_the_base_with_its_changes_and_leave
 
     # compare lists exactly the difference model's changes, each state being the base's and the base's
     # with the difference's patch applied.
-    listed = env.compare("official", name)
+    listed = env.compare("official", sid)
     assert [c["mrid"] for c in listed] == sorted(deleted | added | changed)
     kinds = {c["mrid"]: c["change"] for c in listed}
     assert kinds == {
@@ -282,7 +287,7 @@ def test_a_difference_model_as_a_scenario_is_the_base_with_its_changes_and_leave
     # A neighbourhood in the scenario follows the scenario's references: the added line's terminals
     # reach it there, and it is nowhere in the live graph.
     line = next(m for m in added if upserted[m].class_ == "ACLineSegment")
-    around = env.query("official", NEIGHBOURHOOD, {"m": line, "s": name})["neighbourhood"]
+    around = env.query("official", NEIGHBOURHOOD, {"m": line, "s": sid})["neighbourhood"]
     terminals = {m for m in added if upserted[m].class_ == "Terminal"}
     assert terminals <= {n["mrid"] for n in around["nodes"]}
     assert {(e["source"], e["target"]) for e in around["edges"]} >= {(t, line) for t in terminals}
@@ -311,13 +316,14 @@ def _present(refs: dict[str, list[str]], present: set[str]) -> dict[str, list[st
 
 
 def test_a_hidden_scenario_is_a_missing_one_and_a_hidden_object_in_a_scenario_is_absent(env: Env) -> None:
-    secret = f"{env.prefix}-secret"
-    env.query("official", CREATE, {"n": secret, "l": OFFICIAL, "p": [env.producer]})
-    seen = env.query("official", SCENARIO, {"n": secret})
-    assert seen["scenario"] == {"name": secret, "label": OFFICIAL}
-    assert secret in {s["name"] for s in seen["scenarios"]}
-    unseen = env.query("public", SCENARIO, {"n": secret})
-    assert unseen["scenario"] is None and secret not in {s["name"] for s in unseen["scenarios"]}
+    secret_name = f"{env.prefix}-secret"
+    made = env.query("official", CREATE, {"n": secret_name, "l": OFFICIAL, "p": [env.producer]})
+    secret = made["createScenario"]["id"]
+    seen = env.query("official", SCENARIO, {"i": secret})
+    assert seen["scenario"] == {"id": secret, "name": secret_name, "label": OFFICIAL}
+    assert secret in {s["id"] for s in seen["scenarios"]}
+    unseen = env.query("public", SCENARIO, {"i": secret})
+    assert unseen["scenario"] is None and secret not in {s["id"] for s in unseen["scenarios"]}
     some_object = next(iter(env.objects("public", None)))
     hidden_answers = [
         env.post("public", OBJECT, {"m": some_object, "s": secret}),
@@ -326,9 +332,9 @@ def test_a_hidden_scenario_is_a_missing_one_and_a_hidden_object_in_a_scenario_is
     ]
     assert all("does not exist" in json.dumps(a) for a in hidden_answers), hidden_answers
     # Only the owner deletes it; then the same questions get byte-identical answers.
-    refused = env.post("public", DELETE, {"n": secret})
+    refused = env.post("public", DELETE, {"i": secret})
     assert "does not exist" in json.dumps(refused)
-    assert env.query("official", DELETE, {"n": secret}) == {"deleteScenario": True}
+    assert env.query("official", DELETE, {"i": secret}) == {"deleteScenario": True}
     missing_answers = [
         env.post("public", OBJECT, {"m": some_object, "s": secret}),
         env.post("public", COMPARE, {"s": secret, "a": None}),
@@ -340,8 +346,8 @@ def test_a_hidden_scenario_is_a_missing_one_and_a_hidden_object_in_a_scenario_is
 
     # An object published into a public scenario with a label above the viewer's clearance, and one
     # with a public label: the viewer sees only the public one there.
-    open_name = f"{env.prefix}-open"
-    env.query("official", CREATE, {"n": open_name, "l": PUBLIC, "p": [env.producer]})
+    opened = env.query("official", CREATE, {"n": f"{env.prefix}-open", "l": PUBLIC, "p": [env.producer]})
+    open_id = opened["createScenario"]["id"]
     lines = env.folder / "into-scenario.jsonl"
     events = [
         {
@@ -358,20 +364,69 @@ def test_a_hidden_scenario_is_a_missing_one_and_a_hidden_object_in_a_scenario_is
         for which, label in (("hidden", OFFICIAL), ("shown", PUBLIC))
     ]
     lines.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
-    env.produce(str(lines), "--scenario", open_name)
+    env.produce(str(lines), "--scenario", open_id)
     hidden, shown = f"{env.prefix}-hidden", f"{env.prefix}-shown"
 
-    official = env.objects("official", open_name)
-    public = env.objects("public", open_name)
+    official = env.objects("official", open_id)
+    public = env.objects("public", open_id)
     assert hidden in official and shown in official
     assert hidden not in public and shown in public
-    assert env.query("public", OBJECT, {"m": hidden, "s": open_name}) == {"object": None}
-    assert env.post("public", OBJECT, {"m": hidden, "s": open_name}) == env.post(
-        "public", OBJECT, {"m": f"{env.prefix}-never-published", "s": open_name}
+    assert env.query("public", OBJECT, {"m": hidden, "s": open_id}) == {"object": None}
+    assert env.post("public", OBJECT, {"m": hidden, "s": open_id}) == env.post(
+        "public", OBJECT, {"m": f"{env.prefix}-never-published", "s": open_id}
     )
-    assert env.query("official", OBJECT, {"m": hidden, "s": open_name})["object"]["label"] == OFFICIAL
-    assert {c["mrid"] for c in env.compare("official", open_name)} == {hidden, shown}
-    assert {c["mrid"] for c in env.compare("public", open_name)} == {shown}
+    assert env.query("official", OBJECT, {"m": hidden, "s": open_id})["object"]["label"] == OFFICIAL
+    assert {c["mrid"] for c in env.compare("official", open_id)} == {hidden, shown}
+    assert {c["mrid"] for c in env.compare("public", open_id)} == {shown}
     # Nothing of either reached the live graph.
     assert env.query("official", OBJECT, {"m": hidden, "s": None}) == {"object": None}
     assert env.query("official", OBJECT, {"m": shown, "s": None}) == {"object": None}
+
+
+def test_names_and_ids_tell_nothing_of_scenarios_the_caller_may_not_see(env: Env) -> None:
+    taken, fresh = f"{env.prefix}-plan-2027", f"{env.prefix}-fresh"
+    made = env.query("official", CREATE, {"n": taken, "l": OFFICIAL, "p": [env.producer]})
+    hidden = made["createScenario"]["id"]
+    assert env.query("public", SCENARIO, {"i": hidden})["scenario"] is None
+
+    # Under the hidden scenario's name and under a fresh one: the same kind of answer, both created.
+    answers = [env.post("public", CREATE, {"n": n, "l": PUBLIC, "p": []}) for n in (taken, fresh)]
+    assert all("errors" not in a for a in answers), answers
+    same, other = (a["data"]["createScenario"] for a in answers)
+    assert (same["name"], other["name"]) == (taken, fresh)
+    assert {k: v for k, v in same.items() if k not in ("id", "name", "baseTime")} == {
+        k: v for k, v in other.items() if k not in ("id", "name", "baseTime")
+    }
+    assert same["label"] == PUBLIC and same["owner"] != made["createScenario"]["owner"]
+    ids = [hidden, same["id"], other["id"]]
+    assert len(set(ids)) == 3 and all(re.fullmatch(r"scn-[0-9a-f]{32}", i) for i in ids), ids
+    # Two scenarios of one name, each its own: the viewer sees its own; the official sees both.
+    assert env.query("public", SCENARIO, {"i": same["id"]})["scenario"] == {
+        "id": same["id"],
+        "name": taken,
+        "label": PUBLIC,
+    }
+    everything = env.query("official", SCENARIO, {"i": hidden})["scenarios"]
+    assert {(s["id"], s["name"]) for s in everything} >= {(hidden, taken), (same["id"], taken)}
+
+    # A hidden scenario's id and a random one are answered byte for byte alike.
+    some_object = next(iter(env.objects("public", None)))
+
+    def answers_about(scenario_id: str) -> list[str]:
+        asked = [
+            (OBJECT, {"m": some_object, "s": scenario_id}),
+            (OBJECTS, {"s": scenario_id, "a": None}),
+            (COMPARE, {"s": scenario_id, "a": None}),
+            (NEIGHBOURHOOD, {"m": some_object, "s": scenario_id}),
+            (SCENARIO, {"i": scenario_id}),
+            (DELETE, {"i": scenario_id}),
+        ]
+        return [json.dumps(env.post("public", q, v), sort_keys=True) for q, v in asked]
+
+    of_hidden = answers_about(hidden)
+    of_random = answers_about(f"scn-{uuid.uuid4().hex}")
+    assert of_hidden == of_random
+    refusals = [of_hidden[i] for i in (0, 1, 2, 3, 5)]
+    assert all("the scenario does not exist" in a for a in refusals), refusals
+    # The hidden one is still there for its owner.
+    assert env.query("official", SCENARIO, {"i": hidden})["scenario"]["name"] == taken

@@ -1,4 +1,5 @@
-"""The envelope's versions taken from times: microseconds since the epoch, inside signed 64 bits."""
+"""The envelope: versions taken from times (microseconds since the epoch, inside signed 64 bits), and the
+scenario it names (an id the hub assigned, never a name)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from pydantic import ValidationError
 
-from hub.events import time_version
+from hub.events import Event, time_version
+from hub.scenarios import new_id
 from hub.storable import INT64_MAX
 
 
@@ -38,3 +41,31 @@ def test_later_times_give_larger_versions_and_the_last_one_fits_in_64_bits() -> 
 def test_a_time_that_cannot_be_a_version_is_named(time: datetime, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         time_version(time)
+
+
+def _envelope(scenario: str) -> dict[str, object]:
+    return {
+        "id": "e1",
+        "source": "tso",
+        "type": "upsert",
+        "subject": "line-1",
+        "time": "2026-01-01T00:00:00Z",
+        "version": 1,
+        "class": "ACLineSegment",
+        "scenario": scenario,
+    }
+
+
+def test_an_envelope_names_a_scenario_by_the_id_the_hub_assigned() -> None:
+    fresh = new_id()
+    assert re.fullmatch(r"scn-[0-9a-f]{32}", fresh) and fresh != new_id()
+    assert Event.model_validate(_envelope(fresh)).scenario == fresh
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    ["plan-2027", "scn-", "scn-" + "A" * 32, "scn-" + "0" * 31, "scn-" + "0" * 33, " scn-" + "0" * 32],
+)
+def test_an_envelope_naming_anything_but_a_scenario_id_is_refused(scenario: str) -> None:
+    with pytest.raises(ValidationError, match="scenario"):
+        Event.model_validate(_envelope(scenario))

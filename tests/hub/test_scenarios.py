@@ -19,7 +19,7 @@ from hub.graph import ensure_schema, make_async_driver
 from hub.graph_schema import DELETED, LABEL, OWNER, VERSION
 from hub.guard import Guard, LabelDirectory
 from hub.labels import Authorizations, LabelCache, label_id
-from hub.scenarios import ScenarioError, ScenarioStore, create, delete, find
+from hub.scenarios import NOT_FOUND, ScenarioError, ScenarioStore, create, delete, find, new_id
 from hub.writer import Accepted, GraphWriter
 from ontology.loader import load_ontology
 from tests.hub.test_writer import ev
@@ -53,7 +53,7 @@ def test_scenario_events_are_checked_and_kept_apart_from_the_live_graph(
 ) -> None:
     prefix = f"ts{uuid.uuid4().hex[:8]}-"
     a, b, c, d = (prefix + x for x in "abcd")
-    plan_name, closed = f"{prefix}plan", f"{prefix}closed"
+    plan_name, closed = new_id(), new_id()
     store = ScenarioStore(async_driver, settings.neo4j_database)
 
     async def write(batch: list[Accepted]) -> Any:
@@ -70,14 +70,36 @@ def test_scenario_events_are_checked_and_kept_apart_from_the_live_graph(
             ]
         )
         # Scenarios based on it: one p1 and p2 may publish into, one labelled beyond p2's attributes.
-        assert await store.create(
-            {"name": plan_name, "owner": "o", LABEL: label_id("org=a"), "producers": ["p1", "p2"]}, "org=a"
+        await store.create(
+            {
+                "id": plan_name,
+                "name": f"{prefix}plan",
+                "owner": "o",
+                LABEL: label_id("org=a"),
+                "producers": ["p1", "p2"],
+            },
+            "org=a",
         )
-        assert await store.create(
-            {"name": closed, "owner": "o", LABEL: label_id("org=b"), "producers": ["p2"]}, "org=b"
+        await store.create(
+            {
+                "id": closed,
+                "name": f"{prefix}closed",
+                "owner": "o",
+                LABEL: label_id("org=b"),
+                "producers": ["p2"],
+            },
+            "org=b",
         )
-        assert not await store.create(
-            {"name": closed, "owner": "x", LABEL: label_id("org=a"), "producers": []}, "org=a"
+        # Names are display names: another scenario of the same name is a scenario of its own.
+        await store.create(
+            {
+                "id": new_id(),
+                "name": f"{prefix}closed",
+                "owner": "x",
+                LABEL: label_id("org=a"),
+                "producers": [],
+            },
+            "org=a",
         )
         first = await write(
             [
@@ -89,7 +111,7 @@ def test_scenario_events_are_checked_and_kept_apart_from_the_live_graph(
                 into(plan_name, ev(prefix + "x", "upsert", 5, producer="p2", label="org=b")),  # beyond p2
                 into(plan_name, ev(a, "measurement", 6, props={"r": 3.0})),
                 into(plan_name, ev(prefix + "y", "upsert", 5, producer="p3", label="org=a")),  # not listed
-                into(f"{prefix}nowhere", ev(prefix + "z", "upsert", 5)),
+                into(new_id(), ev(prefix + "z", "upsert", 5)),  # no such scenario
                 into(closed, ev(prefix + "w", "upsert", 5, producer="p2")),
                 ev(a, "upsert", 2, props={"name": "a2"}),  # a live write in the same batch
             ]
@@ -158,12 +180,19 @@ def test_a_deleted_scenario_takes_its_versions_with_it(
     async_driver: Any, neo4j_driver: neo4j.Driver, loop: asyncio.AbstractEventLoop, settings: Any
 ) -> None:
     prefix = f"ts{uuid.uuid4().hex[:8]}-"
-    name = f"{prefix}gone"
+    name = new_id()
     store = ScenarioStore(async_driver, settings.neo4j_database)
 
     async def run() -> None:
-        assert await store.create(
-            {"name": name, "owner": "o", LABEL: label_id("org=a"), "producers": ["p1"]}, "org=a"
+        await store.create(
+            {
+                "id": name,
+                "name": f"{prefix}gone",
+                "owner": "o",
+                LABEL: label_id("org=a"),
+                "producers": ["p1"],
+            },
+            "org=a",
         )
         async with async_driver.session(database=settings.neo4j_database) as session:
             await session.execute_write(WRITER.apply, [into(name, ev(prefix + "n", "upsert", 1))])
@@ -173,7 +202,7 @@ def test_a_deleted_scenario_takes_its_versions_with_it(
         loop.run_until_complete(run())
         records, _, _ = neo4j_driver.execute_query(
             "OPTIONAL MATCH (v:ScenarioVersion {scenario: $n}) WITH count(v) AS v "
-            "OPTIONAL MATCH (s:Scenario {name: $n}) RETURN v, count(s) AS s",
+            "OPTIONAL MATCH (s:Scenario {id: $n}) RETURN v, count(s) AS s",
             n=name,
         )
         assert (records[0]["v"], records[0]["s"]) == (0, 0)
@@ -216,19 +245,23 @@ def test_creating_and_deleting_scenarios_follows_the_owner_and_the_label(
             base=None,
         )
         out["made"] = made
-        out["seen by public"] = await find(guard(public), name)
-        out["taken"] = await refused(
-            create(
+        out["seen by public"] = await find(guard(public), made.id)
+
+        async def public_creates(display: str) -> Any:
+            return await create(
                 store,
                 guard(public),
-                name=name,
+                name=display,
                 owner="viewer",
                 authorizations=public,
                 label="classification=PUBLIC",
                 producers=[],
                 base=None,
             )
-        )
+
+        # The name of a scenario the caller may not see, and a fresh one: the same answer, each created.
+        out["same name"] = await public_creates(name)
+        out["fresh name"] = await public_creates(f"{prefix}fresh")
         out["beyond"] = await refused(
             create(
                 store,
@@ -257,7 +290,7 @@ def test_creating_and_deleting_scenarios_follows_the_owner_and_the_label(
             create(
                 store,
                 guard(official),
-                name="no spaces",
+                name="  ",
                 owner="planner",
                 authorizations=official,
                 label="classification=PUBLIC",
@@ -265,31 +298,42 @@ def test_creating_and_deleting_scenarios_follows_the_owner_and_the_label(
                 base=None,
             )
         )
-        out["hidden delete"] = await refused(delete(store, guard(public), name, "viewer"))
-        out["missing delete"] = await refused(delete(store, guard(public), f"{prefix}none", "viewer"))
-        out["not owner"] = await refused(delete(store, guard(official), name, "someone"))
-        await delete(store, guard(official), name, "planner")
-        out["after delete"] = await find(guard(official), name)
+        out["hidden delete"] = await refused(delete(store, guard(public), made.id, "viewer"))
+        out["missing delete"] = await refused(delete(store, guard(public), new_id(), "viewer"))
+        out["name delete"] = await refused(delete(store, guard(public), name, "viewer"))
+        out["not owner"] = await refused(delete(store, guard(official), made.id, "someone"))
+        await delete(store, guard(official), made.id, "planner")
+        out["after delete"] = await find(guard(official), made.id)
+        out["other still there"] = await find(guard(public), out["same name"].id)
         return out
 
     try:
         out = loop.run_until_complete(run())
         made = out["made"]
-        assert (made.owner, made.producers, made.label_id) == (
+        assert (made.name, made.owner, made.producers, made.label_id) == (
+            f"{prefix}plan",
             "planner",
             ("p1", "p2"),
             label_id("classification=OFFICIAL"),
         )
+        assert made.id.startswith("scn-") and len(made.id) == 36
         assert made.created >= made.base
         assert out["seen by public"] is None
-        assert out["taken"] == f"scenario name '{prefix}plan' is taken"
+        same, fresh = out["same name"], out["fresh name"]
+        assert (same.name, same.owner, fresh.name, fresh.owner) == (
+            made.name,
+            "viewer",
+            f"{prefix}fresh",
+            "viewer",
+        )
+        assert len({made.id, same.id, fresh.id}) == 3
         assert "you do not satisfy the label 'classification=OFFICIAL'" in out["beyond"]
         assert out["future"] == "baseTime must not be in the future"
-        assert "scenario name 'no spaces' must be" in out["bad name"]
-        # A scenario the caller may not see is one that does not exist, in the same words.
-        assert out["hidden delete"] == f"scenario '{prefix}plan' does not exist"
-        assert out["missing delete"] == f"scenario '{prefix}none' does not exist"
-        assert out["not owner"] == f"only the owner may delete '{prefix}plan'"
+        assert "scenario name must be 1 to" in out["bad name"]
+        # A scenario the caller may not see is one that does not exist, in the same words; so is a name.
+        assert out["hidden delete"] == out["missing delete"] == out["name delete"] == NOT_FOUND
+        assert out["not owner"] == f"only the owner may delete scenario {made.id!r}"
         assert out["after delete"] is None
+        assert out["other still there"] == same
     finally:
         neo4j_driver.execute_query("MATCH (s:Scenario) WHERE s.name STARTS WITH $p DETACH DELETE s", p=prefix)

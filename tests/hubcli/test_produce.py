@@ -24,6 +24,7 @@ from hub.events import time_version
 from hub.graph_schema import VERSION
 from hub.kafka_clients import admin_options
 from hub.kafka_topics import delete_topics, topic_admin, topic_names
+from hub.scenarios import new_id
 from hub.settings import get_settings
 from hubcli import produce as produce_command
 from hubcli.main import app
@@ -650,3 +651,21 @@ def test_wait_as_the_producer_reads_its_own_dead_letters_and_leaves_the_rest_unk
     assert outcomes[odd["id"]]["reason_class"] == "attribute"
     assert "EnergyConsumer.nonsense" in outcomes[odd["id"]]["reason"]
     assert "not dead-lettered" in flat(result.stderr)
+
+
+def test_a_scenario_is_named_by_its_id_and_anything_else_is_refused_before_sending(
+    publisher: Publisher,
+) -> None:
+    readings = str(publisher.csv("readings.csv", READINGS))
+    mapping = str(publisher.mapping())
+    by_name = publisher.produce(readings, "--mapping", mapping, "--scenario", "plan-2027", "--emit", "jsonl")
+    assert by_name.exit_code != 0
+    assert "scenario = 'plan-2027' is not a scenario id" in flat(by_name.output)
+    assert read_topic(publisher.bootstrap, publisher.topic, 0) == []
+
+    scenario = new_id()
+    checked = publisher.produce(
+        readings, "--mapping", mapping, "--scenario", scenario, "--dry-run", "--emit", "jsonl"
+    )
+    assert checked.exit_code == 0, checked.output
+    assert [e["scenario"] for e in json_lines(checked.stdout)] == [scenario] * len(READINGS)
