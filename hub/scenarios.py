@@ -85,6 +85,11 @@ class ScenarioError(ValueError):
 NOT_FOUND: Final = "the scenario does not exist"
 
 
+def refused_scenario(scenario: str | None, producer: str) -> str:
+    """A dead letter's reason for an event its scenario does not take, whichever rule refused it."""
+    return f"scenario: {scenario!r} does not exist or producer {producer!r} may not publish into it"
+
+
 def new_id() -> str:
     """A fresh scenario id: unguessable, and unrelated to anything the caller or other scenarios chose."""
     return SCENARIO_ID_PREFIX + uuid.uuid4().hex
@@ -396,16 +401,17 @@ class OverlayWriter:
     def _check_scenario(
         self, ev: Accepted, scenario: Mapping[str, Any] | None, book: LabelBook
     ) -> str | None:
-        """Why ``ev`` may not be written into its scenario (None: it may)."""
-        if scenario is None:
-            return f"scenario: {NOT_FOUND} ({ev.scenario!r})"
-        if ev.producer not in (scenario.get("producers") or ()):
-            return f"scenario: producer {ev.producer!r} may not publish into scenario {ev.scenario!r}"
-        tree = self._tree(book, scenario.get(LABEL))
-        if tree is None or not check_all(ev.rights, tree, None).allowed:
-            return (
-                f"scenario: producer {ev.producer!r} does not satisfy the label of scenario {ev.scenario!r}"
-            )
+        """Why ``ev`` may not be written into its scenario (None: it may). Missing, not listing the
+        producer and a label the producer does not satisfy are told in the same words: a producer learns
+        nothing of a scenario it may not publish into, not even that it exists."""
+        tree = None if scenario is None else self._tree(book, scenario.get(LABEL))
+        if (
+            scenario is None
+            or ev.producer not in (scenario.get("producers") or ())
+            or tree is None
+            or not check_all(ev.rights, tree, None).allowed
+        ):
+            return refused_scenario(ev.scenario, ev.producer)
         return None
 
     def _version(self, ev: Accepted, live: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -19,7 +19,16 @@ from hub.graph import ensure_schema, make_async_driver
 from hub.graph_schema import DELETED, LABEL, OWNER, VERSION
 from hub.guard import Guard, LabelDirectory
 from hub.labels import Authorizations, LabelCache, label_id
-from hub.scenarios import NOT_FOUND, ScenarioError, ScenarioStore, create, delete, find, new_id
+from hub.scenarios import (
+    NOT_FOUND,
+    ScenarioError,
+    ScenarioStore,
+    create,
+    delete,
+    find,
+    new_id,
+    refused_scenario,
+)
 from hub.writer import Accepted, GraphWriter
 from ontology.loader import load_ontology
 from tests.hub.test_writer import ev
@@ -135,6 +144,11 @@ def test_scenario_events_are_checked_and_kept_apart_from_the_live_graph(
             (prefix + "z", "scenario"),
             (prefix + "w", "scenario"),
         }, [r.reason for r in first.rejected]
+        # Missing, not listed and a label beyond the producer are told alike.
+        told = {r.event.mrid: r.reason for r in first.rejected if r.event.mrid != a}
+        for mrid in (prefix + "y", prefix + "z", prefix + "w"):
+            event = next(r.event for r in first.rejected if r.event.mrid == mrid)
+            assert told[mrid] == refused_scenario(event.scenario, event.producer)
         assert first.applied["scenario"] == 3 and first.stale["scenario"] == 1
         assert second.applied["scenario"] == 1 and not second.rejected
 
