@@ -64,7 +64,7 @@ from hub.write_policy import check_all, may_assign
 
 if TYPE_CHECKING:
     from hub.labels import Authorizations
-    from hub.writer import Accepted, LabelBook, OntologyView
+    from hub.write_input import Accepted, LabelBook, OntologyView
 
 SCENARIO_ID: Final = re.compile(SCENARIO_ID_PATTERN)
 SCENARIO_ID_PREFIX: Final = "scn-"
