@@ -6,6 +6,10 @@ is told to when the filter pins one of them down (:meth:`hub.filters.Compiled.in
 filters by the caller's visible labels (:func:`hub.guard.visible`) like every read, and compiles the
 filter with :mod:`hub.filters`, whose relationship filters look at visible objects only. Sorting and
 cursors are :mod:`hub.ordering`'s.
+
+A page whose selection asks for its total count gets it from the same statement as its rows
+(:func:`page_query` with ``total``): the matching objects are counted in a subquery before the cursor and
+the limit apply, so one round trip answers both, and a page that is not asked for its count does not count.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ class Query:
 @dataclass
 class SortedPage(Page):
     cursors: list[str]
+    # Every visible object the filter admits, over all pages (None: the page was not asked for it).
+    total: int | None = None
 
 
 def match(reader: Reader, compiler: FilterCompiler, query: Query) -> tuple[str, dict[str, Any]]:
@@ -52,18 +58,31 @@ def page_query(
     cursor: str | None,
     prefetch: Sequence[Prefetch] = (),
     fields: Fields = None,
+    *,
+    total: bool = False,
 ) -> tuple[str, dict[str, Any]]:
-    """``fields``: the properties the selection reads (None: all), as :meth:`hub.reader.Reader.objects`."""
+    """``fields``: the properties the selection reads (None: all), as :meth:`hub.reader.Reader.objects`.
+
+    ``total``: one row instead, ``page`` (the rows, in order) beside ``total``, the count of all the
+    objects the filter admits (every page); each is a subquery of the same statement with its own match,
+    so the page keeps the plan it has alone, and both always answer one row, an empty page included."""
     text, params = match(reader, compiler, query)
     if cursor:
         text += " AND " + after(query.keys, "n", cursor, params)
     params["limit"] = size + 1
     projection = reader._projection("n", prefetch, fields)
-    text += (
-        f" WITH n ORDER BY {order_by(query.keys, 'n')} LIMIT $limit "
-        f"RETURN n {{{projection}}} AS n, {sort_values(query.keys, 'n')} AS sort"
+    text += f" WITH n ORDER BY {order_by(query.keys, 'n')} LIMIT $limit "
+    row = f"n {{{projection}}} AS n, {sort_values(query.keys, 'n')} AS sort"
+    if not total:
+        return f"{text}RETURN {row}", params
+    counted, _ = match(reader, compiler, query)  # the parameters are the page's own
+    # collect() keeps the order of the rows sorted before it.
+    return (
+        f"CALL () {{ {counted} RETURN count(n) AS total }} "
+        f"CALL () {{ {text}WITH {row} RETURN collect({{n: n, sort: sort}}) AS page }} "
+        "RETURN page, total",
+        params,
     )
-    return text, params
 
 
 async def page(
@@ -74,16 +93,23 @@ async def page(
     cursor: str | None,
     prefetch: Sequence[Prefetch] = (),
     fields: Fields = None,
+    *,
+    total: bool = False,
 ) -> SortedPage:
+    """``total``: count every object the filter admits in the same statement (:attr:`SortedPage.total`)."""
     size = reader.page_size(first)
-    text, params = page_query(reader, compiler, query, size, cursor, prefetch, fields)
+    text, params = page_query(reader, compiler, query, size, cursor, prefetch, fields, total=total)
     rows = await reader.guard.read(text, params)
+    counted: int | None = None
+    if total:
+        counted, rows = int(rows[0]["total"]), rows[0]["page"]
     kept = rows[:size]
     reader.guard.stats.rows += len(kept)
     return SortedPage(
         rows=[r["n"] for r in kept],
         has_next=len(rows) > size,
         cursors=[encode_cursor(query.keys, r["sort"], r["n"]["mrid"]) for r in kept],
+        total=counted,
     )
 
 
