@@ -63,26 +63,25 @@ def page_query(
 ) -> tuple[str, dict[str, Any]]:
     """``fields``: the properties the selection reads (None: all), as :meth:`hub.reader.Reader.objects`.
 
-    ``total``: one row instead, ``page`` (the rows, in order) beside ``total``, the count of all the
-    objects the filter admits (every page); each is a subquery of the same statement with its own match,
-    so the page keeps the plan it has alone, and both always answer one row, an empty page included."""
+    One row: ``page``, the rows in order (each ``{n, sort}``), collected in Cypher (one record for the
+    driver to read rather than one per object, which cost more than the objects' properties on a page
+    of nested objects); with ``total``, beside it the count of all the objects the filter admits (every
+    page), counted by a subquery of the same statement with its own match, so the page keeps its plan."""
     text, params = match(reader, compiler, query)
     if cursor:
         text += " AND " + after(query.keys, "n", cursor, params)
     params["limit"] = size + 1
     projection = reader._projection("n", prefetch, fields)
-    text += f" WITH n ORDER BY {order_by(query.keys, 'n')} LIMIT $limit "
-    row = f"n {{{projection}}} AS n, {sort_values(query.keys, 'n')} AS sort"
-    if not total:
-        return f"{text}RETURN {row}", params
-    counted, _ = match(reader, compiler, query)  # the parameters are the page's own
     # collect() keeps the order of the rows sorted before it.
-    return (
-        f"CALL () {{ {counted} RETURN count(n) AS total }} "
-        f"CALL () {{ {text}WITH {row} RETURN collect({{n: n, sort: sort}}) AS page }} "
-        "RETURN page, total",
-        params,
+    text += (
+        f" WITH n ORDER BY {order_by(query.keys, 'n')} LIMIT $limit "
+        f"WITH n {{{projection}}} AS n, {sort_values(query.keys, 'n')} AS sort "
+        "RETURN collect({n: n, sort: sort}) AS page"
     )
+    if not total:
+        return text, params
+    counted, _ = match(reader, compiler, query)  # the parameters are the page's own
+    return f"CALL () {{ {counted} RETURN count(n) AS total }} CALL () {{ {text} }} RETURN page, total", params
 
 
 async def page(
@@ -99,10 +98,9 @@ async def page(
     """``total``: count every object the filter admits in the same statement (:attr:`SortedPage.total`)."""
     size = reader.page_size(first)
     text, params = page_query(reader, compiler, query, size, cursor, prefetch, fields, total=total)
-    rows = await reader.guard.read(text, params)
-    counted: int | None = None
-    if total:
-        counted, rows = int(rows[0]["total"]), rows[0]["page"]
+    found = (await reader.guard.read(text, params))[0]
+    rows: list[dict[str, Any]] = found["page"]
+    counted = int(found["total"]) if total else None
     kept = rows[:size]
     reader.guard.stats.rows += len(kept)
     return SortedPage(
