@@ -8,8 +8,9 @@ filter with :mod:`hub.filters`, whose relationship filters look at visible objec
 cursors are :mod:`hub.ordering`'s.
 
 A page whose selection asks for its total count gets it from the same statement as its rows
-(:func:`page_query` with ``total``): the matching objects are counted in a subquery before the cursor and
-the limit apply, so one round trip answers both, and a page that is not asked for its count does not count.
+(:func:`page_query` with ``total``): a first page that is not full is its own count; otherwise the matching
+objects are counted in a subquery before the cursor and the limit apply. One round trip answers both, and a
+page that is not asked for its count does not count.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def page_query(
     One row: ``page``, the rows in order (each ``{n, sort}``), collected in Cypher (one record for the
     driver to read rather than one per object, which cost more than the objects' properties on a page
     of nested objects); with ``total``, beside it the count of all the objects the filter admits (every
-    page), counted by a subquery of the same statement with its own match, so the page keeps its plan."""
+    page): the page's own size when it is a first page that is not full (it holds every match), else
+    counted by a subquery of the same statement with its own match, so the page keeps its plan."""
     text, params = match(reader, compiler, query)
     if cursor:
         text += " AND " + after(query.keys, "n", cursor, params)
@@ -81,7 +83,17 @@ def page_query(
     if not total:
         return text, params
     counted, _ = match(reader, compiler, query)  # the parameters are the page's own
-    return f"CALL () {{ {counted} RETURN count(n) AS total }} CALL () {{ {text} }} RETURN page, total", params
+    # A first page that is not full holds every match: it is its own count, and nothing is matched twice.
+    params["whole_page"] = not cursor
+    params["page_size"] = size
+    whole = "$whole_page AND size(page) <= $page_size"
+    return (
+        f"CALL () {{ {text} }} "
+        f"CALL (page) {{ WITH page WHERE {whole} RETURN size(page) AS total "
+        f"UNION ALL WITH page WHERE NOT ({whole}) {counted} RETURN count(n) AS total }} "
+        "RETURN page, total",
+        params,
+    )
 
 
 async def page(
