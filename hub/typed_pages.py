@@ -8,9 +8,9 @@ filter with :mod:`hub.filters`, whose relationship filters look at visible objec
 cursors are :mod:`hub.ordering`'s.
 
 A page whose selection asks for its total count gets it from the same statement as its rows
-(:func:`page_query` with ``total``): a first page that is not full is its own count; otherwise the matching
-objects are counted in a subquery before the cursor and the limit apply. One round trip answers both, and a
-page that is not asked for its count does not count.
+(:func:`page_query` with ``total``): the matching objects are collected once and counted before the cursor
+and the limit pick the page out of them. One round trip and one read of the class answer both, and a page
+that is not asked for its count does not count.
 """
 
 from __future__ import annotations
@@ -66,32 +66,26 @@ def page_query(
 
     One row: ``page``, the rows in order (each ``{n, sort}``), collected in Cypher (one record for the
     driver to read rather than one per object, which cost more than the objects' properties on a page
-    of nested objects); with ``total``, beside it the count of all the objects the filter admits (every
-    page): the page's own size when it is a first page that is not full (it holds every match), else
-    counted by a subquery of the same statement with its own match, so the page keeps its plan."""
+    of nested objects). With ``total``, beside it the count of all the objects the filter admits (every
+    page), from the same match: the matching objects are collected once, counted, and the page is sorted
+    out of them (the cursor applies there), so the class is read once, not once for the count and again
+    for the page."""
     text, params = match(reader, compiler, query)
-    if cursor:
-        text += " AND " + after(query.keys, "n", cursor, params)
     params["limit"] = size + 1
     projection = reader._projection("n", prefetch, fields)
+    later = after(query.keys, "n", cursor, params) if cursor else None
     # collect() keeps the order of the rows sorted before it.
-    text += (
-        f" WITH n ORDER BY {order_by(query.keys, 'n')} LIMIT $limit "
+    rest = (
+        f"WITH n ORDER BY {order_by(query.keys, 'n')} LIMIT $limit "
         f"WITH n {{{projection}}} AS n, {sort_values(query.keys, 'n')} AS sort "
         "RETURN collect({n: n, sort: sort}) AS page"
     )
     if not total:
-        return text, params
-    counted, _ = match(reader, compiler, query)  # the parameters are the page's own
-    # A first page that is not full holds every match: it is its own count, and nothing is matched twice.
-    params["whole_page"] = not cursor
-    params["page_size"] = size
-    whole = "$whole_page AND size(page) <= $page_size"
+        return f"{text}{f' AND {later}' if later else ''} {rest}", params
     return (
-        f"CALL () {{ {text} }} "
-        f"CALL (page) {{ WITH page WHERE {whole} RETURN size(page) AS total "
-        f"UNION ALL WITH page WHERE NOT ({whole}) {counted} RETURN count(n) AS total }} "
-        "RETURN page, total",
+        f"{text} WITH collect(n) AS matched "
+        f"CALL (matched) {{ UNWIND matched AS n {f'WITH n WHERE {later} ' if later else ''}{rest} }} "
+        "RETURN page, size(matched) AS total",
         params,
     )
 
