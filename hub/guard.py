@@ -270,8 +270,10 @@ class Guard:
 
     def _note(self, values: Any, depth: int) -> None:
         """Remember the objects among ``values`` (maps of nodes, nested a few levels) that only a grant
-        shows."""
-        if depth > 4:
+        shows. Six levels: a typed page's one row holds its objects two levels down (``page``, then
+        ``{n, sort}``), and two levels of prefetched associations below them are noted, as in a row of
+        its own."""
+        if depth > 6:
             return
         for v in values:
             if isinstance(v, dict):

@@ -6,6 +6,11 @@ is told to when the filter pins one of them down (:meth:`hub.filters.Compiled.in
 filters by the caller's visible labels (:func:`hub.guard.visible`) like every read, and compiles the
 filter with :mod:`hub.filters`, whose relationship filters look at visible objects only. Sorting and
 cursors are :mod:`hub.ordering`'s.
+
+A page whose selection asks for its total count gets it from the same statement as its rows
+(:func:`page_query` with ``total``): the matching objects are collected once and counted before the cursor
+and the limit pick the page out of them. One round trip and one read of the class answer both, and a page
+that is not asked for its count does not count.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ class Query:
 @dataclass
 class SortedPage(Page):
     cursors: list[str]
+    # Every visible object the filter admits, over all pages (None: the page was not asked for it).
+    total: int | None = None
 
 
 def match(reader: Reader, compiler: FilterCompiler, query: Query) -> tuple[str, dict[str, Any]]:
@@ -52,18 +59,35 @@ def page_query(
     cursor: str | None,
     prefetch: Sequence[Prefetch] = (),
     fields: Fields = None,
+    *,
+    total: bool = False,
 ) -> tuple[str, dict[str, Any]]:
-    """``fields``: the properties the selection reads (None: all), as :meth:`hub.reader.Reader.objects`."""
+    """``fields``: the properties the selection reads (None: all), as :meth:`hub.reader.Reader.objects`.
+
+    One row: ``page``, the rows in order (each ``{n, sort}``), collected in Cypher (one record for the
+    driver to read rather than one per object, which cost more than the objects' properties on a page
+    of nested objects). With ``total``, beside it the count of all the objects the filter admits (every
+    page), from the same match: the matching objects are collected once, counted, and the page is sorted
+    out of them (the cursor applies there), so the class is read once, not once for the count and again
+    for the page."""
     text, params = match(reader, compiler, query)
-    if cursor:
-        text += " AND " + after(query.keys, "n", cursor, params)
     params["limit"] = size + 1
     projection = reader._projection("n", prefetch, fields)
-    text += (
-        f" WITH n ORDER BY {order_by(query.keys, 'n')} LIMIT $limit "
-        f"RETURN n {{{projection}}} AS n, {sort_values(query.keys, 'n')} AS sort"
+    later = after(query.keys, "n", cursor, params) if cursor else None
+    # collect() keeps the order of the rows sorted before it.
+    rest = (
+        f"WITH n ORDER BY {order_by(query.keys, 'n')} LIMIT $limit "
+        f"WITH n {{{projection}}} AS n, {sort_values(query.keys, 'n')} AS sort "
+        "RETURN collect({n: n, sort: sort}) AS page"
     )
-    return text, params
+    if not total:
+        return f"{text}{f' AND {later}' if later else ''} {rest}", params
+    return (
+        f"{text} WITH collect(n) AS matched "
+        f"CALL (matched) {{ UNWIND matched AS n {f'WITH n WHERE {later} ' if later else ''}{rest} }} "
+        "RETURN page, size(matched) AS total",
+        params,
+    )
 
 
 async def page(
@@ -74,16 +98,22 @@ async def page(
     cursor: str | None,
     prefetch: Sequence[Prefetch] = (),
     fields: Fields = None,
+    *,
+    total: bool = False,
 ) -> SortedPage:
+    """``total``: count every object the filter admits in the same statement (:attr:`SortedPage.total`)."""
     size = reader.page_size(first)
-    text, params = page_query(reader, compiler, query, size, cursor, prefetch, fields)
-    rows = await reader.guard.read(text, params)
+    text, params = page_query(reader, compiler, query, size, cursor, prefetch, fields, total=total)
+    found = (await reader.guard.read(text, params))[0]
+    rows: list[dict[str, Any]] = found["page"]
+    counted = int(found["total"]) if total else None
     kept = rows[:size]
     reader.guard.stats.rows += len(kept)
     return SortedPage(
         rows=[r["n"] for r in kept],
         has_next=len(rows) > size,
         cursors=[encode_cursor(query.keys, r["sort"], r["n"]["mrid"]) for r in kept],
+        total=counted,
     )
 
 

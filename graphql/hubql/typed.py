@@ -408,6 +408,9 @@ def _page_field(registry: TypeRegistry, compiler: FilterCompiler, t: TypedClass,
     )
 
     async def total_count(root: Any, info: Info) -> int:
+        counted: int | None = root["_total"]  # counted with the page when the selection asked for it
+        if counted is not None:
+            return counted
         return await typed_pages.count(info.context.reader, compiler, root["_query"])
 
     connection = strawberry.type(
@@ -452,7 +455,9 @@ def _page_field(registry: TypeRegistry, compiler: FilterCompiler, t: TypedClass,
             selected_properties(ctx.registry, type_name, nodes),
             selected_properties(ctx.registry, type_name, edge_nodes),
         )
-        found = await typed_pages.page(ctx.reader, compiler, query, first, after, wanted, fields)
+        # The total count, when selected, comes from the page's own statement.
+        total = prefetch.selects(selected, "totalCount")
+        found = await typed_pages.page(ctx.reader, compiler, query, first, after, wanted, fields, total=total)
         rows = ctx.rows(found.rows, wanted)
         return {
             "edges": [{"cursor": k, "node": r} for k, r in zip(found.cursors, rows, strict=True)],
@@ -461,6 +466,7 @@ def _page_field(registry: TypeRegistry, compiler: FilterCompiler, t: TypedClass,
                 has_next_page=found.has_next, end_cursor=found.cursors[-1] if found.cursors else None
             ),
             "_query": query,
+            "_total": found.total,
         }
 
     resolve.__annotations__ = {

@@ -609,6 +609,19 @@ def test_access_used_says_per_grant_how_many_returned_objects_it_made_visible(
         entry = asyncio.run(_used(settings, w.audit_topic, set(rids.values()), "Evidence"))
         assert entry["objects_by_grant"] == {rids["ngt"]: 2, rids["nggt"]: 2}
         assert entry["rows"] == len(got)
+        # A typed page with two levels of associations, in its one row: v1, and b1 two levels down, by
+        # ngt's grant; v2 by nggt's (b2 is public; s3, neso's, is shown by neither).
+        typed = w.api.query(
+            "query EvidenceTyped($m: [ID!]) { substations(where: {mrid: {in: $m}}) "
+            "{ totalCount nodes { mrid voltageLevels { mrid bays { mrid } } } } }",
+            {"m": [p + "s1", p + "s3"]},
+            token=token,
+            operation_name="EvidenceTyped",
+        )
+        assert "errors" not in typed, typed
+        assert [n["mrid"] for n in typed["data"]["substations"]["nodes"]] == [p + "s1"]
+        entry = asyncio.run(_used(settings, w.audit_topic, set(rids.values()), "EvidenceTyped"))
+        assert entry["objects_by_grant"] == {rids["ngt"]: 2, rids["nggt"]: 1}
     finally:
         for rid in rids.values():
             w.api.query(REVOKE, {"id": rid}, token=w.officers["ngt" if rid == rids.get("ngt") else "nggt"])

@@ -257,6 +257,61 @@ def test_sorting_is_stable_across_pages(api: Api, ids: dict[str, str], tokens: d
     assert "after" in message[0] and "orderBy" in message[0]
 
 
+def _audited(api: Api, query: str, variables: dict[str, Any], token: str) -> tuple[dict[str, Any], int]:
+    """The answer and how many guarded queries the operation ran (from its audit line)."""
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        got = data(api, query, variables, token)
+    audit = [e for e in logs if e["event"] == "graphql operation"]
+    return got, audit[-1]["queries"]
+
+
+def test_total_count_comes_from_the_pages_own_query(
+    api: Api, ids: dict[str, str], tokens: dict[str, str]
+) -> None:
+    scope = {"mrid": {"startsWith": ids["u1"][:-2]}}
+    order = [{"field": "maxOperatingP", "direction": "DESC"}]
+    page = """query($where: ThermalGeneratingUnitWhere, $order: [ThermalGeneratingUnitSort!], $first: Int,
+                    $after: String) {
+      thermalGeneratingUnits(where: $where, orderBy: $order, first: $first, after: $after) {
+        totalCount pageInfo { hasNextPage endCursor }
+        nodes { mrid fossilFuels { mrid fossilFuelType } } } }"""
+    first = {"where": scope, "order": order, "first": 2}
+    for caller, count, fuels in (("ngt", 5, {"coal", "gas"}), ("public", 4, {"coal"})):
+        got, queries = _audited(api, page, first, tokens[caller])
+        conn = got["thermalGeneratingUnits"]
+        # The rows, their association and the total of every page: one statement.
+        assert queries == 1, caller
+        assert conn["totalCount"] == count and len(conn["nodes"]) == 2
+        assert {f["fossilFuelType"] for f in conn["nodes"][0]["fossilFuels"]} == fuels
+        # Past the last object: no rows, and still the count of all pages (hidden ones not in it).
+        last = None
+        while True:
+            step = data(api, UNITS, {**first, "after": last}, tokens[caller])["thermalGeneratingUnits"]
+            if not step["pageInfo"]["hasNextPage"]:
+                last = step["pageInfo"]["endCursor"]
+                break
+            last = step["pageInfo"]["endCursor"]
+        got, queries = _audited(api, page, {**first, "after": last}, tokens[caller])
+        conn = got["thermalGeneratingUnits"]
+        assert (conn["totalCount"], conn["nodes"], conn["pageInfo"]["hasNextPage"]) == (count, [], False)
+        assert queries == 1
+
+    # A filter no visible object passes: count 0 in the same one query, as for one that matches nothing.
+    nothing = {"where": {"AND": [scope, {"name": {"eq": f"Charlie {ids['u1'][:-3]}"}}]}, "first": 2}
+    public, queries = _audited(api, page, nothing, tokens["public"])
+    assert queries == 1
+    absent = {"where": {"AND": [scope, {"name": {"eq": "no such name"}}]}, "first": 2}
+    assert public == data(api, page, absent, tokens["public"])
+    assert public["thermalGeneratingUnits"]["totalCount"] == 0
+
+    # Not asked for the count: nothing counts it.
+    rows_only = "{ thermalGeneratingUnits(first: 2) { nodes { mrid } } }"
+    _, queries = _audited(api, rows_only, {}, tokens["ngt"])
+    assert queries == 1
+
+
 def test_sorting_by_update_time_pages_through_ties(
     api: Api, ids: dict[str, str], tokens: dict[str, str]
 ) -> None:

@@ -88,12 +88,15 @@ def test_filtered_sorted_page_count_and_aggregate_seek_an_index(neo4j_driver: An
         "ThermalGeneratingUnit", where, sort_keys(ONT, "ThermalGeneratingUnit", [("maxOperatingP", True)])
     )
     page_text, page_params = page_query(READER, COMPILER, query, 100, None)
+    # The page with its total count: one match, which seeks, then counted and paged.
+    total_text, total_params = page_query(READER, COMPILER, query, 100, None, total=True)
     count_text, count_params = match(READER, COMPILER, query)
     agg_text, agg_params, _ = aggregate_query(
         READER, COMPILER, query, {"sum": ["maxOperatingP"]}, "genControlSource"
     )
     for text, params in (
         (page_text, page_params),
+        (total_text, total_params),
         (count_text + " RETURN count(n) AS count", count_params),
         (agg_text, agg_params),
     ):
