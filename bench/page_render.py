@@ -178,20 +178,49 @@ def sign_in(page: Any, url: str) -> None:
     page.wait_for_selector('[data-testid="sign-in-dialog"]', state="hidden", timeout=60_000)
 
 
-def measure_load(page: Any, url: str, n: int) -> dict[str, float]:
+# The page's own measures (frontend/src/timing.ts: API requests' wait, body and parse; a class load's inserts
+# and first drawing) and the browser's resource timing of each API request, since ``t0``, in milliseconds
+# from it. For a request, ``wait`` runs from sending it to the first byte of the answer (on this machine
+# the server's time: browser and API share the loopback), ``body`` from there to the last byte.
+TIMELINE = """
+(t0) => ({
+  measures: performance.getEntriesByType("measure")
+    .filter((m) => m.name.startsWith("hub:") && m.startTime >= t0)
+    .map((m) => ({ name: m.name.slice(4), start: m.startTime - t0, ms: m.duration })),
+  requests: performance.getEntriesByType("resource")
+    .filter((r) => r.name.endsWith("/graphql") && r.startTime >= t0)
+    .map((r) => ({ start: r.startTime - t0, wait: r.responseStart - r.requestStart,
+                   body: r.responseEnd - r.responseStart, bytes: r.encodedBodySize,
+                   sent_bytes: r.transferSize - r.encodedBodySize })),
+})
+"""
+
+
+def _rounded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: round(v, 1) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
+
+
+def measure_load(page: Any, url: str, n: int) -> dict[str, Any]:
     sign_in(page, url)
     button = f'[data-testid="load-class-{CLASS}"]'
     page.wait_for_selector(button, timeout=60_000)
+    # Let the sign-in's own requests (catalogue, counts, live feed) settle, so the load is measured alone.
+    page.wait_for_function("() => document.querySelector('[data-testid=\"busy\"]').hidden", timeout=60_000)
+    page.wait_for_timeout(1000)
     started = page.evaluate("() => performance.now()")
     page.click(button)
     page.wait_for_function("n => window.__hub.graph.order >= n", arg=n, timeout=300_000, polling=20)
     in_view = page.evaluate("() => performance.now()")
     page.wait_for_selector('[data-testid="progress"]', state="hidden", timeout=300_000)
     connected = page.evaluate("() => performance.now()")
+    page.wait_for_timeout(500)  # the last drawing's measure
+    timeline = page.evaluate(TIMELINE, started)
     return {
         "objects": n,
         "objects_in_view_s": round((in_view - started) / 1000, 3),
         "with_edges_s": round((connected - started) / 1000, 3),
+        "measures": _rounded(timeline["measures"]),
+        "requests": _rounded(timeline["requests"]),
     }
 
 
@@ -305,7 +334,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = get_settings()
     RESULTS.mkdir(parents=True, exist_ok=True)
     ensure_page(REPO / "frontend")
-    write_class(settings, args.load)
+    if args.load:
+        write_class(settings, args.load)
     from devstack.services import kafka
 
     # The API signs in to Kafka as its principal (for the change feed), whose ACLs follow the settings.
@@ -339,7 +369,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         result["frames"].append(measure_frames(frames_page, api.url, n, args.seconds, mouse))
                         frames_page.close()
                 try:
-                    result["load"] = measure_load(page, api.url, args.load)
+                    if args.load:
+                        result["load"] = measure_load(page, api.url, args.load)
                 except Exception as exc:  # a busy machine can miss the timeouts; say so in the results
                     result["load"] = {"objects": args.load, "error": f"{type(exc).__name__}: {exc}"[:300]}
             finally:
@@ -433,8 +464,8 @@ def write_results(result: dict[str, Any], out: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000])
-    parser.add_argument("--load", type=int, default=5000)
+    parser.add_argument("--sizes", type=int, nargs="*", default=[5000, 20000], help="none: no frame figures")
+    parser.add_argument("--load", type=int, default=5000, help="0: no load figure")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--out", default="page-render")
     args = parser.parse_args()
