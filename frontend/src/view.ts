@@ -12,6 +12,7 @@ import FA2Layout from "graphology-layout-forceatlas2/worker";
 import forceAtlas2 from "graphology-layout-forceatlas2";
 import type { EdgeAttrs, GraphModel, NodeAttrs } from "./graphModel";
 import { Basemap } from "./basemap";
+import { FramePicking } from "./framePicking";
 import { GeometryLayer } from "./geometryLayer";
 import { levelColor } from "./gridStyle";
 import { lonLatToMap } from "./projection";
@@ -42,6 +43,7 @@ export interface ViewListener {
 export class GraphView {
   readonly sigma: Sigma<NodeAttrs, EdgeAttrs>;
   readonly basemap: Basemap;
+  readonly picking: FramePicking;
   readonly geometry: GeometryLayer;
   private readonly model: GraphModel;
   private readonly listener: ViewListener;
@@ -95,6 +97,10 @@ export class GraphView {
       nodeReducer: (node, data) => this.reduceNode(node, data),
       edgeReducer: (edge, data) => this.reduceEdge(edge, data),
     });
+    this.picking = new FramePicking(this.sigma as unknown as Sigma);
+    // Relationship names are never drawn (sigma's renderEdgeLabels is off): their canvas, cleared in every
+    // frame all the same, is left out of the page's layers.
+    this.sigma.getCanvases().edgeLabels.style.display = "none";
     this.basemap = new Basemap(this.sigma as unknown as Sigma);
     this.basemap.hide();
     this.geometry = new GeometryLayer(this.sigma as unknown as Sigma, model, (a) => this.isShown(a));
