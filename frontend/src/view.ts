@@ -12,7 +12,7 @@ import FA2Layout from "graphology-layout-forceatlas2/worker";
 import forceAtlas2 from "graphology-layout-forceatlas2";
 import type { EdgeAttrs, GraphModel, NodeAttrs } from "./graphModel";
 import { Basemap } from "./basemap";
-import { FramePicking } from "./framePicking";
+import { MovingFrames } from "./movingFrames";
 import { GeometryLayer } from "./geometryLayer";
 import { levelColor } from "./gridStyle";
 import { lonLatToMap } from "./projection";
@@ -43,7 +43,7 @@ export interface ViewListener {
 export class GraphView {
   readonly sigma: Sigma<NodeAttrs, EdgeAttrs>;
   readonly basemap: Basemap;
-  readonly picking: FramePicking;
+  readonly moving: MovingFrames;
   readonly geometry: GeometryLayer;
   private readonly model: GraphModel;
   private readonly listener: ViewListener;
@@ -97,7 +97,7 @@ export class GraphView {
       nodeReducer: (node, data) => this.reduceNode(node, data),
       edgeReducer: (edge, data) => this.reduceEdge(edge, data),
     });
-    this.picking = new FramePicking(this.sigma as unknown as Sigma);
+    this.moving = new MovingFrames(this.sigma as unknown as Sigma);
     // Relationship names are never drawn (sigma's renderEdgeLabels is off): their canvas, cleared in every
     // frame all the same, is left out of the page's layers.
     this.sigma.getCanvases().edgeLabels.style.display = "none";

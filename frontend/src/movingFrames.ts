@@ -1,8 +1,12 @@
+// What a frame draws while the camera moves (a drag, a wheel zoom, an animation, a script moving it).
+//
 // Sigma finds the object under the pointer by drawing every object a second time, each in a colour of its
-// own, into an off-screen picture ("picking"), in every frame. While the camera moves (a drag, a wheel zoom,
-// an animation, a script moving it) nobody hovers or clicks an object, so that second drawing is skipped
-// then; shortly after the camera stops one more frame is drawn with it. With software WebGL the picking pass
-// is a large part of a frame's cost.
+// own, into an off-screen picture ("picking"), in every frame. While the camera moves nobody hovers or clicks
+// an object, so that second drawing is skipped then; shortly after the camera stops one more frame is drawn
+// with it. And while sigma itself leaves edges and names out (hideEdgesOnMove, hideLabelsOnMove: a drag, a
+// wheel zoom, an animation), the canvases that would hold them (edges, names, hovered and selected objects)
+// are taken out of the page's layers, so that the browser does not compose empty pictures in every frame.
+// With software WebGL both are a large part of a frame's cost.
 
 import type Sigma from "sigma";
 
@@ -14,8 +18,11 @@ interface PickCarrier {
 }
 
 const SETTLE_MS = 150;
+// Sigma's canvases that hold edges, and names with hovered and selected objects.
+const EDGE_LAYERS = ["edges"] as const;
+const LABEL_LAYERS = ["labels", "hovers", "hoverNodes"] as const;
 
-export class FramePicking {
+export class MovingFrames {
   private readonly sigma: Sigma;
   private readonly parked = new Map<PickCarrier, unknown>();
   private settleTimer: number | undefined;
@@ -57,6 +64,10 @@ export class FramePicking {
   private beforeRender(): void {
     const moving = this.moving();
     this.lastCamera = this.sigma.getCamera().getState();
+    // As sigma decides whether to leave edges and names out of this frame.
+    const sigmaMoving = this.sigma.getCamera().isAnimated() || this.mouseMoving();
+    this.showLayers(EDGE_LAYERS, !(sigmaMoving && this.sigma.getSetting("hideEdgesOnMove")));
+    this.showLayers(LABEL_LAYERS, !(sigmaMoving && this.sigma.getSetting("hideLabelsOnMove")));
     if (moving) {
       for (const p of this.carriers()) {
         if (p.pickProgram) {
@@ -69,6 +80,14 @@ export class FramePicking {
       this.settleTimer = window.setTimeout(() => this.settle(), SETTLE_MS);
     } else {
       this.restore();
+    }
+  }
+
+  private showLayers(layers: readonly string[], shown: boolean): void {
+    const canvases = this.sigma.getCanvases();
+    for (const id of layers) {
+      const canvas = canvases[id];
+      if (canvas && canvas.hidden === shown) canvas.hidden = !shown;
     }
   }
 
