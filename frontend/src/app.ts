@@ -717,6 +717,7 @@ export class App {
           for (const e of r.relationsAmong.edges) this.model.addEdge(e);
         });
         measure("load:edges:insert", inserting);
+        this.onGraphChanged(); // the map's count of objects without a position, and its key of levels
         text.textContent = `Connecting ${className}: ${i + 1} of ${requests.length}`;
         fill.style.width = `${70 + ((i + 1) / requests.length) * 30}%`;
       }
