@@ -3,6 +3,7 @@
 // accepted (sign in again), the API cannot be reached (retry later), or the query itself failed.
 
 import type { TypedDocumentString } from "./queries";
+import { measure } from "./timing";
 
 export const GRAPHQL_PATH = "/graphql";
 
@@ -95,6 +96,7 @@ export class HubApi {
 
   private async send<T>(operationName: string, query: string, variables: unknown): Promise<T> {
     const body = JSON.stringify({ operationName, query, variables });
+    const sent = performance.now();
     let response: Response;
     let attempt = 0;
     for (;;) {
@@ -135,7 +137,14 @@ export class HubApi {
     }
     let payload: GraphQLResponse<T>;
     try {
-      payload = (await response.json()) as GraphQLResponse<T>;
+      const answered = performance.now();
+      const text = await response.text();
+      const read = performance.now();
+      payload = JSON.parse(text) as GraphQLResponse<T>;
+      // Where a request's time goes (timing.ts): waiting for the answer to start, reading it, parsing it.
+      measure(`api:${operationName}:answer`, sent, answered);
+      measure(`api:${operationName}:body`, answered, read);
+      measure(`api:${operationName}:parse`, read);
     } catch {
       const msg = `The hub API answered ${operationName} with HTTP ${response.status} and no JSON body.`;
       if (response.status >= 500) this.listener?.onUnreachable(msg);

@@ -10,6 +10,7 @@ import { LiveFeed, type LiveState } from "./live";
 import * as Q from "./queries";
 import type { Caller, Change, ClassCount, DependencyDirection, GraphNode, ObjectDetail, PathVia, Subgraph } from "./queries";
 import { clearToken, getToken, setToken, tokenExpiry } from "./session";
+import { measure } from "./timing";
 import { renderDetail, type DetailState } from "./ui/detail";
 import { renderMeasurements } from "./ui/measurementChart";
 import { SearchBox, swatch } from "./ui/search";
@@ -662,53 +663,68 @@ export class App {
     return this.classLoads;
   }
 
-  /** Loads every visible object of a class page by page, then the edges among what is on screen. */
+  /**
+   * Loads every visible object of a class page by page, then where they are and the edges among what is on
+   * screen. The pages ask only what drawing an object needs, so the objects show as soon as they arrive;
+   * their places (the map, the level colours) and the relationships follow in one request.
+   */
   private async loadOneClass(className: string, total: number): Promise<void> {
     const progress = byTestId("progress");
     const text = byTestId("progress-text");
     const fill = byTestId("progress-fill");
     progress.hidden = false;
     const loaded: string[] = [];
+    const started = performance.now();
     try {
       let after: string | null = null;
-      let expected = total;
       for (;;) {
         const remaining = MAX_ON_SCREEN - this.model.graph.order;
         if (remaining <= 0) {
           this.toast(`Stopped at ${MAX_ON_SCREEN} objects on screen.`, true);
           break;
         }
-        const page: Q.ObjectsPage = await this.api.query("ObjectsPage", Q.OBJECTS_PAGE, {
+        const page: Q.ClassPage = await this.api.query("ClassPage", Q.CLASS_PAGE, {
           className,
           first: Math.min(PAGE_SIZE, remaining),
           after,
         });
-        expected = page.objects.totalCount ?? expected;
-        for (const e of page.objects.edges) {
-          this.model.upsertNode(e.node);
-          this.model.graph.setNodeAttribute(e.node.mrid, "pinned", true);
-          loaded.push(e.node.mrid);
-        }
-        this.view.placeGeo(loaded);
-        this.view.scheduleRefresh();
+        const inserting = performance.now();
+        const objects = page.objects.nodes;
+        this.view.bulk(() => {
+          const added: string[] = [];
+          for (const n of objects) if (this.model.upsertNode(n, undefined, true)) added.push(n.mrid);
+          this.view.placeGeo(added);
+        });
+        for (const n of objects) loaded.push(n.mrid);
+        measure("load:objects:insert", inserting);
+        const expected = Math.max(total, loaded.length);
         text.textContent = `Loading ${className}: ${loaded.length.toLocaleString("en-GB")} of ${expected.toLocaleString("en-GB")}`;
         fill.style.width = `${expected ? Math.min(100, (loaded.length / expected) * 70) : 70}%`;
         if (!page.objects.pageInfo.hasNextPage || !page.objects.pageInfo.endCursor) break;
         after = page.objects.pageInfo.endCursor;
       }
-      // The relationships among everything now on screen (what was there and what came): one request when
-      // it fits the API's list, else one per pair of half-size parts, so that every pair of objects is asked.
+      measure("load:objects", started);
+      // Where the objects are, and the relationships among everything now on screen (what was there and
+      // what came): one request when it fits the API's list, else one per pair of half-size parts, so that
+      // every pair of objects is asked.
       const requests = relationRequests(this.model.graph.nodes(), RELATIONS_BATCH);
+      if (requests.length === 0 && loaded.length > 0) requests.push(loaded); // one object: its place alone
       for (let i = 0; i < requests.length; i++) {
-        const r = await this.api.query("RelationsAmong", Q.RELATIONS_AMONG, { mrids: requests[i], types: null });
-        for (const e of r.relationsAmong.edges) this.model.addEdge(e);
+        const r = await this.api.query("PlacesAndRelations", Q.PLACES_AND_RELATIONS, { mrids: requests[i], types: null });
+        const inserting = performance.now();
+        this.view.bulk(() => {
+          this.view.placeGeo(this.model.setPlaces(r.relationsAmong.nodes));
+          for (const e of r.relationsAmong.edges) this.model.addEdge(e);
+        });
+        measure("load:edges:insert", inserting);
+        this.onGraphChanged(); // the map's count of objects without a position, and its key of levels
         text.textContent = `Connecting ${className}: ${i + 1} of ${requests.length}`;
         fill.style.width = `${70 + ((i + 1) / requests.length) * 30}%`;
-        this.view.scheduleRefresh();
       }
       this.view.runForce(4000);
       this.view.fit();
       this.watchScreen();
+      measure("load:edges", started);
     } catch (e) {
       this.report(e);
     } finally {

@@ -3,7 +3,7 @@
 
 import Graph from "graphology";
 import type { ClassStyles } from "./classStyle";
-import type { GraphEdge, GraphNode, Subgraph } from "./queries";
+import type { ClassObject, GraphEdge, GraphNode, Place, Subgraph } from "./queries";
 import { lonLatToMap } from "./projection";
 
 export interface NodeAttrs {
@@ -85,6 +85,25 @@ export function geometryCentre(g: LonLatGeometry): { lon: number; lat: number } 
   return { lon: lon / g.coordinates.length, lat: lat / g.coordinates.length };
 }
 
+/** An object's place on the map and its network level, as node attributes. */
+function placeAttrs(n: Place) {
+  const geometry = readGeometry(n.geometry);
+  const centre = geometry ? geometryCentre(geometry) : null;
+  const geo = centre ? lonLatToMap(centre.lon, centre.lat) : null;
+  return {
+    gx: geo ? geo.x : null,
+    gy: geo ? geo.y : null,
+    lon: centre ? centre.lon : null,
+    lat: centre ? centre.lat : null,
+    geometry,
+    path: geometry && geometry.type === "LineString" ? geometry.coordinates.map(([x, y]) => lonLatToMap(x, y)) : null,
+    kv: n.level?.nominalVoltage ?? null,
+    bar: n.level?.pressureMax ?? null,
+  };
+}
+
+const UNPLACED = placeAttrs({ mrid: "", geometry: null, level: null });
+
 export type HubGraph = Graph<NodeAttrs, EdgeAttrs>;
 
 export const EDGE_COLOR = "#cbd5e1";
@@ -108,12 +127,14 @@ export class GraphModel {
     this.styles = styles;
   }
 
-  /** Adds or refreshes a node; new nodes start near `near` (their parent) so the layout settles fast. */
-  upsertNode(n: GraphNode, near?: string): boolean {
+  /**
+   * Adds or refreshes a node; new nodes start near `near` (their parent) so the layout settles fast.
+   * An object read without its place (a class load's first answer, see `setPlaces`) keeps the place it
+   * had, or has none yet. `pinned`: kept on screen until cleared (an object opened or loaded by class).
+   */
+  upsertNode(n: GraphNode | ClassObject, near?: string, pinned = false): boolean {
     const shape = this.styles.shape(n.className, n.domain);
-    const geometry = readGeometry(n.geometry);
-    const centre = geometry ? geometryCentre(geometry) : null;
-    const geo = centre ? lonLatToMap(centre.lon, centre.lat) : null;
+    const placed = "geometry" in n ? placeAttrs(n) : null;
     const common = {
       label: n.name && n.name.trim() ? n.name : n.mrid,
       name: n.name ?? null,
@@ -124,33 +145,40 @@ export class GraphModel {
       color: this.styles.color(n.className),
       type: shape,
       size: nodeSize(shape),
-      gx: geo ? geo.x : null,
-      gy: geo ? geo.y : null,
-      lon: centre ? centre.lon : null,
-      lat: centre ? centre.lat : null,
-      geometry,
-      path: geometry && geometry.type === "LineString" ? geometry.coordinates.map(([x, y]) => lonLatToMap(x, y)) : null,
-      kv: n.level?.nominalVoltage ?? null,
-      bar: n.level?.pressureMax ?? null,
+      ...placed,
+      ...(pinned ? { pinned } : {}),
     };
     if (this.graph.hasNode(n.mrid)) {
       this.graph.mergeNodeAttributes(n.mrid, common);
-      if (this.geoMode && geo) this.graph.mergeNodeAttributes(n.mrid, { x: geo.x, y: geo.y });
+      if (this.geoMode && placed?.gx != null && placed.gy != null) this.graph.mergeNodeAttributes(n.mrid, { x: placed.gx, y: placed.gy });
       return false;
     }
+    const geo = placed?.gx != null && placed.gy != null ? { x: placed.gx, y: placed.gy } : null;
     const start = this.startPosition(near, geo);
     this.graph.addNode(n.mrid, {
+      ...UNPLACED,
       ...common,
       x: start.x,
       y: start.y,
       fx: start.fx,
       fy: start.fy,
       expanded: false,
-      pinned: false,
+      pinned,
       expandedBy: [],
       flashUntil: 0,
     });
     return true;
+  }
+
+  /** Gives objects on screen the places and levels read after them; returns those that are on screen. */
+  setPlaces(places: Place[]): string[] {
+    const done: string[] = [];
+    for (const p of places) {
+      if (!this.graph.hasNode(p.mrid)) continue;
+      this.graph.mergeNodeAttributes(p.mrid, placeAttrs(p));
+      done.push(p.mrid);
+    }
+    return done;
   }
 
   private startPosition(near: string | undefined, geo: { x: number; y: number } | null) {
@@ -183,11 +211,21 @@ export class GraphModel {
   }
 
   addEdge(e: GraphEdge): boolean {
-    if (!this.graph.hasNode(e.source) || !this.graph.hasNode(e.target)) return false;
+    const g = this.graph;
+    if (!g.hasNode(e.source) || !g.hasNode(e.target)) return false;
     const id = edgeId(e);
-    if (this.graph.hasEdge(id)) return false;
-    this.graph.addDirectedEdgeWithKey(id, e.source, e.target, { relType: e.type, key: e.key, size: 1, color: EDGE_COLOR });
-    this.spreadParallel(e.source, e.target);
+    if (g.hasEdge(id)) return false;
+    // Most relationships are alone between their two objects: drawn straight, nothing else to look at.
+    const alone = !g.hasDirectedEdge(e.source, e.target) && !g.hasDirectedEdge(e.target, e.source);
+    g.addDirectedEdgeWithKey(id, e.source, e.target, {
+      relType: e.type,
+      key: e.key,
+      size: 1,
+      color: EDGE_COLOR,
+      type: "arrow",
+      curvature: 0,
+    });
+    if (!alone) this.spreadParallel(e.source, e.target);
     return true;
   }
 

@@ -5,6 +5,7 @@
 
 import {
   ChangesDocument,
+  ClassPageDocument,
   CountsDocument,
   DependenciesDocument,
   MeasurementHistoryDocument,
@@ -14,6 +15,7 @@ import {
   ObjectHistoryDocument,
   ObjectsPageDocument,
   OntologyClassesDocument,
+  PlacesAndRelationsDocument,
   RelationsAmongDocument,
   SearchDocument,
   ShortestPathDocument,
@@ -43,6 +45,11 @@ export type ClassCount = G.CountsQuery["counts"][number];
 export type OntologyClass = G.OntologyClassesQuery["ontologyClasses"][number];
 export type Change = G.ChangesSubscription["changes"];
 export type ObjectsPage = G.ObjectsPageQuery;
+export type ClassPage = G.ClassPageQuery;
+/** An object as a class load first reads it: without its place and level (see Place). */
+export type ClassObject = ClassPage["objects"]["nodes"][number];
+/** Where an object is and its network level, read after it is drawn. */
+export type Place = Pick<GraphNode, "mrid" | "geometry" | "level">;
 export type DiagramSubstation = G.DiagramSubstationFragment;
 export type SubstationDiagramAnswer = G.SubstationDiagramQuery["object"];
 
@@ -56,6 +63,8 @@ export const NEIGHBOURHOOD = NeighbourhoodDocument;
 export const SHORTEST_PATH = ShortestPathDocument;
 export const DEPENDENCIES = DependenciesDocument;
 export const OBJECTS_PAGE = ObjectsPageDocument;
+export const CLASS_PAGE = ClassPageDocument;
+export const PLACES_AND_RELATIONS = PlacesAndRelationsDocument;
 export const CHANGES = ChangesDocument;
 export const SUBSTATION_DIAGRAM = SubstationDiagramDocument;
 export const MEASUREMENT_HISTORY = MeasurementHistoryDocument;

@@ -1,6 +1,7 @@
 // The canvas: sigma renders the graph model, reducers apply filters and highlights without
 // touching the model, and the two layouts (force and geographic) move the same nodes.
 
+import Graph from "graphology";
 import Sigma from "sigma";
 import { EdgeArrowProgram, NodeCircleProgram } from "sigma/rendering";
 import { animateNodes } from "sigma/utils";
@@ -11,9 +12,11 @@ import FA2Layout from "graphology-layout-forceatlas2/worker";
 import forceAtlas2 from "graphology-layout-forceatlas2";
 import type { EdgeAttrs, GraphModel, NodeAttrs } from "./graphModel";
 import { Basemap } from "./basemap";
+import { MovingFrames } from "./movingFrames";
 import { GeometryLayer } from "./geometryLayer";
 import { levelColor } from "./gridStyle";
 import { lonLatToMap } from "./projection";
+import { measure } from "./timing";
 
 export type LayoutMode = "force" | "geo";
 
@@ -40,6 +43,7 @@ export interface ViewListener {
 export class GraphView {
   readonly sigma: Sigma<NodeAttrs, EdgeAttrs>;
   readonly basemap: Basemap;
+  readonly moving: MovingFrames;
   readonly geometry: GeometryLayer;
   private readonly model: GraphModel;
   private readonly listener: ViewListener;
@@ -47,6 +51,8 @@ export class GraphView {
   private fa2Timer: number | undefined;
   private flashTimer: number | undefined;
   private focusCache: { focus: string; size: number; edges: Set<string> } | null = null;
+  // What sigma watches while the graph changes in bulk (see `bulk`).
+  private readonly detached = new Graph<NodeAttrs, EdgeAttrs>();
   mode: LayoutMode = "force";
 
   hiddenDomains = new Set<string>();
@@ -91,6 +97,10 @@ export class GraphView {
       nodeReducer: (node, data) => this.reduceNode(node, data),
       edgeReducer: (edge, data) => this.reduceEdge(edge, data),
     });
+    this.moving = new MovingFrames(this.sigma as unknown as Sigma);
+    // Relationship names are never drawn (sigma's renderEdgeLabels is off): their canvas, cleared in every
+    // frame all the same, is left out of the page's layers.
+    this.sigma.getCanvases().edgeLabels.style.display = "none";
     this.basemap = new Basemap(this.sigma as unknown as Sigma);
     this.basemap.hide();
     this.geometry = new GeometryLayer(this.sigma as unknown as Sigma, model, (a) => this.isShown(a));
@@ -207,6 +217,22 @@ export class GraphView {
     this.sigma.refresh();
   }
 
+  /**
+   * Makes many changes to the graph (`change`), then draws once. Sigma re-reads an object on every event
+   * about it, several times for one object added; meanwhile it watches an empty graph instead, and reads
+   * the whole graph once afterwards. Nothing is painted in between: both happen in one task.
+   */
+  bulk<T>(change: () => T): T {
+    this.sigma.setGraph(this.detached);
+    try {
+      return change();
+    } finally {
+      const drawing = performance.now();
+      this.sigma.setGraph(this.model.graph);
+      measure("view:draw", drawing);
+    }
+  }
+
   /** Re-reads the graph and draws it once, in the next frame, however many changes came before. */
   scheduleRefresh(): void {
     this.sigma.scheduleRefresh();
@@ -317,8 +343,9 @@ export class GraphView {
       });
       this.mode = "geo";
       this.model.geoMode = true;
+      const centre = this.lazyCentre();
       g.forEachNode((n) => {
-        targets[n] = this.geoTarget(n);
+        targets[n] = this.geoTarget(n, centre);
       });
       this.updateGeoBBox();
       this.geometry.show();
@@ -347,7 +374,7 @@ export class GraphView {
    * counted, see unplacedCount); it waits at the centre so that it does not stretch the view.
    * Diagram-layout coordinates are never used here.
    */
-  geoTarget(n: string): { x: number; y: number } {
+  geoTarget(n: string, centre: () => { x: number; y: number } = () => this.locatedCentre()): { x: number; y: number } {
     const g = this.model.graph;
     const a = g.getNodeAttributes(n);
     if (a.gx !== null && a.gy !== null) {
@@ -355,7 +382,13 @@ export class GraphView {
       return { x: a.gx, y: a.gy };
     }
     g.setNodeAttribute(n, "unplaced", true);
-    return this.locatedCentre();
+    return centre();
+  }
+
+  /** The located objects' centre, found once (it reads every object) and only when first asked. */
+  private lazyCentre(): () => { x: number; y: number } {
+    let found: { x: number; y: number } | null = null;
+    return () => (found ??= this.locatedCentre());
   }
 
   /** Objects on the canvas, shown under the domain and class filters, that have no geographic position. */
@@ -404,7 +437,8 @@ export class GraphView {
   placeGeo(mrids: string[]): void {
     if (this.mode !== "geo") return;
     const g = this.model.graph;
-    for (const m of mrids) if (g.hasNode(m)) g.mergeNodeAttributes(m, this.geoTarget(m));
+    const centre = this.lazyCentre();
+    for (const m of mrids) if (g.hasNode(m)) g.mergeNodeAttributes(m, this.geoTarget(m, centre));
     this.updateGeoBBox();
   }
 

@@ -136,6 +136,8 @@ def test_operations_run_against_the_api(
         "MeasurementHistory": {"mrid": p + "brk", "maxPoints": 200},
         "DataProductPage": {"id": run_id},
         "RelationsAmong": {"mrids": [p + "brk", p + "bay", p + "vl"]},
+        "ClassPage": {"className": "EquipmentContainer", "first": 2},
+        "PlacesAndRelations": {"mrids": [p + "brk", p + "bay", p + "vl", p + "sub"]},
     }
     for path in OPERATIONS:
         text = path.read_text(encoding="utf-8")

@@ -82,6 +82,37 @@ export type ChangesSubscriptionVariables = Exact<{
 
 export type ChangesSubscription = { changes: { cursor: string, mrid: string, className: string, change: string, version: number, time: string, node: { mrid: string, className: string, domain: Domain, name: string | null, label: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null } | null } };
 
+export type ClassPageQueryVariables = Exact<{
+  className: string;
+  first?: number | null | undefined;
+  after?: string | null | undefined;
+}>;
+
+
+export type ClassPageQuery = { objects: { pageInfo: { hasNextPage: boolean, endCursor: string | null }, nodes: Array<
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+      | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
+    > } };
+
 export type ContainmentQueryVariables = Exact<{
   mrid: string;
   depth?: number | null | undefined;
@@ -278,6 +309,14 @@ export type OntologyClassesQueryVariables = Exact<{ [key: string]: never; }>;
 
 
 export type OntologyClassesQuery = { ontologyClasses: Array<{ name: string, domain: Domain, parents: Array<string>, abstract: boolean }> };
+
+export type PlacesAndRelationsQueryVariables = Exact<{
+  mrids: Array<string> | string;
+  types?: Array<string> | string | null | undefined;
+}>;
+
+
+export type PlacesAndRelationsQuery = { relationsAmong: { nodes: Array<{ mrid: string, geometry: { type: string, coordinates: unknown } | null, level: { nominalVoltage: number | null, pressureMax: number | null } | null }>, edges: Array<{ source: string, target: string, type: string, key: string }> } };
 
 export type RejectAccessRequestMutationVariables = Exact<{
   id: string;
@@ -680,6 +719,23 @@ export const ChangesDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<ChangesSubscription, ChangesSubscriptionVariables>;
+export const ClassPageDocument = new TypedDocumentString(`
+    query ClassPage($className: String!, $first: Int, $after: String) {
+  objects(className: $className, first: $first, after: $after) {
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
+    nodes {
+      mrid
+      className
+      domain
+      name
+      label
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<ClassPageQuery, ClassPageQueryVariables>;
 export const ContainmentDocument = new TypedDocumentString(`
     query Containment($mrid: ID!, $depth: Int) {
   containment(mrid: $mrid, depth: $depth) {
@@ -1120,6 +1176,29 @@ export const OntologyClassesDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<OntologyClassesQuery, OntologyClassesQueryVariables>;
+export const PlacesAndRelationsDocument = new TypedDocumentString(`
+    query PlacesAndRelations($mrids: [ID!]!, $types: [String!]) {
+  relationsAmong(mrids: $mrids, types: $types) {
+    nodes {
+      mrid
+      geometry {
+        type
+        coordinates
+      }
+      level {
+        nominalVoltage
+        pressureMax
+      }
+    }
+    edges {
+      source
+      target
+      type
+      key
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<PlacesAndRelationsQuery, PlacesAndRelationsQueryVariables>;
 export const RejectAccessRequestDocument = new TypedDocumentString(`
     mutation RejectAccessRequest($id: ID!, $reason: String!) {
   rejectAccessRequest(id: $id, reason: $reason) {
