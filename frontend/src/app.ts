@@ -8,6 +8,7 @@ import { EDGE_COLOR, GraphModel, edgeId } from "./graphModel";
 import { MAX_CSV_OBJECTS, detailsToCsv, download, exportFileName, fetchDetails, objectsInView, renderPng, toGeoJson } from "./export";
 import { LiveFeed, type LiveState } from "./live";
 import * as Q from "./queries";
+import { ScenarioPicker } from "./scenarios";
 import type { Caller, Change, ClassCount, DependencyDirection, GraphNode, ObjectDetail, PathVia, Subgraph } from "./queries";
 import { clearToken, getToken, setToken, tokenExpiry } from "./session";
 import { renderDetail, type DetailState } from "./ui/detail";
@@ -36,6 +37,8 @@ export class App {
   readonly model = new GraphModel(this.styles);
   readonly api = new HubApi(() => getToken());
   readonly view: GraphView;
+  /** The scenario the view shows (none: the live graph). */
+  readonly scenarios: ScenarioPicker;
   readonly live: LiveFeed;
   private readonly search: SearchBox;
   caller: Caller | null = null;
@@ -91,6 +94,14 @@ export class App {
       byTestId("busy").hidden = n === 0;
     });
     this.bindControls();
+    this.scenarios = new ScenarioPicker({
+      api: this.api,
+      model: this.model,
+      view: this.view,
+      leavePast: () => this.setAsOf(null),
+      graphChanged: () => this.onGraphChanged(),
+      report: (e) => this.report(e),
+    });
     this.model.graph.on("nodeAdded", () => this.onGraphChanged());
     this.model.graph.on("nodeDropped", () => this.onGraphChanged());
     this.model.graph.on("cleared", () => this.onGraphChanged());
@@ -179,6 +190,7 @@ export class App {
     byTestId<HTMLInputElement>("time-slider").disabled = false;
     this.resetGraph();
     this.live.start();
+    void this.scenarios.load();
     try {
       const [cls, counts] = await Promise.all([
         this.api.query("OntologyClasses", Q.ONTOLOGY_CLASSES),
@@ -204,6 +216,7 @@ export class App {
     clearToken();
     this.caller = null;
     this.live.stop();
+    this.scenarios.reset();
     this.resetGraph();
     this.renderUser();
     this.search.enable(false);
@@ -332,7 +345,7 @@ export class App {
   }
 
   private async fetchDetail(mrid: string): Promise<ObjectDetail | null> {
-    return (await this.api.query("ObjectDetail", Q.OBJECT, { mrid })).object;
+    return (await this.api.query("ObjectDetail", Q.OBJECT, { mrid, scenario: this.scenarios.scenarioFor(mrid) })).object;
   }
 
   async select(mrid: string): Promise<void> {
@@ -422,7 +435,7 @@ export class App {
 
   private neighbourhood(mrid: string, types?: string[]): Promise<Subgraph> {
     return this.api
-      .query("Neighbourhood", Q.NEIGHBOURHOOD, { mrid, depth: 1, types: types ?? null, asOf: this.asOf })
+      .query("Neighbourhood", Q.NEIGHBOURHOOD, { mrid, depth: 1, types: types ?? null, asOf: this.asOf, scenario: this.scenarios.current })
       .then((r) => r.neighbourhood);
   }
 
@@ -1191,6 +1204,7 @@ export class App {
       focus: (m) => this.view.focus(m),
       diagram: (m) => void this.showDiagram(m),
     });
+    this.scenarios.decorateDetail(panel, this.detail.detail.mrid);
   }
 
   private bindControls(): void {
