@@ -1,7 +1,7 @@
 // The scenario picker: the explorer shows either the live graph or one scenario (a base with planned
 // changes applied on top, see the README's "Scenarios"). Choosing a scenario reloads what is on screen as it
 // is in that scenario and marks how each object differs from the base: added, removed (kept on screen from
-// the base, greyed) or changed; the detail panel lists a changed object's values before and after.
+// the base, greyed and hollow) or changed, the rest drawn in one quiet colour; the detail panel lists a changed object's values before and after.
 
 import type Graph from "graphology";
 import type { HubApi } from "./api";
@@ -24,8 +24,12 @@ export const CHANGE_STYLE: Record<ChangeKind, { color: string; name: string }> =
   updated: { color: "#f59e0b", name: "Changed" },
 };
 const REMOVED_EDGE = "#e2e8f0";
+// The objects a scenario leaves as they are: one quiet colour, so that the marks stand out among the
+// class colours (several of which are greens and ambers).
+const UNCHANGED = "#94a3b8";
 
-/** The explorer's graph, with the attributes this module adds (scenarioChange, baseColor) not in its types. */
+/** The explorer's graph, with the attributes this module adds (scenarioChange, baseColor, baseType) not in
+ * its types. */
 type LooseGraph = Graph<Record<string, unknown>, Record<string, unknown>>;
 
 /** A bound on the pages of differences read for one scenario (each of the page size Compare asks for). */
@@ -136,6 +140,14 @@ export class ScenarioPicker {
         ),
       );
     }
+    legend.append(
+      h(
+        "li",
+        { testid: "scenario-legend-unchanged" },
+        h("span", { className: "swatch", style: `background:${UNCHANGED}` }),
+        h("span", { className: "cls" }, "As in the base"),
+      ),
+    );
   }
 
   /** Shows the view in scenario `id` (null: live), with its differences from the base marked. */
@@ -161,7 +173,9 @@ export class ScenarioPicker {
       if (this.current !== id) return;
       g.forEachNode((m, a) => {
         if (a.baseColor !== undefined) g.setNodeAttribute(m, "color", a.baseColor);
+        if (a.baseType !== undefined) g.setNodeAttribute(m, "type", a.baseType);
         g.removeNodeAttribute(m, "baseColor");
+        g.removeNodeAttribute(m, "baseType");
         g.removeNodeAttribute(m, "scenarioChange");
       });
       if (id !== null) this.mark(before, beforeEdges);
@@ -223,10 +237,18 @@ export class ScenarioPicker {
         if (!old || g.hasNode(mrid)) continue;
         g.addNode(mrid, { ...old, expanded: false });
       } else if (!g.hasNode(mrid)) continue;
-      g.setNodeAttribute(mrid, "baseColor", g.getNodeAttribute(mrid, "color"));
-      g.setNodeAttribute(mrid, "color", CHANGE_STYLE[kind].color);
       g.setNodeAttribute(mrid, "scenarioChange", kind);
+      if (kind === "deleted") {
+        // Hollow: a ring where the object was.
+        g.setNodeAttribute(mrid, "baseType", g.getNodeAttribute(mrid, "type"));
+        g.setNodeAttribute(mrid, "type", "ring");
+      }
     }
+    g.forEachNode((m, a) => {
+      const kind = a.scenarioChange as ChangeKind | undefined;
+      g.setNodeAttribute(m, "baseColor", a.color);
+      g.setNodeAttribute(m, "color", kind ? CHANGE_STYLE[kind].color : UNCHANGED);
+    });
     // The base's relationships of the removed objects, drawn faintly.
     for (const e of edges) {
       const gone = this.changes.get(e.s)?.change === "deleted" || this.changes.get(e.t)?.change === "deleted";

@@ -109,7 +109,8 @@ def test_a_scenario_picked_in_the_page_marks_what_it_adds_removes_and_changes(
     assert hub_stack.gql(query, {"m": added})["object"] is None
 
     ui.sign_in(page, hub_stack.base_url, "grid.planner")
-    ui.open_and_expand(page, name, node, {node, far, kept, changed, removed})
+    # Expanded: the node and its pipes (the far node is a hop further).
+    ui.open_and_expand(page, name, node, {node, kept, changed, removed})
     picker = '[data-testid="scenario-picker"]'
     page.wait_for_selector(f'{picker} option[value="{scenario}"]', state="attached", timeout=20_000)
     assert page.eval_on_selector(picker, "el => el.value") == ""
@@ -132,20 +133,20 @@ def test_a_scenario_picked_in_the_page_marks_what_it_adds_removes_and_changes(
         arg=added,
         timeout=40_000,
     )
-    marks = {m: _mark(page, m) for m in (node, far, kept, changed, removed, added)}
+    marks = {m: _mark(page, m) for m in (node, kept, changed, removed, added)}
     assert marks == {
         node: None,
-        far: None,
         kept: None,
         changed: "updated",
         removed: "deleted",
         added: "created",
     }
-    assert (_colour(page, added), _colour(page, removed), _colour(page, changed)) == (
-        "#16a34a",
-        "#cbd5e1",
-        "#f59e0b",
-    )
+    colours = {m: _colour(page, m) for m in (node, kept, added, removed, changed)}
+    slate = "#94a3b8"
+    assert colours == {node: slate, kept: slate, added: "#16a34a", removed: "#cbd5e1", changed: "#f59e0b"}
+    # The removed pipe is drawn hollow, from the base, with its relationship to the node.
+    assert page.evaluate("p => window.__hub.graph.getNodeAttribute(p, 'type')", removed) == "ring"
+    assert page.evaluate("([a, b]) => window.__hub.graph.areNeighbors(a, b)", [removed, node])
     assert (
         page.evaluate("p => window.__hub.graph.getNodeAttribute(p, 'label')", changed)
         == f"Uprated pipe {tag}"
@@ -157,6 +158,7 @@ def test_a_scenario_picked_in_the_page_marks_what_it_adds_removes_and_changes(
           e.dataset.change, e.querySelector('.cls').textContent, e.querySelector('.n').textContent])""",
     )
     assert legend == [["created", "Added", "1"], ["deleted", "Removed", "1"], ["updated", "Changed", "1"]]
+    assert page.text_content('[data-testid="scenario-legend-unchanged"]') == "As in the base"
 
     # The changed pipe's values in the base and in the scenario.
     page.evaluate("p => window.__hub.app.select(p)", changed)
@@ -178,7 +180,8 @@ def test_a_scenario_picked_in_the_page_marks_what_it_adds_removes_and_changes(
     page.wait_for_function("m => !window.__hub.graph.hasNode(m)", arg=added, timeout=40_000)
     marks = {m: _mark(page, m) for m in (changed, removed, added)}
     assert marks == {changed: None, removed: None, added: "absent"}
-    assert _colour(page, changed) == live_colour
+    assert _colour(page, changed) == live_colour and _colour(page, node) != slate
+    assert page.evaluate("p => window.__hub.graph.getNodeAttribute(p, 'type')", removed) != "ring"
     assert page.evaluate("p => window.__hub.graph.getNodeAttribute(p, 'label')", changed) == f"Old pipe {tag}"
     assert page.is_hidden('[data-testid="scenario-legend"]')
     assert page.is_enabled('[data-testid="time-slider"]')
