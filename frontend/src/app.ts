@@ -923,8 +923,9 @@ export class App {
     if (this.liveLog.length > 200) this.liveLog.shift();
     // The feed fell behind and reads on from its cursor by itself: no object to update, nothing lost.
     if (c.change === "gap") return;
-    // The view shows a past time: what changes now is not part of it (back to "Now" to see it).
-    if (this.asOf !== null) return;
+    // The view shows a past time or a scenario: what changes live now is not part of it (back to "Now" or
+    // "Live" to see it).
+    if (this.asOf !== null || this.scenarios.current !== null) return;
     if (this.diagram?.mrids.includes(c.mrid)) this.refreshDiagram();
     const g = this.model.graph;
     if (g.hasNode(c.mrid)) {
