@@ -8,6 +8,7 @@ import { EDGE_COLOR, GraphModel, edgeId } from "./graphModel";
 import { MAX_CSV_OBJECTS, detailsToCsv, download, exportFileName, fetchDetails, objectsInView, renderPng, toGeoJson } from "./export";
 import { LiveFeed, type LiveState } from "./live";
 import * as Q from "./queries";
+import { ScenarioPicker } from "./scenarios";
 import type { Caller, Change, ClassCount, DependencyDirection, GraphNode, ObjectDetail, PathVia, Subgraph } from "./queries";
 import { clearToken, getToken, setToken, tokenExpiry } from "./session";
 import { measure } from "./timing";
@@ -37,6 +38,8 @@ export class App {
   readonly model = new GraphModel(this.styles);
   readonly api = new HubApi(() => getToken());
   readonly view: GraphView;
+  /** The scenario the view shows (none: the live graph). */
+  readonly scenarios: ScenarioPicker;
   readonly live: LiveFeed;
   private readonly search: SearchBox;
   caller: Caller | null = null;
@@ -92,6 +95,14 @@ export class App {
       byTestId("busy").hidden = n === 0;
     });
     this.bindControls();
+    this.scenarios = new ScenarioPicker({
+      api: this.api,
+      model: this.model,
+      view: this.view,
+      leavePast: () => this.setAsOf(null),
+      graphChanged: () => this.onGraphChanged(),
+      report: (e) => this.report(e),
+    });
     this.model.graph.on("nodeAdded", () => this.onGraphChanged());
     this.model.graph.on("nodeDropped", () => this.onGraphChanged());
     this.model.graph.on("cleared", () => this.onGraphChanged());
@@ -180,6 +191,7 @@ export class App {
     byTestId<HTMLInputElement>("time-slider").disabled = false;
     this.resetGraph();
     this.live.start();
+    void this.scenarios.load();
     try {
       const [cls, counts] = await Promise.all([
         this.api.query("OntologyClasses", Q.ONTOLOGY_CLASSES),
@@ -205,6 +217,7 @@ export class App {
     clearToken();
     this.caller = null;
     this.live.stop();
+    this.scenarios.reset();
     this.resetGraph();
     this.renderUser();
     this.search.enable(false);
@@ -333,7 +346,7 @@ export class App {
   }
 
   private async fetchDetail(mrid: string): Promise<ObjectDetail | null> {
-    return (await this.api.query("ObjectDetail", Q.OBJECT, { mrid })).object;
+    return (await this.api.query("ObjectDetail", Q.OBJECT, { mrid, scenario: this.scenarios.scenarioFor(mrid) })).object;
   }
 
   async select(mrid: string): Promise<void> {
@@ -423,7 +436,7 @@ export class App {
 
   private neighbourhood(mrid: string, types?: string[]): Promise<Subgraph> {
     return this.api
-      .query("Neighbourhood", Q.NEIGHBOURHOOD, { mrid, depth: 1, types: types ?? null, asOf: this.asOf })
+      .query("Neighbourhood", Q.NEIGHBOURHOOD, { mrid, depth: 1, types: types ?? null, asOf: this.asOf, scenario: this.scenarios.current })
       .then((r) => r.neighbourhood);
   }
 
@@ -926,8 +939,9 @@ export class App {
     if (this.liveLog.length > 200) this.liveLog.shift();
     // The feed fell behind and reads on from its cursor by itself: no object to update, nothing lost.
     if (c.change === "gap") return;
-    // The view shows a past time: what changes now is not part of it (back to "Now" to see it).
-    if (this.asOf !== null) return;
+    // The view shows a past time or a scenario: what changes live now is not part of it (back to "Now" or
+    // "Live" to see it).
+    if (this.asOf !== null || this.scenarios.current !== null) return;
     if (this.diagram?.mrids.includes(c.mrid)) this.refreshDiagram();
     const g = this.model.graph;
     if (g.hasNode(c.mrid)) {
@@ -1207,6 +1221,7 @@ export class App {
       focus: (m) => this.view.focus(m),
       diagram: (m) => void this.showDiagram(m),
     });
+    this.scenarios.decorateDetail(panel, this.detail.detail.mrid);
   }
 
   private bindControls(): void {

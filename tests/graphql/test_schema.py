@@ -120,6 +120,15 @@ def test_operations_run_against_the_api(
         ],
     )
     token = api.token("ops", "ngt", "OFFICIAL")
+    # A scenario of the caller's own, with nothing published into it, for Compare.
+    made = api.query(
+        """mutation($n: String!) {
+          createScenario(name: $n, label: "classification=PUBLIC", producers: []) { id } }""",
+        {"n": f"Scenario {run_id}"},
+        token=token,
+    )
+    assert "errors" not in made, made
+    scenario = made["data"]["createScenario"]["id"]
     variables: dict[str, dict[str, Any]] = {
         "Search": {"text": run_id},
         "ObjectDetail": {"mrid": p + "brk"},
@@ -138,6 +147,7 @@ def test_operations_run_against_the_api(
         "RelationsAmong": {"mrids": [p + "brk", p + "bay", p + "vl"]},
         "ClassPage": {"className": "EquipmentContainer", "first": 2},
         "PlacesAndRelations": {"mrids": [p + "brk", p + "bay", p + "vl", p + "sub"]},
+        "Compare": {"scenario": scenario},
     }
     for path in OPERATIONS:
         text = path.read_text(encoding="utf-8")

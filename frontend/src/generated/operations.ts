@@ -113,6 +113,16 @@ export type ClassPageQuery = { objects: { pageInfo: { hasNextPage: boolean, endC
       | { mrid: string, className: string, domain: Domain, name: string | null, label: string }
     > } };
 
+export type CompareQueryVariables = Exact<{
+  scenario: string;
+  after?: string | null | undefined;
+}>;
+
+
+export type CompareQuery = { compare: { hasNextPage: boolean, endCursor: string | null, changes: Array<{ mrid: string, className: string, change: string, changedKeys: Array<string>, before: { version: number, label: string, producer: string, deleted: boolean, attributes: Array<{ key: string, value: unknown }> } | null, after: { version: number, label: string, producer: string, deleted: boolean, attributes: Array<{ key: string, value: unknown }> } | null }> } };
+
+export type ScenarioStateFragment = { version: number, label: string, producer: string, deleted: boolean, attributes: Array<{ key: string, value: unknown }> };
+
 export type ContainmentQueryVariables = Exact<{
   mrid: string;
   depth?: number | null | undefined;
@@ -228,6 +238,7 @@ export type NeighbourhoodQueryVariables = Exact<{
   depth?: number | null | undefined;
   types?: Array<string> | string | null | undefined;
   asOf?: string | null | undefined;
+  scenario?: string | null | undefined;
 }>;
 
 
@@ -237,6 +248,7 @@ export type SubgraphViewFragment = { nodes: Array<{ mrid: string, className: str
 
 export type ObjectDetailQueryVariables = Exact<{
   mrid: string;
+  scenario?: string | null | undefined;
 }>;
 
 
@@ -351,6 +363,11 @@ export type RevokeGrantMutationVariables = Exact<{
 
 
 export type RevokeGrantMutation = { revokeGrant: { id: string, status: AccessStatus, revokedAt: string | null } };
+
+export type ScenariosQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type ScenariosQuery = { scenarios: Array<{ id: string, name: string, owner: string, label: string, baseTime: string, description: string }> };
 
 export type SearchQueryVariables = Exact<{
   text: string;
@@ -499,6 +516,18 @@ export class TypedDocumentString<TResult, TVariables>
     return this.value;
   }
 }
+export const ScenarioStateFragmentDoc = new TypedDocumentString(`
+    fragment ScenarioState on ObjectVersion {
+  version
+  label
+  producer
+  deleted
+  attributes {
+    key
+    value
+  }
+}
+    `, {"fragmentName":"ScenarioState"}) as unknown as TypedDocumentString<ScenarioStateFragment, unknown>;
 export const SubgraphViewFragmentDoc = new TypedDocumentString(`
     fragment SubgraphView on Subgraph {
   nodes {
@@ -736,6 +765,35 @@ export const ClassPageDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<ClassPageQuery, ClassPageQueryVariables>;
+export const CompareDocument = new TypedDocumentString(`
+    query Compare($scenario: String!, $after: String) {
+  compare(scenario: $scenario, first: 200, after: $after) {
+    changes {
+      mrid
+      className
+      change
+      changedKeys
+      before {
+        ...ScenarioState
+      }
+      after {
+        ...ScenarioState
+      }
+    }
+    hasNextPage
+    endCursor
+  }
+}
+    fragment ScenarioState on ObjectVersion {
+  version
+  label
+  producer
+  deleted
+  attributes {
+    key
+    value
+  }
+}`) as unknown as TypedDocumentString<CompareQuery, CompareQueryVariables>;
 export const ContainmentDocument = new TypedDocumentString(`
     query Containment($mrid: ID!, $depth: Int) {
   containment(mrid: $mrid, depth: $depth) {
@@ -1049,8 +1107,14 @@ export const MeasurementHistoryDocument = new TypedDocumentString(`
 }
     `) as unknown as TypedDocumentString<MeasurementHistoryQuery, MeasurementHistoryQueryVariables>;
 export const NeighbourhoodDocument = new TypedDocumentString(`
-    query Neighbourhood($mrid: ID!, $depth: Int, $types: [String!], $asOf: DateTime) {
-  neighbourhood(mrid: $mrid, depth: $depth, types: $types, asOf: $asOf) {
+    query Neighbourhood($mrid: ID!, $depth: Int, $types: [String!], $asOf: DateTime, $scenario: String) {
+  neighbourhood(
+    mrid: $mrid
+    depth: $depth
+    types: $types
+    asOf: $asOf
+    scenario: $scenario
+  ) {
     ...SubgraphView
   }
 }
@@ -1078,8 +1142,8 @@ export const NeighbourhoodDocument = new TypedDocumentString(`
   }
 }`) as unknown as TypedDocumentString<NeighbourhoodQuery, NeighbourhoodQueryVariables>;
 export const ObjectDetailDocument = new TypedDocumentString(`
-    query ObjectDetail($mrid: ID!) {
-  object(mrid: $mrid) {
+    query ObjectDetail($mrid: ID!, $scenario: String) {
+  object(mrid: $mrid, scenario: $scenario) {
     mrid
     className
     domain
@@ -1245,6 +1309,18 @@ export const RevokeGrantDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<RevokeGrantMutation, RevokeGrantMutationVariables>;
+export const ScenariosDocument = new TypedDocumentString(`
+    query Scenarios {
+  scenarios {
+    id
+    name
+    owner
+    label
+    baseTime
+    description
+  }
+}
+    `) as unknown as TypedDocumentString<ScenariosQuery, ScenariosQueryVariables>;
 export const SearchDocument = new TypedDocumentString(`
     query Search($text: String!, $first: Int) {
   search(text: $text, first: $first) {
