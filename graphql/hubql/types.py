@@ -31,7 +31,7 @@ import strawberry
 import structlog
 from strawberry.types.info import Info
 
-from hub.graph_schema import CLASS, DOMAIN, LABEL, OWNER, PRODUCER, UPDATED, VERSION, X, Y
+from hub.graph_schema import CLASS, DOMAIN, LABEL, OWNER, PRODUCER, RECORDED, UPDATED, VERSION, X, Y
 from hub.reader import Prefetch
 from hubql.generic import (
     DIAGRAM_POINTS_DESCRIPTION,
@@ -138,7 +138,10 @@ class TypeRegistry:
         props["producer"] = props.get(PRODUCER) or props.get(OWNER) or ""
         props["version"] = props.get(VERSION) or 0
         # Temporal values stay as the driver returned them: the DateTime scalar converts the selected ones.
+        # A kept version (as of a time, or in a scenario) was last updated when the hub recorded it.
         updated = props.get(UPDATED)
+        if updated is None:
+            updated = props.get(RECORDED)
         props["updated"] = updated if updated is not None else EPOCH
         x, y = props.get(X), props.get(Y)
         props["point"] = {"x": x, "y": y} if x is not None and y is not None else None

@@ -22,6 +22,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,8 @@ CREATE = """mutation($n: String!, $l: String!, $p: [String!]!) {
   createScenario(name: $n, label: $l, producers: $p) { id name owner label producers baseTime } }"""
 DELETE = """mutation($i: ID!) { deleteScenario(id: $i) }"""
 SCENARIO = """query($i: ID!) { scenario(id: $i) { id name label } scenarios { id name } }"""
-OBJECT = """query($m: ID!, $s: String) { object(mrid: $m, scenario: $s) { mrid name version label } }"""
+OBJECT = """query($m: ID!, $s: String) {
+  object(mrid: $m, scenario: $s) { mrid name version label updated } }"""
 OBJECTS = """query($s: String, $a: String) {
   objects(scenario: $s, first: 500, after: $a) {
     nodes { mrid name version className } pageInfo { hasNextPage endCursor } } }"""
@@ -375,7 +377,11 @@ def test_a_hidden_scenario_is_a_missing_one_and_a_hidden_object_in_a_scenario_is
     assert env.post("public", OBJECT, {"m": hidden, "s": open_id}) == env.post(
         "public", OBJECT, {"m": f"{env.prefix}-never-published", "s": open_id}
     )
-    assert env.query("official", OBJECT, {"m": hidden, "s": open_id})["object"]["label"] == OFFICIAL
+    found = env.query("official", OBJECT, {"m": hidden, "s": open_id})["object"]
+    assert found["label"] == OFFICIAL
+    # A state in a scenario was last updated when the hub recorded it (not at the epoch).
+    updated = datetime.fromisoformat(found["updated"].replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - updated).total_seconds()) < 3600, found
     assert {c["mrid"] for c in env.compare("official", open_id)} == {hidden, shown}
     assert {c["mrid"] for c in env.compare("public", open_id)} == {shown}
     # Nothing of either reached the live graph.
