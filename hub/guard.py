@@ -18,9 +18,11 @@ of ``$granted``), so they are hidden from everyone.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final, LiteralString, cast
 
 import structlog
@@ -43,6 +45,18 @@ def visible(var: str) -> str:
     """Cypher predicate: node ``var`` is visible to the caller (by its token, or by a grant for the product
     the node belongs to)."""
     return f"({var}.{LABEL} IN ${VISIBLE_PARAM} OR [{var}.{OWNER}, {var}.{LABEL}] IN ${GRANTED_PARAM})"
+
+
+# The grant half of :func:`visible`, as it writes it.
+_GRANT_CLAUSE: Final = re.compile(rf" OR \[(\w+)\.{OWNER}, \1\.{LABEL}\] IN \${GRANTED_PARAM}\)")
+
+
+@lru_cache(maxsize=2048)
+def without_grants(cypher: str) -> str:
+    """``cypher`` with the grant half of every :func:`visible` taken out, for a caller holding no grant:
+    with ``$granted`` empty the half is always false, but Neo4j still reads ``_owner`` of every node the
+    caller's labels exclude to find that out (a quarter more database reads on a filtered page)."""
+    return _GRANT_CLAUSE.sub(")", cypher)
 
 
 def all_visible(path_var: str) -> str:
@@ -257,6 +271,8 @@ class Guard:
         bound = dict(params or {})
         bound[VISIBLE_PARAM] = self._visible_list
         bound[GRANTED_PARAM] = self._granted_list
+        if not self._granted_list:
+            cypher = without_grants(cypher)
         self.stats.queries += 1
         query = Query(cast(LiteralString, cypher), timeout=self.timeout_s)
         records, _, _ = await self.driver.execute_query(
