@@ -20,8 +20,10 @@ own refused events and nothing of any other producer's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,6 +50,8 @@ err_console = Console(stderr=True)
 READER: Final = ADMIN
 # How long one poll of the topic waits for records.
 POLL_MS: Final = 500
+# How long --follow waits for its Kafka client to close after Ctrl-C before it leaves anyway.
+STOP_WAIT_S: Final = 2.0
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # Records larger than the client's default fetch size (the worker copies events of up to max_event_bytes
@@ -246,6 +250,12 @@ async def read_letters(
         )
     consumer = reader(settings, reading.principal)
     shown = 0
+    # --follow ends on Ctrl-C between two polls, and leaves even if the client is slow to close: a
+    # cancellation raised inside the Kafka client's fetch could wait on it for longer than a person does.
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if follow:
+        loop.add_signal_handler(signal.SIGINT, interrupted.set)
     try:
         await consumer.start()
         consumer.assign(parts)
@@ -253,7 +263,7 @@ async def read_letters(
         for tp, offset in starts.items():
             consumer.seek(tp, offset)
         ends = await consumer.end_offsets(parts)
-        while True:
+        while not interrupted.is_set():
             if not follow and all([await _reached(consumer, tp, ends[tp]) for tp in parts]):
                 return shown
             fetched = await consumer.getmany(timeout_ms=POLL_MS)
@@ -274,7 +284,11 @@ async def read_letters(
     except (KafkaError, OSError) as exc:
         raise read_error(exc, settings, what, reading.principal) from None
     finally:
-        await consumer.stop()
+        if follow:
+            loop.remove_signal_handler(signal.SIGINT)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(consumer.stop(), STOP_WAIT_S if interrupted.is_set() else None)
+    return shown
 
 
 async def _reached(consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> bool:
