@@ -507,17 +507,7 @@ export class App {
     const r = await this.api.query("ViewAt", Q.viewAt(spec.mrids.map((m) => (spec.expanded.has(m) ? 1 : 0))), vars);
     if (this.asOf !== asOf) return; // the slider moved on meanwhile
     const g = this.model.graph;
-    const subs = spec.mrids.map((_, i) => r[`n${i}`]).filter((s): s is Subgraph => Boolean(s));
-    const keep = new Set(subs.flatMap((s) => s.nodes.map((n) => n.mrid)));
-    for (const m of g.nodes()) if (!keep.has(m)) g.dropNode(m);
-    g.clearEdges();
-    const added: string[] = [];
-    spec.mrids.forEach((m, i) => {
-      const sub = r[`n${i}`];
-      if (!sub) return;
-      added.push(...this.model.merge(sub, m));
-    });
-    g.forEachNode((m) => g.setNodeAttribute(m, "expanded", spec.expanded.has(m)));
+    const added = this.model.replaceWith(spec.mrids, spec.mrids.map((_, i) => r[`n${i}`]), spec.expanded);
     if (this.view.selected && !g.hasNode(this.view.selected)) this.view.selected = null;
     this.view.placeGeo(added);
     this.view.refresh();

@@ -247,6 +247,23 @@ export class GraphModel {
   }
 
   /** Merges a subgraph fetched around `parent`; returns the objects that were new on screen. */
+  /** The graph becomes what `subs` (one per object of `mrids`, absent where it cannot be read) hold: every
+   * other object goes, the edges are read again, and each object keeps whether it was expanded. Used when
+   * what is on screen is shown at another time or in a scenario. The objects added are returned. */
+  replaceWith(mrids: string[], subs: (Subgraph | null | undefined)[], expanded: Set<string>): string[] {
+    const g = this.graph;
+    const keep = new Set(subs.flatMap((s) => (s ? s.nodes.map((n) => n.mrid) : [])));
+    for (const m of g.nodes()) if (!keep.has(m)) g.dropNode(m);
+    g.clearEdges();
+    const added: string[] = [];
+    mrids.forEach((m, i) => {
+      const sub = subs[i];
+      if (sub) added.push(...this.merge(sub, m));
+    });
+    g.forEachNode((m) => g.setNodeAttribute(m, "expanded", expanded.has(m)));
+    return added;
+  }
+
   merge(sub: Subgraph, parent?: string): string[] {
     const added: string[] = [];
     for (const n of sub.nodes) {

@@ -209,16 +209,7 @@ export class ScenarioPicker {
     if (this.current !== id) return;
     const { model, view } = this.host;
     const g = this.graph();
-    const subs = spec.mrids.map((_, i) => r[`n${i}`]).filter((s): s is Subgraph => Boolean(s));
-    const keep = new Set(subs.flatMap((s) => s.nodes.map((n) => n.mrid)));
-    for (const m of g.nodes()) if (!keep.has(m)) g.dropNode(m);
-    g.clearEdges();
-    const added: string[] = [];
-    spec.mrids.forEach((m, i) => {
-      const sub = r[`n${i}`];
-      if (sub) added.push(...model.merge(sub, m));
-    });
-    g.forEachNode((m) => g.setNodeAttribute(m, "expanded", spec.expanded.has(m)));
+    const added = model.replaceWith(spec.mrids, spec.mrids.map((_, i) => r[`n${i}`]), spec.expanded);
     if (view.selected && !g.hasNode(view.selected)) view.selected = null;
     view.placeGeo(added);
     if (added.length > 0) view.runForce(1500);
