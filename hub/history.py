@@ -153,14 +153,38 @@ class History:
         after_version: int | None = None,
     ) -> list[dict[str, Any]]:
         """The object's versions the caller may see, oldest version first (a delete is seen by those who
-        could see what it deleted): at most ``first``, after version ``after_version``."""
+        could see what it deleted): at most ``first``, after version ``after_version``.
+
+        In a scenario: its base's versions (those the hub had recorded by the scenario's base time, or
+        by ``recorded_as_of`` if that is earlier), then the scenario's own versions of the object, each
+        part by version, every version judged by its own label; ``after_version`` skips versions up to
+        it in both parts (the scenario's versions follow its base's when numbered above them, as a
+        producer numbers later versions). References are shown as in the scenario."""
+        kept = (
+            "MATCH (v:ObjectVersion {mrid: $mrid}) USING INDEX SEEK v:ObjectVersion(mrid) "
+            "WHERE ($r IS NULL OR v.@recorded <= $r) AND ($after IS NULL OR v.@version > $after) "
+            f"AND {visible('v')} "
+        )
+        if self.in_scenario is None:
+            statement = kept + "RETURN v {.*} AS v ORDER BY v.@version LIMIT $limit"
+        else:
+            base = self.in_scenario.base
+            recorded_as_of = base if recorded_as_of is None else min(recorded_as_of, base)
+            statement = (
+                f"CALL () {{ {kept} RETURN v, 0 AS part UNION "
+                "MATCH (v:ScenarioVersion {scenario: $scenario, mrid: $mrid}) "
+                f"WHERE ($after IS NULL OR v.@version > $after) AND {visible('v')} RETURN v, 1 AS part }} "
+                "RETURN v {.*} AS v ORDER BY part, v.@version LIMIT $limit"
+            )
         rows = await self.guard.read(
-            cypher(
-                "MATCH (v:ObjectVersion {mrid: $mrid}) USING INDEX SEEK v:ObjectVersion(mrid) "
-                "WHERE ($r IS NULL OR v.@recorded <= $r) AND ($after IS NULL OR v.@version > $after) "
-                f"AND {visible('v')} RETURN v {{.*}} AS v ORDER BY v.@version LIMIT $limit"
-            ),
-            {"mrid": mrid, "r": recorded_as_of, "after": after_version, "limit": self._size(first)},
+            cypher(statement),
+            {
+                "mrid": mrid,
+                "r": recorded_as_of,
+                "after": after_version,
+                "limit": self._size(first),
+                "scenario": self.scenario,
+            },
         )
         found = [r["v"] for r in rows]
         self.guard.stats.rows += len(found)

@@ -289,7 +289,15 @@ async def _shortest_path(
     via: PathVia = PathVia.PHYSICAL,
     as_of: datetime | None = None,
     recorded_as_of: datetime | None = None,
+    scenario: str | None = None,
 ) -> Subgraph | None:
+    if scenario is not None:
+        scenarios.refuse_times(as_of, recorded_as_of)
+        reader, chosen = await scenarios.history_in(info, scenario)
+        path = await history.shortest_path(
+            info, str(from_), str(to), via is PathVia.PHYSICAL, None, chosen.base, reader
+        )
+        return None if path is None else subgraph_row(info, path)  # type: ignore[return-value]
     if as_of is not None or recorded_as_of is not None:
         found = await history.shortest_path(
             info, str(from_), str(to), via is PathVia.PHYSICAL, as_of, recorded_as_of
@@ -307,7 +315,15 @@ async def _containment(
     depth: int | None = 3,
     as_of: datetime | None = None,
     recorded_as_of: datetime | None = None,
+    scenario: str | None = None,
 ) -> Subgraph:
+    if scenario is not None:
+        scenarios.refuse_times(as_of, recorded_as_of)
+        reader, found = await scenarios.history_in(info, scenario)
+        graph = await history.containment(
+            info, str(mrid), 3 if depth is None else depth, None, found.base, reader
+        )
+        return subgraph_row(info, graph)  # type: ignore[return-value]
     if as_of is not None or recorded_as_of is not None:
         graph = await history.containment(
             info, str(mrid), 3 if depth is None else depth, as_of, recorded_as_of
@@ -329,9 +345,16 @@ async def _dependencies(
     ] = DependencyDirection.DOWNSTREAM,
     as_of: datetime | None = None,
     recorded_as_of: datetime | None = None,
+    scenario: str | None = None,
 ) -> DependencyReport:
     upstream = direction == DependencyDirection.UPSTREAM
-    if as_of is not None or recorded_as_of is not None:
+    if scenario is not None:
+        scenarios.refuse_times(as_of, recorded_as_of)
+        reader, found = await scenarios.history_in(info, scenario)
+        root, steps, graph = await reader.dependencies_at(
+            str(mrid), None, found.base, info.context.reader, upstream=upstream
+        )
+    elif as_of is not None or recorded_as_of is not None:
         root, steps, graph = await history.history_of(info).dependencies_at(
             str(mrid), as_of, recorded_as_of, info.context.reader, upstream=upstream
         )
@@ -490,12 +513,15 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
             description="A shortest path through visible objects only; null if none. By default (via: "
             "PHYSICAL) it follows the physical network between two objects on it; via: ANY follows any "
             "relationship. asOf and recordedAsOf: the same at that time, from kept history, through "
-            "objects whose version then you may see.",
+            "objects whose version then you may see; scenario (a scenario's id): the same in that "
+            "scenario, through objects whose state there (its latest version there, else its base "
+            "version) you may see.",
         ),
         "containment": strawberry.field(
             resolver=_containment,
             description="What an object contains (substation -> voltage levels -> bays -> equipment). "
-            "asOf and recordedAsOf: what it contained at that time, from kept history.",
+            "asOf and recordedAsOf: what it contained at that time, from kept history; scenario: what it "
+            "contains in that scenario.",
         ),
         "dependencies": strawberry.field(
             resolver=_dependencies,
@@ -505,7 +531,8 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
             "follows the same ways back to what the object depends on (generating unit -> offtake -> gas "
             "upstream -> compressor -> electricity supply). Only through objects you may see; each object "
             "is reached once, so cycles end. asOf and recordedAsOf: the same at that "
-            "time, from kept history, walking only objects whose version then you may see.",
+            "time, from kept history, walking only objects whose version then you may see; scenario: "
+            "the same in that scenario, walking only objects whose state there you may see.",
         ),
         "counts": strawberry.field(resolver=_counts, description="Visible objects per class."),
         "ontology_classes": strawberry.field(
