@@ -274,9 +274,14 @@ async def _relations_among(
     info: Info,
     mrids: list[strawberry.ID],
     types: list[str] | None = None,
+    scenario: str | None = None,
 ) -> Subgraph:
     wanted = bounded_list(info, "mrids", [str(m) for m in mrids]) or []
     types = bounded_list(info, "types", types)
+    if scenario is not None:
+        reader, chosen = await scenarios.history_in(info, scenario)
+        found = await reader.relations_among_at(wanted, types, None, chosen.base)
+        return subgraph_row(info, found)  # type: ignore[return-value]
     fields = _properties(info, ("nodes",))
     graph = await info.context.reader.relations_among(wanted, types, fields)
     return subgraph_row(info, graph)  # type: ignore[return-value]
@@ -506,7 +511,8 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
             description="The objects of mrids you may see and the relationships among them (both ends "
             "in the list and visible), in one request: a view that already holds objects gets their "
             "relationships at once. An mRID you may not see is left out exactly as one that does not "
-            "exist. types: only these relationship types.",
+            "exist. types: only these relationship types. scenario (a scenario's id): the objects and "
+            "references as they are in that scenario, each object judged by its own version's label.",
         ),
         "shortest_path": strawberry.field(
             resolver=_shortest_path,

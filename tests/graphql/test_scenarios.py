@@ -452,6 +452,8 @@ DEPENDENCIES = """query($m: ID!, $s: String) {
     subgraph { nodes { mrid } edges { source target type } } } }"""
 CONTAINMENT = """query($m: ID!, $s: String) {
   containment(mrid: $m, scenario: $s) { nodes { mrid } edges { source target type } } }"""
+RELATIONS = """query($ms: [ID!]!, $s: String) {
+  relationsAmong(mrids: $ms, scenario: $s) { nodes { mrid } edges { source target type } } }"""
 HISTORY = """query($m: ID!, $s: String) {
   history(mrid: $m, scenario: $s) { mrid version label deleted references { type target } } }"""
 
@@ -580,6 +582,11 @@ def test_paths_dependencies_and_history_follow_the_scenario_and_leave_the_live_g
     report = env.query("public", DEPENDENCIES, {"m": gn0, "s": added})["dependencies"]
     assert report["capacityMW"] == 400.0
     assert {n["mrid"] for n in report["subgraph"]["nodes"]} >= {gn0, gc01, gn1, gc12, gn2, off, gu}
+    among = env.query("public", RELATIONS, {"ms": [gn1, gc12, gn2, gc01], "s": added})["relationsAmong"]
+    assert {n["mrid"] for n in among["nodes"]} == {gn1, gc12, gn2, gc01}
+    assert {(e["source"], e["target"]) for e in among["edges"]} == {(gc12, gn1), (gc12, gn2), (gc01, gn1)}
+    live_among = env.query("public", RELATIONS, {"ms": [gn1, gc12, gn2, gc01], "s": None})["relationsAmong"]
+    assert {n["mrid"] for n in live_among["nodes"]} == {gn1, gn2, gc01}
     # The removed pipe takes the live graph's path away in its scenario.
     assert _path(env, "official", gn0, gn1, removed) is None
     assert _path(env, "official", gn0, gn1, empty) == [gn0, gc01, gn1]
@@ -594,6 +601,7 @@ def test_paths_dependencies_and_history_follow_the_scenario_and_leave_the_live_g
         (DEPENDENCIES, {"m": gc12}),
         (CONTAINMENT, {"m": gc12}),
         (HISTORY, {"m": gc12}),
+        (RELATIONS, {"ms": [gn1, gc12, gn2]}),
     ):
         assert env.post("public", q, {**v, "s": hidden}) == env.post("public", q, {**v, "s": empty}), (q, v)
     assert env.query("public", HISTORY, {"m": gc12, "s": hidden})["history"] == []
