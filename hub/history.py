@@ -153,14 +153,38 @@ class History:
         after_version: int | None = None,
     ) -> list[dict[str, Any]]:
         """The object's versions the caller may see, oldest version first (a delete is seen by those who
-        could see what it deleted): at most ``first``, after version ``after_version``."""
+        could see what it deleted): at most ``first``, after version ``after_version``.
+
+        In a scenario: its base's versions (those the hub had recorded by the scenario's base time, or
+        by ``recorded_as_of`` if that is earlier), then the scenario's own versions of the object, each
+        part by version, every version judged by its own label; ``after_version`` skips versions up to
+        it in both parts (the scenario's versions follow its base's when numbered above them, as a
+        producer numbers later versions). References are shown as in the scenario."""
+        kept = (
+            "MATCH (v:ObjectVersion {mrid: $mrid}) USING INDEX SEEK v:ObjectVersion(mrid) "
+            "WHERE ($r IS NULL OR v.@recorded <= $r) AND ($after IS NULL OR v.@version > $after) "
+            f"AND {visible('v')} "
+        )
+        if self.in_scenario is None:
+            statement = kept + "RETURN v {.*} AS v ORDER BY v.@version LIMIT $limit"
+        else:
+            base = self.in_scenario.base
+            recorded_as_of = base if recorded_as_of is None else min(recorded_as_of, base)
+            statement = (
+                f"CALL () {{ {kept} RETURN v, 0 AS part UNION "
+                "MATCH (v:ScenarioVersion {scenario: $scenario, mrid: $mrid}) "
+                f"WHERE ($after IS NULL OR v.@version > $after) AND {visible('v')} RETURN v, 1 AS part }} "
+                "RETURN v {.*} AS v ORDER BY part, v.@version LIMIT $limit"
+            )
         rows = await self.guard.read(
-            cypher(
-                "MATCH (v:ObjectVersion {mrid: $mrid}) USING INDEX SEEK v:ObjectVersion(mrid) "
-                "WHERE ($r IS NULL OR v.@recorded <= $r) AND ($after IS NULL OR v.@version > $after) "
-                f"AND {visible('v')} RETURN v {{.*}} AS v ORDER BY v.@version LIMIT $limit"
-            ),
-            {"mrid": mrid, "r": recorded_as_of, "after": after_version, "limit": self._size(first)},
+            cypher(statement),
+            {
+                "mrid": mrid,
+                "r": recorded_as_of,
+                "after": after_version,
+                "limit": self._size(first),
+                "scenario": self.scenario,
+            },
         )
         found = [r["v"] for r in rows]
         self.guard.stats.rows += len(found)
@@ -416,12 +440,7 @@ WITH DISTINCT c.mrid AS m
         reached one), with only the references walked (as :meth:`hub.reader.Reader.containment`)."""
         if depth < 0 or depth > max_depth:
             raise ReadError(f"depth must be between 0 and {max_depth}, got {depth}")
-        if types is not None:
-            known = self.ontology.rel_types()
-            for t in types:
-                if t not in known:
-                    raise ReadError(f"types contains {t!r}, which is not a relationship type of the ontology")
-        wanted = None if types is None else set(types)
+        wanted = self._rel_types(types)
 
         def refs(state: Mapping[str, Any]) -> list[tuple[str, str]]:
             pairs = zip(state.get(REF_TYPES) or (), state.get(REF_TARGETS) or (), strict=True)
@@ -475,6 +494,38 @@ WITH DISTINCT c.mrid AS m
             )
         )
         self.guard.stats.rows += len(graph.nodes)
+        return graph
+
+    def _rel_types(self, types: Sequence[str] | None) -> set[str] | None:
+        """``types`` as a set (None: any), each checked against the ontology."""
+        if types is None:
+            return None
+        known = self.ontology.rel_types()
+        for t in types:
+            if t not in known:
+                raise ReadError(f"types contains {t!r}, which is not a relationship type of the ontology")
+        return set(types)
+
+    async def relations_among_at(
+        self,
+        mrids: Sequence[str],
+        types: Sequence[str] | None,
+        as_of: datetime | None,
+        recorded_as_of: datetime | None,
+    ) -> Subgraph:
+        """The objects of ``mrids`` whose state at that time (in a scenario: there) the caller may see, and
+        the references among them, as :meth:`hub.reader.Reader.relations_among` on the current graph: an
+        object hidden then is left out exactly as one absent then, with every reference touching it."""
+        wanted = self._rel_types(types)
+        states = await self.states_at(sorted(set(mrids)), as_of, recorded_as_of)
+        edges = [
+            {"source": m, "target": t, "type": ty}
+            for m, state in states.items()
+            for ty, t in _refs(state)
+            if t in states and (wanted is None or ty in wanted)
+        ]
+        graph = _subgraph(states, edges)
+        self.guard.stats.rows += len(graph.nodes) + len(graph.edges)
         return graph
 
     # --- the graph at a time: paths and dependencies ------------------------------------------------

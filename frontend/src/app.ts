@@ -443,7 +443,7 @@ export class App {
   /** The object's kept versions, for the detail panel's history. */
   private async loadHistory(mrid: string): Promise<void> {
     try {
-      const versions = (await this.api.query("ObjectHistory", Q.OBJECT_HISTORY, { mrid })).history;
+      const versions = (await this.api.query("ObjectHistory", Q.OBJECT_HISTORY, { mrid, scenario: this.scenarios.current })).history;
       for (const v of versions) this.earliest = Math.min(this.earliest, Date.parse(v.validFrom));
       this.renderTimeRange();
       if (this.detail?.detail.mrid !== mrid) return;
@@ -572,7 +572,12 @@ export class App {
     this.detail.depsDirection = direction;
     this.renderDetailPanel();
     try {
-      const r = (await this.api.query("Dependencies", Q.DEPENDENCIES, { mrid, direction, asOf: this.asOf }))
+      const r = (await this.api.query("Dependencies", Q.DEPENDENCIES, {
+        mrid,
+        direction,
+        asOf: this.asOf,
+        scenario: this.scenarios.current,
+      }))
         .dependencies;
       if (this.detail?.detail.mrid !== mrid || this.detail.depsDirection !== direction) return;
       this.detail.deps = r;
@@ -615,7 +620,13 @@ export class App {
     try {
       const any = byTestId<HTMLInputElement>("path-any").checked;
       const via: PathVia = any ? "ANY" : "PHYSICAL";
-      const r = await this.api.query("ShortestPath", Q.SHORTEST_PATH, { from, to, via, asOf: this.asOf });
+      const r = await this.api.query("ShortestPath", Q.SHORTEST_PATH, {
+        from,
+        to,
+        via,
+        asOf: this.asOf,
+        scenario: this.scenarios.current,
+      });
       const sub = r.shortestPath;
       if (!sub || sub.nodes.length === 0) {
         this.view.setHighlight(null, null);
@@ -690,6 +701,7 @@ export class App {
           className,
           first: Math.min(PAGE_SIZE, remaining),
           after,
+          scenario: this.scenarios.current,
         });
         const inserting = performance.now();
         const objects = page.objects.nodes;
@@ -713,7 +725,11 @@ export class App {
       const requests = relationRequests(this.model.graph.nodes(), RELATIONS_BATCH);
       if (requests.length === 0 && loaded.length > 0) requests.push(loaded); // one object: its place alone
       for (let i = 0; i < requests.length; i++) {
-        const r = await this.api.query("PlacesAndRelations", Q.PLACES_AND_RELATIONS, { mrids: requests[i], types: null });
+        const r = await this.api.query("PlacesAndRelations", Q.PLACES_AND_RELATIONS, {
+          mrids: requests[i],
+          types: null,
+          scenario: this.scenarios.current,
+        });
         const inserting = performance.now();
         this.view.bulk(() => {
           this.view.placeGeo(this.model.setPlaces(r.relationsAmong.nodes));

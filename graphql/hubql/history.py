@@ -141,10 +141,14 @@ async def resolve_history(
     recorded_as_of: datetime | None = None,
     first: int | None = None,
     after_version: Long | None = None,
+    scenario: str | None = None,
 ) -> list[ObjectVersion]:
-    states = await history_of(info).versions(
-        str(mrid), recorded_as_of, first=first, after_version=after_version
-    )
+    reader = history_of(info)
+    if scenario is not None:
+        from hubql.scenarios import history_in
+
+        reader, _ = await history_in(info, scenario)
+    states = await reader.versions(str(mrid), recorded_as_of, first=first, after_version=after_version)
     return [version_of(info, s) for s in states]
 
 
@@ -250,12 +254,17 @@ async def neighbourhood(
 
 
 async def containment(
-    info: Info, mrid: str, depth: int, as_of: datetime | None, recorded_as_of: datetime | None
+    info: Info,
+    mrid: str,
+    depth: int,
+    as_of: datetime | None,
+    recorded_as_of: datetime | None,
+    reader: History | None = None,
 ) -> Subgraph:
     ctx = info.context
     settings = ctx.services.settings
     types = sorted({a.rel_type for a in ctx.reader.containment_associations()})
-    return await history_of(info).neighbourhood_at(
+    return await (reader if reader is not None else history_of(info)).neighbourhood_at(
         mrid,
         depth,
         types,
@@ -274,9 +283,10 @@ async def shortest_path(
     physical: bool,
     as_of: datetime | None,
     recorded_as_of: datetime | None,
+    reader: History | None = None,
 ) -> Subgraph | None:
     settings = info.context.services.settings
-    return await history_of(info).shortest_path_at(
+    return await (reader if reader is not None else history_of(info)).shortest_path_at(
         source,
         target,
         as_of,
@@ -292,7 +302,10 @@ HISTORY_FIELDS: dict[str, Any] = {
         resolver=resolve_history,
         description="The object's kept versions you may see (each by its own label), oldest first, at "
         "most first (capped by the server) after version afterVersion; recordedAsOf: only those the hub "
-        "had recorded by then.",
+        "had recorded by then. scenario (a scenario's id): the object's versions in that scenario: its "
+        "base's versions the hub had recorded by the scenario's base time (and by recordedAsOf), then "
+        "the versions published into the scenario, each part by version (afterVersion skips versions up "
+        "to it in both), references as they are in the scenario.",
     ),
     "changes": strawberry.field(
         resolver=resolve_changes,

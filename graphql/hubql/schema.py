@@ -274,9 +274,14 @@ async def _relations_among(
     info: Info,
     mrids: list[strawberry.ID],
     types: list[str] | None = None,
+    scenario: str | None = None,
 ) -> Subgraph:
     wanted = bounded_list(info, "mrids", [str(m) for m in mrids]) or []
     types = bounded_list(info, "types", types)
+    if scenario is not None:
+        reader, chosen = await scenarios.history_in(info, scenario)
+        found = await reader.relations_among_at(wanted, types, None, chosen.base)
+        return subgraph_row(info, found)  # type: ignore[return-value]
     fields = _properties(info, ("nodes",))
     graph = await info.context.reader.relations_among(wanted, types, fields)
     return subgraph_row(info, graph)  # type: ignore[return-value]
@@ -289,7 +294,15 @@ async def _shortest_path(
     via: PathVia = PathVia.PHYSICAL,
     as_of: datetime | None = None,
     recorded_as_of: datetime | None = None,
+    scenario: str | None = None,
 ) -> Subgraph | None:
+    if scenario is not None:
+        scenarios.refuse_times(as_of, recorded_as_of)
+        reader, chosen = await scenarios.history_in(info, scenario)
+        path = await history.shortest_path(
+            info, str(from_), str(to), via is PathVia.PHYSICAL, None, chosen.base, reader
+        )
+        return None if path is None else subgraph_row(info, path)  # type: ignore[return-value]
     if as_of is not None or recorded_as_of is not None:
         found = await history.shortest_path(
             info, str(from_), str(to), via is PathVia.PHYSICAL, as_of, recorded_as_of
@@ -307,7 +320,15 @@ async def _containment(
     depth: int | None = 3,
     as_of: datetime | None = None,
     recorded_as_of: datetime | None = None,
+    scenario: str | None = None,
 ) -> Subgraph:
+    if scenario is not None:
+        scenarios.refuse_times(as_of, recorded_as_of)
+        reader, found = await scenarios.history_in(info, scenario)
+        graph = await history.containment(
+            info, str(mrid), 3 if depth is None else depth, None, found.base, reader
+        )
+        return subgraph_row(info, graph)  # type: ignore[return-value]
     if as_of is not None or recorded_as_of is not None:
         graph = await history.containment(
             info, str(mrid), 3 if depth is None else depth, as_of, recorded_as_of
@@ -329,9 +350,16 @@ async def _dependencies(
     ] = DependencyDirection.DOWNSTREAM,
     as_of: datetime | None = None,
     recorded_as_of: datetime | None = None,
+    scenario: str | None = None,
 ) -> DependencyReport:
     upstream = direction == DependencyDirection.UPSTREAM
-    if as_of is not None or recorded_as_of is not None:
+    if scenario is not None:
+        scenarios.refuse_times(as_of, recorded_as_of)
+        reader, found = await scenarios.history_in(info, scenario)
+        root, steps, graph = await reader.dependencies_at(
+            str(mrid), None, found.base, info.context.reader, upstream=upstream
+        )
+    elif as_of is not None or recorded_as_of is not None:
         root, steps, graph = await history.history_of(info).dependencies_at(
             str(mrid), as_of, recorded_as_of, info.context.reader, upstream=upstream
         )
@@ -483,19 +511,23 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
             description="The objects of mrids you may see and the relationships among them (both ends "
             "in the list and visible), in one request: a view that already holds objects gets their "
             "relationships at once. An mRID you may not see is left out exactly as one that does not "
-            "exist. types: only these relationship types.",
+            "exist. types: only these relationship types. scenario (a scenario's id): the objects and "
+            "references as they are in that scenario, each object judged by its own version's label.",
         ),
         "shortest_path": strawberry.field(
             resolver=_shortest_path,
             description="A shortest path through visible objects only; null if none. By default (via: "
             "PHYSICAL) it follows the physical network between two objects on it; via: ANY follows any "
             "relationship. asOf and recordedAsOf: the same at that time, from kept history, through "
-            "objects whose version then you may see.",
+            "objects whose version then you may see; scenario (a scenario's id): the same in that "
+            "scenario, through objects whose state there (its latest version there, else its base "
+            "version) you may see.",
         ),
         "containment": strawberry.field(
             resolver=_containment,
             description="What an object contains (substation -> voltage levels -> bays -> equipment). "
-            "asOf and recordedAsOf: what it contained at that time, from kept history.",
+            "asOf and recordedAsOf: what it contained at that time, from kept history; scenario: what it "
+            "contains in that scenario.",
         ),
         "dependencies": strawberry.field(
             resolver=_dependencies,
@@ -505,7 +537,8 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
             "follows the same ways back to what the object depends on (generating unit -> offtake -> gas "
             "upstream -> compressor -> electricity supply). Only through objects you may see; each object "
             "is reached once, so cycles end. asOf and recordedAsOf: the same at that "
-            "time, from kept history, walking only objects whose version then you may see.",
+            "time, from kept history, walking only objects whose version then you may see; scenario: "
+            "the same in that scenario, walking only objects whose state there you may see.",
         ),
         "counts": strawberry.field(resolver=_counts, description="Visible objects per class."),
         "ontology_classes": strawberry.field(

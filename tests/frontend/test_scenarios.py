@@ -1,10 +1,12 @@
 """A scenario in the explorer, end to end in headless Chromium against the real API, worker, Kafka and Neo4j
 (fixtures in conftest.py): the picker lists the scenario, choosing it shows the view in the scenario with
 what it adds, removes and changes marked and a legend, the detail panel lists a changed object's values in
-the base and in the scenario, and "Live" brings the live view back unmarked."""
+the base and in the scenario, a path asked there is the scenario's (to the pipe only it holds), and "Live"
+brings the live view back unmarked."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -174,6 +176,37 @@ def test_a_scenario_picked_in_the_page_marks_what_it_adds_removes_and_changes(
     assert len(rows) == 2 and any(r[0].startswith("10") and r[1].startswith("12.5") for r in rows), rows
     page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "scenario-compare.png"))
+
+    # A path asked in the scenario goes through it: to the pipe that only the scenario holds (the live
+    # graph has no such object, so no path to it), and the request names the scenario.
+    asked: list[dict[str, Any]] = []
+
+    def record(request: Any) -> None:
+        body = request.post_data if request.method == "POST" else None
+        if body and '"ShortestPath"' in body:
+            asked.append(json.loads(body))
+
+    def open_detail(mrid: str) -> None:
+        page.evaluate("p => window.__hub.app.select(p)", mrid)
+        page.wait_for_function(
+            "m => document.querySelector('[data-testid=detail-mrid]')?.textContent === m",
+            arg=mrid,
+            timeout=40_000,
+        )
+
+    page.on("request", record)
+    open_detail(node)
+    page.click('[data-testid="action-path-from"]')
+    open_detail(added)
+    page.click('[data-testid="action-path-to"]')
+    page.wait_for_selector('[data-testid="path-tool"][data-result]', timeout=40_000)
+    assert page.get_attribute('[data-testid="path-tool"]', "data-result") == "1"
+    assert set(page.evaluate("() => [...window.__hub.app.view.highlightNodes]")) == {node, added}
+    assert [a["variables"]["scenario"] for a in asked] == [scenario], asked
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "scenario-path.png"))
+    page.remove_listener("request", record)
+    page.evaluate("() => window.__hub.app.clearHighlight()")
 
     # "Live": the scenario's new pipe goes, the removed one is an ordinary object again, nothing is marked.
     page.select_option(picker, "")

@@ -426,13 +426,208 @@ def test_names_and_ids_tell_nothing_of_scenarios_the_caller_may_not_see(env: Env
             (NEIGHBOURHOOD, {"m": some_object, "s": scenario_id}),
             (SCENARIO, {"i": scenario_id}),
             (DELETE, {"i": scenario_id}),
+            (PATH, {"a": some_object, "b": some_object, "s": scenario_id}),
+            (DEPENDENCIES, {"m": some_object, "s": scenario_id}),
+            (CONTAINMENT, {"m": some_object, "s": scenario_id}),
+            (HISTORY, {"m": some_object, "s": scenario_id}),
         ]
         return [json.dumps(env.post("public", q, v), sort_keys=True) for q, v in asked]
 
     of_hidden = answers_about(hidden)
     of_random = answers_about(f"scn-{uuid.uuid4().hex}")
     assert of_hidden == of_random
-    refusals = [of_hidden[i] for i in (0, 1, 2, 3, 5)]
+    refusals = [of_hidden[i] for i in (0, 1, 2, 3, 5, 6, 7, 8, 9)]
     assert all("the scenario does not exist" in a for a in refusals), refusals
     # The hidden one is still there for its owner.
     assert env.query("official", SCENARIO, {"i": hidden})["scenario"]["name"] == taken
+
+
+# --------------------------------------------------------------------------- walks and history in a scenario
+
+PATH = """query($a: ID!, $b: ID!, $s: String) {
+  shortestPath(from: $a, to: $b, scenario: $s) { nodes { mrid } edges { source target type } } }"""
+DEPENDENCIES = """query($m: ID!, $s: String) {
+  dependencies(mrid: $m, scenario: $s) {
+    root { mrid } capacityMW steps { depth domain capacityMW dependents { mrid } }
+    subgraph { nodes { mrid } edges { source target type } } } }"""
+CONTAINMENT = """query($m: ID!, $s: String) {
+  containment(mrid: $m, scenario: $s) { nodes { mrid } edges { source target type } } }"""
+RELATIONS = """query($ms: [ID!]!, $s: String) {
+  relationsAmong(mrids: $ms, scenario: $s) { nodes { mrid } edges { source target type } } }"""
+HISTORY = """query($m: ID!, $s: String) {
+  history(mrid: $m, scenario: $s) { mrid version label deleted references { type target } } }"""
+
+
+def _gas_event(
+    env: Env,
+    mrid: str,
+    cls: str,
+    version: int,
+    label: str = PUBLIC,
+    references: dict[str, Any] | None = None,
+    kind: str = "upsert",
+    **attributes: Any,
+) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "id": f"{mrid}-{kind}-{version}-{uuid.uuid4().hex[:6]}",
+        "source": env.producer,
+        "type": kind,
+        "subject": mrid,
+        "time": "2026-01-01T00:00:00Z",
+        "version": version,
+        "class": cls,
+    }
+    if kind == "upsert":
+        event["attributes"] = {"IdentifiedObject.name": mrid, **attributes}
+        event["label"] = label
+        if references:
+            event["references"] = references
+    return event
+
+
+def _publish(env: Env, name: str, events: list[dict[str, Any]], *args: str) -> None:
+    lines = env.folder / f"{name}.jsonl"
+    lines.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+    env.produce(str(lines), *args)
+
+
+def _path(env: Env, caller: str, a: str, b: str, scenario: str | None) -> list[str] | None:
+    got = env.query(caller, PATH, {"a": a, "b": b, "s": scenario})["shortestPath"]
+    return None if got is None else [n["mrid"] for n in got["nodes"]]
+
+
+def _dependents(env: Env, caller: str, root: str, scenario: str | None) -> list[str]:
+    report = env.query(caller, DEPENDENCIES, {"m": root, "s": scenario})["dependencies"]
+    return sorted(d["mrid"] for s in report["steps"] for d in s["dependents"])
+
+
+def test_paths_dependencies_and_history_follow_the_scenario_and_leave_the_live_graph(env: Env) -> None:
+    """A small gas network in the live graph: node 0 -> node 1 (a pipe), node 2 with an offtake that
+    supplies a generating unit, and no pipe from node 1 to node 2. One scenario adds that pipe, one removes
+    the first pipe, one adds the pipe with a label the public caller does not satisfy, one holds nothing."""
+    p = f"{env.prefix}-gas"
+    gn0, gn1, gn2, gc01, gc12, off, gu = (
+        f"{p}-gn0",
+        f"{p}-gn1",
+        f"{p}-gn2",
+        f"{p}-gc01",
+        f"{p}-gc12",
+        f"{p}-off",
+        f"{p}-gu",
+    )
+    _publish(
+        env,
+        "gas-live",
+        [
+            _gas_event(env, gn0, "GasNode", 1),
+            _gas_event(env, gn1, "GasNode", 1),
+            _gas_event(env, gn2, "GasNode", 1),
+            _gas_event(
+                env,
+                gc01,
+                "GasConnection",
+                1,
+                references={"GasConnection.FromNode": gn0, "GasConnection.ToNode": gn1},
+            ),
+            _gas_event(env, gu, "GeneratingUnit", 1, **{"GeneratingUnit.maxOperatingP": 400.0}),
+            _gas_event(
+                env,
+                off,
+                "GasOfftake",
+                1,
+                references={"GasOfftake.Node": gn2, "GasOfftake.GeneratingUnits": [gu]},
+            ),
+        ],
+    )
+    live_answers = [
+        json.dumps(env.post(c, q, v), sort_keys=True)
+        for c in ("official", "public")
+        for q, v in (
+            (PATH, {"a": gn0, "b": gn2, "s": None}),
+            (PATH, {"a": gn0, "b": gn1, "s": None}),
+            (DEPENDENCIES, {"m": gn0, "s": None}),
+            (HISTORY, {"m": gc01, "s": None}),
+        )
+    ]
+    assert _path(env, "official", gn0, gn1, None) == [gn0, gc01, gn1]
+    assert _path(env, "official", gn0, gn2, None) is None
+    assert gu not in _dependents(env, "official", gn0, None)
+
+    def scenario(suffix: str) -> str:
+        made = env.query(
+            "official", CREATE, {"n": f"{env.prefix}-{suffix}", "l": PUBLIC, "p": [env.producer]}
+        )
+        return str(made["createScenario"]["id"])
+
+    added, removed, hidden, empty = (scenario(s) for s in ("added", "removed", "hidden", "empty"))
+    pipe = {"GasConnection.FromNode": gn1, "GasConnection.ToNode": gn2}
+    _publish(
+        env, "gas-added", [_gas_event(env, gc12, "GasConnection", 2, references=pipe)], "--scenario", added
+    )
+    _publish(
+        env, "gas-removed", [_gas_event(env, gc01, "GasConnection", 2, kind="delete")], "--scenario", removed
+    )
+    _publish(
+        env,
+        "gas-hidden",
+        [_gas_event(env, gc12, "GasConnection", 2, label=OFFICIAL, references=pipe)],
+        "--scenario",
+        hidden,
+    )
+
+    # The added pipe makes a path exist in its scenario, and what the offtake supplies a dependent.
+    for caller in ("official", "public"):
+        assert _path(env, caller, gn0, gn2, added) == [gn0, gc01, gn1, gc12, gn2]
+        assert _dependents(env, caller, gn0, added) == [gu]
+    report = env.query("public", DEPENDENCIES, {"m": gn0, "s": added})["dependencies"]
+    assert report["capacityMW"] == 400.0
+    assert {n["mrid"] for n in report["subgraph"]["nodes"]} >= {gn0, gc01, gn1, gc12, gn2, off, gu}
+    among = env.query("public", RELATIONS, {"ms": [gn1, gc12, gn2, gc01], "s": added})["relationsAmong"]
+    assert {n["mrid"] for n in among["nodes"]} == {gn1, gc12, gn2, gc01}
+    assert {(e["source"], e["target"]) for e in among["edges"]} == {(gc12, gn1), (gc12, gn2), (gc01, gn1)}
+    live_among = env.query("public", RELATIONS, {"ms": [gn1, gc12, gn2, gc01], "s": None})["relationsAmong"]
+    assert {n["mrid"] for n in live_among["nodes"]} == {gn1, gn2, gc01}
+    # The removed pipe takes the live graph's path away in its scenario.
+    assert _path(env, "official", gn0, gn1, removed) is None
+    assert _path(env, "official", gn0, gn1, empty) == [gn0, gc01, gn1]
+    # The pipe above the public caller's clearance: the official caller goes through it, the public
+    # caller gets byte for byte what it gets in a scenario without that version.
+    assert _path(env, "official", gn0, gn2, hidden) == [gn0, gc01, gn1, gc12, gn2]
+    assert _dependents(env, "official", gn0, hidden) == [gu]
+    for q, v in (
+        (PATH, {"a": gn0, "b": gn2}),
+        (PATH, {"a": gn1, "b": gc12}),
+        (DEPENDENCIES, {"m": gn0}),
+        (DEPENDENCIES, {"m": gc12}),
+        (CONTAINMENT, {"m": gc12}),
+        (HISTORY, {"m": gc12}),
+        (RELATIONS, {"ms": [gn1, gc12, gn2]}),
+    ):
+        assert env.post("public", q, {**v, "s": hidden}) == env.post("public", q, {**v, "s": empty}), (q, v)
+    assert env.query("public", HISTORY, {"m": gc12, "s": hidden})["history"] == []
+
+    # history in a scenario: the base's versions, then the scenario's own.
+    base_version = {"mrid": gc01, "version": 1, "label": PUBLIC, "deleted": False}
+    got = env.query("public", HISTORY, {"m": gc01, "s": removed})["history"]
+    assert [{k: h[k] for k in base_version} for h in got] == [
+        base_version,
+        {**base_version, "version": 2, "deleted": True},
+    ]
+    got = env.query("official", HISTORY, {"m": gc12, "s": hidden})["history"]
+    assert [(h["version"], h["label"]) for h in got] == [(2, OFFICIAL)]
+    assert (
+        env.query("official", HISTORY, {"m": gc01, "s": empty})["history"]
+        == env.query("official", HISTORY, {"m": gc01, "s": None})["history"]
+    )
+
+    # The live graph answers as before the scenarios existed.
+    assert [
+        json.dumps(env.post(c, q, v), sort_keys=True)
+        for c in ("official", "public")
+        for q, v in (
+            (PATH, {"a": gn0, "b": gn2, "s": None}),
+            (PATH, {"a": gn0, "b": gn1, "s": None}),
+            (DEPENDENCIES, {"m": gn0, "s": None}),
+            (HISTORY, {"m": gc01, "s": None}),
+        )
+    ] == live_answers

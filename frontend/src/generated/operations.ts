@@ -86,6 +86,7 @@ export type ClassPageQueryVariables = Exact<{
   className: string;
   first?: number | null | undefined;
   after?: string | null | undefined;
+  scenario?: string | null | undefined;
 }>;
 
 
@@ -154,6 +155,7 @@ export type DependenciesQueryVariables = Exact<{
   mrid: string;
   direction?: DependencyDirection;
   asOf?: string | null | undefined;
+  scenario?: string | null | undefined;
 }>;
 
 
@@ -278,6 +280,7 @@ export type ObjectDetailQuery = { object:
 
 export type ObjectHistoryQueryVariables = Exact<{
   mrid: string;
+  scenario?: string | null | undefined;
 }>;
 
 
@@ -325,6 +328,7 @@ export type OntologyClassesQuery = { ontologyClasses: Array<{ name: string, doma
 export type PlacesAndRelationsQueryVariables = Exact<{
   mrids: Array<string> | string;
   types?: Array<string> | string | null | undefined;
+  scenario?: string | null | undefined;
 }>;
 
 
@@ -391,6 +395,7 @@ export type ShortestPathQueryVariables = Exact<{
   to: string;
   via?: PathVia;
   asOf?: string | null | undefined;
+  scenario?: string | null | undefined;
 }>;
 
 
@@ -749,8 +754,13 @@ export const ChangesDocument = new TypedDocumentString(`
 }
     `) as unknown as TypedDocumentString<ChangesSubscription, ChangesSubscriptionVariables>;
 export const ClassPageDocument = new TypedDocumentString(`
-    query ClassPage($className: String!, $first: Int, $after: String) {
-  objects(className: $className, first: $first, after: $after) {
+    query ClassPage($className: String!, $first: Int, $after: String, $scenario: String) {
+  objects(
+    className: $className
+    first: $first
+    after: $after
+    scenario: $scenario
+  ) {
     pageInfo {
       hasNextPage
       endCursor
@@ -912,8 +922,13 @@ export const DataProductsDocument = new TypedDocumentString(`
 }
     `) as unknown as TypedDocumentString<DataProductsQuery, DataProductsQueryVariables>;
 export const DependenciesDocument = new TypedDocumentString(`
-    query Dependencies($mrid: ID!, $direction: DependencyDirection! = DOWNSTREAM, $asOf: DateTime) {
-  dependencies(mrid: $mrid, direction: $direction, asOf: $asOf) {
+    query Dependencies($mrid: ID!, $direction: DependencyDirection! = DOWNSTREAM, $asOf: DateTime, $scenario: String) {
+  dependencies(
+    mrid: $mrid
+    direction: $direction
+    asOf: $asOf
+    scenario: $scenario
+  ) {
     root {
       mrid
       className
@@ -1179,8 +1194,8 @@ export const ObjectDetailDocument = new TypedDocumentString(`
 }
     `) as unknown as TypedDocumentString<ObjectDetailQuery, ObjectDetailQueryVariables>;
 export const ObjectHistoryDocument = new TypedDocumentString(`
-    query ObjectHistory($mrid: ID!) {
-  history(mrid: $mrid, first: 100) {
+    query ObjectHistory($mrid: ID!, $scenario: String) {
+  history(mrid: $mrid, first: 100, scenario: $scenario) {
     version
     validFrom
     recordedAt
@@ -1241,8 +1256,8 @@ export const OntologyClassesDocument = new TypedDocumentString(`
 }
     `) as unknown as TypedDocumentString<OntologyClassesQuery, OntologyClassesQueryVariables>;
 export const PlacesAndRelationsDocument = new TypedDocumentString(`
-    query PlacesAndRelations($mrids: [ID!]!, $types: [String!]) {
-  relationsAmong(mrids: $mrids, types: $types) {
+    query PlacesAndRelations($mrids: [ID!]!, $types: [String!], $scenario: String) {
+  relationsAmong(mrids: $mrids, types: $types, scenario: $scenario) {
     nodes {
       mrid
       geometry {
@@ -1341,8 +1356,8 @@ export const SetQualityFlagStatusDocument = new TypedDocumentString(`
 }
     `) as unknown as TypedDocumentString<SetQualityFlagStatusMutation, SetQualityFlagStatusMutationVariables>;
 export const ShortestPathDocument = new TypedDocumentString(`
-    query ShortestPath($from: ID!, $to: ID!, $via: PathVia! = PHYSICAL, $asOf: DateTime) {
-  shortestPath(from: $from, to: $to, via: $via, asOf: $asOf) {
+    query ShortestPath($from: ID!, $to: ID!, $via: PathVia! = PHYSICAL, $asOf: DateTime, $scenario: String) {
+  shortestPath(from: $from, to: $to, via: $via, asOf: $asOf, scenario: $scenario) {
     nodes {
       mrid
       className
