@@ -20,6 +20,7 @@ from hub.history import History, ObjectChange
 from hub.reader import Subgraph
 from hubql.generic import DOMAIN_BY_NAME, AttributeValue, Domain
 from hubql.scalars import Long
+from hubql.scenario_reader import history_in
 from hubql.types import PREFETCHED_KEY
 
 
@@ -145,8 +146,6 @@ async def resolve_history(
 ) -> list[ObjectVersion]:
     reader = history_of(info)
     if scenario is not None:
-        from hubql.scenarios import history_in
-
         reader, _ = await history_in(info, scenario)
     states = await reader.versions(str(mrid), recorded_as_of, first=first, after_version=after_version)
     return [version_of(info, s) for s in states]

@@ -1,5 +1,5 @@
-"""Scenarios in the schema (hub/scenarios.py): creating, listing and deleting them, ``compare``, and the
-history reader that ``object``, ``objects`` and ``neighbourhood`` use with ``scenario:``.
+"""Scenarios in the schema (hub/scenarios.py): creating, listing and deleting them, and ``compare``. The
+history reader that reads with ``scenario:`` use is hubql/scenario_reader.py.
 
 Every reference to a scenario is its id, which the hub assigns when it is created; its name is a display
 name only. A scenario the caller may not see is answered exactly as one that does not exist.
@@ -14,13 +14,8 @@ import strawberry
 from strawberry.types.info import Info
 
 from hub import scenarios as sc
-from hub.history import History
-from hub.reader import ReadError
 from hubql.history import ChangePage, change_of
-
-
-class ScenarioRefused(ReadError):
-    """A refused scenario request (its message is meant for the client)."""
+from hubql.scenario_reader import ScenarioRefused, history_in
 
 
 @strawberry.type(
@@ -58,27 +53,6 @@ def view(info: Info, s: sc.Scenario) -> ScenarioView:
 def _store(info: Info) -> sc.ScenarioStore:
     services = info.context.services
     return sc.ScenarioStore(services.driver, services.settings.neo4j_database)
-
-
-async def history_in(info: Info, scenario_id: str) -> tuple[History, sc.Scenario]:
-    """The history reader of scenario ``scenario_id`` (ScenarioRefused when it does not exist or is
-    hidden)."""
-    ctx = info.context
-    try:
-        found = await sc.require(ctx.guard, scenario_id)
-    except sc.ScenarioError as exc:
-        raise ScenarioRefused(str(exc)) from None
-    reader = History(
-        ctx.guard, ctx.registry.ontology, max_page_size=ctx.services.settings.max_page_size, scenario=found
-    )
-    return reader, found
-
-
-def refuse_times(as_of: datetime | None, recorded_as_of: datetime | None) -> None:
-    if as_of is not None or recorded_as_of is not None:
-        raise ScenarioRefused(
-            "scenario cannot be combined with asOf or recordedAsOf (its base time is fixed)"
-        )
 
 
 async def scenario(info: Info, id: strawberry.ID) -> ScenarioView | None:

@@ -31,7 +31,7 @@ from hub import reader as rd
 from hub.auth import AuthError
 from hub.graph_schema import CLASS
 from hub.settings import Settings, get_settings
-from hubql import history, prefetch, scenarios
+from hubql import history, prefetch, scenario_reader, scenarios
 from hubql.access import MUTATIONS as ACCESS_MUTATIONS
 from hubql.access import QUERIES as ACCESS_QUERIES
 from hubql.admission import Admission, TooBusy, admit
@@ -160,8 +160,8 @@ async def _object(
     scenario: str | None = None,
 ) -> Any:
     if scenario is not None:
-        scenarios.refuse_times(as_of, recorded_as_of)
-        reader, found = await scenarios.history_in(info, scenario)
+        scenario_reader.refuse_times(as_of, recorded_as_of)
+        reader, found = await scenario_reader.history_in(info, scenario)
         state = await reader.object_at(str(mrid), None, found.base)
         return None if state is None else history.as_of_row(info, state)
     if as_of is not None or recorded_as_of is not None:
@@ -189,8 +189,8 @@ async def _objects(
         raise rd.ReadError(f"bbox must be [minX, minY, maxX, maxY], got {len(bbox)} numbers")
     args = {"class_name": class_name, "domain": _domain_name(domain), "name": name, "bbox": bbox}
     if scenario is not None:
-        scenarios.refuse_times(as_of, recorded_as_of)
-        reader, found = await scenarios.history_in(info, scenario)
+        scenario_reader.refuse_times(as_of, recorded_as_of)
+        reader, found = await scenario_reader.history_in(info, scenario)
         return await history.objects_page(info, args, first, after, None, found.base, reader)
     if as_of is not None or recorded_as_of is not None:
         return await history.objects_page(info, args, first, after, as_of, recorded_as_of)
@@ -254,8 +254,8 @@ async def _neighbourhood(
 ) -> Subgraph:
     types = bounded_list(info, "types", types)
     if scenario is not None:
-        scenarios.refuse_times(as_of, recorded_as_of)
-        reader, found = await scenarios.history_in(info, scenario)
+        scenario_reader.refuse_times(as_of, recorded_as_of)
+        reader, found = await scenario_reader.history_in(info, scenario)
         graph = await history.neighbourhood(
             info, str(mrid), 1 if depth is None else depth, types, None, found.base, reader
         )
@@ -279,7 +279,7 @@ async def _relations_among(
     wanted = bounded_list(info, "mrids", [str(m) for m in mrids]) or []
     types = bounded_list(info, "types", types)
     if scenario is not None:
-        reader, chosen = await scenarios.history_in(info, scenario)
+        reader, chosen = await scenario_reader.history_in(info, scenario)
         found = await reader.relations_among_at(wanted, types, None, chosen.base)
         return subgraph_row(info, found)  # type: ignore[return-value]
     fields = _properties(info, ("nodes",))
@@ -297,8 +297,8 @@ async def _shortest_path(
     scenario: str | None = None,
 ) -> Subgraph | None:
     if scenario is not None:
-        scenarios.refuse_times(as_of, recorded_as_of)
-        reader, chosen = await scenarios.history_in(info, scenario)
+        scenario_reader.refuse_times(as_of, recorded_as_of)
+        reader, chosen = await scenario_reader.history_in(info, scenario)
         path = await history.shortest_path(
             info, str(from_), str(to), via is PathVia.PHYSICAL, None, chosen.base, reader
         )
@@ -323,8 +323,8 @@ async def _containment(
     scenario: str | None = None,
 ) -> Subgraph:
     if scenario is not None:
-        scenarios.refuse_times(as_of, recorded_as_of)
-        reader, found = await scenarios.history_in(info, scenario)
+        scenario_reader.refuse_times(as_of, recorded_as_of)
+        reader, found = await scenario_reader.history_in(info, scenario)
         graph = await history.containment(
             info, str(mrid), 3 if depth is None else depth, None, found.base, reader
         )
@@ -354,8 +354,8 @@ async def _dependencies(
 ) -> DependencyReport:
     upstream = direction == DependencyDirection.UPSTREAM
     if scenario is not None:
-        scenarios.refuse_times(as_of, recorded_as_of)
-        reader, found = await scenarios.history_in(info, scenario)
+        scenario_reader.refuse_times(as_of, recorded_as_of)
+        reader, found = await scenario_reader.history_in(info, scenario)
         root, steps, graph = await reader.dependencies_at(
             str(mrid), None, found.base, info.context.reader, upstream=upstream
         )
