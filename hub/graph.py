@@ -145,11 +145,38 @@ def schema_statements() -> list[str]:
     return [*SCHEMA_STATEMENTS, NameSearch(load_ontology()).create_statement()]
 
 
+# Version nodes written before their times were kept as epoch milliseconds (hub/history.py) kept them as
+# datetimes: converted here, a chunk at a time, so that every reader compares milliseconds only. Once done,
+# a marker node says so, and later starts skip the scan.
+_VERSION_TIMES_MIGRATED: Final = "version_times_millis"
+_MIGRATION_DONE: Final = "MATCH (m:SchemaMigration {id: $id}) RETURN count(m) AS n"
+_MIGRATION_MARK: Final = "MERGE (:SchemaMigration {id: $id})"
+_VERSION_TIMES_TO_MILLIS: Final = cypher(
+    """
+MATCH (v:ObjectVersion) WHERE v.@valid_from IS :: ZONED DATETIME OR v.@recorded IS :: ZONED DATETIME
+WITH v LIMIT $chunk
+SET v.@valid_from = CASE WHEN v.@valid_from IS :: ZONED DATETIME THEN v.@valid_from.epochMillis
+                         ELSE v.@valid_from END,
+    v.@recorded = CASE WHEN v.@recorded IS :: ZONED DATETIME THEN v.@recorded.epochMillis ELSE v.@recorded END
+RETURN count(v) AS n
+"""
+)
+_MIGRATION_CHUNK: Final = 10_000
+
+
 def ensure_schema(driver: neo4j.Driver, database: str | None = None) -> None:
     settings = get_settings()
     database = database or settings.neo4j_database
     for statement in schema_statements():
         driver.execute_query(statement, database_=database)
+    done, _, _ = driver.execute_query(_MIGRATION_DONE, id=_VERSION_TIMES_MIGRATED, database_=database)
+    while not done[0]["n"]:
+        records, _, _ = driver.execute_query(
+            _VERSION_TIMES_TO_MILLIS, chunk=_MIGRATION_CHUNK, database_=database
+        )
+        if records[0]["n"] < _MIGRATION_CHUNK:
+            driver.execute_query(_MIGRATION_MARK, id=_VERSION_TIMES_MIGRATED, database_=database)
+            break
     current = NameSearch(load_ontology()).index
     records, _, _ = driver.execute_query(
         _STALE_NAME_INDEXES, prefix=INDEX_PREFIX, current=current, database_=database
@@ -166,6 +193,14 @@ async def ensure_schema_async(driver: neo4j.AsyncDriver, database: str | None = 
     database = database or settings.neo4j_database
     for statement in schema_statements():
         await driver.execute_query(statement, database_=database)
+    done, _, _ = await driver.execute_query(_MIGRATION_DONE, id=_VERSION_TIMES_MIGRATED, database_=database)
+    while not done[0]["n"]:
+        records, _, _ = await driver.execute_query(
+            _VERSION_TIMES_TO_MILLIS, chunk=_MIGRATION_CHUNK, database_=database
+        )
+        if records[0]["n"] < _MIGRATION_CHUNK:
+            await driver.execute_query(_MIGRATION_MARK, id=_VERSION_TIMES_MIGRATED, database_=database)
+            break
     current = NameSearch(load_ontology()).index
     records, _, _ = await driver.execute_query(
         _STALE_NAME_INDEXES, prefix=INDEX_PREFIX, current=current, database_=database

@@ -5,10 +5,17 @@ The writer keeps, beside the current graph and in the same write statement, one 
 per applied upsert or delete (hub/writer.py, the history part): the object's whole state after that event
 (attributes, references as stated, class, label, producer, event id, and ``_owner``: the data product it
 belongs to, which is its producer, as only an object's owner may write it), its ``version``, its
-valid-from time (the event's ``time``) and its recorded time (the write's transaction time). A delete is
-a version too (``deleted``), labelled with the label of what it deleted. Version nodes are linked to
-nothing, so no current read ever meets them; measurements are not versions (their readings belong to the
-bounded measurement history), though a later upsert's version carries nothing of them either.
+valid-from time (the event's ``time``) and its recorded time (the write's statement time), both kept as
+epoch milliseconds (integers: cheaper to store and index than datetimes; readers pass their bounds as
+milliseconds and turn the two back into UTC datetimes; versions kept as datetimes by an older hub are
+converted once by the schema step, hub/graph.py). Measured (docs/performance.md, "Kept history"; small
+runs on a busy two-core machine): a version alone cost Neo4j a median 64-79 us of CPU with datetimes,
+56-61 with milliseconds; the ingest pipeline ran at 0.64x the raw loader before and 0.70x after, with
+Neo4j CPU 556 and 380 us/event (raw 325), too noisy a run to say it reaches 0.8x.
+A delete is a version too (``deleted``), labelled with the label of what it deleted. Version nodes are
+linked to nothing, so no current read ever meets them; measurements are not versions (their readings
+belong to the bounded measurement history), though a later upsert's version carries nothing of them
+either.
 
 State at valid time ``T`` and recorded time ``R``: of the object's versions with valid-from <= T and
 recorded <= R, the one with the highest version, as the current graph keeps the highest version whatever
@@ -26,10 +33,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
-from hub.graph_schema import CLASS, DOMAIN, LABEL, REF_TARGETS, REF_TYPES, cypher
+from hub.graph_schema import CLASS, DOMAIN, LABEL, RECORDED, REF_TARGETS, REF_TYPES, VALID_FROM, cypher
 from hub.guard import Guard, visible
 from hub.reader import CAPACITY, DOMAINS, DependencyStep, Reader, ReadError, Step, Subgraph
 from hub.scenarios import Scenario, state_props
@@ -69,6 +76,21 @@ CALL (m) {{
 def _state_at(time_param: str, out: str, scenario: str | None = None) -> str:
     template = _STATE_AT if scenario is None else _SCENARIO_STATE_AT
     return template.format(t=time_param, out=out)
+
+
+def _ms(moment: datetime | None) -> int | None:
+    """A time as a version node keeps it: epoch milliseconds (None: no bound)."""
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+def _as_times(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with its valid-from and recorded times as datetimes (kept as epoch milliseconds; a
+    scenario's overlay versions keep datetimes)."""
+    for key in (VALID_FROM, RECORDED):
+        value = state.get(key)
+        if isinstance(value, int):
+            state[key] = datetime.fromtimestamp(value / 1000, UTC)
+    return state
 
 
 def _shown(var: str) -> str:
@@ -180,7 +202,7 @@ class History:
             cypher(statement),
             {
                 "mrid": mrid,
-                "r": recorded_as_of,
+                "r": _ms(recorded_as_of),
                 "after": after_version,
                 "limit": self._size(first),
                 "scenario": self.scenario,
@@ -196,7 +218,7 @@ class History:
         """The object's state at ``as_of`` as known at ``recorded_as_of`` (None: absent or hidden)."""
         rows = await self.guard.read(
             "WITH $mrid AS m " + self._at("t", "s") + f"WITH {_shown('s')} AS v RETURN v {{.*}} AS v",
-            {"mrid": mrid, "t": as_of, "r": recorded_as_of, "scenario": self.scenario},
+            {"mrid": mrid, "t": _ms(as_of), "r": _ms(recorded_as_of), "scenario": self.scenario},
         )
         found = rows[0]["v"] if rows else None
         if found is None:
@@ -274,8 +296,8 @@ WITH m
             self._states() + f"WITH m, s WHERE {conditions} RETURN s {{.*}} AS v ORDER BY m LIMIT $limit",
             {
                 **params,
-                "t": as_of,
-                "r": recorded_as_of,
+                "t": _ms(as_of),
+                "r": _ms(recorded_as_of),
                 "after": after,
                 "limit": size + 1,
                 "scenario": self.scenario,
@@ -298,7 +320,7 @@ WITH m
         conditions = " AND ".join(["s IS NOT NULL", *where])
         rows = await self.guard.read(
             self._states() + f"WITH m, s WHERE {conditions} RETURN count(m) AS n",
-            {**params, "t": as_of, "r": recorded_as_of, "after": None, "scenario": self.scenario},
+            {**params, "t": _ms(as_of), "r": _ms(recorded_as_of), "after": None, "scenario": self.scenario},
         )
         return int(rows[0]["n"]) if rows else 0
 
@@ -347,9 +369,9 @@ WITH DISTINCT c.mrid AS m
             + f"WITH m, b, a WHERE {condition} "
             + "RETURN m, b {.*} AS b, a {.*} AS a ORDER BY m LIMIT $limit",
             {
-                "from": start,
-                "to": end,
-                "r": recorded_as_of,
+                "from": _ms(start),
+                "to": _ms(end),
+                "r": _ms(recorded_as_of),
                 "after": after,
                 "limit": size + 1,
                 "classes": classes,
@@ -385,7 +407,7 @@ WITH DISTINCT c.mrid AS m
                 {
                     "scenario": scenario.id,
                     "t": None,
-                    "r": scenario.base,
+                    "r": _ms(scenario.base),
                     "after": cursor,
                     "chunk": size + 1,
                 },
@@ -414,11 +436,12 @@ WITH DISTINCT c.mrid AS m
             "UNWIND $mrids AS m "
             + self._at("t", "s")
             + f"WITH m, {_shown('s')} AS v WHERE v IS NOT NULL RETURN m, v {{.*}} AS v",
-            {"mrids": list(mrids), "t": as_of, "r": recorded_as_of, "scenario": self.scenario},
+            {"mrids": list(mrids), "t": _ms(as_of), "r": _ms(recorded_as_of), "scenario": self.scenario},
         )
         found = {r["m"]: r["v"] for r in rows}
         for state in found.values():
             state.pop("scenario", None)
+            _as_times(state)
         return found
 
     async def neighbourhood_at(
@@ -541,7 +564,7 @@ WITH DISTINCT c.mrid AS m
                 "AND ($t IS NULL OR x.@valid_from <= $t) AND ($r IS NULL OR x.@recorded <= $r) "
                 f"AND {visible('x')} RETURN DISTINCT x.mrid AS m"
             ),
-            {"frontier": list(frontier), "t": as_of, "r": recorded_as_of},
+            {"frontier": list(frontier), "t": _ms(as_of), "r": _ms(recorded_as_of)},
         )
         found = {r["m"] for r in rows}
         if self.scenario is not None:
@@ -807,6 +830,7 @@ WITH DISTINCT c.mrid AS m
         seen: set[str] = set()
         for s in states:
             s.pop("scenario", None)
+            _as_times(s)
         if targets and (self.in_scenario is not None or at is not None):
             # In a scenario: targets the caller may see there (the scenario may add or remove them).
             when = at if at is not None else self.in_scenario.base if self.in_scenario is not None else None

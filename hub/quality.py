@@ -66,7 +66,7 @@ TOP_REASONS: Final = 5
 _FRESHNESS: Final = cypher(
     f"""
 MATCH (v:ObjectVersion) WHERE v.@recorded >= $since AND v.@producer = $producer AND {visible("v")}
-WITH (v.@recorded.epochMillis - v.@valid_from.epochMillis) / 1000.0 AS f
+WITH (v.@recorded - v.@valid_from) / 1000.0 AS f
 RETURN count(f) AS events, percentileDisc(f, 0.5) AS p50, percentileDisc(f, 0.99) AS p99
 """
 )
@@ -322,7 +322,8 @@ class QualityMeter:
     async def measure(self, guard: Guard, contract: Contract) -> Quality:
         window = self.settings.quality_window_s
         since = datetime.now().astimezone() - timedelta(seconds=window)
-        fresh = (await guard.read(_FRESHNESS, {"since": since, "producer": contract.producer}))[0]
+        since_ms = int(since.timestamp() * 1000)
+        fresh = (await guard.read(_FRESHNESS, {"since": since_ms, "producer": contract.producer}))[0]
         graph = await self._graph(guard, contract)
         dead_letters, reasons = (await self.letters.summary()).seen_by(guard, contract)
         return Quality(

@@ -254,7 +254,7 @@ CALL (k) {
 }
 CALL (k, o, sc) {
   OPTIONAL MATCH (x:ObjectVersion {mrid: k.m}) USING INDEX SEEK x:ObjectVersion(mrid)
-  WHERE o IS NULL AND sc IS NOT NULL AND x.@recorded <= sc.base
+  WHERE o IS NULL AND sc IS NOT NULL AND x.@recorded <= sc.base.epochMillis
   RETURN x ORDER BY x.@version DESC LIMIT 1
 }
 RETURN k.s AS s, k.m AS m, sc {.*} AS sc, o {.*} AS o, x {.*} AS x

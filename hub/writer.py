@@ -842,7 +842,7 @@ _WRITE_PARTS: Final = (
     CREATE (v:ObjectVersion)
     SET v += r.p, v.mrid = h.m, v.@version = r.v, v.@deleted = r.d, v.@class = r.c,
         v.@domain = $domains[r.c], v.@label = r.l, v.@owner = r.pr, v.@producer = r.pr, v.@event_id = r.e,
-        v.@valid_from = datetime({epochMillis: r.t}), v.@recorded = datetime(), v.@ref_types = r.rt,
+        v.@valid_from = r.t, v.@recorded = timestamp(), v.@ref_types = r.rt,
         v.@ref_targets = r.rg
     """,
     # History, patched versions: the same (under the same lock) for objects whose latest kept version
@@ -865,7 +865,7 @@ _WRITE_PARTS: Final = (
     SET v += r.p
     SET v.mrid = h.m, v.@version = r.v, v.@deleted = r.d, v.@class = r.c, v.@domain = $domains[r.c],
         v.@label = r.l, v.@owner = r.pr, v.@producer = r.pr, v.@event_id = r.e,
-        v.@valid_from = datetime({epochMillis: r.t}), v.@recorded = datetime(),
+        v.@valid_from = r.t, v.@recorded = timestamp(),
         v.@ref_types = [i IN kept | bt[i]] + r.rt, v.@ref_targets = [i IN kept | bg[i]] + r.rg
     """,
     # How far each source partition is, for the replay check; never moved back.

@@ -265,7 +265,7 @@ def _recorded_time(env: Env, mrid_prefix: str) -> datetime:
     records, _, _ = env.driver.execute_query(
         "MATCH (v:ObjectVersion) WHERE v.mrid STARTS WITH $p RETURN max(v._recorded) AS r", p=mrid_prefix
     )
-    return records[0]["r"].to_native()
+    return datetime.fromtimestamp(records[0]["r"] / 1000, UTC)
 
 
 def _iso(t: datetime | None) -> str | None:

@@ -22,13 +22,16 @@ from hub.graph_schema import (
     LABEL,
     OWNER,
     PRODUCER,
+    RECORDED,
     REF_TARGETS,
     REF_TYPES,
     VALID_FROM,
     VERSION,
     cypher,
 )
-from hub.labels import Authorizations, label_id
+from hub.guard import Guard, LabelDirectory
+from hub.history import History
+from hub.labels import Authorizations, LabelCache, label_id
 from hub.state_cache import StateCache
 from hub.write_policy import WriteRights
 from hub.writer import Accepted, GraphWriter
@@ -195,7 +198,7 @@ def test_kept_versions_equal_the_model_however_the_stream_is_batched(
                 assert g.get(LABEL) == (label_id(want.label) if want.label else None)
                 # The product the version belongs to, as the guard's grant predicate reads it.
                 assert g[OWNER] == g[PRODUCER] == "p1", (mrid, g[VERSION])
-                assert g[VALID_FROM].to_native() == want.valid_from
+                assert g[VALID_FROM] == int(want.valid_from.timestamp() * 1000)
                 attrs = {k: v for k, v in g.items() if not k.startswith("_") and k != "mrid"}
                 assert attrs == want.props, (mrid, g[VERSION])
                 refs: dict[str, list[str]] = {}
@@ -235,6 +238,66 @@ def test_history_off_keeps_no_versions(
             "MATCH (n:Entity) WHERE n.mrid STARTS WITH $p RETURN count(n) AS c", p=prefix
         )
         assert records[0]["c"] > 0
+    finally:
+        neo4j_driver.execute_query(
+            "MATCH (n) WHERE (n:Entity OR n:ObjectVersion) AND n.mrid STARTS WITH $p DETACH DELETE n",
+            p=prefix,
+        )
+
+
+def test_versions_kept_as_datetimes_are_converted_by_the_schema_step_and_read_alike(
+    async_driver: Any, neo4j_driver: neo4j.Driver, loop: asyncio.AbstractEventLoop, settings: Any
+) -> None:
+    """An older hub kept valid-from and recorded times as datetimes: the schema step turns them into the
+    epoch milliseconds the writer keeps now, and the readers give the same times either way."""
+    prefix = f"th{uuid.uuid4().hex[:8]}-"
+    db = settings.neo4j_database
+    writer = GraphWriter(ONT, history=True)
+    caller = Guard(
+        async_driver,
+        db,
+        LabelDirectory(async_driver, db, 60.0),
+        Authorizations("SECRET", frozenset({"org=a", "org=b"})),
+        10.0,
+        LabelCache(),
+    )
+    history = History(caller, ONT, max_page_size=1000)
+
+    async def write() -> None:
+        async with async_driver.session(database=db) as session:
+            await session.execute_write(writer.apply, [accepted(s) for s in stream(prefix, 11, events=30)])
+
+    async def read() -> dict[str, list[tuple[int, datetime, datetime]]]:
+        out = {}
+        for mrid in stored_versions(neo4j_driver, prefix):
+            got = await history.versions(mrid)
+            out[mrid] = [(v[VERSION], v[VALID_FROM], v[RECORDED]) for v in got]
+        return out
+
+    try:
+        loop.run_until_complete(write())
+        kept = stored_versions(neo4j_driver, prefix)
+        millis = {m: [(v[VALID_FROM], v[RECORDED]) for v in vs] for m, vs in kept.items()}
+        assert all(isinstance(t, int) for vs in millis.values() for pair in vs for t in pair)
+        before = loop.run_until_complete(read())
+        assert sum(len(v) for v in before.values()) > 0
+        assert all(isinstance(t, datetime) for vs in before.values() for v in vs for t in v[1:])
+
+        # The same versions as an older hub kept them, and the schema step run again.
+        neo4j_driver.execute_query(
+            cypher(
+                "MATCH (v:ObjectVersion) WHERE v.mrid STARTS WITH $p "
+                "SET v.@valid_from = datetime({epochMillis: v.@valid_from}), "
+                "v.@recorded = datetime({epochMillis: v.@recorded})"
+            ),
+            p=prefix,
+        )
+        neo4j_driver.execute_query("MATCH (m:SchemaMigration) DELETE m")
+        ensure_schema(neo4j_driver, db)
+
+        converted = stored_versions(neo4j_driver, prefix)
+        assert {m: [(v[VALID_FROM], v[RECORDED]) for v in vs] for m, vs in converted.items()} == millis
+        assert loop.run_until_complete(read()) == before
     finally:
         neo4j_driver.execute_query(
             "MATCH (n) WHERE (n:Entity OR n:ObjectVersion) AND n.mrid STARTS WITH $p DETACH DELETE n",
