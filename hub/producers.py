@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from hub.labels import Authorizations, Label, LabelError, Token, canonical, parse
 from hub.settings import Settings, get_settings
@@ -46,12 +47,13 @@ class Producer:
     configured: bool
     declassify: bool = False
 
-    @property
+    # Cached: the worker asks for them once per event, and building them parses the clearance.
+    @cached_property
     def authorizations(self) -> Authorizations:
         """What the producer itself holds: its clearance and ``org=<org>``."""
         return Authorizations(self.clearance, frozenset({f"org={self.org}"}))
 
-    @property
+    @cached_property
     def rights(self) -> WriteRights:
         """What the producer may write (:mod:`hub.write_policy`)."""
         return WriteRights(self.authorizations, self.declassify)

@@ -46,7 +46,8 @@ def text_problem(value: str) -> str | None:
 def datetime_problem(value: datetime) -> str | None:
     """Why the driver or the graph cannot take ``value``, or None if they can (naive values are fine)."""
     offset = value.utcoffset()
-    if offset is None:
+    if offset is None or not offset:
+        # Naive, or in UTC (most events): nothing to check, and no conversion can overflow.
         return None
     if abs(offset) > MAX_UTC_OFFSET:
         return f"UTC offset {offset} of {value.isoformat()!r} is beyond the ±18:00 the graph stores"

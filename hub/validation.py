@@ -192,11 +192,22 @@ class _ClassSpec:
 _tables: weakref.WeakKeyDictionary[Ontology, dict[str, _ClassSpec]] = weakref.WeakKeyDictionary()
 
 
+# The last ontology's table, looked up without a weak reference: a worker checks every event against one.
+_last: tuple[Ontology, dict[str, _ClassSpec]] | None = None
+
+
 def _class_spec(ontology: Ontology, class_name: str) -> _ClassSpec:
-    per_class = _tables.get(ontology)
-    if per_class is None:
-        per_class = {}
-        _tables[ontology] = per_class
+    global _last
+    last = _last
+    if last is not None and last[0] is ontology:
+        per_class = last[1]
+    else:
+        found = _tables.get(ontology)
+        if found is None:
+            found = {}
+            _tables[ontology] = found
+        per_class = found
+        _last = (ontology, found)
     spec = per_class.get(class_name)
     if spec is None:
         attrs = {
@@ -326,9 +337,9 @@ def _attributes(
     properties: dict[str, object] = {}
     attributes: dict[str, Attribute] = {}
     for qname, value in event.attributes.items():
-        field = f"attributes.{qname}"
         attr_spec = spec.attributes.get(qname)
         if attr_spec is None:
+            field = f"attributes.{qname}"
             if qname in spec.associations:
                 raise EventRejected(
                     f"{qname} is an association of {class_name}; send it under references", field, value
@@ -343,9 +354,13 @@ def _attributes(
             try:
                 converted = attr_spec.convert(value)
             except _BadValue as exc:
-                raise EventRejected(f"bad value for {qname} ({attr.datatype}): {exc}", field, value) from None
+                raise EventRejected(
+                    f"bad value for {qname} ({attr.datatype}): {exc}", f"attributes.{qname}", value
+                ) from None
             except (ValueError, OverflowError):
-                raise EventRejected(f"bad value for {qname} ({attr.datatype})", field, value) from None
+                raise EventRejected(
+                    f"bad value for {qname} ({attr.datatype})", f"attributes.{qname}", value
+                ) from None
         properties[attr.key] = converted
         attributes[attr.key] = attr
     return properties, attributes
@@ -357,9 +372,9 @@ def _references(
     relationships: dict[str, list[str]] = {}
     associations: dict[str, Association] = {}
     for qname, value in event.references.items():
-        field = f"references.{qname}"
         assoc = spec.associations.get(qname)
         if assoc is None:
+            field = f"references.{qname}"
             if qname in spec.attributes:
                 raise EventRejected(
                     f"{qname} is an attribute of {class_name}; send it under attributes", field, value
@@ -369,12 +384,14 @@ def _references(
             )
         raw_targets = [value] if isinstance(value, str) else value
         if not assoc.many and len(raw_targets) > 1:
-            raise EventRejected(f"{qname} refers to one object, got {len(raw_targets)}", field, value)
+            raise EventRejected(
+                f"{qname} refers to one object, got {len(raw_targets)}", f"references.{qname}", value
+            )
         targets: list[str] = []
         for raw in raw_targets:
             mrid = normalise_mrid(raw)
             if not MRID_PATTERN.match(mrid):
-                raise EventRejected(f"{qname} target is not a well-formed mRID", field, raw)
+                raise EventRejected(f"{qname} target is not a well-formed mRID", f"references.{qname}", raw)
             if mrid not in targets:
                 targets.append(mrid)
         relationships[assoc.rel_type] = targets

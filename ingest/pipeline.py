@@ -289,6 +289,8 @@ class WritePipeline:
         self.deliveries: set[asyncio.Task[None]] = set()
         # Partitions being read again (see _admit).
         self.rewinds: set[asyncio.Future[None]] = set()
+        # "<topic>#<partition>" by partition: named on every event, made once.
+        self.sources: dict[tuple[str, int], str] = {}
 
     async def consume(self, stream: StreamT) -> None:
         """The agent's loop: take batches from ``stream`` and submit them, until the stream ends or the
@@ -352,6 +354,7 @@ class WritePipeline:
         accepted: list[Accepted] = []
         pending: list[Awaitable[Any]] = []
         check = self.checker.check
+        sources = self.sources
         for i, event in enumerate(events):
             if i % 64 == 63:
                 # Checking is CPU work; let the write in flight read its responses meanwhile.
@@ -362,7 +365,11 @@ class WritePipeline:
                 pending.append(await self._dead_letter(event, result))
             else:
                 # The writer stores each partition's offset with the batch and skips what it already holds.
-                result.source = f"{msg.topic}#{msg.partition}"
+                where = (msg.topic, msg.partition)
+                source = sources.get(where)
+                if source is None:
+                    source = sources[where] = f"{msg.topic}#{msg.partition}"
+                result.source = source
                 result.offset = msg.offset
                 accepted.append(result)
         batch = Batch(events, accepted, pending, started)
