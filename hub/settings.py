@@ -139,6 +139,10 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = 4 * 1024 * 1024
     api_max_header_bytes: int = 16 * 1024
     api_max_ws_message_bytes: int = 1024 * 1024
+    # Compress websocket messages (permessage-deflate) when the client offers it. Off by default: the
+    # change feed sends one small message per record and subscriber, and compressing each cost the API
+    # process about a tenth of its CPU under load (docs/performance.md); on, for clients on slow links.
+    api_ws_compression: bool = False
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated addresses, as
     # uvicorn's forwarded_allow_ips); empty: none, the client address is the connection's.
     api_forwarded_allow_ips: str = ""
