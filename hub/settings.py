@@ -240,6 +240,10 @@ class Settings(BaseSettings):
     # The API reads plain scalar fields straight from the row (graphql/hubql/execution.py; subclasses
     # graphql-core's ExecutionContext as Strawberry configures it).
     api_leaf_fast_path: bool = True
+    # Compress websocket messages (permessage-deflate) when the client offers it. Off by default: the
+    # change feed sends one small message per record and subscriber, and compressing each cost the API
+    # process about a tenth of its CPU under load (docs/performance.md); on, for clients on slow links.
+    api_ws_compression: bool = False
     # Each field is described once, where it is declared, not again in every type that inherits it
     # (graphql/hubql/schema.py; edits the graphql-core schema Strawberry keeps in Schema._schema). Off,
     # the SDL repeats inherited descriptions and differs from the checked-in graphql/schema.graphql.

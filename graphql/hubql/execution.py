@@ -10,6 +10,13 @@ graphql-core then resolves again and reports exactly as it would have. Results a
 the ones graphql-core produces, in the same order; only the work differs.
 
 The short path is off when any extension resolves fields (a middleware must see every field).
+
+A subscription executes its selection once per event, each time on a copy of the operation's executor.
+graphql-core collects the root fields afresh for every event, so the memos keyed by the identity of a
+field set (its sub-selections, our plans) missed every time and kept one entry per event for the life of
+the subscription. The first event's root field set is kept and used for the next ones whenever they
+collect the same fields from the same nodes (always, for one operation and its variables); the
+sub-selections and plans are then made once per subscription.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from strawberry.types.field import StrawberryField
 from graphql import (
     GraphQLField,
     GraphQLObjectType,
+    OperationType,
     Undefined,
     is_leaf_type,
     is_non_null_type,
@@ -89,6 +97,31 @@ class HubExecutionContext(StrawberryGraphQLCoreExecutionContext):
         manager = self.middleware_manager
         self._short = not (manager is not None and getattr(manager, "middlewares", None))
         self._plans: dict[tuple[str, int], _Plan | None] = {}
+        # A subscription's root field set, shared with the copies that execute its events.
+        self._event_root: list[GroupedFieldSet] = []
+
+    def execute_root_grouped_field_set(
+        self,
+        root_type: GraphQLObjectType,
+        root_value: Any,
+        grouped_field_set: GroupedFieldSet,
+        serially: bool,
+        position_context: Any,
+    ) -> Any:
+        if self.operation.operation == OperationType.SUBSCRIPTION:
+            grouped_field_set = self._same_root(grouped_field_set)
+        return super().execute_root_grouped_field_set(
+            root_type, root_value, grouped_field_set, serially, position_context
+        )
+
+    def _same_root(self, grouped_field_set: GroupedFieldSet) -> GroupedFieldSet:
+        """The first event's root field set when ``grouped_field_set`` holds the same fields (response
+        names and field nodes, by identity); else ``grouped_field_set``, kept as the one to reuse."""
+        kept = self._event_root
+        if kept and _same_fields(kept[0], grouped_field_set):
+            return kept[0]
+        kept[:] = [grouped_field_set]
+        return grouped_field_set
 
     def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> _Plan | None:
         # Sub-selections are collected once per operation and reused for every object of a list, so the
@@ -166,6 +199,21 @@ class HubExecutionContext(StrawberryGraphQLCoreExecutionContext):
         results: dict[str, Any], slow: GroupedFieldSet, done: Awaitable[dict[str, Any]]
     ) -> dict[str, Any]:
         return _merge(results, slow, await done)
+
+
+def _same_fields(a: GroupedFieldSet, b: GroupedFieldSet) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for name, details in a.items():
+        other = b[name]
+        if len(details) != len(other) or any(
+            x.node is not y.node
+            or x.defer_usage is not y.defer_usage
+            or x.fragment_variable_values != y.fragment_variable_values
+            for x, y in zip(details, other, strict=True)
+        ):
+            return False
+    return True
 
 
 def _merge(results: dict[str, Any], slow: GroupedFieldSet, done: dict[str, Any]) -> dict[str, Any]:

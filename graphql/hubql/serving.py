@@ -151,6 +151,7 @@ def server_config(
         h11_max_incomplete_event_size=settings.api_max_header_bytes,
         ws="websockets",
         ws_max_size=settings.api_max_ws_message_bytes,
+        ws_per_message_deflate=settings.api_ws_compression,
         proxy_headers=bool(trusted),
         forwarded_allow_ips=trusted or None,
         server_header=False,

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import graphql.execution.executor as executor_module
 import neo4j.time
 import pytest
 import strawberry
@@ -20,6 +22,8 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.info import Info
+
+from graphql import ExecutionResult
 
 
 @strawberry.type
@@ -214,3 +218,50 @@ def test_the_api_schema_executes_as_its_setting_says(short: bool) -> None:
     stock = StrawberryGraphQLCoreExecutionContext
     assert schema.execution_context_class is (HubExecutionContext if short else stock)
     assert issubclass(HubExecutionContext, stock)
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription
+    async def things(self, n: int) -> AsyncIterator[list[Thing | None]]:
+        for _ in range(n):
+            yield _rows()  # type: ignore[misc]
+
+
+def _events(schema: strawberry.Schema, query: str, n: int) -> list[dict[str, Any]]:
+    async def collect() -> list[dict[str, Any]]:
+        stream = await schema.subscribe(query, variable_values={"n": n})
+        assert not isinstance(stream, ExecutionResult), stream
+        out = []
+        async for result in stream:
+            errors = [e.formatted for e in result.errors or []]
+            out.append({"data": result.data, "errors": sorted(errors, key=lambda e: json.dumps(e))})
+        return out
+
+    return asyncio.run(collect())
+
+
+def test_subscription_events_reuse_the_selection_collected_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    def schema(short: bool) -> strawberry.Schema:
+        return strawberry.Schema(
+            query=Query,
+            subscription=Subscription,
+            types=[Line, Bay],
+            config=StrawberryConfig(default_resolver=resolve_from_source, scalar_map=SCALAR_MAP),
+            execution_context_class=HubExecutionContext if short else None,
+        )
+
+    query = "subscription($n: Int!) { things(n: $n) { mrid ... on Line { r version point { x } } } }"
+    expected = _events(schema(short=False), query, 20)
+    collected: list[str] = []
+    real = executor_module.collect_subfields
+
+    def counting(*args: Any) -> Any:
+        collected.append(args[4].name)  # (schema, fragments, variables, operation, return type, fields)
+        return real(*args)
+
+    monkeypatch.setattr(executor_module, "collect_subfields", counting)
+    assert _events(schema(short=True), query, 20) == expected
+    assert len(expected) == 20 and expected[0]["errors"]  # the rows' bad values are reported every time
+    # Each object type's sub-selection is collected once for the subscription, not once per event.
+    assert sorted(collected) == sorted(set(collected)) and "Line" in collected

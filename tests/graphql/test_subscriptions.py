@@ -306,3 +306,20 @@ async def test_websocket_rejects_bad_token(api: Api) -> None:
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4401
     assert closed.value.rcvd.reason == "token is malformed"
+
+
+async def test_websocket_messages_are_not_compressed_unless_configured(api: Api, settings: Any) -> None:
+    # The client offers permessage-deflate (websockets does by default); the API declines it unless
+    # api_ws_compression is on: the change feed's many small messages are cheaper sent as they are.
+    assert settings.api_ws_compression is False
+    async with websockets.connect(
+        api.ws_url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")]
+    ) as ws:
+        assert ws.response is not None
+        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+    with serve(settings.model_copy(update={"api_ws_compression": True})) as compressing:
+        async with websockets.connect(
+            compressing.ws_url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")]
+        ) as ws:
+            assert ws.response is not None
+            assert "permessage-deflate" in (ws.response.headers.get("Sec-WebSocket-Extensions") or "")
