@@ -13,10 +13,12 @@ headless, WebGL through the SwiftShader software rasteriser: no GPU) with Playwr
   edges among them are drawn too (the relationships among the objects on screen, ``relationsAmong``).
 - Frames: for each ``--sizes`` N, N objects (and N - 1 edges) are put into the page's graph directly (no
   API: this measures drawing only), fitted to the screen, and the camera pans and zooms continuously for
-  ``--seconds``, once by script (the camera set in every frame, so everything is drawn in every frame)
-  and once with the mouse as a person pans and zooms (drags and wheel turns, through Playwright); frames
-  are counted with ``requestAnimationFrame``, sigma.js drawing each camera move in the frame it happens.
-  The figure is frames per second over the run and the slowest second.
+  ``--seconds``: by script with the page's snapshots off (the camera set in every frame and the graph
+  drawn in full in every frame), by script with them on (the last picture moved by a CSS transform, the
+  graph redrawn now and then: frontend/src/cameraSnapshot.ts), and with the mouse as a person pans and
+  zooms (drags and wheel turns, through Playwright). Frames presented are counted with
+  ``requestAnimationFrame``, drawings of the graph with sigma's ``afterRender``; the figures are both per
+  second over the run, and the slowest second.
 
 Writes ``bench/results/<out>.json`` and ``<out>.md``.
 """
@@ -497,11 +499,16 @@ def write_results(result: dict[str, Any], out: str, before_name: str = "page-ren
         "but the WebGL work SwiftShader does after it on the CPU. "
         "While the camera moves (a drag, a wheel zoom, an animation, a script moving it) the page skips "
         "sigma's picking pass (every object drawn a second time off screen to find what is under the "
-        "pointer) and draws it again once the camera stops; while a person drags or zooms it also draws "
-        "the objects only (sigma's hideEdgesOnMove and hideLabelsOnMove), edges and names returning when "
-        "the camera stops. Moved by script, edges and names are drawn in every frame. Frames are counted "
-        "with requestAnimationFrame: moved by the mouse, a frame without a camera move counts too; "
-        "'graph drawn per s' counts the frames in which sigma drew the graph (the camera had moved). "
+        "pointer) and draws it again once the camera stops. With snapshots (the page's default, "
+        "frontend/src/cameraSnapshot.ts) the page does not draw the graph in every frame while the camera "
+        "moves: it moves and scales the last drawn picture with a CSS transform, as web maps do while "
+        "dragged, draws the graph anew 250 ms after the last drawing reached the screen, objects only "
+        "(edges and names left out, however the camera is moved, a script included), and in full, edges "
+        "and names included, 150 ms after the camera stops. 'Frames presented per s' counts frames with "
+        "requestAnimationFrame (a frame showing the last picture moved counts; moved by the mouse, a "
+        "frame without a camera move counts too); 'graph drawn per s' counts sigma's drawings of the "
+        "graph. The rows 'no snapshots' turn snapshots off: the camera set by script in every frame, the "
+        "graph, edges and names included, is drawn in full in every frame (the figure of earlier rounds). "
         "A class load reads its objects in pages of up to 5,000 with only what drawing them needs "
         "(`ClassPage`), draws them, then reads their places, levels and the relationships among everything "
         "on screen in one request (`PlacesAndRelations`); the query deadline was raised to 60 s for the run.",

@@ -14,7 +14,7 @@
 import type Sigma from "sigma";
 import type { CameraState } from "sigma/types";
 
-/** How often the graph is drawn in full while the camera keeps moving. */
+/** How long after a drawing is on screen the graph is drawn again while the camera keeps moving. */
 const DRAW_INTERVAL_MS = 250;
 /** How long the camera must be still before the full drawing at rest. */
 const SETTLE_MS = 150;
@@ -68,9 +68,14 @@ export class CameraSnapshot {
     camera.on("updated", () => this.onCamera());
     sigma.on("afterRender", () => {
       this.drawnWith = camera.getState();
-      this.drawnAt = performance.now();
+      this.drawnAt = Infinity;
       this.drawings++;
       this.place("");
+      // With software WebGL most of a drawing's cost comes after sigma's render call (rasterising it): the
+      // interval to the next drawing counts from the first frame after it, once that cost is paid.
+      requestAnimationFrame((now) => {
+        if (this.drawnAt === Infinity) this.drawnAt = now;
+      });
     });
   }
 
@@ -96,21 +101,30 @@ export class CameraSnapshot {
     this.frame = 0;
     const drawnWith = this.drawnWith;
     if (drawnWith === null || now - this.drawnAt >= DRAW_INTERVAL_MS) {
-      this.drawNow();
+      this.drawMoving();
       return;
     }
     const matrix = cssMatrix(this.sigma, drawnWith, this.sigma.getCamera().getState());
     if (!matrix) {
-      this.drawNow();
+      this.drawMoving();
       return;
     }
     this.moved++;
     this.place(matrix);
   }
 
-  /** Draws the graph in this frame (sigma's render, which its public API only schedules for the next). */
-  private drawNow(): void {
-    (this.sigma as unknown as { render(): void }).render();
+  /** Draws the graph in this frame (sigma's render, which its public API only schedules for the next) as
+   * sigma draws while a person drags: the objects only (hideEdgesOnMove, hideLabelsOnMove), however the
+   * camera is moved, a script setting it included. Edges and names come back in the drawing at rest. */
+  private drawMoving(): void {
+    const mouse = this.sigma.getMouseCaptor();
+    const was = mouse.isMoving;
+    mouse.isMoving = true;
+    try {
+      (this.sigma as unknown as { render(): void }).render();
+    } finally {
+      mouse.isMoving = was;
+    }
   }
 
   /** Moves every layer but the pointer's by `transform` (a CSS transform; "" puts them back). */

@@ -1,0 +1,87 @@
+"""While the camera moves the page moves its last drawn picture and redraws the graph now and then
+(frontend/src/cameraSnapshot.ts); once the camera stops the picture is the full one again."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+# Moves the camera by script in every frame for ``seconds`` (a circle and a zoom out and back), ending where
+# it started, and notes per frame whether the picture on screen was moved rather than drawn.
+MOVE_AND_RETURN = """
+(seconds) => new Promise((done) => {
+  const sigma = window.__hub.sigma;
+  const camera = sigma.getCamera();
+  const start = camera.getState();
+  const canvases = sigma.getCanvases();
+  const t0 = performance.now();
+  let movedFrames = 0, edgeLayerHiddenFrames = 0, frames = 0;
+  function frame(now) {
+    const t = (now - t0) / 1000;
+    frames++;
+    if (canvases.nodes.style.transform !== "") movedFrames++;
+    if (canvases.edges.hidden) edgeLayerHiddenFrames++;
+    if (t < seconds) {
+      const k = Math.sin((Math.PI * t) / seconds);
+      camera.setState({ x: start.x + 0.2 * k, y: start.y - 0.1 * k, ratio: start.ratio * (1 + k),
+                        angle: start.angle });
+      requestAnimationFrame(frame);
+    } else {
+      camera.setState(start);
+      done({ frames, movedFrames, edgeLayerHiddenFrames });
+    }
+  }
+  requestAnimationFrame(frame);
+})
+"""
+
+AT_REST = """
+() => {
+  const sigma = window.__hub.sigma;
+  const canvases = sigma.getCanvases();
+  return {
+    transforms: Object.entries(canvases).filter(([, c]) => c.style.transform !== "").map(([id]) => id),
+    edgesHidden: canvases.edges.hidden,
+    labelsHidden: canvases.labels.hidden,
+    labels: sigma.displayedNodeLabels.size,
+    drawings: window.__hub.app.view.snapshot.drawings,
+  };
+}
+"""
+
+
+def test_the_picture_after_the_camera_stops_is_the_full_one(
+    browser_page: Any, hub_stack: Any, network: Any, ui: Any
+) -> None:
+    page = browser_page
+    m = network.mrids
+    ui.sign_in(page, hub_stack.base_url, "hub.admin")
+    ui.open_and_expand(page, network.names["emden"], m["emden"], {m["emden"], m["pipe1"], m["pipe2"]})
+    page.wait_for_function("() => window.__hub.sigma.displayedNodeLabels.size >= 2", timeout=20_000)
+    time.sleep(1.5)
+    graph = page.locator('[data-testid="graph"]')
+    before_picture = graph.screenshot()
+    before = page.evaluate(AT_REST)
+    assert before["transforms"] == [] and not before["edgesHidden"] and not before["labelsHidden"]
+
+    moving = page.evaluate(MOVE_AND_RETURN, 2)
+    # While it moved, most frames showed the last picture moved, not a new drawing of the graph; the
+    # drawings made while moving leave edges out.
+    assert moving["movedFrames"] > 0
+    assert moving["edgeLayerHiddenFrames"] > 0
+
+    # At rest, where it started: every layer back in place and shown, edges and names drawn again, and
+    # the picture as it was before the camera moved.
+    page.wait_for_function(
+        """() => { const c = window.__hub.sigma.getCanvases();
+                   return Object.values(c).every((x) => x.style.transform === "") && !c.edges.hidden; }""",
+        timeout=10_000,
+    )
+    time.sleep(1.0)
+    after = page.evaluate(AT_REST)
+    assert after["transforms"] == []
+    assert not after["edgesHidden"] and not after["labelsHidden"]
+    assert after["labels"] == before["labels"] >= 2
+    assert after["drawings"] > before["drawings"]
+    assert graph.screenshot() == before_picture
+    assert not page.errors
