@@ -3,8 +3,9 @@
 // With software WebGL a full drawing of many thousands of objects takes far longer than a frame. So while
 // the camera moves (a drag, a wheel zoom, an animation, a script setting it frame by frame) the page does
 // not draw the graph in every frame: it moves and scales the last picture with a CSS transform (from the
-// camera the picture was drawn with to the camera now), which costs the browser next to nothing, and draws
-// the graph anew at most every DRAW_INTERVAL_MS. Once the camera has not moved for SETTLE_MS the graph is
+// camera the picture was drawn with to the camera now), which costs far less than a drawing, and draws
+// the graph anew at most every DRAW_INTERVAL_MS. Only drawings slower than FAST_DRAW_MS are spared so: with a
+// GPU the graph is drawn in every frame as before. Once the camera has not moved for SETTLE_MS the graph is
 // drawn in full for the camera where it stopped, so the picture at rest is always the full one. While it
 // moves, a border the last picture did not cover stays empty until the next drawing.
 //
@@ -16,6 +17,9 @@ import type { CameraState } from "sigma/types";
 
 /** How long after a drawing is on screen the graph is drawn again while the camera keeps moving. */
 const DRAW_INTERVAL_MS = 250;
+/** A drawing that reaches the screen within this (two frames at 60 Hz: a GPU, or few objects) is cheap:
+ * the graph is then drawn in every frame the camera moves, as sigma does, and no picture is moved. */
+const FAST_DRAW_MS = 34;
 /** How long the camera must be still before the full drawing at rest. */
 const SETTLE_MS = 150;
 /** Sigma's layer that receives the pointer: never moved, so that pointer positions stay true. */
@@ -55,6 +59,11 @@ export class CameraSnapshot {
   /** Full drawings of the graph, and frames shown by moving the last picture (for tests and tooling). */
   drawings = 0;
   moved = 0;
+  /** How long the last drawing took to reach the screen, and the limit under which drawings are cheap. */
+  drawMs = 0;
+  fastDrawMs = FAST_DRAW_MS;
+  drawIntervalMs = DRAW_INTERVAL_MS;
+  private drawStartedAt = 0;
   private drawnWith: CameraState | null = null;
   private drawnAt = 0;
   private frame = 0;
@@ -66,6 +75,9 @@ export class CameraSnapshot {
     const own = (sigma as unknown as { activeListeners?: { camera?: () => void } }).activeListeners?.camera;
     if (own) camera.removeListener("updated", own);
     camera.on("updated", () => this.onCamera());
+    sigma.on("beforeRender", () => {
+      this.drawStartedAt = performance.now();
+    });
     sigma.on("afterRender", () => {
       this.drawnWith = camera.getState();
       this.drawnAt = Infinity;
@@ -74,7 +86,9 @@ export class CameraSnapshot {
       // With software WebGL most of a drawing's cost comes after sigma's render call (rasterising it): the
       // interval to the next drawing counts from the first frame after it, once that cost is paid.
       requestAnimationFrame((now) => {
-        if (this.drawnAt === Infinity) this.drawnAt = now;
+        if (this.drawnAt !== Infinity) return;
+        this.drawnAt = now;
+        this.drawMs = Math.max(0, now - this.drawStartedAt);
       });
     });
   }
@@ -85,7 +99,7 @@ export class CameraSnapshot {
   }
 
   private onCamera(): void {
-    if (!this.enabled || this.drawnWith === null) {
+    if (!this.enabled || this.drawnWith === null || this.drawMs <= this.fastDrawMs) {
       this.sigma.scheduleRender();
       return;
     }
@@ -100,7 +114,7 @@ export class CameraSnapshot {
   private step(now: number): void {
     this.frame = 0;
     const drawnWith = this.drawnWith;
-    if (drawnWith === null || now - this.drawnAt >= DRAW_INTERVAL_MS) {
+    if (drawnWith === null || now - this.drawnAt >= this.drawIntervalMs) {
       this.drawMoving();
       return;
     }
