@@ -104,11 +104,20 @@ export class CameraSnapshot {
       return;
     }
     window.clearTimeout(this.settleTimer);
-    this.settleTimer = window.setTimeout(() => {
-      this.settleTimer = undefined;
-      this.sigma.scheduleRender();
-    }, SETTLE_MS);
+    this.settleTimer = window.setTimeout(() => this.settle(), SETTLE_MS);
     if (this.frame === 0) this.frame = requestAnimationFrame((now) => this.step(now));
+  }
+
+  /** The full drawing at rest, once the camera is still: not while a camera move waits for its frame (on a
+   * busy machine a frame can take longer than SETTLE_MS), an animation runs or the pointer drags. */
+  private settle(): void {
+    const mouse = this.sigma.getMouseCaptor();
+    if (this.frame !== 0 || this.sigma.getCamera().isAnimated() || mouse.draggedEvents > 0) {
+      this.settleTimer = window.setTimeout(() => this.settle(), SETTLE_MS);
+      return;
+    }
+    this.settleTimer = undefined;
+    this.sigma.scheduleRender();
   }
 
   private step(now: number): void {
