@@ -101,6 +101,7 @@ export class GraphView {
     });
     this.moving = new MovingFrames(this.sigma as unknown as Sigma);
     this.snapshot = new CameraSnapshot(this.sigma as unknown as Sigma);
+    this.moving.stillMoving = () => this.snapshot.displaced;
     // Relationship names are never drawn (sigma's renderEdgeLabels is off): their canvas, cleared in every
     // frame all the same, is left out of the page's layers.
     this.sigma.getCanvases().edgeLabels.style.display = "none";
