@@ -13,10 +13,12 @@ headless, WebGL through the SwiftShader software rasteriser: no GPU) with Playwr
   edges among them are drawn too (the relationships among the objects on screen, ``relationsAmong``).
 - Frames: for each ``--sizes`` N, N objects (and N - 1 edges) are put into the page's graph directly (no
   API: this measures drawing only), fitted to the screen, and the camera pans and zooms continuously for
-  ``--seconds``, once by script (the camera set in every frame, so everything is drawn in every frame)
-  and once with the mouse as a person pans and zooms (drags and wheel turns, through Playwright); frames
-  are counted with ``requestAnimationFrame``, sigma.js drawing each camera move in the frame it happens.
-  The figure is frames per second over the run and the slowest second.
+  ``--seconds``: by script with the page's snapshots off (the camera set in every frame and the graph
+  drawn in full in every frame), by script with them on (the last picture moved by a CSS transform, the
+  graph redrawn now and then: frontend/src/cameraSnapshot.ts), and with the mouse as a person pans and
+  zooms (drags and wheel turns, through Playwright). Frames presented are counted with
+  ``requestAnimationFrame``, drawings of the graph with sigma's ``afterRender``; the figures are both per
+  second over the run, and the slowest second.
 
 Writes ``bench/results/<out>.json`` and ``<out>.md``.
 """
@@ -307,8 +309,12 @@ def drag_and_wheel(page: Any, seconds: float) -> list[float]:
     return frames
 
 
-def measure_frames(page: Any, url: str, n: int, seconds: float, mouse: bool = False) -> dict[str, Any]:
+def measure_frames(
+    page: Any, url: str, n: int, seconds: float, mouse: bool = False, snapshots: bool = True
+) -> dict[str, Any]:
     sign_in(page, url)
+    # Snapshots off: sigma draws the graph in every frame the camera moves (frontend/src/cameraSnapshot.ts).
+    page.evaluate("on => { window.__hub.app.view.snapshot.enabled = on; }", snapshots)
     order = page.evaluate(INJECT, [n, -4.0, 43.0])
     page.wait_for_timeout(1000)
     frames: list[float] = drag_and_wheel(page, seconds) if mouse else page.evaluate(PAN_AND_ZOOM, seconds)
@@ -319,9 +325,10 @@ def measure_frames(page: Any, url: str, n: int, seconds: float, mouse: bool = Fa
         per_second[int((f - frames[0]) // 1000)] = per_second.get(int((f - frames[0]) // 1000), 0) + 1
     whole = [c for s, c in per_second.items() if s < int(span)]
     gaps = [b - a for a, b in itertools.pairwise(frames)]
+    by = "mouse" if mouse else "camera"
     return {
         "objects": order,
-        "by": "mouse" if mouse else "camera",
+        "by": by if snapshots else f"{by}-full",
         "edges": max(0, order - 1),
         "seconds": round(span, 2),
         "frames": len(frames),
@@ -371,9 +378,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 result["frames"] = []
                 for n in args.sizes:
-                    for mouse in (False, True):
+                    for mouse, snapshots in ((False, False), (False, True), (True, True)):
                         frames_page = context.new_page()
-                        result["frames"].append(measure_frames(frames_page, api.url, n, args.seconds, mouse))
+                        result["frames"].append(
+                            measure_frames(frames_page, api.url, n, args.seconds, mouse, snapshots)
+                        )
                         frames_page.close()
                 try:
                     if args.load:
@@ -419,9 +428,12 @@ def _load_steps(load: dict[str, Any]) -> list[str]:
 
 
 MOVED_BY = {
-    "camera": "script (camera set every frame: everything drawn in every frame)",
-    "mouse": "mouse (drags and wheel zooms: edges and names drawn when the camera stops)",
+    "camera-full": "script, no snapshots (camera set every frame: the graph drawn in full in every frame)",
+    "camera": "script, snapshots (camera set every frame: last picture moved, graph redrawn every 250 ms)",
+    "mouse": "mouse, snapshots (drags and wheel zooms: nodes only while moving, edges and names at rest)",
 }
+# Rows measured before the page moved its last picture between drawings were script rows drawn in full.
+OLD_BY = {"camera-full": "camera", "camera": "", "mouse": "mouse"}
 
 
 def write_results(result: dict[str, Any], out: str, before_name: str = "page-render-before") -> None:
@@ -453,14 +465,14 @@ def write_results(result: dict[str, Any], out: str, before_name: str = "page-ren
         "",
         "## Panning and zooming",
         "",
-        "| objects on screen | edges | moved by | fps (goal) | before | graph drawn per s "
+        "| objects on screen | edges | moved by | frames presented per s (goal) | before | graph drawn per s "
         "| slowest second | longest frame |",
         "|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for f in result["frames"]:
         goal = "30" if f["objects"] <= 5000 else "10"
         by = f.get("by", "camera")
-        was = old_fps.get((f["objects"], by), "")
+        was = old_fps.get((f["objects"], OLD_BY.get(by, by)), "")
         lines.append(
             f"| {f['objects']:,} | {f['edges']:,} | {MOVED_BY[by]} | {f['fps']} ({goal}) | {was} "
             f"| {f.get('drawn_per_s', '')} | {f['slowest_second_fps']} fps | {f['longest_frame_ms']} ms |"
@@ -487,11 +499,16 @@ def write_results(result: dict[str, Any], out: str, before_name: str = "page-ren
         "but the WebGL work SwiftShader does after it on the CPU. "
         "While the camera moves (a drag, a wheel zoom, an animation, a script moving it) the page skips "
         "sigma's picking pass (every object drawn a second time off screen to find what is under the "
-        "pointer) and draws it again once the camera stops; while a person drags or zooms it also draws "
-        "the objects only (sigma's hideEdgesOnMove and hideLabelsOnMove), edges and names returning when "
-        "the camera stops. Moved by script, edges and names are drawn in every frame. Frames are counted "
-        "with requestAnimationFrame: moved by the mouse, a frame without a camera move counts too; "
-        "'graph drawn per s' counts the frames in which sigma drew the graph (the camera had moved). "
+        "pointer) and draws it again once the camera stops. With snapshots (the page's default, "
+        "frontend/src/cameraSnapshot.ts) the page does not draw the graph in every frame while the camera "
+        "moves: it moves and scales the last drawn picture with a CSS transform, as web maps do while "
+        "dragged, draws the graph anew 250 ms after the last drawing reached the screen, objects only "
+        "(edges and names left out, however the camera is moved, a script included), and in full, edges "
+        "and names included, 150 ms after the camera stops. 'Frames presented per s' counts frames with "
+        "requestAnimationFrame (a frame showing the last picture moved counts; moved by the mouse, a "
+        "frame without a camera move counts too); 'graph drawn per s' counts sigma's drawings of the "
+        "graph. The rows 'no snapshots' turn snapshots off: the camera set by script in every frame, the "
+        "graph, edges and names included, is drawn in full in every frame (the figure of earlier rounds). "
         "A class load reads its objects in pages of up to 5,000 with only what drawing them needs "
         "(`ClassPage`), draws them, then reads their places, levels and the relationships among everything "
         "on screen in one request (`PlacesAndRelations`); the query deadline was raised to 60 s for the run.",

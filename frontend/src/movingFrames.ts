@@ -29,6 +29,9 @@ export class MovingFrames {
   private lastCamera: { x: number; y: number; ratio: number; angle: number } | null = null;
   /** Frames drawn without the picking pass (for tests and tooling). */
   skipped = 0;
+  /** Whether the camera still moves by a measure of another module (cameraSnapshot.ts: a camera move not
+   * drawn yet); the frame with the picking pass waits for it too. */
+  stillMoving: () => boolean = () => false;
 
   constructor(sigma: Sigma) {
     this.sigma = sigma;
@@ -99,7 +102,7 @@ export class MovingFrames {
   /** After the camera stopped: one more frame with the picking pass, if the last one lacked it. */
   private settle(): void {
     if (this.parked.size === 0) return;
-    if (this.sigma.getCamera().isAnimated() || this.mouseMoving()) {
+    if (this.sigma.getCamera().isAnimated() || this.mouseMoving() || this.stillMoving()) {
       this.settleTimer = window.setTimeout(() => this.settle(), SETTLE_MS);
       return;
     }

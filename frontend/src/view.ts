@@ -13,6 +13,7 @@ import forceAtlas2 from "graphology-layout-forceatlas2";
 import type { EdgeAttrs, GraphModel, NodeAttrs } from "./graphModel";
 import { Basemap } from "./basemap";
 import { MovingFrames } from "./movingFrames";
+import { CameraSnapshot } from "./cameraSnapshot";
 import { GeometryLayer } from "./geometryLayer";
 import { levelColor } from "./gridStyle";
 import { lonLatToMap } from "./projection";
@@ -44,6 +45,7 @@ export class GraphView {
   readonly sigma: Sigma<NodeAttrs, EdgeAttrs>;
   readonly basemap: Basemap;
   readonly moving: MovingFrames;
+  readonly snapshot: CameraSnapshot;
   readonly geometry: GeometryLayer;
   private readonly model: GraphModel;
   private readonly listener: ViewListener;
@@ -98,6 +100,8 @@ export class GraphView {
       edgeReducer: (edge, data) => this.reduceEdge(edge, data),
     });
     this.moving = new MovingFrames(this.sigma as unknown as Sigma);
+    this.snapshot = new CameraSnapshot(this.sigma as unknown as Sigma);
+    this.moving.stillMoving = () => this.snapshot.displaced;
     // Relationship names are never drawn (sigma's renderEdgeLabels is off): their canvas, cleared in every
     // frame all the same, is left out of the page's layers.
     this.sigma.getCanvases().edgeLabels.style.display = "none";

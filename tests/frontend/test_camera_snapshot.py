@@ -1,0 +1,128 @@
+"""While the camera moves the page moves its last drawn picture and redraws the graph now and then
+(frontend/src/cameraSnapshot.ts); once the camera stops the picture is the full one again."""
+
+from __future__ import annotations
+
+import base64
+import time
+from pathlib import Path
+from typing import Any
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "frontend"
+
+# Moves the camera by script in every frame for ``seconds`` (a circle and a zoom out and back), ending where
+# it started, and notes per frame whether the picture on screen was moved rather than drawn.
+MOVE_AND_RETURN = """
+(seconds) => new Promise((done) => {
+  const sigma = window.__hub.sigma;
+  const camera = sigma.getCamera();
+  const start = camera.getState();
+  const canvases = sigma.getCanvases();
+  const t0 = performance.now();
+  let movedFrames = 0, edgeLayerHiddenFrames = 0, frames = 0;
+  function frame(now) {
+    const t = (now - t0) / 1000;
+    frames++;
+    if (canvases.nodes.style.transform !== "") movedFrames++;
+    if (canvases.edges.hidden) edgeLayerHiddenFrames++;
+    if (t < seconds) {
+      const k = Math.sin((Math.PI * t) / seconds);
+      camera.setState({ x: start.x + 0.2 * k, y: start.y - 0.1 * k, ratio: start.ratio * (1 + k),
+                        angle: start.angle });
+      requestAnimationFrame(frame);
+    } else {
+      camera.setState(start);
+      done({ frames, movedFrames, edgeLayerHiddenFrames });
+    }
+  }
+  requestAnimationFrame(frame);
+})
+"""
+
+AT_REST = """
+() => {
+  const sigma = window.__hub.sigma;
+  const canvases = sigma.getCanvases();
+  return {
+    transforms: Object.entries(canvases).filter(([, c]) => c.style.transform !== "").map(([id]) => id),
+    edgesHidden: canvases.edges.hidden,
+    labelsHidden: canvases.labels.hidden,
+    labels: sigma.displayedNodeLabels.size,
+    drawings: window.__hub.app.view.snapshot.drawings,
+  };
+}
+"""
+
+# The share of pixels of two PNG pictures (base64) that differ by more than a little in any channel.
+PIXELS_DIFFER = """
+async ([a, b]) => {
+  const pixels = async (b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const bitmap = await createImageBitmap(new Blob([bytes], { type: "image/png" }));
+    const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(bitmap, 0, 0);
+    return ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
+  };
+  const [x, y] = [await pixels(a), await pixels(b)];
+  if (x.length !== y.length) return { size: x.length / 4, different: x.length / 4 };
+  let different = 0;
+  for (let i = 0; i < x.length; i += 4) {
+    if (Math.max(Math.abs(x[i] - y[i]), Math.abs(x[i + 1] - y[i + 1]), Math.abs(x[i + 2] - y[i + 2])) > 16)
+      different++;
+  }
+  return { size: x.length / 4, different };
+}
+"""
+
+
+def test_the_picture_after_the_camera_stops_is_the_full_one(
+    browser_page: Any, hub_stack: Any, network: Any, ui: Any
+) -> None:
+    page = browser_page
+    m = network.mrids
+    ui.sign_in(page, hub_stack.base_url, "hub.admin")
+    ui.open_and_expand(page, network.names["emden"], m["emden"], {m["emden"], m["pipe1"], m["pipe2"]})
+    page.wait_for_function("() => window.__hub.sigma.displayedNodeLabels.size >= 2", timeout=20_000)
+    # Three objects draw fast, and a fast drawing is made in every frame: here every drawing counts as slow,
+    # and (frames can be slow on a busy machine) the graph is drawn once a second while the camera moves.
+    page.evaluate(
+        "() => Object.assign(window.__hub.app.view.snapshot, { fastDrawMs: -1, drawIntervalMs: 1000 })"
+    )
+    time.sleep(1.5)
+    graph = page.locator('[data-testid="graph"]')
+    before_picture = graph.screenshot()
+    before = page.evaluate(AT_REST)
+    assert before["transforms"] == [] and not before["edgesHidden"] and not before["labelsHidden"]
+
+    moved_before = page.evaluate("() => window.__hub.app.view.snapshot.moved")
+    moving = page.evaluate(MOVE_AND_RETURN, 3)
+    # While it moved, frames showed the last picture moved, not a new drawing of the graph; the drawings
+    # made while moving leave edges out.
+    assert page.evaluate("() => window.__hub.app.view.snapshot.moved") > moved_before
+    assert moving["movedFrames"] > 0
+    assert moving["edgeLayerHiddenFrames"] > 0
+
+    # At rest, where it started: every layer back in place and shown, edges and names drawn again, and
+    # the picture as it was before the camera moved.
+    page.wait_for_function(
+        """() => { const c = window.__hub.sigma.getCanvases();
+                   return Object.values(c).every((x) => x.style.transform === "") && !c.edges.hidden; }""",
+        timeout=10_000,
+    )
+    time.sleep(1.0)
+    after = page.evaluate(AT_REST)
+    assert after["transforms"] == []
+    assert not after["edgesHidden"] and not after["labelsHidden"]
+    assert after["labels"] == before["labels"] >= 2
+    assert after["drawings"] > before["drawings"]
+    after_picture = graph.screenshot()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "camera-snapshot-before.png").write_bytes(before_picture)
+    (ARTIFACTS / "camera-snapshot-after.png").write_bytes(after_picture)
+    pictures = [base64.b64encode(p).decode() for p in (before_picture, after_picture)]
+    differ = page.evaluate(PIXELS_DIFFER, pictures)
+    # The same picture: drawn again by software WebGL, no more than a few edge pixels may differ.
+    assert differ["size"] > 0
+    assert differ["different"] <= differ["size"] * 0.002, differ
+    assert not page.errors
