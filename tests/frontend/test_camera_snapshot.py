@@ -53,7 +53,10 @@ AT_REST = """
 }
 """
 
-# The share of pixels of two PNG pictures (base64) that differ by more than a little in any channel.
+# How many pixels of two PNG pictures (base64) have no pixel of nearly the same colour (within 16 in every
+# channel) at the same place or one pixel away in the other picture, counted both ways. A drawing placed a
+# sub-pixel apart (the hovered node's own layer rounds its position) still matches; an edge, a name or a
+# node missing from either picture does not.
 PIXELS_DIFFER = """
 async ([a, b]) => {
   const pixels = async (b64) => {
@@ -62,16 +65,31 @@ async ([a, b]) => {
     const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
     const ctx = canvas.getContext("2d");
     ctx.drawImage(bitmap, 0, 0);
-    return ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
+    return [ctx.getImageData(0, 0, bitmap.width, bitmap.height).data, bitmap.width, bitmap.height];
   };
-  const [x, y] = [await pixels(a), await pixels(b)];
-  if (x.length !== y.length) return { size: x.length / 4, different: x.length / 4 };
-  let different = 0;
-  for (let i = 0; i < x.length; i += 4) {
-    if (Math.max(Math.abs(x[i] - y[i]), Math.abs(x[i + 1] - y[i + 1]), Math.abs(x[i + 2] - y[i + 2])) > 16)
-      different++;
-  }
-  return { size: x.length / 4, different };
+  const [[x, w, h], [y, w2, h2]] = [await pixels(a), await pixels(b)];
+  if (w !== w2 || h !== h2) return { size: w * h, different: w * h };
+  const unmatched = (p, q) => {
+    let n = 0;
+    for (let r = 0; r < h; r++) {
+      for (let c = 0; c < w; c++) {
+        const i = (r * w + c) * 4;
+        let found = false;
+        for (let dr = -1; dr <= 1 && !found; dr++) {
+          for (let dc = -1; dc <= 1 && !found; dc++) {
+            const rr = r + dr, cc = c + dc;
+            if (rr < 0 || rr >= h || cc < 0 || cc >= w) continue;
+            const j = (rr * w + cc) * 4;
+            found = Math.max(Math.abs(p[i] - q[j]), Math.abs(p[i + 1] - q[j + 1]),
+                             Math.abs(p[i + 2] - q[j + 2])) <= 16;
+          }
+        }
+        if (!found) n++;
+      }
+    }
+    return n;
+  };
+  return { size: w * h, different: unmatched(x, y) + unmatched(y, x) };
 }
 """
 
@@ -89,6 +107,9 @@ def test_the_picture_after_the_camera_stops_is_the_full_one(
     page.evaluate(
         "() => Object.assign(window.__hub.app.view.snapshot, { fastDrawMs: -1, drawIntervalMs: 1000 })"
     )
+    # The force layout runs for a while after the expansion (and a camera move stops it): the picture to
+    # compare with is taken once it has stopped, so that only the camera moves between the two.
+    page.wait_for_function("() => !window.__hub.app.view.forceRunning", timeout=20_000)
     time.sleep(1.5)
     graph = page.locator('[data-testid="graph"]')
     before_picture = graph.screenshot()
@@ -122,7 +143,8 @@ def test_the_picture_after_the_camera_stops_is_the_full_one(
     (ARTIFACTS / "camera-snapshot-after.png").write_bytes(after_picture)
     pictures = [base64.b64encode(p).decode() for p in (before_picture, after_picture)]
     differ = page.evaluate(PIXELS_DIFFER, pictures)
-    # The same picture: drawn again by software WebGL, no more than a few edge pixels may differ.
+    # The same picture, drawn again by software WebGL: next to nothing may differ (a missing edge alone is
+    # some 400 pixels).
     assert differ["size"] > 0
-    assert differ["different"] <= differ["size"] * 0.002, differ
+    assert differ["different"] <= differ["size"] * 0.0003, differ
     assert not page.errors
