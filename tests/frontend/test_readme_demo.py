@@ -60,6 +60,7 @@ def test_dev_sh_demo_on_a_fresh_clone_serves_the_page(settings: Any, bare_page: 
         "HUB_PRODUCERS_FILE": str(tmp_path / "producers.json"),
     }
     env.pop("VIRTUAL_ENV", None)
+    env.pop("PYTHONPATH", None)  # the clone runs its own code, not the checkout running the tests
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
