@@ -38,7 +38,7 @@ from typing import Any, Final
 
 from hub.graph_schema import CLASS, DOMAIN, LABEL, RECORDED, REF_TARGETS, REF_TYPES, VALID_FROM, cypher
 from hub.guard import Guard, visible
-from hub.reader import CAPACITY, DOMAINS, DependencyStep, Reader, ReadError, Step, Subgraph
+from hub.reader import CAPACITY, DOMAINS, DependencyStep, Reader, ReadError, Step, Subgraph, checked_rel_types
 from hub.scenarios import Scenario, state_props
 from ontology.connectivity import physical_network
 from ontology.model import Ontology
@@ -521,13 +521,8 @@ WITH DISTINCT c.mrid AS m
 
     def _rel_types(self, types: Sequence[str] | None) -> set[str] | None:
         """``types`` as a set (None: any), each checked against the ontology."""
-        if types is None:
-            return None
-        known = self.ontology.rel_types()
-        for t in types:
-            if t not in known:
-                raise ReadError(f"types contains {t!r}, which is not a relationship type of the ontology")
-        return set(types)
+        checked = checked_rel_types(self.ontology, types)
+        return None if checked is None else set(checked)
 
     async def relations_among_at(
         self,

@@ -185,6 +185,17 @@ def _ontology_terms(ontology: Ontology) -> tuple[NameSearch, frozenset[str]]:
     return NameSearch(ontology), keys
 
 
+def checked_rel_types(ontology: Ontology, types: Sequence[str] | None) -> list[str] | None:
+    """``types`` (None: any), each checked against the ontology's relationship types."""
+    if types is None:
+        return None
+    known = ontology.rel_types()
+    for t in types:
+        if t not in known:
+            raise ReadError(f"types contains {t!r}, which is not a relationship type of the ontology")
+    return list(types)
+
+
 class Reader:
     """Query methods for one caller; the ontology decides which labels and types may appear in Cypher."""
 
@@ -214,13 +225,7 @@ class Reader:
         return class_name
 
     def rel_types(self, types: Sequence[str] | None) -> list[str] | None:
-        if types is None:
-            return None
-        known = self.ontology.rel_types()
-        for t in types:
-            if t not in known:
-                raise ReadError(f"types contains {t!r}, which is not a relationship type of the ontology")
-        return list(types)
+        return checked_rel_types(self.ontology, types)
 
     def page_size(self, first: int | None, default: int = 100) -> int:
         size = default if first is None else first

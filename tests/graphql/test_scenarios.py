@@ -539,16 +539,21 @@ def test_paths_dependencies_and_history_follow_the_scenario_and_leave_the_live_g
             ),
         ],
     )
-    live_answers = [
-        json.dumps(env.post(c, q, v), sort_keys=True)
-        for c in ("official", "public")
-        for q, v in (
-            (PATH, {"a": gn0, "b": gn2, "s": None}),
-            (PATH, {"a": gn0, "b": gn1, "s": None}),
-            (DEPENDENCIES, {"m": gn0, "s": None}),
-            (HISTORY, {"m": gc01, "s": None}),
-        )
-    ]
+
+    def live() -> list[str]:
+        """The live graph's answers to the queries the scenarios change, for both callers."""
+        return [
+            json.dumps(env.post(c, q, v), sort_keys=True)
+            for c in ("official", "public")
+            for q, v in (
+                (PATH, {"a": gn0, "b": gn2, "s": None}),
+                (PATH, {"a": gn0, "b": gn1, "s": None}),
+                (DEPENDENCIES, {"m": gn0, "s": None}),
+                (HISTORY, {"m": gc01, "s": None}),
+            )
+        ]
+
+    live_answers = live()
     assert _path(env, "official", gn0, gn1, None) == [gn0, gc01, gn1]
     assert _path(env, "official", gn0, gn2, None) is None
     assert gu not in _dependents(env, "official", gn0, None)
@@ -621,13 +626,4 @@ def test_paths_dependencies_and_history_follow_the_scenario_and_leave_the_live_g
     )
 
     # The live graph answers as before the scenarios existed.
-    assert [
-        json.dumps(env.post(c, q, v), sort_keys=True)
-        for c in ("official", "public")
-        for q, v in (
-            (PATH, {"a": gn0, "b": gn2, "s": None}),
-            (PATH, {"a": gn0, "b": gn1, "s": None}),
-            (DEPENDENCIES, {"m": gn0, "s": None}),
-            (HISTORY, {"m": gc01, "s": None}),
-        )
-    ] == live_answers
+    assert live() == live_answers
