@@ -24,6 +24,9 @@ TOMBSTONE: Final = "Tombstone"
 SECURITY_LABEL: Final = "SecurityLabel"
 # A kept version of an object (hub/history.py): apart from the Entity nodes, linked to nothing.
 OBJECT_VERSION: Final = "ObjectVersion"
+# The references of kept versions by target (hub/writer.py, _indexes_references): what referred to an object
+# at some time, for the walks in the past (hub/history.py). Linked to nothing either.
+VERSION_REFERENCE: Final = "VersionReference"
 STUB_LABEL_TEXT: Final = "role=admin"
 
 SCHEMA_STATEMENTS: Final[tuple[str, ...]] = (
@@ -44,6 +47,8 @@ SCHEMA_STATEMENTS: Final[tuple[str, ...]] = (
     # History: an object's versions by mRID (and in version order), and the versions of a time span.
     cypher("CREATE INDEX object_version_mrid IF NOT EXISTS FOR (v:ObjectVersion) ON (v.mrid)"),
     cypher("CREATE INDEX object_version_valid_from IF NOT EXISTS FOR (v:ObjectVersion) ON (v.@valid_from)"),
+    # History: which kept versions referred to an object (no index holds the elements of a list property).
+    "CREATE INDEX version_reference_target IF NOT EXISTS FOR (r:VersionReference) ON (r.target)",
     # Measurement history: an object's samples by interval (the writer merges on it, reads take a span of
     # it), and the samples past retention (the worker's prune).
     cypher(
@@ -162,6 +167,21 @@ RETURN count(v) AS n
 """
 )
 _MIGRATION_CHUNK: Final = 10_000
+# Version nodes kept before the reference index existed get their entries, once (every version with
+# references: more than the writer indexes, never fewer). In transactions of its own, so that a large
+# history is not one transaction.
+_VERSION_REFERENCES_INDEXED: Final = "version_references"
+_INDEX_VERSION_REFERENCES: Final = cypher(
+    """
+MATCH (v:ObjectVersion)
+WHERE NOT v.@deleted AND v.@label IS NOT NULL AND size(coalesce(v.@ref_targets, [])) > 0
+CALL (v) {
+  UNWIND v.@ref_targets AS target
+  WITH DISTINCT v, target
+  MERGE (:VersionReference {target: target, source: v.mrid, @label: v.@label, @owner: v.@owner})
+} IN TRANSACTIONS OF 2000 ROWS
+"""
+)
 
 
 def ensure_schema(driver: neo4j.Driver, database: str | None = None) -> None:
@@ -177,6 +197,11 @@ def ensure_schema(driver: neo4j.Driver, database: str | None = None) -> None:
         if records[0]["n"] < _MIGRATION_CHUNK:
             driver.execute_query(_MIGRATION_MARK, id=_VERSION_TIMES_MIGRATED, database_=database)
             break
+    done, _, _ = driver.execute_query(_MIGRATION_DONE, id=_VERSION_REFERENCES_INDEXED, database_=database)
+    if not done[0]["n"]:
+        with driver.session(database=database) as session:
+            session.run(_INDEX_VERSION_REFERENCES).consume()
+        driver.execute_query(_MIGRATION_MARK, id=_VERSION_REFERENCES_INDEXED, database_=database)
     current = NameSearch(load_ontology()).index
     records, _, _ = driver.execute_query(
         _STALE_NAME_INDEXES, prefix=INDEX_PREFIX, current=current, database_=database
@@ -201,6 +226,13 @@ async def ensure_schema_async(driver: neo4j.AsyncDriver, database: str | None = 
         if records[0]["n"] < _MIGRATION_CHUNK:
             await driver.execute_query(_MIGRATION_MARK, id=_VERSION_TIMES_MIGRATED, database_=database)
             break
+    done, _, _ = await driver.execute_query(
+        _MIGRATION_DONE, id=_VERSION_REFERENCES_INDEXED, database_=database
+    )
+    if not done[0]["n"]:
+        async with driver.session(database=database) as session:
+            await (await session.run(_INDEX_VERSION_REFERENCES)).consume()
+        await driver.execute_query(_MIGRATION_MARK, id=_VERSION_REFERENCES_INDEXED, database_=database)
     current = NameSearch(load_ontology()).index
     records, _, _ = await driver.execute_query(
         _STALE_NAME_INDEXES, prefix=INDEX_PREFIX, current=current, database_=database

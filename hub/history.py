@@ -13,9 +13,11 @@ runs on a busy two-core machine): a version alone cost Neo4j a median 64-79 us o
 56-61 with milliseconds; the ingest pipeline ran at 0.64x the raw loader before and 0.70x after, with
 Neo4j CPU 556 and 380 us/event (raw 325), too noisy a run to say it reaches 0.8x.
 A delete is a version too (``deleted``), labelled with the label of what it deleted. Version nodes are
-linked to nothing, so no current read ever meets them; measurements are not versions (their readings
-belong to the bounded measurement history), though a later upsert's version carries nothing of them
-either.
+linked to nothing, so no current read ever meets them; nor are the entries of the reference index,
+``(:VersionReference {target, source})`` with the label and owner of the version that wrote them, by which
+a walk in the past finds what referred to an object (hub/writer.py, ``_indexes_references``).
+Measurements are not versions (their readings belong to the bounded measurement history), though a later
+upsert's version carries nothing of them either.
 
 State at valid time ``T`` and recorded time ``R``: of the object's versions with valid-from <= T and
 recorded <= R, the one with the highest version, as the current graph keeps the highest version whatever
@@ -70,6 +72,14 @@ CALL (m) {{
   RETURN coalesce(o, x) AS {out}
 }}
 """
+)
+
+
+# Objects with a kept version the caller may see that referred to any of $frontier (the reference index).
+REFERRERS: Final = cypher(
+    "UNWIND $frontier AS f "
+    "MATCH (x:VersionReference {target: f}) USING INDEX SEEK x:VersionReference(target) "
+    f"WHERE {visible('x')} RETURN DISTINCT x.source AS m"
 )
 
 
@@ -227,19 +237,20 @@ class History:
         return (await self._with_visible_references([found]))[0]
 
     def _object_filter(
-        self, class_name: str | None, domain: str | None, name: str | None
+        self, class_name: str | None, domain: str | None, name: str | None, var: str = "s"
     ) -> tuple[list[str], dict[str, Any]]:
+        """Conditions on state ``var`` (and their parameters) for a class, domain and name."""
         where: list[str] = []
         params: dict[str, Any] = {}
         classes = self._classes(class_name)
         if classes is not None:
-            where.append(cypher("s.@class IN $classes"))
+            where.append(cypher(f"{var}.@class IN $classes"))
             params["classes"] = classes
         if self._domain(domain) is not None:
-            where.append(cypher("s.@domain = $domain"))
+            where.append(cypher(f"{var}.@domain = $domain"))
             params["domain"] = domain
         if name:
-            where.append("toLower(s.name) CONTAINS $name")
+            where.append(f"toLower({var}.name) CONTAINS $name")
             params["name"] = name.lower()
         return where, params
 
@@ -272,10 +283,33 @@ WITH m
 """
     )
 
-    def _states(self) -> str:
-        if self.scenario is None:
+    # A page of objects' states at ($t, $r), in mRID order, one row per mRID: the candidates come from
+    # the version index in mRID order (the index gives the order, so the page's LIMIT stops the scan
+    # once the page is full), each one's state is then found as for one object. ``{candidates}`` narrows
+    # the candidates by the page's own conditions on any of their versions: the state is one of the
+    # versions, so an object whose state meets them has a version that does. The grouping form above
+    # reads and sorts every version kept (seconds, with millions of versions) before the first row.
+    _PAGE_STATES: Final = cypher(
+        """
+MATCH (x:ObjectVersion) USING INDEX x:ObjectVersion(mrid)
+WHERE x.mrid > coalesce($after, '') {candidates}
+WITH DISTINCT x.mrid AS m ORDER BY m
+"""
+    )
+
+    def _states(self, candidates: Sequence[str] | None = None) -> str:
+        """States at ($t, $r) as ``s`` per mRID ``m``: every object's (for counts) or, given the page's
+        conditions on a version ``x`` (``candidates``), only those that may meet them, in mRID order."""
+        if self.scenario is not None:
+            return self._SCENARIO_STATES + self._at("t", "top") + f"WITH m, {_shown('top')} AS s "
+        if candidates is None:
             return self._STATES.format(shown=_shown("top"))
-        return self._SCENARIO_STATES + self._at("t", "top") + f"WITH m, {_shown('top')} AS s "
+        narrowed = "".join(f" AND {c}" for c in candidates)
+        return (
+            self._PAGE_STATES.format(candidates=narrowed)
+            + self._at("t", "top")
+            + f"WITH m, {_shown('top')} AS s "
+        )
 
     async def objects_at(
         self,
@@ -291,9 +325,11 @@ WITH m
         """Objects at ``as_of`` as known at ``recorded_as_of``, by mRID, a page at a time."""
         size = self._size(first)
         where, params = self._object_filter(class_name, domain, name)
+        candidates, _ = self._object_filter(class_name, domain, name, "x")
         conditions = " AND ".join(["s IS NOT NULL", *where])
         rows = await self.guard.read(
-            self._states() + f"WITH m, s WHERE {conditions} RETURN s {{.*}} AS v ORDER BY m LIMIT $limit",
+            self._states(candidates)
+            + f"WITH m, s WHERE {conditions} RETURN s {{.*}} AS v ORDER BY m LIMIT $limit",
             {
                 **params,
                 "t": _ms(as_of),
@@ -479,7 +515,7 @@ WITH DISTINCT c.mrid AS m
             # Objects whose state then refers to the frontier: found among the visible kept versions (no
             # index holds references; a state the caller may see is such a version), each then judged by
             # its own state at that time.
-            referrers = await self._referrers(frontier, as_of, recorded_as_of)
+            referrers = await self._referrers(frontier)
             candidates = sorted((reached | referrers) - nodes.keys())
             found = await self.states_at(candidates, as_of, recorded_as_of)
             if inward:
@@ -548,19 +584,11 @@ WITH DISTINCT c.mrid AS m
 
     # --- the graph at a time: paths and dependencies ------------------------------------------------
 
-    async def _referrers(
-        self, frontier: Sequence[str], as_of: datetime | None, recorded_as_of: datetime | None
-    ) -> set[str]:
-        """Objects with a visible kept version, at or before the time, that refers to the frontier: each
-        is then judged by its own state at that time (no index holds references)."""
-        rows = await self.guard.read(
-            cypher(
-                "MATCH (x:ObjectVersion) WHERE any(t IN x.@ref_targets WHERE t IN $frontier) "
-                "AND ($t IS NULL OR x.@valid_from <= $t) AND ($r IS NULL OR x.@recorded <= $r) "
-                f"AND {visible('x')} RETURN DISTINCT x.mrid AS m"
-            ),
-            {"frontier": list(frontier), "t": _ms(as_of), "r": _ms(recorded_as_of)},
-        )
+    async def _referrers(self, frontier: Sequence[str]) -> set[str]:
+        """Objects with a kept version the caller may see that refers to the frontier, at any time (from
+        the reference index, hub/writer.py _indexes_references): each is then judged by its own state at
+        the time asked for, so the candidates may be more than the answer, never fewer."""
+        rows = await self.guard.read(REFERRERS, {"frontier": list(frontier)})
         found = {r["m"] for r in rows}
         if self.scenario is not None:
             rows = await self.guard.read(
@@ -589,7 +617,7 @@ WITH DISTINCT c.mrid AS m
             return any(k is None or ty in k for k in kinds)
 
         targets = {m for f in on for ty, m in _refs(at.state(f)) if wanted(outward, ty)} if outward else set()
-        referrers = await self._referrers(on, at.as_of, at.recorded_as_of) if inward and on else set()
+        referrers = await self._referrers(on) if inward and on else set()
         await at.load(targets | referrers)
         ends = set(on)
         pairs: list[tuple[dict[str, str], dict[str, Any]]] = []

@@ -417,7 +417,8 @@ def fold(
                 plan.history.append(_history_row(mrid, tr.history))
                 kept = None
             else:
-                row, kept = _whole_versions(mrid, tr.history, base)
+                label_before = before.label_id if base is not _NO_VERSION and before is not None else None
+                row, kept = _whole_versions(mrid, tr.history, base, label_before)
                 plan.versions.append(row)
         if tr.delete is not None:
             d = tr.delete
@@ -573,16 +574,20 @@ def _base(before: Stored | None, first: Accepted) -> VersionState | None:
 
 
 def _whole_versions(
-    mrid: str, applied: Sequence[tuple[Accepted, int | None]], base: VersionState
+    mrid: str, applied: Sequence[tuple[Accepted, int | None]], base: VersionState, label_before: int | None
 ) -> tuple[dict[str, Any], VersionState | None]:
     """One object's new versions, each whole (``p``: every attribute, none ``None``; ``rt``/``rg``: every
-    reference), built on ``base``; and the last of them (None if it is a delete). ``lo`` is the lowest
-    new version: those at or below a version already kept are skipped (a race with another writer of the
-    object; replays are folded away before)."""
+    reference), built on ``base`` (whose label is ``label_before``; None: no base); and the last of them
+    (None if it is a delete). ``lo`` is the lowest new version: those at or below a version already kept
+    are skipped (a race with another writer of the object; replays are folded away before). ``x``: the
+    version's references go to the reference index (see _indexes_references)."""
     versions: list[dict[str, Any]] = []
     props: Mapping[str, Any] = base.props
     refs: Mapping[str, list[str]] = base.refs
+    previous = label_before
     for ev, label in applied:
+        indexed = _indexes_references(ev, label, previous)
+        previous = None if ev.kind == DELETE else label
         if ev.kind == DELETE:
             props, refs = {}, {}
         else:
@@ -607,6 +612,7 @@ def _whole_versions(
                 "p": props,
                 "rt": [t for t, targets in refs.items() for _ in targets],
                 "rg": [m for targets in refs.values() for m in targets],
+                "x": indexed,
             }
         )
     last = None if applied[-1][0].kind == DELETE else VersionState(props, refs)
@@ -626,7 +632,14 @@ def _history_row(mrid: str, applied: Sequence[tuple[Accepted, int | None]]) -> d
     props: dict[str, Any] = {}
     refs: dict[str, list[str]] = {}
     fresh = False
-    for ev, label in applied:
+    # The first version's label is compared with the base's by the statement (``i`` = 0), which reads it.
+    previous: int | None = None
+    for i, ev_label in enumerate(applied):
+        ev, label = ev_label
+        indexed = (
+            _indexes_references(ev, label, previous) if i or fresh else ev.kind != DELETE and bool(ev.rels)
+        )
+        previous = None if ev.kind == DELETE else label
         if ev.kind == DELETE:
             fresh = True
             props, refs = {}, {}
@@ -648,9 +661,24 @@ def _history_row(mrid: str, applied: Sequence[tuple[Accepted, int | None]]) -> d
                 "rk": list(refs),
                 "rt": [t for t, targets in refs.items() for _ in targets],
                 "rg": [m for targets in refs.values() for m in targets],
+                "x": indexed,
+                "i": i,
             }
         )
     return {"m": mrid, "vs": versions}
+
+
+def _indexes_references(ev: Accepted, label: int | None, previous: int | None) -> bool:
+    """Whether a version's references go to the reference index (``VersionReference``, read by
+    hub.history's walks in the past to find what referred to an object then): when the event states
+    references, or the version starts the object's state (``previous`` None: created, recreated, or no
+    version before), or its label is not the version before's. A version that does none of these has the
+    references and label of the version before, which is indexed or has the same from the one before it,
+    so every version the caller may see that refers to an object has an entry the caller may see with the
+    same source and target. Description and measurement-like patches, the bulk of updates, add nothing."""
+    if ev.kind == DELETE or label is None:
+        return False
+    return bool(ev.rels) or previous is None or label != previous
 
 
 def _readings(props: Mapping[str, Any]) -> dict[str, float]:
@@ -844,6 +872,10 @@ _WRITE_PARTS: Final = (
         v.@domain = $domains[r.c], v.@label = r.l, v.@owner = r.pr, v.@producer = r.pr, v.@event_id = r.e,
         v.@valid_from = r.t, v.@recorded = timestamp(), v.@ref_types = r.rt,
         v.@ref_targets = r.rg
+    WITH v, r WHERE r.x
+    UNWIND r.rg AS target
+    WITH DISTINCT v, target
+    MERGE (:VersionReference {target: target, source: v.mrid, @label: v.@label, @owner: v.@owner})
     """,
     # History, patched versions: the same (under the same lock) for objects whose latest kept version
     # the fold did not know (read from the graph, not written by this writer). A version is that latest
@@ -867,6 +899,11 @@ _WRITE_PARTS: Final = (
         v.@label = r.l, v.@owner = r.pr, v.@producer = r.pr, v.@event_id = r.e,
         v.@valid_from = r.t, v.@recorded = timestamp(),
         v.@ref_types = [i IN kept | bt[i]] + r.rt, v.@ref_targets = [i IN kept | bg[i]] + r.rg
+    WITH v, r, b WHERE v.@label IS NOT NULL AND NOT r.d
+      AND (r.x OR (r.i = 0 AND (b IS NULL OR b.@label <> v.@label)))
+    UNWIND v.@ref_targets AS target
+    WITH DISTINCT v, target
+    MERGE (:VersionReference {target: target, source: v.mrid, @label: v.@label, @owner: v.@owner})
     """,
     # How far each source partition is, for the replay check; never moved back.
     """

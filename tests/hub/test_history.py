@@ -30,7 +30,7 @@ from hub.graph_schema import (
     cypher,
 )
 from hub.guard import Guard, LabelDirectory
-from hub.history import History
+from hub.history import REFERRERS, History
 from hub.labels import Authorizations, LabelCache, label_id
 from hub.state_cache import StateCache
 from hub.write_policy import WriteRights
@@ -205,6 +205,25 @@ def test_kept_versions_equal_the_model_however_the_stream_is_batched(
                 for t, m in zip(g[REF_TYPES], g[REF_TARGETS], strict=True):
                     refs.setdefault(t, []).append(m)
                 assert refs == want.refs, (mrid, g[VERSION])
+        # Every kept version's references are in the reference index with that version's label and
+        # owner, though only versions that state references or change the label write entries.
+        records, _, _ = neo4j_driver.execute_query(
+            cypher(
+                "MATCH (x:VersionReference) WHERE x.source STARTS WITH $p "
+                "RETURN x.source AS s, x.target AS t, x.@label AS l, x.@owner AS o"
+            ),
+            p=prefix,
+        )
+        index = {(r["s"], r["t"], r["l"], r["o"]) for r in records}
+        needed = {
+            (mrid, t, g[LABEL], g[OWNER])
+            for mrid, got in stored.items()
+            for g in got
+            if not g[DELETED]
+            for t in g[REF_TARGETS]
+        }
+        assert needed <= index
+        assert needed, "the stream states references"
         # The current graph is the highest version of each object.
         records, _, _ = neo4j_driver.execute_query(
             cypher(
@@ -216,7 +235,8 @@ def test_kept_versions_equal_the_model_however_the_stream_is_batched(
         assert {r["m"]: r["v"] for r in records} == {m: kept[-1].version for m, kept in model.items() if kept}
     finally:
         neo4j_driver.execute_query(
-            "MATCH (n) WHERE (n:Entity OR n:ObjectVersion) AND n.mrid STARTS WITH $p DETACH DELETE n",
+            "MATCH (n) WHERE (n:Entity OR n:ObjectVersion) AND n.mrid STARTS WITH $p "
+            "OR n:VersionReference AND n.source STARTS WITH $p DETACH DELETE n",
             p=prefix,
         )
 
@@ -240,7 +260,8 @@ def test_history_off_keeps_no_versions(
         assert records[0]["c"] > 0
     finally:
         neo4j_driver.execute_query(
-            "MATCH (n) WHERE (n:Entity OR n:ObjectVersion) AND n.mrid STARTS WITH $p DETACH DELETE n",
+            "MATCH (n) WHERE (n:Entity OR n:ObjectVersion) AND n.mrid STARTS WITH $p "
+            "OR n:VersionReference AND n.source STARTS WITH $p DETACH DELETE n",
             p=prefix,
         )
 
@@ -300,6 +321,79 @@ def test_versions_kept_as_datetimes_are_converted_by_the_schema_step_and_read_al
         assert loop.run_until_complete(read()) == before
     finally:
         neo4j_driver.execute_query(
-            "MATCH (n) WHERE (n:Entity OR n:ObjectVersion) AND n.mrid STARTS WITH $p DETACH DELETE n",
+            "MATCH (n) WHERE (n:Entity OR n:ObjectVersion) AND n.mrid STARTS WITH $p "
+            "OR n:VersionReference AND n.source STARTS WITH $p DETACH DELETE n",
+            p=prefix,
+        )
+
+
+def test_walks_in_the_past_find_referrers_through_the_reference_index(
+    async_driver: Any, neo4j_driver: neo4j.Driver, loop: asyncio.AbstractEventLoop, settings: Any
+) -> None:
+    """A line refers to a base voltage from its first version, labelled for org b; a patch that states no
+    reference relabels it for org a, then further patches change its name only. Org a's walk from the
+    base voltage finds the line as of the relabelling on, not before; the name patches add no entries to
+    the reference index; the index, emptied, is rebuilt by the schema step; the lookup seeks its index."""
+    prefix = f"th{uuid.uuid4().hex[:8]}-"
+    db = settings.neo4j_database
+    rel_type, target_cls = _rel_key()
+    line, bv = f"{prefix}line", f"{prefix}bv"
+    steps = [
+        Step(bv, "upsert", 1, target_cls, T0, "classification=PUBLIC", {"name": "bv"}, {}),
+        Step(line, "upsert", 1, "ACLineSegment", T0, "org=b", {"name": "l1"}, {rel_type: [bv]}),
+        Step(line, "upsert", 2, "ACLineSegment", T0 + timedelta(hours=1), "org=a", {"name": "l2"}, {}),
+        *(
+            Step(line, "upsert", v, "ACLineSegment", T0 + timedelta(hours=v), "org=a", {"name": f"l{v}"}, {})
+            for v in range(3, 6)
+        ),
+    ]
+    writer = GraphWriter(ONT, history=True)
+    org_a = Guard(
+        async_driver,
+        db,
+        LabelDirectory(async_driver, db, 0.0),
+        Authorizations("OFFICIAL", frozenset({"org=a"})),
+        10.0,
+        LabelCache(),
+    )
+    history = History(org_a, ONT, max_page_size=1000)
+
+    async def write(batch: list[Step]) -> None:
+        async with async_driver.session(database=db) as session:
+            await session.execute_write(writer.apply, [accepted(s) for s in batch])
+
+    async def around(at: datetime) -> set[str]:
+        graph = await history.neighbourhood_at(bv, 1, None, at, None, max_depth=3, max_nodes=100)
+        return set(graph.nodes)
+
+    def entries() -> list[tuple[str, int]]:
+        records, _, _ = neo4j_driver.execute_query(
+            cypher("MATCH (x:VersionReference {source: $s}) RETURN x.target AS t, x.@label AS l ORDER BY l"),
+            s=line,
+        )
+        return sorted((r["t"], r["l"]) for r in records)
+
+    try:
+        for step in steps:  # one batch each: every version after the first built on a stored one
+            loop.run_until_complete(write([step]))
+        assert entries() == sorted([(bv, label_id("org=b")), (bv, label_id("org=a"))])
+        assert loop.run_until_complete(around(T0 + timedelta(minutes=30))) == {bv}
+        assert loop.run_until_complete(around(T0 + timedelta(hours=1))) == {bv, line}
+        assert loop.run_until_complete(around(T0 + timedelta(hours=9))) == {bv, line}
+
+        neo4j_driver.execute_query("MATCH (x:VersionReference {source: $s}) DELETE x", s=line)
+        assert loop.run_until_complete(around(T0 + timedelta(hours=9))) == {bv}
+        neo4j_driver.execute_query("MATCH (m:SchemaMigration) DELETE m")
+        ensure_schema(neo4j_driver, db)
+        assert loop.run_until_complete(around(T0 + timedelta(hours=9))) == {bv, line}
+
+        summary = neo4j_driver.execute_query(
+            "EXPLAIN " + REFERRERS, frontier=[bv], visible=[], granted=[], database_=db
+        ).summary
+        assert "NodeIndexSeek" in str(summary.plan)
+    finally:
+        neo4j_driver.execute_query(
+            "MATCH (n) WHERE (n:Entity OR n:ObjectVersion) AND n.mrid STARTS WITH $p "
+            "OR n:VersionReference AND n.source STARTS WITH $p DETACH DELETE n",
             p=prefix,
         )
