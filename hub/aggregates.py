@@ -4,7 +4,8 @@ attributes, over all matching objects or per value of one attribute.
 Only objects the caller may see contribute: the match is :func:`hub.typed_pages.match`, filtered by the
 guard, and its relationship filters look at visible objects only. Grouping by an attribute of related
 objects (``fossilFuels.fossilFuelType``) reads the related objects through the guard as well. A sum over
-no stated value is null (not 0), as are min, max and avg.
+no stated value is null (not 0), as are min, max and avg. In a scenario the same runs over the objects'
+states there (:func:`hub.typed_pages.match` with ``states``); grouping by related objects is refused there.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Final
 
 from hub.filters import GENERIC_FIELDS, FilterCompiler, FilterError, filterable_attributes
 from hub.guard import visible
+from hub.history import States
 from hub.ordering import SORTABLE_GENERIC
 from hub.reader import Reader
 from hub.typed_pages import Query, match
@@ -49,11 +51,13 @@ def aggregate_query(
     query: Query,
     wanted: Mapping[str, Sequence[str]],
     group_by: str | None,
+    states: States | None = None,
 ) -> tuple[str, dict[str, Any], dict[str, tuple[str, str]]]:
-    """The Cypher, its parameters, and for each returned column the (function, attribute) it holds."""
+    """The Cypher, its parameters, and for each returned column the (function, attribute) it holds;
+    ``states``: over a scenario's states (:func:`hub.typed_pages.match`), not the live graph."""
     ontology = reader.ontology
     numeric = set(numeric_attributes(ontology, query.class_name))
-    text, params = match(reader, compiler, query)
+    text, params = match(reader, compiler, query, states)
     columns: dict[str, tuple[str, str]] = {}
     parts = ["count(n) AS count"]
     for function, attrs in wanted.items():
@@ -72,6 +76,11 @@ def aggregate_query(
     if group_by is None:
         return f"{text} RETURN null AS key, {', '.join(parts)}", params, columns
     if "." in group_by:
+        if states is not None:
+            raise FilterError(
+                "groupByRelated cannot be combined with scenario (a state's references are not "
+                "relationships to group by); group by a field of the class itself"
+            )
         return (*_by_related(reader, compiler, query, group_by, text, params, parts), columns)
     if group_by not in group_keys(ontology, query.class_name):
         raise FilterError(f"groupBy: {query.class_name} cannot be grouped by {group_by!r}")
@@ -121,8 +130,9 @@ async def aggregate(
     query: Query,
     wanted: Mapping[str, Sequence[str]],
     group_by: str | None = None,
+    states: States | None = None,
 ) -> list[Group]:
-    text, params, columns = aggregate_query(reader, compiler, query, wanted, group_by)
+    text, params, columns = aggregate_query(reader, compiler, query, wanted, group_by, states)
     rows = await reader.guard.read(text, params)
     groups = []
     for row in rows:

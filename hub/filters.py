@@ -135,10 +135,14 @@ class FilterCompiler:
         self.links = links
         self.limits = limits
 
-    def compile(self, class_name: str, where: Mapping[str, Any] | None, var: str = "n") -> Compiled:
+    def compile(
+        self, class_name: str, where: Mapping[str, Any] | None, var: str = "n", *, relations: bool = True
+    ) -> Compiled:
+        """``relations``: False where ``var`` is not a node but a state (a scenario's, hub/history.py),
+        whose relationship filters are refused."""
         if class_name not in self.ontology.classes:
             raise FilterError(f"{class_name!r} is not a class of the ontology")
-        state = _State(self.limits)
+        state = _State(self.limits, relations)
         predicate = self._where(class_name, where or {}, var, state, depth=0, top=True)
         return Compiled(predicate, state.params, sorted(state.seekable))
 
@@ -174,6 +178,12 @@ class FilterCompiler:
                 attr = attributes[key]
                 parts.extend(self._leaf(key, f"{var}.`{attr.key}`", attr.datatype, value, state))
             elif key in links:
+                if not state.relations:
+                    raise FilterError(
+                        f"where: the relationship filter {key!r} cannot be combined with scenario (a "
+                        "state's references are not relationships to filter on); filter on the class's "
+                        "own fields"
+                    )
                 parts.extend(self._relation(key, links[key], var, value, state, depth))
             else:
                 raise FilterError(f"where: {cls} has no field {key!r} to filter on")
@@ -269,8 +279,9 @@ def _domain(value: Any) -> str:
 class _State:
     """Parameters and variables of one compilation, and the count of its terms."""
 
-    def __init__(self, limits: FilterLimits) -> None:
+    def __init__(self, limits: FilterLimits, relations: bool = True) -> None:
         self.limits = limits
+        self.relations = relations
         self.params: dict[str, Any] = {}
         self.seekable: set[str] = set()
         self.terms = 0

@@ -98,6 +98,18 @@ def _shown(var: str) -> str:
     return cypher(f"CASE WHEN {var} IS NOT NULL AND NOT {var}.@deleted AND {visible(var)} THEN {var} END")
 
 
+@dataclass(frozen=True)
+class States:
+    """Cypher yielding, as ``n``, the state of every object the caller may see in a scenario, one row
+    per object: a map of its version's properties with ``@updated`` set to when the hub recorded that
+    version (as an object's row shows it), so the typed filters, sorts and cursors read it as they read
+    a live node. ``text`` ends in a ``WHERE`` clause a statement may extend with ``AND``; ``params``
+    are its parameters."""
+
+    text: str
+    params: dict[str, Any]
+
+
 @dataclass
 class AsOfPage:
     rows: list[dict[str, Any]]
@@ -262,10 +274,11 @@ WITH m, {shown} AS s
 CALL () {
   MATCH (x:ObjectVersion)
   WHERE ($t IS NULL OR x.@valid_from <= $t) AND ($r IS NULL OR x.@recorded <= $r)
-    AND ($after IS NULL OR x.mrid > $after)
+    AND ($after IS NULL OR x.mrid > $after) AND ($pre IS NULL OR x.@class IN $pre)
   RETURN x.mrid AS m
   UNION
-  MATCH (x:ScenarioVersion {scenario: $scenario}) WHERE $after IS NULL OR x.mrid > $after
+  MATCH (x:ScenarioVersion {scenario: $scenario})
+  WHERE ($after IS NULL OR x.mrid > $after) AND ($pre IS NULL OR x.@class IN $pre)
   RETURN x.mrid AS m
 }
 WITH m
@@ -301,6 +314,7 @@ WITH m
                 "after": after,
                 "limit": size + 1,
                 "scenario": self.scenario,
+                "pre": params.get("classes"),
             },
         )
         found = [r["v"] for r in rows[:size]]
@@ -320,9 +334,90 @@ WITH m
         conditions = " AND ".join(["s IS NOT NULL", *where])
         rows = await self.guard.read(
             self._states() + f"WITH m, s WHERE {conditions} RETURN count(m) AS n",
-            {**params, "t": _ms(as_of), "r": _ms(recorded_as_of), "after": None, "scenario": self.scenario},
+            {
+                **params,
+                "t": _ms(as_of),
+                "r": _ms(recorded_as_of),
+                "after": None,
+                "scenario": self.scenario,
+                "pre": params.get("classes"),
+            },
         )
         return int(rows[0]["n"]) if rows else 0
+
+    # --- the typed queries, counts and search in a scenario --------------------------------------------
+
+    def visible_states(self, class_name: str | None = None) -> States:
+        """Every object's state in the scenario that the caller may see, as ``n`` (see :class:`States`),
+        of ``class_name`` (subclasses included) when given: the one building block the typed pages, their
+        aggregates, ``counts`` and ``search`` read a scenario through, so each reads the same states, by
+        the same guard, as ``objects(scenario:)`` does."""
+        scenario = self.in_scenario
+        if scenario is None:
+            raise ReadError("reading the states of a scenario needs a scenario")
+        classes = self._classes(class_name)
+        text = (
+            self._states()
+            + "WITH s WHERE s IS NOT NULL "
+            + cypher(
+                "WITH s {.*, @updated: CASE WHEN s:ScenarioVersion THEN s.@recorded "
+                "ELSE datetime({epochMillis: s.@recorded}) END} AS n "
+                "WHERE ($pre IS NULL OR n.@class IN $pre)"
+            )
+        )
+        params = {"t": None, "r": _ms(scenario.base), "after": None, "scenario": scenario.id, "pre": classes}
+        return States(text, params)
+
+    async def readable(self, states: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """States read through :meth:`visible_states` as the API shows them: references to objects the
+        caller may see in the scenario only, times as datetimes."""
+        return await self._with_visible_references(states)
+
+    async def counts(self, domain: str | None) -> list[tuple[str, int]]:
+        """The objects the caller may see in the scenario, per class (classes with none left out), as
+        :meth:`hub.reader.Reader.counts` on the live graph."""
+        states = self.visible_states()
+        rows = await self.guard.read(
+            states.text
+            + cypher(" AND ($domain IS NULL OR n.@domain = $domain) ")
+            + cypher("RETURN n.@class AS cls, count(n) AS n ORDER BY cls"),
+            {**states.params, "domain": self._domain(domain)},
+        )
+        return [(r["cls"], int(r["n"])) for r in rows if r["cls"] is not None]
+
+    async def search(
+        self,
+        text: str,
+        size: int,
+        patterns: Sequence[str] | None,
+        name_keys: Sequence[str],
+        class_name: str | None,
+    ) -> list[dict[str, Any]]:
+        """Objects the caller may see in the scenario whose mRID is ``text``, then those with a name (of
+        ``name_keys``) matching every one of ``patterns`` (:meth:`hub.name_search.NameSearch.patterns`;
+        None: the text has no words), ordered as :meth:`hub.reader.Reader.search` orders: the exact match,
+        the length of the name, the mRID. The live graph's full-text index does not hold a scenario's
+        states, so the words are matched against each state's names."""
+        exact = text.strip()
+        if not exact or size == 0:
+            return []
+        states = self.visible_states(class_name)
+        names = "[" + ", ".join(f"n.`{k}`" for k in name_keys) + "]"
+        named = (
+            f"all(p IN $patterns WHERE any(v IN {names} WHERE v IS :: STRING AND toLower(v) =~ p))"
+            if patterns is not None
+            else "false"
+        )
+        rows = await self.guard.read(
+            states.text
+            + f" AND (n.mrid = $exact OR {named}) "
+            + "WITH n, CASE WHEN n.mrid = $exact THEN 0 ELSE 1 END AS rank "
+            + "RETURN n {.*} AS n ORDER BY rank, size(coalesce(n.name, '')), n.mrid LIMIT $limit",
+            {**states.params, "exact": exact, "patterns": list(patterns or []), "limit": size},
+        )
+        found = [r["n"] for r in rows]
+        self.guard.stats.rows += len(found)
+        return found
 
     async def changes(
         self,
