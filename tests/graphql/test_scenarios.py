@@ -644,7 +644,7 @@ AGGREGATE = """query($p: ID!, $s: String) {
     count sum { length } max { length } groups { key count sum { length } } } }"""
 COUNTS = """query($s: String) { counts(scenario: $s) { className count } }"""
 SEARCH = """query($t: String!, $s: String, $f: Boolean) {
-  search(text: $t, scenario: $s, fuzzy: $f) { mrid name label } }"""
+  search(text: $t, scenario: $s, fuzzy: $f) { mrid name } }"""
 MEASUREMENTS = """query($m: ID!, $s: String) { measurementHistory(mrid: $m, scenario: $s) { key } }"""
 RELATION_FILTER = """query($s: String) {
   acLineSegments(where: {baseVoltage: {some: {}}}, scenario: $s) { totalCount } }"""
