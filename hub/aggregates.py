@@ -5,7 +5,8 @@ Only objects the caller may see contribute: the match is :func:`hub.typed_pages.
 guard, and its relationship filters look at visible objects only. Grouping by an attribute of related
 objects (``fossilFuels.fossilFuelType``) reads the related objects through the guard as well. A sum over
 no stated value is null (not 0), as are min, max and avg. In a scenario the same runs over the objects'
-states there (:func:`hub.typed_pages.match` with ``states``); grouping by related objects is refused there.
+states there (:func:`hub.typed_pages.match` with ``states``), grouping by related objects by their states
+there (:meth:`hub.history.History.related_states`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from hub.filters import GENERIC_FIELDS, FilterCompiler, FilterError, filterable_attributes
+from hub.graph_schema import CLASS
 from hub.guard import visible
 from hub.history import States
 from hub.ordering import SORTABLE_GENERIC
@@ -76,12 +78,7 @@ def aggregate_query(
     if group_by is None:
         return f"{text} RETURN null AS key, {', '.join(parts)}", params, columns
     if "." in group_by:
-        if states is not None:
-            raise FilterError(
-                "groupByRelated cannot be combined with scenario (a state's references are not "
-                "relationships to group by); group by a field of the class itself"
-            )
-        return (*_by_related(reader, compiler, query, group_by, text, params, parts), columns)
+        return (*_by_related(reader, compiler, query, group_by, text, params, parts, states), columns)
     if group_by not in group_keys(ontology, query.class_name):
         raise FilterError(f"groupBy: {query.class_name} cannot be grouped by {group_by!r}")
     key = (
@@ -100,6 +97,7 @@ def _by_related(
     text: str,
     params: dict[str, Any],
     parts: list[str],
+    states: States | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Groups by an attribute of related objects (``association.attribute``): an object counts once in
     the group of each distinct value among its related objects the caller may see, and in the null group
@@ -116,6 +114,16 @@ def _by_related(
         key = f"g.`{attrs[attribute].key}`"
     else:
         raise FilterError(f"groupByRelated: {link.other} has no field {attribute!r} to group by")
+    if states is not None:
+        # The related objects' states there (hub/history.py), of the class.
+        params = {**params, "grel": link.rel_type}
+        params["gcls"] = sorted(c for c in ontology.classes if link.other in ontology.ancestors(c))
+        related = states.reads.related_states("n", "$grel", link.direction, "g")
+        return (
+            f"{text} OPTIONAL CALL (n) {{ {related} AND g.{CLASS} IN $gcls RETURN g }} "
+            f"WITH DISTINCT n, {key} AS key RETURN key, {', '.join(parts)} ORDER BY key",
+            params,
+        )
     arrow = f"-[:`{link.rel_type}`]->" if link.direction == "out" else f"<-[:`{link.rel_type}`]-"
     return (
         f"{text} OPTIONAL MATCH (n){arrow}(g:`{link.other}`) WHERE {visible('g')} "

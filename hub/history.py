@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from hub.filters import StateReads
 from hub.graph_schema import CLASS, DOMAIN, LABEL, RECORDED, REF_TARGETS, REF_TYPES, VALID_FROM, cypher
 from hub.guard import Guard, visible
 from hub.reader import CAPACITY, DOMAINS, DependencyStep, Reader, ReadError, Step, Subgraph, checked_rel_types
@@ -43,11 +44,12 @@ from hub.scenarios import Scenario, state_props
 from ontology.connectivity import physical_network
 from ontology.model import Ontology
 
-# The state of object ``m`` at ($t, $r) (either may be null: no bound) as ``v`` (null: none).
+# The state of object ``{m}`` (a variable holding its mRID) at ($t, $r) (either may be null: no bound)
+# as ``{out}`` (null: none).
 _STATE_AT: Final = cypher(
     """
-CALL (m) {{
-  OPTIONAL MATCH (x:ObjectVersion {{mrid: m}}) USING INDEX SEEK x:ObjectVersion(mrid)
+CALL ({m}) {{
+  OPTIONAL MATCH (x:ObjectVersion {{mrid: {m}}}) USING INDEX SEEK x:ObjectVersion(mrid)
   WHERE (${t} IS NULL OR x.@valid_from <= ${t}) AND ($r IS NULL OR x.@recorded <= $r)
   RETURN x AS {out} ORDER BY x.@version DESC LIMIT 1
 }}
@@ -59,11 +61,11 @@ CALL (m) {{
 # one (a delete included), else the base's state at ($t, $r).
 _SCENARIO_STATE_AT: Final = cypher(
     """
-CALL (m) {{
-  OPTIONAL MATCH (o:ScenarioVersion {{scenario: $scenario, mrid: m}})
-  WITH m, o ORDER BY o.@version DESC LIMIT 1
-  CALL (m, o) {{
-    OPTIONAL MATCH (x:ObjectVersion {{mrid: m}}) USING INDEX SEEK x:ObjectVersion(mrid)
+CALL ({m}) {{
+  OPTIONAL MATCH (o:ScenarioVersion {{scenario: $scenario, mrid: {m}}})
+  WITH {m}, o ORDER BY o.@version DESC LIMIT 1
+  CALL ({m}, o) {{
+    OPTIONAL MATCH (x:ObjectVersion {{mrid: {m}}}) USING INDEX SEEK x:ObjectVersion(mrid)
     WHERE o IS NULL AND (${t} IS NULL OR x.@valid_from <= ${t}) AND ($r IS NULL OR x.@recorded <= $r)
     RETURN x ORDER BY x.@version DESC LIMIT 1
   }}
@@ -73,9 +75,18 @@ CALL (m) {{
 )
 
 
-def _state_at(time_param: str, out: str, scenario: str | None = None) -> str:
+def _state_at(time_param: str, out: str, scenario: str | None = None, m: str = "m") -> str:
     template = _STATE_AT if scenario is None else _SCENARIO_STATE_AT
-    return template.format(t=time_param, out=out)
+    return template.format(t=time_param, out=out, m=m)
+
+
+def _as_state(var: str) -> str:
+    """Version ``var`` (null stays null) as a state map: its properties, with ``@updated`` set to when
+    the hub recorded it (kept versions hold that as epoch milliseconds, a scenario's as a datetime)."""
+    return cypher(
+        f"CASE WHEN {var} IS NULL THEN null ELSE {var} {{.*, @updated: CASE WHEN {var}:ScenarioVersion "
+        f"THEN {var}.@recorded ELSE datetime({{epochMillis: {var}.@recorded}}) END}} END"
+    )
 
 
 def _ms(moment: datetime | None) -> int | None:
@@ -108,6 +119,8 @@ class States:
 
     text: str
     params: dict[str, Any]
+    # What reads related objects' states there (relationship filters, hub/filters.py).
+    reads: StateReads
 
 
 @dataclass
@@ -358,15 +371,48 @@ WITH m
         classes = self._classes(class_name)
         text = (
             self._states()
-            + "WITH s WHERE s IS NOT NULL "
-            + cypher(
-                "WITH s {.*, @updated: CASE WHEN s:ScenarioVersion THEN s.@recorded "
-                "ELSE datetime({epochMillis: s.@recorded}) END} AS n "
-                "WHERE ($pre IS NULL OR n.@class IN $pre)"
-            )
+            + f"WITH s WHERE s IS NOT NULL WITH {_as_state('s')} AS n "
+            + cypher("WHERE ($pre IS NULL OR n.@class IN $pre)")
         )
         params = {"t": None, "r": _ms(scenario.base), "after": None, "scenario": scenario.id, "pre": classes}
-        return States(text, params)
+        return States(text, params, self)
+
+    def related_states(self, var: str, rel: str, direction: str, other: str) -> str:
+        """Clauses for a subquery of a statement over :meth:`visible_states` (whose parameters it uses):
+        one row per object related to state ``var`` by a reference of type ``rel`` (a Cypher expression,
+        a parameter) from it (``direction`` "out") or to it ("in"), with ``other`` bound to that
+        object's state in the scenario the caller may see (as a map, as ``n`` is), ending in a ``WHERE``
+        clause a filter may extend with ``AND``; ``var`` is carried along. A reference counts when the
+        referring state states it and the referred object's state exists there, as the live graph keeps
+        no edge to what is absent; each related object counts once."""
+        ident, found, shown = f"{other}_id", f"{other}_v", f"{other}_s"
+        if direction == "out":
+            ids = cypher(
+                f"UNWIND reduce(acc = [], i IN range(0, size(coalesce({var}.@ref_types, [])) - 1) | "
+                f"CASE WHEN {var}.@ref_types[i] = {rel} AND NOT {var}.@ref_targets[i] IN acc "
+                f"THEN acc + {var}.@ref_targets[i] ELSE acc END) AS {ident} "
+            )
+            refers = ""
+        else:
+            # Objects whose version (of the base by its time, or of the scenario) names ``var``: each
+            # then judged by its own state in the scenario (no index holds references).
+            ids = cypher(
+                f"CALL ({var}) {{ MATCH (x:ObjectVersion) WHERE {var}.mrid IN x.@ref_targets "
+                "AND ($t IS NULL OR x.@valid_from <= $t) AND ($r IS NULL OR x.@recorded <= $r) "
+                f"RETURN x.mrid AS {ident} UNION "
+                f"MATCH (x:ScenarioVersion {{scenario: $scenario}}) WHERE {var}.mrid IN x.@ref_targets "
+                f"RETURN x.mrid AS {ident} }} "
+            )
+            refers = cypher(
+                f" AND any(i IN range(0, size(coalesce({other}.@ref_types, [])) - 1) "
+                f"WHERE {other}.@ref_types[i] = {rel} AND {other}.@ref_targets[i] = {var}.mrid)"
+            )
+        return (
+            ids
+            + _state_at("t", found, self.scenario, m=ident)
+            + f"WITH {var}, {_shown(found)} AS {shown} "
+            + f"WITH {var}, {_as_state(shown)} AS {other} WHERE {other} IS NOT NULL{refers}"
+        )
 
     async def readable(self, states: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """States read through :meth:`visible_states` as the API shows them: references to objects the

@@ -10,8 +10,8 @@ cursors are :mod:`hub.ordering`'s.
 In a scenario (``states``, :meth:`hub.history.History.visible_states`) the same filter, order, cursors
 and count run over each object's state there instead of the live nodes: the states are maps of the
 objects' versions, already filtered by the guard (each by its own version's label), and the filter reads
-their attributes and generic fields as it reads a live node's. Relationship filters are refused there
-(a state's references are lists on it, not relationships the filter's patterns could follow).
+their attributes and generic fields as it reads a live node's, and its relationship filters read the
+related objects' states there (:meth:`hub.history.History.related_states`).
 
 A page whose selection asks for its total count gets it from the same statement as its rows
 (:func:`page_query` with ``total``): the matching objects are collected once and counted before the cursor
@@ -55,7 +55,7 @@ def match(
     with ``states``, of the states there of the class (made for it) the filter admits."""
     label = reader.class_label(query.class_name)
     if states is not None:
-        compiled = compiler.compile(label, query.where, "n", relations=False)
+        compiled = compiler.compile(label, query.where, "n", states=states.reads)
         predicate = f" AND {compiled.predicate}" if compiled.predicate != "true" else ""
         return states.text + predicate, {**states.params, **compiled.params}
     compiled = compiler.compile(label, query.where, "n")

@@ -18,7 +18,7 @@ through the caller's guard, and relationship filters only look at objects the ca
 Both take ``scenario:`` (a scenario's id): the same filter, order, cursors, ``totalCount`` and aggregates
 over each object's state in that scenario (:meth:`hub.history.History.visible_states`), as
 ``objects(scenario:)`` reads them: associations are empty there, and relationship filters and
-``groupByRelated`` are refused.
+``groupByRelated`` read the related objects' states there (the references their states state).
 """
 
 from __future__ import annotations
@@ -493,7 +493,8 @@ def _page_field(registry: TypeRegistry, compiler: FilterCompiler, t: TypedClass,
         "and the default: by mRID); cursor pagination, page size capped by the server. scenario (a "
         "scenario's id): the same over the objects as they are in that scenario (each object's latest "
         "version there, else its base version), each judged by that version's own label; associations "
-        "are empty then and relationship filters are refused.",
+        "are empty then, and relationship filters look at the related objects' states there (by the "
+        "references the states state) that you may see.",
     )
 
 
@@ -597,5 +598,6 @@ def _aggregate_field(compiler: FilterCompiler, t: TypedClass, field_name: str) -
         "matching where, overall and per group: per value of groupBy, or with groupByRelated "
         "(association.field, e.g. fossilFuels.fossilFuelType) per value among the related objects you may "
         "see (an object counts once in each of its values' groups, in the null group when it has none). "
-        "scenario: the same over the objects' states in that scenario (not with groupByRelated).",
+        "scenario: the same over the objects' states in that scenario (groupByRelated: by the related "
+        "objects' states there).",
     )

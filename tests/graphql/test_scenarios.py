@@ -646,8 +646,11 @@ COUNTS = """query($s: String) { counts(scenario: $s) { className count } }"""
 SEARCH = """query($t: String!, $s: String, $f: Boolean) {
   search(text: $t, scenario: $s, fuzzy: $f) { mrid name } }"""
 MEASUREMENTS = """query($m: ID!, $s: String) { measurementHistory(mrid: $m, scenario: $s) { key } }"""
-RELATION_FILTER = """query($s: String) {
-  acLineSegments(where: {baseVoltage: {some: {}}}, scenario: $s) { totalCount } }"""
+RELATION_FILTER = """query($p: ID!, $s: String) {
+  some: acLineSegments(where: {mrid: {startsWith: $p}, baseVoltage: {some: {}}}, scenario: $s) {
+    totalCount }
+  none: acLineSegments(where: {mrid: {startsWith: $p}, baseVoltage: {none: {}}}, scenario: $s) {
+    totalCount } }"""
 
 
 @dataclass
@@ -838,9 +841,11 @@ def test_typed_queries_aggregates_counts_and_search_read_the_scenario_and_leave_
     # What a scenario cannot answer is refused in words that say why.
     readings = env.post("public", MEASUREMENTS, {"m": f"{p}-l1", "s": plan})
     assert "a scenario holds planned changes to objects, never readings" in json.dumps(readings), readings
-    related = env.post("public", RELATION_FILTER, {"s": plan})
-    assert "cannot be combined with scenario" in json.dumps(related), related
-    assert "errors" not in env.post("public", RELATION_FILTER, {"s": None})
+    # Relationship filters read the states there: no line here names a base voltage.
+    for caller in ("official", "public"):
+        related = env.query(caller, RELATION_FILTER, {"p": p, "s": plan})
+        assert related["some"]["totalCount"] == 0
+        assert related["none"]["totalCount"] == len(oracle(caller, in_plan))
 
     # The live graph answers as before the scenarios existed.
     assert live() == live_answers

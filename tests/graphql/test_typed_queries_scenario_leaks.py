@@ -2,14 +2,16 @@
 seeded scenario, as two callers of different clearances, each answer against an oracle computed in Python
 over only the states that caller may see there.
 
-The base is units at four labels (one hidden from both callers), kept as versions beside the live graph; the
-scenario relabels some (also from a label a caller sees to one it does not, and back), changes some
-attributes, deletes some and adds others. Each object is its scenario version if it has one, else its base
-version, judged by that version's own label only: a unit the scenario moves above a caller's clearance is
-absent for it, whatever its base version's label, and one it moves below is present. Every page of a
-random order is read with a random page size through the cursors and must give the oracle's order; totals
-and aggregates (per group too) must be the oracle's. Relationship filters are refused in a scenario, so the
-filters here are over the units' own fields.
+The base is units and the fuels that feed them at four labels (one hidden from both callers), kept as
+versions beside the live graph; the scenario relabels some (also from a label a caller sees to one it does
+not, and back), changes some attributes, points some fuels at other units, deletes some and adds others.
+Each object is its scenario version if it has one, else its base version, judged by that version's own
+label only: an object the scenario moves above a caller's clearance is absent for it, whatever its base
+version's label, and one it moves below is present; a fuel relates to a unit when its state there names the
+unit and both are visible there. Every page of a random order (filters over the units' own fields, or
+with relationship filters through the fuels, nested two deep) is read with a random page size through the
+cursors and must give the oracle's order; totals and aggregates (per group too, also grouped by the type
+of the fuels each caller may see) must be the oracle's.
 """
 
 from __future__ import annotations
@@ -29,16 +31,21 @@ from hub.labels import intern
 from tests.graphql.test_typed_queries_leaks import (
     CAPACITIES,
     CONTROLS,
+    FUEL,
+    FUELS,
     HOW,
     LABELS,
     NAMES,
+    RELATED_GROUP,
     UNIT,
     Oracle,
     _ask,
     _combine,
+    _fuel_rel,
     _same_summary,
     leaves,
     orders,
+    wheres,
 )
 
 pytestmark = pytest.mark.services
@@ -47,15 +54,24 @@ PAGE = """query($w: ThermalGeneratingUnitWhere, $o: [ThermalGeneratingUnitSort!]
             $after: String, $s: String) {
   thermalGeneratingUnits(where: $w, orderBy: $o, first: $first, after: $after, scenario: $s) {
     totalCount pageInfo { hasNextPage endCursor } nodes { mrid name label maxOperatingP } } }"""
-AGG = """query($w: ThermalGeneratingUnitWhere, $g: ThermalGeneratingUnitField, $s: String) {
-  thermalGeneratingUnitAggregate(where: $w, groupBy: $g, scenario: $s) {
+AGG = """query($w: ThermalGeneratingUnitWhere, $g: ThermalGeneratingUnitField, $r: String, $s: String) {
+  thermalGeneratingUnitAggregate(where: $w, groupBy: $g, groupByRelated: $r, scenario: $s) {
     count min { maxOperatingP } max { maxOperatingP } avg { maxOperatingP } sum { maxOperatingP }
     groups { key count min { maxOperatingP } max { maxOperatingP } avg { maxOperatingP }
              sum { maxOperatingP } }
   } }"""
 CREATE = """mutation($n: String!) {
   createScenario(name: $n, label: "classification=PUBLIC", producers: []) { id } }"""
-ATTRIBUTES = ("name", "maxOperatingP", "genControlSource")
+ATTRIBUTES = ("name", "maxOperatingP", "genControlSource", "fossilFuelType")
+
+
+def _fuel(rng: random.Random, units: list[str]) -> dict[str, Any]:
+    return {
+        "label": rng.choice(LABELS),
+        "name": rng.choice(NAMES),
+        "fossilFuelType": rng.choice(FUELS),
+        "feeds": sorted(rng.sample(units, rng.randint(0, 4))),
+    }
 
 
 def _unit(rng: random.Random) -> dict[str, Any]:
@@ -73,52 +89,73 @@ def world(
 ) -> Iterator[dict[str, Any]]:
     rng = random.Random(19)
     prefix = f"{run_id}-s"
-    base = {f"{prefix}u{i:02d}": _unit(rng) for i in range(16)}
+    units = {f"{prefix}u{i:02d}": _unit(rng) for i in range(16)}
+    fuels = {f"{prefix}f{i:02d}": _fuel(rng, sorted(units)) for i in range(10)}
+    rel = _fuel_rel()
 
     def props(o: dict[str, Any]) -> dict[str, Any]:
-        return {k: o[k] for k in ("maxOperatingP", "genControlSource") if o[k] is not None}
+        return {
+            k: o[k] for k in ("maxOperatingP", "genControlSource", "fossilFuelType") if o.get(k) is not None
+        }
 
-    # The base: live units (for their labels and bookkeeping), each kept as its one version.
-    graph_writer([Obj(m, UNIT, o["label"], o["name"], props(o)) for m, o in base.items()], [])
+    # The base: live objects (for their labels and bookkeeping), each kept as its one version, a fuel's
+    # stating the units it feeds.
+    graph_writer(
+        [Obj(m, UNIT, o["label"], o["name"], props(o)) for m, o in units.items()]
+        + [Obj(m, FUEL, o["label"], o["name"], props(o)) for m, o in fuels.items()],
+        [],
+    )
     neo4j_driver.execute_query(
         "MATCH (n:Entity) WHERE n.mrid STARTS WITH $p CREATE (v:ObjectVersion) SET v = properties(n) "
         "SET v._version = 1, v._deleted = false, v._valid_from = 0, v._recorded = timestamp(), "
-        "v._ref_types = [], v._ref_targets = [] REMOVE v._updated",
+        "v._ref_types = [t IN coalesce($feeds[n.mrid], []) | $rel], "
+        "v._ref_targets = coalesce($feeds[n.mrid], []) "
+        "REMOVE v._updated",
         p=prefix,
+        feeds={m: o["feeds"] for m, o in fuels.items()},
+        rel=rel,
     )
     token = api.token("planner", "ngt", "OFFICIAL")
     made = api.query(CREATE, {"n": f"{prefix}-plan"}, token=token)
     assert "errors" not in made, made
     scenario = made["data"]["createScenario"]["id"]
 
-    # The scenario: relabel, change, delete or keep each base unit; add a few.
+    # The scenario: relabel, change (a fuel: also the units it feeds), delete or keep each base object;
+    # add a few.
     records, _, _ = neo4j_driver.execute_query(
-        "MATCH (n:Entity) WHERE n.mrid STARTS WITH $p RETURN n.mrid AS m, n._owner AS owner, "
-        "n._domain AS domain",
+        "MATCH (n:Entity) WHERE n.mrid STARTS WITH $p RETURN n._owner AS owner, n._domain AS domain LIMIT 1",
         p=prefix,
     )
     owner, domain = records[0]["owner"], records[0]["domain"]
-    overlay: dict[str, dict[str, Any] | None] = {}
-    for m, o in base.items():
+    added_units = {f"{prefix}a{i:02d}": _unit(rng) for i in range(5)}
+    every_unit = sorted({**units, **added_units})
+    base: dict[str, tuple[str, dict[str, Any]]] = {
+        **{m: (UNIT, o) for m, o in units.items()},
+        **{m: (FUEL, o) for m, o in fuels.items()},
+    }
+    overlay: dict[str, tuple[str, dict[str, Any] | None]] = {}
+    for m, (cls, o) in base.items():
         what = rng.choice(["keep", "relabel", "relabel", "change", "delete"])
         if what == "relabel":
-            overlay[m] = {**o, "label": rng.choice(LABELS)}
+            overlay[m] = (cls, {**o, "label": rng.choice(LABELS)})
         elif what == "change":
-            overlay[m] = {**_unit(rng), "label": o["label"]}
+            fresh = _unit(rng) if cls == UNIT else _fuel(rng, every_unit)
+            overlay[m] = (cls, {**fresh, "label": o["label"]})
         elif what == "delete":
-            overlay[m] = None
-    for i in range(5):
-        overlay[f"{prefix}a{i:02d}"] = _unit(rng)
+            overlay[m] = (cls, None)
+    overlay.update({m: (UNIT, o) for m, o in added_units.items()})
+    overlay.update({f"{prefix}g{i:02d}": (FUEL, _fuel(rng, every_unit)) for i in range(3)})
     rows = []
-    for m, o in overlay.items():
-        label = (o or base[m])["label"]  # a delete carries the label of what it deleted
-        state = {k: o[k] for k in ATTRIBUTES if o[k] is not None} if o is not None else {}
+    for m, (cls, o) in overlay.items():
+        label = (o or base[m][1])["label"]  # a delete carries the label of what it deleted
+        state = {k: o[k] for k in ATTRIBUTES if o.get(k) is not None} if o is not None else {}
+        feeds = o.get("feeds", []) if o is not None else []
         rows.append(
             {
                 "m": m,
                 "props": {
                     **state,
-                    "_class": UNIT,
+                    "_class": cls,
                     "_domain": domain,
                     "_label": intern(label)[0],
                     "_owner": owner,
@@ -126,8 +163,8 @@ def world(
                     "_version": 2,
                     "_deleted": o is None,
                     "_event_id": uuid.uuid4().hex,
-                    "_ref_types": [],
-                    "_ref_targets": [],
+                    "_ref_types": [rel] * len(feeds),
+                    "_ref_targets": feeds,
                 },
             }
         )
@@ -138,10 +175,20 @@ def world(
         s=scenario,
     )
     # The states in the scenario, with their versions (the scenario's 2, the base's 1).
-    units = {
-        m: {**o, "version": 2 if m in overlay else 1} for m, o in {**base, **overlay}.items() if o is not None
+    states = {
+        m: (cls, {**o, "version": 2 if m in overlay else 1})
+        for m, (cls, o) in {**base, **overlay}.items()
+        if o is not None
     }
-    yield {"prefix": prefix, "scenario": scenario, "units": units, "fuels": {}, "feeds": []}
+    yield {
+        "prefix": prefix,
+        "scenario": scenario,
+        "units": {m: o for m, (cls, o) in states.items() if cls == UNIT},
+        "fuels": {
+            m: {k: v for k, v in o.items() if k != "feeds"} for m, (cls, o) in states.items() if cls == FUEL
+        },
+        "feeds": sorted({(m, u) for m, (cls, o) in states.items() if cls == FUEL for u in o["feeds"]}),
+    }
     neo4j_driver.execute_query(
         "MATCH (v) WHERE (v:ObjectVersion OR v:ScenarioVersion) AND v.mrid STARTS WITH $p DETACH DELETE v",
         p=prefix,
@@ -168,10 +215,10 @@ def own_fields() -> st.SearchStrategy[dict[str, Any]]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
-    where=own_fields(),
+    where=st.one_of(own_fields(), wheres(UNIT)),
     order=orders,
     size=st.integers(1, 6),
-    group_by=st.sampled_from([None, "genControlSource", "maxOperatingP", "name", "version"]),
+    group_by=st.sampled_from([None, "genControlSource", "maxOperatingP", "name", "version", RELATED_GROUP]),
 )
 def test_typed_queries_in_a_scenario_answer_as_over_the_states_each_caller_may_see_there(
     api: Api,
@@ -205,7 +252,8 @@ def test_typed_queries_in_a_scenario_answer_as_over_the_states_each_caller_may_s
             assert (n["name"], n["maxOperatingP"]) == (unit["name"], unit["maxOperatingP"]), n
             assert intern(n["label"]) == intern(unit["label"]), n
 
-        agg = _ask(api, AGG, {"w": scoped, "g": group_by, "s": scenario}, token)[
+        grouping = {"r": group_by} if group_by == RELATED_GROUP else {"g": group_by}
+        agg = _ask(api, AGG, {"w": scoped, **grouping, "s": scenario}, token)[
             "thermalGeneratingUnitAggregate"
         ]
         expected = oracle.aggregate(where, group_by)
