@@ -4,7 +4,9 @@ attributes, over all matching objects or per value of one attribute.
 Only objects the caller may see contribute: the match is :func:`hub.typed_pages.match`, filtered by the
 guard, and its relationship filters look at visible objects only. Grouping by an attribute of related
 objects (``fossilFuels.fossilFuelType``) reads the related objects through the guard as well. A sum over
-no stated value is null (not 0), as are min, max and avg.
+no stated value is null (not 0), as are min, max and avg. In a scenario the same runs over the objects'
+states there (:func:`hub.typed_pages.match` with ``states``), grouping by related objects by their states
+there (:meth:`hub.history.History.related_states`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from hub.filters import GENERIC_FIELDS, FilterCompiler, FilterError, filterable_attributes
+from hub.graph_schema import CLASS
 from hub.guard import visible
+from hub.history import States
 from hub.ordering import SORTABLE_GENERIC
 from hub.reader import Reader
 from hub.typed_pages import Query, match
@@ -49,11 +53,13 @@ def aggregate_query(
     query: Query,
     wanted: Mapping[str, Sequence[str]],
     group_by: str | None,
+    states: States | None = None,
 ) -> tuple[str, dict[str, Any], dict[str, tuple[str, str]]]:
-    """The Cypher, its parameters, and for each returned column the (function, attribute) it holds."""
+    """The Cypher, its parameters, and for each returned column the (function, attribute) it holds;
+    ``states``: over a scenario's states (:func:`hub.typed_pages.match`), not the live graph."""
     ontology = reader.ontology
     numeric = set(numeric_attributes(ontology, query.class_name))
-    text, params = match(reader, compiler, query)
+    text, params = match(reader, compiler, query, states)
     columns: dict[str, tuple[str, str]] = {}
     parts = ["count(n) AS count"]
     for function, attrs in wanted.items():
@@ -72,7 +78,7 @@ def aggregate_query(
     if group_by is None:
         return f"{text} RETURN null AS key, {', '.join(parts)}", params, columns
     if "." in group_by:
-        return (*_by_related(reader, compiler, query, group_by, text, params, parts), columns)
+        return (*_by_related(reader, compiler, query, group_by, text, params, parts, states), columns)
     if group_by not in group_keys(ontology, query.class_name):
         raise FilterError(f"groupBy: {query.class_name} cannot be grouped by {group_by!r}")
     key = (
@@ -91,6 +97,7 @@ def _by_related(
     text: str,
     params: dict[str, Any],
     parts: list[str],
+    states: States | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Groups by an attribute of related objects (``association.attribute``): an object counts once in
     the group of each distinct value among its related objects the caller may see, and in the null group
@@ -107,6 +114,16 @@ def _by_related(
         key = f"g.`{attrs[attribute].key}`"
     else:
         raise FilterError(f"groupByRelated: {link.other} has no field {attribute!r} to group by")
+    if states is not None:
+        # The related objects' states there (hub/history.py), of the class.
+        params = {**params, "grel": link.rel_type}
+        params["gcls"] = sorted(c for c in ontology.classes if link.other in ontology.ancestors(c))
+        related = states.reads.related_states("n", "$grel", link.direction, "g")
+        return (
+            f"{text} OPTIONAL CALL (n) {{ {related} AND g.{CLASS} IN $gcls RETURN g }} "
+            f"WITH DISTINCT n, {key} AS key RETURN key, {', '.join(parts)} ORDER BY key",
+            params,
+        )
     arrow = f"-[:`{link.rel_type}`]->" if link.direction == "out" else f"<-[:`{link.rel_type}`]-"
     return (
         f"{text} OPTIONAL MATCH (n){arrow}(g:`{link.other}`) WHERE {visible('g')} "
@@ -121,8 +138,9 @@ async def aggregate(
     query: Query,
     wanted: Mapping[str, Sequence[str]],
     group_by: str | None = None,
+    states: States | None = None,
 ) -> list[Group]:
-    text, params, columns = aggregate_query(reader, compiler, query, wanted, group_by)
+    text, params, columns = aggregate_query(reader, compiler, query, wanted, group_by, states)
     rows = await reader.guard.read(text, params)
     groups = []
     for row in rows:

@@ -14,7 +14,9 @@ Cypher text only from the ontology; every value is a parameter.
 Guard: a relationship filter (``some`` / ``none`` / ``all`` / ``single``) only ever looks at related objects
 the caller may see: each subquery matches its objects with the guard's :func:`hub.guard.visible` first, so a
 hidden neighbour counts for nothing: ``none`` and ``all`` behave as if it did not exist, exactly as
-``some`` and ``single`` do.
+``some`` and ``single`` do. Over a scenario's states (``states``) the related objects are the states there
+that a state's references name, or whose references name it, each the caller may see there
+(:meth:`hub.history.History.related_states`).
 
 Truth: a comparison with a missing value is false (never unknown), also under ``NOT`` and ``all``: the
 predicate is read with two values, the way the oracle of the tests reads it.
@@ -24,9 +26,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from hub.graph_schema import DOMAIN, LABEL, OWNER, PRODUCER, UPDATED, VERSION
+from hub.graph_schema import CLASS, DOMAIN, LABEL, OWNER, PRODUCER, UPDATED, VERSION
 from hub.guard import visible
 from hub.labels import intern
 from hub.reader import Prefetch, ReadError
@@ -120,6 +122,13 @@ class Compiled:
         return ""
 
 
+class StateReads(Protocol):
+    """What reads the objects related to a state (hub/history.py) where a filter is over states, not
+    nodes (a scenario's): see :meth:`hub.history.History.related_states`."""
+
+    def related_states(self, var: str, rel: str, direction: str, other: str) -> str: ...
+
+
 class FilterError(ReadError):
     """A filter naming what the class does not have, or larger than the limits allow."""
 
@@ -135,10 +144,19 @@ class FilterCompiler:
         self.links = links
         self.limits = limits
 
-    def compile(self, class_name: str, where: Mapping[str, Any] | None, var: str = "n") -> Compiled:
+    def compile(
+        self,
+        class_name: str,
+        where: Mapping[str, Any] | None,
+        var: str = "n",
+        *,
+        states: StateReads | None = None,
+    ) -> Compiled:
+        """``states``: ``var`` is not a node but a state (a scenario's, hub/history.py), whose related
+        objects ``states`` reads."""
         if class_name not in self.ontology.classes:
             raise FilterError(f"{class_name!r} is not a class of the ontology")
-        state = _State(self.limits)
+        state = _State(self.limits, states)
         predicate = self._where(class_name, where or {}, var, state, depth=0, top=True)
         return Compiled(predicate, state.params, sorted(state.seekable))
 
@@ -245,8 +263,16 @@ class FilterCompiler:
                 raise FilterError(f"where: {key} takes {', '.join(RELATION_OPS)}, not {op!r}")
             state.term()
             other = state.var()
-            arrow = f"-[:`{link.rel_type}`]->" if link.direction == "out" else f"<-[:`{link.rel_type}`]-"
-            pattern = f"MATCH ({var}){arrow}({other}:`{link.other}`) WHERE {visible(other)}"
+            if state.reads is not None:
+                # States: the related objects' states the caller may see there, of the class.
+                classes = sorted(c for c in self.ontology.classes if link.other in self.ontology.ancestors(c))
+                pattern = (
+                    state.reads.related_states(var, state.param(link.rel_type), link.direction, other)
+                    + f" AND {other}.{CLASS} IN {state.param(classes)}"
+                )
+            else:
+                arrow = f"-[:`{link.rel_type}`]->" if link.direction == "out" else f"<-[:`{link.rel_type}`]-"
+                pattern = f"MATCH ({var}){arrow}({other}:`{link.other}`) WHERE {visible(other)}"
             inner = self._where(link.other, sub, other, state, depth + 1)
             if op == "some":
                 out.append(f"EXISTS {{ {pattern} AND {inner} }}")
@@ -269,8 +295,9 @@ def _domain(value: Any) -> str:
 class _State:
     """Parameters and variables of one compilation, and the count of its terms."""
 
-    def __init__(self, limits: FilterLimits) -> None:
+    def __init__(self, limits: FilterLimits, reads: StateReads | None = None) -> None:
         self.limits = limits
+        self.reads = reads
         self.params: dict[str, Any] = {}
         self.seekable: set[str] = set()
         self.terms = 0

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from hub.filters import StateReads
 from hub.graph_schema import CLASS, DOMAIN, LABEL, RECORDED, REF_TARGETS, REF_TYPES, VALID_FROM, cypher
 from hub.guard import Guard, visible
 from hub.reader import CAPACITY, DOMAINS, DependencyStep, Reader, ReadError, Step, Subgraph, checked_rel_types
@@ -45,11 +46,12 @@ from hub.scenarios import Scenario, state_props
 from ontology.connectivity import physical_network
 from ontology.model import Ontology
 
-# The state of object ``m`` at ($t, $r) (either may be null: no bound) as ``v`` (null: none).
+# The state of object ``{m}`` (a variable holding its mRID) at ($t, $r) (either may be null: no bound)
+# as ``{out}`` (null: none).
 _STATE_AT: Final = cypher(
     """
-CALL (m) {{
-  OPTIONAL MATCH (x:ObjectVersion {{mrid: m}}) USING INDEX SEEK x:ObjectVersion(mrid)
+CALL ({m}) {{
+  OPTIONAL MATCH (x:ObjectVersion {{mrid: {m}}}) USING INDEX SEEK x:ObjectVersion(mrid)
   WHERE (${t} IS NULL OR x.@valid_from <= ${t}) AND ($r IS NULL OR x.@recorded <= $r)
   RETURN x AS {out} ORDER BY x.@version DESC LIMIT 1
 }}
@@ -61,11 +63,11 @@ CALL (m) {{
 # one (a delete included), else the base's state at ($t, $r).
 _SCENARIO_STATE_AT: Final = cypher(
     """
-CALL (m) {{
-  OPTIONAL MATCH (o:ScenarioVersion {{scenario: $scenario, mrid: m}})
-  WITH m, o ORDER BY o.@version DESC LIMIT 1
-  CALL (m, o) {{
-    OPTIONAL MATCH (x:ObjectVersion {{mrid: m}}) USING INDEX SEEK x:ObjectVersion(mrid)
+CALL ({m}) {{
+  OPTIONAL MATCH (o:ScenarioVersion {{scenario: $scenario, mrid: {m}}})
+  WITH {m}, o ORDER BY o.@version DESC LIMIT 1
+  CALL ({m}, o) {{
+    OPTIONAL MATCH (x:ObjectVersion {{mrid: {m}}}) USING INDEX SEEK x:ObjectVersion(mrid)
     WHERE o IS NULL AND (${t} IS NULL OR x.@valid_from <= ${t}) AND ($r IS NULL OR x.@recorded <= $r)
     RETURN x ORDER BY x.@version DESC LIMIT 1
   }}
@@ -83,9 +85,18 @@ REFERRERS: Final = cypher(
 )
 
 
-def _state_at(time_param: str, out: str, scenario: str | None = None) -> str:
+def _state_at(time_param: str, out: str, scenario: str | None = None, m: str = "m") -> str:
     template = _STATE_AT if scenario is None else _SCENARIO_STATE_AT
-    return template.format(t=time_param, out=out)
+    return template.format(t=time_param, out=out, m=m)
+
+
+def _as_state(var: str) -> str:
+    """Version ``var`` (null stays null) as a state map: its properties, with ``@updated`` set to when
+    the hub recorded it (kept versions hold that as epoch milliseconds, a scenario's as a datetime)."""
+    return cypher(
+        f"CASE WHEN {var} IS NULL THEN null ELSE {var} {{.*, @updated: CASE WHEN {var}:ScenarioVersion "
+        f"THEN {var}.@recorded ELSE datetime({{epochMillis: {var}.@recorded}}) END}} END"
+    )
 
 
 def _ms(moment: datetime | None) -> int | None:
@@ -106,6 +117,20 @@ def _as_times(state: dict[str, Any]) -> dict[str, Any]:
 def _shown(var: str) -> str:
     """``var`` if it is a state the caller may see (not deleted, its version's label visible), else null."""
     return cypher(f"CASE WHEN {var} IS NOT NULL AND NOT {var}.@deleted AND {visible(var)} THEN {var} END")
+
+
+@dataclass(frozen=True)
+class States:
+    """Cypher yielding, as ``n``, the state of every object the caller may see in a scenario, one row
+    per object: a map of its version's properties with ``@updated`` set to when the hub recorded that
+    version (as an object's row shows it), so the typed filters, sorts and cursors read it as they read
+    a live node. ``text`` ends in a ``WHERE`` clause a statement may extend with ``AND``; ``params``
+    are its parameters."""
+
+    text: str
+    params: dict[str, Any]
+    # What reads related objects' states there (relationship filters, hub/filters.py).
+    reads: StateReads
 
 
 @dataclass
@@ -273,10 +298,11 @@ WITH m, {shown} AS s
 CALL () {
   MATCH (x:ObjectVersion)
   WHERE ($t IS NULL OR x.@valid_from <= $t) AND ($r IS NULL OR x.@recorded <= $r)
-    AND ($after IS NULL OR x.mrid > $after)
+    AND ($after IS NULL OR x.mrid > $after) AND ($pre IS NULL OR x.@class IN $pre)
   RETURN x.mrid AS m
   UNION
-  MATCH (x:ScenarioVersion {scenario: $scenario}) WHERE $after IS NULL OR x.mrid > $after
+  MATCH (x:ScenarioVersion {scenario: $scenario})
+  WHERE ($after IS NULL OR x.mrid > $after) AND ($pre IS NULL OR x.@class IN $pre)
   RETURN x.mrid AS m
 }
 WITH m
@@ -337,6 +363,7 @@ WITH DISTINCT x.mrid AS m ORDER BY m
                 "after": after,
                 "limit": size + 1,
                 "scenario": self.scenario,
+                "pre": params.get("classes"),
             },
         )
         found = [r["v"] for r in rows[:size]]
@@ -356,9 +383,123 @@ WITH DISTINCT x.mrid AS m ORDER BY m
         conditions = " AND ".join(["s IS NOT NULL", *where])
         rows = await self.guard.read(
             self._states() + f"WITH m, s WHERE {conditions} RETURN count(m) AS n",
-            {**params, "t": _ms(as_of), "r": _ms(recorded_as_of), "after": None, "scenario": self.scenario},
+            {
+                **params,
+                "t": _ms(as_of),
+                "r": _ms(recorded_as_of),
+                "after": None,
+                "scenario": self.scenario,
+                "pre": params.get("classes"),
+            },
         )
         return int(rows[0]["n"]) if rows else 0
+
+    # --- the typed queries, counts and search in a scenario --------------------------------------------
+
+    def visible_states(self, class_name: str | None = None) -> States:
+        """Every object's state in the scenario that the caller may see, as ``n`` (see :class:`States`),
+        of ``class_name`` (subclasses included) when given: the one building block the typed pages, their
+        aggregates, ``counts`` and ``search`` read a scenario through, so each reads the same states, by
+        the same guard, as ``objects(scenario:)`` does."""
+        scenario = self.in_scenario
+        if scenario is None:
+            raise ReadError("reading the states of a scenario needs a scenario")
+        classes = self._classes(class_name)
+        text = (
+            self._states()
+            + f"WITH s WHERE s IS NOT NULL WITH {_as_state('s')} AS n "
+            + cypher("WHERE ($pre IS NULL OR n.@class IN $pre)")
+        )
+        params = {"t": None, "r": _ms(scenario.base), "after": None, "scenario": scenario.id, "pre": classes}
+        return States(text, params, self)
+
+    def related_states(self, var: str, rel: str, direction: str, other: str) -> str:
+        """Clauses for a subquery of a statement over :meth:`visible_states` (whose parameters it uses):
+        one row per object related to state ``var`` by a reference of type ``rel`` (a Cypher expression,
+        a parameter) from it (``direction`` "out") or to it ("in"), with ``other`` bound to that
+        object's state in the scenario the caller may see (as a map, as ``n`` is), ending in a ``WHERE``
+        clause a filter may extend with ``AND``; ``var`` is carried along. A reference counts when the
+        referring state states it and the referred object's state exists there, as the live graph keeps
+        no edge to what is absent; each related object counts once."""
+        ident, found, shown = f"{other}_id", f"{other}_v", f"{other}_s"
+        if direction == "out":
+            ids = cypher(
+                f"UNWIND reduce(acc = [], i IN range(0, size(coalesce({var}.@ref_types, [])) - 1) | "
+                f"CASE WHEN {var}.@ref_types[i] = {rel} AND NOT {var}.@ref_targets[i] IN acc "
+                f"THEN acc + {var}.@ref_targets[i] ELSE acc END) AS {ident} "
+            )
+            refers = ""
+        else:
+            # Objects whose version (of the base by its time, or of the scenario) names ``var``: each
+            # then judged by its own state in the scenario (no index holds references).
+            ids = cypher(
+                f"CALL ({var}) {{ MATCH (x:ObjectVersion) WHERE {var}.mrid IN x.@ref_targets "
+                "AND ($t IS NULL OR x.@valid_from <= $t) AND ($r IS NULL OR x.@recorded <= $r) "
+                f"RETURN x.mrid AS {ident} UNION "
+                f"MATCH (x:ScenarioVersion {{scenario: $scenario}}) WHERE {var}.mrid IN x.@ref_targets "
+                f"RETURN x.mrid AS {ident} }} "
+            )
+            refers = cypher(
+                f" AND any(i IN range(0, size(coalesce({other}.@ref_types, [])) - 1) "
+                f"WHERE {other}.@ref_types[i] = {rel} AND {other}.@ref_targets[i] = {var}.mrid)"
+            )
+        return (
+            ids
+            + _state_at("t", found, self.scenario, m=ident)
+            + f"WITH {var}, {_shown(found)} AS {shown} "
+            + f"WITH {var}, {_as_state(shown)} AS {other} WHERE {other} IS NOT NULL{refers}"
+        )
+
+    async def readable(self, states: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """States read through :meth:`visible_states` as the API shows them: references to objects the
+        caller may see in the scenario only, times as datetimes."""
+        return await self._with_visible_references(states)
+
+    async def counts(self, domain: str | None) -> list[tuple[str, int]]:
+        """The objects the caller may see in the scenario, per class (classes with none left out), as
+        :meth:`hub.reader.Reader.counts` on the live graph."""
+        states = self.visible_states()
+        rows = await self.guard.read(
+            states.text
+            + cypher(" AND ($domain IS NULL OR n.@domain = $domain) ")
+            + cypher("RETURN n.@class AS cls, count(n) AS n ORDER BY cls"),
+            {**states.params, "domain": self._domain(domain)},
+        )
+        return [(r["cls"], int(r["n"])) for r in rows if r["cls"] is not None]
+
+    async def search(
+        self,
+        text: str,
+        size: int,
+        patterns: Sequence[str] | None,
+        name_keys: Sequence[str],
+        class_name: str | None,
+    ) -> list[dict[str, Any]]:
+        """Objects the caller may see in the scenario whose mRID is ``text``, then those with a name (of
+        ``name_keys``) matching every one of ``patterns`` (:meth:`hub.name_search.NameSearch.patterns`;
+        None: the text has no words), ordered as :meth:`hub.reader.Reader.search` orders: the exact match,
+        the length of the name, the mRID. The live graph's full-text index does not hold a scenario's
+        states, so the words are matched against each state's names."""
+        exact = text.strip()
+        if not exact or size == 0:
+            return []
+        states = self.visible_states(class_name)
+        names = "[" + ", ".join(f"n.`{k}`" for k in name_keys) + "]"
+        named = (
+            f"all(p IN $patterns WHERE any(v IN {names} WHERE v IS :: STRING AND toLower(v) =~ p))"
+            if patterns is not None
+            else "false"
+        )
+        rows = await self.guard.read(
+            states.text
+            + f" AND (n.mrid = $exact OR {named}) "
+            + "WITH n, CASE WHEN n.mrid = $exact THEN 0 ELSE 1 END AS rank "
+            + "RETURN n {.*} AS n ORDER BY rank, size(coalesce(n.name, '')), n.mrid LIMIT $limit",
+            {**states.params, "exact": exact, "patterns": list(patterns or []), "limit": size},
+        )
+        found = [r["n"] for r in rows]
+        self.guard.stats.rows += len(found)
+        return found
 
     async def changes(
         self,

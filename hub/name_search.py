@@ -117,6 +117,27 @@ class NameSearch:
             "`fulltext.eventually_consistent`: false}}"
         )
 
+    def patterns(self, text: str, *, fuzzy: bool = False) -> list[str] | None:
+        """Per word of ``text``, a regular expression (Cypher's ``=~``, matched against a whole lower-case
+        string) that holds when a word of the string starts with it, as the index would match it
+        (``fuzzy``: within one edit, as :meth:`query`); None when the text has no words. For strings the
+        index does not hold (a scenario's states, hub/history.py). A word starts at the string's start
+        or after a character that neither continues a word nor joins two (a dot or apostrophe between
+        letters or digits), as the index's tokenizer cuts words."""
+        found = words(text)
+        if not found:
+            return None
+        if len(found) > MAX_WORDS:
+            raise SearchTextError(f"text has {len(found)} words; a search takes at most {MAX_WORDS}")
+        start = r"(?s).*?(?<![\p{L}\p{N}_])(?<![\p{L}\p{N}_][.'\u2019])"
+        out = []
+        for word in found:
+            prefix = "".join(_regex_char(c) for c in word) + ".*"
+            if fuzzy and FUZZY_MIN <= len(word) <= FUZZY_MAX:
+                prefix = f"(?:{prefix}|{one_edit_regex(word)})"
+            out.append(start + prefix)
+        return out
+
     def query(self, text: str, *, fuzzy: bool = False) -> str | None:
         """The Lucene query for ``text`` (every word must match), or None when it has no words."""
         found = words(text)

@@ -7,6 +7,12 @@ filters by the caller's visible labels (:func:`hub.guard.visible`) like every re
 filter with :mod:`hub.filters`, whose relationship filters look at visible objects only. Sorting and
 cursors are :mod:`hub.ordering`'s.
 
+In a scenario (``states``, :meth:`hub.history.History.visible_states`) the same filter, order, cursors
+and count run over each object's state there instead of the live nodes: the states are maps of the
+objects' versions, already filtered by the guard (each by its own version's label), and the filter reads
+their attributes and generic fields as it reads a live node's, and its relationship filters read the
+related objects' states there (:meth:`hub.history.History.related_states`).
+
 A page whose selection asks for its total count gets it from the same statement as its rows
 (:func:`page_query` with ``total``): the matching objects are collected once and counted before the cursor
 and the limit pick the page out of them. One round trip and one read of the class answer both, and a page
@@ -21,6 +27,7 @@ from typing import Any
 
 from hub.filters import FilterCompiler
 from hub.guard import visible
+from hub.history import States
 from hub.ordering import SortKey, after, encode_cursor, order_by, sort_values
 from hub.reader import Fields, Page, Prefetch, Reader
 
@@ -41,9 +48,16 @@ class SortedPage(Page):
     total: int | None = None
 
 
-def match(reader: Reader, compiler: FilterCompiler, query: Query) -> tuple[str, dict[str, Any]]:
-    """``MATCH ... WHERE ...`` of the visible objects of the class the filter admits (variable ``n``)."""
+def match(
+    reader: Reader, compiler: FilterCompiler, query: Query, states: States | None = None
+) -> tuple[str, dict[str, Any]]:
+    """``MATCH ... WHERE ...`` of the visible objects of the class the filter admits (variable ``n``);
+    with ``states``, of the states there of the class (made for it) the filter admits."""
     label = reader.class_label(query.class_name)
+    if states is not None:
+        compiled = compiler.compile(label, query.where, "n", states=states.reads)
+        predicate = f" AND {compiled.predicate}" if compiled.predicate != "true" else ""
+        return states.text + predicate, {**states.params, **compiled.params}
     compiled = compiler.compile(label, query.where, "n")
     where = [compiled.predicate] if compiled.predicate != "true" else []
     where.append(visible("n"))
@@ -61,6 +75,7 @@ def page_query(
     fields: Fields = None,
     *,
     total: bool = False,
+    states: States | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """``fields``: the properties the selection reads (None: all), as :meth:`hub.reader.Reader.objects`.
 
@@ -70,9 +85,10 @@ def page_query(
     page), from the same match: the matching objects are collected once, counted, and the page is sorted
     out of them (the cursor applies there), so the class is read once, not once for the count and again
     for the page."""
-    text, params = match(reader, compiler, query)
+    text, params = match(reader, compiler, query, states)
     params["limit"] = size + 1
-    projection = reader._projection("n", prefetch, fields)
+    # A state is a map of what its version holds, all of it (no associations to fetch with it).
+    projection = ".*" if states is not None else reader._projection("n", prefetch, fields)
     later = after(query.keys, "n", cursor, params) if cursor else None
     # collect() keeps the order of the rows sorted before it.
     rest = (
@@ -100,10 +116,14 @@ async def page(
     fields: Fields = None,
     *,
     total: bool = False,
+    states: States | None = None,
 ) -> SortedPage:
-    """``total``: count every object the filter admits in the same statement (:attr:`SortedPage.total`)."""
+    """``total``: count every object the filter admits in the same statement (:attr:`SortedPage.total`);
+    ``states``: read a scenario's states instead of the live graph."""
     size = reader.page_size(first)
-    text, params = page_query(reader, compiler, query, size, cursor, prefetch, fields, total=total)
+    text, params = page_query(
+        reader, compiler, query, size, cursor, prefetch, fields, total=total, states=states
+    )
     found = (await reader.guard.read(text, params))[0]
     rows: list[dict[str, Any]] = found["page"]
     counted = int(found["total"]) if total else None
@@ -117,7 +137,7 @@ async def page(
     )
 
 
-async def count(reader: Reader, compiler: FilterCompiler, query: Query) -> int:
-    text, params = match(reader, compiler, query)
+async def count(reader: Reader, compiler: FilterCompiler, query: Query, states: States | None = None) -> int:
+    text, params = match(reader, compiler, query, states)
     rows = await reader.guard.read(f"{text} RETURN count(n) AS count", params)
     return int(rows[0]["count"])

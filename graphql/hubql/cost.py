@@ -8,7 +8,9 @@ and once per use of a fragment:
 - ``neighbourhood`` doubles with each level of ``depth`` (a traversal's frontier grows with every hop),
   ``containment`` grows by one step per level, ``relationsAmong`` with the number of mRIDs it is given;
   ``objects``, ``search``, ``history`` and ``changes`` grow with the page size they ask for (``first``);
-  ``objects`` at a past time (``asOf``, ``recordedAsOf``) and ``changes`` cost :data:`AS_OF_COST` more.
+  ``objects`` at a past time (``asOf``, ``recordedAsOf``) and ``changes`` cost :data:`AS_OF_COST` more,
+  as does any field asked in a scenario (``scenario``: the typed pages and aggregates, ``search`` and
+  ``counts`` too), which reads every object's state there.
   When such an argument is a variable, the largest value it may take counts: validation does not see
   variable values, and the server allows no more than that anyway;
 - a field with a selection of its own (an association, a page, a subgraph) costs 1, since it may mean one
@@ -162,16 +164,16 @@ class _Costing:
             return 1 + math.ceil(_int_arg(node, "first", 100, lim.max_page_size) / ROWS_PER_UNIT)
         if name in lim.typed_pages:
             rows = _int_arg(node, "first", 100, lim.max_page_size)
-            return 1 + math.ceil(rows / ROWS_PER_UNIT) + _where_cost(_arg(node, "where"), 0, lim)
+            return as_of + 1 + math.ceil(rows / ROWS_PER_UNIT) + _where_cost(_arg(node, "where"), 0, lim)
         if name in lim.typed_aggregates:
             grouped = AGGREGATE_COST if _arg(node, "groupBy") is not None else 0
             if _arg(node, "groupByRelated") is not None:
                 grouped = AGGREGATE_COST + relation_cost(1)
-            return AGGREGATE_COST + grouped + _where_cost(_arg(node, "where"), 0, lim)
+            return as_of + AGGREGATE_COST + grouped + _where_cost(_arg(node, "where"), 0, lim)
         if name == "changes":
             return AS_OF_COST + math.ceil(_int_arg(node, "first", 100, lim.max_page_size) / ROWS_PER_UNIT)
         if name == "search":
-            return 4 + math.ceil(_int_arg(node, "first", 20, lim.max_page_size) / ROWS_PER_UNIT)
+            return as_of + 4 + math.ceil(_int_arg(node, "first", 20, lim.max_page_size) / ROWS_PER_UNIT)
         return as_of + ROOT_COSTS.get(name, 1)
 
     def selection(self, selections: SelectionSetNode | None, *, root: bool, seen: frozenset[str]) -> int:

@@ -10,6 +10,7 @@ import strawberry
 from strawberry.types.info import Info
 
 from hub.measurement_history import MeasurementHistory, Series
+from hubql.scenario_reader import ScenarioRefused, history_in
 
 
 @strawberry.type(description="The readings of one slot of time: their mean, least and greatest value.")
@@ -47,8 +48,21 @@ async def resolve_measurements(
     from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
     to: datetime | None = None,
     max_points: int | None = None,
+    scenario: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A scenario's id: refused (once the scenario is known to you), since a "
+            "scenario holds no readings; ask without it for the live object's."
+        ),
+    ] = None,
 ) -> list[MeasurementSeries]:
     ctx = info.context
+    if scenario is not None:
+        await history_in(info, scenario)
+        raise ScenarioRefused(
+            "measurementHistory cannot be asked in a scenario: a scenario holds planned changes to "
+            "objects, never readings; ask without scenario for the live object's readings"
+        )
     settings = ctx.services.settings
     end = to if to is not None else datetime.now(UTC)
     start = from_ if from_ is not None else end - timedelta(hours=24)
@@ -68,6 +82,7 @@ MEASUREMENT_FIELDS: dict[str, Any] = {
         "was taken), per measured attribute, between from and to (default: the last 24 hours up to now), "
         "in at most maxPoints points each (slots of equal length over the span the readings cover, a "
         "slot's readings averaged; the server caps it). Readings are kept for a bounded time "
-        "(measurement_history_retention_s).",
+        "(measurement_history_retention_s). Not in a scenario: a scenario holds no readings, so "
+        "scenario: is refused (a scenario you may not see, as one that does not exist).",
     ),
 }

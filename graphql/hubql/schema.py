@@ -30,6 +30,7 @@ from graphql import GraphQLError, GraphQLSchema, NoSchemaIntrospectionCustomRule
 from hub import reader as rd
 from hub.auth import AuthError
 from hub.graph_schema import CLASS
+from hub.name_search import SearchTextError
 from hub.settings import Settings, get_settings
 from hubql import history, prefetch, scenario_reader, scenarios
 from hubql.access import MUTATIONS as ACCESS_MUTATIONS
@@ -235,8 +236,31 @@ async def _search(
             "character changed, added or dropped, two swapped) of the start of a word of a name."
         ),
     ] = False,
+    scenario: Annotated[
+        str | None,
+        strawberry.argument(
+            description="A scenario's id: search the objects as they are in that scenario (each "
+            "judged by its own version's label), matching the same words against their names."
+        ),
+    ] = None,
 ) -> list[SearchHit]:
     size = 20 if first is None else first
+    if scenario is not None:
+        reader, _ = await scenario_reader.history_in(info, scenario)
+        ctx = info.context
+        names = ctx.reader.names
+        try:
+            patterns = names.patterns(text, fuzzy=fuzzy)
+        except SearchTextError as exc:
+            raise rd.ReadError(str(exc)) from None
+        states = await reader.search(
+            text,
+            ctx.reader.page_size(first, default=20),
+            patterns,
+            names.properties,
+            class_name,
+        )
+        return [graph_node(n, ctx.guard.label_text) for n in states]  # type: ignore[misc]
     found = await info.context.reader.search(
         text, size, class_name=class_name, fuzzy=fuzzy, fields=_properties(info, ())
     )
@@ -386,8 +410,12 @@ async def _dependencies(
     }
 
 
-async def _counts(info: Info, domain: Domain | None = None) -> list[ClassCount]:
-    found = await info.context.reader.counts(_domain_name(domain))
+async def _counts(info: Info, domain: Domain | None = None, scenario: str | None = None) -> list[ClassCount]:
+    if scenario is not None:
+        reader, _ = await scenario_reader.history_in(info, scenario)
+        found = await reader.counts(_domain_name(domain))
+    else:
+        found = await info.context.reader.counts(_domain_name(domain))
     return [ClassCount(class_name=c, count=n) for c, n in found]
 
 
@@ -497,7 +525,8 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
             resolver=_search,
             description="The object whose mRID is the text, then objects with a name (name, short name, "
             'EIC code, alias) in which every word of the text starts a word ("sub nor" finds '
-            '"Substation North"), through the full-text index; shortest names first, then by mRID.',
+            '"Substation North"), through the full-text index; shortest names first, then by mRID. '
+            "scenario: the same among the objects in that scenario.",
         ),
         "neighbourhood": strawberry.field(
             resolver=_neighbourhood,
@@ -540,7 +569,11 @@ def build_schema(ontology: Ontology, settings: Settings) -> tuple[strawberry.Sch
             "time, from kept history, walking only objects whose version then you may see; scenario: "
             "the same in that scenario, walking only objects whose state there you may see.",
         ),
-        "counts": strawberry.field(resolver=_counts, description="Visible objects per class."),
+        "counts": strawberry.field(
+            resolver=_counts,
+            description="Visible objects per class; scenario (a scenario's id): those visible in that "
+            "scenario, each by its own version's label.",
+        ),
         "ontology_classes": strawberry.field(
             resolver=_ontology_classes, description="The ontology's classes."
         ),

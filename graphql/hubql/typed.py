@@ -14,6 +14,11 @@ For a class ``ACLineSegment`` the schema gets:
 
 The Cypher is :mod:`hub.typed_pages`', :mod:`hub.filters`' and :mod:`hub.aggregates`'; every read goes
 through the caller's guard, and relationship filters only look at objects the caller may see.
+
+Both take ``scenario:`` (a scenario's id): the same filter, order, cursors, ``totalCount`` and aggregates
+over each object's state in that scenario (:meth:`hub.history.History.visible_states`), as
+``objects(scenario:)`` reads them: associations are empty there, and relationship filters and
+``groupByRelated`` read the related objects' states there (the references their states state).
 """
 
 from __future__ import annotations
@@ -35,13 +40,16 @@ from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from hub import aggregates, typed_pages
 from hub.filters import GENERIC_FIELDS, FilterCompiler, FilterError, FilterLimits, filterable_attributes
+from hub.history import States
 from hub.ordering import SORTABLE_GENERIC, sort_keys
 from hub.reader import merge_fields
 from hub.settings import Settings
 from hubql import prefetch
 from hubql.generic import Domain, PageInfo
+from hubql.history import as_of_row
 from hubql.projection import selected_properties
 from hubql.scalars import Long, native
+from hubql.scenario_reader import history_in
 from hubql.types import TypeRegistry
 from ontology.model import Ontology
 
@@ -411,7 +419,7 @@ def _page_field(registry: TypeRegistry, compiler: FilterCompiler, t: TypedClass,
         counted: int | None = root["_total"]  # counted with the page when the selection asked for it
         if counted is not None:
             return counted
-        return await typed_pages.count(info.context.reader, compiler, root["_query"])
+        return await typed_pages.count(info.context.reader, compiler, root["_query"], root["_states"])
 
     connection = strawberry.type(
         type(
@@ -441,11 +449,21 @@ def _page_field(registry: TypeRegistry, compiler: FilterCompiler, t: TypedClass,
         order_by: Any = None,
         first: int | None = None,
         after: str | None = None,
+        scenario: str | None = None,
     ) -> Any:
         ctx = info.context
         spec = [(str(plain(s.field)), s.direction is SortDirection.DESC) for s in order_by or []]
         query = typed_pages.Query(c, plain(where), sort_keys(ontology, c, spec))
         selected = info.selected_fields[0].selections
+        total = prefetch.selects(selected, "totalCount")
+        if scenario is not None:
+            history, _ = await history_in(info, scenario)
+            states = history.visible_states(c)
+            found = await typed_pages.page(
+                ctx.reader, compiler, query, first, after, total=total, states=states
+            )
+            rows = [as_of_row(info, s) for s in await history.readable(found.rows)]
+            return _connection(rows, found, query, states)
         # Fields are selected on the class's own type (not the root's): its attributes and associations.
         nodes, edge_nodes = prefetch.child(selected, "nodes"), prefetch.child(selected, "edges", "node")
         wanted = prefetch.merge(
@@ -456,18 +474,8 @@ def _page_field(registry: TypeRegistry, compiler: FilterCompiler, t: TypedClass,
             selected_properties(ctx.registry, type_name, edge_nodes),
         )
         # The total count, when selected, comes from the page's own statement.
-        total = prefetch.selects(selected, "totalCount")
         found = await typed_pages.page(ctx.reader, compiler, query, first, after, wanted, fields, total=total)
-        rows = ctx.rows(found.rows, wanted)
-        return {
-            "edges": [{"cursor": k, "node": r} for k, r in zip(found.cursors, rows, strict=True)],
-            "nodes": rows,
-            "page_info": PageInfo(
-                has_next_page=found.has_next, end_cursor=found.cursors[-1] if found.cursors else None
-            ),
-            "_query": query,
-            "_total": found.total,
-        }
+        return _connection(ctx.rows(found.rows, wanted), found, query, None)
 
     resolve.__annotations__ = {
         "info": Info,
@@ -475,14 +483,38 @@ def _page_field(registry: TypeRegistry, compiler: FilterCompiler, t: TypedClass,
         "order_by": list[t.sort] | None,  # type: ignore[name-defined]
         "first": int | None,
         "after": str | None,
+        "scenario": str | None,
         "return": connection,
     }
     return strawberry.field(
         name=field_name,
         resolver=resolve,
         description=f"Objects of {c} (subclasses included) matching where, in the order asked for (ties "
-        "and the default: by mRID); cursor pagination, page size capped by the server.",
+        "and the default: by mRID); cursor pagination, page size capped by the server. scenario (a "
+        "scenario's id): the same over the objects as they are in that scenario (each object's latest "
+        "version there, else its base version), each judged by that version's own label; associations "
+        "are empty then, and relationship filters look at the related objects' states there (by the "
+        "references the states state) that you may see.",
     )
+
+
+def _connection(
+    rows: list[dict[str, Any]],
+    found: typed_pages.SortedPage,
+    query: typed_pages.Query,
+    states: States | None,
+) -> dict[str, Any]:
+    """A typed page's connection; ``states``: the scenario's states it was read from (None: live)."""
+    return {
+        "edges": [{"cursor": k, "node": r} for k, r in zip(found.cursors, rows, strict=True)],
+        "nodes": rows,
+        "page_info": PageInfo(
+            has_next_page=found.has_next, end_cursor=found.cursors[-1] if found.cursors else None
+        ),
+        "_query": query,
+        "_total": found.total,
+        "_states": states,
+    }
 
 
 def _aggregate_field(compiler: FilterCompiler, t: TypedClass, field_name: str) -> Any:
@@ -517,9 +549,17 @@ def _aggregate_field(compiler: FilterCompiler, t: TypedClass, field_name: str) -
     )
 
     async def resolve(
-        info: Info, where: Any = None, group_by: Any = None, group_by_related: str | None = None
+        info: Info,
+        where: Any = None,
+        group_by: Any = None,
+        group_by_related: str | None = None,
+        scenario: str | None = None,
     ) -> Any:
         ctx = info.context
+        states = None
+        if scenario is not None:
+            history, _ = await history_in(info, scenario)
+            states = history.visible_states(c)
         if group_by is not None and group_by_related is not None:
             raise FilterError("give groupBy or groupByRelated, not both")
         grouping = str(plain(group_by)) if group_by is not None else group_by_related
@@ -530,14 +570,16 @@ def _aggregate_field(compiler: FilterCompiler, t: TypedClass, field_name: str) -
         names = {f.name for f in _selections(selected)}
         if grouping is not None:
             # Refused the same whether or not groups are selected.
-            aggregates.aggregate_query(ctx.reader, compiler, query, {}, grouping)
+            aggregates.aggregate_query(ctx.reader, compiler, query, {}, grouping, states)
         result: dict[str, Any] = {"count": 0, "groups": []}
         if names - {"groups", "__typename"}:
-            overall = await aggregates.aggregate(ctx.reader, compiler, query, _wanted(selected))
+            overall = await aggregates.aggregate(ctx.reader, compiler, query, _wanted(selected), None, states)
             result.update(_group_row(overall[0], t.numeric))
         if "groups" in names and grouping is not None:
             group_sel = [s for f in _selections(selected) if f.name == "groups" for s in f.selections]
-            found = await aggregates.aggregate(ctx.reader, compiler, query, _wanted(group_sel), grouping)
+            found = await aggregates.aggregate(
+                ctx.reader, compiler, query, _wanted(group_sel), grouping, states
+            )
             result["groups"] = [_group_row(g, t.numeric) for g in found]
         return result
 
@@ -546,6 +588,7 @@ def _aggregate_field(compiler: FilterCompiler, t: TypedClass, field_name: str) -
         "where": t.where | None,
         "group_by": t.field_enum | None,
         "group_by_related": str | None,
+        "scenario": str | None,
         "return": agg_type,
     }
     return strawberry.field(
@@ -554,5 +597,7 @@ def _aggregate_field(compiler: FilterCompiler, t: TypedClass, field_name: str) -
         description=f"Count and min / max / avg / sum of the numeric attributes of the visible {c} objects "
         "matching where, overall and per group: per value of groupBy, or with groupByRelated "
         "(association.field, e.g. fossilFuels.fossilFuelType) per value among the related objects you may "
-        "see (an object counts once in each of its values' groups, in the null group when it has none).",
+        "see (an object counts once in each of its values' groups, in the null group when it has none). "
+        "scenario: the same over the objects' states in that scenario (groupByRelated: by the related "
+        "objects' states there).",
     )

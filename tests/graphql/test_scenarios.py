@@ -627,3 +627,225 @@ def test_paths_dependencies_and_history_follow_the_scenario_and_leave_the_live_g
 
     # The live graph answers as before the scenarios existed.
     assert live() == live_answers
+
+
+# ------------------------------------------------- typed queries, aggregates, counts and search in a scenario
+
+TYPED_PAGE = """query($p: ID!, $s: String, $a: String, $min: Float) {
+  acLineSegments(where: {mrid: {startsWith: $p}, length: {gte: $min}},
+                 orderBy: [{field: length, direction: DESC}], first: 2, after: $a, scenario: $s) {
+    totalCount edges { cursor node { mrid name version label length } }
+    pageInfo { hasNextPage endCursor } } }"""
+TYPED_BY_NAME = """query($p: ID!, $s: String) {
+  acLineSegments(where: {mrid: {startsWith: $p}}, orderBy: [{field: name}], scenario: $s) {
+    nodes { mrid } } }"""
+AGGREGATE = """query($p: ID!, $s: String) {
+  acLineSegmentAggregate(where: {mrid: {startsWith: $p}}, groupBy: version, scenario: $s) {
+    count sum { length } max { length } groups { key count sum { length } } } }"""
+COUNTS = """query($s: String) { counts(scenario: $s) { className count } }"""
+SEARCH = """query($t: String!, $s: String, $f: Boolean) {
+  search(text: $t, scenario: $s, fuzzy: $f) { mrid name } }"""
+MEASUREMENTS = """query($m: ID!, $s: String) { measurementHistory(mrid: $m, scenario: $s) { key } }"""
+RELATION_FILTER = """query($p: ID!, $s: String) {
+  some: acLineSegments(where: {mrid: {startsWith: $p}, baseVoltage: {some: {}}}, scenario: $s) {
+    totalCount }
+  none: acLineSegments(where: {mrid: {startsWith: $p}, baseVoltage: {none: {}}}, scenario: $s) {
+    totalCount } }"""
+
+
+@dataclass
+class Line:
+    """An ACLineSegment as the oracle keeps it."""
+
+    name: str
+    length: float | None
+    label: str
+    version: int
+
+
+def _line_event(env: Env, mrid: str, line: Line, kind: str = "upsert") -> dict[str, Any]:
+    attributes: dict[str, Any] = {"IdentifiedObject.name": line.name}
+    if line.length is not None:
+        attributes["Conductor.length"] = line.length
+    return _gas_event(env, mrid, "ACLineSegment", line.version, label=line.label, kind=kind, **attributes)
+
+
+def _sees(caller: str, label: str) -> bool:
+    return caller == "official" or label == PUBLIC
+
+
+def _by_length(lines: dict[str, Line]) -> list[str]:
+    """The typed page's order: length descending, missing lengths last, ties by mRID."""
+    return sorted(lines, key=lambda m: (lines[m].length is None, -(lines[m].length or 0.0), m))
+
+
+def test_typed_queries_aggregates_counts_and_search_read_the_scenario_and_leave_the_live_graph(
+    env: Env,
+) -> None:
+    """Live lines (one above the public caller's clearance); a scenario that adds a line and a consumer,
+    changes a line's length and name, raises another's label above the public caller's clearance and
+    deletes a third; an empty scenario on the same base. Every query's answer in the scenario equals the
+    oracle's (the base with the scenario's changes, as each caller may see it), the live graph's answers
+    stay as they were, and a hidden scenario is refused exactly as a missing one."""
+    p = f"{env.prefix}-tq"
+    word = env.prefix  # a word of every name here, and of no other object's
+    base = {
+        f"{p}-l1": Line(f"{word} tqline north", 10.0, PUBLIC, 1),
+        f"{p}-l2": Line(f"{word} tqline south", 30.0, PUBLIC, 1),
+        f"{p}-l3": Line(f"{word} tqline east", 20.0, PUBLIC, 1),
+        f"{p}-l4": Line(f"{word} tqline west", None, PUBLIC, 1),
+        f"{p}-l5": Line(f"{word} tqline centre long", 40.0, OFFICIAL, 1),
+    }
+    _publish(env, "typed-live", [_line_event(env, m, line) for m, line in base.items()])
+
+    def live() -> list[str]:
+        """The live graph's answers to every query the scenario changes, for both callers."""
+        return [
+            json.dumps(env.post(c, q, v), sort_keys=True)
+            for c in ("official", "public")
+            for q, v in (
+                (TYPED_PAGE, {"p": p, "s": None, "a": None, "min": None}),
+                (TYPED_BY_NAME, {"p": p, "s": None}),
+                (AGGREGATE, {"p": p, "s": None}),
+                (COUNTS, {"s": None}),
+                (SEARCH, {"t": f"{word} tql", "s": None, "f": False}),
+            )
+        ]
+
+    live_answers = live()
+
+    def scenario(suffix: str, label: str = PUBLIC) -> str:
+        made = env.query("official", CREATE, {"n": f"{env.prefix}-{suffix}", "l": label, "p": [env.producer]})
+        return str(made["createScenario"]["id"])
+
+    plan, empty, hidden = scenario("typed-plan"), scenario("typed-empty"), scenario("typed-hidden", OFFICIAL)
+    added, consumer = f"{p}-l6", f"{p}-ec"
+    changes = {
+        added: Line(f"{word} tqline new", 25.0, PUBLIC, 1),
+        f"{p}-l1": Line(f"{word} tqline north upgraded", 50.0, PUBLIC, 2),
+        f"{p}-l2": Line(f"{word} tqline south", 30.0, OFFICIAL, 2),
+    }
+    deleted = f"{p}-l3"
+    _publish(
+        env,
+        "typed-plan",
+        [
+            *(_line_event(env, m, line) for m, line in changes.items()),
+            _line_event(env, deleted, Line("", None, PUBLIC, 2), kind="delete"),
+            _gas_event(env, consumer, "EnergyConsumer", 1, **{"IdentifiedObject.name": f"{word} load"}),
+        ],
+        "--scenario",
+        plan,
+    )
+    _publish(env, "typed-hidden", [_line_event(env, added, changes[added])], "--scenario", hidden)
+    in_plan = {m: line for m, line in {**base, **changes}.items() if m != deleted}
+
+    def oracle(caller: str, lines: dict[str, Line]) -> dict[str, Line]:
+        return {m: line for m, line in lines.items() if _sees(caller, line.label)}
+
+    def page_through(caller: str, scenario_id: str | None, least: float | None) -> tuple[list[Any], set[int]]:
+        nodes: list[Any] = []
+        totals: set[int] = set()
+        after = None
+        while True:
+            got = env.query(caller, TYPED_PAGE, {"p": p, "s": scenario_id, "a": after, "min": least})
+            page = got["acLineSegments"]
+            totals.add(page["totalCount"])
+            nodes += [e["node"] for e in page["edges"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                return nodes, totals
+            after = page["pageInfo"]["endCursor"]
+
+    for caller in ("official", "public"):
+        for scenario_id, lines in ((plan, in_plan), (empty, base)):
+            seen = oracle(caller, lines)
+            # Typed pages: the oracle's objects in the order asked for, page by page, with its total.
+            for least in (None, 20.0):
+                wanted = {
+                    m: line
+                    for m, line in seen.items()
+                    if least is None or (line.length is not None and line.length >= least)
+                }
+                nodes, totals = page_through(caller, scenario_id, least)
+                assert [n["mrid"] for n in nodes] == _by_length(wanted), (caller, scenario_id, least)
+                assert totals == {len(wanted)}
+                for n in nodes:
+                    line = wanted[n["mrid"]]
+                    assert (n["name"], n["length"], n["label"], n["version"]) == (
+                        line.name,
+                        line.length,
+                        line.label,
+                        line.version,
+                    ), n
+            by_name = env.query(caller, TYPED_BY_NAME, {"p": p, "s": scenario_id})["acLineSegments"]
+            assert [n["mrid"] for n in by_name["nodes"]] == sorted(seen, key=lambda m: (seen[m].name, m))
+
+            # Aggregates: overall and per version.
+            agg = env.query(caller, AGGREGATE, {"p": p, "s": scenario_id})["acLineSegmentAggregate"]
+            lengths = [line.length for line in seen.values() if line.length is not None]
+            assert agg["count"] == len(seen)
+            assert agg["sum"]["length"] == sum(lengths) and agg["max"]["length"] == max(lengths)
+            versions = sorted({line.version for line in seen.values()})
+            assert [(g["key"], g["count"], g["sum"]["length"]) for g in agg["groups"]] == [
+                (
+                    v,
+                    sum(1 for line in seen.values() if line.version == v),
+                    sum(line.length or 0.0 for line in seen.values() if line.version == v) or None,
+                )
+                for v in versions
+            ], agg
+
+            # Search: the exact mRID first, then names in which every word starts a word, shortest first.
+            hits = env.query(caller, SEARCH, {"t": f"{word} tql", "s": scenario_id, "f": False})["search"]
+            assert [h["mrid"] for h in hits] == sorted(seen, key=lambda m: (len(seen[m].name), m))
+            fuzzy = env.query(caller, SEARCH, {"t": f"{word} tqlime", "s": scenario_id, "f": True})["search"]
+            assert [h["mrid"] for h in fuzzy] == [h["mrid"] for h in hits]
+            north = env.query(caller, SEARCH, {"t": f"{word} nor up", "s": scenario_id, "f": False})["search"]
+            assert [h["mrid"] for h in north] == ([f"{p}-l1"] if scenario_id == plan else [])
+            exact = env.query(caller, SEARCH, {"t": deleted, "s": scenario_id, "f": False})["search"]
+            assert [h["mrid"] for h in exact] == ([] if scenario_id == plan else [deleted])
+
+        # Counts: the scenario's per class less the empty scenario's (the same base) are the changes.
+        def counts(caller: str, scenario_id: str) -> dict[str, int]:
+            got = env.query(caller, COUNTS, {"s": scenario_id})["counts"]
+            return {c["className"]: c["count"] for c in got}
+
+        planned, unplanned = counts(caller, plan), counts(caller, empty)
+        delta = {c: planned.get(c, 0) - unplanned.get(c, 0) for c in planned.keys() | unplanned.keys()}
+        lines_delta = len(oracle(caller, in_plan)) - len(oracle(caller, base))
+        assert {c: d for c, d in delta.items() if d} == {
+            c: d for c, d in {"ACLineSegment": lines_delta, "EnergyConsumer": 1}.items() if d
+        }, delta
+
+    # The public caller sees the raised line nowhere in the scenario, and in the hidden-label scenario's
+    # place it is refused exactly as in a scenario that does not exist.
+    assert f"{p}-l2" not in {n["mrid"] for n in page_through("public", plan, None)[0]}
+    stranger = f"scn-{uuid.uuid4().hex}"
+    for q, v in (
+        (TYPED_PAGE, {"p": p, "a": None, "min": None}),
+        (TYPED_BY_NAME, {"p": p}),
+        (AGGREGATE, {"p": p}),
+        (COUNTS, {}),
+        (SEARCH, {"t": f"{word} tql", "f": False}),
+        (MEASUREMENTS, {"m": f"{p}-l1"}),
+    ):
+        refused = env.post("public", q, {**v, "s": hidden})
+        assert "the scenario does not exist" in json.dumps(refused), (q, refused)
+        assert json.dumps(refused, sort_keys=True) == json.dumps(
+            env.post("public", q, {**v, "s": stranger}), sort_keys=True
+        ), q
+    # The official caller sees the hidden scenario, which holds one added line.
+    got = page_through("official", hidden, None)[0]
+    assert [n["mrid"] for n in got] == _by_length(oracle("official", {**base, added: changes[added]}))
+
+    # What a scenario cannot answer is refused in words that say why.
+    readings = env.post("public", MEASUREMENTS, {"m": f"{p}-l1", "s": plan})
+    assert "a scenario holds planned changes to objects, never readings" in json.dumps(readings), readings
+    # Relationship filters read the states there: no line here names a base voltage.
+    for caller in ("official", "public"):
+        related = env.query(caller, RELATION_FILTER, {"p": p, "s": plan})
+        assert related["some"]["totalCount"] == 0
+        assert related["none"]["totalCount"] == len(oracle(caller, in_plan))
+
+    # The live graph answers as before the scenarios existed.
+    assert live() == live_answers

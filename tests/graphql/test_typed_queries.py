@@ -435,3 +435,18 @@ def test_cost_and_limits_refuse_before_running(api: Api, tokens: dict[str, str])
     assert "HUB_MAX_FILTER_TERMS" in errors(api, q, {"w": wide}, tokens["public"])[0]
     bad_label = {"label": {"eq": "classification=((("}}
     assert "label" in errors(api, q, {"w": bad_label}, tokens["public"])[0]
+    # In a scenario a page or an aggregate costs 10 more (it reads every object's state there): as many
+    # aggregates as the budget holds run live, and are refused by their cost in a scenario, before the
+    # scenario is even looked for.
+    fits = api.settings.max_operation_cost // 10
+
+    def aggregates(argument: str) -> str:
+        return (
+            "{ " + " ".join(f"a{i}: acLineSegmentAggregate{argument} {{ count }}" for i in range(fits)) + " }"
+        )
+
+    assert "errors" not in api.query(aggregates(""), {}, token=tokens["public"])
+    in_scenario = aggregates(f'(scenario: "scn-{"0" * 32}")')
+    assert "costs" in errors(api, in_scenario, {}, tokens["public"])[0]
+    one = '{ acLineSegmentAggregate(scenario: "scn-%s") { count } }' % ("0" * 32)
+    assert "the scenario does not exist" in errors(api, one, {}, tokens["public"])[0]
