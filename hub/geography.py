@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from hub.guard import Guard, visible
+from hub.network_level import NetworkLevel, NetworkLevels
 from ontology.model import Ontology
 
 # Coordinate systems whose positions are WGS84 longitude (x) and latitude (y).
@@ -367,7 +368,7 @@ class Geography:
         return self._steps(steps)
 
     def _surroundings_query(
-        self, ends: Sequence[_Step], placement: Sequence[_Step]
+        self, ends: Sequence[_Step], placement: Sequence[_Step], extra: Sequence[str] = ()
     ) -> tuple[str, dict[str, Any]]:
         """The one statement :meth:`geometries` sends, with its fixed parameters.
 
@@ -398,22 +399,25 @@ class Geography:
         starts = "RETURN a AS s"
         if ends:
             types, cond = along(ends, "a", "ends_up", "ends_down")
-            starts += f" UNION MATCH (a)-[r:{types}]-(b) WHERE {visible('b')} AND {cond} RETURN b AS s"
+            starts += f" UNION MATCH (a)-[r:{types}]-(b) WHERE {cond} AND {visible('b')} RETURN b AS s"
         climb = "WITH s AS n "
         if placement:
             types, cond = along(placement, "x", "up", "down")
-            climb = f"MATCH (s) ((x)-[r:{types}]-(y) WHERE {visible('y')} AND {cond}){{0,{MAX_HOPS}}} (n) "
+            climb = f"MATCH (s) ((x)-[r:{types}]-(y) WHERE {cond} AND {visible('y')}){{0,{MAX_HOPS}}} (n) "
         orders = sorted({s.order for s in [*ends, *placement] if s.order})
         order_map = "{" + ", ".join(f".`{k}`" for k in orders) + "}"
-        near = "[]"
-        if ends or placement:
-            types, cond = along([*ends, *placement], "n", "near_up", "near_down")
-            near = (
-                f"COLLECT {{ MATCH (n)-[r:{types}]-(b) WHERE {visible('b')} AND {cond} "
-                "RETURN {m: b.mrid, t: type(r), s: startNode(r) = n, e: endNode(r) = n, labels: labels(b), "
-                f"o: b {order_map}}} }}"
-            )
-        returned = ["n.mrid AS mrid", "labels(n) AS labels", *self._own_parts("n"), f"{near} AS near"]
+        near_of = (
+            "RETURN {m: b.mrid, t: type(r), s: startNode(r) = n, e: endNode(r) = n, labels: labels(b), "
+            f"o: b {order_map}}}"
+        )
+        branches = [
+            f"MATCH (n){arrow}(b) WHERE {visible('b')} {near_of}"
+            for types, arrow in ((near_up, "-[r:{}]->"), (near_down, "<-[r:{}]-"))
+            if types
+            for arrow in [arrow.format("|".join(f"`{t}`" for t in types))]
+        ]
+        near = f"COLLECT {{ {' UNION '.join(branches)} }}" if branches else "[]"
+        returned = ["n.mrid AS mrid", "labels(n) AS labels", *self._own_parts("n"), f"{near} AS near", *extra]
         cypher = (
             f"UNWIND $ids AS id MATCH (a:Entity {{mrid: id}}) WHERE {visible('a')} "
             f"CALL (a) {{ {starts} }} WITH DISTINCT s "
@@ -428,13 +432,31 @@ class Geography:
         One guarded statement reads every visible object the rules may reach (:meth:`_surroundings_query`);
         the rules then run on what it returned, so a page's geometry costs one round trip whatever the
         depth of its containers."""
+        return (await self.with_levels(mrids, (), None))[0]
+
+    async def with_levels(
+        self, mrids: Sequence[str], level_mrids: Sequence[str], levels: NetworkLevels | None
+    ) -> tuple[dict[str, Geometry], dict[str, NetworkLevel]]:
+        """:meth:`geometries` of ``mrids`` and the network levels (:class:`hub.network_level.NetworkLevels`)
+        of ``level_mrids``, in the one statement: a page that shows both sends one statement for them."""
         ids = list(dict.fromkeys(mrids))
+        level_ids = list(dict.fromkeys(level_mrids)) if levels is not None else []
         if not ids:
-            return {}
+            return {}, (await levels.levels(level_ids) if levels is not None and level_ids else {})
         ends, placement = self._steps(ENDS), self._placement()
-        cypher, params = self._surroundings_query(ends, placement)
-        rows = await self.guard.read(cypher, {**params, "ids": ids})
-        return _derive(ids, _Surroundings.of(rows, ends, placement))
+        extra = levels.returned(only="n.mrid IN $level_ids") if levels is not None and level_ids else []
+        cypher, params = self._surroundings_query(ends, placement, extra)
+        starts = list(dict.fromkeys([*ids, *level_ids]))
+        rows = await self.guard.read(cypher, {**params, "ids": starts, "level_ids": level_ids})
+        found = _derive(ids, _Surroundings.of(rows, ends, placement))
+        if not extra or levels is None:
+            return found, {}
+        wanted = set(level_ids)
+        return found, {
+            row["mrid"]: level
+            for row in rows
+            if row["mrid"] in wanted and (level := levels.of_row(row)) is not None
+        }
 
     # --- diagram layout -----------------------------------------------------------------------------
 

@@ -353,17 +353,17 @@ def _page(api: Api, name: str, token: str) -> tuple[dict[str, dict[str, Any]], i
     return {e["node"]["mrid"]: e["node"] for e in body["data"]["objects"]["edges"]}, audit[-1]["queries"]
 
 
-def test_a_page_is_placed_in_one_statement_as_each_object_alone(
+def test_a_page_is_placed_and_levelled_in_one_statement_as_each_object_alone(
     api: Api, loaded: Loaded, public: str, secret: str
 ) -> None:
-    """A page's geometry comes from one statement for all its objects (the levels from one more), and for
-    a caller who sees part of the page it is what each object gets alone: objects placed only through a
-    substation or location the caller may not see have none, the hidden substation is absent."""
+    """A page's geometry and levels come from one statement for all its objects, and for a caller who
+    sees part of the page they are what each object gets alone: objects placed only through a substation
+    or location the caller may not see have none, the hidden substation is absent."""
     p = f"{loaded.prefix}s-"
     pages = {}
     for token in (public, secret):
         page, statements = _page(api, p, token)
-        assert statements == 3, statements  # the page, its geometry, its levels
+        assert statements == 2, statements  # the page, then its geometry and levels
         for mrid, node in page.items():
             alone = geo(api, mrid, token)
             assert alone is not None, mrid
