@@ -27,8 +27,9 @@ it may not see. A position stored on a breaker would reveal a hidden substation'
 who may see the breaker, and would have to be rewritten whenever a container, location or label changes.
 Derived here, every step is a guarded read: each node on the way (container, terminal, node, location,
 coordinate system, position point) must be visible, so a caller gets a derived position only through
-objects it may see. The cost is a few batched queries per request (one per hop for all objects of the
-request at once, see :class:`hubql.context.HubContext`), bounded by :data:`MAX_HOPS`.
+objects it may see. The cost is one statement per request level for all its objects at once (see
+:class:`hubql.context.HubContext`): it reads every visible object within :data:`MAX_HOPS` placement
+steps of them, and the rules run on that in Python (:meth:`Geography.geometries`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from hub.guard import Guard, visible
+from hub.network_level import NetworkLevel, NetworkLevels
 from ontology.model import Ontology
 
 # Coordinate systems whose positions are WGS84 longitude (x) and latitude (y).
@@ -139,6 +141,149 @@ def _lon_lat(x: Any, y: Any) -> LonLat | None:
     return (lon, lat)
 
 
+def _own_geometry(row: dict[str, Any]) -> Geometry | None:
+    """An object's own geometry (rule 1) from the items :meth:`Geography._own_parts` returned: the first
+    WGS84 location (by mRID) with a valid point, else a position point's own location, else its own
+    longitude and latitude."""
+    for key in ("located", "self_point"):
+        by_loc: dict[str, list[LonLat]] = {}
+        for p in row.get(key) or []:
+            if not is_wgs84(p["urn"], p["cs"]):
+                continue
+            ll = _lon_lat(p["x"], p["y"])
+            if ll is not None:
+                by_loc.setdefault(p["loc"], []).append(ll)
+        for loc in sorted(by_loc):
+            found = Geometry.of(by_loc[loc], "own")
+            if found is not None:
+                return found
+    for i in range(len(OWN_LON_LAT)):
+        pair = row.get(f"lonlat{i}")
+        ll = _lon_lat(pair[0], pair[1]) if pair else None
+        if ll is not None:
+            return Geometry("Point", (ll,), "own")
+    return None
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One step from an object to another: from an object of class ``cls`` along relationship type
+    ``rel``, going out (or in), to an object of class ``other``; ``order`` is the key of the attribute of
+    the object reached that orders the step's objects (None: by mRID only)."""
+
+    index: int
+    cls: str
+    rel: str
+    out: bool
+    other: str
+    order: str | None
+
+    def takes(self, labels: frozenset[str], near: dict[str, Any]) -> bool:
+        """Whether this step goes from an object with ``labels`` along the relationship ``near`` (as the
+        geometry statement returns it) to the object at its other end."""
+        return (
+            self.rel == near["t"]
+            and bool(near["s"] if self.out else near["e"])
+            and self.cls in labels
+            and self.other in near["labels"]
+        )
+
+
+def _cypher_order(value: Any) -> tuple[int, Any]:
+    """A sort key ordering values as Cypher's ``ORDER BY`` does for the types an order attribute holds:
+    strings, then booleans, then numbers, then null."""
+    if value is None:
+        return (3, 0)
+    if isinstance(value, bool):
+        return (1, value)
+    if isinstance(value, int | float):
+        return (2, value)
+    return (0, str(value))
+
+
+def _taken(labels: frozenset[str], nears: Sequence[dict[str, Any]], steps: Sequence[_Step]) -> list[str]:
+    """The mRIDs of the objects one of ``steps`` reaches from an object with ``labels`` (its visible
+    neighbours ``nears``): in step order, then by the step's order attribute, then by mRID; each once."""
+    found = {
+        (step.index, _cypher_order(near["o"].get(step.order) if step.order else 0), near["m"])
+        for near in nears
+        for step in steps
+        if step.takes(labels, near)
+    }
+    return list(dict.fromkeys(m for _, _, m in sorted(found)))
+
+
+@dataclass(frozen=True)
+class _Surroundings:
+    """What the geometry statement read: per visible object reached, its own geometry (when it has one),
+    its ends and the objects one placement step away, each list in step order, without repeats."""
+
+    own: dict[str, Geometry]
+    ends: dict[str, list[str]]
+    up: dict[str, list[str]]
+
+    @staticmethod
+    def of(
+        rows: Sequence[dict[str, Any]], ends: Sequence[_Step], placement: Sequence[_Step]
+    ) -> _Surroundings:
+        own: dict[str, Geometry] = {}
+        ends_of: dict[str, list[str]] = {}
+        up: dict[str, list[str]] = {}
+        for row in rows:
+            mrid, labels, nears = row["mrid"], frozenset(row["labels"]), row["near"]
+            g = _own_geometry(row)
+            if g is not None:
+                own[mrid] = g
+            ends_of[mrid] = _taken(labels, nears, ends)
+            up[mrid] = _taken(labels, nears, placement)
+        return _Surroundings(own, ends_of, up)
+
+
+def _placed_points(area: _Surroundings, mrids: Sequence[str], own: dict[str, Geometry]) -> dict[str, LonLat]:
+    """A point for each object: the centre of its own geometry (``own``), else of the first placed object
+    up the placement associations, level by level (at each level the first in step order), never
+    through an object met before on the way, up to :data:`MAX_HOPS` steps."""
+    out = {m: g.centre for m, g in own.items()}
+    # origin -> objects reached at the current level; seen per origin keeps cycles out
+    frontier = {m: [m] for m in mrids if m not in out}
+    seen = {m: {m} for m in frontier}
+    for _ in range(MAX_HOPS):
+        if not frontier:
+            break
+        new_frontier: dict[str, list[str]] = {}
+        for origin, nodes in frontier.items():
+            candidates = [o for n in nodes for o in area.up.get(n, []) if o not in seen[origin]]
+            hit = next((o for o in candidates if o in area.own), None)
+            if hit is not None:
+                out[origin] = area.own[hit].centre
+                continue
+            if candidates:
+                seen[origin].update(candidates)
+                new_frontier[origin] = list(dict.fromkeys(candidates))
+        frontier = new_frontier
+    return out
+
+
+def _derive(ids: Sequence[str], area: _Surroundings) -> dict[str, Geometry]:
+    """Rules 1-3 for ``ids`` on what the geometry statement read."""
+    out = {m: area.own[m] for m in ids if m in area.own}
+    rest = [m for m in ids if m not in out]
+    if rest:
+        ends = {m: area.ends[m] for m in rest if area.ends.get(m)}
+        reached = sorted({e for es in ends.values() for e in es})
+        end_points = _placed_points(area, reached, {e: area.own[e] for e in reached if e in area.own})
+        for m, es in ends.items():
+            line = Geometry.of([end_points[e] for e in es if e in end_points], "ends")
+            if line is not None and line.type == "LineString":
+                out[m] = line
+        rest = [m for m in rest if m not in out]
+    if rest:
+        # Their own geometry was looked at above (they have none): start climbing at once.
+        for m, point in _placed_points(area, rest, {}).items():
+            out[m] = Geometry("Point", (point,), "placement")
+    return out
+
+
 class Geography:
     """Geometries and diagram points for one caller; every query goes through the caller's guard."""
 
@@ -159,16 +304,16 @@ class Geography:
 
     # --- own geometry -------------------------------------------------------------------------------
 
-    async def own(self, mrids: Sequence[str]) -> dict[str, Geometry]:
-        """Objects' own WGS84 geometry (rule 1), for those that have one and the caller may see."""
-        if not mrids:
-            return {}
+    def _own_parts(self, var: str) -> list[str]:
+        """RETURN items with the raw data of node ``var``'s own geometry (rule 1): ``located`` (its
+        visible WGS84-candidate locations' visible points), ``self_point`` (a position point's own
+        location) and ``lonlat<i>`` (:data:`OWN_LON_LAT`); :func:`_own_geometry` reads them."""
         loc_psr = self._assoc("Location.PowerSystemResources")
         loc_cs = self._assoc("Location.CoordinateSystem")
         pp_loc = self._assoc("PositionPoint.Location")
         keys = {q: self._key(q) for q in ("PositionPoint.xPosition", "PositionPoint.yPosition")}
         seq, urn = self._key("PositionPoint.sequenceNumber"), self._key("CoordinateSystem.crsUrn")
-        parts = ["n.mrid AS mrid"]
+        parts = []
         if (
             loc_psr
             and loc_cs
@@ -180,147 +325,138 @@ class Geography:
             point = f"{{loc: loc.mrid, urn: cs.`{urn}`, cs: cs.name, x: p.`{x}`, y: p.`{y}`, seq: p.`{seq}`}}"
             cs_match = f"(loc)-[:`{loc_cs[0]}`]->(cs:`{loc_cs[2]}`) WHERE {visible('cs')}"
             parts.append(
-                f"COLLECT {{ MATCH (n)<-[:`{loc_psr[0]}`]-(loc:`{loc_psr[1]}`) WHERE {visible('loc')} "
+                f"COLLECT {{ MATCH ({var})<-[:`{loc_psr[0]}`]-(loc:`{loc_psr[1]}`) WHERE {visible('loc')} "
                 f"MATCH {cs_match} "
                 f"MATCH (p:`{pp_loc[1]}`)-[:`{pp_loc[0]}`]->(loc) WHERE {visible('p')} "
                 f"WITH loc, cs, p ORDER BY loc.mrid, p.`{seq}`, p.mrid RETURN {point} }} AS located"
             )
             # A position point of a WGS84 location is placed itself.
             parts.append(
-                f"COLLECT {{ MATCH (n:`{pp_loc[1]}`)-[:`{pp_loc[0]}`]->(loc:`{pp_loc[2]}`) "
+                f"COLLECT {{ MATCH ({var}:`{pp_loc[1]}`)-[:`{pp_loc[0]}`]->(loc:`{pp_loc[2]}`) "
                 f"WHERE {visible('loc')} MATCH {cs_match} "
-                f"RETURN {{loc: loc.mrid, urn: cs.`{urn}`, cs: cs.name, x: n.`{x}`, y: n.`{y}`, seq: 0}} }} "
-                "AS self_point"
+                f"RETURN {{loc: loc.mrid, urn: cs.`{urn}`, cs: cs.name, x: {var}.`{x}`, y: {var}.`{y}`, "
+                "seq: 0} } AS self_point"
             )
         for i, (cls, lon_q, lat_q) in enumerate(OWN_LON_LAT):
             lon, lat = self._key(lon_q), self._key(lat_q)
             if cls in self.ontology.classes and lon and lat:
-                parts.append(f"CASE WHEN n:`{cls}` THEN [n.`{lon}`, n.`{lat}`] END AS lonlat{i}")
-        rows = await self.guard.read(
-            f"UNWIND $ids AS id MATCH (n:Entity {{mrid: id}}) WHERE {visible('n')} RETURN {', '.join(parts)}",
-            {"ids": list(mrids)},
-        )
-        out: dict[str, Geometry] = {}
-        for row in rows:
-            found: Geometry | None = None
-            for key in ("located", "self_point"):
-                by_loc: dict[str, list[LonLat]] = {}
-                for p in row.get(key) or []:
-                    if not is_wgs84(p["urn"], p["cs"]):
-                        continue
-                    ll = _lon_lat(p["x"], p["y"])
-                    if ll is not None:
-                        by_loc.setdefault(p["loc"], []).append(ll)
-                for loc in sorted(by_loc):
-                    found = Geometry.of(by_loc[loc], "own")
-                    if found is not None:
-                        break
-                if found is not None:
-                    break
-            if found is None:
-                for i in range(len(OWN_LON_LAT)):
-                    pair = row.get(f"lonlat{i}")
-                    ll = _lon_lat(pair[0], pair[1]) if pair else None
-                    if ll is not None:
-                        found = Geometry("Point", (ll,), "own")
-                        break
-            if found is not None:
-                out[row["mrid"]] = found
-        return out
+                parts.append(f"CASE WHEN {var}:`{cls}` THEN [{var}.`{lon}`, {var}.`{lat}`] END AS lonlat{i}")
+        return parts
 
     # --- steps to other objects ---------------------------------------------------------------------
 
-    async def _steps(
-        self, mrids: Sequence[str], steps: Sequence[tuple[str, str, str, str | None]]
-    ) -> dict[str, list[str]]:
-        """For each object, the visible objects one step away along ``steps`` ((class of the object,
-        association qname, direction, order attribute qname)), in step order then by the order value."""
-        branches = []
+    def _steps(self, steps: Sequence[tuple[str, str, str, str | None]]) -> list[_Step]:
+        """``steps`` ((class of the object, association qname, direction, order attribute qname)) in
+        the ontology's names, leaving out those it lacks."""
+        out: list[_Step] = []
         for i, (cls, qname, direction, order_q) in enumerate(steps):
             assoc = self._assoc(qname)
             if assoc is None or cls not in self.ontology.classes:
                 continue
             rel, owner, target = assoc
-            other = target if direction == "out" else owner
-            arrow = f"-[:`{rel}`]->" if direction == "out" else f"<-[:`{rel}`]-"
-            order_key = self._key(order_q) if order_q else None
-            order = f"b.`{order_key}`" if order_key else "0"
-            branches.append(
-                f"MATCH (a:`{cls}`){arrow}(b:`{other}`) WHERE {visible('b')} "
-                f"RETURN b.mrid AS other, {i} AS step, {order} AS ord"
-            )
-        if not branches or not mrids:
-            return {}
-        rows = await self.guard.read(
-            "UNWIND $ids AS id MATCH (a:Entity {mrid: id}) WHERE " + visible("a") + " "
-            f"CALL (a) {{ {' UNION '.join(branches)} }} "
-            "WITH id, other, step, ord ORDER BY id, step, ord, other "
-            "RETURN id, collect(other) AS others",
-            {"ids": list(mrids)},
-        )
-        return {r["id"]: list(dict.fromkeys(r["others"])) for r in rows}
-
-    async def _placed_points(
-        self, mrids: Sequence[str], own: dict[str, Geometry] | None = None
-    ) -> dict[str, LonLat]:
-        """A point for each object: the centre of its own geometry (``own``, when the caller already
-        read it), else of the first placed object up the placement associations (level by level, every
-        object on the way visible)."""
-        placement = self._placement()
-        if own is None:
-            own = await self.own(list(mrids))
-        out = {m: g.centre for m, g in own.items()}
-        # origin -> objects reached at the current level; seen per origin keeps cycles out
-        frontier = {m: [m] for m in mrids if m not in out}
-        seen = {m: {m} for m in frontier}
-        for _ in range(MAX_HOPS):
-            if not frontier:
-                break
-            current = sorted({n for nodes in frontier.values() for n in nodes})
-            nxt = await self._steps(current, placement)
-            reached = sorted({o for n in current for o in nxt.get(n, [])})
-            placed = await self.own(reached)
-            new_frontier: dict[str, list[str]] = {}
-            for origin, nodes in frontier.items():
-                candidates = [o for n in nodes for o in nxt.get(n, []) if o not in seen[origin]]
-                hit = next((o for o in candidates if o in placed), None)
-                if hit is not None:
-                    out[origin] = placed[hit].centre
-                    continue
-                if candidates:
-                    seen[origin].update(candidates)
-                    new_frontier[origin] = list(dict.fromkeys(candidates))
-            frontier = new_frontier
+            order = self._key(order_q) if order_q else None
+            out.append(_Step(i, cls, rel, direction == "out", target if direction == "out" else owner, order))
         return out
 
-    def _placement(self) -> list[tuple[str, str, str, str | None]]:
+    def _placement(self) -> list[_Step]:
         """:data:`PLACEMENT` as steps: the placed object is the owner going out, the target coming in."""
         steps: list[tuple[str, str, str, str | None]] = []
         for qname, direction in PLACEMENT:
             assoc = self._assoc(qname)
             if assoc is not None:
                 steps.append((assoc[1] if direction == "out" else assoc[2], qname, direction, None))
-        return steps
+        return self._steps(steps)
+
+    def _surroundings_query(
+        self, ends: Sequence[_Step], placement: Sequence[_Step], extra: Sequence[str] = ()
+    ) -> tuple[str, dict[str, Any]]:
+        """The one statement :meth:`geometries` sends, with its fixed parameters.
+
+        From each requested visible object and each visible object at the other end of one of its ends'
+        relationships (:data:`ENDS`), every visible object up to :data:`MAX_HOPS` placement relationships
+        away, each relationship taken only the way some placement step takes it and every object on the
+        way visible. That is a superset of what the rules reach (a step also asks for the classes at its
+        two ends, which :func:`_taken` checks); for each object it returns its labels, the raw data of its
+        own geometry and its visible neighbours along the ends' and placement's relationships.
+        """
+
+        def directions(steps: Sequence[_Step]) -> tuple[list[str], list[str]]:
+            return sorted({s.rel for s in steps if s.out}), sorted({s.rel for s in steps if not s.out})
+
+        def along(steps: Sequence[_Step], x: str, up: str, down: str) -> tuple[str, str]:
+            """The relationship types of ``steps`` (``A|B``), and the condition that relationship ``r``
+            is taken from ``x`` the way one of them takes it (types ``$up`` going out, ``$down`` in)."""
+            types = "|".join(f"`{t}`" for t in sorted({s.rel for s in steps}))
+            return types, (
+                f"((startNode(r) = {x} AND type(r) IN ${up}) OR (endNode(r) = {x} AND type(r) IN ${down}))"
+            )
+
+        up, down = directions(placement)
+        ends_up, ends_down = directions(ends)
+        near_up, near_down = directions([*ends, *placement])
+        params = {"up": up, "down": down, "ends_up": ends_up, "ends_down": ends_down}
+        params.update(near_up=near_up, near_down=near_down)
+        starts = "RETURN a AS s"
+        if ends:
+            types, cond = along(ends, "a", "ends_up", "ends_down")
+            starts += f" UNION MATCH (a)-[r:{types}]-(b) WHERE {cond} AND {visible('b')} RETURN b AS s"
+        climb = "WITH s AS n "
+        if placement:
+            types, cond = along(placement, "x", "up", "down")
+            climb = f"MATCH (s) ((x)-[r:{types}]-(y) WHERE {cond} AND {visible('y')}){{0,{MAX_HOPS}}} (n) "
+        orders = sorted({s.order for s in [*ends, *placement] if s.order})
+        order_map = "{" + ", ".join(f".`{k}`" for k in orders) + "}"
+        near_of = (
+            "RETURN {m: b.mrid, t: type(r), s: startNode(r) = n, e: endNode(r) = n, labels: labels(b), "
+            f"o: b {order_map}}}"
+        )
+        branches = [
+            f"MATCH (n){arrow}(b) WHERE {visible('b')} {near_of}"
+            for types, arrow in ((near_up, "-[r:{}]->"), (near_down, "<-[r:{}]-"))
+            if types
+            for arrow in [arrow.format("|".join(f"`{t}`" for t in types))]
+        ]
+        near = f"COLLECT {{ {' UNION '.join(branches)} }}" if branches else "[]"
+        returned = ["n.mrid AS mrid", "labels(n) AS labels", *self._own_parts("n"), f"{near} AS near", *extra]
+        cypher = (
+            f"UNWIND $ids AS id MATCH (a:Entity {{mrid: id}}) WHERE {visible('a')} "
+            f"CALL (a) {{ {starts} }} WITH DISTINCT s "
+            f"{climb}WITH DISTINCT n RETURN {', '.join(returned)}"
+        )
+        return cypher, params
 
     async def geometries(self, mrids: Sequence[str]) -> dict[str, Geometry]:
         """The WGS84 geometry of each object that has one (rules 1-3); objects the caller may not see,
-        and objects placed only through objects it may not see, have none."""
+        and objects placed only through objects it may not see, have none.
+
+        One guarded statement reads every visible object the rules may reach (:meth:`_surroundings_query`);
+        the rules then run on what it returned, so a page's geometry costs one round trip whatever the
+        depth of its containers."""
+        return (await self.with_levels(mrids, (), None))[0]
+
+    async def with_levels(
+        self, mrids: Sequence[str], level_mrids: Sequence[str], levels: NetworkLevels | None
+    ) -> tuple[dict[str, Geometry], dict[str, NetworkLevel]]:
+        """:meth:`geometries` of ``mrids`` and the network levels (:class:`hub.network_level.NetworkLevels`)
+        of ``level_mrids``, in the one statement: a page that shows both sends one statement for them."""
         ids = list(dict.fromkeys(mrids))
-        out = await self.own(ids)
-        rest = [m for m in ids if m not in out]
-        if rest:
-            ends = await self._steps(rest, ENDS)
-            end_points = await self._placed_points(sorted({e for es in ends.values() for e in es}))
-            for m, es in ends.items():
-                line = Geometry.of([end_points[e] for e in es if e in end_points], "ends")
-                if line is not None and line.type == "LineString":
-                    out[m] = line
-            rest = [m for m in rest if m not in out]
-        if rest:
-            # Their own geometry was read above (they have none): start climbing at once.
-            for m, point in (await self._placed_points(rest, own={})).items():
-                out[m] = Geometry("Point", (point,), "placement")
-        return out
+        level_ids = list(dict.fromkeys(level_mrids)) if levels is not None else []
+        if not ids:
+            return {}, (await levels.levels(level_ids) if levels is not None and level_ids else {})
+        ends, placement = self._steps(ENDS), self._placement()
+        extra = levels.returned(only="n.mrid IN $level_ids") if levels is not None and level_ids else []
+        cypher, params = self._surroundings_query(ends, placement, extra)
+        starts = list(dict.fromkeys([*ids, *level_ids]))
+        rows = await self.guard.read(cypher, {**params, "ids": starts, "level_ids": level_ids})
+        found = _derive(ids, _Surroundings.of(rows, ends, placement))
+        if not extra or levels is None:
+            return found, {}
+        wanted = set(level_ids)
+        return found, {
+            row["mrid"]: level
+            for row in rows
+            if row["mrid"] in wanted and (level := levels.of_row(row)) is not None
+        }
 
     # --- diagram layout -----------------------------------------------------------------------------
 

@@ -83,24 +83,31 @@ class NetworkLevels:
             where.append(visible(var))
         return f"{pattern} WHERE {' AND '.join(where)}"
 
-    async def levels(self, mrids: Sequence[str]) -> dict[str, NetworkLevel]:
-        if not mrids:
-            return {}
+    def returned(self, only: str | None = None) -> list[str]:
+        """RETURN items with what node ``n``'s level is derived from (``v<i>``: base voltages along
+        :data:`VOLTAGE_PATHS`, ``p_own<i>``: its own pressures, ``p<i>``: its gas nodes' pressures);
+        :meth:`of_row` reads them. ``only``: a condition on ``n``, the items are null where it is false
+        (and nothing is read for them)."""
+        return [
+            f"{expr} AS {alias}" if only is None else f"CASE WHEN {only} THEN {expr} END AS {alias}"
+            for expr, alias in self._items()
+        ]
+
+    def _items(self) -> list[tuple[str, str]]:
         volt = self.ontology.attribute_by_qname(NOMINAL_VOLTAGE)
-        parts = ["n.mrid AS mrid"]
-        n_volt = 0
+        parts: list[tuple[str, str]] = []
         seen: set[str] = set()
+        n_volt = 0
         if volt is not None:
             for path in VOLTAGE_PATHS:
                 pattern = self._path(path, "b")
                 # Several associations share a relationship type (BASE_VOLTAGE): one pattern each.
                 if pattern is not None and pattern not in seen:
                     seen.add(pattern)
-                    parts.append(f"COLLECT {{ MATCH {pattern} RETURN b.`{volt.key}` }} AS v{n_volt}")
+                    parts.append((f"COLLECT {{ MATCH {pattern} RETURN b.`{volt.key}` }}", f"v{n_volt}"))
                     n_volt += 1
-        own_p = sorted({a.key for q in PRESSURE if (a := self.ontology.attribute_by_qname(q)) is not None})
-        for i, key in enumerate(own_p):
-            parts.append(f"n.`{key}` AS p_own{i}")
+        for i, key in enumerate(self._own_pressures()):
+            parts.append((f"n.`{key}`", f"p_own{i}"))
         node_key = self.ontology.attribute_by_qname(PRESSURE[0])
         n_links = 0
         if node_key is not None:
@@ -108,18 +115,33 @@ class NetworkLevels:
                 pattern = self._path(((qname, "out"),), "g")
                 if pattern is not None and pattern not in seen:
                     seen.add(pattern)
-                    parts.append(f"COLLECT {{ MATCH {pattern} RETURN g.`{node_key.key}` }} AS p{n_links}")
+                    parts.append((f"COLLECT {{ MATCH {pattern} RETURN g.`{node_key.key}` }}", f"p{n_links}"))
                     n_links += 1
+        return parts
+
+    def _own_pressures(self) -> list[str]:
+        return sorted({a.key for q in PRESSURE if (a := self.ontology.attribute_by_qname(q)) is not None})
+
+    def of_row(self, row: dict[str, Any]) -> NetworkLevel | None:
+        """The level from a row with the items of :meth:`returned`; None when neither is known."""
+        volts = [row[k] for k in sorted((k for k in row if k[:1] == "v" and k[1:].isdigit()), key=_index)]
+        kv = next((v for vs in volts if (v := _max(vs)) is not None), None)
+        bar = _max([row[f"p_own{i}"] for i in range(len(self._own_pressures()))])
+        if bar is None:
+            links = [k for k in row if k[:1] == "p" and k[1:].isdigit()]
+            bar = _max([v for k in links for v in row[k] or []])
+        return NetworkLevel(kv, bar) if kv is not None or bar is not None else None
+
+    async def levels(self, mrids: Sequence[str]) -> dict[str, NetworkLevel]:
+        if not mrids:
+            return {}
         rows = await self.guard.read(
-            f"UNWIND $ids AS id MATCH (n:Entity {{mrid: id}}) WHERE {visible('n')} RETURN {', '.join(parts)}",
+            f"UNWIND $ids AS id MATCH (n:Entity {{mrid: id}}) WHERE {visible('n')} "
+            f"RETURN {', '.join(['n.mrid AS mrid', *self.returned()])}",
             {"ids": list(mrids)},
         )
-        out: dict[str, NetworkLevel] = {}
-        for row in rows:
-            kv = next((v for i in range(n_volt) if (v := _max(row[f"v{i}"])) is not None), None)
-            bar = _max([row[f"p_own{i}"] for i in range(len(own_p))])
-            if bar is None:
-                bar = _max([v for i in range(n_links) for v in row[f"p{i}"]])
-            if kv is not None or bar is not None:
-                out[row["mrid"]] = NetworkLevel(kv, bar)
-        return out
+        return {row["mrid"]: level for row in rows if (level := self.of_row(row)) is not None}
+
+
+def _index(key: str) -> int:
+    return int(key[1:])

@@ -33,6 +33,10 @@ from hubql.change_feed import ChangeFeed
 from hubql.cursors import CursorCodec, cursor_key
 from ontology.model import Ontology
 
+# What the batch of derived fields is asked for, per object: its geometry or its network level.
+GEOMETRY = "geometry"
+LEVEL = "level"
+
 if TYPE_CHECKING:
     from hubql.types import TypeRegistry
 
@@ -132,28 +136,38 @@ class HubContext(BaseContext):
         self.reader = self.services.reader(self.guard)
         self._loaders.clear()
         # Derived geometry, diagram points and network levels: one batch of queries per request level
-        # for every object selected there, each through this caller's guard. Not cached: a websocket
-        # context lives as long as its connection, and a change may move an object or its container.
+        # for every object selected there, each through this caller's guard; geometry and levels share
+        # one statement. Not cached: a websocket context lives as long as its connection, and a change may
+        # move an object or its container.
         geography = Geography(self.guard, self.services.ontology)
         levels = NetworkLevels(self.guard, self.services.ontology)
 
-        async def load_geometry(mrids: list[str]) -> list[Geometry | None]:
-            found = await geography.geometries(mrids)
-            return [found.get(m) for m in mrids]
+        async def load_derived(keys: list[tuple[str, str]]) -> list[Geometry | NetworkLevel | None]:
+            places, found = await geography.with_levels(
+                [m for kind, m in keys if kind == GEOMETRY], [m for kind, m in keys if kind == LEVEL], levels
+            )
+            return [places.get(m) if kind == GEOMETRY else found.get(m) for kind, m in keys]
 
         async def load_diagram_points(mrids: list[str]) -> list[list[DiagramPoint]]:
             found = await geography.diagram_points(mrids)
             return [found.get(m, []) for m in mrids]
 
-        async def load_levels(mrids: list[str]) -> list[NetworkLevel | None]:
-            found = await levels.levels(mrids)
-            return [found.get(m) for m in mrids]
-
-        self.geometry: DataLoader[str, Geometry | None] = DataLoader(load_fn=load_geometry, cache=False)
+        self._derived: DataLoader[tuple[str, str], Geometry | NetworkLevel | None] = DataLoader(
+            load_fn=load_derived, cache=False
+        )
         self.diagram_points: DataLoader[str, list[DiagramPoint]] = DataLoader(
             load_fn=load_diagram_points, cache=False
         )
-        self.levels: DataLoader[str, NetworkLevel | None] = DataLoader(load_fn=load_levels, cache=False)
+
+    async def geometry(self, mrid: str) -> Geometry | None:
+        """The object's derived geometry (:meth:`hub.geography.Geography.geometries`), batched per level."""
+        found = await self._derived.load((GEOMETRY, mrid))
+        return found if isinstance(found, Geometry) else None
+
+    async def level(self, mrid: str) -> NetworkLevel | None:
+        """The object's network level (:mod:`hub.network_level`), batched with the geometries."""
+        found = await self._derived.load((LEVEL, mrid))
+        return found if isinstance(found, NetworkLevel) else None
 
     def require_caller(self) -> Caller:
         if self.caller is None:  # a websocket operation before connection_init: the handler prevents it

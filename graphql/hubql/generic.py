@@ -166,7 +166,7 @@ def diagram_point_value(p: Any) -> DiagramPoint:
 
 
 async def resolve_geometry(root: Any, info: Info) -> Geometry | None:
-    return geometry_value(await info.context.geometry.load(root["mrid"]))
+    return geometry_value(await info.context.geometry(root["mrid"]))
 
 
 async def resolve_diagram_points(root: Any, info: Info) -> list[DiagramPoint]:
@@ -174,7 +174,7 @@ async def resolve_diagram_points(root: Any, info: Info) -> list[DiagramPoint]:
 
 
 async def resolve_level(root: Any, info: Info) -> NetworkLevel | None:
-    found = await info.context.levels.load(root["mrid"])
+    found = await info.context.level(root["mrid"])
     if found is None:
         return None
     return NetworkLevel(nominal_voltage=found.nominal_voltage_kv, pressure_max=found.pressure_max_bar)

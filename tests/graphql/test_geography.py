@@ -336,3 +336,59 @@ def test_a_geographic_box_never_holds_diagram_points(api: Api, loaded: Loaded, p
     # Geographic points still fall in a box around them.
     q = """query($b: [Float!]) { objects(className: "PositionPoint", bbox: $b, first: 1) { totalCount } }"""
     assert api.query(q, {"b": [2.5, 49.5, 7.3, 53.6]}, token=public)["data"]["objects"]["totalCount"] > 0
+
+
+PAGE = """query($n: String) { objects(name: $n, first: 100) { edges { node { mrid className
+  geometry { type coordinates basis } level { nominalVoltage pressureMax } } } } }"""
+
+
+def _page(api: Api, name: str, token: str) -> tuple[dict[str, dict[str, Any]], int]:
+    """The page's objects by mRID, and how many guarded statements it took (from its audit line)."""
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        body = api.query(PAGE, {"n": name}, token=token)
+    assert "errors" not in body, body
+    audit = [e for e in logs if e["event"] == "graphql operation"]
+    return {e["node"]["mrid"]: e["node"] for e in body["data"]["objects"]["edges"]}, audit[-1]["queries"]
+
+
+def test_a_page_is_placed_and_levelled_in_one_statement_as_each_object_alone(
+    api: Api, loaded: Loaded, public: str, secret: str
+) -> None:
+    """A page's geometry and levels come from one statement for all its objects, and for a caller who
+    sees part of the page they are what each object gets alone: objects placed only through a substation
+    or location the caller may not see have none, the hidden substation is absent."""
+    p = f"{loaded.prefix}s-"
+    pages = {}
+    for token in (public, secret):
+        page, statements = _page(api, p, token)
+        assert statements == 2, statements  # the page, then its geometry and levels
+        for mrid, node in page.items():
+            alone = geo(api, mrid, token)
+            assert alone is not None, mrid
+            assert node["level"] == alone["level"], mrid
+            assert (node["geometry"] is None) == (alone["geometry"] is None), mrid
+            if node["geometry"] is not None:
+                assert node["geometry"] == {k: alone["geometry"][k] for k in ("type", "coordinates", "basis")}
+        pages[token] = page
+    shown = pages[public]
+    assert f"{p}hidden" not in shown and f"{p}hidden" in pages[secret]
+    for mrid in (f"{p}brk", f"{p}hidden-vl", f"{p}hiddenloc", f"{p}hiddenloc-vl"):
+        assert shown[mrid]["geometry"] is None, mrid
+        assert pages[secret][mrid]["geometry"] is not None, mrid
+    assert shown[f"{p}brk"]["level"] is None and pages[secret][f"{p}brk"]["level"] == {
+        "nominalVoltage": 380.0,
+        "pressureMax": None,
+    }
+    assert shown[f"{p}line"]["geometry"] == {
+        "type": "LineString",
+        "coordinates": [[4.0, 50.8], [5.0, 51.0]],
+        "basis": "ends",
+    }
+    for mrid, point in ((f"{p}ta", [4.0, 50.8]), (f"{p}cnb", [5.0, 51.0]), (f"{p}a-vl", [4.0, 50.8])):
+        assert shown[mrid]["geometry"] == {"type": "Point", "coordinates": point, "basis": "placement"}, mrid
+    # What the public caller sees is placed as for the cleared caller, unless placed through hidden objects.
+    for mrid, node in shown.items():
+        if mrid not in (f"{p}brk", f"{p}hidden-vl", f"{p}hiddenloc", f"{p}hiddenloc-vl", f"{p}hiddenloc-loc"):
+            assert node["geometry"] == pages[secret][mrid]["geometry"], mrid
