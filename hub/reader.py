@@ -94,7 +94,7 @@ class Prefetch:
     # The properties selected on the objects at the other end (None: all).
     fields: Fields = None
 
-    @property
+    @functools.cached_property  # read for every row fetched with it
     def key(self) -> str:
         return f"{PREFETCH_PREFIX}{self.direction}_{self.rel_type}_{self.other}_{self.owner}"
 
