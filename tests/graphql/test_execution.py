@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ import graphql.execution.executor as executor_module
 import neo4j.time
 import pytest
 import strawberry
+from graphkit import Api, Obj, Rel, serve
 from hubql.encoding import encode_json
 from hubql.execution import HubExecutionContext
 from hubql.generic import Domain, resolve_from_source
@@ -458,3 +459,86 @@ def test_nested_rows_take_the_short_path(monkeypatch: pytest.MonkeyPatch) -> Non
     # S-unfetched under both names; S-bad-type under the first, whose error nulls the station
     assert slow.count("Station.l") + slow.count("Station.levels") == 3
     assert slow.count("Voltage.n") == 1
+
+
+# --- The API on a real graph: the same answers with the short path as with graphql-core's executor ---------
+
+_PUBLIC, _NGT, _HIDDEN = "classification=PUBLIC", "org=ngt", "group=bv-admins"
+
+API_NESTED_QUERIES = [
+    # the benchmark's two-hop read, on this graph
+    "query($p: ID!) { substations(where: {mrid: {startsWith: $p}}, first: 10, orderBy: [{field: mrid}]) "
+    "{ nodes { mrid name voltageLevels { mrid name baseVoltage { mrid nominalVoltage } } } } }",
+    # aliases, fragments, __typename, the count, edges, a field selected twice, a reverse link back up
+    "query($p: ID!) { substations(where: {mrid: {startsWith: $p}}, orderBy: [{field: mrid}]) "
+    "{ totalCount pageInfo { hasNextPage } edges { node { id: mrid ...S } } nodes { __typename mrid "
+    "vl: voltageLevels { __typename ...V bv: baseVoltage { __typename mrid label nominalVoltage } } "
+    "voltageLevels { name } } } } "
+    "fragment S on Substation { name label voltageLevels { mrid } } "
+    "fragment V on VoltageLevel { mrid name substation { mrid name } baseVoltage { mrid } }",
+    # the root interface, and generic fields beside the associations
+    'query($r: String!) { objects(className: "VoltageLevel", name: $r, first: 50) { nodes { mrid className '
+    "... on VoltageLevel { domain version producer baseVoltage { mrid className } "
+    "substation { mrid voltageLevels { mrid } } } } } }",
+]
+
+
+@pytest.mark.services
+def test_api_nested_reads_equal_graphql_cores_executor(
+    api: Api, settings: Any, run_id: str, graph_writer: Callable[[list[Obj], list[Rel]], None]
+) -> None:
+    from ontology.loader import load_ontology
+
+    ontology = load_ontology()
+
+    def rel(qname: str) -> str:
+        assoc = ontology.association_by_qname(qname)
+        assert assoc is not None, qname
+        return assoc.rel_type
+
+    p = f"{run_id}-"
+    objects = [
+        Obj(p + "s1", "Substation", _PUBLIC, f"Alpha {run_id}"),
+        Obj(p + "s2", "Substation", _NGT, f"Bravo {run_id}"),
+        Obj(p + "s3", "Substation", _HIDDEN, f"Hidden {run_id}"),
+        Obj(p + "v1", "VoltageLevel", _PUBLIC, f"V1 {run_id}"),
+        Obj(p + "v2", "VoltageLevel", _NGT, f"V2 {run_id}"),
+        Obj(p + "v3", "VoltageLevel", _PUBLIC, None),
+        Obj(p + "v4", "VoltageLevel", _PUBLIC, f"V4 {run_id}"),
+        Obj(p + "v5", "VoltageLevel", _HIDDEN, f"V5 {run_id}"),
+        Obj(p + "b1", "BaseVoltage", _PUBLIC, "400 kV", {"nominalVoltage": 400.0}),
+        Obj(p + "b2", "BaseVoltage", _HIDDEN, "132 kV", {"nominalVoltage": 132.0}),
+    ]
+    sub, base = rel("VoltageLevel.Substation"), rel("VoltageLevel.BaseVoltage")
+    rels = [
+        Rel(p + "v1", sub, p + "s1"),
+        Rel(p + "v2", sub, p + "s1"),
+        Rel(p + "v3", sub, p + "s1"),
+        Rel(p + "v4", sub, p + "s2"),
+        Rel(p + "v5", sub, p + "s3"),
+        Rel(p + "v1", base, p + "b1"),
+        Rel(p + "v2", base, p + "b2"),  # hidden from all but bv-admins
+        Rel(p + "v4", base, p + "b1"),
+    ]
+    graph_writer(objects, rels)
+    callers = {
+        "public": api.token("pub", None, "PUBLIC"),
+        "ngt": api.token("ngt", "ngt", "OFFICIAL"),
+        "admin": api.token("admin", "ngt", "SECRET", roles=("admin",), groups=("bv-admins",)),
+    }
+    # The same settings as the session's API (its own metrics port aside), with graphql-core's executor.
+    with serve(settings.model_copy(update={"api_leaf_fast_path": False})) as stock:
+        for who, token in callers.items():
+            for query in API_NESTED_QUERIES:
+                variables = {"p": p, "r": run_id}
+                got = api.query(query, variables, token=token)
+                expected = stock.query(query, variables, token=token)
+                assert json.dumps(got) == json.dumps(expected), (who, query)  # key order included
+                assert "errors" not in got, got
+                text = json.dumps(got)
+                assert p + "v1" in text
+                if "objects" not in query:
+                    # hidden objects are absent at every level, with both executors
+                    assert (p + "v5" in text) == (p + "s3" in text) == (who == "admin")
+                    assert (p + "b2" in text) == (who == "admin")
+                    assert (p + "v2" in text) == (who != "public")
