@@ -94,7 +94,7 @@ class Prefetch:
     # The properties selected on the objects at the other end (None: all).
     fields: Fields = None
 
-    @property
+    @functools.cached_property  # read for every row fetched with it
     def key(self) -> str:
         return f"{PREFETCH_PREFIX}{self.direction}_{self.rel_type}_{self.other}_{self.owner}"
 
@@ -456,12 +456,15 @@ class Reader:
             return []
         branches = ["MATCH (n:Entity {mrid: $exact}) RETURN n, 0 AS rank"]
         if query is not None:
+            # The object matched by its mRID (unique) is left to the first branch, so each object comes
+            # once and no grouping over every hit of the index is needed.
             branches.append(
-                "CALL db.index.fulltext.queryNodes($index, $query) YIELD node RETURN node AS n, 1 AS rank"
+                "CALL db.index.fulltext.queryNodes($index, $query) YIELD node "
+                "WHERE node.mrid <> $exact RETURN node AS n, 1 AS rank"
             )
         rows = await self.guard.read(
             f"CALL () {{ {' UNION ALL '.join(branches)} }} "
-            f"WITH n, min(rank) AS rank WHERE n:`{label}` AND {visible('n')} "
+            f"WITH n, rank WHERE n:`{label}` AND {visible('n')} "
             # Ordered before the projection: the returned map need not hold the name.
             "WITH n ORDER BY rank, size(coalesce(n.name, '')), n.mrid LIMIT $limit "
             f"RETURN {lite('n', fields)} AS n",

@@ -237,8 +237,9 @@ class Settings(BaseSettings):
     # New ingest topics are subscribed after topic_discovery_interval_s instead of Faust's 45 s (sets
     # the conductor's private _resubscribe_sleep_lock_seconds).
     worker_fast_resubscribe: bool = True
-    # The API reads plain scalar fields straight from the row (graphql/hubql/execution.py; subclasses
-    # graphql-core's ExecutionContext as Strawberry configures it).
+    # The API reads plain scalar fields straight from the row and completes prefetched associations (and
+    # fields holding rows) without their resolvers (graphql/hubql/execution.py; subclasses graphql-core's
+    # ExecutionContext as Strawberry configures it). Off: graphql-core's executor, with the same answers.
     api_leaf_fast_path: bool = True
     # Compress websocket messages (permessage-deflate) when the client offers it. Off by default: the
     # change feed sends one small message per record and subscriber, and compressing each cost the API

@@ -25,7 +25,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from operator import itemgetter
+from typing import Any, Final, NamedTuple
 
 import strawberry
 import structlog
@@ -65,6 +66,7 @@ EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NAME_RE: Final = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 # Attributes the generic fields already show (IdentifiedObject.name) or that restate the id.
 _SKIPPED_KEYS: Final = frozenset({"name", "mRID", "mrid"})
+_BY_MRID: Final = itemgetter("mrid")
 
 _SCALARS: Final[dict[str, Any]] = {
     "float": float | None,
@@ -130,32 +132,35 @@ class TypeRegistry:
     ) -> dict[str, Any]:
         """Turn a Cypher property map of a visible node into a row the generated types read;
         ``prefetch`` is the plan the map was fetched with (its associations become nested rows)."""
-        cls = props.get(CLASS)
+        get = props.get
+        cls = get(CLASS)
         props[TYPENAME_KEY] = self.typenames.get(cls, self.fallback_typename)  # type: ignore[arg-type]
         props["class_name"] = cls or ""
-        props["domain"] = DOMAIN_BY_NAME.get(props.get(DOMAIN), Domain.ELECTRICITY)
-        props["label"] = label_text(props.get(LABEL))
-        props["producer"] = props.get(PRODUCER) or props.get(OWNER) or ""
-        props["version"] = props.get(VERSION) or 0
+        props["domain"] = DOMAIN_BY_NAME.get(get(DOMAIN), Domain.ELECTRICITY)
+        props["label"] = label_text(get(LABEL))
+        props["producer"] = get(PRODUCER) or get(OWNER) or ""
+        props["version"] = get(VERSION) or 0
         # Temporal values stay as the driver returned them: the DateTime scalar converts the selected ones.
         # A kept version (as of a time, or in a scenario) was last updated when the hub recorded it.
-        updated = props.get(UPDATED)
+        updated = get(UPDATED)
         if updated is None:
-            updated = props.get(RECORDED)
+            updated = get(RECORDED)
         props["updated"] = updated if updated is not None else EPOCH
-        x, y = props.get(X), props.get(Y)
+        x, y = get(X), get(Y)
         props["point"] = {"x": x, "y": y} if x is not None and y is not None else None
-        for key, python_name in self.renamed.items():
-            if key in props:
-                props[python_name] = props[key]
+        if self.renamed:
+            for key, python_name in self.renamed.items():
+                if key in props:
+                    props[python_name] = props[key]
         if prefetch:
             nested = {}
+            row = self.row
             for p in prefetch:
-                found = props.pop(p.key, None)
+                key = p.key
+                found = props.pop(key, None)
                 if found is not None:
-                    nested[p.key] = sorted(
-                        (self.row(x, label_text, p.children) for x in found), key=lambda r: r["mrid"]
-                    )
+                    children = p.children
+                    nested[key] = sorted([row(x, label_text, children) for x in found], key=_BY_MRID)
             props[PREFETCHED_KEY] = nested
         return props
 
@@ -191,13 +196,43 @@ def _attribute_description(attr: Attribute) -> str:
     return " ".join(parts)
 
 
-def _loader_resolver(link: Prefetch, many: bool) -> Callable[..., Any]:
+class PrefetchedLink(NamedTuple):
+    """What an association field's resolver returns for a row that carries the field's rows prefetched:
+    ``row[PREFETCHED_KEY][key]``, the whole list when ``many``, else its first row or None. The executor
+    (:mod:`hubql.execution`) reads it from the resolver (:func:`prefetched_link`) to complete such rows
+    without calling it."""
+
+    key: str
+    many: bool
+
+
+_LINK_ATTRIBUTE: Final = "hub_prefetched_link"
+
+
+def prefetched_link(resolver: Any) -> PrefetchedLink | None:
+    """The :class:`PrefetchedLink` of an association field's resolver, None for any other function."""
+    found = getattr(resolver, _LINK_ATTRIBUTE, None)
+    return found if isinstance(found, PrefetchedLink) else None
+
+
+def resolve_row_type(obj: Any, info: Any, abstract_type: Any) -> Any:
+    """The concrete GraphQL type of a row (:meth:`TypeRegistry.row` stores it), for every interface."""
+    return obj[TYPENAME_KEY]
+
+
+def row_is_type_of(obj: Any, info: Any) -> bool:
+    """Every row reaching an object type belongs to it: rows are routed by :func:`resolve_row_type`."""
+    return True
+
+
+def association_resolver(link: Prefetch, many: bool) -> Callable[..., Any]:
     """Resolver of an association field: what the source's query prefetched for this selection, else
     batched through the request's loader for (type, direction, class).
 
     A plain function, not a coroutine function: the prefetched rows are returned as they are, and only the
     batch loader's answer is awaited. The executor then completes prefetched objects without an awaitable
-    per object and level (which cost more than reading them on a page of nested objects)."""
+    per object and level (which cost more than reading them on a page of nested objects); it completes
+    them without calling this function at all when it can (:class:`PrefetchedLink`)."""
     rel_type, direction, other, key = link.rel_type, link.direction, link.other, link.key
 
     async def load(root: Any, info: Info) -> Any:
@@ -216,6 +251,7 @@ def _loader_resolver(link: Prefetch, many: bool) -> Callable[..., Any]:
             return rows
         return rows[0] if rows else None
 
+    setattr(resolve, _LINK_ATTRIBUTE, PrefetchedLink(key, many))
     return resolve
 
 
@@ -309,11 +345,8 @@ def build_types(ontology: Ontology) -> TypeRegistry:
     order = sorted(classes, key=lambda n: (n != ROOT, len(ontology.ancestors(n)), n))
     raw: dict[str, type] = {}
 
-    def resolve_type(obj: Any, info: Any, abstract_type: Any) -> str:
-        return obj[TYPENAME_KEY]
-
     root_ns = _generic_namespace()
-    root_ns["resolve_type"] = staticmethod(resolve_type)
+    root_ns["resolve_type"] = staticmethod(resolve_row_type)
     root_ns["__doc__"] = "Any object of the hub's graph."
     if not root_in_ontology:
         raw[ROOT] = type(ROOT, (), root_ns)
@@ -349,7 +382,7 @@ def build_types(ontology: Ontology) -> TypeRegistry:
             py = f"a_{key}"
             ns[py] = strawberry.field(
                 name=key,
-                resolver=_loader_resolver(link, many),
+                resolver=association_resolver(link, many),
                 description=(assoc.description.strip() + " " if assoc.description.strip() else "")
                 + (f"({assoc.qname})" if direction == "out" else f"(inverse of {assoc.qname})"),
             )
@@ -383,9 +416,6 @@ def build_types(ontology: Ontology) -> TypeRegistry:
         raw[name].__dict__[py].type = list[t] if many else t | None  # type: ignore[valid-type]
 
     # 3. decorate, bases first: interfaces for classes with subclasses, object types for the rest
-    def is_type_of(obj: Any, info: Any) -> bool:
-        return True  # rows are routed by resolve_type; every row reaching a type belongs to it
-
     for name in ([ROOT] if not root_in_ontology else []) + order:
         cls_raw = raw[name]
         description = (cls_raw.__doc__ or "").strip()
@@ -397,7 +427,7 @@ def build_types(ontology: Ontology) -> TypeRegistry:
                 (cls_raw,),
                 {
                     "__doc__": f"An object whose class is {name} itself (not a subclass).",
-                    "is_type_of": staticmethod(is_type_of),
+                    "is_type_of": staticmethod(row_is_type_of),
                 },
             )
             reg.objects[name] = strawberry.type(
@@ -405,7 +435,7 @@ def build_types(ontology: Ontology) -> TypeRegistry:
             )
             reg.typenames[name] = concrete_name
         else:
-            cls_raw.is_type_of = staticmethod(is_type_of)  # type: ignore[attr-defined]
+            cls_raw.is_type_of = staticmethod(row_is_type_of)  # type: ignore[attr-defined]
             reg.objects[name] = strawberry.type(cls_raw, name=name, description=description)
             reg.typenames[name] = name
 
