@@ -442,6 +442,8 @@ def write_results(result: dict[str, Any], out: str, before_name: str = "page-ren
     load = result.get("load", {"objects": 0, "error": "not asked for (--load 0)"})
     before = _before(before_name)
     old_fps = {(f["objects"], f.get("by", "camera")): f["fps"] for f in before["frames"]} if before else {}
+    # Earlier runs with rows without snapshots name their rows as this one does.
+    same_rows = any(by == "camera-full" for _, by in old_fps)
     old_load = before.get("load", {}) if before else {}
     lines = [
         "# Page rendering in Chromium",
@@ -473,7 +475,7 @@ def write_results(result: dict[str, Any], out: str, before_name: str = "page-ren
     for f in result["frames"]:
         goal = "30" if f["objects"] <= 5000 else "10"
         by = f.get("by", "camera")
-        was = old_fps.get((f["objects"], OLD_BY.get(by, by)), "")
+        was = old_fps.get((f["objects"], by if same_rows else OLD_BY.get(by, by)), "")
         lines.append(
             f"| {f['objects']:,} | {f['edges']:,} | {MOVED_BY[by]} | {f['fps']} ({goal}) | {was} "
             f"| {f.get('drawn_per_s', '')} | {f['slowest_second_fps']} fps | {f['longest_frame_ms']} ms |"

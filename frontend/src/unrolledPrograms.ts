@@ -4,11 +4,11 @@
 // triangle for an arrow): one draw call, the shape's corners given once for all, each object's own data
 // once per object. With a GPU that is the cheap way. SwiftShader, the software WebGL the page gets where
 // there is no GPU, pays a large cost per instance instead: on the 2-core test machine 20,000 ringed
-// objects took some 600 ms and 20,000 arrows some 900 ms to draw as instances, against some 50 ms and
-// 25 ms drawn as plain lists of points and lines (bench/results/page-render-round5.md). So the page draws
-// with the same programs unrolled: every corner of every object's shape written out as a vertex of its
-// own (the object's data, then the corner's), one plain draw call. The shaders are sigma's own, untouched,
-// so the picture, picking included, is the same; only the vertex buffers grow (by the corners per shape).
+// objects took some 600 ms and 20,000 arrows some 900 ms to draw as instances. So the page draws with the
+// same programs unrolled: every corner of every object's shape written out as a vertex of its own (the
+// object's data, then the corner's), one plain draw call; the same 20,000 took some 100 ms and 60 ms
+// (frontend/README.md, bench/results/page-render-round5.md). The shaders are sigma's own, untouched, so
+// the picture, picking included, is the same; only the vertex buffers grow (by the corners per shape).
 
 /** What unrolling uses of a sigma program (rendering/program.ts), which sigma's public types hide. */
 interface ProgramDefinition {
