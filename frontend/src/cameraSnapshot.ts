@@ -3,11 +3,14 @@
 // With software WebGL a full drawing of many thousands of objects takes far longer than a frame. So while
 // the camera moves (a drag, a wheel zoom, an animation, a script setting it frame by frame) the page does
 // not draw the graph in every frame: it moves and scales the last picture with a CSS transform (from the
-// camera the picture was drawn with to the camera now), which costs far less than a drawing, and draws
-// the graph anew at most every DRAW_INTERVAL_MS. Only drawings slower than FAST_DRAW_MS are spared so: with a
-// GPU the graph is drawn in every frame as before. Once the camera has not moved for SETTLE_MS the graph is
-// drawn in full for the camera where it stopped, so the picture at rest is always the full one. While it
-// moves, a border the last picture did not cover stays empty until the next drawing.
+// camera the picture was drawn with to the camera now), which costs far less than a drawing. Only drawings
+// slower than FAST_DRAW_MS are spared so: with a GPU the graph is drawn in every frame as before. A drawing
+// that reaches the screen within MOVING_DRAW_MS is made again while the camera moves, at most every
+// DRAW_INTERVAL_MS; a slower one is not made while the camera moves at all, since the page presents no frame
+// until a drawing is on screen (a second or more for 20,000 objects with software WebGL): the last picture
+// is moved until the camera stops. Once the camera has not moved for SETTLE_MS the graph is drawn in full
+// for the camera where it stopped, so the picture at rest is always the full one. While it moves, a border
+// the last picture did not cover stays empty until the next drawing.
 //
 // Sigma draws in the frame after every camera move (its camera listener schedules a render); that listener
 // is replaced by this one, which decides per frame whether to draw or to move the last picture.
@@ -20,6 +23,10 @@ const DRAW_INTERVAL_MS = 250;
 /** A drawing that reaches the screen within this (two frames at 60 Hz: a GPU, or few objects) is cheap:
  * the graph is then drawn in every frame the camera moves, as sigma does, and no picture is moved. */
 const FAST_DRAW_MS = 34;
+/** A drawing that reaches the screen within this (three frames at 60 Hz) is made again while the camera
+ * moves (every DRAW_INTERVAL_MS); a slower one would hold the page's frames for longer, and is made only
+ * once the camera stops. */
+const MOVING_DRAW_MS = 50;
 /** How long the camera must be still before the full drawing at rest. */
 const SETTLE_MS = 150;
 /** Sigma's layer that receives the pointer: never moved, so that pointer positions stay true. */
@@ -62,6 +69,7 @@ export class CameraSnapshot {
   /** How long the last drawing took to reach the screen, and the limit under which drawings are cheap. */
   drawMs = 0;
   fastDrawMs = FAST_DRAW_MS;
+  movingDrawMs = MOVING_DRAW_MS;
   drawIntervalMs = DRAW_INTERVAL_MS;
   private drawStartedAt = 0;
   private drawnWith: CameraState | null = null;
@@ -123,7 +131,8 @@ export class CameraSnapshot {
   private step(now: number): void {
     this.frame = 0;
     const drawnWith = this.drawnWith;
-    if (drawnWith === null || now - this.drawnAt >= this.drawIntervalMs) {
+    const due = now - this.drawnAt >= this.drawIntervalMs && this.drawMs <= this.movingDrawMs;
+    if (drawnWith === null || due) {
       this.drawMoving();
       return;
     }

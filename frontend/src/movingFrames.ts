@@ -6,7 +6,10 @@
 // with it. And while sigma itself leaves edges and names out (hideEdgesOnMove, hideLabelsOnMove: a drag, a
 // wheel zoom, an animation), the canvases that would hold them (edges, names, hovered and selected objects)
 // are taken out of the page's layers, so that the browser does not compose empty pictures in every frame.
-// With software WebGL both are a large part of a frame's cost.
+// With software WebGL both are a large part of a frame's cost. Meanwhile the object under the pointer is not
+// looked up either (the hovered object stays as it was): the picking picture is not drawn then, the picture
+// on screen may be the last one moved (cameraSnapshot.ts), and reading the picking picture back waits for any
+// drawing under way.
 
 import type Sigma from "sigma";
 
@@ -15,6 +18,12 @@ import type Sigma from "sigma";
 interface PickCarrier {
   pickProgram?: unknown;
   programs?: PickCarrier[];
+}
+
+// Sigma's lookup of the object under the pointer (a read of the picking picture), and the hovered object.
+interface Picking {
+  getNodeAtPosition(position: { x: number; y: number }): string | null;
+  hoveredNode: string | null;
 }
 
 const SETTLE_MS = 150;
@@ -36,6 +45,10 @@ export class MovingFrames {
   constructor(sigma: Sigma) {
     this.sigma = sigma;
     sigma.on("beforeRender", () => this.beforeRender());
+    const picking = sigma as unknown as Picking;
+    const lookUp = picking.getNodeAtPosition.bind(sigma);
+    picking.getNodeAtPosition = (position) =>
+      this.parked.size > 0 || this.stillMoving() ? picking.hoveredNode : lookUp(position);
   }
 
   /** Whether the camera is moving: as sigma itself decides for hideEdgesOnMove (a drag, a wheel zoom, an

@@ -3,7 +3,13 @@
 
 import Graph from "graphology";
 import Sigma from "sigma";
-import { EdgeArrowProgram, NodeCircleProgram } from "sigma/rendering";
+import {
+  EdgeArrowHeadProgram,
+  EdgeClampedProgram,
+  NodeCircleProgram,
+  createEdgeCompoundProgram,
+  type EdgeProgramType,
+} from "sigma/rendering";
 import { animateNodes } from "sigma/utils";
 import { NodeSquareProgram } from "@sigma/node-square";
 import { createNodeBorderProgram } from "@sigma/node-border";
@@ -18,6 +24,7 @@ import { GeometryLayer } from "./geometryLayer";
 import { levelColor } from "./gridStyle";
 import { lonLatToMap } from "./projection";
 import { measure } from "./timing";
+import { unrolled } from "./unrolledPrograms";
 
 export type LayoutMode = "force" | "geo";
 
@@ -75,8 +82,20 @@ export class GraphView {
       ],
     });
     this.sigma = new Sigma<NodeAttrs, EdgeAttrs>(model.graph, container, {
-      nodeProgramClasses: { circle: NodeCircleProgram, square: NodeSquareProgram, ring: RingProgram },
-      edgeProgramClasses: { arrow: EdgeArrowProgram, curvedArrow: EdgeCurvedArrowProgram },
+      // Sigma's programs drawn without instancing (unrolledPrograms.ts): the same picture, many times faster
+      // with software WebGL. The arrow is sigma's EdgeArrowProgram (a line and its head) so unrolled.
+      nodeProgramClasses: {
+        circle: unrolled(NodeCircleProgram),
+        square: unrolled(NodeSquareProgram),
+        ring: unrolled(RingProgram),
+      },
+      edgeProgramClasses: {
+        arrow: createEdgeCompoundProgram<NodeAttrs, EdgeAttrs>([
+          unrolled(EdgeClampedProgram),
+          unrolled(EdgeArrowHeadProgram),
+        ] as EdgeProgramType<NodeAttrs, EdgeAttrs>[]),
+        curvedArrow: unrolled(EdgeCurvedArrowProgram),
+      },
       defaultNodeType: "circle",
       defaultEdgeType: "arrow",
       // Every object may carry its name; the label grid (labelDensity per labelGridCellSize) keeps them legible
@@ -125,13 +144,25 @@ export class GraphView {
     this.sigma.on("enterNode", ({ node }) => {
       this.hovered = node;
       container.style.cursor = "pointer";
-      this.sigma.refresh({ skipIndexation: true });
+      this.refreshAround(node);
     });
-    this.sigma.on("leaveNode", () => {
+    this.sigma.on("leaveNode", ({ node }) => {
       this.hovered = null;
       container.style.cursor = "";
-      this.sigma.refresh({ skipIndexation: true });
+      this.refreshAround(node);
     });
+  }
+
+  /** After the pointer entered or left an object: re-reads that object and its edges (the hovered object's
+   * edges stand out, see reduceEdge), not every object (a second or more for 20,000 with software WebGL),
+   * and draws once, in the next frame. */
+  private refreshAround(node: string): void {
+    const g = this.model.graph;
+    if (!g.hasNode(node)) {
+      this.sigma.scheduleRefresh();
+      return;
+    }
+    this.sigma.refresh({ partialGraph: { nodes: [node], edges: g.edges(node) }, skipIndexation: true, schedule: true });
   }
 
   /** Whether an object on the canvas is drawn under the domain and class filters and the layout. */

@@ -1,5 +1,6 @@
-"""While the camera moves the page moves its last drawn picture and redraws the graph now and then
-(frontend/src/cameraSnapshot.ts); once the camera stops the picture is the full one again."""
+"""While the camera moves the page moves its last drawn picture and redraws the graph now and then, or, when
+a drawing is slow, not at all (frontend/src/cameraSnapshot.ts); once the camera stops the picture is the full
+one again."""
 
 from __future__ import annotations
 
@@ -19,10 +20,16 @@ MOVE_AND_RETURN = """
   const start = camera.getState();
   const canvases = sigma.getCanvases();
   const t0 = performance.now();
-  let movedFrames = 0, edgeLayerHiddenFrames = 0, frames = 0;
+  const snapshot = window.__hub.app.view.snapshot;
+  const drawings = snapshot.drawings;
+  let movedFrames = 0, edgeLayerHiddenFrames = 0, frames = 0, longFrames = 0, last = t0;
   function frame(now) {
     const t = (now - t0) / 1000;
     frames++;
+    // A frame longer than the page's wait for the camera to settle (150 ms, a busy machine) may see a
+    // drawing at rest in the middle of the move.
+    if (now - last > 140) longFrames++;
+    last = now;
     if (canvases.nodes.style.transform !== "") movedFrames++;
     if (canvases.edges.hidden) edgeLayerHiddenFrames++;
     if (t < seconds) {
@@ -31,8 +38,9 @@ MOVE_AND_RETURN = """
                         angle: start.angle });
       requestAnimationFrame(frame);
     } else {
+      const drawingsWhileMoving = snapshot.drawings - drawings;
       camera.setState(start);
-      done({ frames, movedFrames, edgeLayerHiddenFrames });
+      done({ frames, movedFrames, edgeLayerHiddenFrames, drawingsWhileMoving, longFrames });
     }
   }
   requestAnimationFrame(frame);
@@ -102,10 +110,12 @@ def test_the_picture_after_the_camera_stops_is_the_full_one(
     ui.sign_in(page, hub_stack.base_url, "hub.admin")
     ui.open_and_expand(page, network.names["emden"], m["emden"], {m["emden"], m["pipe1"], m["pipe2"]})
     page.wait_for_function("() => window.__hub.sigma.displayedNodeLabels.size >= 2", timeout=20_000)
-    # Three objects draw fast, and a fast drawing is made in every frame: here every drawing counts as slow,
-    # and (frames can be slow on a busy machine) the graph is drawn once a second while the camera moves.
+    # Three objects draw fast, and a fast drawing is made in every frame: here every drawing counts as slow
+    # but not too slow to be made while the camera moves, and (frames can be slow on a busy machine) the
+    # graph is drawn once a second while the camera moves.
     page.evaluate(
-        "() => Object.assign(window.__hub.app.view.snapshot, { fastDrawMs: -1, drawIntervalMs: 1000 })"
+        """() => Object.assign(window.__hub.app.view.snapshot,
+                               { fastDrawMs: -1, movingDrawMs: 1e9, drawIntervalMs: 1000 })"""
     )
     # The force layout runs for a while after the expansion (and a camera move stops it): the picture to
     # compare with is taken once it has stopped, so that only the camera moves between the two.
@@ -118,6 +128,7 @@ def test_the_picture_after_the_camera_stops_is_the_full_one(
 
     moved_before = page.evaluate("() => window.__hub.app.view.snapshot.moved")
     moving = page.evaluate(MOVE_AND_RETURN, 3)
+    assert moving["drawingsWhileMoving"] > 0
     # While it moved, frames showed the last picture moved, not a new drawing of the graph; the drawings
     # made while moving leave edges out.
     assert page.evaluate("() => window.__hub.app.view.snapshot.moved") > moved_before
@@ -147,4 +158,43 @@ def test_the_picture_after_the_camera_stops_is_the_full_one(
     # some 400 pixels).
     assert differ["size"] > 0
     assert differ["different"] <= differ["size"] * 0.0003, differ
+    assert not page.errors
+
+
+def test_a_slow_drawing_is_not_made_while_the_camera_moves(
+    browser_page: Any, hub_stack: Any, network: Any, ui: Any
+) -> None:
+    """A drawing slower than a few frames would hold the page's frames: while the camera moves, the last
+    picture is moved in every frame and the graph is not drawn at all; once it stops, the full picture."""
+    page = browser_page
+    m = network.mrids
+    ui.sign_in(page, hub_stack.base_url, "hub.admin")
+    ui.open_and_expand(page, network.names["emden"], m["emden"], {m["emden"], m["pipe1"], m["pipe2"]})
+    page.wait_for_function("() => window.__hub.sigma.displayedNodeLabels.size >= 2", timeout=20_000)
+    # Every drawing counts as too slow to be made while the camera moves.
+    page.evaluate("() => Object.assign(window.__hub.app.view.snapshot, { fastDrawMs: -1, movingDrawMs: -1 })")
+    page.wait_for_function("() => !window.__hub.app.view.forceRunning", timeout=20_000)
+    time.sleep(1.5)
+    before = page.evaluate(AT_REST)
+    assert before["transforms"] == [] and not before["edgesHidden"] and not before["labelsHidden"]
+
+    moving = page.evaluate(MOVE_AND_RETURN, 2)
+    # No drawing while the camera moves (unless a frame outlasted the wait for the camera to settle): the
+    # last picture moved in every frame but the first and last.
+    assert moving["drawingsWhileMoving"] <= moving["longFrames"], moving
+    assert moving["movedFrames"] >= moving["frames"] - 2 - moving["longFrames"], moving
+
+    page.wait_for_function(
+        """() => { const c = window.__hub.sigma.getCanvases();
+                   return Object.values(c).every((x) => x.style.transform === "") && !c.edges.hidden; }""",
+        timeout=10_000,
+    )
+    time.sleep(1.0)
+    after = page.evaluate(AT_REST)
+    assert after["transforms"] == []
+    assert not after["edgesHidden"] and not after["labelsHidden"]
+    assert after["labels"] == before["labels"] >= 2
+    assert after["drawings"] > before["drawings"]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.locator('[data-testid="graph"]').screenshot(path=str(ARTIFACTS / "camera-snapshot-slow-at-rest.png"))
     assert not page.errors
