@@ -26,7 +26,9 @@ def test_half_the_updates_go_round_the_hot_tenth_each_as_often() -> None:
 
 def test_updates_are_valid_with_rising_versions_and_times() -> None:
     ontology = load_ontology()
-    objects = _objects(600)
+    every = _objects(synthetic.tile_size())
+    objects = history_scale.updatable(every, ontology)
+    assert {o.cls for o in every} - {o.cls for o in objects} >= {"SvStatus", "PositionPoint"}
     targets, _ = history_scale.update_plan(objects, 1200, seed=1)
     events = list(history_scale.update_events(objects, targets))
     last: dict[str, tuple[int, str]] = {}
