@@ -48,7 +48,11 @@ SCHEMA_STATEMENTS: Final[tuple[str, ...]] = (
     cypher("CREATE INDEX object_version_mrid IF NOT EXISTS FOR (v:ObjectVersion) ON (v.mrid)"),
     cypher("CREATE INDEX object_version_valid_from IF NOT EXISTS FOR (v:ObjectVersion) ON (v.@valid_from)"),
     # History: which kept versions referred to an object (no index holds the elements of a list property).
-    "CREATE INDEX version_reference_target IF NOT EXISTS FOR (r:VersionReference) ON (r.target)",
+    # Composite, so that the writer's MERGE of an entry seeks its (target, source) pair: on the target
+    # alone it would read every entry of a target many objects refer to (a base voltage, a region), a
+    # cost growing with the graph. The walks read it by target, with the source's existence.
+    "DROP INDEX version_reference_target IF EXISTS",
+    "CREATE INDEX version_reference_pair IF NOT EXISTS FOR (r:VersionReference) ON (r.target, r.source)",
     # Measurement history: an object's samples by interval (the writer merges on it, reads take a span of
     # it), and the samples past retention (the worker's prune).
     cypher(

@@ -80,8 +80,8 @@ CALL ({m}) {{
 # Objects with a kept version the caller may see that referred to any of $frontier (the reference index).
 REFERRERS: Final = cypher(
     "UNWIND $frontier AS f "
-    "MATCH (x:VersionReference {target: f}) USING INDEX SEEK x:VersionReference(target) "
-    f"WHERE {visible('x')} RETURN DISTINCT x.source AS m"
+    "MATCH (x:VersionReference {target: f}) USING INDEX SEEK x:VersionReference(target, source) "
+    f"WHERE x.source IS NOT NULL AND {visible('x')} RETURN DISTINCT x.source AS m"
 )
 
 
