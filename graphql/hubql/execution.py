@@ -36,7 +36,7 @@ sub-selections and plans are then made once per subscription.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import Path
@@ -93,6 +93,21 @@ _LINKS: dict[int, tuple[GraphQLField, _Link | None]] = {}
 _SLOW: Any = object()  # the short path steps aside: graphql-core executes the field
 
 
+_T = TypeVar("_T")
+
+
+def _memo(
+    cache: dict[int, tuple[GraphQLField, _T]], field_def: GraphQLField, make: Callable[[GraphQLField], _T]
+) -> _T:
+    """``make(field_def)``, worked out once per field (a field's id is its key while the field is held)."""
+    known = cache.get(id(field_def))
+    if known is not None:
+        return known[1]
+    made = make(field_def)
+    cache[id(field_def)] = (field_def, made)
+    return made
+
+
 def _definition(field_def: GraphQLField) -> StrawberryField | None:
     definition = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
     if (
@@ -106,12 +121,7 @@ def _definition(field_def: GraphQLField) -> StrawberryField | None:
 
 def leaf_of(field_def: GraphQLField) -> _Leaf | None:
     """How to read ``field_def`` from a row dict, or None when it needs graphql-core's full path."""
-    known = _LEAVES.get(id(field_def))
-    if known is not None:
-        return known[1]
-    leaf = _leaf_of(field_def)
-    _LEAVES[id(field_def)] = (field_def, leaf)
-    return leaf
+    return _memo(_LEAVES, field_def, _leaf_of)
 
 
 def _leaf_of(field_def: GraphQLField) -> _Leaf | None:
@@ -134,12 +144,7 @@ def _leaf_of(field_def: GraphQLField) -> _Leaf | None:
 def link_of(field_def: GraphQLField) -> _Link | None:
     """How to complete ``field_def`` from the rows prefetched with its source, or None when it is not a
     prefetched association (or has a type the short path does not complete)."""
-    known = _LINKS.get(id(field_def))
-    if known is not None:
-        return known[1]
-    link = _link_of(field_def)
-    _LINKS[id(field_def)] = (field_def, link)
-    return link
+    return _memo(_LINKS, field_def, _link_of)
 
 
 def _link_of(field_def: GraphQLField) -> _Link | None:
