@@ -123,6 +123,15 @@ def async_driver(settings: Any, neo4j_driver: neo4j.Driver, loop: asyncio.Abstra
     loop.run_until_complete(driver.close())
 
 
+def _remove(driver: neo4j.Driver, prefix: str) -> None:
+    """A test's objects, their versions and their reference index entries."""
+    driver.execute_query(
+        "MATCH (n) WHERE (n:Entity OR n:ObjectVersion) AND n.mrid STARTS WITH $p "
+        "OR n:VersionReference AND n.source STARTS WITH $p DETACH DELETE n",
+        p=prefix,
+    )
+
+
 def stored_versions(driver: neo4j.Driver, prefix: str) -> dict[str, list[dict[str, Any]]]:
     records, _, _ = driver.execute_query(
         cypher(
@@ -234,11 +243,7 @@ def test_kept_versions_equal_the_model_however_the_stream_is_batched(
         )
         assert {r["m"]: r["v"] for r in records} == {m: kept[-1].version for m, kept in model.items() if kept}
     finally:
-        neo4j_driver.execute_query(
-            "MATCH (n) WHERE (n:Entity OR n:ObjectVersion) AND n.mrid STARTS WITH $p "
-            "OR n:VersionReference AND n.source STARTS WITH $p DETACH DELETE n",
-            p=prefix,
-        )
+        _remove(neo4j_driver, prefix)
 
 
 def test_history_off_keeps_no_versions(
@@ -259,11 +264,7 @@ def test_history_off_keeps_no_versions(
         )
         assert records[0]["c"] > 0
     finally:
-        neo4j_driver.execute_query(
-            "MATCH (n) WHERE (n:Entity OR n:ObjectVersion) AND n.mrid STARTS WITH $p "
-            "OR n:VersionReference AND n.source STARTS WITH $p DETACH DELETE n",
-            p=prefix,
-        )
+        _remove(neo4j_driver, prefix)
 
 
 def test_versions_kept_as_datetimes_are_converted_by_the_schema_step_and_read_alike(
@@ -320,11 +321,7 @@ def test_versions_kept_as_datetimes_are_converted_by_the_schema_step_and_read_al
         assert {m: [(v[VALID_FROM], v[RECORDED]) for v in vs] for m, vs in converted.items()} == millis
         assert loop.run_until_complete(read()) == before
     finally:
-        neo4j_driver.execute_query(
-            "MATCH (n) WHERE (n:Entity OR n:ObjectVersion) AND n.mrid STARTS WITH $p "
-            "OR n:VersionReference AND n.source STARTS WITH $p DETACH DELETE n",
-            p=prefix,
-        )
+        _remove(neo4j_driver, prefix)
 
 
 def test_walks_in_the_past_find_referrers_through_the_reference_index(
@@ -392,8 +389,4 @@ def test_walks_in_the_past_find_referrers_through_the_reference_index(
         ).summary
         assert "NodeIndexSeek" in str(summary.plan)
     finally:
-        neo4j_driver.execute_query(
-            "MATCH (n) WHERE (n:Entity OR n:ObjectVersion) AND n.mrid STARTS WITH $p "
-            "OR n:VersionReference AND n.source STARTS WITH $p DETACH DELETE n",
-            p=prefix,
-        )
+        _remove(neo4j_driver, prefix)
