@@ -212,6 +212,11 @@ class Settings(BaseSettings):
     # Clock skew tolerated on exp/nbf/iat, and how long a fetched JWKS is trusted before refetching.
     oidc_leeway_s: float = 30.0
     jwks_cache_s: float = 300.0
+    # A verified token is believed again without a new signature check for this long (never past its
+    # expiry, nor once its key leaves the key set), so a client sending the same token on every request
+    # pays the check about once a minute; 0 checks every time. At most ``token_cache_size`` tokens kept.
+    token_cache_s: float = 60.0
+    token_cache_size: int = 4096
 
     # The writer's statements keep the plan Neo4j made first (CYPHER replan=skip, see hub/writer.py);
     # off, Neo4j plans them again whenever its statistics have moved enough.

@@ -328,6 +328,71 @@ def test_jwks_file_is_reread_after_rotation(tmp_path: Path, jwks_file: Path, rsa
     assert "unknown key id 'rsa-1'" in reason(auth, rsa_key.sign(claims()))
 
 
+def counting_decode(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Count the signature checks the authenticator makes (PyJWT's own ``decode`` still does each)."""
+    checked: list[str] = []
+    real = jwt.decode
+
+    def decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        checked.append(token)
+        return real(token, *args, **kwargs)
+
+    monkeypatch.setattr("hub.auth.jwt.decode", decode)
+    return checked
+
+
+def test_a_verified_token_is_believed_again_without_a_signature_check(
+    auth: Authenticator, rsa_key: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked = counting_decode(monkeypatch)
+    token = rsa_key.sign(claims())
+    first = auth.verify(token)
+    assert auth.verify(token) == first and auth.authenticate(f"Bearer {token}") == first
+    assert len(checked) == 1
+    # Any other text is checked afresh: the same claims with one byte of the signature changed are refused.
+    head, _, signature = token.rpartition(".")
+    forged = f"{head}.{signature[:-2]}{'A' if signature[-2] != 'A' else 'B'}{signature[-1]}"
+    assert reason(auth, forged) == "token signature is invalid"
+    assert len(checked) == 2
+
+
+def test_a_believed_token_stops_when_its_key_leaves_the_key_set(
+    tmp_path: Path, jwks_file: Path, rsa_key: KeyPair, ec_key: KeyPair
+) -> None:
+    auth = Authenticator(make_settings(tmp_path, jwks_file=jwks_file))
+    token = rsa_key.sign(claims())
+    assert auth.verify(token).subject == "alice"
+    jwks_file.write_text(json.dumps({"keys": [ec_key.jwk]}))
+    later = time.time() + 5
+    os.utime(jwks_file, (later, later))
+    assert "unknown key id 'rsa-1'" in reason(auth, token)
+
+
+def test_a_believed_token_stops_at_its_expiry(tmp_path: Path, jwks_file: Path, rsa_key: KeyPair) -> None:
+    auth = Authenticator(make_settings(tmp_path, jwks_file=jwks_file, oidc_leeway_s=0))
+    token = rsa_key.sign(claims(exp=int(time.time()) + 2))
+    assert auth.verify(token).subject == "alice"
+    time.sleep(3.1)
+    assert reason(auth, token) == "token has expired"
+
+
+def test_believed_tokens_are_bounded_and_can_be_turned_off(
+    tmp_path: Path, jwks_file: Path, rsa_key: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked = counting_decode(monkeypatch)
+    small = Authenticator(make_settings(tmp_path, jwks_file=jwks_file, token_cache_size=2))
+    tokens = [rsa_key.sign(claims(sub=name)) for name in ("a", "b", "c")]
+    for token in tokens:
+        small.verify(token)
+    small.verify(tokens[2])  # still known
+    small.verify(tokens[0])  # the least recently used, let go when "c" came
+    assert len(checked) == 4
+    off = Authenticator(make_settings(tmp_path, jwks_file=jwks_file, token_cache_s=0))
+    off.verify(tokens[0])
+    off.verify(tokens[0])
+    assert len(checked) == 6
+
+
 def test_jwks_file_problems_name_the_setting(tmp_path: Path) -> None:
     with pytest.raises(AuthConfigError, match=r"jwks_file = .*missing\.json"):
         Authenticator(make_settings(tmp_path, jwks_file=tmp_path / "missing.json"))
