@@ -35,6 +35,7 @@ from test_subscriptions import PARTITIONS, _create_topics, worker
 
 from devstack.services.async_run import run_coroutine
 from hub.kafka_clients import admin_options
+from ingest.change_publisher import partition_of
 
 pytestmark = pytest.mark.services
 
@@ -204,13 +205,25 @@ async def locate(stack: Stack, mrids: list[str], timeout_s: float = 120) -> dict
     return found
 
 
+def spread_over_partitions(stack: Stack, each: int) -> list[str]:
+    """New mRIDs, ``each`` of them keyed to every partition of the change topic (chosen by Kafka's own
+    partitioner, so that the hidden changes fall on every partition whatever the random names)."""
+    by_partition: dict[int, list[str]] = {p: [] for p in range(PARTITIONS)}
+    while any(len(found) < each for found in by_partition.values()):
+        mrid = stack.mrid("h")
+        found = by_partition[partition_of(mrid.encode(), PARTITIONS)]
+        if len(found) < each:
+            found.append(mrid)
+    return [mrid for found in by_partition.values() for mrid in found]
+
+
 # ----------------------------------------------------------------------------------------------- tests
 
 
 async def test_cursor_is_sealed_and_moves_only_past_delivered_changes(stack: Stack) -> None:
     start = await end_offsets(stack)
     a, b = stack.mrid("a"), stack.mrid("b")
-    hidden = [stack.mrid(f"h{i}") for i in range(12)]
+    hidden = spread_over_partitions(stack, 4)
     async with Socket(stack.api.ws_url, stack.api.token("pub-1", None, "PUBLIC")) as ws:
         await ws.subscribe("1", {"after": stack.codec.seal(stack.topic, principal(stack, "pub-1"), start)})
         await publish(stack, [event(a, 1)])
