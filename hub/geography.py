@@ -29,7 +29,11 @@ Derived here, every step is a guarded read: each node on the way (container, ter
 coordinate system, position point) must be visible, so a caller gets a derived position only through
 objects it may see. The cost is one statement per request level for all its objects at once (see
 :class:`hubql.context.HubContext`): it reads every visible object within :data:`MAX_HOPS` placement
-steps of them, and the rules run on that in Python (:meth:`Geography.geometries`).
+steps of them, and the rules run on that in Python (:meth:`Geography.geometries`). An object the
+statement can tell in Cypher is placed by its own location (:func:`wgs84_cypher`, :func:`number_cypher`,
+never true where the Python rules would refuse the location) is read alone, without its ends and
+containers: for a class load of 3,168 lines with locations of their own that was 34,000 rows against
+3,168 (3.7 s against 1.2-1.5 s for ``PlacesAndRelations``).
 """
 
 from __future__ import annotations
@@ -46,6 +50,43 @@ from ontology.model import Ontology
 # Coordinate systems whose positions are WGS84 longitude (x) and latitude (y).
 _WGS84_URN: Final = re.compile(r"EPSG:+(?:[0-9.]*:)?4326$|CRS84$", re.IGNORECASE)
 _WGS84_NAME: Final = re.compile(r"^\s*WGS\s*-?\s*84\s*$", re.IGNORECASE)
+# The same tests in Cypher (Java regular expressions, whole-string match), narrower where the two
+# languages differ (Java's ``\s`` and case folding match less than Python's; no ``trim``, which may strip
+# what Python's ``strip`` keeps), so that whatever passes them passes :func:`is_wgs84`; and a decimal that
+# Python's ``float`` reads as Java does. Used by :func:`wgs84_cypher` and :func:`number_cypher`.
+_WGS84_URN_CYPHER: Final = r"(?is)\s*.*(?:EPSG:+(?:[0-9.]*:)?4326|CRS84)\s*"
+_WGS84_NAME_CYPHER: Final = r"(?i)\s*WGS\s*-?\s*84\s*"
+_NONBLANK_CYPHER: Final = r"(?s).*\S.*"
+_DECIMAL_CYPHER: Final = r"\s*[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\s*"
+CYPHER_TEST_PARAMS: Final = {
+    "wgs84_urn": _WGS84_URN_CYPHER,
+    "wgs84_name": _WGS84_NAME_CYPHER,
+    "nonblank": _NONBLANK_CYPHER,
+    "decimal": _DECIMAL_CYPHER,
+}
+
+
+def wgs84_cypher(urn: str, name: str) -> str:
+    """Cypher true only where :func:`is_wgs84` of ``urn`` and ``name`` (two expressions) is (parameters
+    :data:`CYPHER_TEST_PARAMS`); false, never null, for values of any type."""
+    has_urn = f"({urn} IS :: STRING AND {urn} =~ $nonblank)"
+    named = f"({name} IS :: STRING AND {name} =~ $wgs84_name)"
+    either = f"({has_urn} AND {urn} =~ $wgs84_urn) OR (NOT coalesce({has_urn}, false) AND {named})"
+    return f"coalesce({either}, false)"
+
+
+def number_cypher(value: str, bound: int) -> str:
+    """Cypher true only where Python reads ``value`` as a finite number within ``bound`` of zero, as
+    :func:`_lon_lat` does: integers and floats as they are (NaN fails the range), strings when decimal;
+    false, never null or an error, for values of any other type."""
+    # In a CASE, so that toFloat never sees a value of another type (it would fail the statement).
+    number = (
+        f"CASE WHEN {value} IS :: INTEGER OR {value} IS :: FLOAT THEN {value} "
+        f"WHEN {value} IS :: STRING AND {value} =~ $decimal THEN toFloat({value}) END"
+    )
+    return f"coalesce(-{bound} <= {number} <= {bound}, false)"
+
+
 # Placement steps: (association qname, direction from the placed object). Order is preference.
 PLACEMENT: Final[tuple[tuple[str, str], ...]] = (
     ("Equipment.EquipmentContainer", "out"),
@@ -343,6 +384,27 @@ class Geography:
                 parts.append(f"CASE WHEN {var}:`{cls}` THEN [{var}.`{lon}`, {var}.`{lat}`] END AS lonlat{i}")
         return parts
 
+    def _surely_located(self, var: str) -> str | None:
+        """A Cypher condition true only when node ``var`` certainly has an own geometry from a location
+        (rule 1): a visible location whose visible coordinate system passes the WGS84 test, with a
+        visible point whose coordinates are numbers in range, as :func:`_own_geometry` would accept them.
+        Where it is false the object may still have one (Python decides); where true, Python agrees, so
+        the statement need not read the object's ends and containers. None without the associations."""
+        loc_psr = self._assoc("Location.PowerSystemResources")
+        loc_cs = self._assoc("Location.CoordinateSystem")
+        pp_loc = self._assoc("PositionPoint.Location")
+        x, y = self._key("PositionPoint.xPosition"), self._key("PositionPoint.yPosition")
+        urn = self._key("CoordinateSystem.crsUrn")
+        if not (loc_psr and loc_cs and pp_loc and x and y and urn):
+            return None
+        return (
+            f"EXISTS {{ MATCH ({var})<-[:`{loc_psr[0]}`]-(loc:`{loc_psr[1]}`) WHERE {visible('loc')} "
+            f"MATCH (loc)-[:`{loc_cs[0]}`]->(cs:`{loc_cs[2]}`) WHERE {visible('cs')} "
+            f"AND {wgs84_cypher(f'cs.`{urn}`', 'cs.name')} "
+            f"MATCH (p:`{pp_loc[1]}`)-[:`{pp_loc[0]}`]->(loc) WHERE {visible('p')} "
+            f"AND {number_cypher(f'p.`{x}`', 180)} AND {number_cypher(f'p.`{y}`', 90)} }}"
+        )
+
     # --- steps to other objects ---------------------------------------------------------------------
 
     def _steps(self, steps: Sequence[tuple[str, str, str, str | None]]) -> list[_Step]:
@@ -394,16 +456,30 @@ class Geography:
         up, down = directions(placement)
         ends_up, ends_down = directions(ends)
         near_up, near_down = directions([*ends, *placement])
-        params = {"up": up, "down": down, "ends_up": ends_up, "ends_down": ends_down}
+        params: dict[str, Any] = {"up": up, "down": down, "ends_up": ends_up, "ends_down": ends_down}
         params.update(near_up=near_up, near_down=near_down)
-        starts = "RETURN a AS s"
+        # An object asked for its level only, or surely placed by its own location (lines and
+        # substations usually are), needs no ends and no containers: reading them for every line of a
+        # class load was nine tenths of the statement's rows.
+        located = self._surely_located("a")
+        settled = "NOT a.mrid IN $geo_ids" + (f" OR {located}" if located else "")
+        if located:
+            params.update(CYPHER_TEST_PARAMS)
+        starts = "RETURN a AS s, settled AS done"
         if ends:
             types, cond = along(ends, "a", "ends_up", "ends_down")
-            starts += f" UNION MATCH (a)-[r:{types}]-(b) WHERE {cond} AND {visible('b')} RETURN b AS s"
+            starts += (
+                f" UNION MATCH (a)-[r:{types}]-(b) WHERE NOT settled AND {cond} AND {visible('b')} "
+                "RETURN b AS s, false AS done"
+            )
         climb = "WITH s AS n "
         if placement:
             types, cond = along(placement, "x", "up", "down")
-            climb = f"MATCH (s) ((x)-[r:{types}]-(y) WHERE {cond} AND {visible('y')}){{0,{MAX_HOPS}}} (n) "
+            climb = (
+                "CALL (s, done) { WITH s WHERE done RETURN s AS n UNION WITH s WHERE NOT done "
+                f"MATCH (s) ((x)-[r:{types}]-(y) WHERE {cond} AND {visible('y')}){{0,{MAX_HOPS}}} (n) "
+                "RETURN n } "
+            )
         orders = sorted({s.order for s in [*ends, *placement] if s.order})
         order_map = "{" + ", ".join(f".`{k}`" for k in orders) + "}"
         near_of = (
@@ -420,7 +496,8 @@ class Geography:
         returned = ["n.mrid AS mrid", "labels(n) AS labels", *self._own_parts("n"), f"{near} AS near", *extra]
         cypher = (
             f"UNWIND $ids AS id MATCH (a:Entity {{mrid: id}}) WHERE {visible('a')} "
-            f"CALL (a) {{ {starts} }} WITH DISTINCT s "
+            f"WITH a, {settled} AS settled "
+            f"CALL (a, settled) {{ {starts} }} WITH DISTINCT s, done "
             f"{climb}WITH DISTINCT n RETURN {', '.join(returned)}"
         )
         return cypher, params
@@ -447,7 +524,9 @@ class Geography:
         extra = levels.returned(only="n.mrid IN $level_ids") if levels is not None and level_ids else []
         cypher, params = self._surroundings_query(ends, placement, extra)
         starts = list(dict.fromkeys([*ids, *level_ids]))
-        rows = await self.guard.read(cypher, {**params, "ids": starts, "level_ids": level_ids})
+        rows = await self.guard.read(
+            cypher, {**params, "ids": starts, "geo_ids": ids, "level_ids": level_ids}
+        )
         found = _derive(ids, _Surroundings.of(rows, ends, placement))
         if not extra or levels is None:
             return found, {}

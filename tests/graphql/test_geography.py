@@ -20,6 +20,7 @@ from graphkit import Api
 from test_subscriptions import worker
 
 from devstack.services.async_run import run_coroutine
+from hub.caller import Caller
 from hub.kafka_clients import ADMIN
 from ingest.producer import HubProducer
 from tests.microgrid import microgrid_events
@@ -105,6 +106,7 @@ def scenario(p: str) -> list[dict[str, Any]]:
         *located(f"{p}b", PUBLIC, PUBLIC, 5.0, 51.0),
         _event(f"{p}line", "ACLineSegment", PUBLIC, {}, {}),
     ]
+    events += _own_location_lines(p, cs)
     for i, end in ((1, "a"), (2, "b")):
         events += [
             _event(
@@ -122,6 +124,63 @@ def scenario(p: str) -> list[dict[str, Any]]:
                 {"Terminal.ConductingEquipment": f"{p}line", "Terminal.ConnectivityNode": f"{p}cn{end}"},
             ),
         ]
+    return events
+
+
+# Lines with a location of their own, joined to substations a and b like the line above: (name, the
+# coordinate system's URN, x, y). Only the first is placed by it; the others' points are not usable
+# (out of range, not a number to Python, a coordinate system that is not WGS84), so they are placed
+# through their ends, however the statement decides what to read.
+OWN_LOCATION_LINES: tuple[tuple[str, str, str, str], ...] = (
+    ("ownline", "urn:ogc:def:crs:EPSG::4326", " 4.5 ", "50.9"),
+    ("farline", "urn:ogc:def:crs:EPSG::4326", "200", "50.9"),
+    ("oddline", "urn:ogc:def:crs:EPSG::4326", "4.5f", "50.9"),
+    ("flatline", "urn:ogc:def:crs:EPSG::27700", "4.5", "50.9"),
+)
+
+
+def _own_location_lines(p: str, wgs84: str) -> list[dict[str, Any]]:
+    events = [
+        _event(
+            f"{p}osgb", "CoordinateSystem", PUBLIC, {"CoordinateSystem.crsUrn": OWN_LOCATION_LINES[3][1]}, {}
+        )
+    ]
+    for name, urn, x, y in OWN_LOCATION_LINES:
+        line = f"{p}{name}"
+        events += [
+            _event(line, "ACLineSegment", PUBLIC, {}, {}),
+            _event(
+                f"{line}-loc",
+                "Location",
+                PUBLIC,
+                {},
+                {
+                    "Location.PowerSystemResources": line,
+                    "Location.CoordinateSystem": wgs84 if "4326" in urn else f"{p}osgb",
+                },
+            ),
+            _event(
+                f"{line}-pp",
+                "PositionPoint",
+                PUBLIC,
+                {
+                    "PositionPoint.xPosition": x,
+                    "PositionPoint.yPosition": y,
+                    "PositionPoint.sequenceNumber": 1,
+                },
+                {"PositionPoint.Location": f"{line}-loc"},
+            ),
+        ]
+        for i, end in ((1, "a"), (2, "b")):
+            events.append(
+                _event(
+                    f"{line}-t{end}",
+                    "Terminal",
+                    PUBLIC,
+                    {"ACDCTerminal.sequenceNumber": i},
+                    {"Terminal.ConductingEquipment": line, "Terminal.ConnectivityNode": f"{p}cn{end}"},
+                )
+            )
     return events
 
 
@@ -392,3 +451,52 @@ def test_a_page_is_placed_and_levelled_in_one_statement_as_each_object_alone(
     for mrid, node in shown.items():
         if mrid not in (f"{p}brk", f"{p}hidden-vl", f"{p}hiddenloc", f"{p}hiddenloc-vl", f"{p}hiddenloc-loc"):
             assert node["geometry"] == pages[secret][mrid]["geometry"], mrid
+
+
+async def test_a_line_placed_by_its_own_location_is_read_without_its_ends(
+    api: Api, loaded: Loaded, public: str, settings: Any
+) -> None:
+    """The geometry statement reads the ends and containers only of objects it cannot be sure are placed
+    by a location of their own, and that shortcut never changes an answer: a line whose own point Python
+    would refuse (out of range, not a number, not WGS84) is still placed through its ends."""
+    from hub.geography import ENDS, Geography
+    from hub.graph import make_async_driver
+    from hub.guard import Guard, LabelDirectory
+    from hub.labels import LabelCache
+    from ontology.loader import load_ontology
+
+    p = f"{loaded.prefix}s-"
+    through_ends = {"type": "LineString", "coordinates": [[4.0, 50.8], [5.0, 51.0]], "basis": "ends"}
+    for name, *_ in OWN_LOCATION_LINES:
+        found = geo(api, f"{p}{name}", public)
+        assert found is not None, name
+        got = {k: found["geometry"][k] for k in ("type", "coordinates", "basis")}
+        assert got == (
+            {"type": "Point", "coordinates": [4.5, 50.9], "basis": "own"}
+            if name == "ownline"
+            else through_ends
+        ), name
+
+    driver = make_async_driver(settings)
+    try:
+        caller_auths = Caller(subject="pub", org=None, clearance="PUBLIC").authorizations
+        guard = Guard(
+            driver,
+            settings.neo4j_database,
+            LabelDirectory(driver, settings.neo4j_database, 0.0),
+            caller_auths,
+            30.0,
+            LabelCache(),
+        )
+        geography = Geography(guard, load_ontology())
+        cypher, params = geography._surroundings_query(geography._steps(ENDS), geography._placement())
+        for name, *_ in OWN_LOCATION_LINES:
+            line = f"{p}{name}"
+            rows = await guard.read(cypher, {**params, "ids": [line], "geo_ids": [line]})
+            read = {r["mrid"] for r in rows}
+            if name == "ownline":
+                assert read == {line}, read
+            else:
+                assert {f"{line}-ta", f"{line}-tb", f"{p}cna", f"{p}a-vl", f"{p}a"} <= read, read
+    finally:
+        await driver.close()

@@ -1,12 +1,29 @@
 """The pure parts of hub.geography: which coordinate systems are WGS84, how points become geometry, and how
 the rules step from an object to its neighbours and climb to a placed container on what the geometry
-statement read. The statement itself runs against Neo4j in tests/graphql/test_geography.py."""
+statement read. The statement itself runs against Neo4j in tests/graphql/test_geography.py; here Neo4j only
+checks that the Cypher tests of an own location accept nothing the Python rules refuse."""
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from hub.geography import MAX_HOPS, Geometry, _derive, _Step, _Surroundings, _taken, is_wgs84
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hub.geography import (
+    CYPHER_TEST_PARAMS,
+    MAX_HOPS,
+    Geometry,
+    _derive,
+    _lon_lat,
+    _Step,
+    _Surroundings,
+    _taken,
+    is_wgs84,
+    number_cypher,
+    wgs84_cypher,
+)
 
 
 @pytest.mark.parametrize(
@@ -80,3 +97,72 @@ def test_the_climb_stops_at_the_first_placed_container_within_the_hops() -> None
     assert got == {"brk": Geometry("Point", ((4.0, 50.0),), "placement")}  # c0 is too far, unknown absent
     area = _Surroundings(own={chain[MAX_HOPS]: here}, ends={}, up=up)
     assert _derive([chain[0]], area) == {chain[0]: Geometry("Point", ((4.0, 50.0),), "placement")}
+
+
+# Strings near the tests' edges: decimals with and without exponents and spaces, suffixes Java reads as
+# numbers (``1.5f``, ``1d``, hex), URNs and names of coordinate systems with odd spacing and case.
+_NUMBERISH = st.from_regex(r"\A[ \t]?[-+]?[0-9]{0,3}(\.[0-9]{0,3})?([eE][-+]?[0-9]{1,3})?[fFdD]?[ \n]?\Z")
+_CRS = st.from_regex(r"\A\s?(urn:ogc:def:crs:)?(EPSG|epsg|OGC|CRS)?:{0,2}[0-9.]{0,4}:?(4326|84|3857)?\s?\Z")
+_NAMES = st.from_regex(r"\A\s{0,2}(WGS|wgs|Wgs)?\s?-?\s?(84|1984)?\s{0,2}\Z")
+
+
+@pytest.mark.services
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    number=st.one_of(
+        _NUMBERISH,
+        st.text(max_size=8),
+        st.integers(-400, 400),
+        st.floats(allow_nan=True),
+        st.booleans(),
+        st.lists(st.integers(-10, 10), max_size=2),
+    ),
+    crs=st.one_of(_CRS, st.text(max_size=12)),
+    name=st.one_of(_NAMES, st.text(max_size=8)),
+)
+def test_the_cypher_tests_of_an_own_location_accept_nothing_python_refuses(
+    neo4j_driver: Any, number: Any, crs: str, name: str
+) -> None:
+    """What the geometry statement's Cypher takes for a usable longitude, a WGS84 URN or a WGS84 name,
+    the Python rules take too (the statement then skips an object's ends and containers, so a wrong yes
+    would lose the object's geometry)."""
+    records, _, _ = neo4j_driver.execute_query(
+        # Through a map, so that each value is typed when read, as a node's properties are.
+        f"WITH $p AS p RETURN {number_cypher('p.v', 180)} AS number, "
+        "CASE WHEN p.v IS :: STRING AND p.v =~ $decimal THEN toFloat(p.v) END AS value, "
+        f"{wgs84_cypher('p.crs', 'null')} AS urn, {wgs84_cypher('null', 'p.name')} AS name",
+        p={"v": number, "crs": crs, "name": name},
+        **CYPHER_TEST_PARAMS,
+    )
+    got = records[0]
+    if got["number"]:
+        ll = _lon_lat(number, 0)
+        assert ll is not None, number
+        if got["value"] is not None:
+            assert ll[0] == got["value"], number
+    if got["urn"]:
+        assert is_wgs84(crs, None), crs
+    if got["name"]:
+        assert is_wgs84(None, name), name
+
+
+@pytest.mark.services
+def test_the_usual_wgs84_names_pass_the_cypher_tests_too(neo4j_driver: Any) -> None:
+    """The shortcut is taken for the coordinate systems and numbers models use (else it saves nothing)."""
+    records, _, _ = neo4j_driver.execute_query(
+        f"WITH $p AS p RETURN [u IN p.urns | {wgs84_cypher('u', 'null')}] AS urns, "
+        f"[n IN p.names | {wgs84_cypher('null', 'n')}] AS names, "
+        f"[d IN p.decimals | {number_cypher('d', 180)}] AS decimals",
+        p={
+            "urns": [
+                "urn:ogc:def:crs:EPSG::4326",
+                "EPSG:4326",
+                "urn:ogc:def:crs:OGC:1.3:CRS84",
+                " EPSG:6.6:4326\n",
+            ],
+            "names": ["WGS84", "WGS 84", "wgs-84"],
+            "decimals": ["-0.6565698385238647", "52.66", " 4.5 ", "1e1", ".5", 3, 51.5],
+        },
+        **CYPHER_TEST_PARAMS,
+    )
+    assert all(records[0]["urns"]) and all(records[0]["names"]) and all(records[0]["decimals"]), records[0]
