@@ -291,10 +291,13 @@ class Guard:
         # adds BEGIN and COMMIT and its retry loop, for about 0.5-1 ms less per statement (measured in
         # bench/results/graphql-library-round3.md). The bookmarks are those the API's own writes leave
         # through ``execute_query``, so a read still comes after them.
+        # Every row is read into the list below anyway: all of them in one PULL (fetch_size -1) rather than
+        # a round trip per thousand (33,937 rows of a class load's geometry: 1.7 s against 2.1 s).
         async with self.driver.session(
             database=self.database,
             default_access_mode=READ_ACCESS,
             bookmark_manager=self.driver.execute_query_bookmark_manager,
+            fetch_size=-1,
         ) as session:
             result = await session.run(query, bound)
             return [dict(r.items()) async for r in result]
