@@ -1,13 +1,29 @@
 """The guard's statement for a caller without grants: the grant half of each visibility check is taken out,
 and nothing else (what such a caller may see is unchanged; the leak tests in tests/graphql/ check that through
-the API, for callers with grants and without)."""
+the API, for callers with grants and without); and that a label the process has not read yet hides its objects
+(against Neo4j)."""
 
 from __future__ import annotations
 
 import re
+import uuid
+from typing import Any
 
+import pytest
+
+from hub.caller import Caller
+from hub.graph import make_async_driver
 from hub.graph_schema import LABEL
-from hub.guard import GRANTED_PARAM, VISIBLE_PARAM, all_visible, visible, without_grants
+from hub.guard import (
+    GRANTED_PARAM,
+    VISIBLE_PARAM,
+    Guard,
+    LabelDirectory,
+    all_visible,
+    visible,
+    without_grants,
+)
+from hub.labels import LabelCache, intern
 
 
 def _label_only(var: str) -> str:
@@ -41,3 +57,43 @@ def test_the_readers_statements_keep_no_grant_half() -> None:
                 assert not re.search(rf"\${GRANTED_PARAM}\b", without_grants(text)), text
                 checked += 1
     assert checked >= 3
+
+
+# ------------------------------------------------------------------------- labels the table has not read yet
+
+
+@pytest.mark.services
+async def test_a_label_written_after_the_table_was_read_hides_its_objects_until_the_next_read(
+    settings: Any, neo4j_driver: Any
+) -> None:
+    """Fail closed: an object whose label the process's label table does not hold yet (a producer's first
+    object with a new label) is hidden from every request until the table is read again, never shown by
+    default; a change record's check (``may_see_label``) reads the table at once instead."""
+    mrid = f"newlabel-{uuid.uuid4().hex[:8]}"
+    lid, text = intern(f"classification=PUBLIC | org=new-{uuid.uuid4().hex[:8]}")
+    driver = make_async_driver(settings)
+    try:
+        directory = LabelDirectory(driver, settings.neo4j_database, ttl_s=3600.0)
+        auths = Caller(subject="reader", org=None, clearance="PUBLIC").authorizations
+
+        def guard() -> Guard:  # one per request, sharing the process's table
+            return Guard(driver, settings.neo4j_database, directory, auths, 10.0, LabelCache())
+
+        query = f"MATCH (n:Entity {{mrid: $m}}) WHERE {visible('n')} RETURN n.mrid AS mrid"
+        await guard().visible_ids()  # the table is read now, before the label exists
+        neo4j_driver.execute_query(
+            "MERGE (s:SecurityLabel {id: $lid}) SET s.expr = $text "
+            "CREATE (:Entity {mrid: $m, _class: 'Substation', _label: $lid, _owner: 'test'})",
+            lid=lid,
+            text=text,
+            m=mrid,
+        )
+        try:
+            assert await guard().read(query, {"m": mrid}) == []
+            assert await guard().read(query, {"m": mrid}) == []  # still, until the table is read again
+            assert await guard().may_see_label(lid, "test")  # read at once for a change record
+            assert await guard().read(query, {"m": mrid}) == [{"mrid": mrid}]
+        finally:
+            neo4j_driver.execute_query("MATCH (n:Entity {mrid: $m}) DETACH DELETE n", m=mrid)
+    finally:
+        await driver.close()
