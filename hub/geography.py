@@ -41,7 +41,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from hub.guard import Guard, visible
 from hub.network_level import NetworkLevel, NetworkLevels
@@ -206,6 +206,19 @@ def _own_geometry(row: dict[str, Any]) -> Geometry | None:
     return None
 
 
+class _LocationNames(NamedTuple):
+    """Relationship types and property keys of an object's location and its points, from the ontology:
+    (relationship type, owner class, target class) of each association, then the property keys."""
+
+    loc_psr: tuple[str, str, str]
+    loc_cs: tuple[str, str, str]
+    pp_loc: tuple[str, str, str]
+    x: str
+    y: str
+    seq: str
+    urn: str
+
+
 @dataclass(frozen=True)
 class _Step:
     """One step from an object to another: from an object of class ``cls`` along relationship type
@@ -345,24 +358,25 @@ class Geography:
 
     # --- own geometry -------------------------------------------------------------------------------
 
+    def _location_names(self) -> _LocationNames | None:
+        """The ontology's names for an object's location and its points, or None when it lacks one."""
+        loc_psr = self._assoc("Location.PowerSystemResources")
+        loc_cs = self._assoc("Location.CoordinateSystem")
+        pp_loc = self._assoc("PositionPoint.Location")
+        x, y = self._key("PositionPoint.xPosition"), self._key("PositionPoint.yPosition")
+        seq, urn = self._key("PositionPoint.sequenceNumber"), self._key("CoordinateSystem.crsUrn")
+        if not (loc_psr and loc_cs and pp_loc and x and y and seq and urn):
+            return None
+        return _LocationNames(loc_psr, loc_cs, pp_loc, x, y, seq, urn)
+
     def _own_parts(self, var: str) -> list[str]:
         """RETURN items with the raw data of node ``var``'s own geometry (rule 1): ``located`` (its
         visible WGS84-candidate locations' visible points), ``self_point`` (a position point's own
         location) and ``lonlat<i>`` (:data:`OWN_LON_LAT`); :func:`_own_geometry` reads them."""
-        loc_psr = self._assoc("Location.PowerSystemResources")
-        loc_cs = self._assoc("Location.CoordinateSystem")
-        pp_loc = self._assoc("PositionPoint.Location")
-        keys = {q: self._key(q) for q in ("PositionPoint.xPosition", "PositionPoint.yPosition")}
-        seq, urn = self._key("PositionPoint.sequenceNumber"), self._key("CoordinateSystem.crsUrn")
+        names = self._location_names()
         parts = []
-        if (
-            loc_psr
-            and loc_cs
-            and pp_loc
-            and keys["PositionPoint.xPosition"]
-            and keys["PositionPoint.yPosition"]
-        ):
-            x, y = keys["PositionPoint.xPosition"], keys["PositionPoint.yPosition"]
+        if names is not None:
+            loc_psr, loc_cs, pp_loc, x, y, seq, urn = names
             point = f"{{loc: loc.mrid, urn: cs.`{urn}`, cs: cs.name, x: p.`{x}`, y: p.`{y}`, seq: p.`{seq}`}}"
             cs_match = f"(loc)-[:`{loc_cs[0]}`]->(cs:`{loc_cs[2]}`) WHERE {visible('cs')}"
             parts.append(
@@ -390,13 +404,10 @@ class Geography:
         visible point whose coordinates are numbers in range, as :func:`_own_geometry` would accept them.
         Where it is false the object may still have one (Python decides); where true, Python agrees, so
         the statement need not read the object's ends and containers. None without the associations."""
-        loc_psr = self._assoc("Location.PowerSystemResources")
-        loc_cs = self._assoc("Location.CoordinateSystem")
-        pp_loc = self._assoc("PositionPoint.Location")
-        x, y = self._key("PositionPoint.xPosition"), self._key("PositionPoint.yPosition")
-        urn = self._key("CoordinateSystem.crsUrn")
-        if not (loc_psr and loc_cs and pp_loc and x and y and urn):
+        names = self._location_names()
+        if names is None:
             return None
+        loc_psr, loc_cs, pp_loc, x, y, _, urn = names
         return (
             f"EXISTS {{ MATCH ({var})<-[:`{loc_psr[0]}`]-(loc:`{loc_psr[1]}`) WHERE {visible('loc')} "
             f"MATCH (loc)-[:`{loc_cs[0]}`]->(cs:`{loc_cs[2]}`) WHERE {visible('cs')} "
