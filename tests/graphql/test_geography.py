@@ -131,11 +131,14 @@ def scenario(p: str) -> list[dict[str, Any]]:
 # coordinate system's URN, x, y). Only the first is placed by it; the others' points are not usable
 # (out of range, not a number to Python, a coordinate system that is not WGS84), so they are placed
 # through their ends, however the statement decides what to read.
-OWN_LOCATION_LINES: tuple[tuple[str, str, str, str], ...] = (
-    ("ownline", "urn:ogc:def:crs:EPSG::4326", " 4.5 ", "50.9"),
-    ("farline", "urn:ogc:def:crs:EPSG::4326", "200", "50.9"),
-    ("oddline", "urn:ogc:def:crs:EPSG::4326", "4.5f", "50.9"),
-    ("flatline", "urn:ogc:def:crs:EPSG::27700", "4.5", "50.9"),
+OWN_LOCATION_LINES: tuple[tuple[str, str, str, str, str], ...] = (
+    ("ownline", "urn:ogc:def:crs:EPSG::4326", " 4.5 ", "50.9", PUBLIC),
+    ("farline", "urn:ogc:def:crs:EPSG::4326", "200", "50.9", PUBLIC),
+    ("oddline", "urn:ogc:def:crs:EPSG::4326", "4.5f", "50.9", PUBLIC),
+    ("flatline", "urn:ogc:def:crs:EPSG::27700", "4.5", "50.9", PUBLIC),
+    # Its location and point only the cleared may see: placed by them for the cleared, through its ends
+    # for everyone else, as if the location did not exist.
+    ("hiddenline", "urn:ogc:def:crs:EPSG::4326", "4.5", "50.9", SECRET),
 )
 
 
@@ -145,14 +148,14 @@ def _own_location_lines(p: str, wgs84: str) -> list[dict[str, Any]]:
             f"{p}osgb", "CoordinateSystem", PUBLIC, {"CoordinateSystem.crsUrn": OWN_LOCATION_LINES[3][1]}, {}
         )
     ]
-    for name, urn, x, y in OWN_LOCATION_LINES:
+    for name, urn, x, y, located in OWN_LOCATION_LINES:
         line = f"{p}{name}"
         events += [
             _event(line, "ACLineSegment", PUBLIC, {}, {}),
             _event(
                 f"{line}-loc",
                 "Location",
-                PUBLIC,
+                located,
                 {},
                 {
                     "Location.PowerSystemResources": line,
@@ -162,7 +165,7 @@ def _own_location_lines(p: str, wgs84: str) -> list[dict[str, Any]]:
             _event(
                 f"{line}-pp",
                 "PositionPoint",
-                PUBLIC,
+                located,
                 {
                     "PositionPoint.xPosition": x,
                     "PositionPoint.yPosition": y,
@@ -449,16 +452,28 @@ def test_a_page_is_placed_and_levelled_in_one_statement_as_each_object_alone(
         assert shown[mrid]["geometry"] == {"type": "Point", "coordinates": point, "basis": "placement"}, mrid
     # What the public caller sees is placed as for the cleared caller, unless placed through hidden objects.
     for mrid, node in shown.items():
-        if mrid not in (f"{p}brk", f"{p}hidden-vl", f"{p}hiddenloc", f"{p}hiddenloc-vl", f"{p}hiddenloc-loc"):
+        if mrid not in (
+            f"{p}brk",
+            f"{p}hidden-vl",
+            f"{p}hiddenloc",
+            f"{p}hiddenloc-vl",
+            f"{p}hiddenloc-loc",
+            # The line and its terminals: placed by its hidden location, for the cleared only.
+            f"{p}hiddenline",
+            f"{p}hiddenline-ta",
+            f"{p}hiddenline-tb",
+        ):
             assert node["geometry"] == pages[secret][mrid]["geometry"], mrid
 
 
 async def test_a_line_placed_by_its_own_location_is_read_without_its_ends(
-    api: Api, loaded: Loaded, public: str, settings: Any
+    api: Api, loaded: Loaded, public: str, secret: str, settings: Any
 ) -> None:
     """The geometry statement reads the ends and containers only of objects it cannot be sure are placed
     by a location of their own, and that shortcut never changes an answer: a line whose own point Python
-    would refuse (out of range, not a number, not WGS84) is still placed through its ends."""
+    would refuse (out of range, not a number, not WGS84) is still placed through its ends, and so is one
+    whose location the caller may not see (the shortcut looks at visible locations only, so a hidden one
+    cannot take a line's geometry away and reveal itself)."""
     from hub.geography import ENDS, Geography
     from hub.graph import make_async_driver
     from hub.guard import Guard, LabelDirectory
@@ -467,15 +482,13 @@ async def test_a_line_placed_by_its_own_location_is_read_without_its_ends(
 
     p = f"{loaded.prefix}s-"
     through_ends = {"type": "LineString", "coordinates": [[4.0, 50.8], [5.0, 51.0]], "basis": "ends"}
-    for name, *_ in OWN_LOCATION_LINES:
-        found = geo(api, f"{p}{name}", public)
-        assert found is not None, name
-        got = {k: found["geometry"][k] for k in ("type", "coordinates", "basis")}
-        assert got == (
-            {"type": "Point", "coordinates": [4.5, 50.9], "basis": "own"}
-            if name == "ownline"
-            else through_ends
-        ), name
+    own = {"type": "Point", "coordinates": [4.5, 50.9], "basis": "own"}
+    for token, placed_by_own in ((public, {"ownline"}), (secret, {"ownline", "hiddenline"})):
+        for name, *_ in OWN_LOCATION_LINES:
+            found = geo(api, f"{p}{name}", token)
+            assert found is not None, name
+            got = {k: found["geometry"][k] for k in ("type", "coordinates", "basis")}
+            assert got == (own if name in placed_by_own else through_ends), name
 
     driver = make_async_driver(settings)
     try:
@@ -494,7 +507,7 @@ async def test_a_line_placed_by_its_own_location_is_read_without_its_ends(
             line = f"{p}{name}"
             rows = await guard.read(cypher, {**params, "ids": [line], "geo_ids": [line]})
             read = {r["mrid"] for r in rows}
-            if name == "ownline":
+            if name == "ownline":  # hiddenline's location is hidden from this caller: its ends are read
                 assert read == {line}, read
             else:
                 assert {f"{line}-ta", f"{line}-tb", f"{p}cna", f"{p}a-vl", f"{p}a"} <= read, read
