@@ -9,10 +9,11 @@ import re
 import uuid
 from typing import Any
 
+import neo4j
 import pytest
 
 from hub.caller import Caller
-from hub.graph import make_async_driver
+from hub.graph import _auth, make_async_driver
 from hub.graph_schema import LABEL
 from hub.guard import (
     GRANTED_PARAM,
@@ -95,5 +96,30 @@ async def test_a_label_written_after_the_table_was_read_hides_its_objects_until_
             assert await guard().read(query, {"m": mrid}) == [{"mrid": mrid}]
         finally:
             neo4j_driver.execute_query("MATCH (n:Entity {mrid: $m}) DETACH DELETE n", m=mrid)
+    finally:
+        await driver.close()
+
+
+@pytest.mark.services
+async def test_a_read_on_a_connection_the_server_closed_is_made_once_more(
+    settings: Any, neo4j_driver: Any
+) -> None:
+    """A read is one auto-commit transaction, without the driver's retries: on a pooled connection that
+    the server has closed (a restart, an operator's kill), it is sent once more on a fresh connection."""
+    agent = f"hub-test-guard-{uuid.uuid4().hex[:8]}"
+    driver = neo4j.AsyncGraphDatabase.driver(settings.neo4j_uri, auth=_auth(settings), user_agent=agent)
+    try:
+        directory = LabelDirectory(driver, settings.neo4j_database, ttl_s=3600.0)
+        auths = Caller(subject="reader", org=None, clearance="PUBLIC").authorizations
+        guard = Guard(driver, settings.neo4j_database, directory, auths, 10.0, LabelCache())
+        query = f"MATCH (n:Entity {{mrid: 'none'}}) WHERE {visible('n')} RETURN count(n) AS n"
+        first = await guard.read(query)
+        records, _, _ = neo4j_driver.execute_query(
+            "CALL dbms.listConnections() YIELD connectionId, userAgent WHERE userAgent CONTAINS $agent "
+            "CALL dbms.killConnection(connectionId) YIELD connectionId AS killed RETURN count(killed) AS n",
+            agent=agent,
+        )
+        assert records[0]["n"] >= 1  # the pooled connection the first read left
+        assert await guard.read(query) == first
     finally:
         await driver.close()
