@@ -1,0 +1,76 @@
+"""A read's rows carried back in one record.
+
+The Python driver hands rows over one record at a time, and each record costs far more than unpacking
+one entry of a list: 5,000 rows of three columns took 323 ms as records and 16 ms as one record holding a
+list of rows, 30,000 rows 1,828 ms against 110 ms (medians of 7, the same Neo4j, ``fetch_size=-1`` both;
+docs/performance.md, "Rows in one record"). So a read statement whose columns are known is sent wrapped,
+``CALL () { <statement> } RETURN collect([<columns>])``, and its rows are rebuilt from that one list.
+
+The columns of a statement are learned from its first run, made as written: its text is the key, and the
+statements are few (built from templates), so a bounded map holds them. Rows keep their order: the
+subquery's rows reach ``collect`` in the order the statement gives them (one argument row, so the outer
+``Apply`` passes them through as they come; no runtime of Neo4j Community runs them in parallel).
+Statements asked to explain or profile themselves, and those with options ahead of them other than
+``CYPHER`` ones, are never wrapped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, Final
+
+# Leading ``CYPHER option=value ...`` settings apply to the whole statement, so they stay in front.
+_OPTIONS: Final = re.compile(r"\A\s*(CYPHER(?:[ \t]+[\w.]+=[\w.]+)*[ \t]*\n?)", re.IGNORECASE)
+# What may not be put inside a subquery: EXPLAIN and PROFILE answer with a plan, not rows.
+_UNWRAPPABLE: Final = re.compile(r"\A\s*(EXPLAIN|PROFILE|USE)\b", re.IGNORECASE)
+
+ROWS: Final = "__rows"
+
+
+def _name(column: str) -> str:
+    return "`" + column.replace("`", "``") + "`"
+
+
+def wrapped(statement: str, columns: Sequence[str]) -> str | None:
+    """``statement`` returning its rows, as lists of ``columns`` in that order, in one record's ``__rows``;
+    None when it cannot be wrapped (see the module's text)."""
+    options = _OPTIONS.match(statement)
+    head = options.group(1) if options else ""
+    body = statement[len(head) :]
+    if not columns or _UNWRAPPABLE.match(body):
+        return None
+    if head and not head.endswith("\n"):
+        head += "\n"
+    listed = ", ".join(_name(c) for c in columns)
+    return f"{head}CALL () {{\n{body}\n}}\nRETURN collect([{listed}]) AS {ROWS}"
+
+
+def rows(collected: list[list[Any]], columns: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows of a wrapped statement's ``__rows``, as maps by column, in order."""
+    return [dict(zip(columns, row, strict=True)) for row in collected]
+
+
+class Columns:
+    """Statement text -> its result's columns, learned from a first run; at most ``size`` statements
+    (the least recently used one is forgotten first)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._known: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+
+    def get(self, statement: str) -> tuple[str, ...] | None:
+        """The columns of ``statement`` (None: not run yet; empty: read it as written)."""
+        found = self._known.get(statement)
+        if found is not None:
+            self._known.move_to_end(statement)
+        return found
+
+    def learn(self, statement: str, columns: Sequence[str]) -> None:
+        if self.size <= 0:
+            return
+        self._known[statement] = tuple(columns)
+        self._known.move_to_end(statement)
+        while len(self._known) > self.size:
+            self._known.popitem(last=False)
