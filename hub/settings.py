@@ -183,8 +183,12 @@ class Settings(BaseSettings):
     # GraphQL operations the API process runs at once, all callers together (0: no cap), and how long
     # an operation waits for a place before it is refused with 503 and Retry-After (its deadline,
     # query_timeout_s, counts the wait). Sized so that the admitted operations keep the database busy
-    # without queueing behind each other in it (see graphql/hubql/admission.py).
-    api_max_running_operations: int = 16
+    # without queueing behind each other in it, nor in the event loop: between its reads an operation's
+    # Python work runs without a pause, and every admitted operation's turn comes before a subscription's
+    # next record. With 20 closed-loop clients and 20 subscribers on the demo (2 cores), 16 gave request
+    # p99s of 1.3-2.6 s and delivery lag p99s up to 3.2 s; 4 gave 0.41-0.50 s and 0.13-0.31 s at the same
+    # requests/s, none refused (bench/results/load-admission.md; see graphql/hubql/admission.py).
+    api_max_running_operations: int = 4
     api_admission_wait_s: float = 1.0
     # Access requests and grants (hub/grants.py): the role claim of an owner organisation's data officers
     # (who decide requests for its products), the role of the hub's operators (who see every request), how
