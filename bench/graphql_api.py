@@ -57,8 +57,7 @@ from hub.graph_schema import LABEL, OWNER, cypher
 from hub.guard import LabelDirectory
 from hub.labels import intern
 from hub.logging import configure_logging
-from hub.one_record import ROWS as ONE_RECORD_ROWS
-from hub.one_record import rows, wrapped
+from hub.one_record import Columns
 from hub.settings import Settings, get_settings
 from ontology.loader import load_ontology
 
@@ -366,29 +365,24 @@ async def run(
 
             # Each statement's columns, from its first replay (the warm-up round): from then on its rows
             # come in one record, as the guard reads them (hub/one_record.py), the fastest the driver gives.
-            columns: dict[str, tuple[str, ...]] = {}
+            columns = Columns(4096)
 
             async def replay(
                 filtered: bool = True,
                 calls: list[tuple[str, dict[str, Any]]] = calls,
-                columns: dict[str, tuple[str, ...]] = columns,
+                columns: Columns = columns,
             ) -> Any:
                 out = []
                 for cypher, params in calls:
                     text = cypher if filtered else unfiltered(cypher)
-                    known = columns.get(text)
-                    sent = wrapped(text, known) if known else None
+                    prepared = columns.prepared(text)
                     records, _, keys = await driver.execute_query(
-                        Query(sent or text, timeout=settings.query_timeout_s),
+                        Query(prepared[0] if prepared else text, timeout=settings.query_timeout_s),
                         params,
                         database_=settings.neo4j_database,
                         routing_=RoutingControl.READ,
                     )
-                    if sent is None or known is None:
-                        columns[text] = tuple(keys)
-                        out.append([dict(r.items()) for r in records])
-                    else:
-                        out.append(rows(records[0][ONE_RECORD_ROWS], known))
+                    out.append(columns.answer(text, prepared, keys, records))
                 return out
 
             async def replay_unfiltered() -> Any:

@@ -48,8 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from hub.graph_schema import cypher
 from hub.name_search import NameSearch
-from hub.one_record import ROWS as ONE_RECORD_ROWS
-from hub.one_record import rows, wrapped
+from hub.one_record import Columns
 from ontology.loader import load_ontology
 
 if TYPE_CHECKING:
@@ -755,16 +754,14 @@ def query_latencies(n: int, seed: int, repeats: int) -> dict[str, Any]:
 
         # Each statement's columns, from its first run: from then on its rows come in one record, as the
         # guard reads them (hub/one_record.py), the fastest the driver gives.
-        columns: dict[str, tuple[str, ...]] = {}
+        columns = Columns(4096)
 
         def run_cypher(query: str, params: dict[str, Any]) -> Any:
-            known = columns.get(query)
-            sent = wrapped(query, known) if known else None
-            records, _, keys = driver.execute_query(sent or query, params, database_=settings.neo4j_database)
-            if sent is None or known is None:
-                columns[query] = tuple(keys)
-                return records
-            return rows(records[0][ONE_RECORD_ROWS], known)
+            prepared = columns.prepared(query)
+            records, _, keys = driver.execute_query(
+                prepared[0] if prepared else query, params, database_=settings.neo4j_database
+            )
+            return columns.answer(query, prepared, keys, records)
 
         cases: list[
             tuple[str, str, Callable[[], dict[str, Any]], str, Callable[[dict[str, Any]], dict[str, Any]]]

@@ -31,14 +31,14 @@ from neo4j.exceptions import CypherSyntaxError, ServiceUnavailable, SessionExpir
 
 from hub.graph_schema import LABEL, OWNER
 from hub.labels import Authorizations, Label, LabelCache, evaluate, parse
-from hub.one_record import ROWS, Columns, rows, wrapped
+from hub.one_record import ROWS, Columns, rows
 
 log = structlog.get_logger(__name__)
 
 VISIBLE_PARAM: Final = "visible"
 GRANTED_PARAM: Final = "granted"
 
-# The columns of the statements read so far, by text (hub/one_record.py): a statement's columns depend on
+# How to send the statements read so far, by text (hub/one_record.py): a statement's columns depend on
 # its text alone, and the texts are few, built from templates.
 _COLUMNS: Final = Columns(2048)
 
@@ -300,20 +300,20 @@ class Guard:
         # a round trip per thousand (33,937 rows of a class load's geometry: 1.7 s against 2.1 s).
         # And once its columns are known, in one record (hub/one_record.py): a record costs the driver
         # some 60 us, a row of a list in one record some 3.
-        columns = _COLUMNS.get(query.text)
-        text = None if not columns else wrapped(query.text, columns)
+        prepared = _COLUMNS.prepared(query.text)
         async with self.driver.session(
             database=self.database,
             default_access_mode=READ_ACCESS,
             bookmark_manager=self.driver.execute_query_bookmark_manager,
             fetch_size=-1,
         ) as session:
-            if columns is None or text is None:
+            if prepared is None:
                 result = await session.run(query, bound)
                 found = [dict(r.items()) async for r in result]
-                if columns is None:
+                if not _COLUMNS.knows(query.text):
                     _COLUMNS.learn(query.text, result.keys())
                 return found
+            text, columns = prepared
             try:
                 one = await session.run(Query(cast(LiteralString, text), timeout=query.timeout), bound)
                 record = await one.single(strict=True)

@@ -53,24 +53,42 @@ def rows(collected: list[list[Any]], columns: Sequence[str]) -> list[dict[str, A
 
 
 class Columns:
-    """Statement text -> its result's columns, learned from a first run; at most ``size`` statements
-    (the least recently used one is forgotten first)."""
+    """Statement text -> how to send it, learned from its first run: the wrapped text and its columns
+    (built once, not on every read), or nothing for a statement read as written. At most ``size``
+    statements (the least recently used one is forgotten first)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._known: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._known: OrderedDict[str, tuple[str, tuple[str, ...]] | None] = OrderedDict()
 
-    def get(self, statement: str) -> tuple[str, ...] | None:
-        """The columns of ``statement`` (None: not run yet; empty: read it as written)."""
+    def knows(self, statement: str) -> bool:
+        return statement in self._known
+
+    def prepared(self, statement: str) -> tuple[str, tuple[str, ...]] | None:
+        """The text to send for ``statement`` and its columns, once learned and wrappable (else None:
+        send it as written)."""
         found = self._known.get(statement)
         if found is not None:
             self._known.move_to_end(statement)
         return found
 
     def learn(self, statement: str, columns: Sequence[str]) -> None:
+        """``statement``'s columns, from a run as written (none: always read it as written)."""
         if self.size <= 0:
             return
-        self._known[statement] = tuple(columns)
+        text = wrapped(statement, columns)
+        self._known[statement] = None if text is None else (text, tuple(columns))
         self._known.move_to_end(statement)
         while len(self._known) > self.size:
             self._known.popitem(last=False)
+
+    def answer(
+        self, statement: str, prepared: tuple[str, tuple[str, ...]] | None, keys: Sequence[str], records: Any
+    ) -> list[dict[str, Any]]:
+        """The rows of ``statement`` from the records of what was sent (``prepared``, as :meth:`prepared`
+        gave it), learning its columns (``keys``) when it was sent as written for the first time."""
+        if prepared is None:
+            if not self.knows(statement):
+                self.learn(statement, keys)
+            return [dict(r.items()) for r in records]
+        return rows(records[0][ROWS], prepared[1])

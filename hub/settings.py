@@ -186,7 +186,7 @@ class Settings(BaseSettings):
     # without queueing behind each other in it, nor in the event loop: between its reads an operation's
     # Python work runs without a pause, and every admitted operation's turn comes before a subscription's
     # next record. With 20 closed-loop clients and 20 subscribers on the demo (2 cores), 16 gave request
-    # p99s of 1.3-2.6 s and delivery lag p99s up to 3.2 s; 4 gave 0.41-0.50 s and 0.13-0.31 s at the same
+    # p99s of 1.3-2.6 s and delivery lag p99s up to 5.6 s; 4 gave 0.41-0.58 s and 0.13-0.31 s at the same
     # requests/s, none refused (bench/results/load-admission.md; see graphql/hubql/admission.py).
     api_max_running_operations: int = 4
     api_admission_wait_s: float = 1.0

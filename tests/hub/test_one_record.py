@@ -14,7 +14,7 @@ import pytest
 from hub import guard as guard_module
 from hub.caller import Caller
 from hub.graph import make_async_driver
-from hub.guard import Guard, LabelDirectory, visible
+from hub.guard import Guard, LabelDirectory, visible, without_grants
 from hub.labels import LabelCache
 from hub.one_record import ROWS, Columns, rows, wrapped
 
@@ -31,16 +31,18 @@ def test_options_stay_in_front_and_plans_are_never_wrapped() -> None:
 
 def test_columns_are_bounded_least_recently_used_first() -> None:
     columns = Columns(2)
-    columns.learn("a", ["x"])
-    columns.learn("b", ["y"])
-    assert columns.get("a") == ("x",)  # a is now the most recently used
-    columns.learn("c", ["z"])
-    assert columns.get("b") is None
-    assert columns.get("a") == ("x",)
-    assert columns.get("c") == ("z",)
+    columns.learn("RETURN 1 AS x", ["x"])
+    columns.learn("RETURN 2 AS y", ["y"])
+    assert columns.prepared("RETURN 1 AS x") == (wrapped("RETURN 1 AS x", ["x"]), ("x",))  # now most recent
+    columns.learn("RETURN 3 AS z", ["z"])
+    assert not columns.knows("RETURN 2 AS y")
+    assert columns.prepared("RETURN 1 AS x") is not None
+    assert columns.prepared("RETURN 3 AS z") is not None
+    columns.learn("EXPLAIN RETURN 1 AS x", ["x"])
+    assert columns.knows("EXPLAIN RETURN 1 AS x") and columns.prepared("EXPLAIN RETURN 1 AS x") is None
     off = Columns(0)
-    off.learn("a", ["x"])
-    assert off.get("a") is None
+    off.learn("RETURN 1 AS x", ["x"])
+    assert not off.knows("RETURN 1 AS x")
 
 
 def _comparable(row: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +101,7 @@ async def test_the_guard_reads_a_statement_in_one_record_once_it_knows_its_colum
             f"RETURN i, '{tag}' AS tag ORDER BY i DESC"
         )
         first = await guard.read(statement)
-        assert guard_module._COLUMNS.get(statement) == ("i", "tag")
+        assert guard_module._COLUMNS.prepared(statement) == (wrapped(statement, ("i", "tag")), ("i", "tag"))
         assert first == [{"i": i, "tag": tag} for i in range(500, 0, -1)]
         assert await guard.read(statement) == first
 
@@ -107,7 +109,44 @@ async def test_the_guard_reads_a_statement_in_one_record_once_it_knows_its_colum
         ending = f"UNWIND [2, 1] AS i WITH i WHERE size($visible) >= 0 RETURN i, '{tag}' AS tag;"
         assert await guard.read(ending) == [{"i": 2, "tag": tag}, {"i": 1, "tag": tag}]
         assert await guard.read(ending) == [{"i": 2, "tag": tag}, {"i": 1, "tag": tag}]
-        assert guard_module._COLUMNS.get(ending) == ()
+        assert guard_module._COLUMNS.knows(ending) and guard_module._COLUMNS.prepared(ending) is None
         assert await guard.read(ending) == [{"i": 2, "tag": tag}, {"i": 1, "tag": tag}]
     finally:
         await driver.close()
+
+
+@pytest.mark.services
+async def test_a_hidden_object_stays_hidden_in_one_record(settings: Any, neo4j_driver: Any) -> None:
+    """The wrapped read filters as the statement does: an object the caller may not see is absent from the
+    first read (as written) and from every read after it (in one record), and the answers are the same."""
+    tag = uuid.uuid4().hex[:8]
+    neo4j_driver.execute_query(
+        "MERGE (p:SecurityLabel {id: $pub}) SET p.expr = 'classification=PUBLIC' "
+        "MERGE (s:SecurityLabel {id: $sec}) SET s.expr = 'classification=SECRET' "
+        "CREATE (:Entity {mrid: $a, _label: $pub, _owner: 't'}), "
+        "(:Entity {mrid: $b, _label: $sec, _owner: 't'})",
+        pub=-9101,
+        sec=-9102,
+        a=f"or-{tag}-shown",
+        b=f"or-{tag}-hidden",
+    )
+    driver = make_async_driver(settings)
+    try:
+        directory = LabelDirectory(driver, settings.neo4j_database, ttl_s=3600.0)
+        auths = Caller(subject="reader", org=None, clearance="PUBLIC").authorizations
+        guard = Guard(driver, settings.neo4j_database, directory, auths, 10.0, LabelCache())
+        statement = (
+            f"MATCH (n:Entity) WHERE n.mrid STARTS WITH $p AND {visible('n')} RETURN n.mrid AS m ORDER BY m"
+        )
+        answers = [await guard.read(statement, {"p": f"or-{tag}"}) for _ in range(3)]
+        # The later reads were in one record (the text as sent: a caller without grants reads it without
+        # the grant half).
+        assert guard_module._COLUMNS.prepared(without_grants(statement)) is not None
+        assert answers == [[{"m": f"or-{tag}-shown"}]] * 3
+    finally:
+        await driver.close()
+        neo4j_driver.execute_query(
+            "MATCH (n:Entity) WHERE n.mrid STARTS WITH $p DETACH DELETE n "
+            "WITH count(*) AS _ MATCH (s:SecurityLabel) WHERE s.id IN [-9101, -9102] DELETE s",
+            p=f"or-{tag}",
+        )
