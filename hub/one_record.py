@@ -10,8 +10,9 @@ The columns of a statement are learned from its first run, made as written: its 
 statements are few (built from templates), so a bounded map holds them. Rows keep their order: the
 subquery's rows reach ``collect`` in the order the statement gives them (one argument row, so the outer
 ``Apply`` passes them through as they come; no runtime of Neo4j Community runs them in parallel).
-Statements asked to explain or profile themselves, and those with options ahead of them other than
-``CYPHER`` ones, are never wrapped.
+Statements asked to explain or profile themselves, those with options ahead of them other than
+``CYPHER`` ones, and those returning an expression without a name (``RETURN n.mrid``: a subquery may not
+return one) are never wrapped.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ _OPTIONS: Final = re.compile(r"\A\s*(CYPHER(?:[ \t]+[\w.]+=[\w.]+)*[ \t]*\n?)", 
 _UNWRAPPABLE: Final = re.compile(r"\A\s*(EXPLAIN|PROFILE|USE)\b", re.IGNORECASE)
 
 ROWS: Final = "__rows"
+# Neo4j names an expression returned without ``AS`` by its text (``n.mrid``, ``count(*)``): not an
+# identifier, and not written after ``AS`` in backquotes either, as a column so named would be.
+_IDENTIFIER: Final = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _named(column: str, statement: str) -> bool:
+    return bool(_IDENTIFIER.match(column)) or f"AS {_name(column)}" in statement
 
 
 def _name(column: str) -> str:
@@ -39,7 +47,7 @@ def wrapped(statement: str, columns: Sequence[str]) -> str | None:
     options = _OPTIONS.match(statement)
     head = options.group(1) if options else ""
     body = statement[len(head) :]
-    if not columns or _UNWRAPPABLE.match(body):
+    if not columns or _UNWRAPPABLE.match(body) or not all(_named(c, body) for c in columns):
         return None
     if head and not head.endswith("\n"):
         head += "\n"

@@ -27,6 +27,9 @@ def test_options_stay_in_front_and_plans_are_never_wrapped() -> None:
     assert wrapped("EXPLAIN MATCH (n) RETURN n", ("n",)) is None
     assert wrapped(" profile MATCH (n) RETURN n", ("n",)) is None
     assert wrapped("MATCH (n) RETURN n", ()) is None
+    # An expression returned without a name (a subquery may not return one) is read as written.
+    assert wrapped("MATCH (n) RETURN n.mrid, count(*) AS c", ("n.mrid", "c")) is None
+    assert wrapped("MATCH (n) RETURN n._class AS `n.c`", ("n.c",)) is not None
 
 
 def test_columns_are_bounded_least_recently_used_first() -> None:
