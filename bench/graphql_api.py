@@ -49,6 +49,7 @@ import uvicorn
 from neo4j import AsyncGraphDatabase, GraphDatabase, Query, RoutingControl
 
 from devstack.demo.producers import PRODUCER_CONFIG
+from hub import count_keys
 from hub import guard as guard_module
 from hub.auth import DevIssuer, mint_token
 from hub.caller import Caller
@@ -200,7 +201,8 @@ def write_grid(settings: Settings, side: int) -> dict[str, int]:
                     cypher(
                         f"UNWIND $rows AS r CREATE (n:Entity:{labels} {{mrid: r.mrid}}) SET n.name = r.name, "
                         f"n.@class = $cls, n.@domain = $domain, n.@version = 1, n.@owner = 'bench', "
-                        f"n.@producer = 'bench', n.@updated = datetime(), n.@label = r.label{extra}"
+                        f"n.@producer = 'bench', n.@updated = datetime(), n.@label = r.label{extra} "
+                        f"SET {count_keys.assignment('n')}"
                     ),
                     rows=rows[k : k + 5000],
                     cls=cls,

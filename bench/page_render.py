@@ -43,6 +43,7 @@ from typing import Any
 
 from neo4j import GraphDatabase
 
+from hub import count_keys
 from hub.graph import ensure_schema
 from hub.graph_schema import cypher
 from hub.labels import intern
@@ -110,7 +111,7 @@ def write_class(settings: Settings, n: int) -> None:
                     f"UNWIND $rows AS r CREATE (n:Entity:{labels} {{mrid: r.mrid}}) SET n.name = r.name, "
                     "n.@class = $cls, n.@domain = $domain, n.@version = 1, n.@owner = 'bench', "
                     "n.@producer = 'bench', n.@updated = datetime(), n.@label = $label, "
-                    "n.@x = r.x, n.@y = r.y"
+                    f"n.@x = r.x, n.@y = r.y SET {count_keys.assignment('n')}"
                 ),
                 rows=rows[k : k + 5000],
                 cls=CLASS,

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import neo4j
 
+from hub import count_keys
 from hub.graph_schema import cypher
 from hub.name_search import INDEX_PREFIX, NameSearch
 from hub.settings import Settings, get_settings
@@ -37,6 +38,8 @@ SCHEMA_STATEMENTS: Final[tuple[str, ...]] = (
     # The access guard filters every read by label id; the API lists objects by class.
     cypher("CREATE INDEX entity_label IF NOT EXISTS FOR (n:Entity) ON (n.@label)"),
     cypher("CREATE INDEX entity_class IF NOT EXISTS FOR (n:Entity) ON (n.@class)"),
+    # Counts per class as a caller may see them, from the index alone (hub/count_keys.py).
+    cypher("CREATE INDEX entity_count_key IF NOT EXISTS FOR (n:Entity) ON (n.@count_key)"),
     # The typed queries' filters and sorts on the name and the update time (hub/typed_pages.py).
     "CREATE INDEX entity_name IF NOT EXISTS FOR (n:Entity) ON (n.name)",
     cypher("CREATE INDEX entity_updated IF NOT EXISTS FOR (n:Entity) ON (n.@updated)"),
@@ -187,6 +190,16 @@ CALL (v) {
 """
 )
 
+# Objects written before count keys existed get theirs (hub/count_keys.py), once, in transactions of their
+# own; the writer keeps them from then on.
+_COUNT_KEYS_SET: Final = "count_keys"
+_SET_COUNT_KEYS: Final = cypher(
+    f"""
+MATCH (n:Entity) WHERE n.@count_key IS NULL AND n.@label IS NOT NULL AND n.@class IS NOT NULL
+CALL (n) {{ SET {count_keys.assignment("n")} }} IN TRANSACTIONS OF 10000 ROWS
+"""
+)
+
 
 def ensure_schema(driver: neo4j.Driver, database: str | None = None) -> None:
     settings = get_settings()
@@ -206,6 +219,11 @@ def ensure_schema(driver: neo4j.Driver, database: str | None = None) -> None:
         with driver.session(database=database) as session:
             session.run(_INDEX_VERSION_REFERENCES).consume()
         driver.execute_query(_MIGRATION_MARK, id=_VERSION_REFERENCES_INDEXED, database_=database)
+    done, _, _ = driver.execute_query(_MIGRATION_DONE, id=_COUNT_KEYS_SET, database_=database)
+    if not done[0]["n"]:
+        with driver.session(database=database) as session:
+            session.run(_SET_COUNT_KEYS).consume()
+        driver.execute_query(_MIGRATION_MARK, id=_COUNT_KEYS_SET, database_=database)
     current = NameSearch(load_ontology()).index
     records, _, _ = driver.execute_query(
         _STALE_NAME_INDEXES, prefix=INDEX_PREFIX, current=current, database_=database
@@ -237,6 +255,11 @@ async def ensure_schema_async(driver: neo4j.AsyncDriver, database: str | None = 
         async with driver.session(database=database) as session:
             await (await session.run(_INDEX_VERSION_REFERENCES)).consume()
         await driver.execute_query(_MIGRATION_MARK, id=_VERSION_REFERENCES_INDEXED, database_=database)
+    done, _, _ = await driver.execute_query(_MIGRATION_DONE, id=_COUNT_KEYS_SET, database_=database)
+    if not done[0]["n"]:
+        async with driver.session(database=database) as session:
+            await (await session.run(_SET_COUNT_KEYS)).consume()
+        await driver.execute_query(_MIGRATION_MARK, id=_COUNT_KEYS_SET, database_=database)
     current = NameSearch(load_ontology()).index
     records, _, _ = await driver.execute_query(
         _STALE_NAME_INDEXES, prefix=INDEX_PREFIX, current=current, database_=database

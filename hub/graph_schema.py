@@ -43,6 +43,9 @@ REF_TARGETS: Final = "_ref_targets"
 # interval it stands for in epoch milliseconds (one sample per measured object and interval).
 TIME: Final = "_time"
 BUCKET: Final = "_bucket"
+# A live object's class, label id and owner in one string (hub/count_keys.py): counts per class as each
+# caller may see them are read from its index alone, not from each node's label and owner.
+COUNT_KEY: Final = "_count_key"
 # Never stored: the writer sets and removes it at once to take a node's write lock before it reads the
 # node's state (see hub.writer, "Locks").
 LOCK: Final = "_lock"
@@ -61,6 +64,7 @@ KEYS: Final[dict[str, str]] = {
     "x": X,
     "y": Y,
     "lock": LOCK,
+    "count_key": COUNT_KEY,
     "valid_from": VALID_FROM,
     "recorded": RECORDED,
     "deleted": DELETED,

@@ -19,8 +19,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from hub import count_keys
 from hub.geography import DIAGRAM_LAYOUT_CLASSES
-from hub.graph_schema import BOOKKEEPING, CLASS, DOMAIN, LABEL, OWNER, X, Y, cypher
+from hub.graph_schema import BOOKKEEPING, CLASS, COUNT_KEY, DOMAIN, LABEL, OWNER, X, Y, cypher
 from hub.guard import Guard, visible
 from hub.name_search import NameSearch, SearchTextError
 from ontology.connectivity import physical_network
@@ -474,16 +475,23 @@ class Reader:
         return [r["n"] for r in rows]
 
     async def counts(self, domain: str | None) -> list[tuple[str, int]]:
-        params: dict[str, Any] = {}
+        """Per class (of ``domain`` when given), the live objects the caller may see. The count keys'
+        index is grouped by key, one entry per object and no node read, and the guard decides once per
+        key (:mod:`hub.count_keys`): the same decision as per object, since a key is what it looks at."""
+        params: dict[str, Any] = {"sep": count_keys.SEPARATOR}
         cond = ""
         if domain is not None:
             if domain not in DOMAINS:
                 raise ReadError(f"domain {domain!r} is not one of {', '.join(DOMAINS)}")
-            cond = f"n:`{domain}` AND "
+            params["classes"] = sorted(c for c in self.ontology.classes if self.ontology.domain(c) == domain)
+            cond = f"WHERE k.{CLASS} IN $classes "
         rows = await self.guard.read(
-            f"MATCH (n:Entity) WHERE {cond}n.{CLASS} IS NOT NULL "
-            f"WITH n.{CLASS} AS cls, count(CASE WHEN {visible('n')} THEN 1 END) AS visible, count(n) AS all "
-            "RETURN cls, visible, all ORDER BY cls",
+            f"MATCH (n:Entity) WHERE n.{COUNT_KEY} IS NOT NULL "
+            f"WITH n.{COUNT_KEY} AS key, count(*) AS c "
+            "WITH key, split(key, $sep) AS p, c "
+            f"WITH {count_keys.unpacked('key', 'p')} AS k, c {cond}"
+            f"WITH k.{CLASS} AS cls, sum(CASE WHEN {visible('k')} THEN c ELSE 0 END) AS visible, "
+            "sum(c) AS all RETURN cls, visible, all ORDER BY cls",
             params,
         )
         self.guard.stats.withheld += sum(r["all"] - r["visible"] for r in rows)

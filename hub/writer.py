@@ -64,6 +64,7 @@ from typing import Any, Final, NamedTuple
 
 import neo4j
 
+from hub import count_keys
 from hub.changes import ChangeKind, ChangeRecord
 from hub.graph import ENTITY, STUB, STUB_LABEL_TEXT, TOMBSTONE, cypher_name
 from hub.graph_schema import cypher
@@ -776,7 +777,7 @@ _WRITE_PARTS: Final = (
     MERGE (s:SecurityLabel {id: x.id})
     ON CREATE SET s.expr = x.expr
     """,
-    # Deletes: a tombstone keeps mrid, version and bookkeeping; edges and class labels go.
+    # Deletes: a tombstone keeps mrid, version and bookkeeping; edges, class labels and the count key go.
     """
     UNWIND $deletes AS r
     MERGE (n:Entity {mrid: r.mrid})
@@ -789,7 +790,8 @@ _WRITE_PARTS: Final = (
     SET n:Tombstone
     REMOVE n:$(drop)
     """,
-    # Upserts of every class at once: the class's labels come from $class_labels by class name.
+    # Upserts of every class at once: the class's labels come from $class_labels by class name. The count
+    # key (hub/count_keys.py) follows the class, label and owner just set.
     """
     UNWIND $upserts AS r
     MERGE (n:Entity {mrid: r.mrid})
@@ -802,7 +804,8 @@ _WRITE_PARTS: Final = (
     SET n:$($class_labels[r.c])
     REMOVE n:Tombstone
     REMOVE n:$(drop)
-    """,
+    SET """
+    + count_keys.assignment("n"),
     # Measurements: attributes of live nodes only.
     """
     UNWIND $measurements AS r
@@ -825,7 +828,7 @@ _WRITE_PARTS: Final = (
         s.@class = n.@class
     """,
     # Stubs: a stub gains the labels of every class it is referenced as; its class is narrowed when a
-    # referrer expects a subclass of what it was created as.
+    # referrer expects a subclass of what it was created as (and its count key with it).
     """
     UNWIND $stubs AS r
     MERGE (n:Entity {mrid: r.m})
@@ -835,7 +838,8 @@ _WRITE_PARTS: Final = (
     WITH n, r WHERE n:Stub
     SET n:$($class_labels[r.c]),
         n.@class = CASE WHEN n.@class IN $ancestors[r.c] THEN r.c ELSE n.@class END
-    """,
+    SET """
+    + count_keys.assignment("n"),
     # Edges: per source, those of every relationship type its events named are replaced. Like the node
     # statements, only where the source is at the version this plan writes, and never to a tombstone: a
     # worker that lost its partitions in a rebalance may finish a batch the new owner has already passed.

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from hub import count_keys
 from hub.auth import mint_token
 from hub.graph_schema import cypher
 from hub.labels import intern
@@ -120,7 +121,7 @@ def write_graph(
                     "SET n += row.props, n.@class = $cls, n.@domain = $domain, n.@version = row.version, "
                     "n.@owner = $producer, n.@producer = $producer, n.@event_id = row.mrid, "
                     "n.@updated = datetime(), n.@event_time = datetime(), n.@label = row.label, "
-                    "n.@x = row.x, n.@y = row.y"
+                    f"n.@x = row.x, n.@y = row.y SET {count_keys.assignment('n')}"
                 ),
                 rows=rows,
                 cls=cls,

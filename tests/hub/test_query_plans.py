@@ -92,6 +92,10 @@ def explained(settings: Any, neo4j_driver: Any) -> Iterator[dict[str, tuple[str,
             out["search"] = guard.plans[-1]
             await reader.search("nrth", 20, class_name="Substation", fuzzy=True)
             out["fuzzy search of a class"] = guard.plans[-1]
+            await reader.counts(None)
+            out["counts"] = guard.plans[-1]
+            await reader.counts("Gas")
+            out["counts of a domain"] = guard.plans[-1]
             return out
         finally:
             await driver.close()
@@ -147,3 +151,21 @@ def test_a_name_search_uses_the_full_text_index_and_the_unique_index(
     assert "ProcedureCall" in ops and "db.index.fulltext.queryNodes" in plan_text(guarded), ops
     assert "NodeUniqueIndexSeek" in ops, ops  # the exact mRID
     assert sorted(set(ops) & LEAVES) == sorted(set(operators(unguarded)) & LEAVES)
+
+
+@pytest.mark.parametrize("query", ["counts", "counts of a domain"])
+def test_counts_read_the_count_key_index_alone(explained: dict[str, Any], query: str) -> None:
+    # The counts group the count keys' index entries and decide visibility per key (hub/count_keys.py):
+    # no node's label or owner is read, so the guarded count costs what the unguarded one does.
+    cypher, guarded, unguarded = explained[query]
+    ops = operators(guarded)
+    scans = [leaf for leaf in _leaves(guarded) if str(leaf["operatorType"]).startswith("NodeIndexScan")]
+    assert len(scans) == 1 and "_count_key" in plan_text(scans[0]["args"]), (cypher, ops)
+    assert "AllNodesScan" not in ops and "NodeByLabelScan" not in ops, ops
+    assert "n._label" not in plan_text(guarded) and "n._owner" not in plan_text(guarded), plan_text(guarded)
+    assert sorted(set(ops) & LEAVES) == sorted(set(operators(unguarded)) & LEAVES)
+
+
+def _leaves(plan: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    children = plan.get("children", [])
+    return [plan] if not children else [leaf for child in children for leaf in _leaves(child)]

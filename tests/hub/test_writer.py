@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from write_model import Model, Node, expected_graph, expected_last_changes
 
 from hub.graph import ensure_schema, make_async_driver
-from hub.graph_schema import CLASS, EVENT_ID, LABEL, OWNER, PRODUCER, VERSION, cypher
+from hub.graph_schema import CLASS, COUNT_KEY, EVENT_ID, LABEL, OWNER, PRODUCER, VERSION, cypher
 from hub.labels import Authorizations, label_id
 from hub.state_cache import StateCache
 from hub.write_policy import WriteRights
@@ -404,7 +404,7 @@ def read_graph(driver: neo4j.Driver, prefix: str) -> tuple[dict[str, Any], set[t
     return nodes, {(r["a"], r["t"], r["b"]) for r in records}
 
 
-COMPARED = ("mrid", VERSION, LABEL, OWNER, CLASS, PRODUCER, EVENT_ID)
+COMPARED = ("mrid", VERSION, LABEL, OWNER, CLASS, PRODUCER, EVENT_ID, COUNT_KEY)
 
 
 def comparable(nodes: dict[str, Any], model_props: dict[str, Any]) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from write_model import Model, Node, expected_graph
 
 from devstack.services import kafka
 from hub import kafka_topics
-from hub.graph_schema import CLASS, EVENT_ID, LABEL, OWNER, PRODUCER, VERSION, X, Y
+from hub.graph_schema import CLASS, COUNT_KEY, EVENT_ID, LABEL, OWNER, PRODUCER, VERSION, X, Y
 from hub.kafka_clients import admin_options
 from hub.kafka_topics import ensure_topics, topic_admin, topic_names
 from hub.labels import canonical, label_id
@@ -414,7 +414,7 @@ def oracle(sc: Scenario) -> tuple[dict[str, Node], set[tuple[str, str, str]]]:
     return model.nodes, model.edges
 
 
-BOOKKEEPING = {VERSION, LABEL, OWNER, CLASS, PRODUCER, EVENT_ID, X, Y}
+BOOKKEEPING = {VERSION, LABEL, OWNER, CLASS, PRODUCER, EVENT_ID, X, Y, COUNT_KEY}
 
 
 def read_graph(driver: neo4j.Driver, prefix: str) -> tuple[dict[str, Any], set[tuple[str, str, str]]]:
