@@ -202,7 +202,7 @@ def write_grid(settings: Settings, side: int) -> dict[str, int]:
                         f"UNWIND $rows AS r CREATE (n:Entity:{labels} {{mrid: r.mrid}}) SET n.name = r.name, "
                         f"n.@class = $cls, n.@domain = $domain, n.@version = 1, n.@owner = 'bench', "
                         f"n.@producer = 'bench', n.@updated = datetime(), n.@label = r.label{extra} "
-                        f"SET {count_keys.assignment('n')}"
+                        f"SET {count_keys.assignment('n')} {count_keys.listed('n')}"
                     ),
                     rows=rows[k : k + 5000],
                     cls=cls,

@@ -111,7 +111,7 @@ def write_class(settings: Settings, n: int) -> None:
                     f"UNWIND $rows AS r CREATE (n:Entity:{labels} {{mrid: r.mrid}}) SET n.name = r.name, "
                     "n.@class = $cls, n.@domain = $domain, n.@version = 1, n.@owner = 'bench', "
                     "n.@producer = 'bench', n.@updated = datetime(), n.@label = $label, "
-                    f"n.@x = r.x, n.@y = r.y SET {count_keys.assignment('n')}"
+                    f"n.@x = r.x, n.@y = r.y SET {count_keys.assignment('n')} {count_keys.listed('n')}"
                 ),
                 rows=rows[k : k + 5000],
                 cls=CLASS,

@@ -34,6 +34,8 @@ SCHEMA_STATEMENTS: Final[tuple[str, ...]] = (
     "CREATE CONSTRAINT entity_mrid IF NOT EXISTS FOR (n:Entity) REQUIRE n.mrid IS UNIQUE",
     "CREATE CONSTRAINT security_label_id IF NOT EXISTS FOR (s:SecurityLabel) REQUIRE s.id IS UNIQUE",
     # The writer's record of how far each ingest partition is in the graph (replays are skipped).
+    # The count keys in use (hub/count_keys.py).
+    "CREATE CONSTRAINT count_key_key IF NOT EXISTS FOR (k:CountKey) REQUIRE k.key IS UNIQUE",
     "CREATE CONSTRAINT ingest_offset_source IF NOT EXISTS FOR (o:IngestOffset) REQUIRE o.source IS UNIQUE",
     # The access guard filters every read by label id; the API lists objects by class.
     cypher("CREATE INDEX entity_label IF NOT EXISTS FOR (n:Entity) ON (n.@label)"),
@@ -190,13 +192,24 @@ CALL (v) {
 """
 )
 
-# Objects written before count keys existed get theirs (hub/count_keys.py), once, in transactions of their
-# own; the writer keeps them from then on.
-_COUNT_KEYS_SET: Final = "count_keys"
+# Objects written before count keys existed get theirs (hub/count_keys.py), in transactions of their own,
+# and the keys in use are listed from the keys' index; once, and the writer keeps both from then on.
+_COUNT_KEYS_SET: Final = "count_keys_listed"
 _SET_COUNT_KEYS: Final = cypher(
     f"""
 MATCH (n:Entity) WHERE n.@count_key IS NULL AND n.@label IS NOT NULL AND n.@class IS NOT NULL
 CALL (n) {{ SET {count_keys.assignment("n")} }} IN TRANSACTIONS OF 10000 ROWS
+"""
+)
+_LIST_COUNT_KEYS: Final = cypher(
+    f"""
+MATCH (n:Entity) WHERE n.@count_key IS NOT NULL
+WITH n.@count_key AS key, count(*) AS objects
+WITH key, split(key, $sep) AS p
+WITH key, {count_keys.unpacked("key", "p")} AS m
+MERGE (k:{count_keys.COUNT_KEY_NODE} {{key: key}})
+ON CREATE SET k.@class = m.@class, k.@label = m.@label,
+              k.@owner = CASE m.@owner WHEN '' THEN null ELSE m.@owner END
 """
 )
 
@@ -223,6 +236,7 @@ def ensure_schema(driver: neo4j.Driver, database: str | None = None) -> None:
     if not done[0]["n"]:
         with driver.session(database=database) as session:
             session.run(_SET_COUNT_KEYS).consume()
+        driver.execute_query(_LIST_COUNT_KEYS, sep=count_keys.SEPARATOR, database_=database)
         driver.execute_query(_MIGRATION_MARK, id=_COUNT_KEYS_SET, database_=database)
     current = NameSearch(load_ontology()).index
     records, _, _ = driver.execute_query(
@@ -259,6 +273,7 @@ async def ensure_schema_async(driver: neo4j.AsyncDriver, database: str | None = 
     if not done[0]["n"]:
         async with driver.session(database=database) as session:
             await (await session.run(_SET_COUNT_KEYS)).consume()
+        await driver.execute_query(_LIST_COUNT_KEYS, sep=count_keys.SEPARATOR, database_=database)
         await driver.execute_query(_MIGRATION_MARK, id=_COUNT_KEYS_SET, database_=database)
     current = NameSearch(load_ontology()).index
     records, _, _ = await driver.execute_query(

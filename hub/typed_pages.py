@@ -2,9 +2,11 @@
 
 Each query matches the class with its ``Entity`` label as well, so the planner may start from the
 indexes the hub keeps on every object (:mod:`hub.graph`: the mRID constraint, name and update time), and
-is told to when the filter pins one of them down (:meth:`hub.filters.Compiled.index_hint`),
-filters by the caller's visible labels (:func:`hub.guard.visible`) like every read, and compiles the
-filter with :mod:`hub.filters`, whose relationship filters look at visible objects only. Sorting and
+is told to when the filter pins one of them down (:meth:`hub.filters.Compiled.index_hint`), then filters
+by the caller's visible labels (:func:`hub.guard.visible`) like every read. When the filter pins none down,
+the query starts from the class's count keys the caller may see (the guard's same filter, on the keys) and
+seeks their objects (:mod:`hub.count_keys`). The filter is compiled by :mod:`hub.filters`, whose
+relationship filters look at visible objects only. Sorting and
 cursors are :mod:`hub.ordering`'s.
 
 In a scenario (``states``, :meth:`hub.history.History.visible_states`) the same filter, order, cursors
@@ -23,13 +25,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
+from hub import count_keys
 from hub.filters import FilterCompiler
+from hub.graph import STUB_LABEL_TEXT
 from hub.guard import visible
 from hub.history import States
+from hub.labels import label_id
 from hub.ordering import SortKey, after, encode_cursor, order_by, sort_values
 from hub.reader import Fields, Page, Prefetch, Reader
+
+# A stub's label: a stub carries the labels of every class it is referenced as (hub/count_keys.py).
+STUB_LABEL_ID: Final = label_id(STUB_LABEL_TEXT)
 
 
 @dataclass(frozen=True)
@@ -60,9 +68,24 @@ def match(
         return states.text + predicate, {**states.params, **compiled.params}
     compiled = compiler.compile(label, query.where, "n")
     where = [compiled.predicate] if compiled.predicate != "true" else []
-    where.append(visible("n"))
     hint = compiled.index_hint("n")
-    return f"MATCH (n:Entity:`{label}`){hint} WHERE {' AND '.join(where)}", compiled.params
+    if hint:
+        where.append(visible("n"))
+        return f"MATCH (n:Entity:`{label}`){hint} WHERE {' AND '.join(where)}", compiled.params
+    # Nothing the filter pins down: start from the count keys of the class (its subclasses included) the
+    # caller may see, and seek their objects in the keys' index (hub/count_keys.py). The guard decides once
+    # per key instead of once per object, and no object's label or owner is read.
+    params = {
+        **compiled.params,
+        "key_classes": sorted(reader.ontology.descendants(label)),
+        "stub_label": STUB_LABEL_ID,
+    }
+    keys = count_keys.listed_of("ckey", "key_classes", "stub_label")
+    return (
+        f"MATCH (ckey:{count_keys.COUNT_KEY_NODE}) WHERE {keys} AND {visible('ckey')} "
+        f"MATCH (n:Entity:`{label}`){count_keys.seek('n', 'ckey')}{''.join(f' AND {w}' for w in where)}",
+        params,
+    )
 
 
 def page_query(

@@ -791,7 +791,7 @@ _WRITE_PARTS: Final = (
     REMOVE n:$(drop)
     """,
     # Upserts of every class at once: the class's labels come from $class_labels by class name. The count
-    # key (hub/count_keys.py) follows the class, label and owner just set.
+    # key (hub/count_keys.py) follows the class, label and owner just set, and is listed if it is new.
     """
     UNWIND $upserts AS r
     MERGE (n:Entity {mrid: r.mrid})
@@ -805,7 +805,9 @@ _WRITE_PARTS: Final = (
     REMOVE n:Tombstone
     REMOVE n:$(drop)
     SET """
-    + count_keys.assignment("n"),
+    + count_keys.assignment("n")
+    + "\n    "
+    + count_keys.listed("n"),
     # Measurements: attributes of live nodes only.
     """
     UNWIND $measurements AS r
@@ -839,7 +841,9 @@ _WRITE_PARTS: Final = (
     SET n:$($class_labels[r.c]),
         n.@class = CASE WHEN n.@class IN $ancestors[r.c] THEN r.c ELSE n.@class END
     SET """
-    + count_keys.assignment("n"),
+    + count_keys.assignment("n")
+    + "\n    "
+    + count_keys.listed("n"),
     # Edges: per source, those of every relationship type its events named are replaced. Like the node
     # statements, only where the source is at the version this plan writes, and never to a tombstone: a
     # worker that lost its partitions in a rebalance may finish a batch the new owner has already passed.

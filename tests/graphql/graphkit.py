@@ -121,7 +121,7 @@ def write_graph(
                     "SET n += row.props, n.@class = $cls, n.@domain = $domain, n.@version = row.version, "
                     "n.@owner = $producer, n.@producer = $producer, n.@event_id = row.mrid, "
                     "n.@updated = datetime(), n.@event_time = datetime(), n.@label = row.label, "
-                    f"n.@x = row.x, n.@y = row.y SET {count_keys.assignment('n')}"
+                    f"n.@x = row.x, n.@y = row.y SET {count_keys.assignment('n')} {count_keys.listed('n')}"
                 ),
                 rows=rows,
                 cls=cls,

@@ -1,8 +1,8 @@
-"""Count keys (hub/count_keys.py): what the counts group by, kept on every live object and stub, set once on
-objects written before the keys existed, and read back into the class, label and owner the guard decides
-on. The writer's keys are checked against the reference model with every other property
-(tests/hub/test_writer.py, tests/ingest/test_worker.py); the counts against the visible set in
-tests/graphql/test_leaks.py."""
+"""Count keys (hub/count_keys.py): what the counts group by, kept on every live object and stub and
+listed, set and listed once for objects written before the keys existed, and read back into the class,
+label and owner the guard decides on. The writer's keys are checked against the reference model with every
+other property (tests/hub/test_writer.py, tests/ingest/test_worker.py); the counts against the visible set
+in tests/graphql/test_leaks.py."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from hub.graph import ensure_schema
 from hub.graph_schema import CLASS, COUNT_KEY, LABEL, OWNER, cypher
 
 pytestmark = pytest.mark.services
+
+MIGRATION = "count_keys_listed"
 
 
 def test_objects_written_before_count_keys_get_theirs_once(neo4j_driver: neo4j.Driver, settings: Any) -> None:
@@ -34,7 +36,7 @@ def test_objects_written_before_count_keys_get_theirs_once(neo4j_driver: neo4j.D
         database_=db,
     )
     try:
-        neo4j_driver.execute_query("MATCH (m:SchemaMigration {id: 'count_keys'}) DELETE m", database_=db)
+        neo4j_driver.execute_query("MATCH (m:SchemaMigration {id: $id}) DELETE m", id=MIGRATION, database_=db)
         ensure_schema(neo4j_driver, db)
         records, _, _ = neo4j_driver.execute_query(
             f"MATCH (n:Entity) WHERE n.mrid STARTS WITH $p RETURN n.mrid AS m, n.{COUNT_KEY} AS k",
@@ -46,8 +48,18 @@ def test_objects_written_before_count_keys_get_theirs_once(neo4j_driver: neo4j.D
             "stub": count_keys.key("BaseVoltage", 8, None),
             "dead": None,
         }
+        listed, _, _ = neo4j_driver.execute_query(
+            f"MATCH (k:CountKey) WHERE k.key IN $keys "
+            f"RETURN k.key AS key, [k.{CLASS}, k.{LABEL}, k.{OWNER}] AS m",
+            keys=[r["k"] for r in records if r["k"] is not None],
+            database_=db,
+        )
+        assert {r["key"]: r["m"] for r in listed} == {
+            count_keys.key("Substation", 7, "ngt"): ["Substation", 7, "ngt"],
+            count_keys.key("BaseVoltage", 8, None): ["BaseVoltage", 8, None],
+        }
         marked, _, _ = neo4j_driver.execute_query(
-            "MATCH (m:SchemaMigration {id: 'count_keys'}) RETURN count(m) AS n", database_=db
+            "MATCH (m:SchemaMigration {id: $id}) RETURN count(m) AS n", id=MIGRATION, database_=db
         )
         assert marked[0]["n"] == 1
     finally:

@@ -111,3 +111,21 @@ def test_name_prefix_page_seeks_the_name_index(neo4j_driver: Any, indexed: str) 
     ops = _plan(neo4j_driver, indexed, text, params)
     assert any("name" in d for _, d in _seeks(ops)), ops
     assert not [op for op, _ in ops if op in SCANS], ops
+
+
+def test_unfiltered_page_count_and_aggregate_seek_their_objects_by_the_visible_count_keys(
+    neo4j_driver: Any, indexed: str
+) -> None:
+    # Nothing pins an index down: the query starts from the count keys of the class (hub/count_keys.py),
+    # filtered by the guard, and seeks their objects in the keys' index; the class's objects are never
+    # scanned, and their labels and owners are not read (the guard's filter is on the keys).
+    query = Query(
+        "ACLineSegment", {"length": {"gte": 20.0}}, sort_keys(ONT, "ACLineSegment", [("length", True)])
+    )
+    total_text, total_params = page_query(READER, COMPILER, query, 100, None, total=True)
+    agg_text, agg_params, _ = aggregate_query(READER, COMPILER, query, {"sum": ["length"]}, None)
+    for text, params in ((total_text, total_params), (agg_text, agg_params)):
+        ops = _plan(neo4j_driver, indexed, text, params)
+        assert any("_count_key" in d for _, d in _seeks(ops)), ops
+        assert [(op, d) for op, d in ops if op in SCANS and "CountKey" not in d] == [], ops
+        assert "n._label" not in text and "n._owner" not in text, text

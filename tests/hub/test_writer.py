@@ -512,6 +512,20 @@ def assert_graph_is_model(neo4j_driver: neo4j.Driver, model: Model, prefix: str)
     nodes, edges = read_graph(neo4j_driver, prefix)
     assert comparable(nodes, {}) == expected_graph(model.nodes, prefix)
     assert edges == {(prefix + a, t, prefix + b) for a, t, b in model.edges}
+    assert_count_keys_listed(neo4j_driver, prefix)
+
+
+def assert_count_keys_listed(neo4j_driver: neo4j.Driver, prefix: str) -> None:
+    """Every count key an object holds is listed, with the class, label and owner it holds (the typed
+    pages start from the list: an unlisted key's objects would be missing, a wrong one's misjudged)."""
+    records, _, _ = neo4j_driver.execute_query(
+        f"MATCH (n:Entity) WHERE n.mrid STARTS WITH $p AND n.{COUNT_KEY} IS NOT NULL "
+        f"OPTIONAL MATCH (k:CountKey {{key: n.{COUNT_KEY}}}) "
+        f"RETURN n.mrid AS m, [n.{CLASS}, n.{LABEL}, n.{OWNER}] AS held, "
+        f"[k.{CLASS}, k.{LABEL}, k.{OWNER}] AS listed",
+        p=prefix,
+    )
+    assert [r for r in records if r["held"] != r["listed"]] == []
 
 
 # The statements with their first plan pinned (replan=skip, the default) and planned as Neo4j likes
