@@ -23,6 +23,7 @@ over each object's state in that scenario (:meth:`hub.history.History.visible_st
 
 from __future__ import annotations
 
+import asyncio
 import keyword
 import re
 from collections.abc import Sequence
@@ -572,15 +573,23 @@ def _aggregate_field(compiler: FilterCompiler, t: TypedClass, field_name: str) -
             # Refused the same whether or not groups are selected.
             aggregates.aggregate_query(ctx.reader, compiler, query, {}, grouping, states)
         result: dict[str, Any] = {"count": 0, "groups": []}
-        if names - {"groups", "__typename"}:
-            overall = await aggregates.aggregate(ctx.reader, compiler, query, _wanted(selected), None, states)
-            result.update(_group_row(overall[0], t.numeric))
-        if "groups" in names and grouping is not None:
+        overall = names - {"groups", "__typename"}
+        grouped = "groups" in names and grouping is not None
+        # The overall figures and the groups are two statements (an object may count in several groups,
+        # so the first is not the sum of the second): independent reads, run side by side.
+        reads = []
+        if overall:
+            reads.append(aggregates.aggregate(ctx.reader, compiler, query, _wanted(selected), None, states))
+        if grouped:
             group_sel = [s for f in _selections(selected) if f.name == "groups" for s in f.selections]
-            found = await aggregates.aggregate(
-                ctx.reader, compiler, query, _wanted(group_sel), grouping, states
+            reads.append(
+                aggregates.aggregate(ctx.reader, compiler, query, _wanted(group_sel), grouping, states)
             )
-            result["groups"] = [_group_row(g, t.numeric) for g in found]
+        found = await asyncio.gather(*reads)
+        if overall:
+            result.update(_group_row(found[0][0], t.numeric))
+        if grouped:
+            result["groups"] = [_group_row(g, t.numeric) for g in found[-1]]
         return result
 
     resolve.__annotations__ = {
