@@ -588,9 +588,15 @@ async def test_two_api_instances_deliver_the_same_records_and_honour_each_others
             await until(both((seen, "upsert", version + 1)), 120, "the last change on both instances")
             cursor = one.received["1"][-1]["cursor"]
         assert not one.errors and not two.errors
-        # Per object, the same changes in the same order (across objects, order is per partition).
+
+        # Per object, the same changes in the same order (across objects, order is per partition). The
+        # warm-up's changes are left out: one socket may have been live for more of them than the other.
+        def after_warm_up(ws: Socket, mrid: str) -> list[tuple[str, str, int]]:
+            return [t for t in told(ws) if t[0] == mrid and (mrid != seen or t[2] > version)]
+
         for mrid in mrids:
-            assert [t for t in told(one) if t[0] == mrid] == [t for t in told(two) if t[0] == mrid]
+            assert after_warm_up(one, mrid) == after_warm_up(two, mrid)
+        assert after_warm_up(one, seen) == [(seen, "upsert", version + 1)]
         assert [t for t in told(one) if t[0] == moved] == [(moved, "upsert", 1), (moved, "delete", 2)]
         assert not [t for t in told(one) if t[0] == hidden]
 
