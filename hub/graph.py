@@ -15,6 +15,7 @@ import neo4j
 
 from hub import count_keys
 from hub.graph_schema import cypher
+from hub.labels import label_id
 from hub.name_search import INDEX_PREFIX, NameSearch
 from hub.settings import Settings, get_settings
 from ontology.loader import load_ontology
@@ -29,13 +30,14 @@ OBJECT_VERSION: Final = "ObjectVersion"
 # at some time, for the walks in the past (hub/history.py). Linked to nothing either.
 VERSION_REFERENCE: Final = "VersionReference"
 STUB_LABEL_TEXT: Final = "role=admin"
+STUB_LABEL_ID: Final = label_id(STUB_LABEL_TEXT)
 
 SCHEMA_STATEMENTS: Final[tuple[str, ...]] = (
     "CREATE CONSTRAINT entity_mrid IF NOT EXISTS FOR (n:Entity) REQUIRE n.mrid IS UNIQUE",
     "CREATE CONSTRAINT security_label_id IF NOT EXISTS FOR (s:SecurityLabel) REQUIRE s.id IS UNIQUE",
-    # The writer's record of how far each ingest partition is in the graph (replays are skipped).
     # The count keys in use (hub/count_keys.py).
     "CREATE CONSTRAINT count_key_key IF NOT EXISTS FOR (k:CountKey) REQUIRE k.key IS UNIQUE",
+    # The writer's record of how far each ingest partition is in the graph (replays are skipped).
     "CREATE CONSTRAINT ingest_offset_source IF NOT EXISTS FOR (o:IngestOffset) REQUIRE o.source IS UNIQUE",
     # The access guard filters every read by label id; the API lists objects by class.
     cypher("CREATE INDEX entity_label IF NOT EXISTS FOR (n:Entity) ON (n.@label)"),
@@ -204,7 +206,7 @@ CALL (n) {{ SET {count_keys.assignment("n")} }} IN TRANSACTIONS OF 10000 ROWS
 _LIST_COUNT_KEYS: Final = cypher(
     f"""
 MATCH (n:Entity) WHERE n.@count_key IS NOT NULL
-WITH n.@count_key AS key, count(*) AS objects
+WITH DISTINCT n.@count_key AS key
 WITH key, split(key, $sep) AS p
 WITH key, {count_keys.unpacked("key", "p")} AS m
 MERGE (k:{count_keys.COUNT_KEY_NODE} {{key: key}})

@@ -25,19 +25,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from hub import count_keys
 from hub.filters import FilterCompiler
-from hub.graph import STUB_LABEL_TEXT
+from hub.graph import STUB_LABEL_ID
 from hub.guard import visible
 from hub.history import States
-from hub.labels import label_id
 from hub.ordering import SortKey, after, encode_cursor, order_by, sort_values
 from hub.reader import Fields, Page, Prefetch, Reader
-
-# A stub's label: a stub carries the labels of every class it is referenced as (hub/count_keys.py).
-STUB_LABEL_ID: Final = label_id(STUB_LABEL_TEXT)
 
 
 @dataclass(frozen=True)

@@ -66,9 +66,9 @@ import neo4j
 
 from hub import count_keys
 from hub.changes import ChangeKind, ChangeRecord
-from hub.graph import ENTITY, STUB, STUB_LABEL_TEXT, TOMBSTONE, cypher_name
+from hub.graph import ENTITY, STUB, STUB_LABEL_ID, STUB_LABEL_TEXT, TOMBSTONE, cypher_name
 from hub.graph_schema import cypher
-from hub.labels import Label, label_id
+from hub.labels import Label
 from hub.scenarios import OverlayWriter
 from hub.state_cache import StateCache, Stored, VersionState
 from hub.write_input import Accepted, LabelBook, OntologyView
@@ -83,7 +83,6 @@ STUBBED: Final = 1
 LIVE: Final = 2
 DEAD: Final = 3
 
-STUB_LABEL_ID: Final = label_id(STUB_LABEL_TEXT)
 
 # A managed (``execute_write``) or explicit transaction: the writer only runs statements in it.
 AsyncTx = neo4j.AsyncManagedTransaction | neo4j.AsyncTransaction
